@@ -1,0 +1,123 @@
+/* handler.c - runs one request through a script's handler: finds (or loads) the script
+ * version, builds the request, calls handler(request) or handler(), fills the response. */
+#include "py/py_int.h"
+
+#include <string.h>
+
+#include "core/log.h"
+#include "py/py.h"
+
+/* Returns the cache entry (version, handler, flask_style, module) of the script version,
+ * loading it on first use. Borrowed reference; NULL with an error set. */
+static PyObject *
+script_entry(const pt_script_ref *script)
+{
+    PyObject *entry = PyDict_GetItemString(pt_pyg.script_cache, script->name); /* borrowed */
+    if (entry != NULL && PyLong_AsLong(PyTuple_GET_ITEM(entry, 0)) == script->version)
+        return entry;
+    PyObject *pq = PyImport_ImportModule("pq");
+    if (pq == NULL)
+        return NULL;
+    PyObject *loaded =
+        PyObject_CallFunction(pt_pyg.load_script, "sis#OO", script->name, script->version,
+                              script->source, (Py_ssize_t)script->source_len, pq,
+                              pt_pyg.script_cache);
+    Py_DECREF(pq);
+    if (loaded == NULL)
+        return NULL;
+    Py_DECREF(loaded); /* the cache holds it */
+    pt_log_info("loaded script %s v%d", script->name, script->version);
+    return PyDict_GetItemString(pt_pyg.script_cache, script->name);
+}
+
+/* Turns the raised exception into the response: 400 for BadRequest, 500 otherwise (the
+ * traceback goes to the log only); MemoryError marks the worker for replacement. */
+static void
+fail_with_exception(const pt_request *req, pt_response *resp, const char *what)
+{
+    PyObject *exc = pt_py_fetch_exc();
+    if (exc != NULL && PyErr_GivenExceptionMatches(exc, pt_pyg.bad_request)) {
+        PyObject *s = PyObject_Str(exc);
+        pt_response_error(resp, 400, s && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "bad request",
+                          req->id);
+        Py_XDECREF(s);
+        Py_DECREF(exc);
+        PyErr_Clear();
+        return;
+    }
+    int nomem = exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_MemoryError);
+    PyObject *text = NULL;
+    if (!nomem && exc != NULL)
+        text = PyObject_CallOneArg(pt_pyg.format_exc, exc);
+    if (text != NULL && PyUnicode_Check(text))
+        pt_log_error("request %s: %s:\n%s", req->id, what, PyUnicode_AsUTF8(text));
+    else if (nomem)
+        pt_log_error("request %s: %s: MemoryError (the worker memory limit was reached)",
+                     req->id, what);
+    else
+        pt_log_error("request %s: %s", req->id, what);
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    PyErr_Clear();
+    pt_response_error(resp, 500, nomem ? "out of memory" : "internal error", req->id);
+    if (nomem)
+        resp->fatal = 1;
+}
+
+void
+pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *resp)
+{
+    PyObject *request = NULL, *ret = NULL, *tmp;
+    int flask_style = 0;
+    char why[256];
+
+    pt_py_current_request_id = req->id;
+    PyObject *entry = script_entry(script);
+    if (entry == NULL) {
+        fail_with_exception(req, resp, "cannot load the script");
+        goto done;
+    }
+    PyObject *handler = PyTuple_GET_ITEM(entry, 1);             /* borrowed */
+    flask_style = PyTuple_GET_ITEM(entry, 2) == Py_True; /* borrowed */
+    Py_INCREF(entry); /* a reload by another thread must not free it under us */
+
+    request = pt_py_request_dict(req);
+    if (request == NULL) {
+        Py_DECREF(entry);
+        fail_with_exception(req, resp, "cannot build the request");
+        goto done;
+    }
+    if (flask_style) {
+        tmp = PyObject_CallOneArg(pt_pyg.set_current, request);
+        Py_XDECREF(tmp);
+        ret = tmp != NULL ? PyObject_CallNoArgs(handler) : NULL;
+    } else {
+        ret = PyObject_CallOneArg(handler, request);
+    }
+    Py_DECREF(entry);
+    if (ret == NULL) {
+        fail_with_exception(req, resp, "handler raised");
+        goto done;
+    }
+    if (pt_py_response_fill(ret, resp, why, sizeof(why)) != 0) {
+        pt_log_error("request %s: %s", req->id, why);
+        int fatal = resp->fatal;
+        pt_response_error(resp, 500, "internal error", req->id);
+        resp->fatal = fatal;
+    }
+done:
+    if (pt_py_print_pending) {
+        /* A handler printed a line without its newline: log it with this request's id. */
+        pt_py_print_pending = 0;
+        tmp = PyObject_CallNoArgs(pt_pyg.flush_print);
+        Py_XDECREF(tmp);
+    }
+    if (flask_style) {
+        tmp = PyObject_CallOneArg(pt_pyg.set_current, Py_None);
+        Py_XDECREF(tmp);
+    }
+    PyErr_Clear();
+    Py_XDECREF(ret);
+    Py_XDECREF(request);
+    pt_py_current_request_id = "";
+}

@@ -1,0 +1,53 @@
+/* py.h - the embedded CPython runtime, as the rest of Portico sees it (no PyObject here).
+ * Only src/py/ includes Python.h. */
+#ifndef PT_PY_H
+#define PT_PY_H
+
+#include <stddef.h>
+
+/* Compiles source (file name used in messages) without running it. Returns 0, or PT_ESYNTAX
+ * with "line N: message" written into err. Initialises Python if needed (CLI use). */
+int pt_py_check_syntax(const char *source, size_t len, const char *filename, char *err,
+                       size_t errsz);
+
+/* Runs a standalone script file with `pq` available, as `portico run FILE` (argv passed as
+ * sys.argv). Returns the process exit status to use (0 on success, 1 on an exception, whose
+ * traceback has been printed to stderr). */
+int pt_py_run_file(const char *datadir, const char *path, int argc, char **argv);
+
+#endif
+
+/* ---- Worker side ------------------------------------------------------------------------ */
+
+#include "server/request.h"
+
+/* Starts the interpreter for a worker process (sys.path, the pq module, the os._exit guard).
+ * Call once from the main thread; returns with the GIL released. */
+int pt_py_init_worker(const char *datadir);
+/* Gives the calling thread a Python thread state (needed once per pool thread). */
+void pt_py_thread_attach(void);
+/* Take and drop the GIL on a thread that called pt_py_thread_attach. */
+void pt_py_gil_acquire(void);
+void pt_py_gil_release(void);
+/* The calling thread's Python identifier (threading.get_ident()); no GIL needed. */
+unsigned long pt_py_thread_ident(void);
+
+typedef struct pt_script_ref {
+    const char *name; /* borrowed */
+    int version;
+    const char *source; /* borrowed, NUL-terminated */
+    size_t source_len;
+} pt_script_ref;
+
+/* Runs the handler of `script` for `req` and fills `resp` (status, content type, headers,
+ * body); every failure becomes a JSON error response and a log line. Loads (compiles and runs
+ * the module-level code of) the script version on first use in this process.
+ * Needs the GIL. */
+void pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *resp);
+/* Raises TimeoutError asynchronously in the thread `ident` (interrupts pure-Python code;
+ * a blocking C call is not interrupted). Needs the GIL. */
+void pt_py_interrupt(unsigned long ident);
+
+/* Called (async-signal context) by the os._exit guard before the process exits, so the
+ * worker can answer its in-flight requests. Set by the worker. */
+extern void (*pt_py_on_exit_hook)(int status);

@@ -1,0 +1,396 @@
+/* runtime.c - the embedded interpreter's lifecycle: start-up, the _portico_c helper module,
+ * thread states and the GIL, syntax checks and standalone scripts (`portico run`). */
+#include "py/py_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "py/py.h"
+#include "server/worker.h"
+
+pt_py_globals pt_pyg;
+_Thread_local const char *pt_py_current_request_id = "";
+_Thread_local int pt_py_print_pending;
+const char *pt_py_datadir;
+void (*pt_py_on_exit_hook)(int status);
+
+/* Each pool thread's Python state; NULL while the thread holds the GIL. */
+static _Thread_local PyThreadState *saved_tstate;
+static _Thread_local unsigned long thread_ident;
+
+static const char prelude_source[] = {
+#include "prelude.inc"
+    0};
+
+PyObject *
+pt_py_fetch_exc(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* ---- _portico_c: the C helpers the prelude calls --------------------------------------- */
+
+/* emit(stream, line): one print() line into the server log, tagged with the request id. */
+static PyObject *
+c_emit(PyObject *self, PyObject *args)
+{
+    const char *stream, *line;
+    Py_ssize_t n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ss#", &stream, &line, &n))
+        return NULL;
+    if (pt_py_current_request_id[0] != '\0')
+        pt_log_info("request %s: %s: %.*s", pt_py_current_request_id, stream, (int)n, line);
+    else
+        pt_log_info("%s: %.*s", stream, (int)n, line);
+    Py_RETURN_NONE;
+}
+
+/* _exit(status): os._exit for handlers. Answers in-flight requests with 502 first so that
+ * clients are not left with a reset connection. */
+static PyObject *
+c_exit(PyObject *self, PyObject *args)
+{
+    int status;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i", &status))
+        return NULL;
+    if (pt_py_on_exit_hook != NULL) {
+        pt_log_error("request %s: handler called os._exit(%d); the worker exits",
+                     pt_py_current_request_id, status);
+        pt_py_on_exit_hook(status);
+    }
+    fflush(NULL);
+    /* In a worker the status is logged above; the master needs to know why it went. */
+    _exit(pt_py_on_exit_hook != NULL ? PT_WORKER_EXIT_PYEXIT : status);
+}
+
+/* mark_pending(): print() left a partial line; flush it when the request ends. */
+static PyObject *
+c_mark_pending(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    pt_py_print_pending = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef c_methods[] = {
+    {"mark_pending", c_mark_pending, METH_NOARGS, "Note a partial print() line."},
+    {"emit", c_emit, METH_VARARGS, "Write one line to the server log."},
+    {"_exit", c_exit, METH_VARARGS, "os._exit() that answers in-flight requests first."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef c_module_def = {
+    PyModuleDef_HEAD_INIT, "_portico_c", "Portico's C helpers.", -1, c_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+static PyObject *
+init_c_module(void)
+{
+    PyObject *m = PyModule_Create(&c_module_def);
+    if (m == NULL)
+        return NULL;
+    PyObject *err = PyErr_NewException("_portico_c.ScriptError", NULL, NULL);
+    if (err == NULL || PyModule_AddObject(m, "ScriptError", err) != 0) {
+        Py_XDECREF(err);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+
+static PyObject *
+init_pq_module(void)
+{
+    return pt_py_pq_module();
+}
+
+/* ---- Start-up -------------------------------------------------------------------------- */
+
+static int
+start_interpreter(void)
+{
+    if (Py_IsInitialized())
+        return 0;
+    if (PyImport_AppendInittab("_portico_c", init_c_module) != 0 ||
+        PyImport_AppendInittab("pq", init_pq_module) != 0)
+        return -1;
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    config.user_site_directory = 0;
+    /* Debian's interpreter and its dist-packages (cryptography, pandas when installed). */
+    PyStatus st = PyConfig_SetString(&config, &config.program_name, L"/usr/bin/python3");
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st)) {
+        pt_log_error("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
+        return -1;
+    }
+    return 0;
+}
+
+#define INTERN(field, text)                                                                     \
+    do {                                                                                        \
+        if ((pt_pyg.field = PyUnicode_InternFromString(text)) == NULL)                          \
+            return -1;                                                                          \
+    } while (0)
+
+static PyObject *
+prelude_attr(const char *name)
+{
+    return PyObject_GetAttrString(pt_pyg.prelude, name);
+}
+
+int
+pt_py_runtime_setup(const char *datadir)
+{
+    pt_py_datadir = datadir;
+    INTERN(s_method, "method");
+    INTERN(s_url, "url");
+    INTERN(s_path, "path");
+    INTERN(s_query_string, "query_string");
+    INTERN(s_headers, "headers");
+    INTERN(s_data, "data");
+    INTERN(s_form, "form");
+    INTERN(s_body, "body");
+    INTERN(s_params, "params");
+    INTERN(s_query, "query");
+    INTERN(s_auth, "auth");
+    INTERN(s_remote_addr, "remote_addr");
+    INTERN(s_request_id, "request_id");
+    INTERN(empty_str, "");
+
+    PyObject *code = Py_CompileString(prelude_source, "<portico prelude>", Py_file_input);
+    if (code == NULL)
+        return -1;
+    pt_pyg.prelude = PyImport_ExecCodeModule("_portico_prelude", code);
+    Py_DECREF(code);
+    if (pt_pyg.prelude == NULL)
+        return -1;
+    if ((pt_pyg.headers_type = prelude_attr("Headers")) == NULL ||
+        (pt_pyg.flask_request = prelude_attr("FlaskRequest")) == NULL ||
+        (pt_pyg.parse_form = prelude_attr("parse_form")) == NULL ||
+        (pt_pyg.parse_query = prelude_attr("parse_query")) == NULL ||
+        (pt_pyg.load_script = prelude_attr("load_script")) == NULL ||
+        (pt_pyg.set_current = prelude_attr("set_current")) == NULL ||
+        (pt_pyg.format_exc = prelude_attr("format_exc")) == NULL ||
+        (pt_pyg.flush_print = prelude_attr("flush_print")) == NULL ||
+        (pt_pyg.bad_request = prelude_attr("BadRequest")) == NULL ||
+        (pt_pyg.script_cache = PyDict_New()) == NULL)
+        return -1;
+
+    /* os._exit() in a handler must answer its client first: route it through _portico_c. */
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *cmod = PyImport_ImportModule("_portico_c");
+    PyObject *guard = cmod != NULL ? PyObject_GetAttrString(cmod, "_exit") : NULL;
+    int rc = (os != NULL && guard != NULL) ? PyObject_SetAttrString(os, "_exit", guard) : -1;
+    Py_XDECREF(guard);
+    Py_XDECREF(cmod);
+    Py_XDECREF(os);
+    return rc;
+}
+
+void
+pt_py_log_exception(const char *what)
+{
+    PyObject *exc = pt_py_fetch_exc();
+    PyObject *text = exc != NULL && pt_pyg.format_exc != NULL
+                         ? PyObject_CallOneArg(pt_pyg.format_exc, exc)
+                         : NULL;
+    if (text != NULL && PyUnicode_Check(text))
+        pt_log_error("%s:\n%s", what, PyUnicode_AsUTF8(text));
+    else
+        pt_log_error("%s (no traceback available)", what);
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    PyErr_Clear();
+}
+
+int
+pt_py_init_worker(const char *datadir)
+{
+    if (start_interpreter() != 0)
+        return PT_EPY;
+    if (pt_py_runtime_setup(datadir) != 0) {
+        pt_py_log_exception("cannot set up the handler runtime");
+        return PT_EPY;
+    }
+    PyObject *cap = PyObject_CallMethod(pt_pyg.prelude, "capture_print", NULL);
+    if (cap == NULL) {
+        pt_py_log_exception("cannot capture print()");
+        return PT_EPY;
+    }
+    Py_DECREF(cap);
+    /* The main thread keeps no GIL: pool threads take turns. */
+    saved_tstate = PyEval_SaveThread();
+    return 0;
+}
+
+void
+pt_py_thread_attach(void)
+{
+    PyGILState_STATE st = PyGILState_Ensure();
+    (void)st;
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *ident = threading ? PyObject_CallMethod(threading, "get_ident", NULL) : NULL;
+    thread_ident = ident != NULL ? PyLong_AsUnsignedLong(ident) : 0;
+    Py_XDECREF(ident);
+    Py_XDECREF(threading);
+    PyErr_Clear();
+    /* Keep the thread state for good; the GIL is taken and dropped with it from now on. */
+    saved_tstate = PyEval_SaveThread();
+}
+
+void
+pt_py_gil_acquire(void)
+{
+    PyEval_RestoreThread(saved_tstate);
+    saved_tstate = NULL;
+}
+
+void
+pt_py_gil_release(void)
+{
+    saved_tstate = PyEval_SaveThread();
+}
+
+unsigned long
+pt_py_thread_ident(void)
+{
+    return thread_ident;
+}
+
+void
+pt_py_interrupt(unsigned long ident)
+{
+    PyObject *exc = PyExc_TimeoutError;
+    PyThreadState_SetAsyncExc(ident, exc);
+}
+
+/* ---- CLI helpers ----------------------------------------------------------------------- */
+
+int
+pt_py_check_syntax(const char *source, size_t len, const char *filename, char *err,
+                   size_t errsz)
+{
+    int rc = 0;
+    if (start_interpreter() != 0) {
+        snprintf(err, errsz, "cannot start Python");
+        return PT_EPY;
+    }
+    PyGILState_STATE gs = PyGILState_Ensure();
+    if (strlen(source) != len) {
+        snprintf(err, errsz, "the script contains a NUL byte");
+        PyGILState_Release(gs);
+        return PT_ESYNTAX;
+    }
+    PyObject *code = Py_CompileString(source, filename, Py_file_input);
+    if (code != NULL) {
+        Py_DECREF(code);
+        goto done;
+    }
+    rc = PT_ESYNTAX;
+    PyObject *exc = pt_py_fetch_exc();
+    PyObject *lineno = exc ? PyObject_GetAttrString(exc, "lineno") : NULL;
+    PyObject *msg = exc ? PyObject_GetAttrString(exc, "msg") : NULL;
+    PyErr_Clear();
+    if (lineno != NULL && PyLong_Check(lineno) && msg != NULL && PyUnicode_Check(msg))
+        snprintf(err, errsz, "line %ld: %s", PyLong_AsLong(lineno), PyUnicode_AsUTF8(msg));
+    else if (exc != NULL) {
+        PyObject *s = PyObject_Str(exc);
+        snprintf(err, errsz, "%s", s && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "error");
+        Py_XDECREF(s);
+    }
+    PyErr_Clear();
+    Py_XDECREF(lineno);
+    Py_XDECREF(msg);
+    Py_XDECREF(exc);
+done:
+    PyGILState_Release(gs);
+    return rc;
+}
+
+int
+pt_py_run_file(const char *datadir, const char *path, int argc, char **argv)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "error: cannot open %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    fclose(f);
+    if (start_interpreter() != 0)
+        return 1;
+    PyGILState_STATE gs = PyGILState_Ensure();
+    int status = 1;
+    if (pt_py_runtime_setup(datadir) != 0) {
+        pt_py_log_exception("cannot set up the runtime");
+        goto done;
+    }
+    PyObject *sysargv = PyList_New(0);
+    for (int i = 0; sysargv != NULL && i < argc; i++) {
+        PyObject *a = PyUnicode_DecodeFSDefault(argv[i]);
+        if (a == NULL || PyList_Append(sysargv, a) != 0) {
+            Py_XDECREF(a);
+            break;
+        }
+        Py_DECREF(a);
+    }
+    if (sysargv != NULL)
+        PySys_SetObject("argv", sysargv);
+    Py_XDECREF(sysargv);
+
+    PyObject *runpy = PyImport_ImportModule("runpy");
+    PyObject *pq = PyImport_ImportModule("pq");
+    PyObject *init = pq != NULL ? Py_BuildValue("{s:O}", "pq", pq) : NULL;
+    PyObject *res = runpy != NULL && init != NULL
+                        ? PyObject_CallMethod(runpy, "run_path", "sOs", path, init, "__main__")
+                        : NULL;
+    if (res != NULL) {
+        status = 0;
+    } else if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        PyObject *exc = pt_py_fetch_exc();
+        PyObject *code = PyObject_GetAttrString(exc, "code");
+        if (code == NULL || code == Py_None)
+            status = 0;
+        else if (PyLong_Check(code))
+            status = (int)PyLong_AsLong(code);
+        else {
+            PyObject_Print(code, stderr, Py_PRINT_RAW);
+            fputc('\n', stderr);
+            status = 1;
+        }
+        Py_XDECREF(code);
+        Py_XDECREF(exc);
+        PyErr_Clear();
+    } else {
+        PyErr_Print();
+    }
+    Py_XDECREF(res);
+    Py_XDECREF(init);
+    Py_XDECREF(pq);
+    Py_XDECREF(runpy);
+done:
+    fflush(stdout);
+    PyGILState_Release(gs);
+    return status;
+}

@@ -1,0 +1,230 @@
+/* master.c - `portico serve`: binds the listening socket, starts the workers, replaces any
+ * that die, and stops them all gracefully on SIGTERM or SIGINT. */
+#include "server/server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/worker.h"
+
+#define MAX_WORKERS 256
+#define STOP_GRACE_EXTRA 5.0 /* seconds past the handler timeout before SIGKILL */
+
+void
+pt_server_config_init(pt_server_config *cfg, const char *datadir)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->datadir = datadir;
+    snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+    cfg->port = 8080;
+    cfg->workers = cores > 0 ? (int)cores : 1;
+    cfg->threads = 4;
+    cfg->timeout = 30.0;
+    cfg->worker_memory = (size_t)512 << 20;
+    cfg->max_body = (size_t)10 << 20;
+    cfg->max_header = (size_t)16 << 10;
+}
+
+/* Binds and listens; returns the fd or -1 (logged). Fills *port when it was 0. */
+static int
+open_listener(const char *host, int *port)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[16];
+    int fd = -1, one = 1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", *port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        pt_log_error("cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        pt_log_error("cannot listen on %s:%d: %s", host, *port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+typedef struct worker_proc {
+    pid_t pid;
+    double started;
+    int crashes; /* consecutive quick deaths, for back-off */
+} worker_proc;
+
+static double
+mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static pid_t
+spawn(const pt_server_config *cfg, int fd, int index)
+{
+    fflush(NULL); /* or buffered output would be written twice */
+    pid_t pid = fork();
+    if (pid == 0)
+        pt_worker_main(cfg, fd, index);
+    if (pid < 0)
+        pt_log_error("cannot start worker %d: %s", index, strerror(errno));
+    return pid;
+}
+
+/* Logs why a worker went away, in words. */
+static void
+log_exit(int index, pid_t pid, int status)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        pt_log_error("worker %d (pid %d) killed by signal %d (%s)%s; replacing it", index,
+                     (int)pid, sig, strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "");
+        return;
+    }
+    int code = WEXITSTATUS(status);
+    switch (code) {
+    case PT_WORKER_EXIT_MEMORY:
+        pt_log_error("worker %d (pid %d) exceeded its memory limit; replacing it", index,
+                     (int)pid);
+        break;
+    case PT_WORKER_EXIT_STUCK:
+        pt_log_error("worker %d (pid %d) had every thread stuck in a handler; replacing it",
+                     index, (int)pid);
+        break;
+    case PT_WORKER_EXIT_PYEXIT:
+        pt_log_error("worker %d (pid %d) exited because a handler called os._exit(); "
+                     "replacing it", index, (int)pid);
+        break;
+    default:
+        pt_log_error("worker %d (pid %d) exited with status %d; replacing it", index, (int)pid,
+                     code);
+    }
+}
+
+int
+pt_server_run(const pt_server_config *cfg)
+{
+    worker_proc procs[MAX_WORKERS];
+    sigset_t set;
+    int port = cfg->port, nworkers = cfg->workers;
+
+    pt_log_init("master");
+    if (nworkers < 1 || nworkers > MAX_WORKERS) {
+        pt_log_error("--workers must be between 1 and %d", MAX_WORKERS);
+        return 2;
+    }
+    int fd = open_listener(cfg->host, &port);
+    if (fd < 0)
+        return 1;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    memset(procs, 0, sizeof(procs));
+    for (int i = 0; i < nworkers; i++) {
+        procs[i].pid = spawn(cfg, fd, i + 1);
+        procs[i].started = mono();
+    }
+    char hostbuf[300];
+    if (strchr(cfg->host, ':') != NULL)
+        snprintf(hostbuf, sizeof(hostbuf), "[%s]", cfg->host);
+    else
+        snprintf(hostbuf, sizeof(hostbuf), "%s", cfg->host);
+    printf("listening on http://%s:%d\n", hostbuf, port);
+    fflush(stdout);
+    pt_log_info("%d workers, %d threads each, timeout %gs, worker memory %zu MiB", nworkers,
+                cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
+
+    int stopping = 0;
+    double deadline = 0;
+    for (;;) {
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        siginfo_t si;
+        int sig = sigtimedwait(&set, &si, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            if (!stopping) {
+                pt_log_info("stopping: finishing in-flight requests");
+                stopping = 1;
+                deadline = mono() + cfg->timeout + STOP_GRACE_EXTRA;
+                close(fd);
+                for (int i = 0; i < nworkers; i++)
+                    if (procs[i].pid > 0)
+                        kill(procs[i].pid, SIGTERM);
+            }
+        }
+        /* Reap every worker that went away. */
+        for (;;) {
+            int status;
+            pid_t pid = waitpid(-1, &status, WNOHANG);
+            if (pid <= 0)
+                break;
+            for (int i = 0; i < nworkers; i++) {
+                if (procs[i].pid != pid)
+                    continue;
+                procs[i].pid = 0;
+                if (stopping)
+                    break;
+                log_exit(i + 1, pid, status);
+                double lived = mono() - procs[i].started;
+                procs[i].crashes = lived < 1.0 ? procs[i].crashes + 1 : 0;
+                if (procs[i].crashes > 5) {
+                    /* Crash loop: wait a little before the next try. */
+                    struct timespec nap = {0, 500 * 1000 * 1000};
+                    nanosleep(&nap, NULL);
+                }
+                procs[i].pid = spawn(cfg, fd, i + 1);
+                procs[i].started = mono();
+            }
+        }
+        if (stopping) {
+            int alive = 0;
+            for (int i = 0; i < nworkers; i++)
+                alive += procs[i].pid > 0;
+            if (alive == 0) {
+                pt_log_info("stopped");
+                return 0;
+            }
+            if (mono() > deadline) {
+                pt_log_warn("%d workers did not stop in time; killing them", alive);
+                for (int i = 0; i < nworkers; i++)
+                    if (procs[i].pid > 0)
+                        kill(procs[i].pid, SIGKILL);
+                deadline = mono() + 5;
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/* request.h - one HTTP request as handler code sees it, copied out of the HTTP library into
+ * memory Portico owns, and the response a handler produces.
+ *
+ * The copy matters: a handler may run on a thread that is no longer driving the event loop
+ * (see worker.c), and the library may dispose of its request object when the client goes
+ * away. Everything a handler can read lives in one malloc'd block owned by the pt_request. */
+#ifndef PT_REQUEST_H
+#define PT_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "server/router.h"
+
+typedef struct pt_str {
+    const char *p;
+    size_t n;
+} pt_str;
+
+typedef struct pt_header {
+    pt_str name; /* lower case, as the HTTP library normalises it */
+    pt_str value;
+} pt_header;
+
+typedef struct pt_request {
+    pt_str method;
+    pt_str url;   /* full URL: scheme://authority/path?query */
+    pt_str path;  /* without the query string */
+    pt_str query; /* without the '?' */
+    pt_str body;
+    pt_str remote_addr;
+    pt_str content_type; /* empty when absent */
+    pt_header *headers;
+    size_t nheaders;
+    pt_route_param params[PT_ROUTER_MAX_PARAMS]; /* names and values point into the block */
+    size_t nparams;
+    const char *auth; /* who authenticated, NULL on public endpoints */
+    char id[24];      /* request id, NUL-terminated, also sent as X-Request-Id */
+    char *block;      /* owns every string above */
+} pt_request;
+
+/* Extra response headers are kept as "name\0value\0" pairs in one buffer. */
+typedef struct pt_response {
+    int status;
+    const char *content_type; /* static string, or NULL when set in headers */
+    pt_buf body;
+    pt_buf headers; /* name\0value\0 ... */
+    int fatal;      /* the worker must be replaced after this response (e.g. out of memory) */
+} pt_response;
+
+/* Initialises an empty 200 response; the body is capped at max_body bytes. */
+void pt_response_init(pt_response *r, size_t max_body);
+/* Frees the buffers. */
+void pt_response_free(pt_response *r);
+/* Replaces the response with a JSON error {"error": message, "request_id": id}. */
+void pt_response_error(pt_response *r, int status, const char *message, const char *request_id);
+/* Appends a header; returns 0 or a pt_buf error. */
+int pt_response_add_header(pt_response *r, const char *name, size_t nlen, const char *value,
+                           size_t vlen);
+
+/* The standard reason phrase of an HTTP status ("OK", "Not Found"); "Unknown" if none. */
+const char *pt_http_reason(int status);
+
+#endif

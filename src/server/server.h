@@ -1,0 +1,24 @@
+/* server.h - `portico serve`: the master process and its workers. */
+#ifndef PT_SERVER_H
+#define PT_SERVER_H
+
+#include <stddef.h>
+
+typedef struct pt_server_config {
+    const char *datadir;
+    char host[256];        /* listen address, default 127.0.0.1 */
+    int port;              /* default 8080; 0 picks a free port (printed) */
+    int workers;           /* default: number of cores */
+    int threads;           /* Python threads per worker (default 4) */
+    double timeout;        /* handler timeout in seconds, default 30 */
+    size_t worker_memory;  /* bytes; default 512 MiB */
+    size_t max_body;       /* bytes; default 10 MiB */
+    size_t max_header;     /* bytes; default 16 KiB */
+} pt_server_config;
+
+/* Fills the defaults. */
+void pt_server_config_init(pt_server_config *cfg, const char *datadir);
+/* Runs until SIGTERM/SIGINT. Returns the process exit status. */
+int pt_server_run(const pt_server_config *cfg);
+
+#endif

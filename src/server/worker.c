@@ -1,0 +1,1040 @@
+/* worker.c - one worker process: an h2o event loop driven by a small pool of threads that
+ * take turns leading it, and an embedded CPython interpreter that runs the handlers.
+ *
+ * Design notes
+ * ------------
+ * The hot path must cost what an inline call costs, yet a handler that blocks (sleeps, waits
+ * on a partner's API) must not hold up the worker's other connections. So the worker runs a
+ * leader/follower pool:
+ *
+ *   - Exactly one thread, the leader, drives the event loop. HTTP callbacks never run Python:
+ *     they route the request, copy it into a job and queue it (`ready`). When the loop
+ *     iteration returns, the leader takes the GIL and runs the queued jobs itself, inline, then
+ *     sends each response directly. No thread hand-off happens on this path.
+ *   - A monitor thread looks at the leader every millisecond. If the leader has been inside
+ *     the same handler since the previous look and a follower is idle, the monitor demotes
+ *     the leader (one CAS on `lstate`) and wakes a follower, which becomes the new leader and
+ *     carries on with the loop and the rest of `ready`.
+ *   - A demoted thread finishes its handler, then posts the job to the leader through the
+ *     loop's multithread queue (`done`) and becomes a follower, or the leader again if there
+ *     is none. It never touches h2o state after being demoted.
+ *
+ * Invariants:
+ *   1. Only the leader touches h2o objects, `ready`, the snapshot pointer and the store. Leader
+ *      changes happen under `mu`, which orders those accesses between threads.
+ *   2. A job's response is sent exactly once: the running thread moves the job from RUNNING to
+ *      DONE, or the monitor moves it to TIMED_OUT (and a 504 is sent); a CAS decides.
+ *   3. A job is freed when its last reference goes: one held by the loop side until the
+ *      response is sent, one by the thread running it.
+ *   4. Pool threads never exit while the worker runs (h2o keeps per-thread state that buffers
+ *      point at); a thread stuck past the timeout is replaced by a new one, up to a cap.
+ *
+ * When every thread is busy no thread polls the listening socket, so this worker accepts no
+ * new connections and the kernel hands them to an idle worker: the listening socket is shared
+ * by all workers (no SO_REUSEPORT, whose per-socket queues would park connections behind a
+ * busy worker).
+ */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <h2o.h>
+#include <h2o/multithread.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "py/py.h"
+#include "server/request.h"
+#include "server/router.h"
+#include "store/changes.h"
+#include "store/store.h"
+
+#define MAX_THREADS 64
+#define ACCESS_LOG_FLUSH 16384
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_TIMED_OUT };
+
+/* The metadata a worker serves from: endpoints, the router over them, the current version of
+ * every script. Immutable once built; refcounted because jobs outlive a reload. */
+typedef struct snapshot {
+    atomic_int refs;
+    uint64_t gen;
+    pt_router *router;
+    pt_endpoint *eps;
+    size_t neps;
+    pt_script *scripts;
+    size_t nscripts;
+    struct route *routes; /* one per endpoint: what the router returns */
+} snapshot;
+
+struct route {
+    const pt_endpoint *ep;
+    const pt_script *script;
+};
+
+typedef struct job {
+    h2o_multithread_message_t msg; /* first: the done queue hands us messages */
+    atomic_int refs;
+    atomic_int state;
+    h2o_req_t *hreq;           /* NULL once h2o disposed of the request (loop side only) */
+    struct job **guard;        /* pool-allocated back pointer cleared on dispose */
+    snapshot *snap;            /* reference held */
+    const struct route *route; /* borrowed from snap */
+    pt_request req;
+    pt_response resp;
+    int fd;          /* connection fd (HTTP/1 only, else -1): crash answers go there */
+    double start;    /* when the request arrived */
+    double run_start;
+    struct job *next;
+} job;
+
+/* What the monitor and the crash handler know about each pool thread. */
+typedef struct slot {
+    pthread_mutex_t lock; /* held while the job pointer is set, cleared or inspected */
+    _Atomic(job *) job;   /* running job or NULL */
+    _Atomic double started;
+    atomic_int fd;
+    char id[24];
+    unsigned long py_ident;
+    int stuck; /* counted as lost to a timed-out handler (monitor only) */
+} slot;
+
+typedef struct worker {
+    const pt_server_config *cfg;
+    int index;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_evloop_t *loop;
+    h2o_socket_t *listener;
+    h2o_socket_t *sigsock;
+    h2o_multithread_queue_t *mq;
+    h2o_multithread_receiver_t done_rx;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int leader_present;  /* under mu */
+    int idle_followers;  /* under mu */
+    int nthreads;        /* under mu */
+    int nstuck;          /* under mu */
+    atomic_uint_fast64_t lstate; /* (seq << 1) | running-a-job, of the leader */
+    uint64_t seq;                /* leader only */
+    slot slots[MAX_THREADS];
+
+    job *ready_head, *ready_tail; /* leader only */
+    size_t inflight;              /* leader only: jobs not yet answered */
+
+    pt_store *store;
+    pt_changes *changes;
+    snapshot *snap;
+    uint64_t forgotten_gen; /* scripts of older generations dropped from Python */
+
+    pt_buf access_log; /* leader only: lines flushed once per loop iteration */
+    uint32_t id_prefix;
+    uint32_t id_counter;
+
+    atomic_int stopping;
+    double stop_deadline;
+    atomic_int exit_code;
+} worker;
+
+static worker W;
+
+static double
+now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- Snapshots ------------------------------------------------------------------------- */
+
+static void
+snapshot_release(snapshot *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    pt_router_free(s->router);
+    pt_store_endpoints_free(s->eps, s->neps);
+    pt_store_scripts_free(s->scripts, s->nscripts);
+    free(s->routes);
+    free(s);
+}
+
+/* Loads endpoints and current scripts from the store. Returns NULL (logged) on failure. */
+static snapshot *
+snapshot_load(worker *w, uint64_t gen)
+{
+    snapshot *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    s->gen = gen;
+    if (pt_store_endpoint_list(w->store, &s->eps, &s->neps) != 0 ||
+        pt_store_script_list(w->store, &s->scripts, &s->nscripts) != 0) {
+        pt_log_error("cannot load endpoints: %s", pt_store_errmsg(w->store));
+        goto fail;
+    }
+    s->router = pt_router_new();
+    s->routes = calloc(s->neps ? s->neps : 1, sizeof(*s->routes));
+    if (s->router == NULL || s->routes == NULL)
+        goto fail;
+    for (size_t i = 0; i < s->neps; i++) {
+        struct route *r = &s->routes[i];
+        r->ep = &s->eps[i];
+        for (size_t j = 0; j < s->nscripts; j++) {
+            if (strcmp(s->scripts[j].name, r->ep->script) == 0)
+                r->script = &s->scripts[j];
+        }
+        int rc = pt_router_add(s->router, r->ep->path, r->ep->methods, r);
+        if (rc != 0)
+            pt_log_warn("endpoint %s: path %s not routable (%s)", r->ep->name, r->ep->path,
+                        pt_strerror(rc));
+    }
+    return s;
+fail:
+    snapshot_release(s);
+    return NULL;
+}
+
+/* Makes sure the worker serves the current metadata. Leader only. */
+static void
+refresh_snapshot(worker *w)
+{
+    uint64_t gen = pt_changes_read(w->changes);
+    if (w->snap != NULL && w->snap->gen == gen)
+        return;
+    snapshot *s = snapshot_load(w, gen);
+    if (s == NULL)
+        return; /* keep serving the previous snapshot */
+    snapshot_release(w->snap);
+    w->snap = s;
+}
+
+/* ---- Jobs ------------------------------------------------------------------------------ */
+
+static void
+job_release(job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) != 1)
+        return;
+    snapshot_release(j->snap);
+    pt_response_free(&j->resp);
+    free(j->req.block);
+    free(j);
+}
+
+/* Runs when h2o frees the request's pool: the job must not touch the request any more. */
+static void
+on_req_dispose(void *p)
+{
+    job **guard = p;
+    if (*guard != NULL)
+        (*guard)->hreq = NULL;
+}
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies src into dst with %XX sequences decoded; returns the length written (<= n). */
+static size_t
+percent_decode(char *dst, const char *src, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (src[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
+            (lo = hexval((unsigned char)src[i + 2])) >= 0) {
+            dst[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            dst[o++] = src[i];
+        }
+    }
+    return o;
+}
+
+/* A bump allocator over the job's single block. */
+typedef struct arena {
+    char *p;
+    size_t used, cap;
+} arena;
+
+static pt_str
+arena_copy(arena *a, const char *s, size_t n)
+{
+    pt_str r = {a->p + a->used, n};
+    memcpy(a->p + a->used, s, n);
+    a->used += n;
+    a->p[a->used++] = '\0';
+    return r;
+}
+
+/* Copies everything a handler may read out of the h2o request. Returns NULL on allocation
+ * failure. Loop side. */
+static job *
+job_new(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route,
+        const pt_route_match *m)
+{
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    const char *query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    char addr[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sl != 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+    else if (sl != 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+
+    size_t need = req->method.len + 1 + 7 + req->authority.len + req->path.len + 1 +
+                  path_len + 1 + query_len + 1 + req->entity.len + 1 + strlen(addr) + 1;
+    for (size_t i = 0; i < req->headers.size; i++)
+        need += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
+    for (size_t i = 0; i < m->nparams; i++)
+        need += m->params[i].name_len + m->params[i].value_len + 2;
+    size_t hdr_off = (need + 15) & ~(size_t)15;
+    need = hdr_off + req->headers.size * sizeof(pt_header);
+
+    job *j = calloc(1, sizeof(*j));
+    char *block = malloc(need);
+    if (j == NULL || block == NULL) {
+        free(j);
+        free(block);
+        return NULL;
+    }
+    arena a = {block, 0, need};
+    pt_request *r = &j->req;
+    r->block = block;
+    r->method = arena_copy(&a, req->method.base, req->method.len);
+    {
+        /* url = http://authority + path?query */
+        pt_str u = {a.p + a.used, 7 + req->authority.len + req->path.len};
+        memcpy(a.p + a.used, "http://", 7);
+        memcpy(a.p + a.used + 7, req->authority.base, req->authority.len);
+        memcpy(a.p + a.used + 7 + req->authority.len, req->path.base, req->path.len);
+        a.used += u.n;
+        a.p[a.used++] = '\0';
+        r->url = u;
+    }
+    r->path = arena_copy(&a, req->path.base, path_len);
+    r->query = arena_copy(&a, query, query_len);
+    r->body = req->entity.base != NULL ? arena_copy(&a, req->entity.base, req->entity.len)
+                                       : arena_copy(&a, "", 0);
+    r->remote_addr = arena_copy(&a, addr, strlen(addr));
+    r->headers = (pt_header *)(block + hdr_off);
+    r->nheaders = req->headers.size;
+    r->content_type.p = "";
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        r->headers[i].name = arena_copy(&a, h->name->base, h->name->len);
+        r->headers[i].value = arena_copy(&a, h->value.base, h->value.len);
+        if (h->name == &H2O_TOKEN_CONTENT_TYPE->buf)
+            r->content_type = r->headers[i].value;
+    }
+    r->nparams = m->nparams;
+    for (size_t i = 0; i < m->nparams; i++) {
+        pt_str name = arena_copy(&a, m->params[i].name, m->params[i].name_len);
+        char *v = a.p + a.used;
+        size_t vn = percent_decode(v, m->params[i].value, m->params[i].value_len);
+        v[vn] = '\0';
+        a.used += vn + 1;
+        r->params[i].name = name.p;
+        r->params[i].name_len = name.n;
+        r->params[i].value = v;
+        r->params[i].value_len = vn;
+    }
+    snprintf(r->id, sizeof(r->id), "%08x%08x", w->id_prefix, ++w->id_counter);
+
+    atomic_init(&j->refs, 1);
+    atomic_init(&j->state, JOB_QUEUED);
+    j->hreq = req;
+    j->snap = snap;
+    atomic_fetch_add(&snap->refs, 1);
+    j->route = route;
+    j->fd = -1;
+    if (req->version < 0x200) {
+        h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+        if (sock != NULL)
+            j->fd = h2o_socket_get_fd(sock);
+    }
+    pt_response_init(&j->resp, SIZE_MAX / 2);
+    /* Linked to the request's pool: on_req_dispose runs when h2o frees the request. */
+    j->guard = h2o_mem_alloc_shared(&req->pool, sizeof(job *), on_req_dispose);
+    *j->guard = j;
+    return j;
+}
+
+/* ---- Responses (loop side) ------------------------------------------------------------- */
+
+static void
+access_log(worker *w, const job *j, const char *method, size_t mlen, const char *path,
+           size_t plen, int status, size_t bytes)
+{
+    double ms = (now_sec() - j->start) * 1000.0;
+    char ts[32];
+    struct timespec rt;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    gmtime_r(&rt.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    pt_buf_printf(&w->access_log,
+                  "%s.%03ldZ ACCESS [worker %d] %s %.*s %.*s endpoint=%s status=%d "
+                  "duration=%.3fms bytes=%zu\n",
+                  ts, rt.tv_nsec / 1000000, w->index, j->req.id, (int)mlen, method, (int)plen,
+                  path, j->route != NULL ? j->route->ep->name : "-", status, ms, bytes);
+    if (w->access_log.len >= ACCESS_LOG_FLUSH) {
+        ssize_t rc = write(2, w->access_log.data, w->access_log.len);
+        (void)rc;
+        pt_buf_reset(&w->access_log);
+    }
+}
+
+static void
+flush_access_log(worker *w)
+{
+    if (w->access_log.len > 0) {
+        ssize_t rc = write(2, w->access_log.data, w->access_log.len);
+        (void)rc;
+        pt_buf_reset(&w->access_log);
+    }
+}
+
+/* Sends resp for req with the common headers. */
+static void
+send_response(h2o_req_t *req, const char *request_id, pt_response *resp)
+{
+    req->res.status = resp->status;
+    req->res.reason = pt_http_reason(resp->status);
+    if (resp->content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       resp->content_type, strlen(resp->content_type));
+    for (size_t off = 0; off < resp->headers.len;) {
+        const char *name = resp->headers.data + off;
+        size_t nlen = strlen(name);
+        const char *value = name + nlen + 1;
+        size_t vlen = strlen(value);
+        off += nlen + vlen + 2;
+        h2o_iovec_t lname = h2o_strdup(&req->pool, name, nlen);
+        h2o_strtolower(lname.base, lname.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, lname.base, lname.len, 1, NULL,
+                              h2o_strdup(&req->pool, value, vlen).base, vlen);
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          h2o_strdup(&req->pool, request_id, strlen(request_id)).base,
+                          strlen(request_id));
+    req->res.content_length = resp->body.len;
+    h2o_send_inline(req, resp->body.data != NULL ? resp->body.data : "", resp->body.len);
+}
+
+/* Answers a request that never became a job (404, 405, health, ...). */
+static void
+send_simple(worker *w, h2o_req_t *req, int status, const char *content_type, const char *body,
+            const char *allow)
+{
+    pt_response resp;
+    job fake = {0};
+    pt_response_init(&resp, 0);
+    snprintf(fake.req.id, sizeof(fake.req.id), "%08x%08x", w->id_prefix, ++w->id_counter);
+    fake.start = now_sec();
+    if (body != NULL) {
+        resp.status = status;
+        resp.content_type = content_type;
+        pt_buf_puts(&resp.body, body);
+    } else {
+        pt_response_error(&resp, status, pt_http_reason(status), fake.req.id);
+    }
+    if (allow != NULL)
+        pt_response_add_header(&resp, "allow", 5, allow, strlen(allow));
+    access_log(w, &fake, req->method.base, req->method.len, req->path.base,
+               req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len);
+    send_response(req, fake.req.id, &resp);
+    pt_response_free(&resp);
+}
+
+/* Sends the job's outcome (its response, or a 504 when it timed out) and drops the loop
+ * side's reference. Loop side. */
+static void
+finish_job(worker *w, job *j, int timed_out)
+{
+    pt_response *resp = &j->resp;
+    pt_response timeout_resp;
+    if (timed_out) {
+        pt_response_init(&timeout_resp, 0);
+        pt_response_error(&timeout_resp, 504, "handler timed out", j->req.id);
+        resp = &timeout_resp;
+    }
+    access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n,
+               resp->status, resp->body.len);
+    if (j->hreq != NULL) {
+        *j->guard = NULL;
+        send_response(j->hreq, j->req.id, resp);
+    }
+    if (timed_out)
+        pt_response_free(&timeout_resp);
+    if (!timed_out && resp->fatal && !atomic_load(&w->stopping)) {
+        pt_log_error("worker %d ran out of memory in a handler; it will be replaced",
+                     w->index);
+        atomic_store(&w->exit_code, PT_WORKER_EXIT_MEMORY);
+        raise(SIGTERM);
+    }
+    w->inflight--;
+    job_release(j);
+}
+
+/* Receives jobs finished by demoted threads and timeouts posted by the monitor. */
+static void
+on_done_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
+{
+    (void)rx;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&msg->link);
+        job *j = (job *)msg;
+        finish_job(&W, j, atomic_load(&j->state) == JOB_TIMED_OUT);
+    }
+}
+
+/* ---- The HTTP handler (loop side, no GIL) ---------------------------------------------- */
+
+static int
+on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    worker *w = &W;
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    const char *path = req->path.base;
+
+    if (plen >= 10 && memcmp(path, "/_portico/", 10) == 0) {
+        if (plen == 16 && memcmp(path + 10, "health", 6) == 0)
+            send_simple(w, req, 200, "application/json", "{\"status\": \"ok\"}", NULL);
+        else
+            send_simple(w, req, 404, NULL, NULL, NULL);
+        return 0;
+    }
+    if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
+        send_simple(w, req, 404, NULL, NULL, NULL);
+        return 0;
+    }
+
+    refresh_snapshot(w);
+    snapshot *snap = w->snap;
+    if (snap == NULL) {
+        send_simple(w, req, 503, NULL, NULL, NULL);
+        return 0;
+    }
+    pt_route_match m;
+    unsigned method = pt_router_method_bit(req->method.base, req->method.len);
+    switch (pt_router_match(snap->router, method, path, plen, &m)) {
+    case PT_ROUTE_NOT_FOUND:
+        send_simple(w, req, 404, NULL, NULL, NULL);
+        return 0;
+    case PT_ROUTE_METHOD: {
+        char allow[128];
+        pt_router_format_methods(m.allow, allow, sizeof(allow));
+        send_simple(w, req, 405, NULL, NULL, allow);
+        return 0;
+    }
+    case PT_ROUTE_FOUND:
+        break;
+    }
+    const struct route *route = m.data;
+    job *j = job_new(w, req, snap, route, &m);
+    if (j == NULL) {
+        send_simple(w, req, 503, NULL, NULL, NULL);
+        return 0;
+    }
+    j->start = now_sec();
+    w->inflight++;
+    if (w->ready_tail != NULL)
+        w->ready_tail->next = j;
+    else
+        w->ready_head = j;
+    w->ready_tail = j;
+    return 0;
+}
+
+/* ---- Running jobs ---------------------------------------------------------------------- */
+
+/* Runs the handler of j on the calling thread. Needs the GIL. */
+static void
+run_handler(worker *w, slot *s, job *j)
+{
+    atomic_fetch_add(&j->refs, 1); /* the running thread's reference */
+    atomic_store(&j->state, JOB_RUNNING);
+    memcpy(s->id, j->req.id, sizeof(s->id));
+    atomic_store(&s->fd, j->fd);
+    atomic_store(&s->started, now_sec());
+    pthread_mutex_lock(&s->lock);
+    atomic_store(&s->job, j);
+    pthread_mutex_unlock(&s->lock);
+    j->run_start = now_sec();
+    if (j->route->script == NULL) {
+        pt_response_error(&j->resp, 500, "endpoint script is missing", j->req.id);
+        pt_log_error("request %s: endpoint %s has no script '%s'", j->req.id,
+                     j->route->ep->name, j->route->ep->script);
+    } else {
+        pt_script_ref ref = {j->route->script->name, j->route->script->version,
+                             j->route->script->source, j->route->script->source_len};
+        pt_py_handle(&ref, &j->req, &j->resp);
+    }
+    pthread_mutex_lock(&s->lock);
+    atomic_store(&s->job, NULL);
+    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->fd, -1);
+    (void)w;
+}
+
+/* Runs queued jobs as the leader. Returns 1 while still the leader, 0 once demoted (the
+ * thread then holds no GIL and must not touch h2o). */
+static int
+lead_jobs(worker *w, slot *s)
+{
+    int have_gil = 0;
+    job *j;
+    while ((j = w->ready_head) != NULL) {
+        w->ready_head = j->next;
+        if (w->ready_head == NULL)
+            w->ready_tail = NULL;
+        j->next = NULL;
+        if (!have_gil) {
+            pt_py_gil_acquire();
+            have_gil = 1;
+        }
+        uint64_t seq = ++w->seq;
+        atomic_store(&w->lstate, (seq << 1) | 1);
+        run_handler(w, s, j);
+        uint_fast64_t expect = (seq << 1) | 1;
+        int still_leader = atomic_compare_exchange_strong(&w->lstate, &expect, seq << 1);
+        int expect_state = JOB_RUNNING;
+        int mine = atomic_compare_exchange_strong(&j->state, &expect_state, JOB_DONE);
+        if (still_leader) {
+            if (mine)
+                finish_job(w, j, 0);
+            job_release(j);
+            continue;
+        }
+        /* Demoted while the handler ran: hand the job to whoever leads now. */
+        pt_py_gil_release();
+        if (mine)
+            h2o_multithread_send_message(&w->done_rx, &j->msg);
+        job_release(j);
+        return 0;
+    }
+    if (have_gil)
+        pt_py_gil_release();
+    return 1;
+}
+
+static void
+begin_stop(worker *w)
+{
+    if (atomic_exchange(&w->stopping, 1))
+        return;
+    w->stop_deadline = now_sec() + (w->cfg->timeout < 10 ? w->cfg->timeout + 1 : 10);
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+}
+
+static void __attribute__((noreturn))
+worker_exit(worker *w)
+{
+    flush_access_log(w);
+    if (w->inflight > 0)
+        pt_log_warn("worker %d stopping with %zu requests unanswered", w->index, w->inflight);
+    _exit(atomic_load(&w->exit_code));
+}
+
+/* The leader's loop. Returns when the thread has been demoted. */
+static void
+lead(worker *w, slot *s)
+{
+    for (;;) {
+        if (!lead_jobs(w, s))
+            return;
+        flush_access_log(w);
+        if (atomic_load(&w->stopping)) {
+            if (w->inflight == 0 || now_sec() > w->stop_deadline) {
+                /* Let h2o flush what it has written, then go. */
+                for (int i = 0; i < 5; i++)
+                    h2o_evloop_run(w->loop, 20);
+                worker_exit(w);
+            }
+            h2o_evloop_run(w->loop, 50);
+        } else {
+            h2o_evloop_run(w->loop, INT32_MAX);
+        }
+    }
+}
+
+static void *
+pool_main(void *arg)
+{
+    worker *w = &W;
+    slot *s = arg;
+    stack_t ss = {.ss_sp = malloc(65536), .ss_size = 65536};
+    if (ss.ss_sp != NULL)
+        sigaltstack(&ss, NULL);
+    pt_py_thread_attach();
+    s->py_ident = pt_py_thread_ident();
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->leader_present) {
+            w->idle_followers++;
+            pthread_cond_wait(&w->cv, &w->mu);
+            w->idle_followers--;
+        }
+        w->leader_present = 1;
+        pthread_mutex_unlock(&w->mu);
+        lead(w, s);
+        pthread_mutex_lock(&w->mu);
+    }
+    return NULL;
+}
+
+static int
+spawn_thread(worker *w)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    int i = w->nthreads;
+    if (i >= MAX_THREADS)
+        return -1;
+    atomic_init(&w->slots[i].fd, -1);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 8u << 20);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, pool_main, &w->slots[i]);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return -1;
+    w->nthreads++;
+    return 0;
+}
+
+/* ---- The monitor ----------------------------------------------------------------------- */
+
+static void *
+monitor_main(void *arg)
+{
+    worker *w = arg;
+    uint_fast64_t last = 0;
+    for (;;) {
+        uint_fast64_t v = atomic_load(&w->lstate);
+        struct timespec nap = {0, (v & 1) ? 1000000 : 5000000};
+        nanosleep(&nap, NULL);
+
+        /* Hand the loop over when the leader has been in one handler for a whole tick. */
+        v = atomic_load(&w->lstate);
+        if ((v & 1) && v == last) {
+            pthread_mutex_lock(&w->mu);
+            uint_fast64_t expect = v;
+            if (w->idle_followers > 0 &&
+                atomic_compare_exchange_strong(&w->lstate, &expect, v & ~(uint_fast64_t)1)) {
+                w->leader_present = 0;
+                pthread_cond_signal(&w->cv);
+            }
+            pthread_mutex_unlock(&w->mu);
+        }
+        last = v;
+
+        /* Time out handlers; replace threads lost to them. */
+        double now = now_sec();
+        pthread_mutex_lock(&w->mu);
+        int nthreads = w->nthreads;
+        pthread_mutex_unlock(&w->mu);
+        for (int i = 0; i < nthreads; i++) {
+            slot *s = &w->slots[i];
+            pthread_mutex_lock(&s->lock);
+            job *j = atomic_load(&s->job);
+            if (j == NULL)
+                s->stuck = 0;
+            if (j == NULL || s->stuck || now - atomic_load(&s->started) < w->cfg->timeout) {
+                pthread_mutex_unlock(&s->lock);
+                continue;
+            }
+            /* The running thread cannot release j while we hold the slot lock. */
+            int expect = JOB_RUNNING;
+            if (atomic_compare_exchange_strong(&j->state, &expect, JOB_TIMED_OUT)) {
+                pt_log_warn("request %s: handler timed out after %g s", j->req.id,
+                            w->cfg->timeout);
+                h2o_multithread_send_message(&w->done_rx, &j->msg);
+            }
+            s->stuck = 1;
+            pthread_mutex_unlock(&s->lock);
+            pthread_mutex_lock(&w->mu);
+            if (w->nthreads < w->cfg->threads * 4 && spawn_thread(w) == 0) {
+                pt_log_warn("worker %d: a thread is stuck in a handler; started another",
+                            w->index);
+            } else if (w->idle_followers == 0 && !w->leader_present) {
+                pt_log_error("worker %d: every thread is stuck in a handler; replacing the "
+                             "worker", w->index);
+                flush_access_log(w);
+                _exit(PT_WORKER_EXIT_STUCK);
+            }
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    return NULL;
+}
+
+/* ---- Crashes --------------------------------------------------------------------------- */
+
+static size_t
+fmt_u(char *out, unsigned long v)
+{
+    char tmp[24];
+    size_t n = 0, o = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        out[o++] = tmp[--n];
+    return o;
+}
+
+/* Writes a 502 to the connection of every request being handled. Async-signal-safe. */
+static void
+answer_inflight_502(const char *why)
+{
+    worker *w = &W;
+    for (int i = 0; i < MAX_THREADS; i++) {
+        slot *s = &w->slots[i];
+        int fd = atomic_exchange(&s->fd, -1);
+        if (fd < 0 || atomic_load(&s->job) == NULL)
+            continue;
+        char body[160], msg[512];
+        size_t bn = 0, mn = 0;
+#define PUT(dst, n, str) (memcpy(dst + n, str, strlen(str)), n += strlen(str))
+        PUT(body, bn, "{\"error\": \"");
+        PUT(body, bn, why);
+        PUT(body, bn, "\", \"request_id\": \"");
+        PUT(body, bn, s->id);
+        PUT(body, bn, "\"}");
+        PUT(msg, mn, "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
+                     "connection: close\r\nx-request-id: ");
+        PUT(msg, mn, s->id);
+        PUT(msg, mn, "\r\ncontent-length: ");
+        mn += fmt_u(msg + mn, bn);
+        PUT(msg, mn, "\r\n\r\n");
+#undef PUT
+        memcpy(msg + mn, body, bn);
+        mn += bn;
+        ssize_t rc = write(fd, msg, mn);
+        (void)rc;
+    }
+}
+
+static void
+on_fatal_signal(int sig)
+{
+    answer_inflight_502("worker crashed");
+    /* No stdio or time formatting here: neither is async-signal-safe. */
+    char line[128];
+    size_t n = 0;
+    const char *a = "FATAL [worker ";
+    const char *b = "] crashed on signal ";
+    memcpy(line, a, strlen(a));
+    n += strlen(a);
+    n += fmt_u(line + n, (unsigned long)W.index);
+    memcpy(line + n, b, strlen(b));
+    n += strlen(b);
+    n += fmt_u(line + n, (unsigned long)sig);
+    line[n++] = '\n';
+    ssize_t rc = write(2, line, n);
+    (void)rc;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void
+on_python_exit(int status)
+{
+    answer_inflight_502("worker exited");
+    (void)status;
+}
+
+static void
+install_crash_handlers(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+    pt_py_on_exit_hook = on_python_exit;
+}
+
+/* ---- Setup ----------------------------------------------------------------------------- */
+
+static void
+on_accept(h2o_socket_t *listener, const char *err)
+{
+    worker *w = &W;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64 && !atomic_load(&w->stopping); i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+static void
+on_signal(h2o_socket_t *sock, const char *err)
+{
+    worker *w = &W;
+    struct signalfd_siginfo si;
+    (void)err;
+    while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGTERM)
+            begin_stop(w);
+    }
+}
+
+/* Caps the address space at what the worker uses once started plus the configured budget,
+ * so that a handler that allocates without bound gets MemoryError instead of taking the
+ * machine down. */
+static void
+limit_memory(worker *w)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    size_t base = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = base + w->cfg->worker_memory;
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        pt_log_warn("cannot limit worker memory: %s", strerror(errno));
+}
+
+void
+pt_worker_main(const pt_server_config *cfg, int listen_fd, int index)
+{
+    worker *w = &W;
+    char tag[32], err[256];
+    sigset_t set;
+
+    snprintf(tag, sizeof(tag), "worker %d", index);
+    pt_log_init(tag);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    w->cfg = cfg;
+    w->index = index;
+    atomic_init(&w->lstate, 0);
+    atomic_init(&w->stopping, 0);
+    atomic_init(&w->exit_code, PT_WORKER_EXIT_OK);
+    for (int i = 0; i < MAX_THREADS; i++) {
+        atomic_init(&w->slots[i].fd, -1);
+        pthread_mutex_init(&w->slots[i].lock, NULL);
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pt_buf_init(&w->access_log, 0);
+    {
+        uint32_t r = 0;
+        FILE *f = fopen("/dev/urandom", "r");
+        if (f == NULL || fread(&r, sizeof(r), 1, f) != 1)
+            r = (uint32_t)getpid() * 2654435761u;
+        if (f != NULL)
+            fclose(f);
+        w->id_prefix = r;
+    }
+
+    /* Signals: SIGTERM arrives through a signalfd on the loop; SIGINT is the master's. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    install_crash_handlers();
+    mallopt(M_ARENA_MAX, 2);
+
+    if (pt_store_open(cfg->datadir, &w->store, err, sizeof(err)) != 0 ||
+        pt_changes_open(cfg->datadir, &w->changes) != 0) {
+        pt_log_error("cannot open the data dir: %s", err);
+        _exit(PT_WORKER_EXIT_FAILED);
+    }
+    if (pt_py_init_worker(cfg->datadir) != 0)
+        _exit(PT_WORKER_EXIT_FAILED);
+
+    h2o_config_init(&w->globalconf);
+    w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("portico"));
+    w->globalconf.max_request_entity_size = cfg->max_body;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&w->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_req;
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, &w->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->globalconf.hosts;
+    w->mq = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->mq, &w->done_rx, on_done_messages);
+
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    w->sigsock = h2o_evloop_socket_create(w->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(w->sigsock, on_signal);
+    w->listener = h2o_evloop_socket_create(w->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(w->listener, on_accept);
+    refresh_snapshot(w);
+
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < cfg->threads; i++) {
+        if (spawn_thread(w) != 0) {
+            pt_log_error("cannot start threads");
+            _exit(PT_WORKER_EXIT_FAILED);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    limit_memory(w);
+    pthread_t mon;
+    if (pthread_create(&mon, NULL, monitor_main, w) != 0) {
+        pt_log_error("cannot start the monitor thread");
+        _exit(PT_WORKER_EXIT_FAILED);
+    }
+    /* The main thread has nothing left to do: the pool leads the loop. */
+    for (;;)
+        pause();
+}

@@ -1,0 +1,92 @@
+/* wh.h - the warehouse: the data that handler scripts read and write through `pq`.
+ *
+ * A pt_wh is one open warehouse connection (embedded SQLite now; PostgreSQL next). The API
+ * is a cursor over typed values so that callers (the pq module, the row serializer, the
+ * CLI) never see the driver. Not thread-safe: one pt_wh per thread, or callers serialise. */
+#ifndef PT_WH_H
+#define PT_WH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum pt_vtype {
+    PT_V_NULL,
+    PT_V_INT,
+    PT_V_FLOAT,
+    PT_V_TEXT,
+    PT_V_BLOB,
+    PT_V_BOOL,
+} pt_vtype;
+
+typedef struct pt_value {
+    pt_vtype type;
+    union {
+        int64_t i; /* PT_V_INT, PT_V_BOOL (0/1) */
+        double f;  /* PT_V_FLOAT */
+        struct {
+            const char *p; /* PT_V_TEXT (UTF-8) and PT_V_BLOB; borrowed */
+            size_t n;
+        } s;
+    } u;
+} pt_value;
+
+typedef struct pt_wh pt_wh;
+typedef struct pt_wh_cursor pt_wh_cursor;
+
+/* Opens connection `name` of data dir `datadir` ("dw" always exists). Returns 0,
+ * PT_ENOTFOUND (unknown connection), PT_EUNAVAIL or PT_EDB; on error err says why.
+ * Caller frees with pt_wh_close. */
+int pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t errsz);
+void pt_wh_close(pt_wh *wh); /* NULL is a no-op */
+/* The connection's name (borrowed). */
+const char *pt_wh_name(const pt_wh *wh);
+/* The driver's last error message (borrowed, valid until the next call on wh). */
+const char *pt_wh_errmsg(const pt_wh *wh);
+
+/* Identifiers (schema, table, column): [A-Za-z_][A-Za-z0-9_$]{0,62}. Returns 1 if valid. */
+int pt_wh_ident_valid(const char *s);
+
+/* Runs sql with params bound in order (?1.. / $1..: write `?` in SQLite; the driver maps).
+ * On success *out is a cursor positioned before the first row (statements without rows give
+ * a cursor with 0 columns). Returns 0, PT_EDB (message in pt_wh_errmsg), PT_ENOTFOUND
+ * (unknown schema or table, message says which). Caller frees with pt_wh_cursor_free, which
+ * must happen before the next pt_wh_exec on the same wh. */
+int pt_wh_exec(pt_wh *wh, const char *sql, const pt_value *params, size_t nparams,
+               pt_wh_cursor **out);
+/* Advances: 1 = a row is available, 0 = done, <0 = PT_EDB. */
+int pt_wh_cursor_next(pt_wh_cursor *c);
+size_t pt_wh_cursor_ncols(const pt_wh_cursor *c);
+/* Column name (borrowed, valid while the cursor lives). */
+const char *pt_wh_cursor_colname(const pt_wh_cursor *c, size_t i);
+/* Current row's value i; text/blob pointers valid until the next pt_wh_cursor_next. */
+void pt_wh_cursor_value(const pt_wh_cursor *c, size_t i, pt_value *v);
+/* Rows changed by the last statement, and the last inserted rowid (SQLite). */
+int64_t pt_wh_cursor_changes(const pt_wh_cursor *c);
+int64_t pt_wh_cursor_last_id(const pt_wh_cursor *c);
+void pt_wh_cursor_free(pt_wh_cursor *c); /* NULL is a no-op */
+
+/* Prepared statements for repeated writes (imports, pq's bulk writes): statements without
+ * result rows. pt_wh_stmt_run binds params (needed only during the call), runs the statement to
+ * completion and leaves it ready to run again. Same errors as pt_wh_exec. Caller frees with
+ * pt_wh_stmt_free, before pt_wh_close. */
+typedef struct pt_wh_stmt pt_wh_stmt;
+int pt_wh_prepare(pt_wh *wh, const char *sql, pt_wh_stmt **out);
+int pt_wh_stmt_run(pt_wh_stmt *s, const pt_value *params, size_t nparams);
+void pt_wh_stmt_free(pt_wh_stmt *s); /* NULL is a no-op */
+
+/* The connection's kind: "sqlite" or "postgres" (static string). */
+const char *pt_wh_kind(const pt_wh *wh);
+
+/* Makes sure schema exists (SQLite: creates and ATTACHes DATA/warehouse/<conn>/<schema>.db). */
+int pt_wh_create_schema(pt_wh *wh, const char *schema);
+/* Does schema.table exist? 1 yes, 0 no, <0 error. */
+int pt_wh_table_exists(pt_wh *wh, const char *schema, const char *table);
+
+/* Imports a CSV file (header row) or a JSON array of objects (file name ending in .json, or
+ * content starting with '[') into schema.table, creating the schema and the table and
+ * inferring column types (INTEGER, REAL, TEXT). Replaces an existing table's rows? No:
+ * appends; a table that exists must have compatible columns. Returns 0 and the row count. */
+int pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path,
+                 int64_t *rows);
+
+#endif
