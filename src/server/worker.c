@@ -60,6 +60,8 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "py/py.h"
+#include "server/http_errors.h"
+#include "server/reqid.h"
 #include "server/request.h"
 #include "server/router.h"
 #include "store/changes.h"
@@ -146,8 +148,6 @@ typedef struct worker {
     uint64_t forgotten_gen; /* scripts of older generations dropped from Python */
 
     pt_buf access_log; /* leader only: lines flushed once per loop iteration */
-    uint32_t id_prefix;
-    uint32_t id_counter;
 
     atomic_int stopping;
     double stop_deadline;
@@ -299,7 +299,7 @@ arena_copy(arena *a, const char *s, size_t n)
 /* Copies everything a handler may read out of the h2o request. Returns NULL on allocation
  * failure. Loop side. */
 static job *
-job_new(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route,
+job_new(h2o_req_t *req, snapshot *snap, const struct route *route,
         const pt_route_match *m)
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -370,7 +370,7 @@ job_new(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route,
         r->params[i].value = v;
         r->params[i].value_len = vn;
     }
-    snprintf(r->id, sizeof(r->id), "%08x%08x", w->id_prefix, ++w->id_counter);
+    pt_reqid_next(r->id);
 
     atomic_init(&j->refs, 1);
     atomic_init(&j->state, JOB_QUEUED);
@@ -453,22 +453,23 @@ send_response(h2o_req_t *req, const char *request_id, pt_response *resp)
     h2o_send_inline(req, resp->body.data != NULL ? resp->body.data : "", resp->body.len);
 }
 
-/* Answers a request that never became a job (404, 405, health, ...). */
+/* Answers a request that never became a job: an error (body NULL: JSON with `message`) or a
+ * fixed body such as the health check. */
 static void
 send_simple(worker *w, h2o_req_t *req, int status, const char *content_type, const char *body,
-            const char *allow)
+            const char *message, const char *allow)
 {
     pt_response resp;
     job fake = {0};
     pt_response_init(&resp, 0);
-    snprintf(fake.req.id, sizeof(fake.req.id), "%08x%08x", w->id_prefix, ++w->id_counter);
+    pt_reqid_next(fake.req.id);
     fake.start = now_sec();
     if (body != NULL) {
         resp.status = status;
         resp.content_type = content_type;
         pt_buf_puts(&resp.body, body);
     } else {
-        pt_response_error(&resp, status, pt_http_reason(status), fake.req.id);
+        pt_response_error(&resp, status, message, fake.req.id);
     }
     if (allow != NULL)
         pt_response_add_header(&resp, "allow", 5, allow, strlen(allow));
@@ -476,6 +477,12 @@ send_simple(worker *w, h2o_req_t *req, int status, const char *content_type, con
                req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len);
     send_response(req, fake.req.id, &resp);
     pt_response_free(&resp);
+}
+
+static void
+send_error(worker *w, h2o_req_t *req, int status, const char *message)
+{
+    send_simple(w, req, status, NULL, NULL, message, NULL);
 }
 
 /* Sends the job's outcome (its response, or a 504 when it timed out) and drops the loop
@@ -534,41 +541,49 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (plen >= 10 && memcmp(path, "/_portico/", 10) == 0) {
         if (plen == 16 && memcmp(path + 10, "health", 6) == 0)
-            send_simple(w, req, 200, "application/json", "{\"status\": \"ok\"}", NULL);
+            send_simple(w, req, 200, "application/json", "{\"status\": \"ok\"}", NULL, NULL);
         else
-            send_simple(w, req, 404, NULL, NULL, NULL);
+            send_error(w, req, 404, "not found");
         return 0;
     }
     if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
-        send_simple(w, req, 404, NULL, NULL, NULL);
+        send_error(w, req, 404, "not found");
+        return 0;
+    }
+
+    size_t header_bytes = req->path.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (header_bytes > w->cfg->max_header) {
+        send_error(w, req, 431, "request headers too large");
         return 0;
     }
 
     refresh_snapshot(w);
     snapshot *snap = w->snap;
     if (snap == NULL) {
-        send_simple(w, req, 503, NULL, NULL, NULL);
+        send_error(w, req, 503, "endpoints cannot be loaded");
         return 0;
     }
     pt_route_match m;
     unsigned method = pt_router_method_bit(req->method.base, req->method.len);
     switch (pt_router_match(snap->router, method, path, plen, &m)) {
     case PT_ROUTE_NOT_FOUND:
-        send_simple(w, req, 404, NULL, NULL, NULL);
+        send_error(w, req, 404, "no endpoint at this path");
         return 0;
     case PT_ROUTE_METHOD: {
         char allow[128];
         pt_router_format_methods(m.allow, allow, sizeof(allow));
-        send_simple(w, req, 405, NULL, NULL, allow);
+        send_simple(w, req, 405, NULL, NULL, "method not allowed", allow);
         return 0;
     }
     case PT_ROUTE_FOUND:
         break;
     }
     const struct route *route = m.data;
-    job *j = job_new(w, req, snap, route, &m);
+    job *j = job_new(req, snap, route, &m);
     if (j == NULL) {
-        send_simple(w, req, 503, NULL, NULL, NULL);
+        send_error(w, req, 503, "out of memory");
         return 0;
     }
     j->start = now_sec();
@@ -970,15 +985,7 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int index)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     pt_buf_init(&w->access_log, 0);
-    {
-        uint32_t r = 0;
-        FILE *f = fopen("/dev/urandom", "r");
-        if (f == NULL || fread(&r, sizeof(r), 1, f) != 1)
-            r = (uint32_t)getpid() * 2654435761u;
-        if (f != NULL)
-            fclose(f);
-        w->id_prefix = r;
-    }
+    pt_reqid_init();
 
     /* Signals: SIGTERM arrives through a signalfd on the loop; SIGINT is the master's. */
     sigemptyset(&set);
@@ -1006,6 +1013,8 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int index)
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
+    pt_http_errors_install(pathconf);
+    pt_http_errors_install(&host->fallback_path);
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &w->globalconf);
     w->accept_ctx.ctx = &w->ctx;

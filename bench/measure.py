@@ -1,0 +1,57 @@
+"""Runs wrk against a server and reports req/s and the server's CPU time per request.
+
+CPU time is read from /proc/PID/stat (utime + stime) of the server's whole process tree
+before and after the run, so it counts the master, the workers and all their threads.
+"""
+import os
+import re
+import subprocess
+import sys
+
+
+def tree(pid):
+    pids = [pid]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    pids.extend(tree(int(p)))
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+def run(url, pid, seconds, connections, threads):
+    pids = tree(pid)
+    before = cpu_ticks(pids)
+    out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds,
+                          url], capture_output=True, text=True, check=True).stdout
+    after = cpu_ticks(pids)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if "Socket errors" in out:
+        sys.exit("wrk reported socket errors against %s:\n%s" % (url, out))
+    cpu_us = (after - before) / os.sysconf("SC_CLK_TCK") * 1e6 / max(total, 1)
+    return rps, cpu_us, int(errors.group(1)) if errors else 0
+
+
+if __name__ == "__main__":
+    url, pid, seconds, conns, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+        int(sys.argv[4]), int(sys.argv[5])
+    rps, cpu, errors = run(url, pid, seconds, conns, threads)
+    print("%.0f %.2f %d" % (rps, cpu, errors))
