@@ -1,6 +1,8 @@
 # Portico build.  `make` builds bin/portico; `make check` runs every test;
 # `make run` starts the demo; `make bench` runs the benchmarks.
 # SANITIZE=address,undefined builds into build-san/ with sanitizers.
+# BUILD=dir puts the objects and binaries elsewhere. When pkg-config cannot find the libraries,
+# the user-facing targets run scripts/install-deps.sh first and then start make over.
 
 PKGS     := libh2o-evloop python3-embed sqlite3 libsodium jansson libpq openssl
 CC       ?= cc
@@ -8,17 +10,19 @@ PYTHON   := /usr/bin/python3
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
             -Wno-missing-field-initializers
 CFLAGS   ?= -O2 -g
+# Sanitizer flags live apart from CFLAGS/LDFLAGS so that `make CFLAGS=-O0 SANITIZE=...` keeps them.
 ifneq ($(SANITIZE),)
 BUILD    ?= build-san
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS  += -fsanitize=$(SANITIZE)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 else
 BUILD    ?= build
+SAN_FLAGS :=
 endif
 DEPS_OK  := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(WARN) $(CFLAGS) -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(WARN) $(CFLAGS) $(SAN_FLAGS) -Isrc \
+              -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 LIBS       := $(PKG_LIBS) -lpthread -lm
 
 SRCS     := $(wildcard src/*/*.c)
@@ -26,18 +30,34 @@ OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/main.o
 BIN      := $(BUILD)/portico
 TEST_SRCS := $(wildcard tests/unit/*.c tests/unit/*/*.c)
+TEST_OBJS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/test-obj/%.o)
 TEST_BIN := $(BUILD)/unit-tests
+FORMAT_SRCS := $(SRCS) $(wildcard src/main.c src/*/*.h tests/unit/*.[ch] tests/unit/*/*.[ch])
 
-.PHONY: all deps check unit integration run bench clean format format-check
-all: deps $(BIN)
-	@ln -sf ../$(BIN) bin/portico 2>/dev/null || (mkdir -p bin && ln -sf ../$(BIN) bin/portico)
+.DEFAULT_GOAL := all
+.PHONY: all deps check unit unit-valgrind integration run bench clean format format-check
+
+ifneq ($(DEPS_OK),yes)
+# Libraries missing: install them, then run the same goal in a fresh make, which sees the new
+# pkg-config results. PT_DEPS_TRIED stops a loop when installing did not help.
+ifneq ($(PT_DEPS_TRIED),)
+$(error pkg-config still cannot find some of: $(PKGS) (after scripts/install-deps.sh))
+endif
+# One apt-get at a time, even under -j.
+.NOTPARALLEL:
+all check run bench unit unit-valgrind integration deps:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory PT_DEPS_TRIED=1 $@
+
+else
+
+all: $(BIN)
+ifeq ($(SANITIZE),)
+	@mkdir -p bin && ln -sfr $(BIN) bin/portico
+endif
 
 deps:
-ifneq ($(DEPS_OK),yes)
-	@scripts/install-deps.sh
-	@$(MAKE) --no-print-directory $(MAKECMDGOALS)
-	@exit 0
-endif
+	@scripts/install-deps.sh --check-only >/dev/null || scripts/install-deps.sh
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -49,20 +69,29 @@ $(BUILD)/gen/prelude.inc: src/py/prelude.py
 	od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' > $@
 $(BUILD)/obj/py/runtime.o: $(BUILD)/gen/prelude.inc
 
+$(BUILD)/test-obj/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+
 $(BIN): $(OBJS) $(MAIN_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(TEST_BIN): $(OBJS) $(TEST_SRCS)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(TEST_SRCS) $(OBJS) $(LIBS)
+$(TEST_BIN): $(TEST_OBJS) $(OBJS)
+	$(CC) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-unit: deps $(TEST_BIN)
+unit: $(TEST_BIN)
 	$(TEST_BIN)
+
+# The unit tests must also be clean under valgrind (not meaningful with SANITIZE).
+unit-valgrind: $(TEST_BIN)
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(TEST_BIN)
 
 integration: all
 	PORTICO_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
 
-check: scripts/install-deps.sh
-	@scripts/install-deps.sh --check-only || scripts/install-deps.sh
+# The test tools (pytest, requests, ...) are not pkg-config packages: check them here too.
+check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
@@ -73,13 +102,15 @@ run: all
 bench: all
 	bench/run.sh $(abspath $(BIN))
 
+endif
+
 format:
-	clang-format -i $(SRCS) src/main.c $(wildcard src/*/*.h)
+	clang-format -i $(FORMAT_SRCS)
 
 format-check:
-	clang-format --dry-run -Werror $(SRCS) src/main.c $(wildcard src/*/*.h)
+	clang-format --dry-run -Werror $(FORMAT_SRCS)
 
 clean:
 	rm -rf build build-san bin
 
--include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJS:.o=.d)

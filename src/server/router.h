@@ -39,7 +39,8 @@ pt_router *pt_router_new(void);
 void pt_router_free(pt_router *r);
 
 /* Adds a route; pattern is copied, data is borrowed and returned by matches.
- * Returns 0, PT_EINVAL (bad pattern) or PT_EEXIST (same pattern shape already added). */
+ * Returns 0, PT_EINVAL (bad pattern, or no methods) or PT_EEXIST (a route of the same shape,
+ * parameter names aside, already has one of these methods; disjoint method sets may share it). */
 int pt_router_add(pt_router *r, const char *pattern, unsigned methods, void *data);
 
 typedef struct pt_route_param {
