@@ -18,10 +18,9 @@ script_entry(const pt_script_ref *script)
     PyObject *pq = PyImport_ImportModule("pq");
     if (pq == NULL)
         return NULL;
-    PyObject *loaded =
-        PyObject_CallFunction(pt_pyg.load_script, "sis#OO", script->name, script->version,
-                              script->source, (Py_ssize_t)script->source_len, pq,
-                              pt_pyg.script_cache);
+    PyObject *loaded = PyObject_CallFunction(
+        pt_pyg.load_script, "sis#OO", script->name, script->version, script->source,
+        (Py_ssize_t)script->source_len, pq, pt_pyg.script_cache);
     Py_DECREF(pq);
     if (loaded == NULL)
         return NULL;
@@ -52,8 +51,8 @@ fail_with_exception(const pt_request *req, pt_response *resp, const char *what)
     if (text != NULL && PyUnicode_Check(text))
         pt_log_error("request %s: %s:\n%s", req->id, what, PyUnicode_AsUTF8(text));
     else if (nomem)
-        pt_log_error("request %s: %s: MemoryError (the worker memory limit was reached)",
-                     req->id, what);
+        pt_log_error("request %s: %s: MemoryError (the worker memory limit was reached)", req->id,
+                     what);
     else
         pt_log_error("request %s: %s", req->id, what);
     Py_XDECREF(text);
@@ -77,7 +76,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
         fail_with_exception(req, resp, "cannot load the script");
         goto done;
     }
-    PyObject *handler = PyTuple_GET_ITEM(entry, 1);             /* borrowed */
+    PyObject *handler = PyTuple_GET_ITEM(entry, 1);      /* borrowed */
     flask_style = PyTuple_GET_ITEM(entry, 2) == Py_True; /* borrowed */
     Py_INCREF(entry); /* a reload by another thread must not free it under us */
 

@@ -10,11 +10,11 @@
 #include "core/err.h"
 #include "warehouse/wh.h"
 
-static PyObject *pq_error;         /* pq.Error */
-static PyObject *pq_unknown_conn;  /* pq.UnknownConnection(Error, KeyError) */
-static PyObject *pq_not_found;     /* pq.TableNotFound(Error) */
-static PyObject *pq_sql_error;     /* pq.SQLError(Error) */
-static PyObject *pq_unavailable;   /* pq.DatabaseUnavailable(Error) */
+static PyObject *pq_error;        /* pq.Error */
+static PyObject *pq_unknown_conn; /* pq.UnknownConnection(Error, KeyError) */
+static PyObject *pq_not_found;    /* pq.TableNotFound(Error) */
+static PyObject *pq_sql_error;    /* pq.SQLError(Error) */
+static PyObject *pq_unavailable;  /* pq.DatabaseUnavailable(Error) */
 
 /* Open warehouse handles by connection name; values are capsules owning a pt_wh. */
 static PyObject *handles;
@@ -118,7 +118,7 @@ from_value(const pt_value *v, PyObject *fillna)
 static void
 raise_wh(pt_wh *wh, int rc)
 {
-    PyObject *type = rc == PT_ENOTFOUND ? pq_not_found
+    PyObject *type = rc == PT_ENOTFOUND  ? pq_not_found
                      : rc == PT_EUNAVAIL ? pq_unavailable
                      : rc == PT_EDB      ? pq_sql_error
                                          : pq_error;
@@ -228,15 +228,24 @@ conn_repr(ConnObject *self)
 static PyObject *
 conn_fetch(ConnObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"db", "schema", "table", "query", "params", "df", "fillna_with",
-                             "fillnat_with", "enable_python_types",
-                             "enable_datetime_as_string", "tz", NULL};
+    static char *kwlist[] = {"db",
+                             "schema",
+                             "table",
+                             "query",
+                             "params",
+                             "df",
+                             "fillna_with",
+                             "fillnat_with",
+                             "enable_python_types",
+                             "enable_datetime_as_string",
+                             "tz",
+                             NULL};
     PyObject *db = NULL, *schema = Py_None, *table = Py_None, *query = Py_None;
     PyObject *params = Py_None, *df = Py_False, *fillna = Py_None, *fillnat = Py_None;
     PyObject *pytypes = Py_True, *dtstr = Py_True, *tz = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOOOOOOO", kwlist, &db, &schema,
-                                     &table, &query, &params, &df, &fillna, &fillnat, &pytypes,
-                                     &dtstr, &tz))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOOOOOOOOOO", kwlist, &db, &schema, &table,
+                                     &query, &params, &df, &fillna, &fillnat, &pytypes, &dtstr,
+                                     &tz))
         return NULL;
     (void)fillnat;
     (void)pytypes;
@@ -345,8 +354,15 @@ static PyMethodDef pq_methods[] = {
 };
 
 static struct PyModuleDef pq_def = {
-    PyModuleDef_HEAD_INIT, "pq", "Portico's data API for handler scripts.", -1, pq_methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "pq",
+    "Portico's data API for handler scripts.",
+    -1,
+    pq_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static PyObject *
@@ -377,7 +393,8 @@ pt_py_pq_module(void)
     PyObject *bases = PyTuple_Pack(2, pq_error, PyExc_KeyError);
     pq_unknown_conn = bases ? new_error(m, "UnknownConnection", bases) : NULL;
     Py_XDECREF(bases);
-    if (pq_unknown_conn == NULL || (pq_not_found = new_error(m, "TableNotFound", pq_error)) == NULL ||
+    if (pq_unknown_conn == NULL ||
+        (pq_not_found = new_error(m, "TableNotFound", pq_error)) == NULL ||
         (pq_sql_error = new_error(m, "SQLError", pq_error)) == NULL ||
         (pq_unavailable = new_error(m, "DatabaseUnavailable", pq_error)) == NULL)
         goto fail;

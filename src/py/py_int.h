@@ -10,8 +10,8 @@
 
 /* Interned strings and objects created once by pt_py_runtime_setup(). */
 typedef struct pt_py_globals {
-    PyObject *s_method, *s_url, *s_path, *s_query_string, *s_headers, *s_data, *s_form,
-        *s_body, *s_params, *s_query, *s_auth, *s_remote_addr, *s_request_id;
+    PyObject *s_method, *s_url, *s_path, *s_query_string, *s_headers, *s_data, *s_form, *s_body,
+        *s_params, *s_query, *s_auth, *s_remote_addr, *s_request_id;
     PyObject *prelude;       /* the _portico_prelude module (Python helpers) */
     PyObject *headers_type;  /* prelude.Headers */
     PyObject *flask_request; /* prelude.FlaskRequest */

@@ -108,8 +108,8 @@ pt_py_request_dict(const pt_request *req)
         goto fail;
     if (req->body.n > 0 && is_form(req->content_type)) {
         PyObject *ct = text(req->content_type);
-        PyObject *form = ct ? PyObject_CallFunctionObjArgs(pt_pyg.parse_form, ct, body, NULL)
-                            : NULL;
+        PyObject *form =
+            ct ? PyObject_CallFunctionObjArgs(pt_pyg.parse_form, ct, body, NULL) : NULL;
         Py_XDECREF(ct);
         if (set_steal(d, pt_pyg.s_form, form) != 0)
             goto fail;

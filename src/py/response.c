@@ -251,37 +251,34 @@ pt_py_response_fill(PyObject *ret, pt_response *resp, char *why, size_t whysz)
             goto pyfail;
     } else if (PyBytes_Check(body) || PyByteArray_Check(body)) {
         resp->content_type = "application/octet-stream";
-        const char *p = PyBytes_Check(body) ? PyBytes_AS_STRING(body)
-                                            : PyByteArray_AS_STRING(body);
+        const char *p = PyBytes_Check(body) ? PyBytes_AS_STRING(body) : PyByteArray_AS_STRING(body);
         Py_ssize_t n = PyBytes_Check(body) ? PyBytes_GET_SIZE(body) : PyByteArray_GET_SIZE(body);
         if (buf_fail(pt_buf_append(&resp->body, p, (size_t)n)) != 0)
             goto pyfail;
-    } else if (body == Py_None || PyDict_Check(body) || PyList_Check(body) ||
-               PyLong_Check(body) || PyFloat_Check(body) || PyTuple_Check(body)) {
+    } else if (body == Py_None || PyDict_Check(body) || PyList_Check(body) || PyLong_Check(body) ||
+               PyFloat_Check(body) || PyTuple_Check(body)) {
         resp->content_type = "application/json";
         if (pt_py_json_dump(&resp->body, body) != 0)
             goto pyfail;
     } else {
-        snprintf(why, whysz, "handler returned an unsupported type: %s",
-                 Py_TYPE(body)->tp_name);
+        snprintf(why, whysz, "handler returned an unsupported type: %s", Py_TYPE(body)->tp_name);
         return -1;
     }
     if (headers != NULL && headers != Py_None && fill_headers(headers, resp, why, whysz) != 0)
         return -1;
     return 0;
 
-pyfail:
-    {
-        PyObject *exc = pt_py_fetch_exc();
-        PyObject *s = exc != NULL ? PyObject_Str(exc) : NULL;
-        int nomem = exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_MemoryError);
-        snprintf(why, whysz, "cannot serialize the response: %s",
-                 s != NULL && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "error");
-        Py_XDECREF(s);
-        Py_XDECREF(exc);
-        PyErr_Clear();
-        if (nomem)
-            resp->fatal = 1;
-        return -1;
-    }
+pyfail : {
+    PyObject *exc = pt_py_fetch_exc();
+    PyObject *s = exc != NULL ? PyObject_Str(exc) : NULL;
+    int nomem = exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_MemoryError);
+    snprintf(why, whysz, "cannot serialize the response: %s",
+             s != NULL && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "error");
+    Py_XDECREF(s);
+    Py_XDECREF(exc);
+    PyErr_Clear();
+    if (nomem)
+        resp->fatal = 1;
+    return -1;
+}
 }

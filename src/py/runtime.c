@@ -96,8 +96,15 @@ static PyMethodDef c_methods[] = {
 };
 
 static struct PyModuleDef c_module_def = {
-    PyModuleDef_HEAD_INIT, "_portico_c", "Portico's C helpers.", -1, c_methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_portico_c",
+    "Portico's C helpers.",
+    -1,
+    c_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static PyObject *
@@ -148,10 +155,10 @@ start_interpreter(void)
     return 0;
 }
 
-#define INTERN(field, text)                                                                     \
-    do {                                                                                        \
-        if ((pt_pyg.field = PyUnicode_InternFromString(text)) == NULL)                          \
-            return -1;                                                                          \
+#define INTERN(field, text)                                                                        \
+    do {                                                                                           \
+        if ((pt_pyg.field = PyUnicode_InternFromString(text)) == NULL)                             \
+            return -1;                                                                             \
     } while (0)
 
 static PyObject *
@@ -289,8 +296,7 @@ pt_py_interrupt(unsigned long ident)
 /* ---- CLI helpers ----------------------------------------------------------------------- */
 
 int
-pt_py_check_syntax(const char *source, size_t len, const char *filename, char *err,
-                   size_t errsz)
+pt_py_check_syntax(const char *source, size_t len, const char *filename, char *err, size_t errsz)
 {
     int rc = 0;
     if (start_interpreter() != 0) {

@@ -34,10 +34,14 @@ static const char *
 message_for(int status)
 {
     switch (status) {
-    case 400: return "bad request";
-    case 413: return "request body too large";
-    case 431: return "request headers too large";
-    default: return pt_http_reason(status);
+    case 400:
+        return "bad request";
+    case 413:
+        return "request body too large";
+    case 431:
+        return "request headers too large";
+    default:
+        return pt_http_reason(status);
     }
 }
 

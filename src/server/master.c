@@ -106,23 +106,23 @@ log_exit(int index, pid_t pid, int status)
 {
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        pt_log_error("worker %d (pid %d) killed by signal %d (%s)%s; replacing it", index,
-                     (int)pid, sig, strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "");
+        pt_log_error("worker %d (pid %d) killed by signal %d (%s)%s; replacing it", index, (int)pid,
+                     sig, strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "");
         return;
     }
     int code = WEXITSTATUS(status);
     switch (code) {
     case PT_WORKER_EXIT_MEMORY:
-        pt_log_error("worker %d (pid %d) exceeded its memory limit; replacing it", index,
-                     (int)pid);
+        pt_log_error("worker %d (pid %d) exceeded its memory limit; replacing it", index, (int)pid);
         break;
     case PT_WORKER_EXIT_STUCK:
-        pt_log_error("worker %d (pid %d) had every thread stuck in a handler; replacing it",
-                     index, (int)pid);
+        pt_log_error("worker %d (pid %d) had every thread stuck in a handler; replacing it", index,
+                     (int)pid);
         break;
     case PT_WORKER_EXIT_PYEXIT:
         pt_log_error("worker %d (pid %d) exited because a handler called os._exit(); "
-                     "replacing it", index, (int)pid);
+                     "replacing it",
+                     index, (int)pid);
         break;
     default:
         pt_log_error("worker %d (pid %d) exited with status %d; replacing it", index, (int)pid,

@@ -100,8 +100,8 @@ typedef struct job {
     const struct route *route; /* borrowed from snap */
     pt_request req;
     pt_response resp;
-    int fd;          /* connection fd (HTTP/1 only, else -1): crash answers go there */
-    double start;    /* when the request arrived */
+    int fd;       /* connection fd (HTTP/1 only, else -1): crash answers go there */
+    double start; /* when the request arrived */
     double run_start;
     struct job *next;
 } job;
@@ -131,10 +131,10 @@ typedef struct worker {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int leader_present;  /* under mu */
-    int idle_followers;  /* under mu */
-    int nthreads;        /* under mu */
-    int nstuck;          /* under mu */
+    int leader_present;          /* under mu */
+    int idle_followers;          /* under mu */
+    int nthreads;                /* under mu */
+    int nstuck;                  /* under mu */
     atomic_uint_fast64_t lstate; /* (seq << 1) | running-a-job, of the leader */
     uint64_t seq;                /* leader only */
     slot slots[MAX_THREADS];
@@ -299,8 +299,7 @@ arena_copy(arena *a, const char *s, size_t n)
 /* Copies everything a handler may read out of the h2o request. Returns NULL on allocation
  * failure. Loop side. */
 static job *
-job_new(h2o_req_t *req, snapshot *snap, const struct route *route,
-        const pt_route_match *m)
+job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_route_match *m)
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
@@ -313,8 +312,8 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route,
     else if (sl != 0 && ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
 
-    size_t need = req->method.len + 1 + 7 + req->authority.len + req->path.len + 1 +
-                  path_len + 1 + query_len + 1 + req->entity.len + 1 + strlen(addr) + 1;
+    size_t need = req->method.len + 1 + 7 + req->authority.len + req->path.len + 1 + path_len + 1 +
+                  query_len + 1 + req->entity.len + 1 + strlen(addr) + 1;
     for (size_t i = 0; i < req->headers.size; i++)
         need += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
     for (size_t i = 0; i < m->nparams; i++)
@@ -394,8 +393,8 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route,
 /* ---- Responses (loop side) ------------------------------------------------------------- */
 
 static void
-access_log(worker *w, const job *j, const char *method, size_t mlen, const char *path,
-           size_t plen, int status, size_t bytes)
+access_log(worker *w, const job *j, const char *method, size_t mlen, const char *path, size_t plen,
+           int status, size_t bytes)
 {
     double ms = (now_sec() - j->start) * 1000.0;
     char ts[32];
@@ -407,8 +406,8 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     pt_buf_printf(&w->access_log,
                   "%s.%03ldZ ACCESS [worker %d] %s %.*s %.*s endpoint=%s status=%d "
                   "duration=%.3fms bytes=%zu\n",
-                  ts, rt.tv_nsec / 1000000, w->index, j->req.id, (int)mlen, method, (int)plen,
-                  path, j->route != NULL ? j->route->ep->name : "-", status, ms, bytes);
+                  ts, rt.tv_nsec / 1000000, w->index, j->req.id, (int)mlen, method, (int)plen, path,
+                  j->route != NULL ? j->route->ep->name : "-", status, ms, bytes);
     if (w->access_log.len >= ACCESS_LOG_FLUSH) {
         ssize_t rc = write(2, w->access_log.data, w->access_log.len);
         (void)rc;
@@ -497,8 +496,8 @@ finish_job(worker *w, job *j, int timed_out)
         pt_response_error(&timeout_resp, 504, "handler timed out", j->req.id);
         resp = &timeout_resp;
     }
-    access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n,
-               resp->status, resp->body.len);
+    access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
+               resp->body.len);
     if (j->hreq != NULL) {
         *j->guard = NULL;
         send_response(j->hreq, j->req.id, resp);
@@ -506,8 +505,7 @@ finish_job(worker *w, job *j, int timed_out)
     if (timed_out)
         pt_response_free(&timeout_resp);
     if (!timed_out && resp->fatal && !atomic_load(&w->stopping)) {
-        pt_log_error("worker %d ran out of memory in a handler; it will be replaced",
-                     w->index);
+        pt_log_error("worker %d ran out of memory in a handler; it will be replaced", w->index);
         atomic_store(&w->exit_code, PT_WORKER_EXIT_MEMORY);
         raise(SIGTERM);
     }
@@ -613,8 +611,8 @@ run_handler(worker *w, slot *s, job *j)
     j->run_start = now_sec();
     if (j->route->script == NULL) {
         pt_response_error(&j->resp, 500, "endpoint script is missing", j->req.id);
-        pt_log_error("request %s: endpoint %s has no script '%s'", j->req.id,
-                     j->route->ep->name, j->route->ep->script);
+        pt_log_error("request %s: endpoint %s has no script '%s'", j->req.id, j->route->ep->name,
+                     j->route->ep->script);
     } else {
         pt_script_ref ref = {j->route->script->name, j->route->script->version,
                              j->route->script->source, j->route->script->source_len};
@@ -681,8 +679,7 @@ begin_stop(worker *w)
     }
 }
 
-static void __attribute__((noreturn))
-worker_exit(worker *w)
+static void __attribute__((noreturn)) worker_exit(worker *w)
 {
     flush_access_log(w);
     if (w->inflight > 0)
@@ -802,19 +799,18 @@ monitor_main(void *arg)
             /* The running thread cannot release j while we hold the slot lock. */
             int expect = JOB_RUNNING;
             if (atomic_compare_exchange_strong(&j->state, &expect, JOB_TIMED_OUT)) {
-                pt_log_warn("request %s: handler timed out after %g s", j->req.id,
-                            w->cfg->timeout);
+                pt_log_warn("request %s: handler timed out after %g s", j->req.id, w->cfg->timeout);
                 h2o_multithread_send_message(&w->done_rx, &j->msg);
             }
             s->stuck = 1;
             pthread_mutex_unlock(&s->lock);
             pthread_mutex_lock(&w->mu);
             if (w->nthreads < w->cfg->threads * 4 && spawn_thread(w) == 0) {
-                pt_log_warn("worker %d: a thread is stuck in a handler; started another",
-                            w->index);
+                pt_log_warn("worker %d: a thread is stuck in a handler; started another", w->index);
             } else if (w->idle_followers == 0 && !w->leader_present) {
                 pt_log_error("worker %d: every thread is stuck in a handler; replacing the "
-                             "worker", w->index);
+                             "worker",
+                             w->index);
                 flush_access_log(w);
                 _exit(PT_WORKER_EXIT_STUCK);
             }
@@ -858,8 +854,9 @@ answer_inflight_502(const char *why)
         PUT(body, bn, "\", \"request_id\": \"");
         PUT(body, bn, s->id);
         PUT(body, bn, "\"}");
-        PUT(msg, mn, "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
-                     "connection: close\r\nx-request-id: ");
+        PUT(msg, mn,
+            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
+            "connection: close\r\nx-request-id: ");
         PUT(msg, mn, s->id);
         PUT(msg, mn, "\r\ncontent-length: ");
         mn += fmt_u(msg + mn, bn);
