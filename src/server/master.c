@@ -6,16 +6,19 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "server/holds.h"
 #include "server/worker.h"
 
 #define MAX_WORKERS 256
@@ -77,8 +80,13 @@ open_listener(const char *host, int *port)
 typedef struct worker_proc {
     pid_t pid;
     double started;
-    int crashes; /* consecutive quick deaths, for back-off */
+    int crashes;     /* consecutive quick deaths, for back-off */
+    int ctl;         /* our end of the custody socket (holds.h), -1 when none */
+    pt_holds *holds; /* connections the worker lent us */
 } worker_proc;
+
+static worker_proc procs[MAX_WORKERS];
+static int nprocs;
 
 static double
 mono(void)
@@ -88,16 +96,54 @@ mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Starts worker `index` (1-based) into procs[index - 1]. Returns its pid or -1 (logged). */
 static pid_t
 spawn(const pt_server_config *cfg, int fd, int index)
 {
+    worker_proc *p = &procs[index - 1];
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        pt_log_error("cannot start worker %d: %s", index, strerror(errno));
+        return -1;
+    }
     fflush(NULL); /* or buffered output would be written twice */
     pid_t pid = fork();
-    if (pid == 0)
-        pt_worker_main(cfg, fd, index);
-    if (pid < 0)
+    if (pid == 0) {
+        /* The other workers' custody sockets are not this worker's business. */
+        for (int i = 0; i < nprocs; i++)
+            if (procs[i].ctl >= 0)
+                close(procs[i].ctl);
+        close(sv[0]);
+        pt_worker_main(cfg, fd, sv[1], index);
+    }
+    close(sv[1]);
+    if (pid < 0) {
         pt_log_error("cannot start worker %d: %s", index, strerror(errno));
+        close(sv[0]);
+        return -1;
+    }
+    p->pid = pid;
+    p->started = mono();
+    p->ctl = sv[0];
+    p->holds = pt_holds_new();
     return pid;
+}
+
+/* Answers the requests a dead worker lent us, and forgets its custody socket. */
+static void
+settle(worker_proc *p, const char *why)
+{
+    if (p->ctl < 0)
+        return;
+    pt_holds_receive(p->holds, p->ctl);
+    size_t n = pt_holds_answer_all(p->holds, why);
+    if (n > 0)
+        pt_log_warn("answered %zu in-flight request%s of the dead worker with 502", n,
+                    n == 1 ? "" : "s");
+    pt_holds_free(p->holds);
+    p->holds = NULL;
+    close(p->ctl);
+    p->ctl = -1;
 }
 
 /* Logs why a worker went away, in words. */
@@ -133,12 +179,12 @@ log_exit(int index, pid_t pid, int status)
 int
 pt_server_run(const pt_server_config *cfg)
 {
-    worker_proc procs[MAX_WORKERS];
     sigset_t set;
-    int port = cfg->port, nworkers = cfg->workers;
+    int port = cfg->port;
 
     pt_log_init("master");
-    if (nworkers < 1 || nworkers > MAX_WORKERS) {
+    nprocs = cfg->workers;
+    if (nprocs < 1 || nprocs > MAX_WORKERS) {
         pt_log_error("--workers must be between 1 and %d", MAX_WORKERS);
         return 2;
     }
@@ -153,12 +199,17 @@ pt_server_run(const pt_server_config *cfg)
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        pt_log_error("signalfd: %s", strerror(errno));
+        return 1;
+    }
 
     memset(procs, 0, sizeof(procs));
-    for (int i = 0; i < nworkers; i++) {
-        procs[i].pid = spawn(cfg, fd, i + 1);
-        procs[i].started = mono();
-    }
+    for (int i = 0; i < nprocs; i++)
+        procs[i].ctl = -1;
+    for (int i = 0; i < nprocs; i++)
+        spawn(cfg, fd, i + 1);
     char hostbuf[300];
     if (strchr(cfg->host, ':') != NULL)
         snprintf(hostbuf, sizeof(hostbuf), "[%s]", cfg->host);
@@ -166,53 +217,66 @@ pt_server_run(const pt_server_config *cfg)
         snprintf(hostbuf, sizeof(hostbuf), "%s", cfg->host);
     printf("listening on http://%s:%d\n", hostbuf, port);
     fflush(stdout);
-    pt_log_info("%d workers, %d threads each, timeout %gs, worker memory %zu MiB", nworkers,
+    pt_log_info("%d workers, %d threads each, timeout %gs, worker memory %zu MiB", nprocs,
                 cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
 
     int stopping = 0;
     double deadline = 0;
+    struct pollfd pfds[MAX_WORKERS + 1];
     for (;;) {
-        struct timespec tick = {0, 100 * 1000 * 1000};
-        siginfo_t si;
-        int sig = sigtimedwait(&set, &si, &tick);
-        if (sig == SIGTERM || sig == SIGINT) {
-            if (!stopping) {
+        int np = 0;
+        pfds[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        for (int i = 0; i < nprocs; i++)
+            pfds[np++] = (struct pollfd){.fd = procs[i].ctl, .events = POLLIN};
+        if (poll(pfds, (nfds_t)np, 100) < 0 && errno != EINTR) {
+            pt_log_error("poll: %s", strerror(errno));
+            return 1;
+        }
+        for (int i = 0; i < nprocs; i++)
+            if (procs[i].ctl >= 0 && (pfds[i + 1].revents & POLLIN))
+                pt_holds_receive(procs[i].holds, procs[i].ctl);
+
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !stopping) {
                 pt_log_info("stopping: finishing in-flight requests");
                 stopping = 1;
                 deadline = mono() + cfg->timeout + STOP_GRACE_EXTRA;
                 close(fd);
-                for (int i = 0; i < nworkers; i++)
+                for (int i = 0; i < nprocs; i++)
                     if (procs[i].pid > 0)
                         kill(procs[i].pid, SIGTERM);
             }
         }
-        /* Reap every worker that went away. */
+        /* Reap every worker that went away; replace it unless we are stopping. */
         for (;;) {
             int status;
             pid_t pid = waitpid(-1, &status, WNOHANG);
             if (pid <= 0)
                 break;
-            for (int i = 0; i < nworkers; i++) {
-                if (procs[i].pid != pid)
+            for (int i = 0; i < nprocs; i++) {
+                worker_proc *p = &procs[i];
+                if (p->pid != pid)
                     continue;
-                procs[i].pid = 0;
+                p->pid = 0;
+                if (!stopping)
+                    log_exit(i + 1, pid, status);
+                settle(p, stopping ? "server stopped before the handler finished" : "worker died");
                 if (stopping)
                     break;
-                log_exit(i + 1, pid, status);
-                double lived = mono() - procs[i].started;
-                procs[i].crashes = lived < 1.0 ? procs[i].crashes + 1 : 0;
-                if (procs[i].crashes > 5) {
+                double lived = mono() - p->started;
+                p->crashes = lived < 1.0 ? p->crashes + 1 : 0;
+                if (p->crashes > 5) {
                     /* Crash loop: wait a little before the next try. */
                     struct timespec nap = {0, 500 * 1000 * 1000};
                     nanosleep(&nap, NULL);
                 }
-                procs[i].pid = spawn(cfg, fd, i + 1);
-                procs[i].started = mono();
+                spawn(cfg, fd, i + 1);
             }
         }
         if (stopping) {
             int alive = 0;
-            for (int i = 0; i < nworkers; i++)
+            for (int i = 0; i < nprocs; i++)
                 alive += procs[i].pid > 0;
             if (alive == 0) {
                 pt_log_info("stopped");
@@ -220,7 +284,7 @@ pt_server_run(const pt_server_config *cfg)
             }
             if (mono() > deadline) {
                 pt_log_warn("%d workers did not stop in time; killing them", alive);
-                for (int i = 0; i < nworkers; i++)
+                for (int i = 0; i < nprocs; i++)
                     if (procs[i].pid > 0)
                         kill(procs[i].pid, SIGKILL);
                 deadline = mono() + 5;

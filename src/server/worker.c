@@ -60,6 +60,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "py/py.h"
+#include "server/holds.h"
 #include "server/http_errors.h"
 #include "server/reqid.h"
 #include "server/request.h"
@@ -100,8 +101,9 @@ typedef struct job {
     const struct route *route; /* borrowed from snap */
     pt_request req;
     pt_response resp;
-    int fd;       /* connection fd (HTTP/1 only, else -1): crash answers go there */
-    double start; /* when the request arrived */
+    int fd;          /* connection fd (HTTP/1 only, else -1): crash answers go there */
+    atomic_int lent; /* the master holds a duplicate of fd (holds.h) */
+    double start;    /* when the request arrived */
     double run_start;
     struct job *next;
 } job;
@@ -120,6 +122,7 @@ typedef struct slot {
 typedef struct worker {
     const pt_server_config *cfg;
     int index;
+    int ctl; /* custody socket to the master (holds.h) */
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -373,6 +376,7 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_rout
 
     atomic_init(&j->refs, 1);
     atomic_init(&j->state, JOB_QUEUED);
+    atomic_init(&j->lent, 0);
     j->hreq = req;
     j->snap = snap;
     atomic_fetch_add(&snap->refs, 1);
@@ -498,6 +502,9 @@ finish_job(worker *w, job *j, int timed_out)
     }
     access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
                resp->body.len);
+    /* Take the connection back from the master before writing on it. */
+    if (atomic_exchange(&j->lent, 0))
+        pt_hold_take_back(w->ctl, j->fd);
     if (j->hreq != NULL) {
         *j->guard = NULL;
         send_response(j->hreq, j->req.id, resp);
@@ -792,6 +799,12 @@ monitor_main(void *arg)
             job *j = atomic_load(&s->job);
             if (j == NULL)
                 s->stuck = 0;
+            /* A handler still running after a tick: lend its connection to the master so
+             * that it can answer 502 if this process dies (holds.h). */
+            if (j != NULL && j->fd >= 0 && !atomic_load(&j->lent) &&
+                atomic_load(&j->state) == JOB_RUNNING && now - atomic_load(&s->started) > 0.002 &&
+                pt_hold_lend(w->ctl, j->fd, j->req.id) == 0)
+                atomic_store(&j->lent, 1);
             if (j == NULL || s->stuck || now - atomic_load(&s->started) < w->cfg->timeout) {
                 pthread_mutex_unlock(&s->lock);
                 continue;
@@ -844,8 +857,11 @@ answer_inflight_502(const char *why)
     for (int i = 0; i < MAX_THREADS; i++) {
         slot *s = &w->slots[i];
         int fd = atomic_exchange(&s->fd, -1);
-        if (fd < 0 || atomic_load(&s->job) == NULL)
+        job *j = atomic_load(&s->job);
+        if (fd < 0 || j == NULL)
             continue;
+        if (atomic_exchange(&j->lent, 0))
+            pt_hold_take_back(w->ctl, fd);
         char body[160], msg[512];
         size_t bn = 0, mn = 0;
 #define PUT(dst, n, str) (memcpy(dst + n, str, strlen(str)), n += strlen(str))
@@ -961,7 +977,7 @@ limit_memory(worker *w)
 }
 
 void
-pt_worker_main(const pt_server_config *cfg, int listen_fd, int index)
+pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
 {
     worker *w = &W;
     char tag[32], err[256];
@@ -972,6 +988,7 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int index)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     w->cfg = cfg;
     w->index = index;
+    w->ctl = ctl;
     atomic_init(&w->lstate, 0);
     atomic_init(&w->stopping, 0);
     atomic_init(&w->exit_code, PT_WORKER_EXIT_OK);

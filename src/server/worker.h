@@ -13,8 +13,9 @@ enum {
     PT_WORKER_EXIT_PYEXIT = 122, /* a handler called os._exit() (its status is logged) */
 };
 
-/* Runs worker `index` on the shared listening socket until SIGTERM; never returns. */
-void pt_worker_main(const pt_server_config *cfg, int listen_fd, int index)
+/* Runs worker `index` on the shared listening socket until SIGTERM; never returns. `ctl` is
+ * the worker's end of its custody socket with the master (holds.h). */
+void pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     __attribute__((noreturn));
 
 #endif

@@ -1,0 +1,187 @@
+/* holds.c - custody of slow requests' connections between a worker and the master. */
+#include "server/holds.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { MSG_LEND = 1, MSG_TAKE_BACK = 2 };
+
+typedef struct hold_msg {
+    int32_t type;
+    int32_t fdnum; /* the connection's fd number in the worker */
+    char id[PT_REQID_SIZE];
+} hold_msg;
+
+typedef struct held {
+    int fdnum;
+    int fd; /* the master's duplicate */
+    char id[PT_REQID_SIZE];
+} held;
+
+struct pt_holds {
+    held *items;
+    size_t n, cap;
+};
+
+static int
+send_msg(int ctl, const hold_msg *m, int fd)
+{
+    struct iovec iov = {(void *)m, sizeof(*m)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(&u, 0, sizeof(u));
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t rc;
+    do
+        rc = sendmsg(ctl, &mh, MSG_NOSIGNAL);
+    while (rc < 0 && errno == EINTR);
+    return rc == (ssize_t)sizeof(*m) ? 0 : -1;
+}
+
+int
+pt_hold_lend(int ctl, int fd, const char *id)
+{
+    hold_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_LEND;
+    m.fdnum = fd;
+    for (size_t i = 0; i + 1 < sizeof(m.id) && id[i] != '\0'; i++)
+        m.id[i] = id[i];
+    return send_msg(ctl, &m, fd);
+}
+
+int
+pt_hold_take_back(int ctl, int fd)
+{
+    hold_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_TAKE_BACK;
+    m.fdnum = fd;
+    return send_msg(ctl, &m, -1);
+}
+
+pt_holds *
+pt_holds_new(void)
+{
+    return calloc(1, sizeof(pt_holds));
+}
+
+void
+pt_holds_free(pt_holds *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t i = 0; i < h->n; i++)
+        close(h->items[i].fd);
+    free(h->items);
+    free(h);
+}
+
+static void
+drop(pt_holds *h, size_t i)
+{
+    close(h->items[i].fd);
+    h->items[i] = h->items[--h->n];
+}
+
+int
+pt_holds_receive(pt_holds *h, int ctl)
+{
+    for (;;) {
+        hold_msg m;
+        struct iovec iov = {&m, sizeof(m)};
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        ssize_t rc = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (rc <= 0)
+            return -1;
+        int fd = -1;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        if (rc != (ssize_t)sizeof(m)) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        /* A connection number is held at most once: a new lend replaces an old one. */
+        for (size_t i = 0; i < h->n; i++) {
+            if (h->items[i].fdnum == m.fdnum) {
+                drop(h, i);
+                break;
+            }
+        }
+        if (m.type != MSG_LEND || fd < 0) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (h->n == h->cap) {
+            size_t cap = h->cap ? h->cap * 2 : 16;
+            held *items = realloc(h->items, cap * sizeof(*items));
+            if (items == NULL) {
+                close(fd);
+                continue;
+            }
+            h->items = items;
+            h->cap = cap;
+        }
+        held *e = &h->items[h->n++];
+        e->fdnum = m.fdnum;
+        e->fd = fd;
+        memcpy(e->id, m.id, sizeof(e->id));
+        e->id[sizeof(e->id) - 1] = '\0';
+    }
+}
+
+size_t
+pt_holds_answer_all(pt_holds *h, const char *why)
+{
+    size_t answered = 0;
+    while (h->n > 0) {
+        held *e = &h->items[h->n - 1];
+        char body[256], msg[512];
+        int bn =
+            snprintf(body, sizeof(body), "{\"error\": \"%s\", \"request_id\": \"%s\"}", why, e->id);
+        int mn = snprintf(msg, sizeof(msg),
+                          "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
+                          "connection: close\r\nx-request-id: %s\r\ncontent-length: %d\r\n\r\n%s",
+                          e->id, bn, body);
+        if (write(e->fd, msg, (size_t)mn) == mn)
+            answered++;
+        shutdown(e->fd, SHUT_RDWR);
+        drop(h, h->n - 1);
+    }
+    return answered;
+}
