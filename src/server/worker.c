@@ -122,7 +122,8 @@ typedef struct slot {
 typedef struct worker {
     const pt_server_config *cfg;
     int index;
-    int ctl; /* custody socket to the master (holds.h) */
+    int ctl;       /* custody socket to the master (holds.h) */
+    int listen_fd; /* the shared listening socket */
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -854,6 +855,10 @@ static void
 answer_inflight_502(const char *why)
 {
     worker *w = &W;
+    /* First stop taking connections: other threads may still lead the loop for a moment while
+     * this process dies, and whatever they accepted now would be reset. */
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
     for (int i = 0; i < MAX_THREADS; i++) {
         slot *s = &w->slots[i];
         int fd = atomic_exchange(&s->fd, -1);
@@ -989,6 +994,7 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     w->cfg = cfg;
     w->index = index;
     w->ctl = ctl;
+    w->listen_fd = listen_fd;
     atomic_init(&w->lstate, 0);
     atomic_init(&w->stopping, 0);
     atomic_init(&w->exit_code, PT_WORKER_EXIT_OK);
