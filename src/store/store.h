@@ -24,16 +24,17 @@ int pt_store_name_valid(const char *name);
 
 typedef struct pt_script {
     char *name;
-    int version;      /* 1, 2, ... */
-    int current;      /* the version endpoints run */
-    char *source;     /* NUL-terminated UTF-8 */
+    int version;  /* 1, 2, ... */
+    int current;  /* the version endpoints run */
+    char *source; /* NUL-terminated UTF-8 */
     size_t source_len;
-    int64_t created;  /* unix seconds */
+    int64_t created; /* unix seconds */
 } pt_script;
 void pt_script_free(pt_script *s); /* NULL is a no-op */
 
 /* Stores source as a new version of script `name` (creating the script) and makes it current.
- * Returns 0 and the version in *version, or a pt_err. */
+ * Returns 0 and the version in *version, or a pt_err. Version numbers are never reused, even
+ * after pt_store_script_rm (workers cache compiled scripts by name and version). */
 int pt_store_script_put(pt_store *st, const char *name, const char *source, size_t len,
                         int *version);
 /* Fetches version `version` of a script, or its current version when version is 0.
@@ -65,13 +66,14 @@ int pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep);
 int pt_store_endpoint_get(pt_store *st, const char *name, pt_endpoint *out); /* free fields */
 int pt_store_endpoint_rm(pt_store *st, const char *name);
 int pt_store_endpoint_list(pt_store *st, pt_endpoint **out, size_t *n);
-void pt_endpoint_clear(pt_endpoint *ep);                  /* frees the fields */
+void pt_endpoint_clear(pt_endpoint *ep);                   /* frees the fields */
 void pt_store_endpoints_free(pt_endpoint *list, size_t n); /* frees fields and array */
 
 typedef struct pt_connection {
     char *name;
     char *kind; /* "sqlite" or "postgres" */
-    char *dsn;  /* sqlite: directory of schema files; postgres: libpq DSN */
+    char *dsn;  /* sqlite: directory of schema files (stored relative to the data dir when
+                 * given so; get and list return it joined with the data dir); postgres: DSN */
 } pt_connection;
 
 /* Warehouse connections. "dw" always exists (embedded SQLite under DATA/warehouse/dw). */

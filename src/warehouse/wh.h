@@ -86,7 +86,6 @@ int pt_wh_table_exists(pt_wh *wh, const char *schema, const char *table);
  * content starting with '[') into schema.table, creating the schema and the table and
  * inferring column types (INTEGER, REAL, TEXT). Replaces an existing table's rows? No:
  * appends; a table that exists must have compatible columns. Returns 0 and the row count. */
-int pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path,
-                 int64_t *rows);
+int pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows);
 
 #endif

@@ -1,0 +1,356 @@
+/* cli.c - helpers shared by the `portico` commands: option parsing, errors, files, tables. */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+
+int
+pt_cli_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    char *p;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* One line, whatever the message holds (SQL errors may quote multi-line input). */
+    for (p = msg; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "error: %s\n", msg);
+    return PT_CLI_ERROR;
+}
+
+int
+pt_cli_usage(const char *usage)
+{
+    fprintf(stderr, "usage: portico %s\n", usage);
+    return PT_CLI_USAGE;
+}
+
+/* Is arg an option ("--name" or "--name=value", name of [a-z0-9-])? Anything else, such as
+ * SQL starting with a "--" comment, is a positional argument. */
+static int
+is_option(const char *arg)
+{
+    const char *p;
+
+    if (strncmp(arg, "--", 2) != 0 || !islower((unsigned char)arg[2]))
+        return 0;
+    for (p = arg + 2; *p != '\0' && *p != '='; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+            return 0;
+    return 1;
+}
+
+int
+pt_cli_parse(int argc, char **argv, const pt_cli_opt *opts, char **pos, int min_pos, int max_pos,
+             int *npos, const char *usage)
+{
+    int i, n = 0, only_pos = 0;
+
+    for (i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const pt_cli_opt *o;
+        const char *eq;
+        size_t namelen;
+
+        if (!only_pos && strcmp(arg, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (!only_pos && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+            printf("usage: portico %s\n", usage);
+            return -1;
+        }
+        if (only_pos || !is_option(arg)) {
+            if (n == max_pos)
+                return pt_cli_usage(usage);
+            pos[n++] = argv[i];
+            continue;
+        }
+        eq = strchr(arg, '=');
+        namelen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        for (o = opts; o != NULL && o->name != NULL; o++)
+            if (strlen(o->name) == namelen && strncmp(o->name, arg, namelen) == 0)
+                break;
+        if (o == NULL || o->name == NULL)
+            return pt_cli_error("unknown option '%.*s' (usage: portico %s)", (int)namelen, arg,
+                                usage);
+        if (!o->takes_value) {
+            if (eq != NULL)
+                return pt_cli_error("%s takes no value", o->name);
+            *o->value = "";
+        } else if (eq != NULL) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            return pt_cli_error("%s needs a value", o->name);
+        }
+    }
+    if (n < min_pos)
+        return pt_cli_usage(usage);
+    *npos = n;
+    return 0;
+}
+
+int
+pt_cli_need_datadir(const char *datadir)
+{
+    char path[4096];
+    struct stat sb;
+
+    if (stat(datadir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return pt_cli_error("no data dir at %s (run 'portico init')", datadir);
+    snprintf(path, sizeof path, "%s/portico.db", datadir);
+    if (stat(path, &sb) != 0)
+        return pt_cli_error("no data dir at %s (run 'portico init')", datadir);
+    return 0;
+}
+
+int
+pt_cli_open_store(const char *datadir, pt_store **st)
+{
+    char err[512];
+
+    *st = NULL;
+    if (pt_cli_need_datadir(datadir) != 0)
+        return PT_CLI_ERROR;
+    if (pt_store_open(datadir, st, err, sizeof err) != 0)
+        return pt_cli_error("%s", err);
+    return 0;
+}
+
+int
+pt_cli_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+    struct stat sb;
+    char *buf = NULL;
+    size_t got = 0;
+    int fd, rc = PT_CLI_ERROR;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pt_cli_error("cannot read %s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0) {
+        pt_cli_error("cannot read %s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        pt_cli_error("cannot read %s: is a directory", path);
+        goto done;
+    }
+    if ((uint64_t)sb.st_size > max) {
+        pt_cli_error("cannot read %s: file too big (%lld bytes, at most %zu)", path,
+                     (long long)sb.st_size, max);
+        goto done;
+    }
+    buf = malloc((size_t)sb.st_size + 1);
+    if (buf == NULL) {
+        pt_cli_error("cannot read %s: out of memory", path);
+        goto done;
+    }
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            pt_cli_error("cannot read %s: %s", path, strerror(errno));
+            goto done;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int
+pt_cli_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || !(isdigit((unsigned char)s[0]) || s[0] == '-'))
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void
+pt_cli_format_time(int64_t t, char *out, size_t outsz)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, outsz, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(out, outsz, "%lld", (long long)t);
+}
+
+/* Creates dir and its missing parents (parents 0755, dir itself `mode`); an existing
+ * directory is left as it is. Returns 0 or -1 with errno set. */
+int
+pt_cli_mkdir_p(const char *dir, unsigned mode)
+{
+    char path[4096];
+    struct stat sb;
+    size_t len = strlen(dir);
+    char *p;
+
+    if (len == 0 || len >= sizeof path) {
+        errno = len == 0 ? ENOENT : ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = '\0';
+    for (p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(path, (mode_t)mode) != 0) {
+        if (errno != EEXIST)
+            return -1;
+        if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- tables ------------------------------------------------------------------------------- */
+
+struct pt_cli_table {
+    size_t ncols;
+    char **cells; /* row-major, each owned */
+    size_t n;
+    size_t cap;
+};
+
+pt_cli_table *
+pt_cli_table_new(size_t ncols)
+{
+    pt_cli_table *t = calloc(1, sizeof *t);
+
+    if (t != NULL)
+        t->ncols = ncols > 0 ? ncols : 1;
+    return t;
+}
+
+void
+pt_cli_table_free(pt_cli_table *t)
+{
+    size_t i;
+
+    if (t == NULL)
+        return;
+    for (i = 0; i < t->n; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    free(t);
+}
+
+int
+pt_cli_table_add(pt_cli_table *t, const char *cell, size_t n)
+{
+    char *copy;
+
+    if (t->n == t->cap) {
+        size_t ncap = t->cap != 0 ? t->cap * 2 : 64;
+        char **nc = realloc(t->cells, ncap * sizeof *nc);
+        if (nc == NULL)
+            return PT_ENOMEM;
+        t->cells = nc;
+        t->cap = ncap;
+    }
+    copy = malloc(n + 1);
+    if (copy == NULL)
+        return PT_ENOMEM;
+    memcpy(copy, cell, n);
+    copy[n] = '\0';
+    t->cells[t->n++] = copy;
+    return 0;
+}
+
+int
+pt_cli_table_adds(pt_cli_table *t, const char *cell)
+{
+    return pt_cli_table_add(t, cell, strlen(cell));
+}
+
+/* Display width of UTF-8 text: one per character (continuation bytes do not count). */
+static size_t
+text_width(const char *s)
+{
+    size_t w = 0;
+
+    for (; *s != '\0'; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
+void
+pt_cli_table_print(const pt_cli_table *t, FILE *f, int rule)
+{
+    size_t *width = calloc(t->ncols, sizeof *width);
+    size_t i, c;
+
+    if (width == NULL)
+        return;
+    for (i = 0; i < t->n; i++) {
+        size_t w = text_width(t->cells[i]);
+        if (w > width[i % t->ncols])
+            width[i % t->ncols] = w;
+    }
+    for (i = 0; i < t->n; i++) {
+        c = i % t->ncols;
+        fputs(t->cells[i], f);
+        if (c + 1 < t->ncols && i + 1 < t->n) {
+            fprintf(f, "%*s", (int)(width[c] - text_width(t->cells[i]) + 2), "");
+            continue;
+        }
+        fputc('\n', f);
+        if (rule && i + 1 == t->ncols) {
+            for (c = 0; c < t->ncols; c++) {
+                size_t k;
+                for (k = 0; k < width[c]; k++)
+                    fputc('-', f);
+                if (c + 1 < t->ncols)
+                    fputs("  ", f);
+            }
+            fputc('\n', f);
+        }
+    }
+    free(width);
+}

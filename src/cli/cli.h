@@ -1,0 +1,76 @@
+/* cli.h - the `portico` commands (one file per group: cli_init.c, cli_script.c, ...) and the
+ * argument, error and table helpers they share (cli.c). */
+#ifndef PT_CLI_H
+#define PT_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "store/store.h"
+
+/* Exit statuses: 0 success, 1 an error (one "error: ..." line on stderr), 2 a usage error
+ * (a "usage: ..." line on stderr). */
+enum { PT_CLI_OK = 0, PT_CLI_ERROR = 1, PT_CLI_USAGE = 2 };
+
+/* Every command gets the data dir (borrowed) and the arguments after its name (argv[0] is the
+ * first argument), and returns the process exit status. */
+int pt_cli_init(const char *datadir, int argc, char **argv);
+int pt_cli_script(const char *datadir, int argc, char **argv);
+int pt_cli_endpoint(const char *datadir, int argc, char **argv);
+int pt_cli_db(const char *datadir, int argc, char **argv);
+int pt_cli_run(const char *datadir, int argc, char **argv);
+int pt_cli_serve(const char *datadir, int argc, char **argv);
+
+/* One option of a command: "--path" with a value, or a flag. */
+typedef struct pt_cli_opt {
+    const char *name;   /* "--path" */
+    int takes_value;    /* 1: "--path P" or "--path=P"; 0: a flag */
+    const char **value; /* set to the value (borrowed from argv), or to "" for a flag */
+} pt_cli_opt;
+
+/* Parses argv against opts (options may come anywhere; "--" ends them) and stores the other
+ * arguments in pos (borrowed). Between min_pos and max_pos positional arguments are accepted.
+ * Returns 0; or prints the error and returns the exit status (PT_CLI_ERROR for an unknown
+ * option or a missing value, PT_CLI_USAGE for a wrong argument count); or, for --help, prints
+ * the usage on stdout and returns -1 (the caller exits with 0). usage is the part after
+ * "usage: portico ". */
+int pt_cli_parse(int argc, char **argv, const pt_cli_opt *opts, char **pos, int min_pos,
+                 int max_pos, int *npos, const char *usage);
+
+/* Prints "error: <message>" on stderr; returns PT_CLI_ERROR. */
+int pt_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "usage: portico <usage>" on stderr; returns PT_CLI_USAGE. */
+int pt_cli_usage(const char *usage);
+
+/* Checks that datadir is an initialised data dir; prints the error otherwise. Returns 0 or
+ * PT_CLI_ERROR. */
+int pt_cli_need_datadir(const char *datadir);
+/* pt_cli_need_datadir, then opens the store. Returns 0 (caller frees *st with
+ * pt_store_close) or PT_CLI_ERROR (error printed). */
+int pt_cli_open_store(const char *datadir, pt_store **st);
+
+/* Reads a whole file (NUL-terminated; at most max bytes). Returns 0 (caller frees *data) or
+ * PT_CLI_ERROR with "error: cannot read PATH: reason" printed. */
+int pt_cli_read_file(const char *path, size_t max, char **data, size_t *len);
+/* Creates dir and its missing parents (parents 0755, dir itself `mode`); an existing
+ * directory is left as it is. Returns 0 or -1 with errno set. */
+int pt_cli_mkdir_p(const char *dir, unsigned mode);
+/* Parses a whole decimal number in [min, max]. Returns 0 or -1. */
+int pt_cli_parse_long(const char *s, long min, long max, long *out);
+/* Formats unix time t as "2026-11-29 02:43:49 UTC" into out. */
+void pt_cli_format_time(int64_t t, char *out, size_t outsz);
+
+/* Text tables with aligned columns (widths counted in UTF-8 characters). */
+typedef struct pt_cli_table pt_cli_table;
+/* Returns a table of ncols columns, or NULL when out of memory. Free with
+ * pt_cli_table_free. */
+pt_cli_table *pt_cli_table_new(size_t ncols);
+void pt_cli_table_free(pt_cli_table *t); /* NULL is a no-op */
+/* Appends one cell (copied; n bytes), filling rows left to right. Returns 0 or PT_ENOMEM. */
+int pt_cli_table_add(pt_cli_table *t, const char *cell, size_t n);
+int pt_cli_table_adds(pt_cli_table *t, const char *cell);
+/* Prints the table; the first row is the header, underlined with dashes when rule is set. */
+void pt_cli_table_print(const pt_cli_table *t, FILE *f, int rule);
+
+#endif

@@ -1,0 +1,412 @@
+/* cli_db.c - `portico db add|list|rm|import|query`: warehouse connections and their data. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "store/store.h"
+#include "warehouse/wh.h"
+
+static const char db_usage[] =
+    "db add NAME --sqlite [DIR] | list | rm NAME | import CONN SCHEMA TABLE FILE | "
+    "query CONN SQL [--json]";
+
+static int
+db_add(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "db add NAME --sqlite [DIR]";
+    const char *sqlite = NULL, *postgres = NULL;
+    pt_cli_opt opts[] = {{"--sqlite", 0, &sqlite}, {"--postgres", 1, &postgres}, {NULL, 0, NULL}};
+    pt_connection conn = {0}, old = {0};
+    pt_store *st = NULL;
+    char *pos[2], dir[PATH_MAX], rel[256], abs_dir[PATH_MAX];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 1, 2, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (postgres != NULL)
+        return pt_cli_error("PostgreSQL warehouses are not available yet; use --sqlite");
+    if (sqlite == NULL)
+        return pt_cli_error("db add needs --sqlite (the only kind available for now)");
+    if (!pt_store_name_valid(pos[0]))
+        return pt_cli_error("invalid connection name '%s' (letters, digits, '_', '.', '-'; at "
+                            "most 64; not starting with '.' or '-')",
+                            pos[0]);
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_connection_get(st, pos[0], &old) == 0) {
+        rc = pt_cli_error("connection '%s' already exists (%s, %s)", pos[0], old.kind, old.dsn);
+        goto done;
+    }
+
+    /* The default directory is stored relative to the data dir, so that the data dir can
+     * move; a directory given by the user is stored absolute. */
+    if (npos == 2) {
+        snprintf(dir, sizeof dir, "%s", pos[1]);
+    } else {
+        snprintf(rel, sizeof rel, "warehouse/%s", pos[0]);
+        snprintf(dir, sizeof dir, "%s/%s", datadir, rel);
+    }
+    if (pt_cli_mkdir_p(dir, 0700) != 0) {
+        rc = pt_cli_error("cannot create %s: %s", dir, strerror(errno));
+        goto done;
+    }
+    if (npos == 2 && realpath(dir, abs_dir) == NULL) {
+        rc = pt_cli_error("cannot resolve %s: %s", dir, strerror(errno));
+        goto done;
+    }
+    conn.name = pos[0];
+    conn.kind = "sqlite";
+    conn.dsn = npos == 2 ? abs_dir : rel;
+    if (pt_store_connection_add(st, &conn) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    printf("connection %s added (sqlite, %s)\n", pos[0], npos == 2 ? abs_dir : dir);
+done:
+    pt_connection_clear(&old);
+    pt_store_close(st);
+    return rc;
+}
+
+/* Copies a DSN for display with any password=... value masked. */
+static void
+redact_dsn(const char *dsn, char *out, size_t outsz)
+{
+    const char *p = strstr(dsn, "password=");
+    const char *end;
+
+    if (p == NULL) {
+        snprintf(out, outsz, "%s", dsn);
+        return;
+    }
+    end = strchr(p, ' ');
+    snprintf(out, outsz, "%.*spassword=***%s", (int)(p - dsn), dsn, end != NULL ? end : "");
+}
+
+static int
+db_list(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "db list";
+    pt_store *st = NULL;
+    pt_connection *list = NULL;
+    pt_cli_table *t = NULL;
+    size_t n = 0, i;
+    char *pos[1], shown[1024];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_connection_list(st, &list, &n) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    t = pt_cli_table_new(3);
+    if (t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "KIND") ||
+        pt_cli_table_adds(t, "LOCATION")) {
+        rc = pt_cli_error("out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        redact_dsn(list[i].dsn, shown, sizeof shown);
+        if (pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, list[i].kind) ||
+            pt_cli_table_adds(t, shown)) {
+            rc = pt_cli_error("out of memory");
+            goto done;
+        }
+    }
+    pt_cli_table_print(t, stdout, 0);
+done:
+    pt_cli_table_free(t);
+    pt_store_connections_free(list, n);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+db_rm(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "db rm NAME";
+    pt_connection conn = {0};
+    pt_store *st = NULL;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_connection_get(st, pos[0], &conn) != 0 ||
+        pt_store_connection_rm(st, pos[0]) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    printf("connection %s removed (its data stays in %s)\n", pos[0], conn.dsn);
+done:
+    pt_connection_clear(&conn);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+db_import(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "db import CONN SCHEMA TABLE FILE";
+    pt_wh *wh = NULL;
+    char *pos[4], err[512];
+    int64_t rows = 0;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 4, 4, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_need_datadir(datadir) != 0)
+        return PT_CLI_ERROR;
+    if (pt_wh_open(datadir, pos[0], &wh, err, sizeof err) != 0)
+        return pt_cli_error("%s", err);
+    if (pt_wh_import(wh, pos[1], pos[2], pos[3], &rows) != 0)
+        rc = pt_cli_error("%s", pt_wh_errmsg(wh));
+    else
+        printf("imported %" PRId64 " row%s into %s.%s.%s\n", rows, rows == 1 ? "" : "s", pos[0],
+               pos[1], pos[2]);
+    pt_wh_close(wh);
+    return rc;
+}
+
+/* Appends a value as display text: control characters escaped, so each row stays one line. */
+static int
+value_text(pt_buf *b, const pt_value *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char num[40];
+    size_t i;
+
+    switch (v->type) {
+    case PT_V_NULL:
+        return pt_buf_puts(b, "NULL");
+    case PT_V_INT:
+        return pt_buf_printf(b, "%" PRId64, v->u.i);
+    case PT_V_BOOL:
+        return pt_buf_puts(b, v->u.i ? "true" : "false");
+    case PT_V_FLOAT:
+        pt_json_format_double(v->u.f, num);
+        return pt_buf_puts(b, num);
+    case PT_V_TEXT:
+        for (i = 0; i < v->u.s.n; i++) {
+            unsigned char c = (unsigned char)v->u.s.p[i];
+            int rc;
+            if (c == '\n')
+                rc = pt_buf_puts(b, "\\n");
+            else if (c == '\t')
+                rc = pt_buf_puts(b, "\\t");
+            else if (c == '\r')
+                rc = pt_buf_puts(b, "\\r");
+            else if (c < 0x20 || c == 0x7f)
+                rc = pt_buf_printf(b, "\\x%02x", c);
+            else
+                rc = pt_buf_putc(b, (char)c);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    case PT_V_BLOB:
+        if (pt_buf_puts(b, "X'") != 0)
+            return PT_ENOMEM;
+        for (i = 0; i < v->u.s.n; i++) {
+            unsigned char c = (unsigned char)v->u.s.p[i];
+            if (pt_buf_putc(b, hex[c >> 4]) != 0 || pt_buf_putc(b, hex[c & 15]) != 0)
+                return PT_ENOMEM;
+        }
+        return pt_buf_putc(b, '\'');
+    }
+    return 0;
+}
+
+static int
+value_json(pt_buf *b, const pt_value *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    int rc;
+
+    switch (v->type) {
+    case PT_V_NULL:
+        return pt_buf_puts(b, "null");
+    case PT_V_INT:
+        return pt_json_int(b, v->u.i);
+    case PT_V_BOOL:
+        return pt_buf_puts(b, v->u.i ? "true" : "false");
+    case PT_V_FLOAT:
+        return pt_json_double(b, v->u.f);
+    case PT_V_TEXT:
+        return pt_json_string(b, v->u.s.p, v->u.s.n);
+    case PT_V_BLOB:
+        /* Blobs as a hex string: JSON has no bytes. */
+        rc = pt_buf_putc(b, '"');
+        for (i = 0; rc == 0 && i < v->u.s.n; i++) {
+            unsigned char c = (unsigned char)v->u.s.p[i];
+            rc = pt_buf_putc(b, hex[c >> 4]);
+            if (rc == 0)
+                rc = pt_buf_putc(b, hex[c & 15]);
+        }
+        return rc != 0 ? rc : pt_buf_putc(b, '"');
+    }
+    return 0;
+}
+
+/* Streams the rows as one JSON array of objects, one row per line. */
+static int
+print_json(pt_wh *wh, pt_wh_cursor *c)
+{
+    size_t ncols = pt_wh_cursor_ncols(c), i;
+    pt_buf b;
+    pt_value v;
+    int first = 1, rc;
+
+    pt_buf_init(&b, 0);
+    fputc('[', stdout);
+    while ((rc = pt_wh_cursor_next(c)) == 1) {
+        pt_buf_reset(&b);
+        rc = pt_buf_puts(&b, first ? "{" : ",\n{");
+        for (i = 0; rc == 0 && i < ncols; i++) {
+            const char *name = pt_wh_cursor_colname(c, i);
+            if (i > 0)
+                rc = pt_buf_puts(&b, ", ");
+            if (rc == 0)
+                rc = pt_json_string(&b, name, strlen(name));
+            if (rc == 0)
+                rc = pt_buf_puts(&b, ": ");
+            pt_wh_cursor_value(c, i, &v);
+            if (rc == 0)
+                rc = value_json(&b, &v);
+        }
+        if (rc == 0)
+            rc = pt_buf_putc(&b, '}');
+        if (rc != 0) {
+            pt_buf_free(&b);
+            return pt_cli_error("out of memory");
+        }
+        fwrite(b.data, 1, b.len, stdout);
+        first = 0;
+    }
+    pt_buf_free(&b);
+    fputs("]\n", stdout);
+    if (rc < 0)
+        return pt_cli_error("%s", pt_wh_errmsg(wh));
+    return 0;
+}
+
+/* Prints the rows as an aligned table with a "(N rows)" footer. */
+static int
+print_table(pt_wh *wh, pt_wh_cursor *c)
+{
+    size_t ncols = pt_wh_cursor_ncols(c), i;
+    pt_cli_table *t = pt_cli_table_new(ncols);
+    int64_t rows = 0;
+    pt_buf b;
+    pt_value v;
+    int rc = 0;
+
+    pt_buf_init(&b, 0);
+    if (t == NULL)
+        goto nomem;
+    for (i = 0; i < ncols; i++)
+        if (pt_cli_table_adds(t, pt_wh_cursor_colname(c, i)) != 0)
+            goto nomem;
+    while ((rc = pt_wh_cursor_next(c)) == 1) {
+        for (i = 0; i < ncols; i++) {
+            pt_buf_reset(&b);
+            pt_wh_cursor_value(c, i, &v);
+            if (value_text(&b, &v) != 0 || pt_cli_table_add(t, b.len > 0 ? b.data : "", b.len))
+                goto nomem;
+        }
+        rows++;
+    }
+    if (rc < 0) {
+        rc = pt_cli_error("%s", pt_wh_errmsg(wh));
+        goto done;
+    }
+    pt_cli_table_print(t, stdout, 1);
+    printf("(%" PRId64 " row%s)\n", rows, rows == 1 ? "" : "s");
+    rc = 0;
+    goto done;
+nomem:
+    rc = pt_cli_error("out of memory");
+done:
+    pt_buf_free(&b);
+    pt_cli_table_free(t);
+    return rc;
+}
+
+static int
+db_query(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "db query CONN SQL [--json]";
+    const char *json = NULL;
+    pt_cli_opt opts[] = {{"--json", 0, &json}, {NULL, 0, NULL}};
+    pt_wh *wh = NULL;
+    pt_wh_cursor *c = NULL;
+    char *pos[2], err[512];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 2, 2, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_need_datadir(datadir) != 0)
+        return PT_CLI_ERROR;
+    if (pt_wh_open(datadir, pos[0], &wh, err, sizeof err) != 0)
+        return pt_cli_error("%s", err);
+    if (pt_wh_exec(wh, pos[1], NULL, 0, &c) != 0) {
+        rc = pt_cli_error("%s", pt_wh_errmsg(wh));
+        goto done;
+    }
+    if (json != NULL)
+        rc = print_json(wh, c);
+    else if (pt_wh_cursor_ncols(c) == 0)
+        printf("(%" PRId64 " row%s changed)\n", pt_wh_cursor_changes(c),
+               pt_wh_cursor_changes(c) == 1 ? "" : "s");
+    else
+        rc = print_table(wh, c);
+done:
+    pt_wh_cursor_free(c);
+    pt_wh_close(wh);
+    return rc;
+}
+
+int
+pt_cli_db(const char *datadir, int argc, char **argv)
+{
+    if (argc == 0)
+        return pt_cli_usage(db_usage);
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        printf("usage: portico %s\n", db_usage);
+        return 0;
+    }
+    if (strcmp(argv[0], "add") == 0)
+        return db_add(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
+        return db_list(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "rm") == 0)
+        return db_rm(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "import") == 0)
+        return db_import(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "query") == 0)
+        return db_query(datadir, argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown command 'db %s' (usage: portico %s)\n", argv[0], db_usage);
+    return PT_CLI_USAGE;
+}

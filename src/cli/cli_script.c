@@ -1,0 +1,218 @@
+/* cli_script.c - `portico script add|list|show|rollback|rm`: versioned handler scripts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/err.h"
+#include "py/py.h"
+#include "store/store.h"
+
+#define SCRIPT_MAX (16u << 20) /* bytes; handler scripts are small, this catches mistakes */
+
+static const char script_usage[] = "script add NAME FILE | list | show NAME [--version V] | "
+                                   "rollback NAME [VERSION] | rm NAME";
+
+static int
+script_add(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script add NAME FILE";
+    pt_store *st = NULL;
+    char *pos[2], *source = NULL, err[1024] = "";
+    size_t len = 0;
+    int npos = 0, version = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 2, 2, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_need_datadir(datadir) != 0)
+        return PT_CLI_ERROR;
+    if (!pt_store_name_valid(pos[0]))
+        return pt_cli_error("invalid script name '%s' (letters, digits, '_', '.', '-'; at most "
+                            "64; not starting with '.' or '-')",
+                            pos[0]);
+    if (pt_cli_read_file(pos[1], SCRIPT_MAX, &source, &len) != 0)
+        return PT_CLI_ERROR;
+
+    /* Compile first: a script that cannot run never becomes current. */
+    rc = pt_py_check_syntax(source, len, pos[1], err, sizeof err);
+    if (rc != 0) {
+        rc = pt_cli_error("%s: %s", pos[1], err[0] != '\0' ? err : pt_strerror(rc));
+        goto done;
+    }
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        goto done;
+    if (pt_store_script_put(st, pos[0], source, len, &version) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    printf("script %s version %d\n", pos[0], version);
+done:
+    pt_store_close(st);
+    free(source);
+    return rc;
+}
+
+static int
+script_list(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script list";
+    pt_store *st = NULL;
+    pt_script *list = NULL;
+    pt_cli_table *t = NULL;
+    size_t n = 0, i, j;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_script_list(st, &list, &n) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    t = pt_cli_table_new(4);
+    if (t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "CURRENT") ||
+        pt_cli_table_adds(t, "VERSIONS") || pt_cli_table_adds(t, "UPDATED")) {
+        rc = pt_cli_error("out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        pt_script *versions = NULL;
+        size_t nv = 0;
+        int64_t updated = list[i].created;
+        char num[32], count[32], when[64];
+
+        /* "Updated" is when the newest version was stored. */
+        if (pt_store_script_versions(st, list[i].name, &versions, &nv) == 0)
+            for (j = 0; j < nv; j++)
+                if (versions[j].created > updated)
+                    updated = versions[j].created;
+        pt_store_scripts_free(versions, nv);
+        snprintf(num, sizeof num, "%d", list[i].current);
+        snprintf(count, sizeof count, "%zu", nv);
+        pt_cli_format_time(updated, when, sizeof when);
+        if (pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, num) ||
+            pt_cli_table_adds(t, count) || pt_cli_table_adds(t, when)) {
+            rc = pt_cli_error("out of memory");
+            goto done;
+        }
+    }
+    pt_cli_table_print(t, stdout, 0);
+done:
+    pt_cli_table_free(t);
+    pt_store_scripts_free(list, n);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+script_show(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script show NAME [--version V]";
+    const char *vopt = NULL;
+    pt_cli_opt opts[] = {{"--version", 1, &vopt}, {NULL, 0, NULL}};
+    pt_store *st = NULL;
+    pt_script *s = NULL;
+    char *pos[1];
+    long version = 0;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (vopt != NULL && pt_cli_parse_long(vopt, 1, 1000000000, &version) != 0)
+        return pt_cli_error("invalid --version '%s' (a version number: 1, 2, ...)", vopt);
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_script_get(st, pos[0], (int)version, &s) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    /* The source exactly as stored, so that `script show` output can be compared with a
+     * file. */
+    fwrite(s->source, 1, s->source_len, stdout);
+done:
+    pt_script_free(s);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+script_rollback(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script rollback NAME [VERSION]";
+    pt_store *st = NULL;
+    char *pos[2];
+    long version = 0;
+    int npos = 0, now = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 2, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (npos == 2 && pt_cli_parse_long(pos[1], 1, 1000000000, &version) != 0)
+        return pt_cli_error("invalid version '%s' (a version number: 1, 2, ...)", pos[1]);
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_script_rollback(st, pos[0], (int)version, &now) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    printf("script %s now runs version %d\n", pos[0], now);
+done:
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+script_rm(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script rm NAME";
+    pt_store *st = NULL;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_script_rm(st, pos[0]) != 0)
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+    else
+        printf("script %s removed\n", pos[0]);
+    pt_store_close(st);
+    return rc;
+}
+
+int
+pt_cli_script(const char *datadir, int argc, char **argv)
+{
+    if (argc == 0)
+        return pt_cli_usage(script_usage);
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        printf("usage: portico %s\n", script_usage);
+        return 0;
+    }
+    if (strcmp(argv[0], "add") == 0)
+        return script_add(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
+        return script_list(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "show") == 0)
+        return script_show(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "rollback") == 0)
+        return script_rollback(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "rm") == 0)
+        return script_rm(datadir, argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown command 'script %s' (usage: portico %s)\n", argv[0],
+            script_usage);
+    return PT_CLI_USAGE;
+}

@@ -1,0 +1,71 @@
+/* cli_serve.c - `portico serve`: parses the server options and runs the server. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "server/server.h"
+
+int
+pt_cli_serve(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
+                        "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB]";
+    const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
+    const char *memory = NULL, *body = NULL;
+    pt_cli_opt opts[] = {{"--listen", 1, &listen},
+                         {"--workers", 1, &workers},
+                         {"--threads", 1, &threads},
+                         {"--timeout", 1, &timeout},
+                         {"--worker-memory", 1, &memory},
+                         {"--max-body", 1, &body},
+                         {NULL, 0, NULL}};
+    pt_server_config cfg;
+    char *pos[1];
+    long n;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_need_datadir(datadir) != 0)
+        return PT_CLI_ERROR;
+    pt_server_config_init(&cfg, datadir);
+
+    if (listen != NULL && pt_config_parse_listen(listen, cfg.host, sizeof cfg.host, &cfg.port))
+        return pt_cli_error("invalid --listen '%s' (HOST:PORT, for example 127.0.0.1:8080)",
+                            listen);
+    if (workers != NULL) {
+        if (pt_cli_parse_long(workers, 1, 1024, &n) != 0)
+            return pt_cli_error("invalid --workers '%s' (1 to 1024)", workers);
+        cfg.workers = (int)n;
+    }
+    if (threads != NULL) {
+        if (pt_cli_parse_long(threads, 1, 256, &n) != 0)
+            return pt_cli_error("invalid --threads '%s' (1 to 256)", threads);
+        cfg.threads = (int)n;
+    }
+    if (timeout != NULL) {
+        /* Seconds, fractions allowed ("0.5"), or a duration with a unit ("2m"). */
+        char *end;
+        double secs = strtod(timeout, &end);
+        int64_t whole;
+        if (*end != '\0' || end == timeout) {
+            if (pt_config_parse_duration(timeout, &whole) != 0 || whole < 0)
+                return pt_cli_error("invalid --timeout '%s' (seconds, for example 30)", timeout);
+            secs = (double)whole;
+        }
+        if (!isfinite(secs) || secs <= 0 || secs > 86400)
+            return pt_cli_error("invalid --timeout '%s' (more than 0, at most 86400 seconds)",
+                                timeout);
+        cfg.timeout = secs;
+    }
+    if (memory != NULL &&
+        (pt_config_parse_mib(memory, &cfg.worker_memory) != 0 || cfg.worker_memory == 0))
+        return pt_cli_error("invalid --worker-memory '%s' (MiB, for example 512)", memory);
+    if (body != NULL && (pt_config_parse_mib(body, &cfg.max_body) != 0 || cfg.max_body == 0))
+        return pt_cli_error("invalid --max-body '%s' (MiB, for example 10)", body);
+    return pt_server_run(&cfg);
+}

@@ -1,0 +1,128 @@
+/* main.c - the `portico` command: global options, then dispatch to the command groups in
+ * src/cli/. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+
+#define PT_VERSION "0.1.0"
+
+static const char help_text[] =
+    "Portico " PT_VERSION " - publish HTTP API endpoints backed by Python handler scripts.\n"
+    "\n"
+    "usage: portico [--data DIR] COMMAND [ARGS...]\n"
+    "\n"
+    "  init                                   create the data dir (idempotent)\n"
+    "  serve [--listen HOST:PORT] [--workers N] [--threads N] [--timeout SECONDS]\n"
+    "        [--worker-memory MiB] [--max-body MiB]\n"
+    "                                         run the server (default 127.0.0.1:8080)\n"
+    "  script add NAME FILE                   add a script, or a new version of it\n"
+    "  script list | show NAME [--version V] | rollback NAME [VERSION] | rm NAME\n"
+    "  endpoint add NAME --path PATH --script SCRIPT --auth public [--method GET,POST]\n"
+    "  endpoint list | show NAME | rm NAME\n"
+    "  db add NAME --sqlite [DIR]             add an embedded warehouse connection\n"
+    "  db list | rm NAME\n"
+    "  db import CONN SCHEMA TABLE FILE       import a CSV file or a JSON array of objects\n"
+    "  db query CONN SQL [--json]             run SQL and print the rows\n"
+    "  run FILE.py [ARGS...]                  run a standalone script with `pq` available\n"
+    "  version                                print the version\n"
+    "  help                                   print this help\n"
+    "\n"
+    "The data dir is --data DIR (before or after the command), else $PORTICO_DATA, else\n"
+    "./portico-data. Errors print one line and exit with status 1 (2 for usage errors).\n";
+
+typedef int (*command_fn)(const char *datadir, int argc, char **argv);
+
+static const struct {
+    const char *name;
+    command_fn fn;
+} commands[] = {
+    {"init", pt_cli_init},         {"serve", pt_cli_serve}, {"script", pt_cli_script},
+    {"endpoint", pt_cli_endpoint}, {"db", pt_cli_db},       {"run", pt_cli_run},
+};
+
+int
+main(int argc, char **argv)
+{
+    const char *data = NULL;
+    char **args = NULL;
+    char *datadir = NULL;
+    int nargs = 0, passthrough = 0, i, rc;
+    size_t k;
+
+    pt_log_init("cli");
+    args = calloc((size_t)argc + 1, sizeof *args);
+    if (args == NULL) {
+        fputs("error: out of memory\n", stderr);
+        return 1;
+    }
+    /* Take out --data wherever it is, except in what a command passes on verbatim: the
+     * arguments after `--`, and those of the script in `portico run FILE ARGS`. */
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!passthrough && strcmp(a, "--data") == 0) {
+            if (i + 1 >= argc) {
+                fputs("error: --data needs a value\n", stderr);
+                rc = 1;
+                goto done;
+            }
+            data = argv[++i];
+            continue;
+        }
+        if (!passthrough && strncmp(a, "--data=", 7) == 0) {
+            data = a + 7;
+            continue;
+        }
+        args[nargs++] = argv[i];
+        if (strcmp(a, "--") == 0 && nargs > 1)
+            passthrough = 1;
+        if (nargs == 2 && strcmp(args[0], "run") == 0 && a[0] != '-')
+            passthrough = 1; /* args[1] is the script */
+    }
+
+    if (nargs == 0) {
+        fputs(help_text, stderr);
+        rc = 2;
+        goto done;
+    }
+    if (strcmp(args[0], "help") == 0 || strcmp(args[0], "--help") == 0 ||
+        strcmp(args[0], "-h") == 0) {
+        fputs(help_text, stdout);
+        rc = 0;
+        goto done;
+    }
+    if (strcmp(args[0], "version") == 0 || strcmp(args[0], "--version") == 0) {
+        puts("portico " PT_VERSION);
+        rc = 0;
+        goto done;
+    }
+    for (k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(args[0], commands[k].name) == 0)
+            break;
+    if (k == sizeof commands / sizeof commands[0]) {
+        fprintf(stderr, "error: unknown command '%s' (see 'portico help')\n", args[0]);
+        rc = 2;
+        goto done;
+    }
+    datadir = pt_config_datadir(data);
+    if (datadir == NULL) {
+        fputs("error: out of memory\n", stderr);
+        rc = 1;
+        goto done;
+    }
+    /* Everything Portico creates (store, warehouse files, keys) is private to the owner;
+     * `run` keeps the user's umask for the files its script writes. */
+    if (commands[k].fn != pt_cli_run)
+        umask(077);
+    fflush(stdout);
+    rc = commands[k].fn(datadir, nargs - 1, args + 1);
+done:
+    fflush(stdout);
+    free(datadir);
+    free(args);
+    return rc;
+}

@@ -1,0 +1,1240 @@
+/* store_sqlite.c - the metadata store's embedded SQLite driver: DATA/portico.db. */
+
+/*
+ * Design notes
+ *
+ * Tables (schema version 1, kept in PRAGMA user_version):
+ *
+ *   scripts(name PK, current, created)           one row per script; `current` is the version
+ *                                                endpoints run
+ *   script_versions(name, version, source,       every version ever stored, (name, version) PK
+ *                   created)
+ *   script_seq(name PK, last)                    highest version ever given to a name; never
+ *                                                deleted, see invariant 3
+ *   endpoints(name PK, path UNIQUE, shape        shape = path with every {param} and `*`
+ *             UNIQUE, methods, script, auth,     segment written `*`: two paths with the same
+ *             created)                           shape would be ambiguous to the router
+ *   connections(name PK, kind, dsn)              warehouse connections other than "dw"
+ *
+ * Invariants:
+ *   1. scripts.current always names an existing row of script_versions.
+ *   2. An endpoint's script exists (foreign key, and checked first for a clear message); a
+ *      script used by an endpoint cannot be removed.
+ *   3. A (name, version) pair is never reused, even after `script rm` and a new `script add`:
+ *      workers cache compiled modules by (name, version), so reuse could run stale code.
+ *   4. Every mutation runs in one BEGIN IMMEDIATE transaction (the write lock is taken up front,
+ *      so concurrent writers wait on busy_timeout instead of failing on lock upgrade), and
+ *      bumps the change counter only after COMMIT.
+ *
+ * Several processes share the file (the CLI writes while workers read): WAL, so readers never
+ * block the writer; busy_timeout 5000 ms; synchronous=FULL because metadata is small and rarely
+ * written, and a published endpoint must survive a power cut. Validation messages are written
+ * for the CLI, which prints them as they are.
+ *
+ * Relative sqlite DSNs in `connections` are relative to the data dir (so a data dir can be
+ * moved); pt_store_connection_get/list return them joined with the data dir.
+ */
+#include "store/store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "server/router.h"
+#include "store/changes.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+
+struct pt_store {
+    sqlite3 *db;
+    char *datadir; /* owned */
+    char err[512];
+};
+
+static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS scripts("
+                                 "  name TEXT PRIMARY KEY,"
+                                 "  current INTEGER NOT NULL,"
+                                 "  created INTEGER NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS script_versions("
+                                 "  name TEXT NOT NULL REFERENCES scripts(name) ON DELETE CASCADE,"
+                                 "  version INTEGER NOT NULL,"
+                                 "  source TEXT NOT NULL,"
+                                 "  created INTEGER NOT NULL,"
+                                 "  PRIMARY KEY(name, version));"
+                                 "CREATE TABLE IF NOT EXISTS script_seq("
+                                 "  name TEXT PRIMARY KEY,"
+                                 "  last INTEGER NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS endpoints("
+                                 "  name TEXT PRIMARY KEY,"
+                                 "  path TEXT NOT NULL UNIQUE,"
+                                 "  shape TEXT NOT NULL UNIQUE,"
+                                 "  methods INTEGER NOT NULL,"
+                                 "  script TEXT NOT NULL REFERENCES scripts(name),"
+                                 "  auth TEXT NOT NULL CHECK (auth IN ('public', 'jwt', 'apikey')),"
+                                 "  created INTEGER NOT NULL);"
+                                 "CREATE INDEX IF NOT EXISTS endpoints_script ON endpoints(script);"
+                                 "CREATE TABLE IF NOT EXISTS connections("
+                                 "  name TEXT PRIMARY KEY,"
+                                 "  kind TEXT NOT NULL CHECK (kind IN ('sqlite', 'postgres')),"
+                                 "  dsn TEXT NOT NULL);";
+
+static void seterr(pt_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+seterr(pt_store *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    va_end(ap);
+}
+
+/* Records SQLite's message for a failed call and returns PT_EDB. */
+static int
+dberr(pt_store *st, const char *what)
+{
+    seterr(st, "metadata store: %s: %s", what, sqlite3_errmsg(st->db));
+    return PT_EDB;
+}
+
+static char *
+xstrdup(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* strdup of a text column; "" for NULL. Caller frees. */
+static char *
+coldup(sqlite3_stmt *stmt, int i)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, i);
+
+    return strdup(s != NULL ? (const char *)s : "");
+}
+
+static int
+prepare(pt_store *st, const char *sql, sqlite3_stmt **stmt)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK) {
+        *stmt = NULL;
+        return dberr(st, "prepare");
+    }
+    return 0;
+}
+
+static int
+exec_sql(pt_store *st, const char *sql)
+{
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return dberr(st, sql);
+    return 0;
+}
+
+static int
+begin(pt_store *st)
+{
+    return exec_sql(st, "BEGIN IMMEDIATE");
+}
+
+/* Commits and bumps the change counter. A failed bump is logged, not returned: the change is
+ * committed, and reporting failure would invite a retry that duplicates it. */
+static int
+commit(pt_store *st)
+{
+    int rc = exec_sql(st, "COMMIT");
+
+    if (rc != 0)
+        return rc;
+    rc = pt_changes_bump_dir(st->datadir);
+    if (rc != 0)
+        pt_log_warn("store: cannot bump the change counter in %s/run: %s (running servers "
+                    "will not see this change until restarted)",
+                    st->datadir, pt_strerror(rc));
+    return 0;
+}
+
+static void
+rollback(pt_store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Steps a statement that returns no rows (or whose rows are ignored) to completion. */
+static int
+step_done(pt_store *st, sqlite3_stmt *stmt, const char *what)
+{
+    int rc;
+
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE)
+        return dberr(st, what);
+    return 0;
+}
+
+/* Runs a one-row, one-integer query; returns 1 and *v when a row came back, 0 when none, or a
+ * pt_err. Binds text a as ?1 (unless NULL) and integer b as ?2 when the SQL has a ?2. */
+static int
+query_int(pt_store *st, const char *sql, const char *a, int64_t b, int64_t *v)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare(st, sql, &stmt);
+
+    if (rc != 0)
+        return rc;
+    if (a != NULL)
+        sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(stmt) >= 2)
+        sqlite3_bind_int64(stmt, 2, b);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int64(stmt, 0);
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = dberr(st, "query");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int
+migrate(pt_store *st)
+{
+    int64_t version = 0;
+    int rc;
+
+    rc = query_int(st, "PRAGMA user_version", NULL, 0, &version);
+    if (rc < 0)
+        return rc;
+    if (version == SCHEMA_VERSION)
+        return 0; /* the common case: no write lock taken at open */
+    if (version > SCHEMA_VERSION) {
+        seterr(st, "metadata store has schema version %lld, newer than this portico (%d)",
+               (long long)version, SCHEMA_VERSION);
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = exec_sql(st, schema_sql);
+    if (rc == 0)
+        rc = exec_sql(st, "PRAGMA user_version = 1");
+    if (rc == 0)
+        rc = exec_sql(st, "COMMIT");
+    if (rc != 0)
+        rollback(st);
+    return rc;
+}
+
+int
+pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz)
+{
+    char path[4096];
+    struct stat sb;
+    pt_store *st = NULL;
+    int rc;
+
+    *out = NULL;
+    if (stat(datadir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errsz, "no data dir at %s", datadir);
+        return PT_ENOTFOUND;
+    }
+    if (snprintf(path, sizeof path, "%s/portico.db", datadir) >= (int)sizeof path) {
+        snprintf(err, errsz, "data dir path too long");
+        return PT_EINVAL;
+    }
+    st = calloc(1, sizeof *st);
+    if (st == NULL || (st->datadir = strdup(datadir)) == NULL) {
+        rc = PT_ENOMEM;
+        snprintf(err, errsz, "out of memory");
+        goto fail;
+    }
+    if (sqlite3_open_v2(path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errsz, "cannot open %s: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+        rc = PT_EDB;
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    rc = exec_sql(st, "PRAGMA journal_mode = WAL");
+    if (rc == 0)
+        rc = exec_sql(st, "PRAGMA synchronous = FULL");
+    if (rc == 0)
+        rc = exec_sql(st, "PRAGMA foreign_keys = ON");
+    if (rc == 0)
+        rc = migrate(st);
+    if (rc != 0) {
+        snprintf(err, errsz, "%s", st->err);
+        goto fail;
+    }
+    *out = st;
+    return 0;
+fail:
+    pt_store_close(st);
+    return rc;
+}
+
+void
+pt_store_close(pt_store *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_close_v2(st->db);
+    free(st->datadir);
+    free(st);
+}
+
+const char *
+pt_store_errmsg(pt_store *st)
+{
+    return st->err;
+}
+
+int
+pt_store_name_valid(const char *name)
+{
+    size_t i;
+
+    if (name == NULL || !(isalnum((unsigned char)name[0]) || name[0] == '_'))
+        return 0;
+    for (i = 1; name[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (i >= 64 || !(isalnum(c) || c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int
+check_name(pt_store *st, const char *what, const char *name)
+{
+    if (pt_store_name_valid(name))
+        return 0;
+    seterr(st,
+           "invalid %s name '%s' (letters, digits, '_', '.', '-'; at most 64; "
+           "not starting with '.' or '-')",
+           what, name != NULL ? name : "");
+    return PT_EINVAL;
+}
+
+/* ---- scripts ------------------------------------------------------------------------------ */
+
+void
+pt_script_free(pt_script *s)
+{
+    if (s == NULL)
+        return;
+    free(s->name);
+    free(s->source);
+    free(s);
+}
+
+void
+pt_store_scripts_free(pt_script *list, size_t n)
+{
+    size_t i;
+
+    if (list == NULL)
+        return;
+    for (i = 0; i < n; i++) {
+        free(list[i].name);
+        free(list[i].source);
+    }
+    free(list);
+}
+
+/* Fills s from a row (name, version, current, source, created). Returns 0 or PT_ENOMEM; on
+ * error s's fields are freed. */
+static int
+script_from_row(sqlite3_stmt *stmt, pt_script *s)
+{
+    const void *src = sqlite3_column_blob(stmt, 3);
+    size_t len = (size_t)sqlite3_column_bytes(stmt, 3);
+
+    memset(s, 0, sizeof *s);
+    s->name = coldup(stmt, 0);
+    s->version = sqlite3_column_int(stmt, 1);
+    s->current = sqlite3_column_int(stmt, 2);
+    s->source = malloc(len + 1);
+    s->source_len = len;
+    s->created = sqlite3_column_int64(stmt, 4);
+    if (s->name == NULL || s->source == NULL) {
+        free(s->name);
+        free(s->source);
+        memset(s, 0, sizeof *s);
+        return PT_ENOMEM;
+    }
+    if (len > 0)
+        memcpy(s->source, src, len);
+    s->source[len] = '\0';
+    return 0;
+}
+
+/* Runs a query whose rows are (name, version, current, source, created), with ?1 bound to a
+ * (unless NULL) and ?2 to b (when the SQL has a ?2), and collects them. Caller frees *out with
+ * pt_store_scripts_free. */
+static int
+script_rows(pt_store *st, const char *sql, const char *a, int64_t b, pt_script **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_script *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    if (a != NULL)
+        sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(stmt) >= 2)
+        sqlite3_bind_int64(stmt, 2, b);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap != 0 ? cap * 2 : 8;
+            pt_script *nl = realloc(list, ncap * sizeof *nl);
+            if (nl == NULL) {
+                rc = PT_ENOMEM;
+                goto fail;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        rc = script_from_row(stmt, &list[len]);
+        if (rc != 0)
+            goto fail;
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list scripts");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    if (rc == PT_ENOMEM)
+        seterr(st, "out of memory");
+    sqlite3_finalize(stmt);
+    pt_store_scripts_free(list, len);
+    return rc;
+}
+
+int
+pt_store_script_put(pt_store *st, const char *name, const char *source, size_t len, int *version)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t last = 0, now = (int64_t)time(NULL);
+    int v = 0;
+    int rc;
+
+    rc = check_name(st, "script", name);
+    if (rc != 0)
+        return rc;
+    if (memchr(source, '\0', len) != NULL) {
+        seterr(st, "script '%s' contains a NUL byte", name);
+        return PT_EINVAL;
+    }
+    if (len > INT32_MAX) {
+        seterr(st, "script '%s' is too big", name);
+        return PT_ETOOBIG;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = query_int(st,
+                   "SELECT max(coalesce((SELECT last FROM script_seq WHERE name = ?1), 0),"
+                   " coalesce((SELECT max(version) FROM script_versions WHERE name = ?1), 0))",
+                   name, 0, &last);
+    if (rc < 0)
+        goto fail;
+    v = (int)last + 1;
+
+    rc = prepare(st,
+                 "INSERT INTO scripts(name, current, created) VALUES (?1, ?2, ?3) "
+                 "ON CONFLICT(name) DO UPDATE SET current = excluded.current",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 2, v);
+    sqlite3_bind_int64(stmt, 3, now);
+    rc = step_done(st, stmt, "store script");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+
+    rc = prepare(st,
+                 "INSERT INTO script_versions(name, version, source, created) "
+                 "VALUES (?1, ?2, ?3, ?4)",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 2, v);
+    sqlite3_bind_text(stmt, 3, source, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, now);
+    rc = step_done(st, stmt, "store script version");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+
+    rc = prepare(st,
+                 "INSERT INTO script_seq(name, last) VALUES (?1, ?2) "
+                 "ON CONFLICT(name) DO UPDATE SET last = excluded.last",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 2, v);
+    rc = step_done(st, stmt, "store script sequence");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+
+    rc = commit(st);
+    if (rc != 0)
+        goto fail;
+    if (version != NULL)
+        *version = v;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_script_get(pt_store *st, const char *name, int version, pt_script **out)
+{
+    pt_script *list = NULL;
+    size_t n = 0;
+    int64_t exists = 0;
+    int rc;
+
+    *out = NULL;
+    if (version < 0) {
+        seterr(st, "invalid version %d", version);
+        return PT_EINVAL;
+    }
+    /* ?2 = 0 selects the current version. */
+    rc = script_rows(st,
+                     "SELECT s.name, v.version, s.current, v.source, v.created "
+                     "FROM scripts s JOIN script_versions v ON v.name = s.name "
+                     "WHERE s.name = ?1 AND v.version = iif(?2 = 0, s.current, ?2)",
+                     name, version, &list, &n);
+    if (rc != 0)
+        return rc;
+    if (n == 0) {
+        pt_store_scripts_free(list, n);
+        rc = query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", name, 0, &exists);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            seterr(st, "no script named '%s'", name);
+        else
+            seterr(st, "script '%s' has no version %d", name, version);
+        return PT_ENOTFOUND;
+    }
+    *out = malloc(sizeof **out);
+    if (*out == NULL) {
+        pt_store_scripts_free(list, n);
+        seterr(st, "out of memory");
+        return PT_ENOMEM;
+    }
+    **out = list[0];
+    free(list); /* the fields moved to *out */
+    return 0;
+}
+
+int
+pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_current)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t current = 0, target = 0;
+    int rc;
+
+    if (version < 0) {
+        seterr(st, "invalid version %d", version);
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = query_int(st, "SELECT current FROM scripts WHERE name = ?1", name, 0, &current);
+    if (rc < 0)
+        goto fail;
+    if (rc == 0) {
+        seterr(st, "no script named '%s'", name);
+        rc = PT_ENOTFOUND;
+        goto fail;
+    }
+    if (version == 0) {
+        rc = query_int(st,
+                       "SELECT max(version) FROM script_versions WHERE name = ?1 AND version < ?2 "
+                       "HAVING count(*) > 0",
+                       name, current, &target);
+        if (rc < 0)
+            goto fail;
+        if (rc == 0) {
+            seterr(st, "script '%s' has no version before %lld", name, (long long)current);
+            rc = PT_EINVAL;
+            goto fail;
+        }
+    } else {
+        rc = query_int(st, "SELECT version FROM script_versions WHERE name = ?1 AND version = ?2",
+                       name, version, &target);
+        if (rc < 0)
+            goto fail;
+        if (rc == 0) {
+            seterr(st, "script '%s' has no version %d", name, version);
+            rc = PT_ENOTFOUND;
+            goto fail;
+        }
+    }
+    if (target == current) {
+        rollback(st); /* nothing to change */
+    } else {
+        rc = prepare(st, "UPDATE scripts SET current = ?2 WHERE name = ?1", &stmt);
+        if (rc != 0)
+            goto fail;
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, target);
+        rc = step_done(st, stmt, "rollback script");
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if (rc != 0)
+            goto fail;
+        rc = commit(st);
+        if (rc != 0)
+            goto fail;
+    }
+    if (now_current != NULL)
+        *now_current = (int)target;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+/* Writes into st->err the name of one endpoint that uses script `name`; returns 1 if there is
+ * one, 0 if none, or a pt_err. */
+static int
+script_user(pt_store *st, const char *name)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc =
+        prepare(st, "SELECT name FROM endpoints WHERE script = ?1 ORDER BY name LIMIT 1", &stmt);
+
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        seterr(st, "script '%s' is used by endpoint '%s'", name,
+               (const char *)sqlite3_column_text(stmt, 0));
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = dberr(st, "find endpoints");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_script_rm(pt_store *st, const char *name)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = script_user(st, name);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    rc = prepare(st, "DELETE FROM script_versions WHERE name = ?1", &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = step_done(st, stmt, "remove script versions");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    rc = prepare(st, "DELETE FROM scripts WHERE name = ?1", &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = step_done(st, stmt, "remove script");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    if (sqlite3_changes(st->db) == 0) {
+        seterr(st, "no script named '%s'", name);
+        rc = PT_ENOTFOUND;
+        goto fail;
+    }
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_script_list(pt_store *st, pt_script **out, size_t *n)
+{
+    return script_rows(st,
+                       "SELECT s.name, v.version, s.current, v.source, v.created "
+                       "FROM scripts s JOIN script_versions v "
+                       "ON v.name = s.name AND v.version = s.current ORDER BY s.name",
+                       NULL, 0, out, n);
+}
+
+int
+pt_store_script_versions(pt_store *st, const char *name, pt_script **out, size_t *n)
+{
+    int rc = script_rows(st,
+                         "SELECT s.name, v.version, s.current, v.source, v.created "
+                         "FROM scripts s JOIN script_versions v ON v.name = s.name "
+                         "WHERE s.name = ?1 ORDER BY v.version",
+                         name, 0, out, n);
+
+    if (rc == 0 && *n == 0) {
+        seterr(st, "no script named '%s'", name);
+        return PT_ENOTFOUND;
+    }
+    return rc;
+}
+
+/* ---- endpoints ---------------------------------------------------------------------------- */
+
+void
+pt_endpoint_clear(pt_endpoint *ep)
+{
+    if (ep == NULL)
+        return;
+    free(ep->name);
+    free(ep->path);
+    free(ep->script);
+    free(ep->auth);
+    memset(ep, 0, sizeof *ep);
+}
+
+void
+pt_store_endpoints_free(pt_endpoint *list, size_t n)
+{
+    size_t i;
+
+    if (list == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        pt_endpoint_clear(&list[i]);
+    free(list);
+}
+
+/* The router's view of a path: every {param} and `*` segment becomes `*`. Caller frees. */
+static char *
+path_shape(const char *path)
+{
+    char *out = malloc(strlen(path) + 1);
+    const char *p = path;
+    char *o = out;
+
+    if (out == NULL)
+        return NULL;
+    while (*p != '\0') {
+        if (*p == '/') {
+            *o++ = *p++;
+            continue;
+        }
+        const char *end = strchr(p, '/');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (p[0] == '{' || (n == 1 && p[0] == '*')) {
+            *o++ = '*';
+        } else {
+            memcpy(o, p, n);
+            o += n;
+        }
+        p += n;
+    }
+    *o = '\0';
+    return out;
+}
+
+static int
+endpoint_from_row(sqlite3_stmt *stmt, pt_endpoint *ep)
+{
+    memset(ep, 0, sizeof *ep);
+    ep->name = coldup(stmt, 0);
+    ep->path = coldup(stmt, 1);
+    ep->methods = (unsigned)sqlite3_column_int(stmt, 2);
+    ep->script = coldup(stmt, 3);
+    ep->auth = coldup(stmt, 4);
+    ep->created = sqlite3_column_int64(stmt, 5);
+    if (ep->name == NULL || ep->path == NULL || ep->script == NULL || ep->auth == NULL) {
+        pt_endpoint_clear(ep);
+        return PT_ENOMEM;
+    }
+    return 0;
+}
+
+static const char endpoint_cols[] = "SELECT name, path, methods, script, auth, created "
+                                    "FROM endpoints";
+
+int
+pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
+{
+    sqlite3_stmt *stmt = NULL;
+    char reason[256] = "";
+    char *shape = NULL;
+    int64_t one = 0;
+    int rc;
+
+    rc = check_name(st, "endpoint", ep->name);
+    if (rc != 0)
+        return rc;
+    if (ep->path == NULL || pt_router_check_path(ep->path, reason, sizeof reason) != 0) {
+        seterr(st, "invalid path '%s': %s", ep->path != NULL ? ep->path : "",
+               reason[0] != '\0' ? reason : "not a valid endpoint path");
+        return PT_EINVAL;
+    }
+    if (ep->methods == 0 || (ep->methods & ~0x7fu) != 0) {
+        seterr(st, "invalid methods for endpoint '%s'", ep->name);
+        return PT_EINVAL;
+    }
+    if (ep->auth == NULL || (strcmp(ep->auth, "public") != 0 && strcmp(ep->auth, "jwt") != 0 &&
+                             strcmp(ep->auth, "apikey") != 0)) {
+        seterr(st, "invalid auth '%s' (public, jwt or apikey)", ep->auth != NULL ? ep->auth : "");
+        return PT_EINVAL;
+    }
+    if (ep->script == NULL) {
+        seterr(st, "endpoint '%s' needs a script", ep->name);
+        return PT_EINVAL;
+    }
+    shape = path_shape(ep->path);
+    if (shape == NULL) {
+        seterr(st, "out of memory");
+        return PT_ENOMEM;
+    }
+
+    rc = begin(st);
+    if (rc != 0)
+        goto done;
+    rc = query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", ep->script, 0, &one);
+    if (rc < 0)
+        goto fail;
+    if (rc == 0) {
+        seterr(st, "no script named '%s'", ep->script);
+        rc = PT_ENOTFOUND;
+        goto fail;
+    }
+    rc = query_int(st, "SELECT 1 FROM endpoints WHERE name = ?1", ep->name, 0, &one);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        seterr(st, "endpoint '%s' already exists", ep->name);
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    rc = prepare(st, "SELECT name, path FROM endpoints WHERE path = ?1 OR shape = ?2 LIMIT 1",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, ep->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, shape, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        seterr(st, "endpoint '%s' already uses path %s", sqlite3_column_text(stmt, 0),
+               sqlite3_column_text(stmt, 1));
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "check path");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+
+    rc = prepare(st,
+                 "INSERT INTO endpoints(name, path, shape, methods, script, auth, created) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, ep->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, ep->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, shape, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, (int)ep->methods);
+    sqlite3_bind_text(stmt, 5, ep->script, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, ep->auth, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 7, ep->created != 0 ? ep->created : (int64_t)time(NULL));
+    rc = step_done(st, stmt, "add endpoint");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    rc = commit(st);
+    if (rc != 0)
+        goto fail;
+    goto done;
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+done:
+    free(shape);
+    return rc;
+}
+
+int
+pt_store_endpoint_get(pt_store *st, const char *name, pt_endpoint *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[128];
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    snprintf(sql, sizeof sql, "%s WHERE name = ?1", endpoint_cols);
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = endpoint_from_row(stmt, out);
+        if (rc != 0)
+            seterr(st, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        seterr(st, "no endpoint named '%s'", name);
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, "get endpoint");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_endpoint_rm(pt_store *st, const char *name)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st, "DELETE FROM endpoints WHERE name = ?1", &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = step_done(st, stmt, "remove endpoint");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    if (sqlite3_changes(st->db) == 0) {
+        seterr(st, "no endpoint named '%s'", name);
+        rc = PT_ENOTFOUND;
+        goto fail;
+    }
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_endpoint_list(pt_store *st, pt_endpoint **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_endpoint *list = NULL;
+    size_t len = 0, cap = 0;
+    char sql[128];
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    snprintf(sql, sizeof sql, "%s ORDER BY name", endpoint_cols);
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap != 0 ? cap * 2 : 8;
+            pt_endpoint *nl = realloc(list, ncap * sizeof *nl);
+            if (nl == NULL) {
+                rc = PT_ENOMEM;
+                goto fail;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        rc = endpoint_from_row(stmt, &list[len]);
+        if (rc != 0)
+            goto fail;
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list endpoints");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    if (rc == PT_ENOMEM)
+        seterr(st, "out of memory");
+    sqlite3_finalize(stmt);
+    pt_store_endpoints_free(list, len);
+    return rc;
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+void
+pt_connection_clear(pt_connection *c)
+{
+    if (c == NULL)
+        return;
+    free(c->name);
+    free(c->kind);
+    free(c->dsn);
+    memset(c, 0, sizeof *c);
+}
+
+void
+pt_store_connections_free(pt_connection *list, size_t n)
+{
+    size_t i;
+
+    if (list == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        pt_connection_clear(&list[i]);
+    free(list);
+}
+
+/* Fills c; a relative sqlite dsn is joined with the data dir. Returns 0 or PT_ENOMEM. */
+static int
+connection_fill(pt_store *st, pt_connection *c, const char *name, const char *kind, const char *dsn)
+{
+    memset(c, 0, sizeof *c);
+    c->name = xstrdup(name);
+    c->kind = xstrdup(kind);
+    if (strcmp(kind, "sqlite") == 0 && dsn[0] != '/') {
+        size_t n = strlen(st->datadir) + strlen(dsn) + 2;
+        c->dsn = malloc(n);
+        if (c->dsn != NULL)
+            snprintf(c->dsn, n, "%s/%s", st->datadir, dsn);
+    } else {
+        c->dsn = xstrdup(dsn);
+    }
+    if (c->name == NULL || c->kind == NULL || c->dsn == NULL) {
+        pt_connection_clear(c);
+        seterr(st, "out of memory");
+        return PT_ENOMEM;
+    }
+    return 0;
+}
+
+int
+pt_store_connection_add(pt_store *st, const pt_connection *c)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t one = 0;
+    int rc;
+
+    rc = check_name(st, "connection", c->name);
+    if (rc != 0)
+        return rc;
+    if (strcmp(c->name, "dw") == 0) {
+        seterr(st, "connection 'dw' already exists (it is built in)");
+        return PT_EEXIST;
+    }
+    if (c->kind == NULL || (strcmp(c->kind, "sqlite") != 0 && strcmp(c->kind, "postgres") != 0)) {
+        seterr(st, "invalid connection kind '%s' (sqlite or postgres)",
+               c->kind != NULL ? c->kind : "");
+        return PT_EINVAL;
+    }
+    if (c->dsn == NULL || c->dsn[0] == '\0') {
+        seterr(st, "connection '%s' needs a %s", c->name,
+               strcmp(c->kind, "sqlite") == 0 ? "directory" : "DSN");
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = query_int(st, "SELECT 1 FROM connections WHERE name = ?1", c->name, 0, &one);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        seterr(st, "connection '%s' already exists", c->name);
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    rc = prepare(st, "INSERT INTO connections(name, kind, dsn) VALUES (?1, ?2, ?3)", &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, c->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, c->dsn, -1, SQLITE_STATIC);
+    rc = step_done(st, stmt, "add connection");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_connection_get(pt_store *st, const char *name, pt_connection *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (strcmp(name, "dw") == 0)
+        return connection_fill(st, out, "dw", "sqlite", "warehouse/dw");
+    rc = prepare(st, "SELECT name, kind, dsn FROM connections WHERE name = ?1", &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = connection_fill(st, out, (const char *)sqlite3_column_text(stmt, 0),
+                             (const char *)sqlite3_column_text(stmt, 1),
+                             (const char *)sqlite3_column_text(stmt, 2));
+    } else if (rc == SQLITE_DONE) {
+        seterr(st, "no connection named '%s'", name);
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, "get connection");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_connection_rm(pt_store *st, const char *name)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (strcmp(name, "dw") == 0) {
+        seterr(st, "connection 'dw' is built in and cannot be removed");
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st, "DELETE FROM connections WHERE name = ?1", &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = step_done(st, stmt, "remove connection");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    if (sqlite3_changes(st->db) == 0) {
+        seterr(st, "no connection named '%s'", name);
+        rc = PT_ENOTFOUND;
+        goto fail;
+    }
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_connection_list(pt_store *st, pt_connection **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_connection *list = NULL;
+    size_t len = 0, cap = 8;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    list = malloc(cap * sizeof *list);
+    if (list == NULL) {
+        seterr(st, "out of memory");
+        return PT_ENOMEM;
+    }
+    rc = connection_fill(st, &list[len], "dw", "sqlite", "warehouse/dw");
+    if (rc != 0)
+        goto fail;
+    len++;
+    rc = prepare(st, "SELECT name, kind, dsn FROM connections ORDER BY name", &stmt);
+    if (rc != 0)
+        goto fail;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (len == cap) {
+            pt_connection *nl = realloc(list, cap * 2 * sizeof *nl);
+            if (nl == NULL) {
+                seterr(st, "out of memory");
+                rc = PT_ENOMEM;
+                goto fail;
+            }
+            list = nl;
+            cap *= 2;
+        }
+        rc = connection_fill(st, &list[len], (const char *)sqlite3_column_text(stmt, 0),
+                             (const char *)sqlite3_column_text(stmt, 1),
+                             (const char *)sqlite3_column_text(stmt, 2));
+        if (rc != 0)
+            goto fail;
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list connections");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    pt_store_connections_free(list, len);
+    return rc;
+}
