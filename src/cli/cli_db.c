@@ -206,6 +206,11 @@ value_text(pt_buf *b, const pt_value *v)
         pt_json_format_double(v->u.f, num);
         return pt_buf_puts(b, num);
     case PT_V_TEXT:
+    case PT_V_NUMERIC:
+    case PT_V_DATE:
+    case PT_V_TIME:
+    case PT_V_TIMESTAMP:
+    case PT_V_JSON:
         for (i = 0; i < v->u.s.n; i++) {
             unsigned char c = (unsigned char)v->u.s.p[i];
             int rc;
@@ -253,7 +258,14 @@ value_json(pt_buf *b, const pt_value *v)
     case PT_V_FLOAT:
         return pt_json_double(b, v->u.f);
     case PT_V_TEXT:
+    case PT_V_DATE:
+    case PT_V_TIME:
+    case PT_V_TIMESTAMP:
         return pt_json_string(b, v->u.s.p, v->u.s.n);
+    case PT_V_NUMERIC:
+    case PT_V_JSON:
+        /* Numbers and JSON documents as the database printed them. */
+        return pt_buf_append(b, v->u.s.p, v->u.s.n);
     case PT_V_BLOB:
         /* Blobs as a hex string: JSON has no bytes. */
         rc = pt_buf_putc(b, '"');

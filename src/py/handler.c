@@ -44,6 +44,17 @@ fail_with_exception(const pt_request *req, pt_response *resp, const char *what)
         PyErr_Clear();
         return;
     }
+    if (exc != NULL && pq_unavailable != NULL && PyErr_GivenExceptionMatches(exc, pq_unavailable)) {
+        /* The database is down or unreachable: the server is fine, try again later. */
+        PyObject *s = PyObject_Str(exc);
+        pt_log_error("request %s: %s: pq.DatabaseUnavailable: %s", req->id, what,
+                     s != NULL && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "?");
+        Py_XDECREF(s);
+        Py_DECREF(exc);
+        PyErr_Clear();
+        pt_response_error(resp, 503, "database unavailable", req->id);
+        return;
+    }
     int nomem = exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_MemoryError);
     PyObject *text = NULL;
     if (!nomem && exc != NULL)
@@ -98,7 +109,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
         fail_with_exception(req, resp, "handler raised");
         goto done;
     }
-    if (pt_py_response_fill(ret, resp, why, sizeof(why)) != 0) {
+    if (pt_py_response_fill(ret, resp, pt_py_rows_format(req), why, sizeof(why)) != 0) {
         pt_log_error("request %s: %s", req->id, why);
         int fatal = resp->fatal;
         pt_response_error(resp, 500, "internal error", req->id);

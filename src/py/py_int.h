@@ -41,9 +41,13 @@ int pt_py_runtime_setup(const char *datadir);
 /* Builds the dict-style request object. New reference, NULL with an error set. GIL. */
 PyObject *pt_py_request_dict(const pt_request *req);
 
-/* Converts a handler's return value into resp. Returns 0, or -1 with a message in why
- * (size whysz) naming the offending type; no Python error is left set. GIL. */
-int pt_py_response_fill(PyObject *ret, pt_response *resp, char *why, size_t whysz);
+/* Converts a handler's return value into resp; row lists (lists of dicts, pq rows) are written
+ * in `format` (a pt_rows_format: JSON, NDJSON or CSV), other bodies as usual. Returns 0, or -1
+ * with a message in why (size whysz) naming the offending type; no Python error is left set.
+ * GIL. */
+int pt_py_response_fill(PyObject *ret, pt_response *resp, int format, char *why, size_t whysz);
+/* The row format the request asks for in its Accept header (a pt_rows_format). */
+int pt_py_rows_format(const pt_request *req);
 
 /* Appends obj as JSON to b. Returns 0, or -1 with a Python exception set (TypeError naming the
  * unsupported type, ValueError for too deep nesting, MemoryError). GIL. */
@@ -54,6 +58,27 @@ int pt_py_json_dump(pt_buf *b, PyObject *obj);
 PyObject *pt_py_fetch_exc(void);
 /* Logs the raised exception's traceback after `what`, tagged with the request id; clears it. */
 void pt_py_log_exception(const char *what);
+
+/* Appends obj as one CSV field: str as is (quoted as needed), None empty, numbers and bools
+ * as in JSON, dicts and lists as JSON text, bytes in base64, dates in ISO 8601. Returns 0, or
+ * -1 with a Python exception set. GIL. */
+int pt_py_csv_dump(pt_buf *b, PyObject *obj);
+
+/* pq's row lists (pq_rows.c), for the response serializer. GIL. */
+/* Is obj a fetch() result whose rows are still in the database cursor? */
+int pt_py_rows_lazy(PyObject *obj);
+/* Writes a lazy row list from its cursor in C, in format (a pt_rows_format), into body: at most
+ * about first_part bytes (0: all). When rows remain and stream is not NULL, *stream gets a body
+ * stream (request.h) that owns the cursor and its connection and makes `chunk`-byte parts.
+ * The list is spent either way (touching it later runs the query again). Returns 0, or -1 with
+ * a Python exception set. */
+int pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, size_t chunk,
+                     pt_body_stream **stream);
+/* Readies the row list type; called by pt_py_pq_module. Returns 0 or -1 with an error set. */
+int pt_py_pq_rows_setup(void);
+/* pq.DatabaseUnavailable (NULL before the pq module exists): handlers that let it escape get a
+ * 503 instead of a 500. Borrowed. */
+extern PyObject *pq_unavailable;
 
 /* Creates the pq module (PyInit style). New reference. GIL. */
 PyObject *pt_py_pq_module(void);

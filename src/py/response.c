@@ -1,10 +1,19 @@
 /* response.c - turns a handler's return value into an HTTP response: the C JSON serializer
- * (output identical to json.dumps with its default separators) and the tuple forms. */
+ * (output identical to json.dumps with its default separators), the tuple forms, row lists as
+ * JSON, NDJSON or CSV (from pq's cursor when the rows were not touched), and streaming. */
 #include "py/py_int.h"
 
+#include <datetime.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/json.h"
+#include "py/pq_int.h"
+#include "warehouse/rows.h"
+
+/* A lazy row list is written into the response up to this size; past it the rest streams. */
+#define STREAM_AFTER (256 * 1024)
+#define STREAM_CHUNK (64 * 1024)
 
 #define MAX_DEPTH 512
 
@@ -124,6 +133,47 @@ dump_seq(pt_buf *b, PyObject *seq, int depth)
     return buf_fail(pt_buf_putc(b, ']'));
 }
 
+/* Values pq gives handlers that json.dumps rejects: bytes as base64, dates and times in ISO
+ * 8601, Decimal as a number. Anything else is a TypeError, as in json.dumps. */
+static int
+dump_other(pt_buf *b, PyObject *obj)
+{
+    int rc;
+
+    if (PyBytes_Check(obj) || PyByteArray_Check(obj)) {
+        const char *p = PyBytes_Check(obj) ? PyBytes_AS_STRING(obj) : PyByteArray_AS_STRING(obj);
+        Py_ssize_t n = PyBytes_Check(obj) ? PyBytes_GET_SIZE(obj) : PyByteArray_GET_SIZE(obj);
+        rc = pt_buf_putc(b, '"');
+        if (rc == 0)
+            rc = pt_rows_base64(b, p, (size_t)n);
+        if (rc == 0)
+            rc = pt_buf_putc(b, '"');
+        return buf_fail(rc);
+    }
+    if (PyDateTimeAPI == NULL)
+        PyDateTime_IMPORT;
+    if (PyDateTimeAPI != NULL && (PyDate_Check(obj) || PyTime_Check(obj))) {
+        PyObject *s = PyObject_CallMethod(obj, "isoformat", NULL);
+        if (s == NULL)
+            return -1;
+        rc = PyUnicode_Check(s) ? dump_str(b, s) : -1;
+        Py_DECREF(s);
+        return rc;
+    }
+    if (strcmp(Py_TYPE(obj)->tp_name, "decimal.Decimal") == 0) {
+        PyObject *s = PyObject_Str(obj);
+        Py_ssize_t n;
+        const char *p = s != NULL ? PyUnicode_AsUTF8AndSize(s, &n) : NULL;
+        rc = p != NULL ? buf_fail(pt_buf_append(b, p, (size_t)n)) : -1;
+        Py_XDECREF(s);
+        return rc;
+    }
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "Object of type %.100s is not JSON serializable",
+                 Py_TYPE(obj)->tp_name);
+    return -1;
+}
+
 static int
 dump(pt_buf *b, PyObject *obj, int depth)
 {
@@ -145,17 +195,173 @@ dump(pt_buf *b, PyObject *obj, int depth)
         return buf_fail(pt_json_double(b, PyFloat_AS_DOUBLE(obj)));
     if (PyDict_Check(obj))
         return dump_dict(b, obj, depth);
+    if (PyObject_TypeCheck(obj, &pq_rows_type)) {
+        /* pq rows: straight from the cursor when untouched (nested in a dict, say). */
+        if (pt_py_rows_lazy(obj))
+            return pt_py_rows_serve(obj, PT_ROWS_JSON, b, 0, 0, NULL);
+        if (pq_rows_ready(obj) != 0)
+            return -1;
+        return dump_seq(b, obj, depth);
+    }
     if (PyList_Check(obj) || PyTuple_Check(obj))
         return dump_seq(b, obj, depth);
-    PyErr_Format(PyExc_TypeError, "Object of type %.100s is not JSON serializable",
-                 Py_TYPE(obj)->tp_name);
-    return -1;
+    return dump_other(b, obj);
 }
 
 int
 pt_py_json_dump(pt_buf *b, PyObject *obj)
 {
     return dump(b, obj, 0);
+}
+
+int
+pt_py_csv_dump(pt_buf *b, PyObject *obj)
+{
+    pt_buf tmp;
+    int rc;
+
+    if (obj == Py_None)
+        return 0;
+    if (PyUnicode_Check(obj)) {
+        Py_ssize_t n;
+        const char *p = PyUnicode_AsUTF8AndSize(obj, &n);
+        if (p == NULL)
+            return -1;
+        return buf_fail(pt_rows_csv_field(b, p, (size_t)n));
+    }
+    if (PyBytes_Check(obj) || PyByteArray_Check(obj)) {
+        const char *p = PyBytes_Check(obj) ? PyBytes_AS_STRING(obj) : PyByteArray_AS_STRING(obj);
+        Py_ssize_t n = PyBytes_Check(obj) ? PyBytes_GET_SIZE(obj) : PyByteArray_GET_SIZE(obj);
+        return buf_fail(pt_rows_base64(b, p, (size_t)n));
+    }
+    /* Everything else as its JSON text (numbers, true/false, objects), quoted as CSV needs;
+     * JSON strings (dates) lose their JSON quotes. */
+    pt_buf_init(&tmp, 0);
+    rc = dump(&tmp, obj, 0);
+    if (rc == 0 && tmp.len >= 2 && tmp.data[0] == '"') {
+        PyObject *s = PyObject_TypeCheck(obj, &PyUnicode_Type) ? NULL : PyObject_Str(obj);
+        Py_ssize_t n;
+        const char *p = s != NULL ? PyUnicode_AsUTF8AndSize(s, &n) : NULL;
+        if (PyDateTimeAPI != NULL && (PyDate_Check(obj) || PyTime_Check(obj))) {
+            Py_XDECREF(s);
+            s = PyObject_CallMethod(obj, "isoformat", NULL);
+            p = s != NULL ? PyUnicode_AsUTF8AndSize(s, &n) : NULL;
+        }
+        rc = p != NULL ? buf_fail(pt_rows_csv_field(b, p, (size_t)n)) : -1;
+        Py_XDECREF(s);
+    } else if (rc == 0) {
+        rc = buf_fail(pt_rows_csv_field(b, tmp.data, tmp.len));
+    }
+    pt_buf_free(&tmp);
+    return rc;
+}
+
+/* Is body a list of dicts (a row list made or changed by the handler)? */
+static int
+is_row_list(PyObject *body)
+{
+    Py_ssize_t i;
+
+    if (!PyList_Check(body))
+        return 0;
+    if (PyObject_TypeCheck(body, &pq_rows_type) && pq_rows_ready(body) != 0)
+        return -1;
+    for (i = 0; i < PyList_GET_SIZE(body); i++)
+        if (!PyDict_Check(PyList_GET_ITEM(body, i)))
+            return 0;
+    return 1;
+}
+
+/* A list of dicts as NDJSON (one object a line) or CSV (the union of the keys, in the order
+ * first seen, as the header). */
+static int
+dump_rows(pt_buf *b, PyObject *list, int format)
+{
+    PyObject *cols = NULL, *k, *v; /* k, v borrowed */
+    Py_ssize_t i, j, pos;
+    int rc = -1;
+
+    if (format == PT_ROWS_NDJSON) {
+        for (i = 0; i < PyList_GET_SIZE(list); i++)
+            if (dump(b, PyList_GET_ITEM(list, i), 0) != 0 || buf_fail(pt_buf_putc(b, '\n')) != 0)
+                return -1;
+        return 0;
+    }
+    cols = PyDict_New(); /* insertion-ordered set of the column names */
+    if (cols == NULL)
+        return -1;
+    for (i = 0; i < PyList_GET_SIZE(list); i++) {
+        pos = 0;
+        while (PyDict_Next(PyList_GET_ITEM(list, i), &pos, &k, &v))
+            if (PyDict_SetDefault(cols, k, Py_None) == NULL)
+                goto done;
+    }
+    pos = 0;
+    j = 0;
+    while (PyDict_Next(cols, &pos, &k, &v)) {
+        PyObject *name = PyUnicode_Check(k) ? Py_NewRef(k) : PyObject_Str(k);
+        if (name == NULL)
+            goto done;
+        int frc = (j++ > 0 ? buf_fail(pt_buf_putc(b, ',')) : 0);
+        if (frc == 0)
+            frc = pt_py_csv_dump(b, name);
+        Py_DECREF(name);
+        if (frc != 0)
+            goto done;
+    }
+    if (j > 0 && buf_fail(pt_buf_puts(b, "\r\n")) != 0)
+        goto done;
+    for (i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *row = PyList_GET_ITEM(list, i); /* borrowed */
+        pos = 0;
+        j = 0;
+        while (PyDict_Next(cols, &pos, &k, &v)) {
+            PyObject *val = PyDict_GetItemWithError(row, k); /* borrowed */
+            if (val == NULL && PyErr_Occurred())
+                goto done;
+            if ((j++ > 0 && buf_fail(pt_buf_putc(b, ',')) != 0) ||
+                (val != NULL && pt_py_csv_dump(b, val) != 0))
+                goto done;
+        }
+        if (buf_fail(pt_buf_puts(b, "\r\n")) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    Py_DECREF(cols);
+    return rc;
+}
+
+int
+pt_py_rows_format(const pt_request *req)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const pt_header *h = &req->headers[i];
+        if (h->name.n != 6 || memcmp(h->name.p, "accept", 6) != 0)
+            continue;
+        /* The first of the types we make that the client lists wins (q-values are not
+         * weighed); JSON when it lists none of them. */
+        const char *v = h->value.p, *csv, *nd, *json;
+        csv = strcasestr(v, "text/csv");
+        nd = strcasestr(v, "application/x-ndjson");
+        if (nd == NULL)
+            nd = strcasestr(v, "application/ndjson");
+        json = strcasestr(v, "application/json");
+        if (csv != NULL && (nd == NULL || csv < nd) && (json == NULL || csv < json))
+            return PT_ROWS_CSV;
+        if (nd != NULL && (json == NULL || nd < json))
+            return PT_ROWS_NDJSON;
+        return PT_ROWS_JSON;
+    }
+    return PT_ROWS_JSON;
+}
+
+static const char *
+format_type(int format)
+{
+    return format == PT_ROWS_CSV      ? "text/csv; charset=utf-8"
+           : format == PT_ROWS_NDJSON ? "application/x-ndjson"
+                                      : "application/json";
 }
 
 /* Copies a headers dict or list of (name, value) pairs into resp. */
@@ -210,7 +416,7 @@ fill_headers(PyObject *headers, pt_response *resp, char *why, size_t whysz)
 }
 
 int
-pt_py_response_fill(PyObject *ret, pt_response *resp, char *why, size_t whysz)
+pt_py_response_fill(PyObject *ret, pt_response *resp, int format, char *why, size_t whysz)
 {
     PyObject *body = ret, *headers = NULL;
     if (PyTuple_Check(ret)) {
@@ -254,6 +460,16 @@ pt_py_response_fill(PyObject *ret, pt_response *resp, char *why, size_t whysz)
         const char *p = PyBytes_Check(body) ? PyBytes_AS_STRING(body) : PyByteArray_AS_STRING(body);
         Py_ssize_t n = PyBytes_Check(body) ? PyBytes_GET_SIZE(body) : PyByteArray_GET_SIZE(body);
         if (buf_fail(pt_buf_append(&resp->body, p, (size_t)n)) != 0)
+            goto pyfail;
+    } else if (pt_py_rows_lazy(body)) {
+        /* fetch() rows returned as they are: from the cursor, streamed when large. */
+        resp->content_type = format_type(format);
+        if (pt_py_rows_serve(body, format, &resp->body, STREAM_AFTER, STREAM_CHUNK,
+                             &resp->stream) != 0)
+            goto pyfail;
+    } else if (format != PT_ROWS_JSON && is_row_list(body) != 0) {
+        resp->content_type = format_type(format);
+        if (PyErr_Occurred() || dump_rows(&resp->body, body, format) != 0)
             goto pyfail;
     } else if (body == Py_None || PyDict_Check(body) || PyList_Check(body) || PyLong_Check(body) ||
                PyFloat_Check(body) || PyTuple_Check(body)) {

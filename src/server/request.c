@@ -11,6 +11,7 @@ pt_response_init(pt_response *r, size_t max_body)
     r->status = 200;
     r->content_type = NULL;
     r->fatal = 0;
+    r->stream = NULL;
     pt_buf_init(&r->body, max_body);
     pt_buf_init(&r->headers, 64 * 1024);
 }
@@ -20,6 +21,10 @@ pt_response_free(pt_response *r)
 {
     pt_buf_free(&r->body);
     pt_buf_free(&r->headers);
+    if (r->stream != NULL) {
+        r->stream->free(r->stream);
+        r->stream = NULL;
+    }
 }
 
 void
@@ -27,6 +32,10 @@ pt_response_error(pt_response *r, int status, const char *message, const char *r
 {
     r->status = status;
     r->content_type = "application/json";
+    if (r->stream != NULL) {
+        r->stream->free(r->stream);
+        r->stream = NULL;
+    }
     pt_buf_reset(&r->body);
     pt_buf_reset(&r->headers);
     /* Error bodies are tiny; lift the cap so that an error always fits. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/stream.h"
 #include "server/router.h"
 
 typedef struct pt_str {
@@ -47,6 +48,10 @@ typedef struct pt_response {
     pt_buf body;
     pt_buf headers; /* name\0value\0 ... */
     int fatal;      /* the worker must be replaced after this response (e.g. out of memory) */
+    /* When set, the body goes on past `body` (sent first) with what the stream produces, sent
+     * chunked as it is made (large row lists). Owned; pt_response_free frees it unless the
+     * sender took it (and set this to NULL). */
+    pt_body_stream *stream;
 } pt_response;
 
 /* Initialises an empty 200 response; the body is capped at max_body bytes. */

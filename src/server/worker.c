@@ -430,6 +430,78 @@ flush_access_log(worker *w)
     }
 }
 
+/* A streamed body (request.h: pt_response.stream): each proceed() asks the stream for the next
+ * chunk, so at most one chunk per response is in memory here. It lives in the request's pool;
+ * the pool's dispose frees the stream (its database connection and cursor) whether the body
+ * was finished or the client went away first. Loop side only. */
+typedef struct body_gen {
+    h2o_generator_t super; /* first */
+    pt_body_stream *stream;
+    pt_buf chunk; /* being sent: valid until the next proceed() */
+    char request_id[24];
+} body_gen;
+
+static void
+body_gen_release(body_gen *g)
+{
+    if (g->stream != NULL) {
+        g->stream->free(g->stream);
+        g->stream = NULL;
+    }
+}
+
+static void
+body_gen_dispose(void *p)
+{
+    body_gen *g = p;
+    body_gen_release(g);
+    pt_buf_free(&g->chunk);
+}
+
+static void
+body_gen_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+    body_gen *g = (body_gen *)self;
+    int rc = g->stream != NULL ? 0 : PT_EINVAL;
+    pt_buf_reset(&g->chunk);
+    if (g->stream != NULL)
+        rc = g->stream->next(g->stream, &g->chunk);
+    if (rc < 0)
+        pt_log_error("request %s: streamed response cut short: %s", g->request_id, pt_strerror(rc));
+    if (rc != 1)
+        body_gen_release(g); /* give the database connection back now, not at dispose */
+    h2o_iovec_t vec = h2o_iovec_init(g->chunk.data != NULL ? g->chunk.data : "", g->chunk.len);
+    h2o_send(req, &vec, 1,
+             rc == 1   ? H2O_SEND_STATE_IN_PROGRESS
+             : rc == 0 ? H2O_SEND_STATE_FINAL
+                       : H2O_SEND_STATE_ERROR);
+}
+
+static void
+body_gen_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+    (void)req;
+    body_gen_release((body_gen *)self);
+}
+
+/* Starts a streamed response: the part of the body made so far, then the stream's chunks. */
+static void
+send_streamed(h2o_req_t *req, const char *request_id, pt_response *resp)
+{
+    body_gen *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), body_gen_dispose);
+    g->super.proceed = body_gen_proceed;
+    g->super.stop = body_gen_stop;
+    g->stream = resp->stream;
+    resp->stream = NULL;
+    snprintf(g->request_id, sizeof(g->request_id), "%s", request_id);
+    g->chunk = resp->body; /* the first part moves over */
+    g->chunk.max = 0;
+    pt_buf_init(&resp->body, 0);
+    h2o_start_response(req, &g->super);
+    h2o_iovec_t vec = h2o_iovec_init(g->chunk.data != NULL ? g->chunk.data : "", g->chunk.len);
+    h2o_send(req, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
 /* Sends resp for req with the common headers. */
 static void
 send_response(h2o_req_t *req, const char *request_id, pt_response *resp)
@@ -453,6 +525,10 @@ send_response(h2o_req_t *req, const char *request_id, pt_response *resp)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                           h2o_strdup(&req->pool, request_id, strlen(request_id)).base,
                           strlen(request_id));
+    if (resp->stream != NULL) {
+        send_streamed(req, request_id, resp);
+        return;
+    }
     req->res.content_length = resp->body.len;
     h2o_send_inline(req, resp->body.data != NULL ? resp->body.data : "", resp->body.len);
 }

@@ -122,6 +122,8 @@ pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t
     }
     if (strcmp(conn.kind, "sqlite") == 0) {
         rc = pt_wh_sqlite_open(name, conn.dsn, out, err, errsz);
+    } else if (strcmp(conn.kind, "postgres") == 0) {
+        rc = pt_wh_pg_open(name, conn.dsn, out, err, errsz);
     } else {
         snprintf(err, errsz, "connection '%s' is %s, which this build cannot open yet", name,
                  conn.kind);
@@ -194,6 +196,12 @@ pt_wh_cursor_value(const pt_wh_cursor *c, size_t i, pt_value *v)
     c->wh->drv->value(c, i, v);
 }
 
+pt_vtype
+pt_wh_cursor_coltype(const pt_wh_cursor *c, size_t i)
+{
+    return i < c->ncols && c->coltypes != NULL ? c->coltypes[i] : PT_V_NULL;
+}
+
 int64_t
 pt_wh_cursor_changes(const pt_wh_cursor *c)
 {
@@ -234,6 +242,14 @@ pt_wh_create_schema(pt_wh *wh, const char *schema)
 }
 
 int
+pt_wh_schema_exists(pt_wh *wh, const char *schema)
+{
+    int rc = check_ident(wh, "schema", schema);
+
+    return rc != 0 ? rc : wh->drv->schema_exists(wh, schema);
+}
+
+int
 pt_wh_table_exists(pt_wh *wh, const char *schema, const char *table)
 {
     int rc = check_ident(wh, "schema", schema);
@@ -241,6 +257,111 @@ pt_wh_table_exists(pt_wh *wh, const char *schema, const char *table)
     if (rc == 0)
         rc = check_ident(wh, "table", table);
     return rc != 0 ? rc : wh->drv->table_exists(wh, schema, table);
+}
+
+int
+pt_wh_primary_key(pt_wh *wh, const char *schema, const char *table, char *out, size_t outsz)
+{
+    int rc = check_ident(wh, "schema", schema);
+
+    out[0] = '\0';
+    if (rc == 0)
+        rc = check_ident(wh, "table", table);
+    return rc != 0 ? rc : wh->drv->primary_key(wh, schema, table, out, outsz);
+}
+
+int
+pt_wh_columns(pt_wh *wh, const char *schema, const char *table, char ***names, size_t *n)
+{
+    int rc = check_ident(wh, "schema", schema);
+
+    *names = NULL;
+    *n = 0;
+    if (rc == 0)
+        rc = check_ident(wh, "table", table);
+    return rc != 0 ? rc : wh->drv->columns(wh, schema, table, names, n);
+}
+
+const char *
+pt_wh_sql_type(const pt_wh *wh, const char *portable)
+{
+    size_t i;
+
+    for (i = 0; wh->drv->types[i][0] != NULL; i++)
+        if (strcasecmp(wh->drv->types[i][0], portable) == 0)
+            return wh->drv->types[i][1];
+    return NULL;
+}
+
+int
+pt_wh_in_transaction(pt_wh *wh)
+{
+    return wh->drv->in_transaction(wh);
+}
+
+size_t
+pt_wh_iso_datetime(const char *in, size_t n, char *out)
+{
+    size_t o, i, tstart = 0, sign = 0;
+    int is_date = n >= 10 && isdigit((unsigned char)in[0]) && in[4] == '-' && in[7] == '-';
+    int is_time = n >= 5 && isdigit((unsigned char)in[0]) && in[2] == ':';
+
+    if (n + 4 >= PT_WH_ISO_MAX || (!is_date && !is_time)) {
+        o = n < PT_WH_ISO_MAX - 1 ? n : PT_WH_ISO_MAX - 1;
+        memcpy(out, in, o);
+        out[o] = '\0';
+        return o;
+    }
+    memcpy(out, in, n);
+    o = n;
+    if (is_date && n > 10 && (in[10] == ' ' || in[10] == 'T')) {
+        out[10] = 'T';
+        tstart = 11;
+    } else if (is_date) {
+        out[o] = '\0';
+        return o; /* a date alone, or something else after it ("BC") */
+    }
+    /* A UTC offset after the time: "+02" becomes "+02:00", "+0530" becomes "+05:30". */
+    for (i = tstart + 5; i < n; i++)
+        if (in[i] == '+' || in[i] == '-')
+            sign = i;
+    if (sign != 0) {
+        size_t digits = n - sign - 1;
+        for (i = sign + 1; i < n; i++)
+            if (!isdigit((unsigned char)in[i]))
+                digits = 0;
+        if (digits == 2) {
+            memcpy(out + o, ":00", 3);
+            o += 3;
+        } else if (digits == 4) {
+            out[sign + 3] = ':';
+            memcpy(out + sign + 4, in + sign + 3, 2);
+            o = sign + 6;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+char **
+pt_wh_names_dup(const char *const *src, size_t n)
+{
+    size_t total = 0, i;
+    char **names, *p;
+
+    for (i = 0; i < n; i++)
+        total += strlen(src[i]) + 1;
+    names = malloc(n * sizeof(char *) + total + 1);
+    if (names == NULL)
+        return NULL;
+    p = (char *)(names + n);
+    for (i = 0; i < n; i++) {
+        size_t len = strlen(src[i]);
+        memcpy(p, src[i], len + 1);
+        names[i] = p;
+        p += len + 1;
+    }
+    return names;
 }
 
 int

@@ -1,7 +1,7 @@
 /* wh.h - the warehouse: the data that handler scripts read and write through `pq`.
  *
- * A pt_wh is one open warehouse connection (embedded SQLite now; PostgreSQL next). The API
- * is a cursor over typed values so that callers (the pq module, the row serializer, the
+ * A pt_wh is one open warehouse connection (embedded SQLite, or PostgreSQL through libpq). The
+ * API is a cursor over typed values so that callers (the pq module, the row serializer, the
  * CLI) never see the driver. Not thread-safe: one pt_wh per thread, or callers serialise. */
 #ifndef PT_WH_H
 #define PT_WH_H
@@ -16,7 +16,18 @@ typedef enum pt_vtype {
     PT_V_TEXT,
     PT_V_BLOB,
     PT_V_BOOL,
+    /* Tagged text (u.s holds UTF-8 text): the serializers and pq map these by tag. */
+    PT_V_NUMERIC,   /* exact decimal as the database prints it: "12.50", "-3", "NaN" */
+    PT_V_DATE,      /* ISO 8601 "2024-05-01" */
+    PT_V_TIME,      /* ISO 8601 "13:45:00[.ffffff][+HH:MM]" */
+    PT_V_TIMESTAMP, /* ISO 8601 "2024-05-01T13:45:00[.ffffff][+HH:MM]" */
+    PT_V_JSON,      /* a JSON document (JSON/JSONB columns, and arrays converted to JSON) */
 } pt_vtype;
+
+/* Is t one of the tagged text types (value in u.s)? */
+#define PT_V_IS_TEXTLIKE(t) ((t) == PT_V_TEXT || (t) >= PT_V_NUMERIC)
+/* Is t a date or time type? */
+#define PT_V_IS_DATETIME(t) ((t) == PT_V_DATE || (t) == PT_V_TIME || (t) == PT_V_TIMESTAMP)
 
 typedef struct pt_value {
     pt_vtype type;
@@ -24,11 +35,14 @@ typedef struct pt_value {
         int64_t i; /* PT_V_INT, PT_V_BOOL (0/1) */
         double f;  /* PT_V_FLOAT */
         struct {
-            const char *p; /* PT_V_TEXT (UTF-8) and PT_V_BLOB; borrowed */
+            const char *p; /* PT_V_TEXT (UTF-8), PT_V_BLOB and the tagged text types */
             size_t n;
         } s;
     } u;
 } pt_value;
+
+/* Most parameters one statement may take. */
+#define PT_WH_MAX_PARAMS 1024
 
 typedef struct pt_wh pt_wh;
 typedef struct pt_wh_cursor pt_wh_cursor;
@@ -60,6 +74,9 @@ size_t pt_wh_cursor_ncols(const pt_wh_cursor *c);
 const char *pt_wh_cursor_colname(const pt_wh_cursor *c, size_t i);
 /* Current row's value i; text/blob pointers valid until the next pt_wh_cursor_next. */
 void pt_wh_cursor_value(const pt_wh_cursor *c, size_t i, pt_value *v);
+/* The declared type of column i as a pt_vtype (PT_V_NULL when the driver cannot tell, e.g. an
+ * SQLite expression column). Values of the column have this type or are NULL. */
+pt_vtype pt_wh_cursor_coltype(const pt_wh_cursor *c, size_t i);
 /* Rows changed by the last statement, and the last inserted rowid (SQLite). */
 int64_t pt_wh_cursor_changes(const pt_wh_cursor *c);
 int64_t pt_wh_cursor_last_id(const pt_wh_cursor *c);
@@ -79,8 +96,22 @@ const char *pt_wh_kind(const pt_wh *wh);
 
 /* Makes sure schema exists (SQLite: creates and ATTACHes DATA/warehouse/<conn>/<schema>.db). */
 int pt_wh_create_schema(pt_wh *wh, const char *schema);
+/* Does schema exist? 1 yes, 0 no, <0 error. */
+int pt_wh_schema_exists(pt_wh *wh, const char *schema);
 /* Does schema.table exist? 1 yes, 0 no, <0 error. */
 int pt_wh_table_exists(pt_wh *wh, const char *schema, const char *table);
+/* The primary key column of schema.table into out (size outsz). Returns 0, PT_ENOTFOUND when the
+ * table does not exist or has no single-column primary key (message says which), or PT_EDB. */
+int pt_wh_primary_key(pt_wh *wh, const char *schema, const char *table, char *out, size_t outsz);
+/* The columns of schema.table, in table order: *names is one allocation (array of n pointers
+ * followed by the strings); caller frees it with free(). Returns 0, PT_ENOTFOUND, PT_EDB. */
+int pt_wh_columns(pt_wh *wh, const char *schema, const char *table, char ***names, size_t *n);
+/* Column type names the driver uses for pq's portable types ("int", "float", "numeric",
+ * "text", "bool", "date", "time", "timestamp", "timestamptz", "json", "bytes"); NULL for
+ * an unknown portable type (static strings). */
+const char *pt_wh_sql_type(const pt_wh *wh, const char *portable);
+/* Is the connection inside a transaction it started with BEGIN? */
+int pt_wh_in_transaction(pt_wh *wh);
 
 /* Imports a CSV file (header row) or a JSON array of objects (file name ending in .json, or
  * content starting with '[') into schema.table, creating the schema and the table and

@@ -1,5 +1,5 @@
 /* wh_int.h - the warehouse driver interface (internal to src/warehouse/): what wh.c dispatches
- * to and every driver (wh_sqlite.c, later wh_pg.c) implements. */
+ * to and every driver (wh_sqlite.c, wh_pg.c) implements. */
 #ifndef PT_WH_INT_H
 #define PT_WH_INT_H
 
@@ -19,9 +19,15 @@ typedef struct pt_wh_driver {
     void (*cursor_free)(pt_wh_cursor *c);
     int (*create_schema)(pt_wh *wh, const char *schema);
     int (*table_exists)(pt_wh *wh, const char *schema, const char *table);
+    int (*schema_exists)(pt_wh *wh, const char *schema);
     int (*prepare)(pt_wh *wh, const char *sql, pt_wh_stmt **out);
     int (*stmt_run)(pt_wh_stmt *s, const pt_value *params, size_t nparams);
     void (*stmt_free)(pt_wh_stmt *s);
+    int (*primary_key)(pt_wh *wh, const char *schema, const char *table, char *out, size_t outsz);
+    int (*columns)(pt_wh *wh, const char *schema, const char *table, char ***names, size_t *n);
+    int (*in_transaction)(pt_wh *wh);
+    /* pq's portable column types: {portable, sql} pairs, ending with {NULL, NULL}. */
+    const char *const (*types)[2];
 } pt_wh_driver;
 
 /* The part of every connection that wh.c sees; drivers embed it as their first member. */
@@ -37,6 +43,7 @@ struct pt_wh_cursor {
     pt_wh *wh;
     size_t ncols;
     char **colnames;
+    pt_vtype *coltypes; /* ncols entries, or NULL (all unknown); owned, freed by the driver */
     int64_t changes;
     int64_t last_id;
 };
@@ -52,5 +59,23 @@ void pt_wh_set_error(pt_wh *wh, const char *fmt, ...) __attribute__((format(prin
  * missing). Returns 0, PT_EUNAVAIL or PT_EDB with a reason in err. Caller frees with
  * pt_wh_close. */
 int pt_wh_sqlite_open(const char *name, const char *dir, pt_wh **out, char *err, size_t errsz);
+
+/* Opens a PostgreSQL warehouse with libpq connection string dsn. Returns 0, PT_EUNAVAIL (server
+ * unreachable, authentication failed) or PT_EINVAL (malformed DSN) with a reason in err that
+ * never contains the password. Caller frees with pt_wh_close. */
+int pt_wh_pg_open(const char *name, const char *dsn, pt_wh **out, char *err, size_t errsz);
+
+/* Longest ISO 8601 date/time text a driver writes (with its NUL). */
+#define PT_WH_ISO_MAX 64
+
+/* Writes the date/time text in[0..n) the ISO 8601 way into out (PT_WH_ISO_MAX bytes, NUL-
+ * terminated): "2024-05-01 13:45:00+02" becomes "2024-05-01T13:45:00+02:00". Text that does not
+ * look like a date or time (or is too long) is copied unchanged, truncated to fit. Returns the
+ * length written. */
+size_t pt_wh_iso_datetime(const char *in, size_t n, char *out);
+
+/* Builds a "names" allocation for pt_wh_columns from n strings. Returns NULL when out of
+ * memory. */
+char **pt_wh_names_dup(const char *const *src, size_t n);
 
 #endif

@@ -67,9 +67,9 @@ typedef struct sq_wh {
 typedef struct sq_cursor {
     pt_wh_cursor base; /* first */
     sqlite3_stmt *stmt;
-    int state;              /* CUR_* */
-    int64_t total_before;   /* sqlite3_total_changes64 before the first step */
-    unsigned char *is_bool; /* per column: declared BOOL/BOOLEAN, ints read as PT_V_BOOL */
+    int state;            /* CUR_* */
+    int64_t total_before; /* sqlite3_total_changes64 before the first step */
+    char *scratch;        /* ncols * PT_WH_ISO_MAX bytes: normalised timestamps of the row */
 } sq_cursor;
 
 enum { CUR_START, CUR_ROW, CUR_DONE };
@@ -480,6 +480,11 @@ bind_params(sq_wh *w, sqlite3_stmt *stmt, const pt_value *params, size_t nparams
             rc = sqlite3_bind_double(stmt, i, v->u.f);
             break;
         case PT_V_TEXT:
+        case PT_V_NUMERIC:
+        case PT_V_DATE:
+        case PT_V_TIME:
+        case PT_V_TIMESTAMP:
+        case PT_V_JSON:
             rc = sqlite3_bind_text64(stmt, i, v->u.s.p != NULL ? v->u.s.p : "", v->u.s.n, how,
                                      SQLITE_UTF8);
             break;
@@ -508,6 +513,37 @@ run_to_done(sq_wh *w, sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? 0 : map_error(w);
 }
 
+/* The pt_vtype of a declared column type: the names pq's create_table uses (BOOLEAN, DATE,
+ * TIME, TIMESTAMP, DATETIME, JSON) by name, the rest by SQLite's affinity rules. Columns whose
+ * values may have any type (no declared type, NUMERIC affinity) are PT_V_NULL. */
+static pt_vtype
+decl_type(const char *decl)
+{
+    if (decl == NULL || decl[0] == '\0')
+        return PT_V_NULL;
+    if (strcasecmp(decl, "BOOLEAN") == 0 || strcasecmp(decl, "BOOL") == 0)
+        return PT_V_BOOL;
+    if (strcasecmp(decl, "DATE") == 0)
+        return PT_V_DATE;
+    if (strcasecmp(decl, "TIME") == 0)
+        return PT_V_TIME;
+    if (strncasecmp(decl, "TIMESTAMP", 9) == 0 || strcasecmp(decl, "DATETIME") == 0)
+        return PT_V_TIMESTAMP;
+    if (strcasecmp(decl, "JSON") == 0 || strcasecmp(decl, "JSONB") == 0)
+        return PT_V_JSON;
+    if (strcasestr(decl, "INT") != NULL)
+        return PT_V_INT;
+    if (strcasestr(decl, "CHAR") != NULL || strcasestr(decl, "CLOB") != NULL ||
+        strcasestr(decl, "TEXT") != NULL)
+        return PT_V_TEXT;
+    if (strcasestr(decl, "BLOB") != NULL)
+        return PT_V_BLOB;
+    if (strcasestr(decl, "REAL") != NULL || strcasestr(decl, "FLOA") != NULL ||
+        strcasestr(decl, "DOUB") != NULL)
+        return PT_V_FLOAT;
+    return PT_V_NULL;
+}
+
 /* Builds a cursor for stmt (ownership moves to the cursor, even on error). */
 static int
 cursor_new(sq_wh *w, sqlite3_stmt *stmt, sq_cursor **out)
@@ -533,8 +569,9 @@ cursor_new(sq_wh *w, sqlite3_stmt *stmt, sq_cursor **out)
     if (ncols > 0) {
         /* Column names are copied: SQLite's pointers die when the statement is re-prepared. */
         c->base.colnames = malloc(ncols * sizeof(char *) + total);
-        c->is_bool = calloc(ncols, 1);
-        if (c->base.colnames == NULL || c->is_bool == NULL)
+        c->base.coltypes = calloc(ncols, sizeof *c->base.coltypes);
+        c->scratch = malloc(ncols * PT_WH_ISO_MAX);
+        if (c->base.colnames == NULL || c->base.coltypes == NULL || c->scratch == NULL)
             goto nomem;
         p = (char *)(c->base.colnames + ncols);
         for (i = 0; i < ncols; i++) {
@@ -544,8 +581,7 @@ cursor_new(sq_wh *w, sqlite3_stmt *stmt, sq_cursor **out)
             memcpy(p, n != NULL ? n : "", len + 1);
             c->base.colnames[i] = p;
             p += len + 1;
-            c->is_bool[i] =
-                decl != NULL && (strcasecmp(decl, "BOOLEAN") == 0 || strcasecmp(decl, "BOOL") == 0);
+            c->base.coltypes[i] = decl_type(decl);
         }
     }
     *out = c;
@@ -660,7 +696,7 @@ sq_value(const pt_wh_cursor *cur, size_t i, pt_value *v)
     }
     switch (sqlite3_column_type(c->stmt, col)) {
     case SQLITE_INTEGER:
-        v->type = c->is_bool[i] ? PT_V_BOOL : PT_V_INT;
+        v->type = cur->coltypes[i] == PT_V_BOOL ? PT_V_BOOL : PT_V_INT;
         v->u.i = sqlite3_column_int64(c->stmt, col);
         if (v->type == PT_V_BOOL)
             v->u.i = v->u.i != 0;
@@ -673,6 +709,21 @@ sq_value(const pt_wh_cursor *cur, size_t i, pt_value *v)
         v->type = PT_V_TEXT;
         v->u.s.p = (const char *)sqlite3_column_text(c->stmt, col);
         v->u.s.n = (size_t)sqlite3_column_bytes(c->stmt, col);
+        switch (cur->coltypes[i]) {
+        case PT_V_DATE:
+        case PT_V_TIME:
+        case PT_V_TIMESTAMP:
+            /* Stored as text ("2024-05-01 13:45:00"): tagged and written the ISO 8601 way. */
+            v->type = cur->coltypes[i];
+            v->u.s.n = pt_wh_iso_datetime(v->u.s.p, v->u.s.n, c->scratch + i * PT_WH_ISO_MAX);
+            v->u.s.p = c->scratch + i * PT_WH_ISO_MAX;
+            break;
+        case PT_V_JSON:
+            v->type = PT_V_JSON;
+            break;
+        default:
+            break;
+        }
         break;
     case SQLITE_BLOB:
         v->type = PT_V_BLOB;
@@ -692,7 +743,8 @@ sq_cursor_free(pt_wh_cursor *cur)
 
     sqlite3_finalize(c->stmt);
     free(c->base.colnames);
-    free(c->is_bool);
+    free(c->base.coltypes);
+    free(c->scratch);
     free(c);
 }
 
@@ -743,6 +795,22 @@ sq_table_exists(pt_wh *wh, const char *schema, const char *table)
         rc = map_error(w);
     sqlite3_finalize(stmt);
     return rc;
+}
+
+static int
+sq_schema_exists(pt_wh *wh, const char *schema)
+{
+    sq_wh *w = (sq_wh *)wh;
+    char lower[SCHEMA_MAX], path[4096];
+
+    if (strcasecmp(schema, "main") == 0 || strcasecmp(schema, "temp") == 0)
+        return 0;
+    if (find_attached(w, schema) != NULL)
+        return 1;
+    lower_copy(lower, schema, sizeof lower);
+    if (schema_path(w, lower, path, sizeof path) != 0)
+        return 0;
+    return access(path, F_OK) == 0;
 }
 
 static int
@@ -799,6 +867,104 @@ sq_stmt_free(pt_wh_stmt *st)
     free(s);
 }
 
+/* Runs PRAGMA table_info on schema.table (validated identifiers). Returns 0 with *out the
+ * statement positioned before the first row, PT_ENOTFOUND when the table does not exist. */
+static int
+table_info(sq_wh *w, const char *schema, const char *table, sqlite3_stmt **out)
+{
+    char sql[2 * SCHEMA_MAX + 64];
+    int rc = sq_table_exists(&w->base, schema, table);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        pt_wh_set_error(&w->base, "table %s.%s not found", schema, table);
+        return PT_ENOTFOUND;
+    }
+    snprintf(sql, sizeof sql, "PRAGMA \"%s\".table_info(\"%s\")", schema, table);
+    if (sqlite3_prepare_v2(w->db, sql, -1, out, NULL) != SQLITE_OK)
+        return map_error(w);
+    return 0;
+}
+
+static int
+sq_primary_key(pt_wh *wh, const char *schema, const char *table, char *out, size_t outsz)
+{
+    sq_wh *w = (sq_wh *)wh;
+    sqlite3_stmt *stmt = NULL;
+    int npk = 0, rc;
+
+    rc = table_info(w, schema, table, &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        /* Columns: cid, name, type, notnull, dflt_value, pk (1-based position in the key). */
+        if (sqlite3_column_int(stmt, 5) > 0) {
+            npk++;
+            snprintf(out, outsz, "%s", (const char *)sqlite3_column_text(stmt, 1));
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return map_error(w);
+    if (npk != 1) {
+        out[0] = '\0';
+        pt_wh_set_error(wh, "table %s.%s has %s primary key", schema, table,
+                        npk == 0 ? "no" : "a multi-column");
+        return PT_ENOTFOUND;
+    }
+    return 0;
+}
+
+static int
+sq_columns(pt_wh *wh, const char *schema, const char *table, char ***names, size_t *n)
+{
+    sq_wh *w = (sq_wh *)wh;
+    sqlite3_stmt *stmt = NULL;
+    const char *list[1024];
+    char *copies[1024];
+    size_t k = 0, i;
+    int rc;
+
+    rc = table_info(w, schema, table, &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && k < 1024) {
+        copies[k] = strdup((const char *)sqlite3_column_text(stmt, 1));
+        if (copies[k] == NULL)
+            break;
+        list[k] = copies[k];
+        k++;
+    }
+    sqlite3_finalize(stmt);
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_error(w);
+    if (rc == 0) {
+        *names = pt_wh_names_dup(list, k);
+        *n = k;
+        if (*names == NULL) {
+            pt_wh_set_error(wh, "out of memory");
+            rc = PT_ENOMEM;
+        }
+    }
+    for (i = 0; i < k; i++)
+        free(copies[i]);
+    return rc;
+}
+
+static int
+sq_in_transaction(pt_wh *wh)
+{
+    return !sqlite3_get_autocommit(((sq_wh *)wh)->db);
+}
+
+static const char *const sqlite_types[][2] = {
+    {"int", "INTEGER"}, {"float", "REAL"},          {"numeric", "NUMERIC"},
+    {"text", "TEXT"},   {"bool", "BOOLEAN"},        {"date", "DATE"},
+    {"time", "TIME"},   {"timestamp", "TIMESTAMP"}, {"timestamptz", "TIMESTAMP"},
+    {"json", "JSON"},   {"bytes", "BLOB"},          {NULL, NULL},
+};
+
 static const pt_wh_driver sqlite_driver = {
     .kind = "sqlite",
     .type_int = "INTEGER",
@@ -811,7 +977,12 @@ static const pt_wh_driver sqlite_driver = {
     .cursor_free = sq_cursor_free,
     .create_schema = sq_create_schema,
     .table_exists = sq_table_exists,
+    .schema_exists = sq_schema_exists,
     .prepare = sq_prepare,
     .stmt_run = sq_stmt_run,
     .stmt_free = sq_stmt_free,
+    .primary_key = sq_primary_key,
+    .columns = sq_columns,
+    .in_transaction = sq_in_transaction,
+    .types = sqlite_types,
 };

@@ -1,0 +1,61 @@
+/* pq_int.h - internals shared by the files of the pq module: pq.c (module, connections, the
+ * data API), pq_rows.c (the lazy row list fetch() returns, value conversion). GIL for all. */
+#ifndef PT_PQ_INT_H
+#define PT_PQ_INT_H
+
+#include "py/py_int.h"
+
+#include "warehouse/wh.h"
+
+/* One open warehouse connection of one thread (design notes in pq.c). */
+typedef struct pq_handle {
+    PyObject_HEAD pt_wh *wh; /* owned; NULL once given to a response stream */
+    PyObject *name;          /* str: the connection name */
+    PyObject *active;        /* borrowed: the lazy row list whose cursor is open on wh */
+    char tz[64];             /* PostgreSQL session time zone */
+} pq_handle;
+
+/* How database values become Python objects (fetch's keyword arguments). */
+typedef struct pq_conv {
+    PyObject *fillna;  /* strong reference or NULL (None) */
+    PyObject *fillnat; /* strong reference or NULL: NULL dates and times, when given */
+    int python_types;  /* numeric -> int/float, JSON -> objects (1); both as str (0) */
+    int dt_as_str;     /* dates and times as ISO 8601 str (1) or datetime objects (0) */
+} pq_conv;
+
+/* The exception types (module globals, set by pt_py_pq_module). */
+extern PyObject *pq_error, *pq_unknown_conn, *pq_not_found, *pq_sql_error, *pq_unavailable,
+    *pq_bad_arg;
+extern PyTypeObject pq_rows_type;
+
+/* Raises the pq exception matching a warehouse error of wh (pq_not_found for PT_ENOTFOUND,
+ * ...), with the driver's message. */
+void pq_raise_wh(pt_wh *wh, int rc);
+/* The calling thread's handle of connection `name`, opened on first use. New reference; NULL
+ * with a pq exception set. */
+pq_handle *pq_handle_get(PyObject *name);
+/* Reads the rest of h's active lazy row list into Python objects so that wh is free for
+ * another statement. Returns 0 or -1 with an exception set. */
+int pq_handle_settle(pq_handle *h);
+/* Runs sql on h (settling it first) with the GIL released while the database works. Returns
+ * 0 with *cur (caller frees), or -1 with a pq exception set. */
+int pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cursor **cur);
+
+/* A new value -> Python object conversion of one row value (coltype: its column's type). */
+PyObject *pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv);
+
+/* The row list of a query that ran on h: takes ownership of cur (even on error), keeps sql (str)
+ * and params (tuple or NULL) to run the query again if it is touched after being served from
+ * C. conv's references are copied. Becomes h->active. New reference or NULL. */
+PyObject *pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params,
+                      const pq_conv *conv);
+/* Makes sure the list holds its rows as Python objects (materialises a lazy one). Returns 0 or
+ * -1 with an exception set. */
+int pq_rows_ready(PyObject *rows);
+/* Converts an argument into the pt_value array of a statement: items of seq (a sequence),
+ * or one object. Strings are borrowed from the objects, or from new objects appended to keep
+ * (a list) when a conversion (JSON, isoformat) was needed. Returns 0 or -1 with an error set. */
+int pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
+int pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep);
+
+#endif

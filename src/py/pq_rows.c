@@ -1,0 +1,889 @@
+/* pq_rows.c - the row list pq's fetch() returns: a list subclass whose rows stay in the
+ * database cursor until Python code touches it, so that a handler returning it unchanged is
+ * served from the cursor in C; and the conversion of database values to Python objects. */
+
+/*
+ * Design notes
+ *
+ * 1. States. A row list is READY (a plain list: its items are the rows), LAZY (the query ran,
+ *    its cursor is open, the items are empty) or SPENT (the rows were written out from the
+ *    cursor in C; the list is empty). READY is 0, so a list made by copy/pickle is plain.
+ *
+ * 2. Every way Python code can read or change a list goes through a slot or method of this
+ *    type, which first makes the list READY (LAZY: read the cursor; SPENT: run the query again,
+ *    on the calling thread's connection). The slots cover len(), iteration, indexing, `in`,
+ *    comparisons, repr, + and * (including `[] + rows`, through nb_add: it readies both sides
+ *    and defers to the list's own code), and the methods cover append, extend, insert, pop,
+ *    remove, index, count, reverse, sort, copy, clear. C code that reads a list's storage
+ *    directly is safe too: PySequence_Fast, list(), tuple(), json's C encoder and `x += rows`
+ *    only take that path for exact lists and tuples and iterate anything else. What is not
+ *    covered: calling the list type's methods on the object explicitly (list.append(rows, x)).
+ *
+ * 3. One cursor per connection: a lazy list is its handle's `active` list. Any other statement
+ *    on that connection first reads the lazy list's remaining rows (pq_handle_settle), so
+ *    holding several fetch() results at once works, at the cost of materialising all but the
+ *    last.
+ *
+ * 4. A list being read is marked BUSY: converting values may run Python code (json.loads for
+ *    JSON that jansson rejects), where another thread could touch the same list; it then gets
+ *    a RuntimeError rather than a half-read list.
+ */
+#include "py/pq_int.h"
+
+#include <datetime.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "warehouse/rows.h"
+
+enum { RL_READY = 0, RL_LAZY, RL_SPENT, RL_BUSY };
+
+typedef struct rows_object {
+    PyListObject list; /* first: a list subclass */
+    int state;
+    pq_handle *handle; /* LAZY: strong reference */
+    pt_wh_cursor *cur; /* LAZY: owned */
+    PyObject *names;   /* tuple of column names, or NULL */
+    PyObject *sql;     /* str */
+    PyObject *params;  /* tuple or NULL */
+    PyObject *conn;    /* str: connection name, for running the query again */
+    pq_conv conv;
+} rows_object;
+
+#define ROWS_CHECK(o) PyObject_TypeCheck((o), &pq_rows_type)
+
+static PyObject *py_json_loads, *py_json_dumps;               /* json.loads, json.dumps */
+static PyObject *from_iso_date, *from_iso_time, *from_iso_dt; /* date.fromisoformat ... */
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+static PyObject *
+json_to_py(json_t *j)
+{
+    PyObject *out = NULL, *item = NULL, *key = NULL;
+
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *v;
+        out = PyDict_New();
+        if (out == NULL)
+            return NULL;
+        json_object_foreach(j, k, v)
+        {
+            key = PyUnicode_DecodeUTF8(k, (Py_ssize_t)strlen(k), "replace");
+            item = key != NULL ? json_to_py(v) : NULL;
+            if (item == NULL || PyDict_SetItem(out, key, item) != 0)
+                goto fail;
+            Py_CLEAR(key);
+            Py_CLEAR(item);
+        }
+        return out;
+    }
+    case JSON_ARRAY: {
+        size_t i, n = json_array_size(j);
+        out = PyList_New((Py_ssize_t)n);
+        if (out == NULL)
+            return NULL;
+        for (i = 0; i < n; i++) {
+            item = json_to_py(json_array_get(j, i));
+            if (item == NULL)
+                goto fail;
+            PyList_SET_ITEM(out, (Py_ssize_t)i, item); /* steals */
+            item = NULL;
+        }
+        return out;
+    }
+    case JSON_STRING:
+        return PyUnicode_DecodeUTF8(json_string_value(j), (Py_ssize_t)json_string_length(j),
+                                    "replace");
+    case JSON_INTEGER:
+        return PyLong_FromLongLong(json_integer_value(j));
+    case JSON_REAL:
+        return PyFloat_FromDouble(json_real_value(j));
+    case JSON_TRUE:
+        Py_RETURN_TRUE;
+    case JSON_FALSE:
+        Py_RETURN_FALSE;
+    case JSON_NULL:
+        Py_RETURN_NONE;
+    }
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(key);
+    Py_XDECREF(item);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* A JSON document as Python objects: jansson first, json.loads for what it rejects (NaN,
+ * integers past 64 bits). */
+static PyObject *
+json_text_to_py(const char *s, size_t n)
+{
+    json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    PyObject *text, *out;
+
+    if (j != NULL) {
+        out = json_to_py(j);
+        json_decref(j);
+        return out;
+    }
+    text = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
+    if (text == NULL)
+        return NULL;
+    out = PyObject_CallOneArg(py_json_loads, text);
+    if (out == NULL) { /* not JSON after all: the text */
+        PyErr_Clear();
+        return text;
+    }
+    Py_DECREF(text);
+    return out;
+}
+
+PyObject *
+pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv)
+{
+    PyObject *text, *out, *fn;
+
+    switch (v->type) {
+    case PT_V_NULL:
+        if (PT_V_IS_DATETIME(coltype) && conv->fillnat != NULL)
+            return Py_NewRef(conv->fillnat);
+        return Py_NewRef(conv->fillna != NULL ? conv->fillna : Py_None);
+    case PT_V_INT:
+        return PyLong_FromLongLong(v->u.i);
+    case PT_V_BOOL:
+        return PyBool_FromLong((long)v->u.i);
+    case PT_V_FLOAT:
+        return PyFloat_FromDouble(v->u.f);
+    case PT_V_TEXT:
+        return PyUnicode_DecodeUTF8(v->u.s.p, (Py_ssize_t)v->u.s.n, "replace");
+    case PT_V_BLOB:
+        return PyBytes_FromStringAndSize(v->u.s.p, (Py_ssize_t)v->u.s.n);
+    case PT_V_NUMERIC:
+        text = PyUnicode_DecodeUTF8(v->u.s.p, (Py_ssize_t)v->u.s.n, "replace");
+        if (text == NULL || !conv->python_types)
+            return text;
+        out = pt_rows_is_integer(v->u.s.p, v->u.s.n) ? PyLong_FromUnicodeObject(text, 10)
+                                                     : PyFloat_FromString(text);
+        if (out == NULL) {
+            PyErr_Clear();
+            return text;
+        }
+        Py_DECREF(text);
+        return out;
+    case PT_V_DATE:
+    case PT_V_TIME:
+    case PT_V_TIMESTAMP:
+        text = PyUnicode_DecodeUTF8(v->u.s.p, (Py_ssize_t)v->u.s.n, "replace");
+        if (text == NULL || conv->dt_as_str)
+            return text;
+        fn = v->type == PT_V_DATE   ? from_iso_date
+             : v->type == PT_V_TIME ? from_iso_time
+                                    : from_iso_dt;
+        out = PyObject_CallOneArg(fn, text);
+        if (out == NULL) { /* "infinity", BC dates: no Python equivalent, the text */
+            PyErr_Clear();
+            return text;
+        }
+        Py_DECREF(text);
+        return out;
+    case PT_V_JSON:
+        if (!conv->python_types)
+            return PyUnicode_DecodeUTF8(v->u.s.p, (Py_ssize_t)v->u.s.n, "replace");
+        return json_text_to_py(v->u.s.p, v->u.s.n);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- Python values to statement parameters ------------------------------------------------ */
+
+/* str(obj) or obj.isoformat() / json.dumps(obj) kept alive in keep; v borrows its UTF-8. */
+static int
+keep_text(PyObject *s, pt_value *v, pt_vtype type, PyObject *keep)
+{
+    Py_ssize_t n;
+    const char *p;
+
+    if (s == NULL)
+        return -1;
+    if (PyList_Append(keep, s) != 0) {
+        Py_DECREF(s);
+        return -1;
+    }
+    Py_DECREF(s); /* keep holds it */
+    p = PyUnicode_AsUTF8AndSize(s, &n);
+    if (p == NULL)
+        return -1;
+    v->type = type;
+    v->u.s.p = p;
+    v->u.s.n = (size_t)n;
+    return 0;
+}
+
+int
+pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
+{
+    if (obj == Py_None) {
+        v->type = PT_V_NULL;
+    } else if (PyBool_Check(obj)) {
+        v->type = PT_V_BOOL;
+        v->u.i = obj == Py_True;
+    } else if (PyLong_Check(obj)) {
+        int overflow = 0;
+        v->type = PT_V_INT;
+        v->u.i = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow != 0) /* past 64 bits: as exact decimal text */
+            return keep_text(PyObject_Str(obj), v, PT_V_NUMERIC, keep);
+        if (v->u.i == -1 && PyErr_Occurred())
+            return -1;
+    } else if (PyFloat_Check(obj)) {
+        v->type = PT_V_FLOAT;
+        v->u.f = PyFloat_AS_DOUBLE(obj);
+    } else if (PyUnicode_Check(obj)) {
+        Py_ssize_t n;
+        v->type = PT_V_TEXT;
+        v->u.s.p = PyUnicode_AsUTF8AndSize(obj, &n);
+        if (v->u.s.p == NULL)
+            return -1;
+        v->u.s.n = (size_t)n;
+    } else if (PyBytes_Check(obj) || PyByteArray_Check(obj)) {
+        v->type = PT_V_BLOB;
+        v->u.s.p = PyBytes_Check(obj) ? PyBytes_AS_STRING(obj) : PyByteArray_AS_STRING(obj);
+        v->u.s.n = (size_t)(PyBytes_Check(obj) ? PyBytes_GET_SIZE(obj) : PyByteArray_GET_SIZE(obj));
+    } else if (PyDict_Check(obj) || PyList_Check(obj) || PyTuple_Check(obj)) {
+        PyObject *s = PyObject_CallOneArg(py_json_dumps, obj);
+        if (s == NULL) {
+            PyObject *exc = pt_py_fetch_exc();
+            PyErr_Format(pq_bad_arg, "cannot store a %.100s value as JSON: %S",
+                         Py_TYPE(obj)->tp_name, exc != NULL ? exc : Py_None);
+            Py_XDECREF(exc);
+            return -1;
+        }
+        return keep_text(s, v, PT_V_JSON, keep);
+    } else if (PyDateTime_Check(obj) || PyDate_Check(obj) || PyTime_Check(obj)) {
+        return keep_text(PyObject_CallMethod(obj, "isoformat", NULL), v, PT_V_TEXT, keep);
+    } else if (strcmp(Py_TYPE(obj)->tp_name, "decimal.Decimal") == 0) {
+        return keep_text(PyObject_Str(obj), v, PT_V_NUMERIC, keep);
+    } else {
+        PyErr_Format(pq_bad_arg,
+                     "cannot store a value of type %.100s (use None, bool, int, float, str, "
+                     "bytes, dict, list, date/datetime or Decimal)",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+int
+pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep)
+{
+    PyObject *seq = NULL;
+    size_t i, count;
+
+    *vals = NULL;
+    *n = 0;
+    if (params == NULL || params == Py_None)
+        return 0;
+    if (PyDict_Check(params) || PyUnicode_Check(params) || PyBytes_Check(params)) {
+        PyErr_SetString(pq_bad_arg, "params must be a list or tuple of values");
+        return -1;
+    }
+    seq = PySequence_Fast(params, "params must be a list or tuple of values");
+    if (seq == NULL) {
+        PyErr_Clear();
+        PyErr_SetString(pq_bad_arg, "params must be a list or tuple of values");
+        return -1;
+    }
+    count = (size_t)PySequence_Fast_GET_SIZE(seq);
+    if (count > PT_WH_MAX_PARAMS) {
+        PyErr_Format(pq_bad_arg, "too many params (at most %d)", PT_WH_MAX_PARAMS);
+        goto fail;
+    }
+    *vals = PyMem_Calloc(count > 0 ? count : 1, sizeof **vals);
+    if (*vals == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (i = 0; i < count; i++)
+        if (pq_to_value(PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i), &(*vals)[i], keep) != 0)
+            goto fail;
+    /* The items must outlive the call: keep the sequence. */
+    if (PyList_Append(keep, seq) != 0)
+        goto fail;
+    Py_DECREF(seq);
+    *n = count;
+    return 0;
+fail:
+    PyMem_Free(*vals);
+    *vals = NULL;
+    Py_XDECREF(seq);
+    return -1;
+}
+
+/* ---- the row list ------------------------------------------------------------------------ */
+
+static void
+release_cursor(rows_object *r)
+{
+    pq_handle *h = r->handle;
+
+    r->handle = NULL;
+    pt_wh_cursor_free(r->cur);
+    r->cur = NULL;
+    if (h != NULL && h->active == (PyObject *)r)
+        h->active = NULL;
+    Py_XDECREF(h);
+}
+
+static PyObject *
+column_names(pt_wh_cursor *cur)
+{
+    size_t i, n = pt_wh_cursor_ncols(cur);
+    PyObject *names = PyTuple_New((Py_ssize_t)n);
+
+    for (i = 0; names != NULL && i < n; i++) {
+        PyObject *s = PyUnicode_FromString(pt_wh_cursor_colname(cur, i));
+        if (s == NULL) {
+            Py_CLEAR(names);
+            break;
+        }
+        PyUnicode_InternInPlace(&s);
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, s); /* steals */
+    }
+    return names;
+}
+
+PyObject *
+pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params, const pq_conv *conv)
+{
+    rows_object *r = (rows_object *)PyList_Type.tp_new(&pq_rows_type, NULL, NULL);
+
+    if (r == NULL) {
+        pt_wh_cursor_free(cur);
+        return NULL;
+    }
+    r->cur = cur;
+    r->handle = (pq_handle *)Py_NewRef((PyObject *)h);
+    r->state = RL_LAZY;
+    r->names = column_names(cur);
+    r->sql = Py_NewRef(sql);
+    r->params = Py_XNewRef(params);
+    r->conn = Py_NewRef(h->name);
+    r->conv = *conv;
+    Py_XINCREF(r->conv.fillna);
+    Py_XINCREF(r->conv.fillnat);
+    if (r->names == NULL) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    h->active = (PyObject *)r;
+    return (PyObject *)r;
+}
+
+/* Reads the cursor's rows into the list. */
+static int
+read_rows(rows_object *r)
+{
+    pt_wh_cursor *cur = r->cur;
+    size_t ncols = pt_wh_cursor_ncols(cur), i;
+    PyObject *row = NULL, *val = NULL;
+    int rc;
+
+    r->state = RL_BUSY;
+    while ((rc = pt_wh_cursor_next(cur)) == 1) {
+        row = PyDict_New();
+        if (row == NULL)
+            goto fail;
+        for (i = 0; i < ncols; i++) {
+            pt_value v;
+            pt_wh_cursor_value(cur, i, &v);
+            val = pq_value_to_py(&v, pt_wh_cursor_coltype(cur, i), &r->conv);
+            if (val == NULL ||
+                PyDict_SetItem(row, PyTuple_GET_ITEM(r->names, (Py_ssize_t)i), val) != 0)
+                goto fail;
+            Py_CLEAR(val);
+        }
+        if (PyList_Append((PyObject *)r, row) != 0)
+            goto fail;
+        Py_CLEAR(row);
+    }
+    if (rc < 0) {
+        pq_raise_wh(r->handle->wh, rc);
+        goto fail;
+    }
+    release_cursor(r);
+    r->state = RL_READY;
+    return 0;
+fail:
+    Py_XDECREF(row);
+    Py_XDECREF(val);
+    release_cursor(r);
+    /* Half read: empty it, so that the next touch runs the query again. */
+    PyList_SetSlice((PyObject *)r, 0, PyList_GET_SIZE(r), NULL);
+    r->state = RL_SPENT;
+    return -1;
+}
+
+/* Runs the query of a spent list again on the calling thread's connection. */
+static int
+rerun(rows_object *r)
+{
+    PyObject *keep = PyList_New(0);
+    pq_handle *h = NULL;
+    pt_value *vals = NULL;
+    pt_wh_cursor *cur = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    if (keep == NULL)
+        return -1;
+    h = pq_handle_get(r->conn);
+    if (h == NULL || pq_params(r->params, &vals, &n, keep) != 0)
+        goto done;
+    if (pq_exec(h, PyUnicode_AsUTF8(r->sql), vals, n, &cur) != 0)
+        goto done;
+    r->cur = cur;
+    r->handle = (pq_handle *)Py_NewRef((PyObject *)h);
+    h->active = (PyObject *)r;
+    r->state = RL_LAZY;
+    rc = read_rows(r);
+done:
+    PyMem_Free(vals);
+    Py_XDECREF(h);
+    Py_DECREF(keep);
+    return rc;
+}
+
+int
+pq_rows_ready(PyObject *obj)
+{
+    rows_object *r = (rows_object *)obj;
+
+    switch (r->state) {
+    case RL_READY:
+        return 0;
+    case RL_LAZY:
+        return read_rows(r);
+    case RL_SPENT:
+        return rerun(r);
+    default:
+        PyErr_SetString(PyExc_RuntimeError,
+                        "pq row list is being read by another thread; copy it with list() first");
+        return -1;
+    }
+}
+
+int
+pq_handle_settle(pq_handle *h)
+{
+    return h->active != NULL ? pq_rows_ready(h->active) : 0;
+}
+
+/* Readies o when it is a row list. */
+static int
+ready_any(PyObject *o)
+{
+    return ROWS_CHECK(o) ? pq_rows_ready(o) : 0;
+}
+
+/* ---- serving from C (py_int.h) ----------------------------------------------------------- */
+
+int
+pt_py_rows_lazy(PyObject *obj)
+{
+    return ROWS_CHECK(obj) && ((rows_object *)obj)->state == RL_LAZY;
+}
+
+/* fillna / fillnat as JSON text and CSV field; NULL when not set. */
+static int
+fill_texts(PyObject *fill, char **json, char **csv)
+{
+    pt_buf b;
+
+    *json = *csv = NULL;
+    if (fill == NULL)
+        return 0;
+    pt_buf_init(&b, 0);
+    if (pt_py_json_dump(&b, fill) != 0 || pt_buf_putc(&b, '\0') != 0)
+        goto fail;
+    *json = pt_buf_steal(&b, NULL);
+    if (pt_py_csv_dump(&b, fill) != 0 || pt_buf_putc(&b, '\0') != 0)
+        goto fail;
+    *csv = pt_buf_steal(&b, NULL);
+    return 0;
+fail:
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    pt_buf_free(&b);
+    free(*json);
+    *json = NULL;
+    return -1;
+}
+
+int
+pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, size_t chunk,
+                 pt_body_stream **stream)
+{
+    rows_object *r = (rows_object *)obj;
+    char *nj = NULL, *nc = NULL, *tj = NULL, *tc = NULL;
+    pt_rows_opts opts = {.format = (pt_rows_format)format, .python_types = r->conv.python_types};
+    pt_rows *w = NULL;
+    pq_handle *h = r->handle;
+    int rc = -1, wrc;
+
+    *stream = NULL;
+    if (fill_texts(r->conv.fillna, &nj, &nc) != 0 || fill_texts(r->conv.fillnat, &tj, &tc) != 0)
+        goto done;
+    opts.null_json = nj;
+    opts.null_csv = nc;
+    opts.nat_json = tj;
+    opts.nat_csv = tc;
+    if (pt_rows_new(r->cur, &opts, &w) != 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    r->state = RL_BUSY;
+    wrc = pt_rows_write(w, body, first_part);
+    if (wrc < 0) {
+        if (wrc == PT_ENOMEM)
+            PyErr_NoMemory();
+        else if (wrc == PT_ETOOBIG)
+            PyErr_SetString(PyExc_ValueError, "response body too large");
+        else
+            pq_raise_wh(h->wh, wrc);
+        release_cursor(r);
+        goto done;
+    }
+    if (wrc == 1 && stream != NULL) {
+        /* More to come: the stream takes the connection and the cursor (design note 3 of
+         * rows.c); this thread opens a new connection on its next use. */
+        PyObject *tdict = PyThreadState_GetDict(); /* borrowed */
+        PyObject *handles = tdict != NULL ? PyDict_GetItemString(tdict, "pq.handles") : NULL;
+        pt_wh *wh = h->wh;
+        pt_wh_cursor *cur = r->cur;
+        if (handles != NULL && PyDict_GetItem(handles, h->name) == (PyObject *)h &&
+            PyDict_DelItem(handles, h->name) != 0)
+            PyErr_Clear();
+        h->wh = NULL;
+        r->cur = NULL;
+        release_cursor(r);
+        *stream = pt_rows_stream_new(wh, cur, w, chunk);
+        w = NULL;
+        if (*stream == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    } else {
+        release_cursor(r);
+    }
+    rc = 0;
+done:
+    if (r->state == RL_BUSY || r->state == RL_LAZY) {
+        release_cursor(r);
+        r->state = RL_SPENT;
+    }
+    pt_rows_free(w);
+    free(nj);
+    free(nc);
+    free(tj);
+    free(tc);
+    return rc;
+}
+
+/* ---- slots ------------------------------------------------------------------------------- */
+
+#define LIST_SQ (PyList_Type.tp_as_sequence)
+#define LIST_MP (PyList_Type.tp_as_mapping)
+
+static Py_ssize_t
+rl_length(PyObject *self)
+{
+    return pq_rows_ready(self) != 0 ? -1 : PyList_GET_SIZE(self);
+}
+
+static PyObject *
+rl_concat(PyObject *a, PyObject *b)
+{
+    return ready_any(a) != 0 || ready_any(b) != 0 ? NULL : LIST_SQ->sq_concat(a, b);
+}
+
+static PyObject *
+rl_repeat(PyObject *self, Py_ssize_t n)
+{
+    return pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_repeat(self, n);
+}
+
+static PyObject *
+rl_item(PyObject *self, Py_ssize_t i)
+{
+    return pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_item(self, i);
+}
+
+static int
+rl_ass_item(PyObject *self, Py_ssize_t i, PyObject *v)
+{
+    return pq_rows_ready(self) != 0 ? -1 : LIST_SQ->sq_ass_item(self, i, v);
+}
+
+static int
+rl_contains(PyObject *self, PyObject *v)
+{
+    return pq_rows_ready(self) != 0 ? -1 : LIST_SQ->sq_contains(self, v);
+}
+
+static PyObject *
+rl_inplace_concat(PyObject *self, PyObject *other)
+{
+    return ready_any(self) != 0 || ready_any(other) != 0 ? NULL
+                                                         : LIST_SQ->sq_inplace_concat(self, other);
+}
+
+static PyObject *
+rl_inplace_repeat(PyObject *self, Py_ssize_t n)
+{
+    return pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_inplace_repeat(self, n);
+}
+
+static PyObject *
+rl_subscript(PyObject *self, PyObject *key)
+{
+    return pq_rows_ready(self) != 0 ? NULL : LIST_MP->mp_subscript(self, key);
+}
+
+static int
+rl_ass_subscript(PyObject *self, PyObject *key, PyObject *v)
+{
+    return pq_rows_ready(self) != 0 ? -1 : LIST_MP->mp_ass_subscript(self, key, v);
+}
+
+/* `[] + rows`: the left list's concat would read our storage: ready both, then let the
+ * list's own code run (NotImplemented sends Python on to sq_concat). */
+static PyObject *
+rl_nb_add(PyObject *a, PyObject *b)
+{
+    if (ready_any(a) != 0 || ready_any(b) != 0)
+        return NULL;
+    Py_RETURN_NOTIMPLEMENTED;
+}
+
+static PyObject *
+rl_iter(PyObject *self)
+{
+    return pq_rows_ready(self) != 0 ? NULL : PyList_Type.tp_iter(self);
+}
+
+static PyObject *
+rl_repr(PyObject *self)
+{
+    return pq_rows_ready(self) != 0 ? NULL : PyList_Type.tp_repr(self);
+}
+
+static PyObject *
+rl_richcompare(PyObject *a, PyObject *b, int op)
+{
+    if (ready_any(a) != 0 || ready_any(b) != 0)
+        return NULL;
+    return PyList_Type.tp_richcompare(a, b, op);
+}
+
+static PySequenceMethods rl_as_sequence = {
+    .sq_length = rl_length,
+    .sq_concat = rl_concat,
+    .sq_repeat = rl_repeat,
+    .sq_item = rl_item,
+    .sq_ass_item = rl_ass_item,
+    .sq_contains = rl_contains,
+    .sq_inplace_concat = rl_inplace_concat,
+    .sq_inplace_repeat = rl_inplace_repeat,
+};
+
+static PyMappingMethods rl_as_mapping = {
+    .mp_length = rl_length,
+    .mp_subscript = rl_subscript,
+    .mp_ass_subscript = rl_ass_subscript,
+};
+
+static PyNumberMethods rl_as_number = {
+    .nb_add = rl_nb_add,
+};
+
+/* ---- methods: ready, then the list's own method ------------------------------------------ */
+
+static const char *const method_names[] = {
+    "append",  "extend", "insert", "pop",   "remove",       "index",      "count",
+    "reverse", "sort",   "copy",   "clear", "__reversed__", "__sizeof__",
+};
+#define NMETHODS (sizeof(method_names) / sizeof(method_names[0]))
+static PyObject *list_methods[NMETHODS]; /* the list type's method descriptors */
+
+static PyObject *
+call_list_method(size_t k, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *stack[16];
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0, i;
+
+    if (pq_rows_ready(self) != 0)
+        return NULL;
+    if (nargs + nkw + 1 > 16) {
+        PyErr_SetString(PyExc_TypeError, "too many arguments");
+        return NULL;
+    }
+    stack[0] = self;
+    for (i = 0; i < nargs + nkw; i++)
+        stack[i + 1] = args[i];
+    return PyObject_Vectorcall(list_methods[k], stack, (size_t)nargs + 1, kwnames);
+}
+
+#define RL_METHOD(k, cname)                                                                        \
+    static PyObject *cname(PyObject *self, PyObject *const *args, Py_ssize_t nargs,                \
+                           PyObject *kwnames)                                                      \
+    {                                                                                              \
+        return call_list_method(k, self, args, nargs, kwnames);                                    \
+    }
+RL_METHOD(0, m_append)
+RL_METHOD(1, m_extend)
+RL_METHOD(2, m_insert)
+RL_METHOD(3, m_pop)
+RL_METHOD(4, m_remove)
+RL_METHOD(5, m_index)
+RL_METHOD(6, m_count)
+RL_METHOD(7, m_reverse)
+RL_METHOD(8, m_sort)
+RL_METHOD(9, m_copy)
+RL_METHOD(10, m_clear)
+RL_METHOD(11, m_reversed)
+RL_METHOD(12, m_sizeof)
+
+static PyMethodDef rl_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))m_append, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"extend", (PyCFunction)(void (*)(void))m_extend, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"insert", (PyCFunction)(void (*)(void))m_insert, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"pop", (PyCFunction)(void (*)(void))m_pop, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove", (PyCFunction)(void (*)(void))m_remove, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"index", (PyCFunction)(void (*)(void))m_index, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"count", (PyCFunction)(void (*)(void))m_count, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"reverse", (PyCFunction)(void (*)(void))m_reverse, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"sort", (PyCFunction)(void (*)(void))m_sort, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"copy", (PyCFunction)(void (*)(void))m_copy, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"clear", (PyCFunction)(void (*)(void))m_clear, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"__reversed__", (PyCFunction)(void (*)(void))m_reversed, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"__sizeof__", (PyCFunction)(void (*)(void))m_sizeof, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static int
+rl_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    rows_object *r = (rows_object *)self;
+
+    Py_VISIT(r->handle);
+    Py_VISIT(r->names);
+    Py_VISIT(r->sql);
+    Py_VISIT(r->params);
+    Py_VISIT(r->conn);
+    Py_VISIT(r->conv.fillna);
+    Py_VISIT(r->conv.fillnat);
+    return PyList_Type.tp_traverse(self, visit, arg);
+}
+
+static int
+rl_clear(PyObject *self)
+{
+    rows_object *r = (rows_object *)self;
+
+    if (r->state == RL_LAZY || r->state == RL_BUSY) {
+        release_cursor(r);
+        r->state = RL_SPENT;
+    }
+    Py_CLEAR(r->handle);
+    Py_CLEAR(r->names);
+    Py_CLEAR(r->params);
+    Py_CLEAR(r->conv.fillna);
+    Py_CLEAR(r->conv.fillnat);
+    return PyList_Type.tp_clear(self);
+}
+
+static void
+rl_dealloc(PyObject *self)
+{
+    rows_object *r = (rows_object *)self;
+
+    release_cursor(r);
+    Py_CLEAR(r->names);
+    Py_CLEAR(r->sql);
+    Py_CLEAR(r->params);
+    Py_CLEAR(r->conn);
+    Py_CLEAR(r->conv.fillna);
+    Py_CLEAR(r->conv.fillnat);
+    PyList_Type.tp_dealloc(self); /* untracks, frees the items and the object */
+}
+
+PyTypeObject pq_rows_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pq.Rows",
+    .tp_basicsize = sizeof(rows_object),
+    .tp_dealloc = rl_dealloc,
+    .tp_repr = rl_repr,
+    .tp_as_number = &rl_as_number,
+    .tp_as_sequence = &rl_as_sequence,
+    .tp_as_mapping = &rl_as_mapping,
+    .tp_hash = PyObject_HashNotImplemented,
+    .tp_flags =
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_LIST_SUBCLASS,
+    .tp_doc = "The rows of pq's fetch(): a list of dicts, read from the database on first use.",
+    .tp_traverse = rl_traverse,
+    .tp_clear = rl_clear,
+    .tp_richcompare = rl_richcompare,
+    .tp_iter = rl_iter,
+    .tp_methods = rl_methods,
+};
+
+int
+pt_py_pq_rows_setup(void)
+{
+    PyObject *json = NULL, *dt = NULL, *cls = NULL;
+    size_t k;
+
+    pq_rows_type.tp_base = &PyList_Type;
+    if (PyType_Ready(&pq_rows_type) != 0)
+        return -1;
+    for (k = 0; k < NMETHODS; k++) {
+        list_methods[k] = PyDict_GetItemString(PyList_Type.tp_dict, method_names[k]);
+        if (list_methods[k] == NULL) {
+            PyErr_Format(PyExc_RuntimeError, "list has no method %s", method_names[k]);
+            return -1;
+        }
+        Py_INCREF(list_methods[k]); /* kept for the life of the process */
+    }
+    PyDateTime_IMPORT;
+    json = PyImport_ImportModule("json");
+    dt = PyImport_ImportModule("datetime");
+    if (json == NULL || dt == NULL)
+        goto fail;
+    py_json_loads = PyObject_GetAttrString(json, "loads");
+    py_json_dumps = PyObject_GetAttrString(json, "dumps");
+    cls = PyObject_GetAttrString(dt, "date");
+    from_iso_date = cls != NULL ? PyObject_GetAttrString(cls, "fromisoformat") : NULL;
+    Py_XDECREF(cls);
+    cls = PyObject_GetAttrString(dt, "time");
+    from_iso_time = cls != NULL ? PyObject_GetAttrString(cls, "fromisoformat") : NULL;
+    Py_XDECREF(cls);
+    cls = PyObject_GetAttrString(dt, "datetime");
+    from_iso_dt = cls != NULL ? PyObject_GetAttrString(cls, "fromisoformat") : NULL;
+    Py_XDECREF(cls);
+    if (py_json_loads == NULL || py_json_dumps == NULL || from_iso_date == NULL ||
+        from_iso_time == NULL || from_iso_dt == NULL || PyDateTimeAPI == NULL)
+        goto fail;
+    Py_DECREF(json);
+    Py_DECREF(dt);
+    return 0;
+fail:
+    Py_XDECREF(json);
+    Py_XDECREF(dt);
+    return -1;
+}

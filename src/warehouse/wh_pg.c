@@ -1,0 +1,1148 @@
+/* wh_pg.c - the PostgreSQL warehouse driver (libpq): schemas are native, rows stream in
+ * single-row mode, values come back as tagged pt_values. */
+
+/*
+ * Design notes
+ *
+ * 1. One pt_wh is one PGconn in autocommit mode, with the session set up for predictable text
+ *    output: DateStyle ISO, TimeZone UTC (pq's `tz` changes it per fetch), bytea as hex,
+ *    client_encoding UTF8. The same setup runs again after a reconnect.
+ *
+ * 2. Reconnects. Before each statement a connection that libpq knows is broken is reset; a
+ *    statement that fails because the connection died (the server restarted) is retried once
+ *    on a fresh connection, but only when no transaction was open (a retry inside one would
+ *    silently lose its earlier statements). A server that cannot be reached gives PT_EUNAVAIL.
+ *
+ * 3. Rows. pt_wh_exec sends the statement and waits for its first result, so that SQL errors
+ *    ("relation does not exist") are reported by pt_wh_exec itself; rows then arrive one by one
+ *    (single-row mode) as pt_wh_cursor_next asks for them, so a million-row result never sits
+ *    in memory. While a cursor is reading, the connection is busy: a cursor must be freed before
+ *    the next statement (wh.h says so for every driver); freeing one early cancels the query.
+ *
+ * 4. Values are read in text format and converted by column type (OID): integers, floats and
+ *    booleans to numbers, numeric to PT_V_NUMERIC text, bytea (hex) to bytes, date/time types to
+ *    ISO 8601 text, json/jsonb to PT_V_JSON, and the arrays of those types to a JSON array
+ *    (PT_V_JSON). Every other type is text as PostgreSQL prints it. Converted text lives in
+ *    one scratch buffer per column, valid until the next row.
+ *
+ * 5. Parameters: $1..$N as PostgreSQL writes them; `?` placeholders (SQLite style) are
+ *    rewritten to $N when the statement has no $N of its own, outside quotes and comments.
+ *    Integers are sent as int8, floats as float8, booleans as bool, bytes in binary as bytea,
+ *    everything else as text of unknown type (the server infers it from the context).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libpq-fe.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "warehouse/wh_int.h"
+
+#define CONNECT_TIMEOUT "10"
+
+/* Type OIDs (pg_type.dat); stable across PostgreSQL versions. */
+enum {
+    OID_BOOL = 16,
+    OID_BYTEA = 17,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_OID = 26,
+    OID_JSON = 114,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_DATE = 1082,
+    OID_TIME = 1083,
+    OID_TIMESTAMP = 1114,
+    OID_TIMESTAMPTZ = 1184,
+    OID_TIMETZ = 1266,
+    OID_NUMERIC = 1700,
+    OID_JSONB = 3802,
+};
+
+/* How a column's text is read. */
+enum kind {
+    K_TEXT,
+    K_BOOL,
+    K_INT,
+    K_FLOAT,
+    K_NUMERIC,
+    K_BYTEA,
+    K_DATE,
+    K_TIME,
+    K_TIMESTAMP,
+    K_JSON,
+    /* Arrays, by element kind: converted to a JSON array. */
+    K_ARR_NUM,
+    K_ARR_BOOL,
+    K_ARR_JSON,
+    K_ARR_TEXT,
+};
+
+typedef struct pg_cursor pg_cursor;
+
+typedef struct pg_wh {
+    pt_wh base; /* first */
+    PGconn *conn;
+    char *dsn;         /* owned; needed to reconnect */
+    pg_cursor *active; /* the cursor whose rows are still arriving, or NULL */
+    unsigned stmt_seq; /* names of prepared statements */
+} pg_wh;
+
+struct pg_cursor {
+    pt_wh_cursor base; /* first */
+    PGresult *res;     /* the result holding the current row */
+    int row, nrows;    /* current row in res, rows in res */
+    int streaming;     /* more results are arriving on the connection */
+    int done;
+    enum kind *kinds;
+    pt_buf *scratch; /* per column: converted text of the current row */
+};
+
+typedef struct pg_stmt {
+    pt_wh_stmt base; /* first */
+    char name[32];
+} pg_stmt;
+
+static const pt_wh_driver pg_driver;
+
+/* ---- connection --------------------------------------------------------------------------- */
+
+/* Copies libpq's message (possibly several lines) as one line into the connection's error. */
+static void
+set_conn_error(pg_wh *w, const char *prefix)
+{
+    char msg[400];
+    size_t i;
+
+    snprintf(msg, sizeof msg, "%s", PQerrorMessage(w->conn));
+    for (i = 0; msg[i] != '\0'; i++)
+        if (msg[i] == '\n')
+            msg[i] = ' ';
+    while (i > 0 && msg[i - 1] == ' ')
+        msg[--i] = '\0';
+    pt_wh_set_error(&w->base, "%s%s", prefix, msg);
+}
+
+/* The session settings of design note 1. Returns 0 or PT_EUNAVAIL. */
+static int
+session_setup(pg_wh *w)
+{
+    PGresult *res = PQexec(w->conn, "SET DateStyle = 'ISO, MDY'; SET TimeZone = 'UTC'; "
+                                    "SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok)
+        pt_wh_set_error(&w->base, "PostgreSQL connection '%s': session setup failed: %s",
+                        w->base.name, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok ? 0 : PT_EUNAVAIL;
+}
+
+/* Makes sure the connection is up, resetting it when libpq knows it is broken. */
+static int
+ensure_connected(pg_wh *w)
+{
+    if (PQstatus(w->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(w->conn);
+    if (PQstatus(w->conn) != CONNECTION_OK) {
+        char prefix[128];
+        snprintf(prefix, sizeof prefix,
+                 "PostgreSQL connection '%s' is unavailable: ", w->base.name);
+        set_conn_error(w, prefix);
+        return PT_EUNAVAIL;
+    }
+    return session_setup(w);
+}
+
+int
+pt_wh_pg_open(const char *name, const char *dsn, pt_wh **out, char *err, size_t errsz)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {dsn, CONNECT_TIMEOUT, "portico", NULL};
+    char *perr = NULL;
+    PQconninfoOption *opts;
+    pg_wh *w = NULL;
+    int rc;
+
+    *out = NULL;
+    /* Parse first: a malformed DSN is a usage error, not an unreachable server. */
+    opts = PQconninfoParse(dsn, &perr);
+    if (opts == NULL) {
+        snprintf(err, errsz, "invalid PostgreSQL connection string: %s",
+                 perr != NULL ? perr : "out of memory");
+        for (size_t i = 0; err[i] != '\0'; i++)
+            if (err[i] == '\n')
+                err[i] = ' ';
+        PQfreemem(perr);
+        return PT_EINVAL;
+    }
+    PQconninfoFree(opts);
+    w = calloc(1, sizeof *w);
+    if (w == NULL || (w->base.name = strdup(name)) == NULL || (w->dsn = strdup(dsn)) == NULL) {
+        snprintf(err, errsz, "out of memory");
+        rc = PT_ENOMEM;
+        goto fail;
+    }
+    w->base.drv = &pg_driver;
+    /* expand_dbname: dsn may be a URI or key=value string; the later keys are defaults only
+     * when the DSN does not set them (libpq gives precedence to values from the expansion). */
+    w->conn = PQconnectdbParams(keys, vals, 1);
+    if (w->conn == NULL) {
+        snprintf(err, errsz, "out of memory");
+        rc = PT_ENOMEM;
+        goto fail;
+    }
+    if (PQstatus(w->conn) != CONNECTION_OK) {
+        char prefix[128];
+        snprintf(prefix, sizeof prefix, "cannot connect to PostgreSQL (connection '%s'): ", name);
+        set_conn_error(w, prefix);
+        snprintf(err, errsz, "%s", w->base.err);
+        rc = PT_EUNAVAIL;
+        goto fail;
+    }
+    rc = session_setup(w);
+    if (rc != 0) {
+        snprintf(err, errsz, "%s", w->base.err);
+        goto fail;
+    }
+    *out = &w->base;
+    return 0;
+fail:
+    if (w != NULL)
+        pg_driver.close(&w->base);
+    return rc;
+}
+
+static void
+pg_close(pt_wh *wh)
+{
+    pg_wh *w = (pg_wh *)wh;
+
+    PQfinish(w->conn);
+    free(w->dsn);
+    free(w->base.name);
+    free(w);
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* Maps a failed result to a pt_err with PostgreSQL's own message. */
+static int
+map_result_error(pg_wh *w, const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (PQstatus(w->conn) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
+        (state != NULL && (strcmp(state, "57P01") == 0 || strcmp(state, "57P03") == 0))) {
+        char prefix[128];
+        snprintf(prefix, sizeof prefix,
+                 "PostgreSQL connection '%s' is unavailable: ", w->base.name);
+        if (msg != NULL)
+            pt_wh_set_error(&w->base, "%s%s", prefix, msg);
+        else
+            set_conn_error(w, prefix);
+        return PT_EUNAVAIL;
+    }
+    if (msg == NULL) {
+        set_conn_error(w, "");
+        return PT_EDB;
+    }
+    pt_wh_set_error(&w->base, "%s", msg);
+    if (state != NULL && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0))
+        return PT_ENOTFOUND;
+    return PT_EDB;
+}
+
+/* ---- parameters --------------------------------------------------------------------------- */
+
+/* Does sql use $N placeholders (outside quotes)? Then `?` is left alone (it may be a jsonb
+ * operator). Rewrites ? and ?NNN into $N otherwise. Returns 0 or PT_ENOMEM. */
+static int
+rewrite_placeholders(const char *sql, pt_buf *out)
+{
+    size_t i, n = strlen(sql);
+    unsigned next = 1;
+    int pass, has_dollar = 0;
+    int rc = 0;
+
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < n && rc == 0; i++) {
+            char c = sql[i];
+            if (c == '\'' || c == '"') {
+                size_t j = i + 1;
+                while (j < n && sql[j] != c)
+                    j++;
+                if (pass == 1)
+                    rc = pt_buf_append(out, sql + i, j < n ? j - i + 1 : j - i);
+                i = j;
+                continue;
+            }
+            if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+                size_t j = i;
+                while (j < n && sql[j] != '\n')
+                    j++;
+                if (pass == 1)
+                    rc = pt_buf_append(out, sql + i, j - i);
+                i = j - 1;
+                continue;
+            }
+            if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+                const char *e = strstr(sql + i + 2, "*/");
+                size_t j = e != NULL ? (size_t)(e - sql) + 2 : n;
+                if (pass == 1)
+                    rc = pt_buf_append(out, sql + i, j - i);
+                i = j - 1;
+                continue;
+            }
+            if (pass == 0) {
+                if (c == '$' && i + 1 < n && isdigit((unsigned char)sql[i + 1]))
+                    has_dollar = 1;
+                continue;
+            }
+            if (c == '?' && !has_dollar) {
+                if (i + 1 < n && isdigit((unsigned char)sql[i + 1])) {
+                    rc = pt_buf_putc(out, '$'); /* ?NNN -> $NNN */
+                } else {
+                    rc = pt_buf_printf(out, "$%u", next++);
+                }
+                continue;
+            }
+            rc = pt_buf_putc(out, c);
+        }
+        if (pass == 0 && has_dollar)
+            return pt_buf_append(out, sql, n) != 0 ? PT_ENOMEM : 0;
+    }
+    if (rc == 0 && out->data == NULL)
+        rc = pt_buf_puts(out, "");
+    return rc != 0 ? PT_ENOMEM : 0;
+}
+
+typedef struct params {
+    Oid types[PT_WH_MAX_PARAMS];
+    const char *values[PT_WH_MAX_PARAMS];
+    int lengths[PT_WH_MAX_PARAMS];
+    int formats[PT_WH_MAX_PARAMS];
+    pt_buf text; /* numbers as text, NUL-separated */
+    size_t offs[PT_WH_MAX_PARAMS];
+} params;
+
+/* Fills p from vals (design note 5). Text and blob values are borrowed from vals. */
+static int
+build_params(pg_wh *w, params *p, const pt_value *vals, size_t n)
+{
+    size_t i;
+    int rc = 0;
+
+    if (n > PT_WH_MAX_PARAMS) {
+        pt_wh_set_error(&w->base, "too many parameters (at most %d)", PT_WH_MAX_PARAMS);
+        return PT_EINVAL;
+    }
+    pt_buf_init(&p->text, 0);
+    for (i = 0; i < n && rc == 0; i++) {
+        const pt_value *v = &vals[i];
+        char num[40];
+        p->types[i] = 0;
+        p->formats[i] = 0;
+        p->lengths[i] = 0;
+        p->values[i] = NULL;
+        p->offs[i] = SIZE_MAX;
+        switch (v->type) {
+        case PT_V_NULL:
+            break;
+        case PT_V_INT:
+            p->types[i] = OID_INT8;
+            p->offs[i] = p->text.len;
+            rc = pt_buf_printf(&p->text, "%lld", (long long)v->u.i);
+            rc |= pt_buf_putc(&p->text, '\0');
+            break;
+        case PT_V_BOOL:
+            p->types[i] = OID_BOOL;
+            p->values[i] = v->u.i ? "true" : "false";
+            break;
+        case PT_V_FLOAT:
+            p->types[i] = OID_FLOAT8;
+            pt_json_format_double(v->u.f, num);
+            p->offs[i] = p->text.len;
+            rc = pt_buf_puts(&p->text, num);
+            rc |= pt_buf_putc(&p->text, '\0');
+            break;
+        case PT_V_BLOB:
+            p->types[i] = OID_BYTEA;
+            p->formats[i] = 1;
+            p->values[i] = v->u.s.p != NULL ? v->u.s.p : "";
+            p->lengths[i] = (int)v->u.s.n;
+            break;
+        case PT_V_TEXT:
+        case PT_V_NUMERIC:
+        case PT_V_DATE:
+        case PT_V_TIME:
+        case PT_V_TIMESTAMP:
+        case PT_V_JSON:
+            if (memchr(v->u.s.p, '\0', v->u.s.n) != NULL) {
+                pt_wh_set_error(&w->base, "parameter %zu: PostgreSQL text cannot hold NUL bytes",
+                                i + 1);
+                return PT_EINVAL;
+            }
+            /* Text must be NUL-terminated for libpq: copy it. */
+            p->offs[i] = p->text.len;
+            rc = pt_buf_append(&p->text, v->u.s.p != NULL ? v->u.s.p : "", v->u.s.n);
+            rc |= pt_buf_putc(&p->text, '\0');
+            break;
+        }
+    }
+    if (rc != 0) {
+        pt_wh_set_error(&w->base, "out of memory");
+        return PT_ENOMEM;
+    }
+    for (i = 0; i < n; i++)
+        if (p->offs[i] != SIZE_MAX)
+            p->values[i] = p->text.data + p->offs[i];
+    return 0;
+}
+
+/* ---- cursors ------------------------------------------------------------------------------ */
+
+static enum kind
+kind_of(Oid t)
+{
+    switch (t) {
+    case OID_BOOL:
+        return K_BOOL;
+    case OID_INT8:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_OID:
+        return K_INT;
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+        return K_FLOAT;
+    case OID_NUMERIC:
+        return K_NUMERIC;
+    case OID_BYTEA:
+        return K_BYTEA;
+    case OID_DATE:
+        return K_DATE;
+    case OID_TIME:
+    case OID_TIMETZ:
+        return K_TIME;
+    case OID_TIMESTAMP:
+    case OID_TIMESTAMPTZ:
+        return K_TIMESTAMP;
+    case OID_JSON:
+    case OID_JSONB:
+        return K_JSON;
+    case 1005: /* int2[] */
+    case 1007: /* int4[] */
+    case 1016: /* int8[] */
+    case 1021: /* float4[] */
+    case 1022: /* float8[] */
+    case 1231: /* numeric[] */
+    case 1028: /* oid[] */
+        return K_ARR_NUM;
+    case 1000: /* bool[] */
+        return K_ARR_BOOL;
+    case 199:  /* json[] */
+    case 3807: /* jsonb[] */
+        return K_ARR_JSON;
+    case 1009: /* text[] */
+    case 1015: /* varchar[] */
+    case 1014: /* bpchar[] */
+    case 1182: /* date[] */
+    case 1183: /* time[] */
+    case 1115: /* timestamp[] */
+    case 1185: /* timestamptz[] */
+    case 2951: /* uuid[] */
+    case 1003: /* name[] */
+        return K_ARR_TEXT;
+    default:
+        return K_TEXT;
+    }
+}
+
+static pt_vtype
+vtype_of(enum kind k)
+{
+    static const pt_vtype map[] = {
+        [K_TEXT] = PT_V_TEXT,     [K_BOOL] = PT_V_BOOL,       [K_INT] = PT_V_INT,
+        [K_FLOAT] = PT_V_FLOAT,   [K_NUMERIC] = PT_V_NUMERIC, [K_BYTEA] = PT_V_BLOB,
+        [K_DATE] = PT_V_DATE,     [K_TIME] = PT_V_TIME,       [K_TIMESTAMP] = PT_V_TIMESTAMP,
+        [K_JSON] = PT_V_JSON,     [K_ARR_NUM] = PT_V_JSON,    [K_ARR_BOOL] = PT_V_JSON,
+        [K_ARR_JSON] = PT_V_JSON, [K_ARR_TEXT] = PT_V_JSON,
+    };
+    return map[k];
+}
+
+/* Builds the cursor over res (ownership of res moves to the cursor, even on error). */
+static int
+cursor_new(pg_wh *w, PGresult *res, int streaming, pg_cursor **out)
+{
+    size_t ncols =
+        res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK ? (size_t)PQnfields(res) : 0;
+    const char *names[ncols > 0 ? ncols : 1];
+    pg_cursor *c = calloc(1, sizeof *c);
+    size_t i;
+
+    *out = NULL;
+    if (c == NULL) {
+        PQclear(res);
+        goto nomem;
+    }
+    c->base.wh = &w->base;
+    c->base.ncols = ncols;
+    c->res = res;
+    c->row = -1;
+    c->nrows = res != NULL ? PQntuples(res) : 0;
+    c->streaming = streaming;
+    if (ncols > 0) {
+        for (i = 0; i < ncols; i++)
+            names[i] = PQfname(res, (int)i);
+        c->base.colnames = pt_wh_names_dup(names, ncols);
+        c->base.coltypes = calloc(ncols, sizeof *c->base.coltypes);
+        c->kinds = calloc(ncols, sizeof *c->kinds);
+        c->scratch = calloc(ncols, sizeof *c->scratch);
+        if (c->base.colnames == NULL || c->base.coltypes == NULL || c->kinds == NULL ||
+            c->scratch == NULL)
+            goto nomem;
+        for (i = 0; i < ncols; i++) {
+            c->kinds[i] = kind_of(PQftype(res, (int)i));
+            c->base.coltypes[i] = vtype_of(c->kinds[i]);
+            pt_buf_init(&c->scratch[i], 0);
+        }
+    }
+    if (res != NULL) {
+        const char *n = PQcmdTuples(res);
+        if (n != NULL && n[0] != '\0')
+            c->base.changes = strtoll(n, NULL, 10);
+    }
+    if (streaming)
+        w->active = c;
+    else
+        c->done = c->nrows == 0;
+    *out = c;
+    return 0;
+nomem:
+    if (c != NULL)
+        pg_driver.cursor_free(&c->base);
+    pt_wh_set_error(&w->base, "out of memory");
+    return PT_ENOMEM;
+}
+
+/* Reads and drops the results still arriving on the connection. */
+static void
+drain(pg_wh *w)
+{
+    PGresult *res;
+
+    while ((res = PQgetResult(w->conn)) != NULL)
+        PQclear(res);
+}
+
+/* Stops a cursor whose rows are still arriving: cancels the query and drains. */
+static void
+abandon(pg_cursor *c)
+{
+    pg_wh *w = (pg_wh *)c->base.wh;
+
+    if (c->streaming) {
+        PGcancel *cancel = PQgetCancel(w->conn);
+        char buf[256];
+        if (cancel != NULL) {
+            PQcancel(cancel, buf, sizeof buf);
+            PQfreeCancel(cancel);
+        }
+        drain(w);
+        c->streaming = 0;
+    }
+    if (w->active == c)
+        w->active = NULL;
+    c->done = 1;
+}
+
+static int
+pg_exec(pt_wh *wh, const char *sql, const pt_value *vals, size_t nparams, pt_wh_cursor **out)
+{
+    pg_wh *w = (pg_wh *)wh;
+    PGresult *res = NULL, *last = NULL;
+    pg_cursor *c = NULL;
+    pt_buf query;
+    params p;
+    int rc, tries, streaming = 0;
+
+    *out = NULL;
+    pt_buf_init(&query, 0);
+    pt_buf_init(&p.text, 0);
+    if (w->active != NULL)
+        abandon(w->active);
+    if (nparams > 0) {
+        rc = rewrite_placeholders(sql, &query);
+        if (rc == 0)
+            rc = build_params(w, &p, vals, nparams);
+        if (rc != 0) {
+            if (rc == PT_ENOMEM)
+                pt_wh_set_error(wh, "out of memory");
+            goto done;
+        }
+    }
+    for (tries = 0; tries < 2; tries++) {
+        int idle;
+        rc = ensure_connected(w);
+        if (rc != 0)
+            goto done;
+        idle = PQtransactionStatus(w->conn) == PQTRANS_IDLE;
+        int sent = nparams > 0 ? PQsendQueryParams(w->conn, pt_buf_cstr(&query), (int)nparams,
+                                                   p.types, p.values, p.lengths, p.formats, 0)
+                               : PQsendQuery(w->conn, sql);
+        if (sent)
+            PQsetSingleRowMode(w->conn);
+        rc = 0;
+        /* The last result before the end is the cursor; a row result starts streaming. */
+        while (sent && (res = PQgetResult(w->conn)) != NULL) {
+            ExecStatusType st = PQresultStatus(res);
+            if (st == PGRES_SINGLE_TUPLE) {
+                PQclear(last);
+                last = res;
+                streaming = 1;
+                break;
+            }
+            if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY) {
+                PQclear(last);
+                last = res;
+                continue;
+            }
+            rc = map_result_error(w, res);
+            PQclear(res);
+            drain(w);
+            break;
+        }
+        if (!sent) {
+            char prefix[128];
+            snprintf(prefix, sizeof prefix,
+                     "PostgreSQL connection '%s' is unavailable: ", w->base.name);
+            set_conn_error(w, prefix);
+            rc = PT_EUNAVAIL;
+        }
+        if (rc == 0 || PQstatus(w->conn) == CONNECTION_OK || !idle)
+            break;
+        /* The connection died under the statement (design note 2): once more, fresh. */
+        PQclear(last);
+        last = NULL;
+    }
+    if (rc != 0) {
+        PQclear(last);
+        goto done;
+    }
+    rc = cursor_new(w, last, streaming, &c);
+    if (rc == 0)
+        *out = &c->base;
+done:
+    pt_buf_free(&query);
+    pt_buf_free(&p.text);
+    return rc;
+}
+
+static int
+pg_next(pt_wh_cursor *cur)
+{
+    pg_cursor *c = (pg_cursor *)cur;
+    pg_wh *w = (pg_wh *)cur->wh;
+    PGresult *res;
+    int rc = 0;
+
+    if (c->done)
+        return 0;
+    if (++c->row < c->nrows)
+        return 1;
+    if (!c->streaming) {
+        c->done = 1;
+        return 0;
+    }
+    PQclear(c->res);
+    c->res = NULL;
+    c->row = 0;
+    c->nrows = 0;
+    while ((res = PQgetResult(w->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE) {
+            c->res = res;
+            c->nrows = 1;
+            return 1;
+        }
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            const char *n = PQcmdTuples(res);
+            if (n != NULL && n[0] != '\0')
+                c->base.changes = strtoll(n, NULL, 10);
+            PQclear(res);
+            continue; /* later statements of a multi-statement string */
+        }
+        if (rc == 0)
+            rc = map_result_error(w, res);
+        PQclear(res);
+    }
+    c->streaming = 0;
+    c->done = 1;
+    if (w->active == c)
+        w->active = NULL;
+    return rc;
+}
+
+static int
+hexdigit(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Appends one array element (unquoted token or unescaped quoted text) as JSON. */
+static int
+array_elem(pt_buf *out, enum kind k, const char *s, size_t n, int quoted)
+{
+    if (!quoted && n == 4 && strncasecmp(s, "NULL", 4) == 0)
+        return pt_buf_puts(out, "null");
+    switch (k) {
+    case K_ARR_NUM:
+        return pt_buf_append(out, s, n);
+    case K_ARR_BOOL:
+        return pt_buf_puts(out, n > 0 && s[0] == 't' ? "true" : "false");
+    case K_ARR_JSON:
+        return pt_buf_append(out, s, n);
+    default:
+        return pt_json_string(out, s, n);
+    }
+}
+
+/* Converts PostgreSQL's array text ("{1,2,NULL}", "{{a,\"b c\"},{d,e}}") into a JSON array.
+ * Returns 0 or a pt_buf error. */
+static int
+array_to_json(const char *s, size_t n, enum kind k, pt_buf *out, pt_buf *tmp)
+{
+    size_t i = 0;
+    int rc = 0;
+
+    if (n > 0 && s[0] == '[') { /* explicit bounds: "[0:1]={...}" */
+        while (i < n && s[i] != '=')
+            i++;
+        i++;
+    }
+    for (; i < n && rc == 0; i++) {
+        char ch = s[i];
+        if (ch == '{') {
+            rc = pt_buf_putc(out, '[');
+        } else if (ch == '}') {
+            rc = pt_buf_putc(out, ']');
+        } else if (ch == ',') {
+            rc = pt_buf_puts(out, ", ");
+        } else if (ch == '"') {
+            pt_buf_reset(tmp);
+            for (i++; i < n && s[i] != '"' && rc == 0; i++) {
+                if (s[i] == '\\' && i + 1 < n)
+                    i++;
+                rc = pt_buf_putc(tmp, s[i]);
+            }
+            if (rc == 0)
+                rc = array_elem(out, k, tmp->len > 0 ? tmp->data : "", tmp->len, 1);
+        } else {
+            size_t start = i;
+            while (i < n && s[i] != ',' && s[i] != '}')
+                i++;
+            rc = array_elem(out, k, s + start, i - start, 0);
+            i--;
+        }
+    }
+    return rc;
+}
+
+static void
+pg_value(const pt_wh_cursor *cur, size_t i, pt_value *v)
+{
+    const pg_cursor *c = (const pg_cursor *)cur;
+    int col = (int)i;
+    const char *s;
+    size_t n, k;
+    pt_buf *sc;
+
+    v->type = PT_V_NULL;
+    if (c->done || c->row < 0 || c->row >= c->nrows || i >= cur->ncols ||
+        PQgetisnull(c->res, c->row, col))
+        return;
+    s = PQgetvalue(c->res, c->row, col);
+    n = (size_t)PQgetlength(c->res, c->row, col);
+    sc = &c->scratch[i];
+    v->u.s.p = s;
+    v->u.s.n = n;
+    switch (c->kinds[i]) {
+    case K_TEXT:
+        v->type = PT_V_TEXT;
+        break;
+    case K_BOOL:
+        v->type = PT_V_BOOL;
+        v->u.i = s[0] == 't';
+        break;
+    case K_INT:
+        v->type = PT_V_INT;
+        v->u.i = strtoll(s, NULL, 10);
+        break;
+    case K_FLOAT:
+        v->type = PT_V_FLOAT;
+        v->u.f = strtod(s, NULL);
+        break;
+    case K_NUMERIC:
+        v->type = PT_V_NUMERIC;
+        break;
+    case K_JSON:
+        v->type = PT_V_JSON;
+        break;
+    case K_BYTEA:
+        /* Hex format (session setting): "\x" then two digits a byte. */
+        pt_buf_reset(sc);
+        v->type = PT_V_BLOB;
+        for (k = 2; k + 1 < n; k += 2) {
+            int hi = hexdigit((unsigned char)s[k]), lo = hexdigit((unsigned char)s[k + 1]);
+            if (hi < 0 || lo < 0 || pt_buf_putc(sc, (char)(hi * 16 + lo)) != 0)
+                break;
+        }
+        v->u.s.p = sc->data != NULL ? sc->data : "";
+        v->u.s.n = sc->len;
+        break;
+    case K_DATE:
+    case K_TIME:
+    case K_TIMESTAMP:
+        v->type = c->kinds[i] == K_DATE   ? PT_V_DATE
+                  : c->kinds[i] == K_TIME ? PT_V_TIME
+                                          : PT_V_TIMESTAMP;
+        pt_buf_reset(sc);
+        if (pt_buf_reserve(sc, PT_WH_ISO_MAX) == 0) {
+            v->u.s.n = pt_wh_iso_datetime(s, n, sc->data);
+            v->u.s.p = sc->data;
+        }
+        break;
+    case K_ARR_NUM:
+    case K_ARR_BOOL:
+    case K_ARR_JSON:
+    case K_ARR_TEXT: {
+        pt_buf tmp;
+        pt_buf_init(&tmp, 0);
+        pt_buf_reset(sc);
+        if (array_to_json(s, n, c->kinds[i], sc, &tmp) == 0 && sc->data != NULL) {
+            v->type = PT_V_JSON;
+            v->u.s.p = sc->data;
+            v->u.s.n = sc->len;
+        } else {
+            v->type = PT_V_TEXT;
+        }
+        pt_buf_free(&tmp);
+        break;
+    }
+    }
+}
+
+static void
+pg_cursor_free(pt_wh_cursor *cur)
+{
+    pg_cursor *c = (pg_cursor *)cur;
+    size_t i;
+
+    abandon(c);
+    PQclear(c->res);
+    if (c->scratch != NULL)
+        for (i = 0; i < cur->ncols; i++)
+            pt_buf_free(&c->scratch[i]);
+    free(c->scratch);
+    free(c->kinds);
+    free(c->base.colnames);
+    free(c->base.coltypes);
+    free(c);
+}
+
+/* ---- helpers over exec -------------------------------------------------------------------- */
+
+/* Runs sql with one text parameter and returns the first column of every row through cb. */
+static int
+query_text(pg_wh *w, const char *sql, const char *param, void (*cb)(void *, const char *),
+           void *arg)
+{
+    pt_value v = {.type = PT_V_TEXT, .u.s = {param, strlen(param)}};
+    pt_wh_cursor *c = NULL;
+    pt_value out;
+    int rc = pg_exec(&w->base, sql, &v, 1, &c);
+
+    while (rc == 0 && (rc = pg_next(c)) == 1) {
+        pg_value(c, 0, &out);
+        cb(arg, out.type == PT_V_NULL ? NULL : out.u.s.p);
+    }
+    pg_cursor_free(c);
+    return rc;
+}
+
+static void
+set_flag(void *arg, const char *s)
+{
+    *(int *)arg = s != NULL && s[0] == 't';
+}
+
+/* "schema"."table" for to_regclass(); names are validated identifiers. */
+static void
+qualified(char *out, size_t outsz, const char *schema, const char *table)
+{
+    snprintf(out, outsz, "\"%s\".\"%s\"", schema, table);
+}
+
+static int
+pg_create_schema(pt_wh *wh, const char *schema)
+{
+    char sql[128];
+    pt_wh_cursor *c = NULL;
+    int rc;
+
+    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"", schema);
+    rc = pg_exec(wh, sql, NULL, 0, &c);
+    if (c != NULL)
+        pg_cursor_free(c);
+    return rc;
+}
+
+static int
+pg_schema_exists(pt_wh *wh, const char *schema)
+{
+    int exists = 0;
+    int rc = query_text((pg_wh *)wh, "SELECT count(*) > 0 FROM pg_namespace WHERE nspname = $1",
+                        schema, set_flag, &exists);
+
+    return rc != 0 ? rc : exists;
+}
+
+static int
+pg_table_exists(pt_wh *wh, const char *schema, const char *table)
+{
+    char q[160];
+    int exists = 0, rc;
+
+    qualified(q, sizeof q, schema, table);
+    rc = query_text((pg_wh *)wh, "SELECT to_regclass($1) IS NOT NULL", q, set_flag, &exists);
+    return rc != 0 ? rc : exists;
+}
+
+typedef struct name_list {
+    char *names[1024];
+    size_t n;
+    int nomem;
+} name_list;
+
+static void
+add_name(void *arg, const char *s)
+{
+    name_list *l = arg;
+
+    if (s == NULL || l->n >= 1024)
+        return;
+    l->names[l->n] = strdup(s);
+    if (l->names[l->n] == NULL)
+        l->nomem = 1;
+    else
+        l->n++;
+}
+
+static int
+need_table(pt_wh *wh, const char *schema, const char *table)
+{
+    int rc = pg_table_exists(wh, schema, table);
+
+    if (rc == 0) {
+        pt_wh_set_error(wh, "table %s.%s not found", schema, table);
+        return PT_ENOTFOUND;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static int
+pg_primary_key(pt_wh *wh, const char *schema, const char *table, char *out, size_t outsz)
+{
+    name_list l = {.n = 0};
+    char q[160];
+    size_t i;
+    int rc = need_table(wh, schema, table);
+
+    if (rc != 0)
+        return rc;
+    qualified(q, sizeof q, schema, table);
+    rc = query_text((pg_wh *)wh,
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+                    "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) "
+                    "AND i.indisprimary",
+                    q, add_name, &l);
+    if (rc == 0 && l.n != 1) {
+        pt_wh_set_error(wh, "table %s.%s has %s primary key", schema, table,
+                        l.n == 0 ? "no" : "a multi-column");
+        rc = PT_ENOTFOUND;
+    }
+    if (rc == 0)
+        snprintf(out, outsz, "%s", l.names[0]);
+    for (i = 0; i < l.n; i++)
+        free(l.names[i]);
+    return rc;
+}
+
+static int
+pg_columns(pt_wh *wh, const char *schema, const char *table, char ***names, size_t *n)
+{
+    name_list l = {.n = 0};
+    char q[160];
+    size_t i;
+    int rc = need_table(wh, schema, table);
+
+    if (rc != 0)
+        return rc;
+    qualified(q, sizeof q, schema, table);
+    rc = query_text((pg_wh *)wh,
+                    "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND "
+                    "attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    q, add_name, &l);
+    if (rc == 0 && l.nomem)
+        rc = PT_ENOMEM;
+    if (rc == 0) {
+        *names = pt_wh_names_dup((const char *const *)l.names, l.n);
+        *n = l.n;
+        if (*names == NULL)
+            rc = PT_ENOMEM;
+    }
+    if (rc == PT_ENOMEM)
+        pt_wh_set_error(wh, "out of memory");
+    for (i = 0; i < l.n; i++)
+        free(l.names[i]);
+    return rc;
+}
+
+static int
+pg_in_transaction(pt_wh *wh)
+{
+    PGTransactionStatusType st = PQtransactionStatus(((pg_wh *)wh)->conn);
+
+    return st == PQTRANS_INTRANS || st == PQTRANS_INERROR;
+}
+
+/* ---- prepared statements ------------------------------------------------------------------ */
+
+static int
+pg_prepare(pt_wh *wh, const char *sql, pt_wh_stmt **out)
+{
+    pg_wh *w = (pg_wh *)wh;
+    PGresult *res = NULL;
+    pg_stmt *s = NULL;
+    pt_buf query;
+    int rc;
+
+    *out = NULL;
+    pt_buf_init(&query, 0);
+    if (w->active != NULL)
+        abandon(w->active);
+    rc = rewrite_placeholders(sql, &query);
+    if (rc == 0)
+        rc = ensure_connected(w);
+    if (rc != 0)
+        goto done;
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        rc = PT_ENOMEM;
+        pt_wh_set_error(wh, "out of memory");
+        goto done;
+    }
+    s->base.wh = wh;
+    snprintf(s->name, sizeof s->name, "pt_stmt_%u", ++w->stmt_seq);
+    res = PQprepare(w->conn, s->name, pt_buf_cstr(&query), 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = map_result_error(w, res);
+        goto done;
+    }
+    *out = &s->base;
+    s = NULL;
+done:
+    PQclear(res);
+    free(s);
+    pt_buf_free(&query);
+    return rc;
+}
+
+static int
+pg_stmt_run(pt_wh_stmt *st, const pt_value *vals, size_t nparams)
+{
+    pg_stmt *s = (pg_stmt *)st;
+    pg_wh *w = (pg_wh *)st->wh;
+    PGresult *res = NULL;
+    params p;
+    int rc;
+
+    pt_buf_init(&p.text, 0);
+    rc = build_params(w, &p, vals, nparams);
+    if (rc != 0)
+        goto done;
+    res = PQexecPrepared(w->conn, s->name, (int)nparams, p.values, p.lengths, p.formats, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = map_result_error(w, res);
+done:
+    PQclear(res);
+    pt_buf_free(&p.text);
+    return rc;
+}
+
+static void
+pg_stmt_free(pt_wh_stmt *st)
+{
+    pg_stmt *s = (pg_stmt *)st;
+    pg_wh *w = (pg_wh *)st->wh;
+    char sql[64];
+
+    if (PQstatus(w->conn) == CONNECTION_OK && w->active == NULL) {
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
+        PQclear(PQexec(w->conn, sql));
+    }
+    free(s);
+}
+
+static const char *const pg_types[][2] = {
+    {"int", "BIGINT"},
+    {"float", "DOUBLE PRECISION"},
+    {"numeric", "NUMERIC"},
+    {"text", "TEXT"},
+    {"bool", "BOOLEAN"},
+    {"date", "DATE"},
+    {"time", "TIME"},
+    {"timestamp", "TIMESTAMP"},
+    {"timestamptz", "TIMESTAMPTZ"},
+    {"json", "JSONB"},
+    {"bytes", "BYTEA"},
+    {NULL, NULL},
+};
+
+static const pt_wh_driver pg_driver = {
+    .kind = "postgres",
+    .type_int = "BIGINT",
+    .type_real = "DOUBLE PRECISION",
+    .type_text = "TEXT",
+    .close = pg_close,
+    .exec = pg_exec,
+    .next = pg_next,
+    .value = pg_value,
+    .cursor_free = pg_cursor_free,
+    .create_schema = pg_create_schema,
+    .table_exists = pg_table_exists,
+    .schema_exists = pg_schema_exists,
+    .prepare = pg_prepare,
+    .stmt_run = pg_stmt_run,
+    .stmt_free = pg_stmt_free,
+    .primary_key = pg_primary_key,
+    .columns = pg_columns,
+    .in_transaction = pg_in_transaction,
+    .types = pg_types,
+};
