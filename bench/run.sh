@@ -48,7 +48,7 @@ if command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so 
     UPORT=$(free_port)
     # --http11-socket: uWSGI's keep-alive HTTP/1.1 socket, no router process in between.
     uwsgi --plugin python3 --http11-socket "127.0.0.1:$UPORT" --processes 2 --master \
-        --disable-logging --wsgi-file "$HERE/uwsgi_hello.py" --pythonpath "$HERE" \
+        --disable-logging --die-on-term --wsgi-file "$HERE/uwsgi_hello.py" --pythonpath "$HERE" \
         >"$WORK/uwsgi.log" 2>&1 &
     UPID=$!
     PIDS+=("$UPID")
