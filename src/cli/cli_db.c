@@ -14,39 +14,59 @@
 #include "warehouse/wh.h"
 
 static const char db_usage[] =
-    "db add NAME --sqlite [DIR] | list | rm NAME | import CONN SCHEMA TABLE FILE | "
+    "db add NAME --sqlite [DIR] | add NAME --postgres DSN | list | rm NAME | "
+    "import CONN SCHEMA TABLE FILE | "
     "query CONN SQL [--json]";
 
 static int
 db_add(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "db add NAME --sqlite [DIR]";
+    const char *usage = "db add NAME --sqlite [DIR] | db add NAME --postgres DSN";
     const char *sqlite = NULL, *postgres = NULL;
     pt_cli_opt opts[] = {{"--sqlite", 0, &sqlite}, {"--postgres", 1, &postgres}, {NULL, 0, NULL}};
     pt_connection conn = {0}, old = {0};
     pt_store *st = NULL;
-    char *pos[2], dir[PATH_MAX], rel[256], abs_dir[PATH_MAX];
+    char *pos[2], dir[PATH_MAX], rel[256], abs_dir[PATH_MAX], err[512], shown[1024];
     int npos = 0, rc;
 
     rc = pt_cli_parse(argc, argv, opts, pos, 1, 2, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (postgres != NULL)
-        return pt_cli_error("PostgreSQL warehouses are not available yet; use --sqlite");
-    if (sqlite == NULL)
-        return pt_cli_error("db add needs --sqlite (the only kind available for now)");
+    if ((sqlite == NULL) == (postgres == NULL))
+        return pt_cli_error("db add needs exactly one of --sqlite [DIR] or --postgres DSN");
+    if (postgres != NULL && npos != 1)
+        return pt_cli_usage(usage);
     if (!pt_store_name_valid(pos[0]))
         return pt_cli_error("invalid connection name '%s' (letters, digits, '_', '.', '-'; at "
                             "most 64; not starting with '.' or '-')",
                             pos[0]);
+    if (strcmp(pos[0], "dw") == 0)
+        return pt_cli_error("connection 'dw' is the built-in warehouse; choose another name");
     rc = pt_cli_open_store(datadir, &st);
     if (rc != 0)
         return rc;
     if (pt_store_connection_get(st, pos[0], &old) == 0) {
-        rc = pt_cli_error("connection '%s' already exists (%s, %s)", pos[0], old.kind, old.dsn);
+        rc = pt_cli_error("connection '%s' already exists (%s)", pos[0], old.kind);
         goto done;
     }
 
+    if (postgres != NULL) {
+        /* Checked now, so that a typo shows here rather than as a 503 at request time. */
+        pt_wh_dsn_redact(postgres, shown, sizeof shown);
+        if (pt_wh_pg_check(postgres, err, sizeof err) != 0) {
+            rc = pt_cli_error("%s", err);
+            goto done;
+        }
+        conn.name = pos[0];
+        conn.kind = "postgres";
+        conn.dsn = (char *)postgres;
+        if (pt_store_connection_add(st, &conn) != 0) {
+            rc = pt_cli_error("%s", pt_store_errmsg(st));
+            goto done;
+        }
+        printf("connection %s added (postgres, %s)\n", pos[0], shown);
+        goto done;
+    }
     /* The default directory is stored relative to the data dir, so that the data dir can
      * move; a directory given by the user is stored absolute. */
     if (npos == 2) {
@@ -77,19 +97,15 @@ done:
     return rc;
 }
 
-/* Copies a DSN for display with any password=... value masked. */
+/* A connection's location for display: SQLite's directory, or a PostgreSQL DSN without its
+ * password. */
 static void
-redact_dsn(const char *dsn, char *out, size_t outsz)
+redact_dsn(const pt_connection *c, char *out, size_t outsz)
 {
-    const char *p = strstr(dsn, "password=");
-    const char *end;
-
-    if (p == NULL) {
-        snprintf(out, outsz, "%s", dsn);
-        return;
-    }
-    end = strchr(p, ' ');
-    snprintf(out, outsz, "%.*spassword=***%s", (int)(p - dsn), dsn, end != NULL ? end : "");
+    if (strcmp(c->kind, "postgres") == 0)
+        pt_wh_dsn_redact(c->dsn, out, outsz);
+    else
+        snprintf(out, outsz, "%s", c->dsn);
 }
 
 static int
@@ -120,7 +136,7 @@ db_list(const char *datadir, int argc, char **argv)
         goto done;
     }
     for (i = 0; i < n; i++) {
-        redact_dsn(list[i].dsn, shown, sizeof shown);
+        redact_dsn(&list[i], shown, sizeof shown);
         if (pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, list[i].kind) ||
             pt_cli_table_adds(t, shown)) {
             rc = pt_cli_error("out of memory");
@@ -155,7 +171,10 @@ db_rm(const char *datadir, int argc, char **argv)
         rc = pt_cli_error("%s", pt_store_errmsg(st));
         goto done;
     }
-    printf("connection %s removed (its data stays in %s)\n", pos[0], conn.dsn);
+    if (strcmp(conn.kind, "postgres") == 0)
+        printf("connection %s removed (the PostgreSQL database is not touched)\n", pos[0]);
+    else
+        printf("connection %s removed (its data stays in %s)\n", pos[0], conn.dsn);
 done:
     pt_connection_clear(&conn);
     pt_store_close(st);

@@ -40,6 +40,8 @@ PyObject *pq_bad_arg;      /* pq.InvalidArgument(Error, ValueError) */
 
 #define WRITE_BATCH 500 /* rows per transaction in write() */
 
+static PyObject *s_utc; /* "UTC": fetch's default tz */
+
 /* ---- handles ----------------------------------------------------------------------------- */
 
 static void
@@ -97,6 +99,15 @@ pq_handle_get(PyObject *name)
         }
         Py_DECREF(d);
         handles = d; /* the thread dict holds it */
+    }
+    {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(name, &n);
+        if (s == NULL || strlen(s) != (size_t)n) {
+            PyErr_Clear();
+            PyErr_Format(pq_unknown_conn, "unknown database connection %R", name);
+            return NULL;
+        }
     }
     h = (pq_handle *)PyDict_GetItem(handles, name); /* borrowed */
     if (h != NULL && h->wh != NULL)
@@ -225,8 +236,9 @@ ident_arg(PyObject *arg, const char *what)
         PyErr_Format(pq_bad_arg, "%s name must be a str, not %.100s", what, Py_TYPE(arg)->tp_name);
         return NULL;
     }
-    s = PyUnicode_AsUTF8(arg);
-    if (s == NULL || !pt_wh_ident_valid(s)) {
+    Py_ssize_t n;
+    s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (s == NULL || strlen(s) != (size_t)n || !pt_wh_ident_valid(s)) {
         PyErr_Clear();
         PyErr_Format(pq_bad_arg,
                      "invalid %s name %R (letters, digits, '_' and '$', not starting with a "
@@ -413,8 +425,9 @@ conn_fetch(conn_object *self, PyObject *args, PyObject *kwargs)
     h = handle_for(self, db);
     if (h == NULL)
         goto fail;
-    if (tz != Py_None && strcmp(pt_wh_kind(h->wh), "postgres") == 0 &&
-        strcmp(h->tz, PyUnicode_AsUTF8(tz)) != 0) {
+    if (tz == Py_None)
+        tz = s_utc;
+    if (strcmp(pt_wh_kind(h->wh), "postgres") == 0 && strcmp(h->tz, PyUnicode_AsUTF8(tz)) != 0) {
         /* The session time zone decides how timestamptz values print. */
         pt_value v = {.type = PT_V_TEXT};
         Py_ssize_t len;
@@ -1466,6 +1479,8 @@ pt_py_pq_module(void)
 
     if (PyType_Ready(&conn_type) != 0 || PyType_Ready(&handle_type) != 0 ||
         pt_py_pq_rows_setup() != 0)
+        return NULL;
+    if (s_utc == NULL && (s_utc = PyUnicode_InternFromString("UTC")) == NULL)
         return NULL;
     m = PyModule_Create(&pq_def);
     if (m == NULL)

@@ -534,7 +534,8 @@ pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, siz
     pq_handle *h = r->handle;
     int rc = -1, wrc;
 
-    *stream = NULL;
+    if (stream != NULL)
+        *stream = NULL;
     if (fill_texts(r->conv.fillna, &nj, &nc) != 0 || fill_texts(r->conv.fillnat, &tj, &tc) != 0)
         goto done;
     opts.null_json = nj;

@@ -161,6 +161,14 @@ ensure_connected(pg_wh *w)
     return session_setup(w);
 }
 
+/* Notices ("schema already exists, skipping") are not errors: keep them out of the log. */
+static void
+ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 int
 pt_wh_pg_open(const char *name, const char *dsn, pt_wh **out, char *err, size_t errsz)
 {
@@ -201,12 +209,17 @@ pt_wh_pg_open(const char *name, const char *dsn, pt_wh **out, char *err, size_t 
     }
     if (PQstatus(w->conn) != CONNECTION_OK) {
         char prefix[128];
-        snprintf(prefix, sizeof prefix, "cannot connect to PostgreSQL (connection '%s'): ", name);
+        if (name[0] != '\0')
+            snprintf(prefix, sizeof prefix,
+                     "cannot connect to PostgreSQL (connection '%s'): ", name);
+        else
+            snprintf(prefix, sizeof prefix, "cannot connect to PostgreSQL: ");
         set_conn_error(w, prefix);
         snprintf(err, errsz, "%s", w->base.err);
         rc = PT_EUNAVAIL;
         goto fail;
     }
+    PQsetNoticeProcessor(w->conn, ignore_notice, NULL);
     rc = session_setup(w);
     if (rc != 0) {
         snprintf(err, errsz, "%s", w->base.err);
@@ -218,6 +231,42 @@ fail:
     if (w != NULL)
         pg_driver.close(&w->base);
     return rc;
+}
+
+int
+pt_wh_pg_check(const char *dsn, char *err, size_t errsz)
+{
+    pt_wh *wh = NULL;
+    int rc = pt_wh_pg_open("", dsn, &wh, err, errsz);
+
+    pt_wh_close(wh);
+    return rc;
+}
+
+void
+pt_wh_dsn_redact(const char *dsn, char *out, size_t outsz)
+{
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL), *o;
+    size_t len = 0;
+
+    out[0] = '\0';
+    if (opts == NULL) {
+        snprintf(out, outsz, "(invalid connection string)");
+        return;
+    }
+    for (o = opts; o->keyword != NULL; o++) {
+        const char *v = o->val;
+        int n;
+        if (v == NULL || v[0] == '\0')
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            v = "***";
+        n = snprintf(out + len, outsz - len, "%s%s=%s", len > 0 ? " " : "", o->keyword, v);
+        if (n < 0 || (size_t)n >= outsz - len)
+            break;
+        len += (size_t)n;
+    }
+    PQconninfoFree(opts);
 }
 
 static void
@@ -870,7 +919,7 @@ pg_cursor_free(pt_wh_cursor *cur)
 
 /* Runs sql with one text parameter and returns the first column of every row through cb. */
 static int
-query_text(pg_wh *w, const char *sql, const char *param, void (*cb)(void *, const char *),
+query_text(pg_wh *w, const char *sql, const char *param, void (*cb)(void *, const pt_value *),
            void *arg)
 {
     pt_value v = {.type = PT_V_TEXT, .u.s = {param, strlen(param)}};
@@ -878,18 +927,24 @@ query_text(pg_wh *w, const char *sql, const char *param, void (*cb)(void *, cons
     pt_value out;
     int rc = pg_exec(&w->base, sql, &v, 1, &c);
 
-    while (rc == 0 && (rc = pg_next(c)) == 1) {
+    while (rc == 0) {
+        int more = pg_next(c);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
         pg_value(c, 0, &out);
-        cb(arg, out.type == PT_V_NULL ? NULL : out.u.s.p);
+        cb(arg, &out);
     }
-    pg_cursor_free(c);
+    if (c != NULL)
+        pg_cursor_free(c);
     return rc;
 }
 
 static void
-set_flag(void *arg, const char *s)
+set_flag(void *arg, const pt_value *v)
 {
-    *(int *)arg = s != NULL && s[0] == 't';
+    *(int *)arg = v->type == PT_V_BOOL && v->u.i != 0;
 }
 
 /* "schema"."table" for to_regclass(); names are validated identifiers. */
@@ -941,13 +996,13 @@ typedef struct name_list {
 } name_list;
 
 static void
-add_name(void *arg, const char *s)
+add_name(void *arg, const pt_value *v)
 {
     name_list *l = arg;
 
-    if (s == NULL || l->n >= 1024)
+    if (!PT_V_IS_TEXTLIKE(v->type) || l->n >= 1024)
         return;
-    l->names[l->n] = strdup(s);
+    l->names[l->n] = strndup(v->u.s.p, v->u.s.n);
     if (l->names[l->n] == NULL)
         l->nomem = 1;
     else
