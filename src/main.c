@@ -18,12 +18,24 @@ static const char help_text[] =
     "\n"
     "  init                                   create the data dir (idempotent)\n"
     "  serve [--listen HOST:PORT] [--workers N] [--threads N] [--timeout SECONDS]\n"
-    "        [--worker-memory MiB] [--max-body MiB]\n"
+    "        [--worker-memory MiB] [--max-body MiB] [--max-header KiB]\n"
     "                                         run the server (default 127.0.0.1:8080)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
     "  script list | show NAME [--version V] | rollback NAME [VERSION] | rm NAME\n"
-    "  endpoint add NAME --path PATH --script SCRIPT --auth public [--method GET,POST]\n"
+    "  endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey\n"
+    "               [--method GET,POST]\n"
     "  endpoint list | show NAME | rm NAME\n"
+    "  token create [--name N] [--expires 30d|never] [--endpoint E]... [--rate 100/min]\n"
+    "                                         print a JWT for --auth jwt endpoints\n"
+    "  token list | revoke ID\n"
+    "  apikey create NAME [--endpoint E]... [--rate 100/min]\n"
+    "                                         print an API key (once) for --auth apikey\n"
+    "  apikey list | revoke NAME\n"
+    "  auth trust --issuer ISS --jwks FILE [--audience AUD]\n"
+    "                                         accept RS256/ES256 tokens of an identity provider\n"
+    "  auth list | untrust ISS\n"
+    "  secret set NAME [--value V]            store a secret (value from stdin), encrypted\n"
+    "  secret list | rm NAME | rotate-master\n"
     "  db add NAME --sqlite [DIR]             add an embedded warehouse connection\n"
     "  db list | rm NAME\n"
     "  db import CONN SCHEMA TABLE FILE       import a CSV file or a JSON array of objects\n"
@@ -43,6 +55,8 @@ static const struct {
 } commands[] = {
     {"init", pt_cli_init},         {"serve", pt_cli_serve}, {"script", pt_cli_script},
     {"endpoint", pt_cli_endpoint}, {"db", pt_cli_db},       {"run", pt_cli_run},
+    {"token", pt_cli_token},       {"apikey", pt_cli_apikey}, {"secret", pt_cli_secret},
+    {"auth", pt_cli_auth},
 };
 
 int

@@ -12,15 +12,17 @@ int
 pt_cli_serve(const char *datadir, int argc, char **argv)
 {
     const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
-                        "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB]";
+                        "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
+                        "[--max-header KiB]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
-    const char *memory = NULL, *body = NULL;
+    const char *memory = NULL, *body = NULL, *header = NULL;
     pt_cli_opt opts[] = {{"--listen", 1, &listen},
                          {"--workers", 1, &workers},
                          {"--threads", 1, &threads},
                          {"--timeout", 1, &timeout},
                          {"--worker-memory", 1, &memory},
                          {"--max-body", 1, &body},
+                         {"--max-header", 1, &header},
                          {NULL, 0, NULL}};
     pt_server_config cfg;
     char *pos[1];
@@ -38,13 +40,14 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --listen '%s' (HOST:PORT, for example 127.0.0.1:8080)",
                             listen);
     if (workers != NULL) {
-        if (pt_cli_parse_long(workers, 1, 1024, &n) != 0)
-            return pt_cli_error("invalid --workers '%s' (1 to 1024)", workers);
+        if (pt_cli_parse_long(workers, 1, 256, &n) != 0)
+            return pt_cli_error("invalid --workers '%s' (1 to 256)", workers);
         cfg.workers = (int)n;
     }
     if (threads != NULL) {
-        if (pt_cli_parse_long(threads, 1, 256, &n) != 0)
-            return pt_cli_error("invalid --threads '%s' (1 to 256)", threads);
+        /* The worker may add up to 3 threads per configured one to replace stuck ones. */
+        if (pt_cli_parse_long(threads, 1, 16, &n) != 0)
+            return pt_cli_error("invalid --threads '%s' (1 to 16)", threads);
         cfg.threads = (int)n;
     }
     if (timeout != NULL) {
@@ -67,5 +70,10 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --worker-memory '%s' (MiB, for example 512)", memory);
     if (body != NULL && (pt_config_parse_mib(body, &cfg.max_body) != 0 || cfg.max_body == 0))
         return pt_cli_error("invalid --max-body '%s' (MiB, for example 10)", body);
+    if (header != NULL) {
+        if (pt_cli_parse_long(header, 1, 256, &n) != 0)
+            return pt_cli_error("invalid --max-header '%s' (KiB, 1 to 256)", header);
+        cfg.max_header = (size_t)n << 10;
+    }
     return pt_server_run(&cfg);
 }
