@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -74,7 +75,9 @@
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_TIMED_OUT };
 
 /* The metadata a worker serves from: endpoints, the router over them, the current version of
- * every script. Immutable once built; refcounted because jobs outlive a reload. */
+ * every script, and the tokens, keys and issuers requests are authorized against. Immutable
+ * once built (but for the auth last-used times, loop side only); refcounted because jobs
+ * outlive a reload. */
 typedef struct snapshot {
     atomic_int refs;
     uint64_t gen;
@@ -84,11 +87,13 @@ typedef struct snapshot {
     pt_script *scripts;
     size_t nscripts;
     struct route *routes; /* one per endpoint: what the router returns */
+    pt_auth *auth;        /* auth.h */
 } snapshot;
 
 struct route {
     const pt_endpoint *ep;
     const pt_script *script;
+    enum pt_auth_mode auth;
 };
 
 typedef struct job {
@@ -105,6 +110,7 @@ typedef struct job {
     atomic_int lent; /* the master holds a duplicate of fd (holds.h) */
     double start;    /* when the request arrived */
     double run_start;
+    unsigned long py_ident; /* Python id of the thread running the handler */
     struct job *next;
 } job;
 
@@ -179,6 +185,7 @@ snapshot_release(snapshot *s)
     pt_store_endpoints_free(s->eps, s->neps);
     pt_store_scripts_free(s->scripts, s->nscripts);
     free(s->routes);
+    pt_auth_free(s->auth);
     free(s);
 }
 
@@ -196,6 +203,10 @@ snapshot_load(worker *w, uint64_t gen)
         pt_log_error("cannot load endpoints: %s", pt_store_errmsg(w->store));
         goto fail;
     }
+    if (pt_auth_load(w->store, w->cfg->datadir, &s->auth) != 0) {
+        pt_log_error("cannot load tokens and API keys: %s", pt_store_errmsg(w->store));
+        goto fail;
+    }
     s->router = pt_router_new();
     s->routes = calloc(s->neps ? s->neps : 1, sizeof(*s->routes));
     if (s->router == NULL || s->routes == NULL)
@@ -203,6 +214,7 @@ snapshot_load(worker *w, uint64_t gen)
     for (size_t i = 0; i < s->neps; i++) {
         struct route *r = &s->routes[i];
         r->ep = &s->eps[i];
+        r->auth = pt_auth_mode_of(r->ep->auth);
         for (size_t j = 0; j < s->nscripts; j++) {
             if (strcmp(s->scripts[j].name, r->ep->script) == 0)
                 r->script = &s->scripts[j];
@@ -228,6 +240,8 @@ refresh_snapshot(worker *w)
     snapshot *s = snapshot_load(w, gen);
     if (s == NULL)
         return; /* keep serving the previous snapshot */
+    if (w->snap != NULL)
+        pt_auth_flush_used(w->snap->auth, w->store, (int64_t)time(NULL), 1);
     snapshot_release(w->snap);
     w->snap = s;
 }
@@ -300,10 +314,11 @@ arena_copy(arena *a, const char *s, size_t n)
     return r;
 }
 
-/* Copies everything a handler may read out of the h2o request. Returns NULL on allocation
- * failure. Loop side. */
+/* Copies everything a handler may read out of the h2o request, and who sent it (caller,
+ * borrowed). Returns NULL on allocation failure. Loop side. */
 static job *
-job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_route_match *m)
+job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_route_match *m,
+        const pt_caller *caller)
 {
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *query = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
@@ -322,6 +337,9 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_rout
         need += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
     for (size_t i = 0; i < m->nparams; i++)
         need += m->params[i].name_len + m->params[i].value_len + 2;
+    const char *who[4] = {caller->type, caller->id, caller->name, caller->issuer};
+    for (size_t i = 0; i < 4; i++)
+        need += who[i] != NULL ? strlen(who[i]) + 1 : 0;
     size_t hdr_off = (need + 15) & ~(size_t)15;
     need = hdr_off + req->headers.size * sizeof(pt_header);
 
@@ -373,6 +391,9 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_rout
         r->params[i].value = v;
         r->params[i].value_len = vn;
     }
+    const char **auth_fields[4] = {&r->auth.type, &r->auth.id, &r->auth.name, &r->auth.issuer};
+    for (size_t i = 0; i < 4; i++)
+        *auth_fields[i] = who[i] != NULL ? arena_copy(&a, who[i], strlen(who[i])).p : NULL;
     pt_reqid_next(r->id);
 
     atomic_init(&j->refs, 1);
@@ -565,6 +586,60 @@ send_error(worker *w, h2o_req_t *req, int status, const char *message)
     send_simple(w, req, status, NULL, NULL, message, NULL);
 }
 
+/* send_error for a routed request, with one more header (WWW-Authenticate on 401, Retry-After
+ * on 429; name may be NULL) and the endpoint named in the access log. */
+static void
+send_error_hdr(worker *w, h2o_req_t *req, const struct route *route, int status,
+               const char *message, const char *name, const char *value)
+{
+    pt_response resp;
+    job fake = {0};
+    fake.route = route;
+    pt_response_init(&resp, 0);
+    pt_reqid_next(fake.req.id);
+    fake.start = now_sec();
+    pt_response_error(&resp, status, message, fake.req.id);
+    if (name != NULL)
+        pt_response_add_header(&resp, name, strlen(name), value, strlen(value));
+    access_log(w, &fake, req->method.base, req->method.len, req->path.base,
+               req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len);
+    send_response(req, fake.req.id, &resp);
+    pt_response_free(&resp);
+}
+
+/* Runs the check of a jwt or apikey endpoint (auth.h) and answers 401/429/503 itself.
+ * Returns 0 when the request may go on, res->caller naming who sent it. Loop side. */
+static int
+authorize(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route, pt_auth_result *res)
+{
+    pt_auth_request rq = {.mode = route->auth, .endpoint = route->ep->name};
+    struct timespec ts;
+    ssize_t i = -1;
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) != -1) {
+        if (rq.nauthorization++ == 0) {
+            rq.authorization = req->headers.entries[i].value.base;
+            rq.authorization_len = req->headers.entries[i].value.len;
+        }
+    }
+    i = -1;
+    while ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), i)) != -1) {
+        if (rq.napi_key++ == 0) {
+            rq.api_key = req->headers.entries[i].value.base;
+            rq.api_key_len = req->headers.entries[i].value.len;
+        }
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rq.now = (int64_t)ts.tv_sec;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    rq.mono_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (pt_auth_check(snap->auth, w->cfg->ratelimit, &rq, res) == 0) {
+        pt_auth_flush_used(snap->auth, w->store, rq.now, 0); /* at most every few seconds */
+        return 0;
+    }
+    send_error_hdr(w, req, route, res->status, res->error, res->header, res->header_value);
+    return -1;
+}
+
 /* Sends the job's outcome (its response, or a 504 when it timed out) and drops the loop
  * side's reference. Loop side. */
 static void
@@ -576,6 +651,11 @@ finish_job(worker *w, job *j, int timed_out)
         pt_response_init(&timeout_resp, 0);
         pt_response_error(&timeout_resp, 504, "handler timed out", j->req.id);
         resp = &timeout_resp;
+        /* Stop the handler where Python can (pure-Python code; not inside a C call). Timed-out
+         * jobs only arrive here through the done queue, inside the loop: no GIL held. */
+        pt_py_gil_acquire();
+        pt_py_interrupt(j->py_ident);
+        pt_py_gil_release();
     }
     access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
                resp->body.len);
@@ -663,7 +743,11 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         break;
     }
     const struct route *route = m.data;
-    job *j = job_new(req, snap, route, &m);
+    pt_auth_result ar;
+    ar.caller = (pt_caller){0};
+    if (route->auth != PT_AUTH_PUBLIC && authorize(w, req, snap, route, &ar) != 0)
+        return 0;
+    job *j = job_new(req, snap, route, &m, &ar.caller);
     if (j == NULL) {
         send_error(w, req, 503, "out of memory");
         return 0;
@@ -693,6 +777,7 @@ run_handler(worker *w, slot *s, job *j)
     atomic_store(&s->job, j);
     pthread_mutex_unlock(&s->lock);
     j->run_start = now_sec();
+    j->py_ident = s->py_ident;
     if (j->route->script == NULL) {
         pt_response_error(&j->resp, 500, "endpoint script is missing", j->req.id);
         pt_log_error("request %s: endpoint %s has no script '%s'", j->req.id, j->route->ep->name,
@@ -766,6 +851,8 @@ begin_stop(worker *w)
 static void __attribute__((noreturn)) worker_exit(worker *w)
 {
     flush_access_log(w);
+    if (w->snap != NULL)
+        pt_auth_flush_used(w->snap->auth, w->store, (int64_t)time(NULL), 1);
     if (w->inflight > 0)
         pt_log_warn("worker %d stopping with %zu requests unanswered", w->index, w->inflight);
     _exit(atomic_load(&w->exit_code));
