@@ -355,8 +355,11 @@ pt_wh_sqlite_open(const char *name, const char *dir, pt_wh **out, char *err, siz
         goto fail;
     }
     w->base.drv = &sqlite_driver;
-    if (sqlite3_open_v2(":memory:", &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* NOMUTEX: a pt_wh is used by one thread at a time (wh.h), so SQLite's per-call connection
+     * mutex only costs (it was a fifth of the CPU time of serving rows). */
+    if (sqlite3_open_v2(":memory:", &w->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         snprintf(err, errsz, "cannot open SQLite: %s",
                  w->db != NULL ? sqlite3_errmsg(w->db) : "out of memory");
         rc = PT_EDB;
