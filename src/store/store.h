@@ -1,4 +1,5 @@
-/* store.h - the metadata store: scripts and their versions, endpoints, warehouse connections.
+/* store.h - the metadata store: scripts and their versions, endpoints, warehouse connections,
+ * and what authorization needs: tokens, API keys, encrypted secrets and trusted issuers.
  *
  * One interface, several drivers: store_sqlite.c (embedded, WAL, the default) and later a
  * PostgreSQL driver for several nodes sharing one database. Every mutating call commits before
@@ -83,5 +84,104 @@ int pt_store_connection_rm(pt_store *st, const char *name);
 int pt_store_connection_list(pt_store *st, pt_connection **out, size_t *n);
 void pt_connection_clear(pt_connection *c);
 void pt_store_connections_free(pt_connection *list, size_t n);
+
+/* ---- Authorization (DESIGN section 4) --------------------------------------------------- */
+
+/* Scopes are endpoint names separated by single spaces; NULL (or "") means every endpoint.
+ * Rates are kept as typed ("100/min", parsed by auth/ratelimit.h); NULL means no limit. */
+
+typedef struct pt_token {
+    char *id;          /* the token's jti */
+    char *name;        /* its subject (`sub`) */
+    int64_t created;   /* unix seconds, also its `iat` */
+    int64_t expires;   /* 0: never */
+    char *scope;       /* NULL: every endpoint */
+    char *rate;        /* NULL: no limit */
+    int64_t revoked;   /* when it was revoked, 0: valid */
+    int64_t last_used; /* 0: never; written in batches by the workers */
+} pt_token;
+
+/* Records an issued token. PT_EEXIST when the id is taken, PT_ENOTFOUND when the scope names
+ * an unknown endpoint, PT_EINVAL for a bad name (reason in pt_store_errmsg). */
+int pt_store_token_add(pt_store *st, const pt_token *t);
+/* Revokes a token (revoking twice keeps the first time). PT_ENOTFOUND when unknown. */
+int pt_store_token_revoke(pt_store *st, const char *id);
+/* Every token, oldest first. Caller frees with pt_store_tokens_free. */
+int pt_store_token_list(pt_store *st, pt_token **out, size_t *n);
+void pt_store_tokens_free(pt_token *list, size_t n);
+
+#define PT_STORE_HASH_BYTES 32
+
+typedef struct pt_apikey {
+    int64_t id;                              /* assigned by pt_store_apikey_add */
+    char *name;                              /* unique among keys not revoked */
+    unsigned char hash[PT_STORE_HASH_BYTES]; /* keyed hash of the key (auth/apikey.h) */
+    char *hint;                              /* the key's first characters, for lists */
+    int64_t created;
+    char *scope;
+    char *rate;
+    int64_t revoked;
+    int64_t last_used;
+} pt_apikey;
+
+/* Records a key and sets k->id. PT_EEXIST when a key that is not revoked has this name (or
+ * the hash exists), PT_ENOTFOUND for an unknown endpoint in the scope, PT_EINVAL. */
+int pt_store_apikey_add(pt_store *st, pt_apikey *k);
+/* Revokes the key called name that is not revoked yet; PT_ENOTFOUND when there is none. */
+int pt_store_apikey_revoke(pt_store *st, const char *name);
+/* Every key, revoked ones included, oldest first. Caller frees with pt_store_apikeys_free. */
+int pt_store_apikey_list(pt_store *st, pt_apikey **out, size_t *n);
+void pt_store_apikeys_free(pt_apikey *list, size_t n);
+
+/* One "last used" time, for pt_store_mark_used. */
+typedef struct pt_store_use {
+    const char *id; /* token id, or API key id in decimal (borrowed) */
+    int64_t when;
+} pt_store_use;
+
+/* Raises the last-used times of tokens and API keys (never lowers them) in one transaction.
+ * Workers call it in batches. It is the one mutation that does not bump the change counter:
+ * no worker serves differently because of it, and a bump would make every worker reload.
+ * Does not wait for the write lock: PT_EUNAVAIL when another writer holds it (try later). */
+int pt_store_mark_used(pt_store *st, const pt_store_use *tokens, size_t ntokens,
+                       const pt_store_use *keys, size_t nkeys);
+
+typedef struct pt_secret {
+    char *name;         /* 1 to 128 bytes of UTF-8 without control characters */
+    char *key_id;       /* fingerprint of the master key it is encrypted under (keys.h) */
+    unsigned char *box; /* nonce and ciphertext (auth/secrets.h); never the value */
+    size_t box_len;
+    int64_t created;
+    int64_t updated;
+} pt_secret;
+
+/* Is name acceptable as a secret name (see pt_secret)? */
+int pt_store_secret_name_valid(const char *name);
+/* Creates or replaces a secret (created is kept on replace). PT_EINVAL for a bad name. */
+int pt_store_secret_put(pt_store *st, const pt_secret *s);
+/* Fetches one secret; PT_ENOTFOUND when unknown. Caller frees with pt_secret_clear. */
+int pt_store_secret_get(pt_store *st, const char *name, pt_secret *out);
+int pt_store_secret_rm(pt_store *st, const char *name);
+/* Every secret by name. Caller frees with pt_store_secrets_free. */
+int pt_store_secret_list(pt_store *st, pt_secret **out, size_t *n);
+void pt_secret_clear(pt_secret *s);
+void pt_store_secrets_free(pt_secret *list, size_t n);
+/* Rewrites every secret in one transaction: fn gets each row and replaces its key_id and box
+ * (freeing the old ones with free()); a non-zero return rolls everything back and is
+ * returned. Used to re-encrypt under a new master key. */
+int pt_store_secret_rewrite(pt_store *st, int (*fn)(void *ctx, pt_secret *s), void *ctx);
+
+typedef struct pt_issuer {
+    char *issuer;   /* the `iss` its tokens carry */
+    char *audience; /* required `aud`, or NULL */
+    char *jwks;     /* the JWKS document (JSON text) its keys come from */
+    int64_t created;
+} pt_issuer;
+
+/* Trusts an issuer, replacing what was stored for it. */
+int pt_store_issuer_put(pt_store *st, const pt_issuer *i);
+int pt_store_issuer_rm(pt_store *st, const char *issuer);
+int pt_store_issuer_list(pt_store *st, pt_issuer **out, size_t *n);
+void pt_store_issuers_free(pt_issuer *list, size_t n);
 
 #endif

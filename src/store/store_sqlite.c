@@ -3,7 +3,8 @@
 /*
  * Design notes
  *
- * Tables (schema version 1, kept in PRAGMA user_version):
+ * Tables (schema version 2, kept in PRAGMA user_version; every statement below is idempotent,
+ * so migrating from any older version runs them all):
  *
  *   scripts(name PK, current, created)           one row per script; `current` is the version
  *                                                endpoints run
@@ -16,6 +17,17 @@
  *             created)                           shape would be ambiguous to the router
  *   connections(name PK, kind, dsn)              warehouse connections other than "dw"
  *
+ * Added by schema version 2 (authorization, DESIGN section 4):
+ *
+ *   tokens(id PK, name, created, expires,        issued JWTs by jti; revoked = when, NULL
+ *          scope, rate, revoked, last_used)      while valid
+ *   apikeys(id PK, name, hash UNIQUE, hint,      built-in API keys, stored as a keyed hash
+ *           created, scope, rate, revoked,       only; name is unique among keys that are
+ *           last_used)                           not revoked (partial index)
+ *   secrets(name PK, key_id, box, created,       values encrypted under the master key
+ *           updated)                             `key_id` (auth/secrets.c); never plain text
+ *   issuers(issuer PK, audience, jwks, created)  outside identity providers and their JWKS
+ *
  * Invariants:
  *   1. scripts.current always names an existing row of script_versions.
  *   2. An endpoint's script exists (foreign key, and checked first for a clear message); a
@@ -24,7 +36,10 @@
  *      workers cache compiled modules by (name, version), so reuse could run stale code.
  *   4. Every mutation runs in one BEGIN IMMEDIATE transaction (the write lock is taken up front,
  *      so concurrent writers wait on busy_timeout instead of failing on lock upgrade), and
- *      bumps the change counter only after COMMIT.
+ *      bumps the change counter only after COMMIT. The one exception is pt_store_mark_used
+ *      (last-used times), which workers call and which no worker reads.
+ *   5. No secret value, token or API key is stored: secrets only encrypted, tokens by id, API
+ *      keys as a keyed hash. Error messages name things, never those values.
  *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy_timeout 5000 ms; synchronous=FULL because metadata is small and rarely
@@ -52,7 +67,7 @@
 #include "server/router.h"
 #include "store/changes.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 
 struct pt_store {
@@ -86,7 +101,40 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS scripts("
                                  "CREATE TABLE IF NOT EXISTS connections("
                                  "  name TEXT PRIMARY KEY,"
                                  "  kind TEXT NOT NULL CHECK (kind IN ('sqlite', 'postgres')),"
-                                 "  dsn TEXT NOT NULL);";
+                                 "  dsn TEXT NOT NULL);"
+                                 /* version 2 */
+                                 "CREATE TABLE IF NOT EXISTS tokens("
+                                 "  id TEXT PRIMARY KEY,"
+                                 "  name TEXT NOT NULL,"
+                                 "  created INTEGER NOT NULL,"
+                                 "  expires INTEGER,"
+                                 "  scope TEXT,"
+                                 "  rate TEXT,"
+                                 "  revoked INTEGER,"
+                                 "  last_used INTEGER);"
+                                 "CREATE TABLE IF NOT EXISTS apikeys("
+                                 "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                 "  name TEXT NOT NULL,"
+                                 "  hash BLOB NOT NULL UNIQUE,"
+                                 "  hint TEXT NOT NULL,"
+                                 "  created INTEGER NOT NULL,"
+                                 "  scope TEXT,"
+                                 "  rate TEXT,"
+                                 "  revoked INTEGER,"
+                                 "  last_used INTEGER);"
+                                 "CREATE UNIQUE INDEX IF NOT EXISTS apikeys_live_name"
+                                 "  ON apikeys(name) WHERE revoked IS NULL;"
+                                 "CREATE TABLE IF NOT EXISTS secrets("
+                                 "  name TEXT PRIMARY KEY,"
+                                 "  key_id TEXT NOT NULL,"
+                                 "  box BLOB NOT NULL,"
+                                 "  created INTEGER NOT NULL,"
+                                 "  updated INTEGER NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS issuers("
+                                 "  issuer TEXT PRIMARY KEY,"
+                                 "  audience TEXT,"
+                                 "  jwks TEXT NOT NULL,"
+                                 "  created INTEGER NOT NULL);";
 
 static void seterr(pt_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -231,8 +279,11 @@ migrate(pt_store *st)
     if (rc != 0)
         return rc;
     rc = exec_sql(st, schema_sql);
-    if (rc == 0)
-        rc = exec_sql(st, "PRAGMA user_version = 1");
+    if (rc == 0) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", SCHEMA_VERSION);
+        rc = exec_sql(st, pragma);
+    }
     if (rc == 0)
         rc = exec_sql(st, "COMMIT");
     if (rc != 0)
@@ -1236,5 +1287,818 @@ pt_store_connection_list(pt_store *st, pt_connection **out, size_t *n)
 fail:
     sqlite3_finalize(stmt);
     pt_store_connections_free(list, len);
+    return rc;
+}
+
+/* ---- authorization: shared helpers -------------------------------------------------------- */
+
+/* strdup of a text column, or NULL for SQL NULL. *oom is set when the copy failed. */
+static char *
+colnull(sqlite3_stmt *stmt, int i, int *oom)
+{
+    char *s;
+
+    if (sqlite3_column_type(stmt, i) == SQLITE_NULL)
+        return NULL;
+    s = coldup(stmt, i);
+    if (s == NULL)
+        *oom = 1;
+    return s;
+}
+
+/* Binds s as text, or NULL when s is NULL or empty. */
+static void
+bind_opt_text(sqlite3_stmt *stmt, int i, const char *s)
+{
+    if (s != NULL && s[0] != '\0')
+        sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Binds v, or NULL when v is 0. */
+static void
+bind_opt_int(sqlite3_stmt *stmt, int i, int64_t v)
+{
+    if (v != 0)
+        sqlite3_bind_int64(stmt, i, v);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Makes room for one more element of size elsize in *list. Returns 0 or PT_ENOMEM. */
+static int
+grow(pt_store *st, void **list, size_t len, size_t *cap, size_t elsize)
+{
+    void *nl;
+    size_t ncap;
+
+    if (len < *cap)
+        return 0;
+    ncap = *cap != 0 ? *cap * 2 : 8;
+    nl = realloc(*list, ncap * elsize);
+    if (nl == NULL) {
+        seterr(st, "out of memory");
+        return PT_ENOMEM;
+    }
+    *list = nl;
+    *cap = ncap;
+    return 0;
+}
+
+/* Checks, inside a transaction, that every name of a space-separated scope is an endpoint. */
+static int
+check_scope(pt_store *st, const char *scope)
+{
+    const char *p = scope;
+    int64_t one = 0;
+    char name[80];
+    int rc;
+
+    while (p != NULL && *p != '\0') {
+        const char *e;
+        size_t n;
+
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        for (e = p; *e != '\0' && *e != ' '; e++)
+            ;
+        n = (size_t)(e - p);
+        if (n >= sizeof name) {
+            seterr(st, "invalid endpoint name in scope");
+            return PT_EINVAL;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        rc = query_int(st, "SELECT 1 FROM endpoints WHERE name = ?1", name, 0, &one);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            seterr(st, "no endpoint named '%s'", name);
+            return PT_ENOTFOUND;
+        }
+        p = e;
+    }
+    return 0;
+}
+
+/* Runs a one-statement mutation (?1 bound to a, ?2 to b when present) in its own
+ * transaction; PT_ENOTFOUND with `missing` as the message when it changed no row. */
+static int
+mutate_one(pt_store *st, const char *sql, const char *a, int64_t b, const char *missing)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = begin(st);
+
+    if (rc != 0)
+        return rc;
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(stmt) >= 2)
+        sqlite3_bind_int64(stmt, 2, b);
+    rc = step_done(st, stmt, "update");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    if (sqlite3_changes(st->db) == 0) {
+        seterr(st, "%s", missing);
+        rc = PT_ENOTFOUND;
+        goto fail;
+    }
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+/* ---- tokens ------------------------------------------------------------------------------- */
+
+void
+pt_store_tokens_free(pt_token *list, size_t n)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(list[i].id);
+        free(list[i].name);
+        free(list[i].scope);
+        free(list[i].rate);
+    }
+    free(list);
+}
+
+int
+pt_store_token_add(pt_store *st, const pt_token *t)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t one = 0;
+    int rc;
+
+    if (t->id == NULL || t->id[0] == '\0' || strlen(t->id) > 64) {
+        seterr(st, "invalid token id");
+        return PT_EINVAL;
+    }
+    rc = check_name(st, "token", t->name);
+    if (rc != 0)
+        return rc;
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = check_scope(st, t->scope);
+    if (rc != 0)
+        goto fail;
+    rc = query_int(st, "SELECT 1 FROM tokens WHERE id = ?1", t->id, 0, &one);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        seterr(st, "token id '%s' already exists", t->id);
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    rc = prepare(st,
+                 "INSERT INTO tokens(id, name, created, expires, scope, rate) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, t->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, t->created != 0 ? t->created : (int64_t)time(NULL));
+    bind_opt_int(stmt, 4, t->expires);
+    bind_opt_text(stmt, 5, t->scope);
+    bind_opt_text(stmt, 6, t->rate);
+    rc = step_done(st, stmt, "add token");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_token_revoke(pt_store *st, const char *id)
+{
+    char missing[128];
+
+    snprintf(missing, sizeof missing, "no token with id '%.64s'", id);
+    return mutate_one(st, "UPDATE tokens SET revoked = coalesce(revoked, ?2) WHERE id = ?1", id,
+                      (int64_t)time(NULL), missing);
+}
+
+int
+pt_store_token_list(pt_store *st, pt_token **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_token *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc, oom = 0;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(st,
+                 "SELECT id, name, created, expires, scope, rate, revoked, last_used "
+                 "FROM tokens ORDER BY created, rowid",
+                 &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
+            goto fail;
+        pt_token *t = &list[len++];
+        memset(t, 0, sizeof *t);
+        t->id = colnull(stmt, 0, &oom);
+        t->name = colnull(stmt, 1, &oom);
+        t->created = sqlite3_column_int64(stmt, 2);
+        t->expires = sqlite3_column_int64(stmt, 3);
+        t->scope = colnull(stmt, 4, &oom);
+        t->rate = colnull(stmt, 5, &oom);
+        t->revoked = sqlite3_column_int64(stmt, 6);
+        t->last_used = sqlite3_column_int64(stmt, 7);
+        if (oom) {
+            seterr(st, "out of memory");
+            rc = PT_ENOMEM;
+            goto fail;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list tokens");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    pt_store_tokens_free(list, len);
+    return rc;
+}
+
+/* ---- API keys ----------------------------------------------------------------------------- */
+
+void
+pt_store_apikeys_free(pt_apikey *list, size_t n)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(list[i].name);
+        free(list[i].hint);
+        free(list[i].scope);
+        free(list[i].rate);
+    }
+    free(list);
+}
+
+int
+pt_store_apikey_add(pt_store *st, pt_apikey *k)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t one = 0;
+    int rc;
+
+    rc = check_name(st, "API key", k->name);
+    if (rc != 0)
+        return rc;
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = check_scope(st, k->scope);
+    if (rc != 0)
+        goto fail;
+    rc = query_int(st, "SELECT 1 FROM apikeys WHERE name = ?1 AND revoked IS NULL", k->name, 0,
+                   &one);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        seterr(st, "an API key named '%s' already exists (revoke it first)", k->name);
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    rc = prepare(st,
+                 "INSERT INTO apikeys(name, hash, hint, created, scope, rate) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, k->name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 2, k->hash, PT_STORE_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, k->hint != NULL ? k->hint : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, k->created != 0 ? k->created : (int64_t)time(NULL));
+    bind_opt_text(stmt, 5, k->scope);
+    bind_opt_text(stmt, 6, k->rate);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_CONSTRAINT) {
+        seterr(st, "API key already exists");
+        rc = PT_EEXIST;
+        goto fail;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "add API key");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    k->id = sqlite3_last_insert_rowid(st->db);
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_apikey_revoke(pt_store *st, const char *name)
+{
+    char missing[128];
+
+    snprintf(missing, sizeof missing, "no API key named '%.64s' (or it is already revoked)", name);
+    return mutate_one(st, "UPDATE apikeys SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+                      name, (int64_t)time(NULL), missing);
+}
+
+int
+pt_store_apikey_list(pt_store *st, pt_apikey **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_apikey *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc, oom = 0;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(st,
+                 "SELECT id, name, hash, hint, created, scope, rate, revoked, last_used "
+                 "FROM apikeys ORDER BY id",
+                 &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
+            goto fail;
+        pt_apikey *k = &list[len++];
+        memset(k, 0, sizeof *k);
+        k->id = sqlite3_column_int64(stmt, 0);
+        k->name = colnull(stmt, 1, &oom);
+        if (sqlite3_column_bytes(stmt, 2) == PT_STORE_HASH_BYTES)
+            memcpy(k->hash, sqlite3_column_blob(stmt, 2), PT_STORE_HASH_BYTES);
+        k->hint = colnull(stmt, 3, &oom);
+        k->created = sqlite3_column_int64(stmt, 4);
+        k->scope = colnull(stmt, 5, &oom);
+        k->rate = colnull(stmt, 6, &oom);
+        k->revoked = sqlite3_column_int64(stmt, 7);
+        k->last_used = sqlite3_column_int64(stmt, 8);
+        if (oom) {
+            seterr(st, "out of memory");
+            rc = PT_ENOMEM;
+            goto fail;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list API keys");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    pt_store_apikeys_free(list, len);
+    return rc;
+}
+
+/* ---- last used ---------------------------------------------------------------------------- */
+
+/* Raises last_used for each entry of uses with sql (?1 id, ?2 when). */
+static int
+mark_rows(pt_store *st, const char *sql, const pt_store_use *uses, size_t n, int int_ids)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (int_ids)
+            sqlite3_bind_int64(stmt, 1, strtoll(uses[i].id, NULL, 10));
+        else
+            sqlite3_bind_text(stmt, 1, uses[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, uses[i].when);
+        rc = step_done(st, stmt, "mark used");
+        sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_mark_used(pt_store *st, const pt_store_use *tokens, size_t ntokens,
+                   const pt_store_use *keys, size_t nkeys)
+{
+    int rc;
+
+    if (ntokens == 0 && nkeys == 0)
+        return 0;
+    /* A worker calls this on its event loop: never wait for the lock, never fsync (a lost
+     * last-used time after a power cut is harmless). */
+    sqlite3_busy_timeout(st->db, 0);
+    exec_sql(st, "PRAGMA synchronous = NORMAL");
+    rc = begin(st);
+    if (rc != 0) {
+        if (sqlite3_errcode(st->db) == SQLITE_BUSY)
+            rc = PT_EUNAVAIL;
+        goto done;
+    }
+    rc =
+        mark_rows(st, "UPDATE tokens SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
+                  tokens, ntokens, 0);
+    if (rc == 0)
+        rc = mark_rows(
+            st, "UPDATE apikeys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
+            keys, nkeys, 1);
+    if (rc == 0)
+        rc = exec_sql(st, "COMMIT"); /* no bump: see store.h */
+    if (rc != 0)
+        rollback(st);
+done:
+    exec_sql(st, "PRAGMA synchronous = FULL");
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    return rc;
+}
+
+/* ---- secrets ------------------------------------------------------------------------------ */
+
+int
+pt_store_secret_name_valid(const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    size_t n;
+
+    if (name == NULL || (n = strlen(name)) == 0 || n > 128)
+        return 0;
+    while (*p != '\0') {
+        size_t extra;
+        uint32_t cp;
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        /* Well-formed UTF-8 only: no overlongs, surrogates or code points past U+10FFFF. */
+        if (*p >= 0xc2 && *p <= 0xdf) {
+            extra = 1;
+            cp = *p & 0x1f;
+        } else if (*p >= 0xe0 && *p <= 0xef) {
+            extra = 2;
+            cp = *p & 0x0f;
+        } else if (*p >= 0xf0 && *p <= 0xf4) {
+            extra = 3;
+            cp = *p & 0x07;
+        } else {
+            return 0;
+        }
+        for (size_t i = 1; i <= extra; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
+            return 0;
+        p += extra + 1;
+    }
+    return 1;
+}
+
+void
+pt_secret_clear(pt_secret *s)
+{
+    if (s == NULL)
+        return;
+    free(s->name);
+    free(s->key_id);
+    free(s->box);
+    memset(s, 0, sizeof *s);
+}
+
+void
+pt_store_secrets_free(pt_secret *list, size_t n)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pt_secret_clear(&list[i]);
+    free(list);
+}
+
+/* Fills s from a row (name, key_id, box, created, updated). Returns 0 or PT_ENOMEM. */
+static int
+secret_from_row(sqlite3_stmt *stmt, pt_secret *s)
+{
+    size_t n = (size_t)sqlite3_column_bytes(stmt, 2);
+    const void *box = sqlite3_column_blob(stmt, 2);
+
+    memset(s, 0, sizeof *s);
+    s->name = coldup(stmt, 0);
+    s->key_id = coldup(stmt, 1);
+    s->box = malloc(n > 0 ? n : 1);
+    s->box_len = n;
+    s->created = sqlite3_column_int64(stmt, 3);
+    s->updated = sqlite3_column_int64(stmt, 4);
+    if (s->name == NULL || s->key_id == NULL || s->box == NULL) {
+        pt_secret_clear(s);
+        return PT_ENOMEM;
+    }
+    if (n > 0)
+        memcpy(s->box, box, n);
+    return 0;
+}
+
+static int
+secret_check_name(pt_store *st, const char *name)
+{
+    if (pt_store_secret_name_valid(name))
+        return 0;
+    seterr(st, "invalid secret name (1 to 128 bytes of UTF-8, no control characters)");
+    return PT_EINVAL;
+}
+
+int
+pt_store_secret_put(pt_store *st, const pt_secret *s)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    rc = secret_check_name(st, s->name);
+    if (rc != 0)
+        return rc;
+    if (s->key_id == NULL || s->box == NULL || s->box_len == 0 || s->box_len > INT32_MAX) {
+        seterr(st, "invalid secret record");
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st,
+                 "INSERT INTO secrets(name, key_id, box, created, updated) "
+                 "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(name) DO UPDATE SET "
+                 "key_id = excluded.key_id, box = excluded.box, updated = excluded.updated",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, s->key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 3, s->box, (int)s->box_len, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, s->updated != 0 ? s->updated : (int64_t)time(NULL));
+    rc = step_done(st, stmt, "store secret");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_secret_get(pt_store *st, const char *name, pt_secret *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    rc = prepare(st, "SELECT name, key_id, box, created, updated FROM secrets WHERE name = ?1",
+                 &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = secret_from_row(stmt, out);
+        if (rc != 0)
+            seterr(st, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        seterr(st, "no secret named '%.128s'", name);
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, "get secret");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_secret_rm(pt_store *st, const char *name)
+{
+    char missing[192];
+
+    snprintf(missing, sizeof missing, "no secret named '%.128s'", name);
+    return mutate_one(st, "DELETE FROM secrets WHERE name = ?1", name, 0, missing);
+}
+
+/* Collects every secret row (inside or outside a transaction). */
+static int
+secret_rows(pt_store *st, pt_secret **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_secret *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc =
+        prepare(st, "SELECT name, key_id, box, created, updated FROM secrets ORDER BY name", &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
+            goto fail;
+        rc = secret_from_row(stmt, &list[len]);
+        if (rc != 0) {
+            seterr(st, "out of memory");
+            goto fail;
+        }
+        len++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list secrets");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    pt_store_secrets_free(list, len);
+    return rc;
+}
+
+int
+pt_store_secret_list(pt_store *st, pt_secret **out, size_t *n)
+{
+    return secret_rows(st, out, n);
+}
+
+int
+pt_store_secret_rewrite(pt_store *st, int (*fn)(void *ctx, pt_secret *s), void *ctx)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_secret *list = NULL;
+    size_t n = 0;
+    int rc;
+
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = secret_rows(st, &list, &n);
+    if (rc != 0)
+        goto fail;
+    rc = prepare(st, "UPDATE secrets SET key_id = ?2, box = ?3 WHERE name = ?1", &stmt);
+    if (rc != 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        rc = fn(ctx, &list[i]);
+        if (rc != 0)
+            goto fail;
+        sqlite3_bind_text(stmt, 1, list[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, list[i].key_id, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 3, list[i].box, (int)list[i].box_len, SQLITE_STATIC);
+        rc = step_done(st, stmt, "rewrite secret");
+        sqlite3_reset(stmt);
+        if (rc != 0)
+            goto fail;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    rc = commit(st);
+    if (rc != 0)
+        goto fail;
+    pt_store_secrets_free(list, n);
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    pt_store_secrets_free(list, n);
+    return rc;
+}
+
+/* ---- trusted issuers ---------------------------------------------------------------------- */
+
+void
+pt_store_issuers_free(pt_issuer *list, size_t n)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(list[i].issuer);
+        free(list[i].audience);
+        free(list[i].jwks);
+    }
+    free(list);
+}
+
+int
+pt_store_issuer_put(pt_store *st, const pt_issuer *i)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (i->issuer == NULL || i->issuer[0] == '\0' || strlen(i->issuer) > 1024 || i->jwks == NULL) {
+        seterr(st, "an issuer needs a name (at most 1024 bytes) and a JWKS document");
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st,
+                 "INSERT INTO issuers(issuer, audience, jwks, created) VALUES (?1, ?2, ?3, ?4) "
+                 "ON CONFLICT(issuer) DO UPDATE SET audience = excluded.audience, "
+                 "jwks = excluded.jwks, created = excluded.created",
+                 &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, i->issuer, -1, SQLITE_STATIC);
+    bind_opt_text(stmt, 2, i->audience);
+    sqlite3_bind_text(stmt, 3, i->jwks, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, i->created != 0 ? i->created : (int64_t)time(NULL));
+    rc = step_done(st, stmt, "trust issuer");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
+    return commit(st);
+fail:
+    sqlite3_finalize(stmt);
+    rollback(st);
+    return rc;
+}
+
+int
+pt_store_issuer_rm(pt_store *st, const char *issuer)
+{
+    char missing[1100];
+
+    snprintf(missing, sizeof missing, "issuer '%.1024s' is not trusted", issuer);
+    return mutate_one(st, "DELETE FROM issuers WHERE issuer = ?1", issuer, 0, missing);
+}
+
+int
+pt_store_issuer_list(pt_store *st, pt_issuer **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_issuer *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc, oom = 0;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(st, "SELECT issuer, audience, jwks, created FROM issuers ORDER BY issuer", &stmt);
+    if (rc != 0)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
+            goto fail;
+        pt_issuer *i = &list[len++];
+        memset(i, 0, sizeof *i);
+        i->issuer = colnull(stmt, 0, &oom);
+        i->audience = colnull(stmt, 1, &oom);
+        i->jwks = colnull(stmt, 2, &oom);
+        i->created = sqlite3_column_int64(stmt, 3);
+        if (oom || i->issuer == NULL || i->jwks == NULL) {
+            seterr(st, "out of memory");
+            rc = PT_ENOMEM;
+            goto fail;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rc = dberr(st, "list issuers");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = len;
+    return 0;
+fail:
+    sqlite3_finalize(stmt);
+    pt_store_issuers_free(list, len);
     return rc;
 }
