@@ -24,6 +24,15 @@ typedef struct pt_header {
     pt_str value;
 } pt_header;
 
+/* Who a request was authenticated as (DESIGN section 4); every field NULL on public
+ * endpoints. Handlers see it as request['auth']. */
+typedef struct pt_caller {
+    const char *type;   /* "jwt" or "apikey" */
+    const char *id;     /* token id (jti) or API key id; NULL for an outside token without jti */
+    const char *name;   /* token name, API key name, or the outside token's subject */
+    const char *issuer; /* outside tokens: the trusted issuer (iss); NULL otherwise */
+} pt_caller;
+
 typedef struct pt_request {
     pt_str method;
     pt_str url;   /* full URL: scheme://authority/path?query */
@@ -36,9 +45,9 @@ typedef struct pt_request {
     size_t nheaders;
     pt_route_param params[PT_ROUTER_MAX_PARAMS]; /* names and values point into the block */
     size_t nparams;
-    const char *auth; /* who authenticated, NULL on public endpoints */
-    char id[24];      /* request id, NUL-terminated, also sent as X-Request-Id */
-    char *block;      /* owns every string above */
+    pt_caller auth; /* who authenticated; strings in the block */
+    char id[24];    /* request id, NUL-terminated, also sent as X-Request-Id */
+    char *block;    /* owns every string above */
 } pt_request;
 
 /* Extra response headers are kept as "name\0value\0" pairs in one buffer. */
