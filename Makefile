@@ -1,4 +1,5 @@
-# Portico build.  `make` builds bin/portico; `make check` runs every test;
+# Portico build.  `make` builds bin/portico; `make check` runs every test (and the fuzzer for
+# FUZZ_SECONDS);
 # `make run` starts the demo; `make bench` runs the benchmarks.
 # SANITIZE=address,undefined builds into build-san/ with sanitizers.
 # BUILD=dir puts the objects and binaries elsewhere. When pkg-config cannot find the libraries,
@@ -32,10 +33,15 @@ BIN      := $(BUILD)/portico
 TEST_SRCS := $(wildcard tests/unit/*.c tests/unit/*/*.c)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/test-obj/%.o)
 TEST_BIN := $(BUILD)/unit-tests
-FORMAT_SRCS := $(SRCS) $(wildcard src/main.c src/*/*.h tests/unit/*.[ch] tests/unit/*/*.[ch])
+FORMAT_SRCS := $(SRCS) $(wildcard src/main.c src/*/*.h tests/unit/*.[ch] tests/unit/*/*.[ch] \
+               tests/fuzz/*.c)
+# libFuzzer targets need clang (and libclang-rt-14-dev); they link only what they fuzz.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_JWT     := $(BUILD)/fuzz-jwt
 
 .DEFAULT_GOAL := all
-.PHONY: all deps check unit unit-valgrind integration run bench clean format format-check
+.PHONY: all deps check unit unit-valgrind integration fuzz run bench clean format format-check
 
 ifneq ($(DEPS_OK),yes)
 # Libraries missing: install them, then run the same goal in a fresh make, which sees the new
@@ -45,7 +51,7 @@ $(error pkg-config still cannot find some of: $(PKGS) (after scripts/install-dep
 endif
 # One apt-get at a time, even under -j.
 .NOTPARALLEL:
-all check run bench unit unit-valgrind integration deps:
+all check run bench unit unit-valgrind integration fuzz deps:
 	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory PT_DEPS_TRIED=1 $@
 
@@ -90,11 +96,25 @@ unit-valgrind: $(TEST_BIN)
 integration: all
 	PORTICO_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
 
+# The token decoder under libFuzzer with ASan and UBSan. New inputs go to $(BUILD)/fuzz-corpus;
+# tests/fuzz/corpus holds the seeds (read only).
+$(FUZZ_JWT): tests/fuzz/fuzz_jwt.c src/auth/jwt.c src/auth/jwt.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Isrc $(shell pkg-config --cflags jansson libsodium) \
+	    tests/fuzz/fuzz_jwt.c src/auth/jwt.c -o $@ $(shell pkg-config --libs jansson libsodium)
+
+fuzz: $(FUZZ_JWT)
+	@mkdir -p $(BUILD)/fuzz-corpus/jwt
+	$(FUZZ_JWT) -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	    -print_final_stats=1 $(BUILD)/fuzz-corpus/jwt tests/fuzz/corpus/jwt
+
 # The test tools (pytest, requests, ...) are not pkg-config packages: check them here too.
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory fuzz
 
 run: all
 	scripts/demo.sh $(abspath $(BIN))
