@@ -191,6 +191,15 @@ pt_server_run(const pt_server_config *cfg)
     int fd = open_listener(cfg->host, &port);
     if (fd < 0)
         return 1;
+    /* Rate limits count requests of all workers together: the table is mapped before the
+     * workers are forked, and shared with them (auth/ratelimit.h). */
+    pt_server_config *run = malloc(sizeof(*run)); /* lives as long as the master */
+    if (run == NULL)
+        return 1;
+    *run = *cfg;
+    if ((run->ratelimit = pt_ratelimit_new(PT_RATELIMIT_SLOTS)) == NULL)
+        pt_log_warn("cannot map the rate limit table: %s; rate limits are off", strerror(errno));
+    cfg = run;
 
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -4,16 +4,19 @@
 
 #include <stddef.h>
 
+#include "auth/ratelimit.h"
+
 typedef struct pt_server_config {
     const char *datadir;
-    char host[256];       /* listen address, default 127.0.0.1 */
-    int port;             /* default 8080; 0 picks a free port (printed) */
-    int workers;          /* default: number of cores */
-    int threads;          /* Python threads per worker (default 4) */
-    double timeout;       /* handler timeout in seconds, default 30 */
-    size_t worker_memory; /* bytes; default 512 MiB */
-    size_t max_body;      /* bytes; default 10 MiB */
-    size_t max_header;    /* bytes; default 16 KiB */
+    char host[256];          /* listen address, default 127.0.0.1 */
+    int port;                /* default 8080; 0 picks a free port (printed) */
+    int workers;             /* default: number of cores */
+    int threads;             /* Python threads per worker (default 4) */
+    double timeout;          /* handler timeout in seconds, default 30 */
+    size_t worker_memory;    /* bytes; default 512 MiB */
+    size_t max_body;         /* bytes; default 10 MiB */
+    size_t max_header;       /* bytes; default 16 KiB */
+    pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
 } pt_server_config;
 
 /* Fills the defaults. */
