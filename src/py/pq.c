@@ -1438,6 +1438,8 @@ static PyMethodDef pq_methods[] = {
      "dbconnect(name='dw') -> a connection to a warehouse database"},
     {"list_databases", pq_list_databases, METH_NOARGS,
      "list_databases() -> [{'name': ..., 'kind': ...}] of the warehouse connections"},
+    {"get_secret", pt_py_pq_get_secret, METH_VARARGS,
+     "get_secret(name) -> str, from the encrypted secret store"},
     {NULL, NULL, 0, NULL},
 };
 

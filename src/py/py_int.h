@@ -28,6 +28,13 @@ typedef struct pt_py_globals {
 
 extern pt_py_globals pt_pyg;
 
+/* pq.get_secret(name) -> str (pq_secret.c); raises pq.SecretNotFound for an unknown name.
+ * GIL. */
+PyObject *pt_py_pq_get_secret(PyObject *module, PyObject *args);
+/* Adds pq.SecretNotFound to the pq module once pq.Error exists. Returns 0 or -1 with an error
+ * set. GIL. */
+int pt_py_pq_secret_setup(PyObject *module);
+
 /* The request id of the request the calling thread is running ("" if none): print() lines
  * and log lines from Python carry it. */
 extern _Thread_local const char *pt_py_current_request_id;

@@ -89,6 +89,34 @@ is_form(pt_str ct)
            (ct.n >= sizeof(mp) - 1 && strncasecmp(ct.p, mp, sizeof(mp) - 1) == 0);
 }
 
+/* request['auth']: None on public endpoints, else {"type", "id", "name", "issuer"} naming the
+ * caller (absent parts are None). New reference, NULL with an error set. */
+static PyObject *
+auth_object(const pt_caller *c)
+{
+    const char *keys[] = {"type", "id", "name", "issuer"};
+    const char *values[] = {c->type, c->id, c->name, c->issuer};
+    PyObject *d;
+
+    if (c->type == NULL)
+        Py_RETURN_NONE;
+    if ((d = PyDict_New()) == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        PyObject *v =
+            values[i] != NULL
+                ? PyUnicode_DecodeUTF8(values[i], (Py_ssize_t)strlen(values[i]), "replace")
+                : Py_NewRef(Py_None);
+        int rc = v != NULL ? PyDict_SetItemString(d, keys[i], v) : -1;
+        Py_XDECREF(v);
+        if (rc != 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
 PyObject *
 pt_py_request_dict(const pt_request *req)
 {
@@ -141,8 +169,7 @@ pt_py_request_dict(const pt_request *req)
     } else if (set_steal(d, pt_pyg.s_query, PyDict_New()) != 0) {
         goto fail;
     }
-    PyObject *auth = req->auth != NULL ? PyUnicode_FromString(req->auth) : Py_NewRef(Py_None);
-    if (set_steal(d, pt_pyg.s_auth, auth) != 0 ||
+    if (set_steal(d, pt_pyg.s_auth, auth_object(&req->auth)) != 0 ||
         set_steal(d, pt_pyg.s_remote_addr, text(req->remote_addr)) != 0 ||
         set_steal(d, pt_pyg.s_request_id, PyUnicode_FromString(req->id)) != 0)
         goto fail;

@@ -125,7 +125,10 @@ init_c_module(void)
 static PyObject *
 init_pq_module(void)
 {
-    return pt_py_pq_module();
+    PyObject *m = pt_py_pq_module();
+    if (m != NULL && pt_py_pq_secret_setup(m) != 0)
+        Py_CLEAR(m);
+    return m;
 }
 
 /* ---- Start-up -------------------------------------------------------------------------- */
