@@ -41,6 +41,10 @@ static const char help_text[] =
     "  db import CONN SCHEMA TABLE FILE       import a CSV file or a JSON array of objects\n"
     "  db query CONN SQL [--json]             run SQL and print the rows\n"
     "  run FILE.py [ARGS...]                  run a standalone script with `pq` available\n"
+    "  webhook url | rotate                   the install's webhook URL (and a new one)\n"
+    "  webhook events [--since ID] [--limit N] [--json] | replay ID\n"
+    "  webhook source add NAME [--verify github|stripe|hmac-sha256] [--secret NAME]\n"
+    "        [--header H] [--dedup-header H] [--script SCRIPT] | source list | source rm NAME\n"
     "  version                                print the version\n"
     "  help                                   print this help\n"
     "\n"
@@ -53,10 +57,10 @@ static const struct {
     const char *name;
     command_fn fn;
 } commands[] = {
-    {"init", pt_cli_init},         {"serve", pt_cli_serve}, {"script", pt_cli_script},
-    {"endpoint", pt_cli_endpoint}, {"db", pt_cli_db},       {"run", pt_cli_run},
-    {"token", pt_cli_token},       {"apikey", pt_cli_apikey}, {"secret", pt_cli_secret},
-    {"auth", pt_cli_auth},
+    {"init", pt_cli_init},         {"serve", pt_cli_serve},     {"script", pt_cli_script},
+    {"endpoint", pt_cli_endpoint}, {"db", pt_cli_db},           {"run", pt_cli_run},
+    {"token", pt_cli_token},       {"apikey", pt_cli_apikey},   {"secret", pt_cli_secret},
+    {"auth", pt_cli_auth},         {"webhook", pt_cli_webhook},
 };
 
 int

@@ -91,12 +91,21 @@ pt_cli_parse(int argc, char **argv, const pt_cli_opt *opts, char **pos, int min_
             if (eq != NULL)
                 return pt_cli_error("%s takes no value", o->name);
             *o->value = "";
-        } else if (eq != NULL) {
-            *o->value = eq + 1;
-        } else if (i + 1 < argc) {
-            *o->value = argv[++i];
-        } else {
+            continue;
+        }
+        const char *v;
+        if (eq != NULL)
+            v = eq + 1;
+        else if (i + 1 < argc)
+            v = argv[++i];
+        else
             return pt_cli_error("%s needs a value", o->name);
+        if (o->takes_value != PT_CLI_LIST) {
+            *o->value = v;
+        } else {
+            if (*o->nlist >= o->maxlist)
+                return pt_cli_error("too many %s options (at most %d)", o->name, o->maxlist);
+            o->list[(*o->nlist)++] = v;
         }
     }
     if (n < min_pos)
@@ -212,6 +221,54 @@ pt_cli_format_time(int64_t t, char *out, size_t outsz)
         snprintf(out, outsz, "%lld", (long long)t);
 }
 
+int
+pt_cli_scope(const char *const *list, int n, char *out, size_t outsz)
+{
+    size_t o = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        const char *p = list[i];
+        while (*p != '\0') {
+            const char *end = strchr(p, ',');
+            size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+            char name[80];
+            if (len == 0 || len >= sizeof name)
+                return pt_cli_error("invalid --endpoint '%s' (endpoint names, comma-separated)",
+                                    list[i]);
+            memcpy(name, p, len);
+            name[len] = '\0';
+            if (!pt_store_name_valid(name))
+                return pt_cli_error("invalid endpoint name '%s'", name);
+            if (o + len + 2 > outsz)
+                return pt_cli_error("too many endpoints in the scope");
+            if (o > 0)
+                out[o++] = ' ';
+            memcpy(out + o, name, len + 1);
+            o += len;
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+    }
+    return 0;
+}
+
+void
+pt_cli_scope_display(const char *scope, char *out, size_t outsz)
+{
+    size_t i;
+
+    if (scope == NULL || scope[0] == '\0') {
+        snprintf(out, outsz, "all");
+        return;
+    }
+    snprintf(out, outsz, "%s", scope);
+    for (i = 0; out[i] != '\0'; i++)
+        if (out[i] == ' ')
+            out[i] = ',';
+}
+
 /* Creates dir and its missing parents (parents 0755, dir itself `mode`); an existing
  * directory is left as it is. Returns 0 or -1 with errno set. */
 int
@@ -306,6 +363,17 @@ int
 pt_cli_table_adds(pt_cli_table *t, const char *cell)
 {
     return pt_cli_table_add(t, cell, strlen(cell));
+}
+
+int
+pt_cli_table_add_time(pt_cli_table *t, int64_t when, const char *none)
+{
+    char buf[64];
+
+    if (when == 0)
+        return pt_cli_table_adds(t, none);
+    pt_cli_format_time(when, buf, sizeof buf);
+    return pt_cli_table_adds(t, buf);
 }
 
 /* Display width of UTF-8 text: one per character (continuation bytes do not count). */

@@ -21,12 +21,23 @@ int pt_cli_endpoint(const char *datadir, int argc, char **argv);
 int pt_cli_db(const char *datadir, int argc, char **argv);
 int pt_cli_run(const char *datadir, int argc, char **argv);
 int pt_cli_serve(const char *datadir, int argc, char **argv);
+int pt_cli_token(const char *datadir, int argc, char **argv);
+int pt_cli_apikey(const char *datadir, int argc, char **argv);
+int pt_cli_secret(const char *datadir, int argc, char **argv);
+int pt_cli_auth(const char *datadir, int argc, char **argv);
+int pt_cli_webhook(const char *datadir, int argc, char **argv);
 
-/* One option of a command: "--path" with a value, or a flag. */
+/* takes_value of an option that may be given several times ("--endpoint a --endpoint b"). */
+#define PT_CLI_LIST 2
+
+/* One option of a command: "--path" with a value, a flag, or a repeatable option. */
 typedef struct pt_cli_opt {
     const char *name;   /* "--path" */
-    int takes_value;    /* 1: "--path P" or "--path=P"; 0: a flag */
+    int takes_value;    /* 1: "--path P" or "--path=P"; 0: a flag; PT_CLI_LIST: repeatable */
     const char **value; /* set to the value (borrowed from argv), or to "" for a flag */
+    const char **list;  /* PT_CLI_LIST: the values in order (room for maxlist), count in *nlist */
+    int *nlist;
+    int maxlist;
 } pt_cli_opt;
 
 /* Parses argv against opts (options may come anywhere; "--" ends them) and stores the other
@@ -61,6 +72,13 @@ int pt_cli_parse_long(const char *s, long min, long max, long *out);
 /* Formats unix time t as "2026-11-29 02:43:49 UTC" into out. */
 void pt_cli_format_time(int64_t t, char *out, size_t outsz);
 
+/* Joins the endpoint names of repeated --endpoint options (each may also be a comma-separated
+ * list) into a store scope ("a b"); an empty list gives "" (every endpoint). Returns 0, or
+ * prints the error and returns PT_CLI_ERROR for an invalid name or too long a list. */
+int pt_cli_scope(const char *const *list, int n, char *out, size_t outsz);
+/* Formats a store scope for display: "a,b", or "all" when empty. */
+void pt_cli_scope_display(const char *scope, char *out, size_t outsz);
+
 /* Text tables with aligned columns (widths counted in UTF-8 characters). */
 typedef struct pt_cli_table pt_cli_table;
 /* Returns a table of ncols columns, or NULL when out of memory. Free with
@@ -70,6 +88,8 @@ void pt_cli_table_free(pt_cli_table *t); /* NULL is a no-op */
 /* Appends one cell (copied; n bytes), filling rows left to right. Returns 0 or PT_ENOMEM. */
 int pt_cli_table_add(pt_cli_table *t, const char *cell, size_t n);
 int pt_cli_table_adds(pt_cli_table *t, const char *cell);
+/* Appends a time cell ("2026-11-29 02:43:49 UTC"), or `none` when t is 0. */
+int pt_cli_table_add_time(pt_cli_table *t, int64_t when, const char *none);
 /* Prints the table; the first row is the header, underlined with dashes when rule is set. */
 void pt_cli_table_print(const pt_cli_table *t, FILE *f, int rule);
 

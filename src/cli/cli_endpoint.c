@@ -9,8 +9,8 @@
 #include "store/store.h"
 
 static const char endpoint_usage[] =
-    "endpoint add NAME --path PATH --script SCRIPT --auth public [--method GET,POST] | list | "
-    "show NAME | rm NAME";
+    "endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey [--method GET,POST] "
+    "| list | show NAME | rm NAME";
 
 /* The server's base URL for display: $PORTICO_URL, else the default listen address. */
 static void
@@ -43,8 +43,8 @@ methods_compact(unsigned mask, char *out, size_t outsz)
 static int
 endpoint_add(const char *datadir, int argc, char **argv)
 {
-    const char *usage =
-        "endpoint add NAME --path PATH --script SCRIPT --auth public [--method GET,POST]";
+    const char *usage = "endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey "
+                        "[--method GET,POST]";
     const char *path = NULL, *script = NULL, *auth = NULL, *method = NULL;
     pt_cli_opt opts[] = {{"--path", 1, &path},     {"--script", 1, &script},  {"--auth", 1, &auth},
                          {"--method", 1, &method}, {"--methods", 1, &method}, {NULL, 0, NULL}};
@@ -64,13 +64,9 @@ endpoint_add(const char *datadir, int argc, char **argv)
                             "'portico script add')");
     if (auth == NULL)
         return pt_cli_error("--auth is required, so that publishing is a deliberate choice: "
-                            "use --auth public");
-    if (strcmp(auth, "jwt") == 0 || strcmp(auth, "apikey") == 0)
-        return pt_cli_error("--auth %s is not available yet (see issue: security); use --auth "
-                            "public",
-                            auth);
-    if (strcmp(auth, "public") != 0)
-        return pt_cli_error("unknown --auth '%s' (use --auth public)", auth);
+                            "use --auth public, jwt or apikey");
+    if (strcmp(auth, "public") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "apikey") != 0)
+        return pt_cli_error("unknown --auth '%s' (public, jwt or apikey)", auth);
     if (method != NULL && pt_router_parse_methods(method, &mask) != 0)
         return pt_cli_error("invalid --method '%s' (a list of GET, POST, PUT, PATCH, DELETE, "
                             "HEAD, OPTIONS)",

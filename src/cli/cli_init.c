@@ -1,10 +1,12 @@
-/* cli_init.c - `portico init`: creates the data dir, its layout and the metadata store. */
+/* cli_init.c - `portico init`: creates the data dir, its layout, the install's keys and the
+ * metadata store. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "auth/keys.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "store/changes.h"
@@ -14,7 +16,10 @@
  *   portico.db          the metadata store (store_sqlite.c)
  *   run/changes         the change counter (changes.c)
  *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c)
- * Later issues add the keys here; init must create only what is missing. */
+ *   keys/               jwt.key, apikey.key, master.key: 256-bit keys, 0600 (auth/keys.h);
+ *                       master.key only when $PORTICO_MASTER_KEY is not set
+ * init creates only what is missing: a key, once made, is never replaced (tokens, API keys
+ * and secrets depend on it). */
 int
 pt_cli_init(const char *datadir, int argc, char **argv)
 {
@@ -25,7 +30,7 @@ pt_cli_init(const char *datadir, int argc, char **argv)
     pt_store *st = NULL;
     pt_changes *ch = NULL;
     char *pos[1];
-    int npos = 0, existed, rc;
+    int npos = 0, existed, rc, nkeys = 0;
     size_t i;
 
     rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
@@ -48,8 +53,13 @@ pt_cli_init(const char *datadir, int argc, char **argv)
     if (rc != 0)
         return pt_cli_error("cannot create %s/run/changes: %s", datadir, pt_strerror(rc));
     pt_changes_close(ch);
+    if (pt_keys_init(datadir, &nkeys, err, sizeof err) != 0)
+        return pt_cli_error("%s", err);
 
-    if (existed)
+    if (existed && nkeys > 0)
+        printf("data dir %s is ready (it was already initialised; %d missing key%s created)\n",
+               datadir, nkeys, nkeys == 1 ? "" : "s");
+    else if (existed)
         printf("data dir %s is ready (it was already initialised)\n", datadir);
     else
         printf("initialised data dir %s\n", datadir);

@@ -1,0 +1,302 @@
+/* cli_secret.c - `portico secret set|list|rm|rotate-master`: the encrypted secret store that
+ * handlers read with pq.get_secret(name). Values are never printed, logged or stored in
+ * plain text; in this process they live in sodium_malloc'd memory, wiped after use. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "auth/secrets.h"
+#include "cli/cli.h"
+#include "core/err.h"
+#include "store/store.h"
+
+static const char secret_usage[] =
+    "secret set NAME [--value VALUE] | list | rm NAME | rotate-master";
+
+/* Is p[0..n) well-formed UTF-8 without NUL bytes (a value pq.get_secret can return as str)? */
+static int
+utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t extra;
+        uint32_t cp;
+        if (p[i] == 0)
+            return 0;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (p[i] >= 0xc2 && p[i] <= 0xdf) {
+            extra = 1;
+            cp = p[i] & 0x1f;
+        } else if (p[i] >= 0xe0 && p[i] <= 0xef) {
+            extra = 2;
+            cp = p[i] & 0x0f;
+        } else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
+            extra = 3;
+            cp = p[i] & 0x07;
+        } else {
+            return 0;
+        }
+        if (extra > n - i - 1)
+            return 0;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += extra + 1;
+    }
+    return 1;
+}
+
+/* Reads the value from stdin into sodium memory (one trailing newline removed). On a
+ * terminal it prompts on stderr and turns echo off. Returns 0 or PT_CLI_ERROR (printed). */
+static int
+read_value(const char *name, char **out, size_t *len)
+{
+    struct termios old, quiet;
+    int tty = isatty(0), echo_off = 0;
+    size_t cap = PT_SECRET_MAX + 2, n = 0;
+    char *buf = sodium_malloc(cap);
+
+    if (buf == NULL)
+        return pt_cli_error("out of memory");
+    if (tty) {
+        fprintf(stderr, "value of secret %s (not echoed): ", name);
+        fflush(stderr);
+        if (tcgetattr(0, &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            echo_off = tcsetattr(0, TCSAFLUSH, &quiet) == 0;
+        }
+    }
+    for (;;) {
+        ssize_t got = read(0, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            if (echo_off)
+                tcsetattr(0, TCSAFLUSH, &old);
+            sodium_free(buf);
+            return pt_cli_error("cannot read the value from stdin: %s", strerror(e));
+        }
+        n += (size_t)got;
+        /* On a terminal the value ends at the first newline. */
+        if (got == 0 || n == cap || (tty && memchr(buf, '\n', n) != NULL))
+            break;
+    }
+    if (echo_off) {
+        tcsetattr(0, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (tty && memchr(buf, '\n', n) != NULL)
+        n = (size_t)((char *)memchr(buf, '\n', n) - buf) + 1;
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > PT_SECRET_MAX) {
+        sodium_free(buf);
+        return pt_cli_error("secret value too long (at most %d bytes)", PT_SECRET_MAX);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int
+secret_set(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "secret set NAME [--value VALUE]   (the value is read from stdin "
+                        "without --value)";
+    const char *value_opt = NULL;
+    pt_cli_opt opts[] = {{"--value", 1, &value_opt}, {NULL, 0, NULL}};
+    char *pos[1], *value = NULL, err[512];
+    pt_secrets *sec = NULL;
+    pt_store *st = NULL;
+    size_t len = 0;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (!pt_store_secret_name_valid(pos[0]))
+        return pt_cli_error("invalid secret name (1 to 128 bytes of UTF-8, no control "
+                            "characters)");
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_secrets_open(datadir, &sec, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto done;
+    }
+    if (value_opt != NULL) {
+        len = strlen(value_opt);
+        if (len > PT_SECRET_MAX) {
+            rc = pt_cli_error("secret value too long (at most %d bytes)", PT_SECRET_MAX);
+            goto done;
+        }
+        value = sodium_malloc(len + 1);
+        if (value == NULL) {
+            rc = pt_cli_error("out of memory");
+            goto done;
+        }
+        memcpy(value, value_opt, len + 1);
+    } else if (read_value(pos[0], &value, &len) != 0) {
+        rc = PT_CLI_ERROR;
+        goto done;
+    }
+    if (!utf8_valid((const unsigned char *)value, len)) {
+        rc = pt_cli_error("the value of secret %s is not UTF-8 text (or holds a NUL byte)", pos[0]);
+        goto done;
+    }
+    if (pt_secrets_set(sec, st, pos[0], value, len, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto done;
+    }
+    printf("secret %s stored (%zu bytes, encrypted under master key %s)\n", pos[0], len,
+           pt_secrets_key_id(sec));
+done:
+    pt_secrets_value_free(value);
+    pt_secrets_close(sec);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+secret_list(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "secret list";
+    pt_store *st = NULL;
+    pt_secret *list = NULL;
+    pt_cli_table *t = NULL;
+    size_t n = 0, i;
+    char *pos[1];
+    int npos = 0, rc, bad = 0;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_secret_list(st, &list, &n) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    /* Names and times only: a value is never shown. */
+    t = pt_cli_table_new(3);
+    bad = t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "CREATED") ||
+          pt_cli_table_adds(t, "UPDATED");
+    for (i = 0; !bad && i < n; i++)
+        bad |= pt_cli_table_adds(t, list[i].name) | pt_cli_table_add_time(t, list[i].created, "-") |
+               pt_cli_table_add_time(t, list[i].updated, "-");
+    if (bad) {
+        rc = pt_cli_error("out of memory");
+        goto done;
+    }
+    pt_cli_table_print(t, stdout, 0);
+done:
+    pt_cli_table_free(t);
+    pt_store_secrets_free(list, n);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+secret_rm(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "secret rm NAME";
+    pt_store *st = NULL;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_secret_rm(st, pos[0]) != 0)
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+    else
+        printf("secret %s removed\n", pos[0]);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+secret_rotate(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "secret rotate-master";
+    char *pos[1], err[1024], newkey[2 * PT_KEY_BYTES + 1];
+    pt_secrets *sec = NULL;
+    pt_store *st = NULL;
+    size_t count = 0;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_secrets_open(datadir, &sec, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto done;
+    }
+    if (pt_secrets_rotate(sec, st, newkey, &count, err, sizeof err) != 0) {
+        rc = pt_cli_error("cannot rotate the master key: %s", err);
+        goto done;
+    }
+    if (newkey[0] != '\0') {
+        /* $PORTICO_MASTER_KEY is in use: the operator must store the new key. */
+        puts(newkey);
+        fprintf(stderr,
+                "re-encrypted %zu secret%s under master key %s; set PORTICO_MASTER_KEY to the "
+                "key printed above (it is shown only now)\n",
+                count, count == 1 ? "" : "s", pt_secrets_key_id(sec));
+    } else {
+        printf("re-encrypted %zu secret%s under master key %s\n", count, count == 1 ? "" : "s",
+               pt_secrets_key_id(sec));
+    }
+done:
+    sodium_memzero(newkey, sizeof newkey);
+    pt_secrets_close(sec);
+    pt_store_close(st);
+    return rc;
+}
+
+int
+pt_cli_secret(const char *datadir, int argc, char **argv)
+{
+    if (argc == 0)
+        return pt_cli_usage(secret_usage);
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        printf("usage: portico %s\n", secret_usage);
+        return 0;
+    }
+    if (strcmp(argv[0], "set") == 0)
+        return secret_set(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
+        return secret_list(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "rm") == 0)
+        return secret_rm(datadir, argc - 1, argv + 1);
+    if (strcmp(argv[0], "rotate-master") == 0)
+        return secret_rotate(datadir, argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown command 'secret %s' (usage: portico %s)\n", argv[0],
+            secret_usage);
+    return PT_CLI_USAGE;
+}
