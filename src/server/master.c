@@ -19,6 +19,7 @@
 
 #include "core/log.h"
 #include "server/holds.h"
+#include "server/inbox.h"
 #include "server/worker.h"
 
 #define MAX_WORKERS 256
@@ -191,6 +192,9 @@ pt_server_run(const pt_server_config *cfg)
     int fd = open_listener(cfg->host, &port);
     if (fd < 0)
         return 1;
+    char err[512];
+    if (pt_inbox_prepare(cfg->datadir, err, sizeof(err)) != 0)
+        pt_log_error("webhooks will be unavailable: %s", err);
     /* Rate limits count requests of all workers together: the table is mapped before the
      * workers are forked, and shared with them (auth/ratelimit.h). */
     pt_server_config *run = malloc(sizeof(*run)); /* lives as long as the master */

@@ -39,11 +39,13 @@
 #include <errno.h>
 #include <h2o.h>
 #include <h2o/multithread.h>
+#include <jansson.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,18 +58,22 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/secrets.h"
+#include "auth/webhook_sig.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "py/py.h"
 #include "server/holds.h"
+#include "server/inbox.h"
 #include "server/http_errors.h"
 #include "server/reqid.h"
 #include "server/request.h"
 #include "server/router.h"
 #include "store/changes.h"
 #include "store/store.h"
+#include "store/store_webhooks.h"
 
 #define MAX_THREADS 64
 #define ACCESS_LOG_FLUSH 16384
@@ -88,7 +94,21 @@ typedef struct snapshot {
     size_t nscripts;
     struct route *routes; /* one per endpoint: what the router returns */
     pt_auth *auth;        /* auth.h */
+    char *hook_token;     /* the webhook inbox token (store_webhooks.h) */
+    pt_webhook_source *hook_sources;
+    size_t nhook_sources;
+    struct hook_source *hooks; /* one per source: what a request needs to check it */
 } snapshot;
+
+/* A webhook source ready to check requests: its scheme, header names, and the secret. */
+struct hook_source {
+    const pt_webhook_source *src; /* borrowed from the snapshot */
+    enum pt_hooksig_scheme scheme;
+    char sig_header[64];   /* lower case */
+    char dedup_header[64]; /* lower case, "" when none */
+    char *secret;          /* sodium memory (pt_secrets_value_free), NULL when unreadable */
+    size_t secret_len;
+};
 
 struct route {
     const pt_endpoint *ep;
@@ -112,6 +132,9 @@ typedef struct job {
     double run_start;
     unsigned long py_ident; /* Python id of the thread running the handler */
     struct job *next;
+    const char *label;   /* what the access log names instead of an endpoint, or NULL */
+    pt_inbox_event hook; /* webhook jobs: the event handed to the inbox */
+    char *dedup_key;     /* webhook jobs: owned */
 } job;
 
 /* What the monitor and the crash handler know about each pool thread. */
@@ -153,6 +176,8 @@ typedef struct worker {
     size_t inflight;              /* leader only: jobs not yet answered */
 
     pt_store *store;
+    pt_secrets *secrets; /* NULL when the install has no master key */
+    pt_inbox *inbox;     /* NULL when the events table cannot be opened */
     pt_changes *changes;
     snapshot *snap;
     uint64_t forgotten_gen; /* scripts of older generations dropped from Python */
@@ -186,7 +211,65 @@ snapshot_release(snapshot *s)
     pt_store_scripts_free(s->scripts, s->nscripts);
     free(s->routes);
     pt_auth_free(s->auth);
+    for (size_t i = 0; s->hooks != NULL && i < s->nhook_sources; i++)
+        pt_secrets_value_free(s->hooks[i].secret);
+    free(s->hooks);
+    pt_store_webhook_sources_free(s->hook_sources, s->nhook_sources);
+    free(s->hook_token);
     free(s);
+}
+
+static void
+lower_copy(char *dst, size_t dstsz, const char *src)
+{
+    size_t i = 0;
+    for (; src != NULL && src[i] != '\0' && i + 1 < dstsz; i++)
+        dst[i] = (char)((src[i] >= 'A' && src[i] <= 'Z') ? src[i] - 'A' + 'a' : src[i]);
+    dst[i] = '\0';
+}
+
+/* Loads the webhook token and sources (with their secrets) into s. Returns 0 or -1 (logged). */
+static int
+load_webhooks(worker *w, snapshot *s)
+{
+    int rc = pt_store_webhook_token(w->store, 1, &s->hook_token);
+    if (rc != 0) {
+        pt_log_error("cannot load the webhook token: %s", pt_store_errmsg(w->store));
+        return -1;
+    }
+    if (pt_store_webhook_source_list(w->store, &s->hook_sources, &s->nhook_sources) != 0) {
+        pt_log_error("cannot load webhook sources: %s", pt_store_errmsg(w->store));
+        return -1;
+    }
+    s->hooks = calloc(s->nhook_sources ? s->nhook_sources : 1, sizeof(*s->hooks));
+    if (s->hooks == NULL)
+        return -1;
+    for (size_t i = 0; i < s->nhook_sources; i++) {
+        struct hook_source *h = &s->hooks[i];
+        const pt_webhook_source *src = &s->hook_sources[i];
+        h->src = src;
+        h->scheme = pt_hooksig_scheme_of(src->verify) < 0 ? PT_HOOKSIG_NONE
+                                                          : pt_hooksig_scheme_of(src->verify);
+        lower_copy(h->sig_header, sizeof(h->sig_header),
+                   src->header != NULL ? src->header : pt_hooksig_default_header(h->scheme));
+        const char *dedup = src->dedup_header;
+        if (dedup == NULL && h->scheme == PT_HOOKSIG_GITHUB)
+            dedup = "x-github-delivery";
+        lower_copy(h->dedup_header, sizeof(h->dedup_header), dedup);
+        if (h->scheme == PT_HOOKSIG_NONE || src->secret == NULL)
+            continue;
+        char err[256] = "";
+        rc = w->secrets != NULL ? pt_secrets_get(w->secrets, w->store, src->secret, &h->secret,
+                                                 &h->secret_len, err, sizeof(err))
+                                : PT_ENOTFOUND;
+        if (rc != 0) {
+            /* Requests to this source answer 503 until the secret is there. */
+            h->secret = NULL;
+            pt_log_error("webhook source %s: cannot read secret '%s'%s%s", src->name, src->secret,
+                         err[0] ? ": " : "", err);
+        }
+    }
+    return 0;
 }
 
 /* Loads endpoints and current scripts from the store. Returns NULL (logged) on failure. */
@@ -207,6 +290,8 @@ snapshot_load(worker *w, uint64_t gen)
         pt_log_error("cannot load tokens and API keys: %s", pt_store_errmsg(w->store));
         goto fail;
     }
+    if (load_webhooks(w, s) != 0)
+        goto fail;
     s->router = pt_router_new();
     s->routes = calloc(s->neps ? s->neps : 1, sizeof(*s->routes));
     if (s->router == NULL || s->routes == NULL)
@@ -256,6 +341,7 @@ job_release(job *j)
     snapshot_release(j->snap);
     pt_response_free(&j->resp);
     free(j->req.block);
+    free(j->dedup_key);
     free(j);
 }
 
@@ -429,11 +515,24 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     clock_gettime(CLOCK_REALTIME, &rt);
     gmtime_r(&rt.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* The webhook token is a credential: it never reaches the log. */
+    char redacted[256];
+    if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
+        const char *rest = memchr(path + 9, '/', plen - 9);
+        int n = snprintf(redacted, sizeof(redacted), "/webhook/{token}%.*s",
+                         rest != NULL ? (int)(plen - (size_t)(rest - path)) : 0,
+                         rest != NULL ? rest : "");
+        path = redacted;
+        plen = n > 0 && (size_t)n < sizeof(redacted) ? (size_t)n : strlen(redacted);
+    }
     pt_buf_printf(&w->access_log,
                   "%s.%03ldZ ACCESS [worker %d] %s %.*s %.*s endpoint=%s status=%d "
                   "duration=%.3fms bytes=%zu\n",
                   ts, rt.tv_nsec / 1000000, w->index, j->req.id, (int)mlen, method, (int)plen, path,
-                  j->route != NULL ? j->route->ep->name : "-", status, ms, bytes);
+                  j->label != NULL   ? j->label
+                  : j->route != NULL ? j->route->ep->name
+                                     : "-",
+                  status, ms, bytes);
     if (w->access_log.len >= ACCESS_LOG_FLUSH) {
         ssize_t rc = write(2, w->access_log.data, w->access_log.len);
         (void)rc;
@@ -691,6 +790,155 @@ on_done_messages(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
     }
 }
 
+/* ---- Webhooks (loop side, no GIL) ------------------------------------------------------ */
+
+/* Called by the inbox's writer thread once the event is on disk (or could not be stored):
+ * answer through the loop. */
+static void
+on_event_stored(pt_inbox_event *ev)
+{
+    job *j = ev->owner;
+    if (ev->rc == 0) {
+        j->resp.status = 200;
+        j->resp.content_type = "application/json";
+        pt_buf_printf(&j->resp.body, "{\"status\": \"received\", \"id\": %lld%s}",
+                      (long long)ev->id, ev->duplicate ? ", \"duplicate\": true" : "");
+    } else {
+        pt_response_error(&j->resp, 503, "the event could not be stored; retry later", j->req.id);
+    }
+    atomic_store(&j->state, JOB_DONE);
+    h2o_multithread_send_message(&W.done_rx, &j->msg);
+}
+
+static const h2o_header_t *
+find_header(const h2o_req_t *req, const char *lname)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lname, strlen(lname), -1);
+    return i >= 0 ? &req->headers.entries[i] : NULL;
+}
+
+/* Stripe's delivery id is the event object's "id". Caller frees. */
+static char *
+stripe_event_id(const h2o_req_t *req)
+{
+    json_error_t e;
+    json_t *doc =
+        json_loadb(req->entity.base != NULL ? req->entity.base : "", req->entity.len, 0, &e);
+    const char *id = doc != NULL ? json_string_value(json_object_get(doc, "id")) : NULL;
+    char *out = id != NULL ? strdup(id) : NULL;
+    json_decref(doc);
+    return out;
+}
+
+/* Replaces the token in ".../webhook/<token>[/...]" by "{token}", in place (shorter). The
+ * stored event and the log then never hold the credential. */
+static void
+redact_token(pt_str *s)
+{
+    char *p = (char *)s->p;
+    char *at = memmem(p, s->n, "/webhook/", 9);
+    if (at == NULL)
+        return;
+    char *tok = at + 9;
+    char *end = tok;
+    while (end < p + s->n && *end != '/' && *end != '?')
+        end++;
+    if (end == p + s->n)
+        end = NULL;
+    size_t tail = end != NULL ? s->n - (size_t)(end - p) : 0;
+    static const char mark[] = "{token}";
+    size_t toklen = end != NULL ? (size_t)(end - tok) : s->n - (size_t)(tok - p);
+    if (toklen < sizeof(mark) - 1)
+        return;
+    memcpy(tok, mark, sizeof(mark) - 1);
+    memmove(tok + sizeof(mark) - 1, end != NULL ? end : tok + toklen, tail);
+    s->n = (size_t)(tok - p) + sizeof(mark) - 1 + tail;
+    p[s->n] = '\0';
+}
+
+/* POST|PUT|PATCH /webhook/<token>[/<source>]: check, then hand the event to the inbox; the
+ * answer goes out once it is stored (on_event_stored). `rest` is the path after /webhook/. */
+static void
+on_webhook(worker *w, h2o_req_t *req, const char *rest, size_t n)
+{
+    refresh_snapshot(w);
+    snapshot *snap = w->snap;
+    const char *slash = memchr(rest, '/', n);
+    size_t tlen = slash != NULL ? (size_t)(slash - rest) : n;
+    if (snap == NULL || snap->hook_token == NULL || tlen != strlen(snap->hook_token) ||
+        sodium_memcmp(rest, snap->hook_token, tlen) != 0) {
+        send_error(w, req, 404, "not found");
+        return;
+    }
+    const struct hook_source *hs = NULL;
+    if (slash != NULL) {
+        const char *name = slash + 1;
+        size_t nlen = n - tlen - 1;
+        for (size_t i = 0; i < snap->nhook_sources && hs == NULL; i++)
+            if (strlen(snap->hooks[i].src->name) == nlen &&
+                memcmp(snap->hooks[i].src->name, name, nlen) == 0)
+                hs = &snap->hooks[i];
+        if (hs == NULL) {
+            send_error(w, req, 404, "unknown webhook source");
+            return;
+        }
+    }
+    unsigned m = pt_router_method_bit(req->method.base, req->method.len);
+    if ((m & (PT_M_POST | PT_M_PUT | PT_M_PATCH)) == 0) {
+        send_simple(w, req, 405, NULL, NULL, "webhooks accept POST, PUT and PATCH",
+                    "POST, PUT, PATCH");
+        return;
+    }
+    if (hs != NULL && hs->scheme != PT_HOOKSIG_NONE) {
+        if (hs->secret == NULL) {
+            send_error(w, req, 503, "webhook source is misconfigured: its secret is unreadable");
+            return;
+        }
+        const h2o_header_t *sig = find_header(req, hs->sig_header);
+        char why[128], msg[160];
+        int64_t now = (int64_t)time(NULL);
+        if (pt_hooksig_verify(hs->scheme, (const unsigned char *)hs->secret, hs->secret_len,
+                              sig != NULL ? sig->value.base : NULL,
+                              sig != NULL ? sig->value.len : 0,
+                              req->entity.base != NULL ? req->entity.base : "", req->entity.len,
+                              now, why, sizeof(why)) != 0) {
+            snprintf(msg, sizeof(msg), "invalid webhook signature: %s", why);
+            send_error(w, req, 401, msg);
+            return;
+        }
+    }
+    char *dedup = NULL;
+    if (hs != NULL && hs->dedup_header[0] != '\0') {
+        const h2o_header_t *d = find_header(req, hs->dedup_header);
+        if (d != NULL && d->value.len > 0)
+            dedup = strndup(d->value.base, d->value.len);
+    } else if (hs != NULL && hs->scheme == PT_HOOKSIG_STRIPE) {
+        dedup = stripe_event_id(req);
+    }
+    pt_route_match none;
+    memset(&none, 0, sizeof(none));
+    pt_caller nobody = {0};
+    job *j = w->inbox != NULL ? job_new(req, snap, NULL, &none, &nobody) : NULL;
+    if (j == NULL) {
+        free(dedup);
+        send_error(w, req, 503, "the webhook inbox is unavailable");
+        return;
+    }
+    j->label = "webhook";
+    redact_token(&j->req.path);
+    redact_token(&j->req.url);
+    j->dedup_key = dedup;
+    j->hook.req = &j->req;
+    j->hook.source = hs != NULL ? hs->src->name : "";
+    j->hook.dedup_key = dedup;
+    j->hook.status = hs != NULL && hs->src->script != NULL ? "pending" : "received";
+    j->hook.owner = j;
+    j->start = now_sec();
+    atomic_store(&j->state, JOB_RUNNING);
+    w->inflight++;
+    pt_inbox_submit(w->inbox, &j->hook);
+}
+
 /* ---- The HTTP handler (loop side, no GIL) ---------------------------------------------- */
 
 static int
@@ -709,7 +957,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
-        send_error(w, req, 404, "not found");
+        on_webhook(w, req, path + 9, plen - 9);
         return 0;
     }
 
@@ -1184,6 +1432,12 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
         pt_changes_open(cfg->datadir, &w->changes) != 0) {
         pt_log_error("cannot open the data dir: %s", err);
         _exit(PT_WORKER_EXIT_FAILED);
+    }
+    if (pt_secrets_open(cfg->datadir, &w->secrets, err, sizeof(err)) != 0)
+        w->secrets = NULL; /* no master key: sources that verify signatures answer 503 */
+    if (pt_inbox_open(cfg->datadir, on_event_stored, &w->inbox, err, sizeof(err)) != 0) {
+        pt_log_error("webhooks disabled: %s", err);
+        w->inbox = NULL;
     }
     if (pt_py_init_worker(cfg->datadir) != 0)
         _exit(PT_WORKER_EXIT_FAILED);

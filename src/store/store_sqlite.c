@@ -66,6 +66,7 @@
 #include "core/log.h"
 #include "server/router.h"
 #include "store/changes.h"
+#include "store/store_sqlite_int.h"
 
 #define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
@@ -217,6 +218,44 @@ rollback(pt_store *st)
 {
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- For the other files of this driver (store_sqlite_int.h) ---------------------------- */
+
+sqlite3 *
+pt_store_sqlite_db(pt_store *st)
+{
+    return st->db;
+}
+
+int
+pt_store_sqlite_fail(pt_store *st, const char *what)
+{
+    return dberr(st, what);
+}
+
+void
+pt_store_sqlite_seterr(pt_store *st, const char *msg)
+{
+    seterr(st, "%s", msg);
+}
+
+int
+pt_store_sqlite_begin(pt_store *st)
+{
+    return begin(st);
+}
+
+int
+pt_store_sqlite_commit(pt_store *st)
+{
+    return commit(st);
+}
+
+void
+pt_store_sqlite_rollback(pt_store *st)
+{
+    rollback(st);
 }
 
 /* Steps a statement that returns no rows (or whose rows are ignored) to completion. */
