@@ -1,0 +1,386 @@
+"""Shared fixtures for Portico's integration tests.
+
+Every test talks to the real binary ($PORTICO_BIN, default build/portico) over real HTTP on
+127.0.0.1, with a fresh data dir made by `portico --data D init`.
+
+Fixtures and helpers:
+- `portico`: a `Portico` bound to a fresh, initialised data dir (function scope).
+- `cli`: shortcut for `portico.cli` (`cli(*args, input=None, check=True)` -> CompletedProcess).
+- `server`: a factory; `server()` or `server(portico, "--timeout", "1")` starts
+  `portico --data D serve --listen 127.0.0.1:PORT --workers 2 ...` and waits for
+  GET /_portico/health. Teardown sends SIGTERM and asserts exit status 0.
+- `module_portico`, `start_module_server`: the same for one server shared by a test module.
+- `Portico.publish(name, source, path, methods=...)`: adds a script and a public endpoint.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+
+import pytest
+import requests
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("PORTICO_BIN", os.path.join(REPO, "build", "portico"))
+
+CLI_TIMEOUT = 30        # seconds for any CLI command
+START_TIMEOUT = 10      # seconds for the server to answer /_portico/health
+STOP_TIMEOUT = 10       # seconds for the server to exit after SIGTERM
+HTTP_TIMEOUT = 10       # default per-request timeout
+
+
+def _env(extra=None):
+    env = dict(os.environ)
+    env.pop("PORTICO_DATA", None)
+    env.pop("PORTICO_MASTER_KEY", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def require_binary():
+    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        pytest.fail(f"portico binary not found at {BIN}: build it with `make` or set PORTICO_BIN",
+                    pytrace=False)
+
+
+def run_cli(data, *args, input=None, check=True, env=None, cwd=None, timeout=CLI_TIMEOUT):
+    """Runs `portico [--data data] args...`; returns the CompletedProcess (text mode)."""
+    require_binary()
+    cmd = [BIN]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    cmd += [str(a) for a in args]
+    cp = subprocess.run(cmd, input=input, capture_output=True, text=True, env=_env(env),
+                        cwd=cwd, timeout=timeout)
+    if check and cp.returncode != 0:
+        raise AssertionError(
+            f"command failed ({cp.returncode}): {' '.join(cmd)}\n"
+            f"--- stdout\n{cp.stdout}\n--- stderr\n{cp.stderr}")
+    return cp
+
+
+def output(cp):
+    """stdout and stderr of a CompletedProcess, joined."""
+    return (cp.stdout or "") + (cp.stderr or "")
+
+
+def assert_cli_error(cp, *words):
+    """A failed command: exit status != 0 and a one-line error naming every word given."""
+    assert cp.returncode != 0, f"expected failure, got 0:\n{output(cp)}"
+    err = cp.stderr.strip() or cp.stdout.strip()
+    assert err, "no error message printed"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"error message should be one line, got:\n{err}"
+    for w in words:
+        assert w.lower() in err.lower(), f"error message {err!r} does not mention {w!r}"
+    return err
+
+
+class Portico:
+    """A data dir and the CLI bound to it."""
+
+    def __init__(self, data, scratch):
+        self.data = str(data)
+        self.scratch = str(scratch)     # where script files and imports are written
+        os.makedirs(self.scratch, exist_ok=True)
+        self._n = 0
+
+    def cli(self, *args, input=None, check=True, env=None):
+        return run_cli(self.data, *args, input=input, check=check, env=env)
+
+    def write(self, name, content):
+        """Writes a file into the scratch dir; str is dedented. Returns its path."""
+        path = os.path.join(self.scratch, name)
+        if isinstance(content, str):
+            content = textwrap.dedent(content).lstrip("\n")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(content)
+        else:
+            with open(path, "wb") as f:
+                f.write(content)
+        return path
+
+    def add_script(self, name, source, check=True):
+        self._n += 1
+        path = self.write(f"{name}.{self._n}.py", source)
+        return self.cli("script", "add", name, path, check=check)
+
+    def add_endpoint(self, name, path, script=None, methods=None, auth="public", check=True):
+        args = ["endpoint", "add", name, "--path", path, "--script", script or name]
+        if auth is not None:
+            args += ["--auth", auth]
+        if methods:
+            args += ["--method", methods]
+        return self.cli(*args, check=check)
+
+    def publish(self, name, source, path=None, methods=None):
+        """Adds script `name` from source and a public endpoint `name` running it."""
+        self.add_script(name, source)
+        self.add_endpoint(name, path or f"/{name}", methods=methods)
+        return path or f"/{name}"
+
+
+def make_portico(base):
+    data = os.path.join(str(base), "data")
+    run_cli(data, "init")
+    return Portico(data, os.path.join(str(base), "files"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid):
+    """Pids of the live direct children of pid (from /proc)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        state, ppid = fields[0], int(fields[1])
+        if ppid == pid and state != "Z":
+            kids.append(int(entry))
+    return sorted(kids)
+
+
+def group_members(pgid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+class Server:
+    """A running `portico serve`; stdout and stderr go to one log file."""
+
+    def __init__(self, portico, args, workers=2):
+        require_binary()
+        self.portico = portico
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(portico.scratch, f"serve-{self.port}.log")
+        cmd = [BIN, "--data", portico.data, "serve", "--listen", f"127.0.0.1:{self.port}"]
+        if "--workers" not in args:
+            cmd += ["--workers", str(workers)]
+        cmd += [str(a) for a in args]
+        self.cmd = cmd
+        self._logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=_env(),
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        self.returncode = None
+        self._wait_ready()
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._logf.close()
+                raise AssertionError(f"server exited with {self.proc.returncode} at start:\n"
+                                     f"{' '.join(self.cmd)}\n{self.log}")
+            try:
+                r = requests.get(self.url + "/_portico/health", timeout=0.5)
+                if r.status_code == 200:
+                    return
+                last = f"status {r.status_code}"
+            except requests.RequestException as e:
+                last = repr(e)
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError(f"server not healthy after {START_TIMEOUT}s ({last}):\n{self.log}")
+
+    @property
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout=3.0, flags=0):
+        """Waits until the log matches regex pattern; returns the match or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.log, flags)
+            if m or time.monotonic() > deadline:
+                return m
+            time.sleep(0.05)
+
+    def log_lines_with(self, *needles, timeout=3.0):
+        """Waits until some log lines hold every needle; returns those lines."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.log.splitlines() if all(n in l for n in needles)]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def children(self):
+        return children_of(self.pid)
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.get(self.url + path, **kw)
+
+    def post(self, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.post(self.url + path, **kw)
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return requests.request(method, self.url + path, **kw)
+
+    def terminate(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, then wait; returns the exit status (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def kill(self):
+        """Kills the server's whole process group (only processes this test started)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def leftovers(self):
+        """Processes of the server's group still alive (e.g. orphaned workers)."""
+        return group_members(self.pid)
+
+    def close(self):
+        """Stops the server; asserts exit status 0 and that no worker is left behind."""
+        try:
+            rc = self.terminate() if self.returncode is None else self.returncode
+            left = []
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                left = self.leftovers()
+                if not left:
+                    break
+                time.sleep(0.05)
+            if left:
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            assert rc == 0, (f"server exit status {rc} after SIGTERM "
+                             f"(None = still running after {STOP_TIMEOUT}s)\n{self.log[-4000:]}")
+            assert not left, f"processes left after the server exited: {left}"
+        finally:
+            if not self._logf.closed:
+                self._logf.close()
+
+
+@pytest.fixture
+def portico(tmp_path):
+    """A fresh data dir, initialised with `portico --data D init`."""
+    require_binary()
+    return make_portico(tmp_path)
+
+
+@pytest.fixture
+def cli(portico):
+    """cli(*args, input=None, check=True) -> CompletedProcess, on the fresh data dir."""
+    return portico.cli
+
+
+@pytest.fixture
+def server(portico):
+    """Factory: server(*args) or server(portico, *args); stops every server at teardown."""
+    started = []
+
+    def start(*args, workers=2):
+        p = portico
+        if args and isinstance(args[0], Portico):
+            p, args = args[0], args[1:]
+        s = Server(p, list(args), workers=workers)
+        started.append(s)
+        return s
+
+    yield start
+    errors = []
+    for s in reversed(started):
+        try:
+            s.close()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def module_portico(tmp_path_factory):
+    require_binary()
+    return make_portico(tmp_path_factory.mktemp("portico"))
+
+
+def start_module_server(portico, *args, workers=2):
+    """For module fixtures: starts a server; the caller yields it and calls .close()."""
+    return Server(portico, list(args), workers=workers)
+
+
+def rid_of(resp):
+    rid = resp.headers.get("X-Request-Id")
+    assert rid, f"no X-Request-Id on {resp.status_code} response"
+    return rid
+
+
+def assert_json_error(resp, status):
+    """An error response: the status, a JSON body {"error": ..., "request_id": <header>}."""
+    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text!r}"
+    rid = rid_of(resp)
+    ctype = resp.headers.get("Content-Type", "")
+    assert ctype.startswith("application/json"), f"error Content-Type {ctype!r}"
+    body = resp.json()
+    assert isinstance(body, dict) and body.get("error"), f"error body {body!r}"
+    assert body.get("request_id") == rid, f"request_id {body.get('request_id')!r} != {rid!r}"
+    return body
+
+
+class Handlers:
+    """Handler scripts a test module registers at import time, published before its shared
+    server starts (so a module's tests don't depend on hot reload, which has its own tests)."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, name, source, path=None, methods=None):
+        path = path or f"/{name}"
+        self.items.append((name, source, path, methods))
+        return path
+
+    def publish_all(self, portico):
+        for name, source, path, methods in self.items:
+            portico.publish(name, source, path, methods)

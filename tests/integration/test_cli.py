@@ -1,0 +1,354 @@
+"""The CLI contract (issue 2, §2): init, script, endpoint, db, run; errors are one line, exit != 0."""
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+
+from conftest import assert_cli_error, output, run_cli
+
+
+def file_digests(root):
+    """sha256 of every regular file under root except SQLite databases and their WAL/SHM, which
+    an open may legitimately rewrite (checkpoint) without changing their content."""
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            if not os.path.isfile(p) or n.endswith(("-wal", "-shm", "-journal")):
+                continue
+            with open(p, "rb") as f:
+                data = f.read()
+            if data.startswith(b"SQLite format 3\0"):
+                continue
+            out[os.path.relpath(p, root)] = (hashlib.sha256(data).hexdigest(),
+                                             os.stat(p).st_mode & 0o777)
+    return out
+
+
+# ---------------------------------------------------------------- init
+
+def test_init_creates_data_dir(tmp_path):
+    d = tmp_path / "data"
+    run_cli(d, "init")
+    assert d.is_dir()
+    assert any(d.iterdir()), "init left the data dir empty"
+
+
+def test_init_is_idempotent_and_keeps_keys_and_data(portico, cli):
+    cli("db", "import", "dw", "s", "t", portico.write("t.csv", "id,name\n1,Ann\n2,Bob\n"))
+    portico.add_script("keep", "def handler(request):\n    return 'kept-v1'\n")
+    portico.add_endpoint("keep", "/keep")
+    before = file_digests(portico.data)
+    all_before = {os.path.relpath(os.path.join(dp, n), portico.data)
+                  for dp, _, ns in os.walk(portico.data) for n in ns}
+
+    cp = cli("init")
+    assert cp.returncode == 0
+
+    after = file_digests(portico.data)
+    for name, digest in before.items():
+        assert after.get(name) == digest, f"init changed or removed {name}"
+    all_after = {os.path.relpath(os.path.join(dp, n), portico.data)
+                 for dp, _, ns in os.walk(portico.data) for n in ns}
+    missing = {f for f in all_before - all_after if not f.endswith(("-wal", "-shm", "-journal"))}
+    assert not missing, f"init removed {missing}"
+    assert "kept-v1" in cli("script", "show", "keep").stdout
+    assert "keep" in cli("endpoint", "list").stdout
+    rows = cli("db", "query", "dw", "select name from s.t order by id").stdout
+    assert "Ann" in rows and "Bob" in rows
+
+
+def test_data_dir_from_env_and_default(tmp_path):
+    envdir = tmp_path / "from-env"
+    run_cli(None, "init", env={"PORTICO_DATA": str(envdir)})
+    assert envdir.is_dir() and any(envdir.iterdir())
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    run_cli(None, "init", cwd=str(cwd))
+    default = cwd / "portico-data"
+    assert default.is_dir() and any(default.iterdir())
+
+
+# ---------------------------------------------------------------- script
+
+def test_script_add_list_show_versions_rollback_rm(portico, cli):
+    for v in (1, 2, 3):
+        portico.add_script("greet", f"def handler(request):\n    return 'marker-v{v}'\n")
+
+    listing = cli("script", "list").stdout
+    assert "greet" in listing
+
+    cur = cli("script", "show", "greet").stdout
+    assert "marker-v3" in cur and "marker-v2" not in cur and "marker-v1" not in cur
+    for v in (1, 2, 3):
+        shown = cli("script", "show", "greet", "--version", str(v)).stdout
+        assert f"marker-v{v}" in shown
+        assert all(f"marker-v{o}" not in shown for o in (1, 2, 3) if o != v)
+
+    cli("script", "rollback", "greet")                       # to the previous version
+    cur = cli("script", "show", "greet").stdout
+    assert "marker-v2" in cur and "marker-v3" not in cur, cur
+
+    cli("script", "rollback", "greet", "1")
+    cur = cli("script", "show", "greet").stdout
+    assert "marker-v1" in cur and "marker-v2" not in cur and "marker-v3" not in cur, cur
+
+    cli("script", "rm", "greet")
+    assert "greet" not in cli("script", "list").stdout
+    assert_cli_error(cli("script", "show", "greet", check=False), "greet")
+
+
+def test_script_show_prints_the_source(portico, cli):
+    src = "import json\n\ndef handler(request):\n    return {'a': 1}  # some comment\n"
+    portico.add_script("src", src)
+    assert src.strip() in cli("script", "show", "src").stdout
+
+
+def test_script_unknown_version(portico, cli):
+    portico.add_script("onev", "def handler(request):\n    return 1\n")
+    assert_cli_error(cli("script", "show", "onev", "--version", "99", check=False))
+    assert_cli_error(cli("script", "rollback", "onev", "99", check=False))
+
+
+def test_script_syntax_error_refused_with_line_number(portico, cli):
+    path = portico.write("bad.py", """\
+        def handler(request):
+            x = 1
+            return (x +
+        """)
+    cp = cli("script", "add", "bad", path, check=False)
+    # Python reports an unclosed paren at line 3 ("'(' was never closed").
+    err = assert_cli_error(cp)
+    assert re.search(r"line\D{0,3}3\b", err), f"no line number in {err!r}"
+    assert "bad" not in cli("script", "list").stdout
+
+    path = portico.write("bad2.py", "def handler(request):\n    return 1\n\nif True\n    pass\n")
+    err = assert_cli_error(cli("script", "add", "bad2", path, check=False))
+    assert re.search(r"line\D{0,3}4\b", err), f"no line number in {err!r}"
+
+
+def test_script_syntax_error_keeps_previous_version(portico, cli):
+    portico.add_script("stay", "def handler(request):\n    return 'good-version'\n")
+    cp = portico.add_script("stay", "def handler(request:\n    return 1\n", check=False)
+    assert_cli_error(cp)
+    assert "good-version" in cli("script", "show", "stay").stdout
+
+
+def test_script_add_missing_file(portico, cli):
+    missing = os.path.join(portico.scratch, "no-such-file.py")
+    err = assert_cli_error(cli("script", "add", "x", missing, check=False))
+    assert "no-such-file.py" in err
+    assert "x" not in cli("script", "list").stdout.split()
+
+
+@pytest.mark.parametrize("args", [
+    ("script", "show", "nope"),
+    ("script", "rm", "nope"),
+    ("script", "rollback", "nope"),
+    ("endpoint", "show", "nope"),
+    ("endpoint", "rm", "nope"),
+    ("db", "query", "nope", "select 1"),
+])
+def test_unknown_names(cli, args):
+    assert_cli_error(cli(*args, check=False), "nope")
+
+
+def test_unknown_command(cli):
+    cp = cli("frobnicate", check=False)
+    assert cp.returncode != 0
+    assert output(cp).strip()
+
+
+# ---------------------------------------------------------------- endpoint
+
+@pytest.fixture
+def hello(portico):
+    portico.add_script("hello", "def handler(request):\n    return {'hello': 'world'}\n")
+    return portico
+
+
+def test_endpoint_add_list_show_rm(hello, cli):
+    hello.add_endpoint("ep1", "/customers/{id}", script="hello", methods="GET,POST")
+    hello.add_endpoint("ep2", "/mcp/*/*", script="hello")
+    listing = cli("endpoint", "list").stdout
+    assert "ep1" in listing and "/customers/{id}" in listing
+    assert "ep2" in listing and "/mcp/*/*" in listing
+
+    shown = cli("endpoint", "show", "ep1").stdout
+    assert re.search(r"https?://[\w.\-:\[\]]+/customers/\{id\}", shown), shown
+    assert "hello" in shown
+
+    cli("endpoint", "rm", "ep1")
+    listing = cli("endpoint", "list").stdout
+    assert "ep1" not in listing and "ep2" in listing
+
+
+def test_endpoint_show_prints_full_url(hello, cli):
+    hello.add_endpoint("acc", "/accounts", script="hello")
+    shown = cli("endpoint", "show", "acc").stdout
+    assert re.search(r"\bhttps?://(127\.0\.0\.1|localhost|[\w.\-]+):\d+/accounts\b", shown), shown
+
+
+def test_endpoint_auth_required(hello, cli):
+    cp = hello.add_endpoint("noauth", "/noauth", script="hello", auth=None, check=False)
+    assert_cli_error(cp, "auth")
+    assert "noauth" not in cli("endpoint", "list").stdout
+
+
+@pytest.mark.parametrize("auth", ["jwt", "apikey"])
+def test_endpoint_auth_jwt_apikey_never_open(hello, cli, server, auth):
+    """Issue 2: jwt/apikey are refused with a clear message until the security issue lands,
+    "rather than accepted on an endpoint that cannot authenticate". Once accepted, the endpoint
+    must therefore refuse a request that carries no credentials."""
+    cp = hello.add_endpoint("sec", "/sec", script="hello", auth=auth, check=False)
+    if cp.returncode != 0:
+        assert_cli_error(cp, auth)
+        assert "sec" not in cli("endpoint", "list").stdout
+        return
+    s = server()
+    r = s.get("/sec")
+    assert r.status_code == 401, f"--auth {auth} endpoint answered {r.status_code} without credentials"
+    assert "hello" not in r.text
+
+
+def test_endpoint_auth_unknown_value(hello, cli):
+    cp = hello.add_endpoint("weird", "/weird", script="hello", auth="maybe", check=False)
+    assert_cli_error(cp)
+
+
+@pytest.mark.parametrize("path", ["/_portico/health", "/_portico/x", "/webhook/abc",
+                                  "/webhook/{token}"])
+def test_endpoint_reserved_prefix_refused(hello, cli, path):
+    cp = hello.add_endpoint("res", path, script="hello", check=False)
+    assert_cli_error(cp)
+    assert "res" not in cli("endpoint", "list").stdout.split()
+
+
+@pytest.mark.parametrize("path", ["accounts", "", "/a//b", "/a b", "/{1x}", "/a/{id}/{id}",
+                                  "/a{b}", "/x/{}", "/a/**"])
+def test_endpoint_bad_path_refused(hello, cli, path):
+    cp = hello.add_endpoint("badpath", path, script="hello", check=False)
+    assert_cli_error(cp)
+    assert "badpath" not in cli("endpoint", "list").stdout
+
+
+def test_endpoint_bad_method_refused(hello, cli):
+    cp = hello.add_endpoint("m", "/m", script="hello", methods="BREW", check=False)
+    assert_cli_error(cp)
+
+
+def test_endpoint_unknown_script_refused(portico, cli):
+    cp = portico.add_endpoint("ghost", "/ghost", script="no-such-script", check=False)
+    assert_cli_error(cp, "no-such-script")
+    assert "ghost" not in cli("endpoint", "list").stdout
+
+
+def test_endpoint_duplicate_name_or_path_refused(hello, cli):
+    hello.add_endpoint("dup", "/dup", script="hello")
+    assert_cli_error(hello.add_endpoint("dup", "/other", script="hello", check=False), "dup")
+    assert_cli_error(hello.add_endpoint("dup2", "/dup", script="hello", check=False))
+    listing = cli("endpoint", "list").stdout
+    assert "/other" not in listing and "dup2" not in listing
+
+
+# ---------------------------------------------------------------- db
+
+def test_db_add_list(cli):
+    assert re.search(r"\bdw\b", cli("db", "list").stdout)
+    cli("db", "add", "wh2", "--sqlite")
+    listing = cli("db", "list").stdout
+    assert re.search(r"\bdw\b", listing) and re.search(r"\bwh2\b", listing), listing
+
+
+def test_db_import_csv_and_query(portico, cli):
+    csv = portico.write("items.csv", """\
+        id,name,amount,price
+        1,Alice,9,1.5
+        2,Bob,10,2.25
+        3,"Carol, Jr.",11,3.0
+        """)
+    cli("db", "import", "dw", "sales", "items", csv)
+    out = cli("db", "query", "dw", "select id, name from sales.items order by id").stdout
+    assert out.index("Alice") < out.index("Bob") < out.index("Carol, Jr.")
+    # Integer type inferred: max() over text would give '9'.
+    out = cli("db", "query", "dw", "select max(amount) as m from sales.items").stdout
+    assert re.search(r"\b11\b", out) and not re.search(r"\b9\b", out), out
+
+
+def test_db_import_json_and_query(portico, cli):
+    rows = [{"id": 1, "city": "Ghent", "pop": 265000}, {"id": 2, "city": "Liège", "pop": 197000}]
+    path = portico.write("cities.json", json.dumps(rows))
+    cli("db", "import", "dw", "geo", "cities", path)
+    out = cli("db", "query", "dw", "select city, pop from geo.cities order by id").stdout
+    assert out.index("Ghent") < out.index("Liège")
+    assert "265000" in out and "197000" in out
+
+
+def test_db_import_infers_types(portico, cli):
+    portico.write("typed.csv", "id,name,amount,price\n1,Alice,10,1.5\n2,Bob,20,2.25\n")
+    cli("db", "import", "dw", "sales", "typed", os.path.join(portico.scratch, "typed.csv"))
+    script = portico.write("dump.py", """\
+        import json
+        rows = pq.dbconnect('dw').fetch('dw', 'sales', 'typed')
+        print(json.dumps(sorted(rows, key=lambda r: r['id'])))
+        """)
+    out = cli("run", script).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got == [{"id": 1, "name": "Alice", "amount": 10, "price": 1.5},
+                   {"id": 2, "name": "Bob", "amount": 20, "price": 2.25}]
+    assert all(type(r["id"]) is int and type(r["price"]) is float for r in got)
+
+
+def test_db_import_into_other_connection(portico, cli):
+    cli("db", "add", "wh2", "--sqlite")
+    cli("db", "import", "wh2", "crm", "people", portico.write("p.csv", "id,name\n7,Zed\n"))
+    assert "Zed" in cli("db", "query", "wh2", "select name from crm.people").stdout
+    assert cli("db", "query", "dw", "select name from crm.people", check=False).returncode != 0
+
+
+def test_db_import_errors(portico, cli):
+    missing = os.path.join(portico.scratch, "absent.csv")
+    assert_cli_error(cli("db", "import", "dw", "s", "t", missing, check=False), "absent.csv")
+    ok = portico.write("ok.csv", "id\n1\n")
+    assert_cli_error(cli("db", "import", "nope", "s", "t", ok, check=False), "nope")
+
+
+def test_db_query_sql_error(cli):
+    assert_cli_error(cli("db", "query", "dw", "select * from no_such_table_xyz", check=False))
+
+
+# ---------------------------------------------------------------- run
+
+def test_run_with_pq(portico, cli):
+    script = portico.write("job.py", """\
+        rows = pq.dbconnect('dw').fetch('dw', query='select 1 as x')
+        print("rows:", rows)
+        """)
+    cp = cli("run", script)
+    assert "rows: [{'x': 1}]" in cp.stdout
+
+
+def test_run_import_pq_and_write_data(portico, cli):
+    cli("db", "import", "dw", "s", "n", portico.write("n.csv", "id,v\n1,one\n"))
+    script = portico.write("job2.py", """\
+        import pq
+        db = pq.dbconnect('dw')
+        print(sorted(r['v'] for r in db.fetch('dw', 's', 'n')))
+        """)
+    assert "['one']" in cli("run", script).stdout
+
+
+def test_run_exception_exits_nonzero_with_traceback(portico, cli):
+    script = portico.write("boom.py", "raise RuntimeError('boom-marker')\n")
+    cp = cli("run", script, check=False)
+    assert cp.returncode != 0
+    assert "boom-marker" in cp.stderr and "Traceback" in cp.stderr
+
+
+def test_run_missing_file(portico, cli):
+    missing = os.path.join(portico.scratch, "gone.py")
+    assert_cli_error(cli("run", missing, check=False), "gone.py")
