@@ -224,10 +224,13 @@ def test_headers_too_large_431(srv):
     assert srv.get(PING).status_code == 200
 
 
-def test_many_headers_too_large_431(srv):
-    many = "".join(f"X-H{i}: {'v' * 100}\r\n" for i in range(700))
+def test_many_header_fields_refused_by_parser(srv):
+    # h2o's parser stops at 100 header fields and answers 400 itself, before Portico sees the
+    # request (documented in docs/HANDLERS.md); the size limit (431, JSON) is tested above.
+    many = "".join(f"X-H{i}: v\r\n" for i in range(150))
     head = f"GET {PING} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n{many}\r\n".encode()
-    assert_raw_json_error(*raw_exchange(srv.port, head), 431)
+    status, _headers, _body = raw_exchange(srv.port, head)
+    assert status == 400
     assert srv.get(PING).status_code == 200
 
 
