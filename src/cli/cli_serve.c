@@ -13,17 +13,14 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
 {
     const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
-                        "[--max-header KiB]";
+                        "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
-    const char *memory = NULL, *body = NULL, *header = NULL;
-    pt_cli_opt opts[] = {{"--listen", 1, &listen},
-                         {"--workers", 1, &workers},
-                         {"--threads", 1, &threads},
-                         {"--timeout", 1, &timeout},
-                         {"--worker-memory", 1, &memory},
-                         {"--max-body", 1, &body},
-                         {"--max-header", 1, &header},
-                         {NULL, 0, NULL}};
+    const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
+    pt_cli_opt opts[] = {{"--listen", 1, &listen},           {"--workers", 1, &workers},
+                         {"--threads", 1, &threads},         {"--timeout", 1, &timeout},
+                         {"--worker-memory", 1, &memory},    {"--max-body", 1, &body},
+                         {"--max-header", 1, &header},       {"--webhook-attempts", 1, &attempts},
+                         {"--webhook-backoff", 1, &backoff}, {NULL, 0, NULL}};
     pt_server_config cfg;
     char *pos[1];
     long n;
@@ -70,6 +67,18 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --worker-memory '%s' (MiB, for example 512)", memory);
     if (body != NULL && (pt_config_parse_mib(body, &cfg.max_body) != 0 || cfg.max_body == 0))
         return pt_cli_error("invalid --max-body '%s' (MiB, for example 10)", body);
+    if (attempts != NULL) {
+        if (pt_cli_parse_long(attempts, 1, 100, &n) != 0)
+            return pt_cli_error("invalid --webhook-attempts '%s' (1 to 100)", attempts);
+        cfg.webhook_attempts = (int)n;
+    }
+    if (backoff != NULL) {
+        char *end;
+        double secs = strtod(backoff, &end);
+        if (*end != '\0' || end == backoff || !isfinite(secs) || secs < 0.01 || secs > 3600)
+            return pt_cli_error("invalid --webhook-backoff '%s' (seconds, 0.01 to 3600)", backoff);
+        cfg.webhook_backoff = secs;
+    }
     if (header != NULL) {
         if (pt_cli_parse_long(header, 1, 256, &n) != 0)
             return pt_cli_error("invalid --max-header '%s' (KiB, 1 to 256)", header);

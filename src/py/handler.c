@@ -131,3 +131,74 @@ done:
     Py_XDECREF(request);
     pt_py_current_request_id = "";
 }
+
+/* "ExceptionType: message" of the raised exception into err; logs the traceback. */
+static void
+describe_exception(const char *what, const char *tag, char *err, size_t errsz)
+{
+    PyObject *exc = pt_py_fetch_exc();
+    PyObject *text = exc != NULL ? PyObject_CallOneArg(pt_pyg.format_exc, exc) : NULL;
+    PyObject *msg = exc != NULL ? PyObject_Str(exc) : NULL;
+    snprintf(err, errsz, "%s: %s", exc != NULL ? Py_TYPE(exc)->tp_name : "Error",
+             msg != NULL && PyUnicode_Check(msg) ? PyUnicode_AsUTF8(msg) : "");
+    if (text != NULL && PyUnicode_Check(text))
+        pt_log_error("%s %s:\n%s", tag, what, PyUnicode_AsUTF8(text));
+    else
+        pt_log_error("%s %s: %s", tag, what, err);
+    Py_XDECREF(msg);
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    PyErr_Clear();
+}
+
+static PyObject *
+str_of(pt_str s)
+{
+    return PyUnicode_DecodeUTF8(s.p != NULL ? s.p : "", (Py_ssize_t)s.n, "replace");
+}
+
+int
+pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err, size_t errsz)
+{
+    char tag[64];
+    int rc = -1;
+    PyObject *event = NULL, *ret = NULL;
+
+    snprintf(tag, sizeof(tag), "webhook event %lld:", ev->id);
+    PyObject *entry = script_entry(script); /* borrowed */
+    if (entry == NULL) {
+        describe_exception("cannot load the script", tag, err, errsz);
+        return -1;
+    }
+    Py_INCREF(entry);
+    PyObject *make = PyObject_GetAttrString(pt_pyg.prelude, "make_event");
+    if (make != NULL)
+        event = PyObject_CallFunction(
+            make, "LNNNNNNNNiNi", ev->id, str_of(ev->received_at), str_of(ev->source),
+            str_of(ev->method), str_of(ev->path), str_of(ev->query_string),
+            str_of(ev->headers_json),
+            ev->content_type.n > 0 ? str_of(ev->content_type) : Py_NewRef(Py_None),
+            str_of(ev->body), ev->body_base64, str_of(ev->remote_addr), ev->attempts);
+    Py_XDECREF(make);
+    if (event == NULL) {
+        describe_exception("cannot build the event", tag, err, errsz);
+        goto done;
+    }
+    ret = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 1), event); /* borrowed handler */
+    if (ret == NULL) {
+        describe_exception("handler raised", tag, err, errsz);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (pt_py_print_pending) {
+        pt_py_print_pending = 0;
+        PyObject *tmp = PyObject_CallNoArgs(pt_pyg.flush_print);
+        Py_XDECREF(tmp);
+        PyErr_Clear();
+    }
+    Py_XDECREF(ret);
+    Py_XDECREF(event);
+    Py_DECREF(entry);
+    return rc;
+}

@@ -5,6 +5,7 @@
 # script loading, and print() capture. The hot path (building the dict-style request,
 # calling the handler, serializing the result) stays in C (src/py/*.c).
 
+import base64
 import email.parser
 import email.policy
 import io
@@ -190,6 +191,26 @@ def load_script(name, version, source, pq, cache):
     entry = (version, handler, flask_style, module)
     cache[name] = entry
     return entry
+
+
+def make_event(id, received_at, source, method, path, query_string, headers_json,
+               content_type, body, body_base64, remote_addr, attempts):
+    """The dict a webhook processing script's handler(event) receives."""
+    headers = Headers()
+    headers.update((canonical_header(k), v) for k, v in json.loads(headers_json).items())
+    if body_base64:
+        body = base64.b64decode(body)
+    parsed = None
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+    return {"id": id, "received_at": received_at, "source": source, "method": method,
+            "path": path, "query_string": query_string, "headers": headers,
+            "content_type": content_type, "body": body, "json": parsed,
+            "remote_addr": remote_addr, "attempts": attempts}
 
 
 def format_exc(exc):

@@ -44,6 +44,24 @@ typedef struct pt_script_ref {
  * the module-level code of) the script version on first use in this process.
  * Needs the GIL. */
 void pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *resp);
+/* A stored webhook event as the processing script sees it (strings borrowed). */
+typedef struct pt_py_event {
+    long long id;
+    pt_str received_at, source, method, path, query_string;
+    pt_str headers_json; /* a JSON object */
+    pt_str content_type; /* empty when absent */
+    pt_str body;         /* text, or base64 when body_base64 */
+    int body_base64;
+    pt_str remote_addr;
+    int attempts; /* including this one */
+} pt_py_event;
+
+/* Runs `script`'s handler(event) for a stored webhook event (module loaded as for requests).
+ * Returns 0, or -1 with "ExceptionType: message" in err (the traceback is logged). Needs the
+ * GIL. */
+int pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err,
+                       size_t errsz);
+
 /* Raises TimeoutError asynchronously in the thread `ident` (interrupts pure-Python code;
  * a blocking C call is not interrupted). Needs the GIL. */
 void pt_py_interrupt(unsigned long ident);

@@ -39,6 +39,8 @@ pt_server_config_init(pt_server_config *cfg, const char *datadir)
     cfg->worker_memory = (size_t)512 << 20;
     cfg->max_body = (size_t)10 << 20;
     cfg->max_header = (size_t)16 << 10;
+    cfg->webhook_attempts = 5;
+    cfg->webhook_backoff = 1.0;
 }
 
 /* Binds and listens; returns the fd or -1 (logged). Fills *port when it was 0. */

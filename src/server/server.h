@@ -16,6 +16,8 @@ typedef struct pt_server_config {
     size_t worker_memory;    /* bytes; default 512 MiB */
     size_t max_body;         /* bytes; default 10 MiB */
     size_t max_header;       /* bytes; default 16 KiB */
+    int webhook_attempts;    /* a processing script's tries per event, default 5 */
+    double webhook_backoff;  /* seconds before the first retry (doubling), default 1 */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
 } pt_server_config;
 

@@ -67,6 +67,7 @@
 #include "py/py.h"
 #include "server/holds.h"
 #include "server/inbox.h"
+#include "server/processor.h"
 #include "server/http_errors.h"
 #include "server/reqid.h"
 #include "server/request.h"
@@ -176,8 +177,9 @@ typedef struct worker {
     size_t inflight;              /* leader only: jobs not yet answered */
 
     pt_store *store;
-    pt_secrets *secrets; /* NULL when the install has no master key */
-    pt_inbox *inbox;     /* NULL when the events table cannot be opened */
+    pt_secrets *secrets;     /* NULL when the install has no master key */
+    pt_inbox *inbox;         /* NULL when the events table cannot be opened */
+    pt_processor *processor; /* runs webhook sources' scripts (processor.h) */
     pt_changes *changes;
     snapshot *snap;
     uint64_t forgotten_gen; /* scripts of older generations dropped from Python */
@@ -806,6 +808,8 @@ on_event_stored(pt_inbox_event *ev)
     } else {
         pt_response_error(&j->resp, 503, "the event could not be stored; retry later", j->req.id);
     }
+    if (ev->rc == 0 && !ev->duplicate && strcmp(ev->status, "pending") == 0)
+        pt_processor_kick(W.processor);
     atomic_store(&j->state, JOB_DONE);
     h2o_multithread_send_message(&W.done_rx, &j->msg);
 }
@@ -1474,6 +1478,12 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
         }
     }
     pthread_mutex_unlock(&w->mu);
+    if (w->inbox != NULL) {
+        pt_processor_config pc = {cfg->datadir, cfg->webhook_attempts, cfg->webhook_backoff,
+                                  cfg->timeout + 30, tag};
+        if (pt_processor_start(&pc, &w->processor, err, sizeof(err)) != 0)
+            pt_log_error("webhook processing disabled: %s", err);
+    }
     limit_memory(w);
     pthread_t mon;
     if (pthread_create(&mon, NULL, monitor_main, w) != 0) {
