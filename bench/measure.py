@@ -35,11 +35,13 @@ def cpu_ticks(pids):
     return total
 
 
-def run(url, pid, seconds, connections, threads):
+def run(url, pid, seconds, connections, threads, script=None):
     pids = tree(pid)
     before = cpu_ticks(pids)
-    out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds,
-                          url], capture_output=True, text=True, check=True).stdout
+    cmd = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
     after = cpu_ticks(pids)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -53,5 +55,6 @@ def run(url, pid, seconds, connections, threads):
 if __name__ == "__main__":
     url, pid, seconds, conns, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
         int(sys.argv[4]), int(sys.argv[5])
-    rps, cpu, errors = run(url, pid, seconds, conns, threads)
+    script = sys.argv[6] if len(sys.argv) > 6 else None
+    rps, cpu, errors = run(url, pid, seconds, conns, threads, script)
     print("%.0f %.2f %d" % (rps, cpu, errors))
