@@ -157,6 +157,10 @@ secret_set(const char *datadir, int argc, char **argv)
         rc = PT_CLI_ERROR;
         goto done;
     }
+    if (len == 0) {
+        rc = pt_cli_error("the value of secret %s is empty (nothing on stdin?)", pos[0]);
+        goto done;
+    }
     if (!utf8_valid((const unsigned char *)value, len)) {
         rc = pt_cli_error("the value of secret %s is not UTF-8 text (or holds a NUL byte)", pos[0]);
         goto done;

@@ -530,6 +530,8 @@ def test_secret_set_list_rm(sec):
     assert r["missing"] == "no secret named 'with space' (add it with 'portico secret set')"
     assert_cli_error(p.cli("secret", "rm", "with space", check=False), "with space")
     assert_cli_error(p.cli("secret", "set", "bad\tname", "--value", "x", check=False), "name")
+    assert_cli_error(p.cli("secret", "set", "empty", input="", check=False), "empty")
+    assert_cli_error(p.cli("secret", "set", "binary", input="a\x00b", check=False), "NUL")
 
 
 def test_secrets_are_never_stored_or_logged_in_plain_text(sec):
