@@ -128,7 +128,8 @@ webhook_events(const char *datadir, int argc, char **argv)
               " body, body_base64, remote_addr, status, attempts, last_error FROM webhooks.events"
               " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3"
             : "SELECT id, received_at, CASE source WHEN '' THEN '-' ELSE source END, method,"
-              " COALESCE(content_type, '-'), length(body), status, attempts FROM webhooks.events"
+              " COALESCE(content_type, '-'), length(body), status, attempts,"
+              " COALESCE(substr(last_error, 1, 60), '-') FROM webhooks.events"
               " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3";
     rc = pt_wh_exec(wh, sql, params, 3, &cur);
     if (rc != 0) {
@@ -164,10 +165,10 @@ webhook_events(const char *datadir, int argc, char **argv)
         fwrite(b.data, 1, b.len, stdout);
         pt_buf_free(&b);
     } else {
-        pt_cli_table *t = pt_cli_table_new(8);
-        const char *heads[] = {"ID",   "RECEIVED", "SOURCE", "METHOD",
-                               "TYPE", "BYTES",    "STATUS", "ATTEMPTS"};
-        for (size_t i = 0; t != NULL && i < 8; i++)
+        pt_cli_table *t = pt_cli_table_new(9);
+        const char *heads[] = {"ID",    "RECEIVED", "SOURCE",   "METHOD",    "TYPE",
+                               "BYTES", "STATUS",   "ATTEMPTS", "LAST ERROR"};
+        for (size_t i = 0; t != NULL && i < 9; i++)
             pt_cli_table_adds(t, heads[i]);
         size_t count = 0;
         while (t != NULL && (rc = pt_wh_cursor_next(cur)) == 1) {
