@@ -1,0 +1,104 @@
+/* test_store_auth.c - unit tests for the authorization tables of store/store_sqlite: the
+ * migration from schema version 1, which mutations bump the change counter, and last-used
+ * times that only ever move forward. */
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "store/changes.h"
+#include "store/store.h"
+#include "test.h"
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static uint64_t
+counter(const char *dir)
+{
+    pt_changes *c = NULL;
+    uint64_t v;
+
+    if (pt_changes_open(dir, &c) != 0)
+        return UINT64_MAX;
+    v = pt_changes_read(c);
+    pt_changes_close(c);
+    return v;
+}
+
+TEST(store_migrates_version_1_to_the_auth_tables)
+{
+    char dir[] = "/tmp/pt-test-store-auth-XXXXXX", path[4200], err[256];
+    pt_store *st = NULL;
+    sqlite3 *db = NULL;
+    pt_token *list = NULL;
+    size_t n = 9;
+
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    pt_store_close(st);
+    st = NULL;
+    /* Make it a version 1 store, as issue 2 left it. */
+    snprintf(path, sizeof path, "%s/portico.db", dir);
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE tokens; DROP TABLE apikeys; DROP TABLE secrets; "
+                           "DROP TABLE issuers; PRAGMA user_version = 1;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_token_list(st, &list, &n), 0);
+    ASSERT_EQ(n, 0);
+    pt_store_tokens_free(list, n);
+    pt_store_close(st);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TEST(store_auth_mutations_bump_but_last_used_does_not)
+{
+    char dir[] = "/tmp/pt-test-store-auth-XXXXXX", err[256];
+    pt_store *st = NULL;
+    pt_token t = {.id = "t1", .name = "partner", .created = 100};
+    pt_token *list = NULL;
+    size_t n = 0;
+    uint64_t c0;
+
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    c0 = counter(dir);
+    ASSERT_EQ(pt_store_token_add(st, &t), 0);
+    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_store_token_add(st, &t), PT_EEXIST);
+    t.id = "t2";
+    t.scope = "no-such-endpoint";
+    ASSERT_EQ(pt_store_token_add(st, &t), PT_ENOTFOUND);
+    ASSERT_EQ(counter(dir), c0 + 1);
+
+    pt_store_use use = {"t1", 500};
+    ASSERT_EQ(pt_store_mark_used(st, &use, 1, NULL, 0), 0);
+    use.when = 400; /* an older batch from another worker: ignored */
+    ASSERT_EQ(pt_store_mark_used(st, &use, 1, NULL, 0), 0);
+    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_store_token_list(st, &list, &n), 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(list[0].last_used, 500);
+    pt_store_tokens_free(list, n);
+
+    ASSERT_EQ(pt_store_token_revoke(st, "t1"), 0);
+    ASSERT_EQ(counter(dir), c0 + 2);
+    ASSERT_EQ(pt_store_token_revoke(st, "nope"), PT_ENOTFOUND);
+    pt_store_close(st);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
