@@ -45,11 +45,16 @@ message_for(int status)
     }
 }
 
+typedef struct errors_filter {
+    h2o_filter_t super;
+    pt_http_errors_log_cb log;
+} errors_filter;
+
 static void
 on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     static const h2o_iovec_t rid_name = {H2O_STRLIT("x-request-id")};
-    (void)self;
+    errors_filter *f = (errors_filter *)self;
     if (req->res.status >= 400 &&
         h2o_find_header_by_str(&req->res.headers, rid_name.base, rid_name.len, -1) == -1) {
         char id[PT_REQID_SIZE];
@@ -69,6 +74,8 @@ on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
             h2o_add_header_by_str(&req->pool, &req->res.headers, rid_name.base, rid_name.len, 0,
                                   NULL, h2o_strdup(&req->pool, id, strlen(id)).base, strlen(id));
             req->res.content_length = b.len;
+            if (f->log != NULL)
+                f->log(req, id, req->res.status, b.len);
         }
         pt_buf_free(&b);
     }
@@ -76,8 +83,9 @@ on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 }
 
 void
-pt_http_errors_install(h2o_pathconf_t *pathconf)
+pt_http_errors_install(h2o_pathconf_t *pathconf, pt_http_errors_log_cb log)
 {
-    h2o_filter_t *f = h2o_create_filter(pathconf, sizeof(*f));
-    f->on_setup_ostream = on_setup_ostream;
+    errors_filter *f = (errors_filter *)h2o_create_filter(pathconf, sizeof(*f));
+    f->super.on_setup_ostream = on_setup_ostream;
+    f->log = log;
 }

@@ -542,6 +542,19 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     }
 }
 
+/* The access-log line of an error h2o answered itself (body too large, ...). */
+static void
+log_h2o_error(h2o_req_t *req, const char *id, int status, size_t bytes)
+{
+    job fake;
+    memset(&fake, 0, sizeof(fake));
+    snprintf(fake.req.id, sizeof(fake.req.id), "%s", id);
+    fake.start = now_sec();
+    access_log(&W, &fake, req->input.method.base, req->input.method.len, req->input.path.base,
+               req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len, status,
+               bytes);
+}
+
 static void
 flush_access_log(worker *w)
 {
@@ -1454,8 +1467,8 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
-    pt_http_errors_install(pathconf);
-    pt_http_errors_install(&host->fallback_path);
+    pt_http_errors_install(pathconf, log_h2o_error);
+    pt_http_errors_install(&host->fallback_path, log_h2o_error);
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &w->globalconf);
     w->accept_ctx.ctx = &w->ctx;
