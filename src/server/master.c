@@ -205,6 +205,8 @@ pt_server_run(const pt_server_config *cfg)
     *run = *cfg;
     if ((run->ratelimit = pt_ratelimit_new(PT_RATELIMIT_SLOTS)) == NULL)
         pt_log_warn("cannot map the rate limit table: %s; rate limits are off", strerror(errno));
+    if ((run->metrics = pt_metrics_create(nprocs)) == NULL)
+        pt_log_warn("cannot map the metrics table: %s; /_portico/metrics is off", strerror(errno));
     cfg = run;
 
     sigemptyset(&set);
@@ -274,8 +276,10 @@ pt_server_run(const pt_server_config *cfg)
                 if (p->pid != pid)
                     continue;
                 p->pid = 0;
-                if (!stopping)
+                if (!stopping) {
                     log_exit(i + 1, pid, status);
+                    pt_metrics_restart(cfg->metrics, i + 1);
+                }
                 settle(p, stopping ? "server stopped before the handler finished" : "worker died");
                 if (stopping)
                     break;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "auth/ratelimit.h"
+#include "server/metrics.h"
 
 typedef struct pt_server_config {
     const char *datadir;
@@ -19,6 +20,7 @@ typedef struct pt_server_config {
     int webhook_attempts;    /* a processing script's tries per event, default 5 */
     double webhook_backoff;  /* seconds before the first retry (doubling), default 1 */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
+    pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
 } pt_server_config;
 
 /* Fills the defaults. */

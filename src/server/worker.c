@@ -67,6 +67,8 @@
 #include "py/py.h"
 #include "server/holds.h"
 #include "server/inbox.h"
+#include "server/metrics.h"
+#include "server/openapi.h"
 #include "server/processor.h"
 #include "server/http_errors.h"
 #include "server/reqid.h"
@@ -517,6 +519,7 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     clock_gettime(CLOCK_REALTIME, &rt);
     gmtime_r(&rt.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    pt_metrics_request(w->cfg->metrics, w->index, status, ms / 1000.0, bytes);
     /* The webhook token is a credential: it never reaches the log. */
     char redacted[256];
     if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
@@ -821,6 +824,8 @@ on_event_stored(pt_inbox_event *ev)
     } else {
         pt_response_error(&j->resp, 503, "the event could not be stored; retry later", j->req.id);
     }
+    if (ev->rc == 0)
+        pt_metrics_event(W.cfg->metrics, W.index, ev->duplicate);
     if (ev->rc == 0 && !ev->duplicate && strcmp(ev->status, "pending") == 0)
         pt_processor_kick(W.processor);
     atomic_store(&j->state, JOB_DONE);
@@ -958,6 +963,41 @@ on_webhook(worker *w, h2o_req_t *req, const char *rest, size_t n)
 
 /* ---- The HTTP handler (loop side, no GIL) ---------------------------------------------- */
 
+/* GET /_portico/health, /_portico/metrics, /_portico/openapi.json. */
+static void
+on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
+{
+    pt_buf body;
+    char url[512];
+    const char *type = "application/json";
+    int rc = -1;
+
+    if (pt_router_method_bit(req->method.base, req->method.len) & ~(PT_M_GET | PT_M_HEAD)) {
+        send_simple(w, req, 405, NULL, NULL, "method not allowed", "GET, HEAD");
+        return;
+    }
+    pt_buf_init(&body, 0);
+    if (n == 6 && memcmp(name, "health", 6) == 0) {
+        rc = pt_buf_puts(&body, "{\"status\": \"ok\"}");
+    } else if (n == 7 && memcmp(name, "metrics", 7) == 0 && w->cfg->metrics != NULL) {
+        type = "text/plain; version=0.0.4; charset=utf-8";
+        rc = pt_metrics_render(w->cfg->metrics, &body);
+    } else if (n == 12 && memcmp(name, "openapi.json", 12) == 0) {
+        refresh_snapshot(w);
+        snprintf(url, sizeof(url), "http://%.*s", (int)req->authority.len, req->authority.base);
+        rc = w->snap != NULL ? pt_openapi_render(w->snap->eps, w->snap->neps, url, &body) : -1;
+    } else {
+        pt_buf_free(&body);
+        send_error(w, req, 404, "not found");
+        return;
+    }
+    if (rc == 0)
+        send_simple(w, req, 200, type, pt_buf_cstr(&body), NULL, NULL);
+    else
+        send_error(w, req, 503, "cannot build the document");
+    pt_buf_free(&body);
+}
+
 static int
 on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -967,10 +1007,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *path = req->path.base;
 
     if (plen >= 10 && memcmp(path, "/_portico/", 10) == 0) {
-        if (plen == 16 && memcmp(path + 10, "health", 6) == 0)
-            send_simple(w, req, 200, "application/json", "{\"status\": \"ok\"}", NULL, NULL);
-        else
-            send_error(w, req, 404, "not found");
+        on_portico(w, req, path + 10, plen - 10);
         return 0;
     }
     if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {

@@ -1,0 +1,27 @@
+/* metrics.h - request counters shared by every process of a server, served as Prometheus text
+ * at /_portico/metrics. The master maps the table before it forks the workers; each worker
+ * writes only its own slot, so counting costs a few relaxed atomic adds and no lock. */
+#ifndef PT_METRICS_H
+#define PT_METRICS_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+typedef struct pt_metrics pt_metrics;
+
+/* Maps a table for nworkers workers (shared, anonymous). NULL on failure. Lives until exit. */
+pt_metrics *pt_metrics_create(int nworkers);
+
+/* Counts one answered request of worker `index` (1-based). No-op when m is NULL. */
+void pt_metrics_request(pt_metrics *m, int index, int status, double seconds, size_t bytes);
+/* Counts a webhook event stored by worker `index` (duplicate: not stored again). */
+void pt_metrics_event(pt_metrics *m, int index, int duplicate);
+/* Counts a replacement of worker `index` (the master calls it). */
+void pt_metrics_restart(pt_metrics *m, int index);
+
+/* Appends the Prometheus text exposition of every worker's counters. Returns 0 or a pt_buf
+ * error. */
+int pt_metrics_render(const pt_metrics *m, pt_buf *out);
+
+#endif

@@ -1,0 +1,142 @@
+/* openapi.c - the OpenAPI 3.0 document of the published endpoints. */
+#include "server/openapi.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "server/router.h"
+
+#define S(b, lit) pt_buf_puts(b, lit)
+
+static int
+jstr(pt_buf *b, const char *s, size_t n)
+{
+    return pt_json_string(b, s, n);
+}
+
+/* The OpenAPI form of a path: `{name}` stays, each `*` becomes `{wildcardN}`. Writes the
+ * JSON string and fills the parameter names into params (as "name\0"). */
+static int
+templated(pt_buf *b, const char *path, pt_buf *params)
+{
+    pt_buf t;
+    int rc = 0, wild = 0;
+    pt_buf_init(&t, 0);
+    for (const char *p = path; rc == 0 && *p != '\0';) {
+        const char *seg = p;
+        const char *end = strchr(seg + 1, '/');
+        size_t n = end != NULL ? (size_t)(end - seg) : strlen(seg);
+        if (n == 2 && seg[1] == '*') {
+            char name[32];
+            int k = snprintf(name, sizeof(name), "wildcard%d", ++wild);
+            rc = pt_buf_printf(&t, "/{%s}", name);
+            if (rc == 0)
+                rc = pt_buf_append(params, name, (size_t)k + 1);
+        } else {
+            rc = pt_buf_append(&t, seg, n);
+            if (rc == 0 && n > 3 && seg[1] == '{' && seg[n - 1] == '}') {
+                rc = pt_buf_append(params, seg + 2, n - 3);
+                if (rc == 0)
+                    rc = pt_buf_putc(params, '\0');
+            }
+        }
+        p = seg + n;
+    }
+    if (rc == 0)
+        rc = jstr(b, t.data != NULL ? t.data : "/", t.len > 0 ? t.len : 1);
+    pt_buf_free(&t);
+    return rc;
+}
+
+/* One operation; its id is the endpoint's name, suffixed with the method when the endpoint
+ * has several (operation ids must be unique in a document). */
+static int
+operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several,
+          const pt_buf *params)
+{
+    char id[160];
+    int rc = S(b, "{\"operationId\": ");
+    snprintf(id, sizeof(id), several ? "%s_%s" : "%s", ep->name, method);
+    if (rc == 0)
+        rc = jstr(b, id, strlen(id));
+    if (rc == 0)
+        rc = S(b, ", \"parameters\": [");
+    for (size_t off = 0, first = 1; rc == 0 && off < params->len; first = 0) {
+        const char *name = params->data + off;
+        size_t n = strlen(name);
+        rc = S(b, first ? "{\"name\": " : ", {\"name\": ");
+        if (rc == 0)
+            rc = jstr(b, name, n);
+        if (rc == 0)
+            rc = S(b, ", \"in\": \"path\", \"required\": true, "
+                      "\"schema\": {\"type\": \"string\"}}");
+        off += n + 1;
+    }
+    if (rc == 0)
+        rc = S(b, "]");
+    if (rc == 0 && strcmp(ep->auth, "jwt") == 0)
+        rc = S(b, ", \"security\": [{\"jwt\": []}]");
+    else if (rc == 0 && strcmp(ep->auth, "apikey") == 0)
+        rc = S(b, ", \"security\": [{\"apikey\": []}, {\"apikeyBearer\": []}]");
+    else if (rc == 0)
+        rc = S(b, ", \"security\": []");
+    if (rc == 0)
+        rc = S(b, ", \"responses\": {\"200\": {\"description\": \"The handler's response\"}");
+    if (rc == 0 && strcmp(ep->auth, "public") != 0)
+        rc = S(b, ", \"401\": {\"description\": \"Missing or invalid credentials\"}"
+                  ", \"429\": {\"description\": \"Rate limit exceeded\"}");
+    if (rc == 0)
+        rc = S(b, ", \"500\": {\"description\": \"The handler failed\"}}}");
+    return rc;
+}
+
+int
+pt_openapi_render(const pt_endpoint *eps, size_t n, const char *server_url, pt_buf *out)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } methods[] = {{PT_M_GET, "get"},        {PT_M_POST, "post"},     {PT_M_PUT, "put"},
+                   {PT_M_PATCH, "patch"},    {PT_M_DELETE, "delete"}, {PT_M_HEAD, "head"},
+                   {PT_M_OPTIONS, "options"}};
+    int rc = S(out, "{\"openapi\": \"3.0.3\", \"info\": {\"title\": \"Portico\", "
+                    "\"version\": \"1\"}, \"servers\": [{\"url\": ");
+    if (rc == 0)
+        rc = jstr(out, server_url, strlen(server_url));
+    if (rc == 0)
+        rc = S(out, "}], \"paths\": {");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        pt_buf params;
+        pt_buf_init(&params, 0);
+        if (i > 0)
+            rc = S(out, ", ");
+        if (rc == 0)
+            rc = templated(out, eps[i].path, &params);
+        if (rc == 0)
+            rc = S(out, ": {");
+        int first = 1, count = 0;
+        for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
+            count += (eps[i].methods & methods[m].bit) != 0;
+        for (size_t m = 0; rc == 0 && m < sizeof(methods) / sizeof(methods[0]); m++) {
+            if (!(eps[i].methods & methods[m].bit))
+                continue;
+            rc = pt_buf_printf(out, "%s\"%s\": ", first ? "" : ", ", methods[m].name);
+            first = 0;
+            if (rc == 0)
+                rc = operation(out, &eps[i], methods[m].name, count > 1, &params);
+        }
+        if (rc == 0)
+            rc = S(out, "}");
+        pt_buf_free(&params);
+    }
+    if (rc == 0)
+        rc = S(out, "}, \"components\": {\"securitySchemes\": {"
+                    "\"jwt\": {\"type\": \"http\", \"scheme\": \"bearer\", "
+                    "\"bearerFormat\": \"JWT\", \"description\": \"Authorization: JWT <token> "
+                    "or Bearer <token>\"}, "
+                    "\"apikey\": {\"type\": \"apiKey\", \"in\": \"header\", "
+                    "\"name\": \"X-Api-Key\"}, "
+                    "\"apikeyBearer\": {\"type\": \"http\", \"scheme\": \"bearer\"}}}}");
+    return rc;
+}
