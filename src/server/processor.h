@@ -18,8 +18,7 @@ typedef struct pt_processor_config {
 
 /* Starts the processing thread of this worker (it attaches its own Python thread state).
  * Returns 0 or a pt_err with a reason in err. cfg is copied; datadir must outlive it. */
-int pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err,
-                       size_t errsz);
+int pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err, size_t errsz);
 /* Wakes the thread early: an event that needs processing was just stored. Thread-safe. */
 void pt_processor_kick(pt_processor *p);
 
