@@ -51,26 +51,23 @@ static const char help_text[] =
     "The data dir is --data DIR (before or after the command), else $PORTICO_DATA, else\n"
     "./portico-data. Errors print one line and exit with status 1 (2 for usage errors).\n";
 
-typedef int (*command_fn)(const char *datadir, int argc, char **argv);
-
-static const struct {
-    const char *name;
-    command_fn fn;
-} commands[] = {
-    {"init", pt_cli_init},         {"serve", pt_cli_serve},     {"script", pt_cli_script},
-    {"endpoint", pt_cli_endpoint}, {"db", pt_cli_db},           {"run", pt_cli_run},
-    {"token", pt_cli_token},       {"apikey", pt_cli_apikey},   {"secret", pt_cli_secret},
-    {"auth", pt_cli_auth},         {"webhook", pt_cli_webhook},
+static const pt_cli_sub commands[] = {
+    {"init", NULL, pt_cli_init},       {"serve", NULL, pt_cli_serve},
+    {"script", NULL, pt_cli_script},   {"endpoint", NULL, pt_cli_endpoint},
+    {"db", NULL, pt_cli_db},           {"run", NULL, pt_cli_run},
+    {"token", NULL, pt_cli_token},     {"apikey", NULL, pt_cli_apikey},
+    {"secret", NULL, pt_cli_secret},   {"auth", NULL, pt_cli_auth},
+    {"webhook", NULL, pt_cli_webhook}, {NULL, NULL, NULL},
 };
 
 int
 main(int argc, char **argv)
 {
     const char *data = NULL;
+    const pt_cli_sub *cmd;
     char **args = NULL;
     char *datadir = NULL;
     int nargs = 0, passthrough = 0, i, rc;
-    size_t k;
 
     pt_log_init("cli");
     args = calloc((size_t)argc + 1, sizeof *args);
@@ -118,10 +115,8 @@ main(int argc, char **argv)
         rc = 0;
         goto done;
     }
-    for (k = 0; k < sizeof commands / sizeof commands[0]; k++)
-        if (strcmp(args[0], commands[k].name) == 0)
-            break;
-    if (k == sizeof commands / sizeof commands[0]) {
+    cmd = pt_cli_sub_find(commands, args[0]);
+    if (cmd == NULL) {
         fprintf(stderr, "error: unknown command '%s' (see 'portico help')\n", args[0]);
         rc = 2;
         goto done;
@@ -134,10 +129,10 @@ main(int argc, char **argv)
     }
     /* Everything Portico creates (store, warehouse files, keys) is private to the owner;
      * `run` keeps the user's umask for the files its script writes. */
-    if (commands[k].fn != pt_cli_run)
+    if (cmd->fn != pt_cli_run)
         umask(077);
     fflush(stdout);
-    rc = commands[k].fn(datadir, nargs - 1, args + 1);
+    rc = cmd->fn(datadir, nargs - 1, args + 1);
 done:
     fflush(stdout);
     free(datadir);

@@ -1,4 +1,5 @@
-/* cli.c - helpers shared by the `portico` commands: option parsing, errors, files, tables. */
+/* cli.c - helpers shared by the `portico` commands: subcommand dispatch, option parsing, errors,
+ * the shapes many store commands share (one call on a NAME, a list as a table), files, tables. */
 #include "cli/cli.h"
 
 #include <ctype.h>
@@ -114,6 +115,40 @@ pt_cli_parse(int argc, char **argv, const pt_cli_opt *opts, char **pos, int min_
     return 0;
 }
 
+const pt_cli_sub *
+pt_cli_sub_find(const pt_cli_sub *subs, const char *name)
+{
+    const pt_cli_sub *s;
+
+    for (s = subs; s->name != NULL; s++)
+        if (strcmp(name, s->name) == 0 || (s->alias != NULL && strcmp(name, s->alias) == 0))
+            return s;
+    return NULL;
+}
+
+int
+pt_cli_dispatch(const char *group, const char *usage, const pt_cli_sub *subs, const char *datadir,
+                int argc, char **argv)
+{
+    const pt_cli_sub *s;
+
+    if (argc == 0)
+        return pt_cli_usage(usage);
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        printf("usage: portico %s\n", usage);
+        return PT_CLI_OK;
+    }
+    s = pt_cli_sub_find(subs, argv[0]);
+    if (s == NULL) {
+        /* fprintf, not pt_cli_error: the name is echoed as given, newlines and all. */
+        fprintf(stderr, "error: unknown command '%s %s' (usage: portico %s)\n", group, argv[0],
+                usage);
+        return PT_CLI_USAGE;
+    }
+    return s->fn(datadir, argc - 1, argv + 1);
+}
+
 int
 pt_cli_need_datadir(const char *datadir)
 {
@@ -139,6 +174,56 @@ pt_cli_open_store(const char *datadir, pt_store **st)
     if (pt_store_open(datadir, st, err, sizeof err) != 0)
         return pt_cli_error("%s", err);
     return 0;
+}
+
+int
+pt_cli_store_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                      int (*fn)(pt_store *st, const char *name), const char *before,
+                      const char *after)
+{
+    pt_store *st = NULL;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (fn(st, pos[0]) != 0)
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+    else
+        printf("%s%s%s\n", before, pos[0], after);
+    pt_store_close(st);
+    return rc;
+}
+
+int
+pt_cli_store_list_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                      const char *const *head, size_t ncols, pt_cli_list_fn fill)
+{
+    pt_store *st = NULL;
+    pt_cli_table *t = NULL;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    t = pt_cli_table_new_header(ncols, head);
+    if (t == NULL)
+        rc = pt_cli_error("out of memory");
+    else
+        rc = fill(st, t);
+    if (rc == 0)
+        pt_cli_table_print(t, stdout, 0);
+    pt_cli_table_free(t);
+    pt_store_close(st);
+    return rc;
 }
 
 int
@@ -321,6 +406,20 @@ pt_cli_table_new(size_t ncols)
 
     if (t != NULL)
         t->ncols = ncols > 0 ? ncols : 1;
+    return t;
+}
+
+pt_cli_table *
+pt_cli_table_new_header(size_t ncols, const char *const *head)
+{
+    pt_cli_table *t = pt_cli_table_new(ncols);
+    size_t i;
+
+    for (i = 0; t != NULL && i < ncols; i++)
+        if (pt_cli_table_adds(t, head[i]) != 0) {
+            pt_cli_table_free(t);
+            t = NULL;
+        }
     return t;
 }
 

@@ -27,6 +27,24 @@ int pt_cli_secret(const char *datadir, int argc, char **argv);
 int pt_cli_auth(const char *datadir, int argc, char **argv);
 int pt_cli_webhook(const char *datadir, int argc, char **argv);
 
+/* One subcommand of a command group ("script rm"), or one command of main.c: its name,
+ * another name for it or NULL ("ls" for "list"), and the function that runs it with the
+ * arguments after its name. Tables of them end with an entry whose name is NULL. */
+typedef struct pt_cli_sub {
+    const char *name;
+    const char *alias;
+    int (*fn)(const char *datadir, int argc, char **argv);
+} pt_cli_sub;
+
+/* Returns the entry of subs whose name or alias is name (borrowed from subs), or NULL. */
+const pt_cli_sub *pt_cli_sub_find(const pt_cli_sub *subs, const char *name);
+/* Runs the subcommand argv[0] of a command group (group is "script", usage the part after
+ * "usage: portico "), and returns its exit status. No argument prints the usage on stderr
+ * (PT_CLI_USAGE); "--help", "-h" or "help" print it on stdout (PT_CLI_OK); a name not in
+ * subs prints "error: unknown command 'GROUP NAME' (usage: ...)" (PT_CLI_USAGE). */
+int pt_cli_dispatch(const char *group, const char *usage, const pt_cli_sub *subs,
+                    const char *datadir, int argc, char **argv);
+
 /* takes_value of an option that may be given several times ("--endpoint a --endpoint b"). */
 #define PT_CLI_LIST 2
 
@@ -61,6 +79,26 @@ int pt_cli_need_datadir(const char *datadir);
  * pt_store_close) or PT_CLI_ERROR (error printed). */
 int pt_cli_open_store(const char *datadir, pt_store **st);
 
+/* Runs the commands that are one store call on one name ("script rm NAME", "token revoke
+ * ID"): parses argv for exactly that argument (usage as for pt_cli_parse), opens the store,
+ * calls fn(st, NAME) and prints "<before>NAME<after>" on stdout, or the store's error.
+ * Returns the exit status. */
+int pt_cli_store_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                          int (*fn)(pt_store *st, const char *name), const char *before,
+                          const char *after);
+
+/* Text tables with aligned columns (widths counted in UTF-8 characters). */
+typedef struct pt_cli_table pt_cli_table;
+
+/* Adds the rows of a `list` command, read from st, to t (both borrowed; t already has its
+ * header). Returns 0, or PT_CLI_ERROR with the error printed. */
+typedef int (*pt_cli_list_fn)(pt_store *st, pt_cli_table *t);
+/* Runs the `GROUP list` commands: parses argv for no arguments (usage as for pt_cli_parse),
+ * opens the store, lets fill add the rows under the header head[0..ncols) and prints the
+ * table on stdout. Returns the exit status. */
+int pt_cli_store_list_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                          const char *const *head, size_t ncols, pt_cli_list_fn fill);
+
 /* Reads a whole file (NUL-terminated; at most max bytes). Returns 0 (caller frees *data) or
  * PT_CLI_ERROR with "error: cannot read PATH: reason" printed. */
 int pt_cli_read_file(const char *path, size_t max, char **data, size_t *len);
@@ -79,11 +117,12 @@ int pt_cli_scope(const char *const *list, int n, char *out, size_t outsz);
 /* Formats a store scope for display: "a,b", or "all" when empty. */
 void pt_cli_scope_display(const char *scope, char *out, size_t outsz);
 
-/* Text tables with aligned columns (widths counted in UTF-8 characters). */
-typedef struct pt_cli_table pt_cli_table;
 /* Returns a table of ncols columns, or NULL when out of memory. Free with
  * pt_cli_table_free. */
 pt_cli_table *pt_cli_table_new(size_t ncols);
+/* pt_cli_table_new, with head[0..ncols) (copied) as the first row. Returns NULL when out of
+ * memory; caller frees with pt_cli_table_free. */
+pt_cli_table *pt_cli_table_new_header(size_t ncols, const char *const *head);
 void pt_cli_table_free(pt_cli_table *t); /* NULL is a no-op */
 /* Appends one cell (copied; n bytes), filling rows left to right. Returns 0 or PT_ENOMEM. */
 int pt_cli_table_add(pt_cli_table *t, const char *cell, size_t n);

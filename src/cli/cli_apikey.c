@@ -88,32 +88,16 @@ done:
 }
 
 static int
-apikey_list(const char *datadir, int argc, char **argv)
+apikey_rows(pt_store *st, pt_cli_table *t)
 {
-    static const char *const head[] = {"NAME",  "ID",   "KEY",     "CREATED",
-                                       "SCOPE", "RATE", "REVOKED", "LAST USED"};
-    const char *usage = "apikey list";
-    pt_store *st = NULL;
     pt_apikey *list = NULL;
-    pt_cli_table *t = NULL;
     size_t n = 0, i;
-    char *pos[1], scope[1100], id[24], hint[64];
-    int npos = 0, rc, bad = 0;
+    char scope[1100], id[24], hint[64];
+    int bad = 0;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_apikey_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new(8);
-    for (i = 0; t != NULL && i < 8; i++)
-        bad |= pt_cli_table_adds(t, head[i]);
-    for (i = 0; t != NULL && i < n; i++) {
+    if (pt_store_apikey_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
+    for (i = 0; i < n; i++) {
         pt_cli_scope_display(list[i].scope, scope, sizeof scope);
         snprintf(id, sizeof id, "%lld", (long long)list[i].id);
         snprintf(hint, sizeof hint, "%s...", list[i].hint);
@@ -124,57 +108,33 @@ apikey_list(const char *datadir, int argc, char **argv)
                pt_cli_table_add_time(t, list[i].revoked, "no") |
                pt_cli_table_add_time(t, list[i].last_used, "never");
     }
-    if (t == NULL || bad) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
     pt_store_apikeys_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+static int
+apikey_list(const char *datadir, int argc, char **argv)
+{
+    static const char *const head[] = {"NAME",  "ID",   "KEY",     "CREATED",
+                                       "SCOPE", "RATE", "REVOKED", "LAST USED"};
+
+    return pt_cli_store_list_cmd(datadir, argc, argv, "apikey list", head, 8, apikey_rows);
 }
 
 static int
 apikey_revoke(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "apikey revoke NAME";
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_apikey_revoke(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("API key %s revoked\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "apikey revoke NAME", pt_store_apikey_revoke,
+                                 "API key ", " revoked");
 }
+
+static const pt_cli_sub apikey_subs[] = {{"create", NULL, apikey_create},
+                                         {"list", "ls", apikey_list},
+                                         {"revoke", NULL, apikey_revoke},
+                                         {NULL, NULL, NULL}};
 
 int
 pt_cli_apikey(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(apikey_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", apikey_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "create") == 0)
-        return apikey_create(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return apikey_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "revoke") == 0)
-        return apikey_revoke(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'apikey %s' (usage: portico %s)\n", argv[0],
-            apikey_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("apikey", apikey_usage, apikey_subs, datadir, argc, argv);
 }

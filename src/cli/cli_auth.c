@@ -73,30 +73,17 @@ done:
     return rc;
 }
 
+/* One row per trusted issuer; KEYS counts the usable keys of its stored JWKS. */
 static int
-auth_list(const char *datadir, int argc, char **argv)
+auth_rows(pt_store *st, pt_cli_table *t)
 {
-    const char *usage = "auth list";
-    pt_store *st = NULL;
     pt_issuer *list = NULL;
-    pt_cli_table *t = NULL;
     size_t n = 0, i;
-    char *pos[1], keys[32], err[256];
-    int npos = 0, rc, bad;
+    char keys[32], err[256];
+    int bad = 0;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_issuer_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new(4);
-    bad = t == NULL || pt_cli_table_adds(t, "ISSUER") || pt_cli_table_adds(t, "AUDIENCE") ||
-          pt_cli_table_adds(t, "KEYS") || pt_cli_table_adds(t, "TRUSTED SINCE");
+    if (pt_store_issuer_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
     for (i = 0; !bad && i < n; i++) {
         pt_jwks *set = NULL;
         if (pt_jwks_parse(list[i].jwks, strlen(list[i].jwks), &set, NULL, err, sizeof err) == 0)
@@ -108,56 +95,32 @@ auth_list(const char *datadir, int argc, char **argv)
                pt_cli_table_adds(t, list[i].audience != NULL ? list[i].audience : "any") |
                pt_cli_table_adds(t, keys) | pt_cli_table_add_time(t, list[i].created, "-");
     }
-    if (bad) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
     pt_store_issuers_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+static int
+auth_list(const char *datadir, int argc, char **argv)
+{
+    static const char *const head[] = {"ISSUER", "AUDIENCE", "KEYS", "TRUSTED SINCE"};
+
+    return pt_cli_store_list_cmd(datadir, argc, argv, "auth list", head, 4, auth_rows);
 }
 
 static int
 auth_untrust(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "auth untrust ISS";
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_issuer_rm(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("tokens from %s are no longer accepted\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "auth untrust ISS", pt_store_issuer_rm,
+                                 "tokens from ", " are no longer accepted");
 }
+
+static const pt_cli_sub auth_subs[] = {{"trust", NULL, auth_trust},
+                                       {"list", "ls", auth_list},
+                                       {"untrust", NULL, auth_untrust},
+                                       {NULL, NULL, NULL}};
 
 int
 pt_cli_auth(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(auth_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", auth_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "trust") == 0)
-        return auth_trust(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return auth_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "untrust") == 0)
-        return auth_untrust(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'auth %s' (usage: portico %s)\n", argv[0], auth_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("auth", auth_usage, auth_subs, datadir, argc, argv);
 }

@@ -109,46 +109,30 @@ redact_dsn(const pt_connection *c, char *out, size_t outsz)
 }
 
 static int
+db_rows(pt_store *st, pt_cli_table *t)
+{
+    pt_connection *list = NULL;
+    size_t n = 0, i;
+    char shown[1024];
+    int bad = 0;
+
+    if (pt_store_connection_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
+    for (i = 0; !bad && i < n; i++) {
+        redact_dsn(&list[i], shown, sizeof shown);
+        bad = pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, list[i].kind) ||
+              pt_cli_table_adds(t, shown);
+    }
+    pt_store_connections_free(list, n);
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+static int
 db_list(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "db list";
-    pt_store *st = NULL;
-    pt_connection *list = NULL;
-    pt_cli_table *t = NULL;
-    size_t n = 0, i;
-    char *pos[1], shown[1024];
-    int npos = 0, rc;
+    static const char *const head[] = {"NAME", "KIND", "LOCATION"};
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_connection_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new(3);
-    if (t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "KIND") ||
-        pt_cli_table_adds(t, "LOCATION")) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    for (i = 0; i < n; i++) {
-        redact_dsn(&list[i], shown, sizeof shown);
-        if (pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, list[i].kind) ||
-            pt_cli_table_adds(t, shown)) {
-            rc = pt_cli_error("out of memory");
-            goto done;
-        }
-    }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
-    pt_store_connections_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_list_cmd(datadir, argc, argv, "db list", head, 3, db_rows);
 }
 
 static int
@@ -418,26 +402,12 @@ done:
     return rc;
 }
 
+static const pt_cli_sub db_subs[] = {{"add", NULL, db_add},     {"list", "ls", db_list},
+                                     {"rm", NULL, db_rm},       {"import", NULL, db_import},
+                                     {"query", NULL, db_query}, {NULL, NULL, NULL}};
+
 int
 pt_cli_db(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(db_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", db_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "add") == 0)
-        return db_add(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return db_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "rm") == 0)
-        return db_rm(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "import") == 0)
-        return db_import(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "query") == 0)
-        return db_query(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'db %s' (usage: portico %s)\n", argv[0], db_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("db", db_usage, db_subs, datadir, argc, argv);
 }

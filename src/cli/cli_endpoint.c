@@ -92,48 +92,31 @@ done:
 }
 
 static int
+endpoint_rows(pt_store *st, pt_cli_table *t)
+{
+    pt_endpoint *list = NULL;
+    size_t n = 0, i;
+    char methods[128];
+    int bad = 0;
+
+    if (pt_store_endpoint_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
+    for (i = 0; !bad && i < n; i++) {
+        methods_compact(list[i].methods, methods, sizeof methods);
+        bad = pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, methods) ||
+              pt_cli_table_adds(t, list[i].path) || pt_cli_table_adds(t, list[i].script) ||
+              pt_cli_table_adds(t, list[i].auth);
+    }
+    pt_store_endpoints_free(list, n);
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+static int
 endpoint_list(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "endpoint list";
-    pt_store *st = NULL;
-    pt_endpoint *list = NULL;
-    pt_cli_table *t = NULL;
-    size_t n = 0, i;
-    char *pos[1], methods[128];
-    int npos = 0, rc;
+    static const char *const head[] = {"NAME", "METHODS", "PATH", "SCRIPT", "AUTH"};
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_endpoint_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new(5);
-    if (t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "METHODS") ||
-        pt_cli_table_adds(t, "PATH") || pt_cli_table_adds(t, "SCRIPT") ||
-        pt_cli_table_adds(t, "AUTH")) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    for (i = 0; i < n; i++) {
-        methods_compact(list[i].methods, methods, sizeof methods);
-        if (pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, methods) ||
-            pt_cli_table_adds(t, list[i].path) || pt_cli_table_adds(t, list[i].script) ||
-            pt_cli_table_adds(t, list[i].auth)) {
-            rc = pt_cli_error("out of memory");
-            goto done;
-        }
-    }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
-    pt_store_endpoints_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_list_cmd(datadir, argc, argv, "endpoint list", head, 5, endpoint_rows);
 }
 
 static int
@@ -179,44 +162,18 @@ done:
 static int
 endpoint_rm(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "endpoint rm NAME";
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_endpoint_rm(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("endpoint %s removed\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "endpoint rm NAME", pt_store_endpoint_rm,
+                                 "endpoint ", " removed");
 }
+
+static const pt_cli_sub endpoint_subs[] = {{"add", NULL, endpoint_add},
+                                           {"list", "ls", endpoint_list},
+                                           {"show", NULL, endpoint_show},
+                                           {"rm", NULL, endpoint_rm},
+                                           {NULL, NULL, NULL}};
 
 int
 pt_cli_endpoint(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(endpoint_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", endpoint_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "add") == 0)
-        return endpoint_add(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return endpoint_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "show") == 0)
-        return endpoint_show(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "rm") == 0)
-        return endpoint_rm(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'endpoint %s' (usage: portico %s)\n", argv[0],
-            endpoint_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("endpoint", endpoint_usage, endpoint_subs, datadir, argc, argv);
 }

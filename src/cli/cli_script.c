@@ -55,33 +55,15 @@ done:
 }
 
 static int
-script_list(const char *datadir, int argc, char **argv)
+script_rows(pt_store *st, pt_cli_table *t)
 {
-    const char *usage = "script list";
-    pt_store *st = NULL;
     pt_script *list = NULL;
-    pt_cli_table *t = NULL;
     size_t n = 0, i, j;
-    char *pos[1];
-    int npos = 0, rc;
+    int bad = 0;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_script_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new(4);
-    if (t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "CURRENT") ||
-        pt_cli_table_adds(t, "VERSIONS") || pt_cli_table_adds(t, "UPDATED")) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    for (i = 0; i < n; i++) {
+    if (pt_store_script_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
+    for (i = 0; !bad && i < n; i++) {
         pt_script *versions = NULL;
         size_t nv = 0;
         int64_t updated = list[i].created;
@@ -96,18 +78,19 @@ script_list(const char *datadir, int argc, char **argv)
         snprintf(num, sizeof num, "%d", list[i].current);
         snprintf(count, sizeof count, "%zu", nv);
         pt_cli_format_time(updated, when, sizeof when);
-        if (pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, num) ||
-            pt_cli_table_adds(t, count) || pt_cli_table_adds(t, when)) {
-            rc = pt_cli_error("out of memory");
-            goto done;
-        }
+        bad = pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, num) ||
+              pt_cli_table_adds(t, count) || pt_cli_table_adds(t, when);
     }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
     pt_store_scripts_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+static int
+script_list(const char *datadir, int argc, char **argv)
+{
+    static const char *const head[] = {"NAME", "CURRENT", "VERSIONS", "UPDATED"};
+
+    return pt_cli_store_list_cmd(datadir, argc, argv, "script list", head, 4, script_rows);
 }
 
 static int
@@ -173,46 +156,16 @@ done:
 static int
 script_rm(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "script rm NAME";
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_script_rm(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("script %s removed\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "script rm NAME", pt_store_script_rm,
+                                 "script ", " removed");
 }
+
+static const pt_cli_sub script_subs[] = {
+    {"add", NULL, script_add},           {"list", "ls", script_list}, {"show", NULL, script_show},
+    {"rollback", NULL, script_rollback}, {"rm", NULL, script_rm},     {NULL, NULL, NULL}};
 
 int
 pt_cli_script(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(script_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", script_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "add") == 0)
-        return script_add(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return script_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "show") == 0)
-        return script_show(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "rollback") == 0)
-        return script_rollback(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "rm") == 0)
-        return script_rm(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'script %s' (usage: portico %s)\n", argv[0],
-            script_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("script", script_usage, script_subs, datadir, argc, argv);
 }

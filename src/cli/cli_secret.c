@@ -178,66 +178,36 @@ done:
     return rc;
 }
 
+/* Names and times only: a value is never shown. */
 static int
-secret_list(const char *datadir, int argc, char **argv)
+secret_rows(pt_store *st, pt_cli_table *t)
 {
-    const char *usage = "secret list";
-    pt_store *st = NULL;
     pt_secret *list = NULL;
-    pt_cli_table *t = NULL;
     size_t n = 0, i;
-    char *pos[1];
-    int npos = 0, rc, bad = 0;
+    int bad = 0;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_secret_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    /* Names and times only: a value is never shown. */
-    t = pt_cli_table_new(3);
-    bad = t == NULL || pt_cli_table_adds(t, "NAME") || pt_cli_table_adds(t, "CREATED") ||
-          pt_cli_table_adds(t, "UPDATED");
+    if (pt_store_secret_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
     for (i = 0; !bad && i < n; i++)
         bad |= pt_cli_table_adds(t, list[i].name) | pt_cli_table_add_time(t, list[i].created, "-") |
                pt_cli_table_add_time(t, list[i].updated, "-");
-    if (bad) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
     pt_store_secrets_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+static int
+secret_list(const char *datadir, int argc, char **argv)
+{
+    static const char *const head[] = {"NAME", "CREATED", "UPDATED"};
+
+    return pt_cli_store_list_cmd(datadir, argc, argv, "secret list", head, 3, secret_rows);
 }
 
 static int
 secret_rm(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "secret rm NAME";
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_secret_rm(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("secret %s removed\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "secret rm NAME", pt_store_secret_rm,
+                                 "secret ", " removed");
 }
 
 static int
@@ -282,25 +252,14 @@ done:
     return rc;
 }
 
+static const pt_cli_sub secret_subs[] = {{"set", NULL, secret_set},
+                                         {"list", "ls", secret_list},
+                                         {"rm", NULL, secret_rm},
+                                         {"rotate-master", NULL, secret_rotate},
+                                         {NULL, NULL, NULL}};
+
 int
 pt_cli_secret(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(secret_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", secret_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "set") == 0)
-        return secret_set(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return secret_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "rm") == 0)
-        return secret_rm(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "rotate-master") == 0)
-        return secret_rotate(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'secret %s' (usage: portico %s)\n", argv[0],
-            secret_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("secret", secret_usage, secret_subs, datadir, argc, argv);
 }

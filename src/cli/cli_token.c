@@ -115,32 +115,16 @@ done:
 }
 
 static int
-token_list(const char *datadir, int argc, char **argv)
+token_rows(pt_store *st, pt_cli_table *t)
 {
-    static const char *const head[] = {"ID",    "NAME", "CREATED", "EXPIRES",
-                                       "SCOPE", "RATE", "REVOKED", "LAST USED"};
-    const char *usage = "token list";
-    pt_store *st = NULL;
     pt_token *list = NULL;
-    pt_cli_table *t = NULL;
     size_t n = 0, i;
-    char *pos[1], scope[1100];
-    int npos = 0, rc, bad = 0;
+    char scope[1100];
+    int bad = 0;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_store_token_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new(8);
-    for (i = 0; t != NULL && i < 8; i++)
-        bad |= pt_cli_table_adds(t, head[i]);
-    for (i = 0; t != NULL && i < n; i++) {
+    if (pt_store_token_list(st, &list, &n) != 0)
+        return pt_cli_error("%s", pt_store_errmsg(st));
+    for (i = 0; i < n; i++) {
         pt_cli_scope_display(list[i].scope, scope, sizeof scope);
         bad |= pt_cli_table_adds(t, list[i].id) | pt_cli_table_adds(t, list[i].name) |
                pt_cli_table_add_time(t, list[i].created, "-") |
@@ -149,59 +133,35 @@ token_list(const char *datadir, int argc, char **argv)
                pt_cli_table_add_time(t, list[i].revoked, "no") |
                pt_cli_table_add_time(t, list[i].last_used, "never");
     }
-    if (t == NULL || bad) {
-        rc = pt_cli_error("out of memory");
-        goto done;
-    }
-    pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
     pt_store_tokens_free(list, n);
-    pt_store_close(st);
-    return rc;
+    return bad ? pt_cli_error("out of memory") : 0;
 }
 
 static int
+token_list(const char *datadir, int argc, char **argv)
+{
+    static const char *const head[] = {"ID",    "NAME", "CREATED", "EXPIRES",
+                                       "SCOPE", "RATE", "REVOKED", "LAST USED"};
+
+    return pt_cli_store_list_cmd(datadir, argc, argv, "token list", head, 8, token_rows);
+}
+
+/* Committing the revocation bumps the change counter: running workers refuse the token from
+ * their next request on. */
+static int
 token_revoke(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "token revoke ID";
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    /* Committing bumps the change counter: running workers refuse the token from their next
-     * request on. */
-    if (pt_store_token_revoke(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("token %s revoked\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "token revoke ID", pt_store_token_revoke,
+                                 "token ", " revoked");
 }
+
+static const pt_cli_sub token_subs[] = {{"create", NULL, token_create},
+                                        {"list", "ls", token_list},
+                                        {"revoke", NULL, token_revoke},
+                                        {NULL, NULL, NULL}};
 
 int
 pt_cli_token(const char *datadir, int argc, char **argv)
 {
-    if (argc == 0)
-        return pt_cli_usage(token_usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
-        strcmp(argv[0], "help") == 0) {
-        printf("usage: portico %s\n", token_usage);
-        return 0;
-    }
-    if (strcmp(argv[0], "create") == 0)
-        return token_create(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "ls") == 0)
-        return token_list(datadir, argc - 1, argv + 1);
-    if (strcmp(argv[0], "revoke") == 0)
-        return token_revoke(datadir, argc - 1, argv + 1);
-    fprintf(stderr, "error: unknown command 'token %s' (usage: portico %s)\n", argv[0],
-            token_usage);
-    return PT_CLI_USAGE;
+    return pt_cli_dispatch("token", token_usage, token_subs, datadir, argc, argv);
 }

@@ -32,8 +32,10 @@ base_url(const char *opt, char *out, size_t outsz)
         out[--n] = '\0';
 }
 
+/* `webhook url`, and `webhook rotate` when rotate is set (a new token first): prints the
+ * install's webhook URL. */
 static int
-webhook_url(const char *datadir, int argc, char **argv, int rotate)
+url_or_rotate(const char *datadir, int argc, char **argv, int rotate)
 {
     const char *base = NULL;
     pt_cli_opt opts[] = {{"--base", 1, &base}, {NULL, 0, NULL}};
@@ -165,11 +167,9 @@ webhook_events(const char *datadir, int argc, char **argv)
         fwrite(b.data, 1, b.len, stdout);
         pt_buf_free(&b);
     } else {
-        pt_cli_table *t = pt_cli_table_new(9);
-        const char *heads[] = {"ID",    "RECEIVED", "SOURCE",   "METHOD",    "TYPE",
-                               "BYTES", "STATUS",   "ATTEMPTS", "LAST ERROR"};
-        for (size_t i = 0; t != NULL && i < 9; i++)
-            pt_cli_table_adds(t, heads[i]);
+        static const char *const heads[] = {"ID",    "RECEIVED", "SOURCE",   "METHOD",    "TYPE",
+                                            "BYTES", "STATUS",   "ATTEMPTS", "LAST ERROR"};
+        pt_cli_table *t = pt_cli_table_new_header(9, heads);
         size_t count = 0;
         while (t != NULL && (rc = pt_wh_cursor_next(cur)) == 1) {
             for (size_t i = 0; i < ncols; i++) {
@@ -334,10 +334,9 @@ source_list(const char *datadir, int argc, char **argv)
         pt_store_close(st);
         return rc;
     }
-    pt_cli_table *t = pt_cli_table_new(6);
-    const char *heads[] = {"NAME", "VERIFY", "SECRET", "DEDUP HEADER", "SCRIPT", "CREATED"};
-    for (size_t i = 0; t != NULL && i < 6; i++)
-        pt_cli_table_adds(t, heads[i]);
+    static const char *const heads[] = {"NAME",         "VERIFY", "SECRET",
+                                        "DEDUP HEADER", "SCRIPT", "CREATED"};
+    pt_cli_table *t = pt_cli_table_new_header(6, heads);
     for (size_t i = 0; t != NULL && i < n; i++) {
         pt_cli_table_adds(t, list[i].name);
         pt_cli_table_adds(t, list[i].verify);
@@ -359,54 +358,63 @@ source_list(const char *datadir, int argc, char **argv)
 static int
 source_rm(const char *datadir, int argc, char **argv)
 {
-    char *pos[1];
-    int npos = 0;
-    pt_store *st = NULL;
-    pt_cli_opt opts[] = {{NULL, 0, NULL}};
-
-    int rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, "webhook source rm NAME");
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_open_store(datadir, &st)) != 0)
-        return rc;
-    if (pt_store_webhook_source_rm(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("removed webhook source %s\n", pos[0]);
-    pt_store_close(st);
-    return rc;
+    return pt_cli_store_name_cmd(datadir, argc, argv, "webhook source rm NAME",
+                                 pt_store_webhook_source_rm, "removed webhook source ", "");
 }
+
+static int
+webhook_url(const char *datadir, int argc, char **argv)
+{
+    return url_or_rotate(datadir, argc, argv, 0);
+}
+
+static int
+webhook_rotate(const char *datadir, int argc, char **argv)
+{
+    return url_or_rotate(datadir, argc, argv, 1);
+}
+
+/* Runs subcommand argv[0] like pt_cli_dispatch, except that an unknown name (and "-h" is
+ * one) prints the error and then the usage, on two lines, and that "--help" and "help" print
+ * the usage only when help is set (`webhook source` has neither). These groups have always
+ * answered so; pt_cli_dispatch would change what users see. */
+static int
+webhook_dispatch(const char *group, const char *usage, const pt_cli_sub *subs, int help,
+                 const char *datadir, int argc, char **argv)
+{
+    const pt_cli_sub *s;
+
+    if (argc < 1)
+        return pt_cli_usage(usage);
+    s = pt_cli_sub_find(subs, argv[0]);
+    if (s != NULL)
+        return s->fn(datadir, argc - 1, argv + 1);
+    if (help && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "help") == 0)) {
+        printf("usage: portico %s\n", usage);
+        return PT_CLI_OK;
+    }
+    pt_cli_error("unknown command '%s %s'", group, argv[0]);
+    return pt_cli_usage(usage);
+}
+
+static const pt_cli_sub source_subs[] = {{"add", NULL, source_add},
+                                         {"list", NULL, source_list},
+                                         {"rm", NULL, source_rm},
+                                         {NULL, NULL, NULL}};
+
+static int
+webhook_source(const char *datadir, int argc, char **argv)
+{
+    return webhook_dispatch("webhook source", source_usage, source_subs, 0, datadir, argc, argv);
+}
+
+static const pt_cli_sub webhook_subs[] = {
+    {"url", NULL, webhook_url},       {"rotate", NULL, webhook_rotate},
+    {"events", NULL, webhook_events}, {"replay", NULL, webhook_replay},
+    {"source", NULL, webhook_source}, {NULL, NULL, NULL}};
 
 int
 pt_cli_webhook(const char *datadir, int argc, char **argv)
 {
-    if (argc < 1)
-        return pt_cli_usage(webhook_usage);
-    const char *sub = argv[0];
-    if (strcmp(sub, "url") == 0)
-        return webhook_url(datadir, argc - 1, argv + 1, 0);
-    if (strcmp(sub, "rotate") == 0)
-        return webhook_url(datadir, argc - 1, argv + 1, 1);
-    if (strcmp(sub, "events") == 0)
-        return webhook_events(datadir, argc - 1, argv + 1);
-    if (strcmp(sub, "replay") == 0)
-        return webhook_replay(datadir, argc - 1, argv + 1);
-    if (strcmp(sub, "source") == 0) {
-        if (argc < 2)
-            return pt_cli_usage(source_usage);
-        if (strcmp(argv[1], "add") == 0)
-            return source_add(datadir, argc - 2, argv + 2);
-        if (strcmp(argv[1], "list") == 0)
-            return source_list(datadir, argc - 2, argv + 2);
-        if (strcmp(argv[1], "rm") == 0)
-            return source_rm(datadir, argc - 2, argv + 2);
-        pt_cli_error("unknown command 'webhook source %s'", argv[1]);
-        return pt_cli_usage(source_usage);
-    }
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
-        printf("usage: portico %s\n", webhook_usage);
-        return PT_CLI_OK;
-    }
-    pt_cli_error("unknown command 'webhook %s'", sub);
-    return pt_cli_usage(webhook_usage);
+    return webhook_dispatch("webhook", webhook_usage, webhook_subs, 1, datadir, argc, argv);
 }
