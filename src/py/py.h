@@ -59,8 +59,7 @@ typedef struct pt_py_event {
 /* Runs `script`'s handler(event) for a stored webhook event (module loaded as for requests).
  * Returns 0, or -1 with "ExceptionType: message" in err (the traceback is logged). Needs the
  * GIL. */
-int pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err,
-                       size_t errsz);
+int pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err, size_t errsz);
 
 /* Raises TimeoutError asynchronously in the thread `ident` (interrupts pure-Python code;
  * a blocking C call is not interrupted). Needs the GIL. */

@@ -52,8 +52,7 @@ templated(pt_buf *b, const char *path, pt_buf *params)
 /* One operation; its id is the endpoint's name, suffixed with the method when the endpoint
  * has several (operation ids must be unique in a document). */
 static int
-operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several,
-          const pt_buf *params)
+operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several, const pt_buf *params)
 {
     char id[160];
     int rc = S(b, "{\"operationId\": ");
