@@ -93,8 +93,10 @@ unit-valgrind: $(TEST_BIN)
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	    $(TEST_BIN)
 
+# PORTICO_SANITIZED tells the tests that memory figures (RSS) are not meaningful.
 integration: all
-	PORTICO_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
+	PORTICO_BIN=$(abspath $(BIN)) PORTICO_SANITIZED=$(SANITIZE) $(PYTHON) -m pytest -q \
+	    tests/integration
 
 # The token decoder under libFuzzer with ASan and UBSan. New inputs go to $(BUILD)/fuzz-corpus;
 # tests/fuzz/corpus holds the seeds (read only).

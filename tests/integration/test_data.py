@@ -574,13 +574,18 @@ result = db.fetch(CONN, query='SELECT count(*) AS n FROM big.t')[0]['n']
             last = (last + chunk)[-200:]
     after = _hwm_kib(workers)
     assert n == 1000000
-    assert json.loads(last.rstrip(b"\n").split(b"\n")[-1]) == {
-        "id": 1000000, "name": "name 1000000", "amount": 500000.0}
+    # No ORDER BY: PostgreSQL may start a scan mid-table (synchronized seqscans), so check the
+    # last row's shape rather than its id.
+    row = json.loads(last.rstrip(b"\n").split(b"\n")[-1])
+    assert set(row) == {"id", "name", "amount"} and 1 <= row["id"] <= 1000000
+    assert row["name"] == f"name {row['id']}" and row["amount"] == row["id"] * 0.5
     growth_mib = (after - before) / 1024
     with open(os.path.join(be.portico.scratch, "..", f"stream-{be.kind}.txt"), "w") as f:
         f.write(f"{be.kind}: {size} bytes, worker peak RSS before {before} KiB, after {after} KiB\n")
     print(f"\n{be.kind}: streamed {size / 1e6:.1f} MB; worker VmHWM {before} -> {after} KiB")
-    assert growth_mib < 24, f"worker peak RSS grew by {growth_mib:.1f} MiB for a {size} B body"
+    # Under AddressSanitizer freed memory sits in a quarantine, so RSS says nothing there.
+    if not os.environ.get("PORTICO_SANITIZED"):
+        assert growth_mib < 24, f"worker peak RSS grew by {growth_mib:.1f} MiB for a {size} B body"
     # The JSON form of the same rows is complete and valid.
     r = be.srv.get("/rows?schema=big&table=t", timeout=120)
     assert r.status_code == 200 and len(r.json()) == 1000000
