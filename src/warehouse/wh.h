@@ -91,9 +91,10 @@ int pt_wh_prepare(pt_wh *wh, const char *sql, pt_wh_stmt **out);
 int pt_wh_stmt_run(pt_wh_stmt *s, const pt_value *params, size_t nparams);
 void pt_wh_stmt_free(pt_wh_stmt *s); /* NULL is a no-op */
 
-/* Writes a PostgreSQL connection string for display into out, as key=value pairs with the
- * password (in either the key=value or the URI form) replaced by "***". A string libpq cannot
- * parse is shown as "(invalid connection string)". */
+/* Writes a PostgreSQL connection string for display into out, as key=value pairs with every
+ * secret option libpq knows (password, sslpassword: the options its table marks "*"), in either
+ * the key=value or the URI form, replaced by "***". A string libpq cannot parse is shown as
+ * "(invalid connection string)". */
 void pt_wh_dsn_redact(const char *dsn, char *out, size_t outsz);
 /* Checks that a PostgreSQL connection string parses and that the server answers. Returns 0,
  * PT_EINVAL (malformed) or PT_EUNAVAIL, with a reason without the password in err. */

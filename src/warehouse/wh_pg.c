@@ -259,7 +259,9 @@ pt_wh_dsn_redact(const char *dsn, char *out, size_t outsz)
         int n;
         if (v == NULL || v[0] == '\0')
             continue;
-        if (strcmp(o->keyword, "password") == 0)
+        /* libpq marks its secret options (password, sslpassword, and any later ones) with
+         * dispchar "*" ("hide the value"): never show those. */
+        if (o->dispchar != NULL && strchr(o->dispchar, '*') != NULL)
             v = "***";
         n = snprintf(out + len, outsz - len, "%s%s=%s", len > 0 ? " " : "", o->keyword, v);
         if (n < 0 || (size_t)n >= outsz - len)

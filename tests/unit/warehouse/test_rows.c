@@ -64,6 +64,15 @@ TEST(rows_dsn_redact)
     pt_wh_dsn_redact("postgresql://u:secret@h:5/d", out, sizeof out);
     ASSERT_TRUE(strstr(out, "secret") == NULL);
     ASSERT_TRUE(strstr(out, "host=h") != NULL);
+    /* The passphrase of the client key is as secret as the password, in both forms. */
+    pt_wh_dsn_redact("host=h sslkey=/k.pem sslpassword=keysecret password=pw", out, sizeof out);
+    ASSERT_TRUE(strstr(out, "keysecret") == NULL);
+    ASSERT_TRUE(strstr(out, "pw") == NULL);
+    ASSERT_TRUE(strstr(out, "sslpassword=***") != NULL);
+    ASSERT_TRUE(strstr(out, "sslkey=/k.pem") != NULL);
+    pt_wh_dsn_redact("postgresql://u@h/d?sslpassword=keysecret", out, sizeof out);
+    ASSERT_TRUE(strstr(out, "keysecret") == NULL);
+    ASSERT_TRUE(strstr(out, "sslpassword=***") != NULL);
 }
 
 /* Writes a table through the SQLite driver and serializes it as JSON, CSV, NDJSON in chunks. */
