@@ -103,7 +103,9 @@ int pt_wh_pg_check(const char *dsn, char *err, size_t errsz);
 /* The connection's kind: "sqlite" or "postgres" (static string). */
 const char *pt_wh_kind(const pt_wh *wh);
 
-/* Makes sure schema exists (SQLite: creates and ATTACHes DATA/warehouse/<conn>/<schema>.db). */
+/* Makes sure schema exists (SQLite: creates and ATTACHes DATA/warehouse/<conn>/<schema>.db;
+ * PostgreSQL: creates it only when it is missing, so that a role without the CREATE privilege
+ * on the database can still use a schema that exists). */
 int pt_wh_create_schema(pt_wh *wh, const char *schema);
 /* Does schema exist? 1 yes, 0 no, <0 error. */
 int pt_wh_schema_exists(pt_wh *wh, const char *schema);

@@ -957,20 +957,6 @@ qualified(char *out, size_t outsz, const char *schema, const char *table)
 }
 
 static int
-pg_create_schema(pt_wh *wh, const char *schema)
-{
-    char sql[128];
-    pt_wh_cursor *c = NULL;
-    int rc;
-
-    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"", schema);
-    rc = pg_exec(wh, sql, NULL, 0, &c);
-    if (c != NULL)
-        pg_cursor_free(c);
-    return rc;
-}
-
-static int
 pg_schema_exists(pt_wh *wh, const char *schema)
 {
     int exists = 0;
@@ -978,6 +964,25 @@ pg_schema_exists(pt_wh *wh, const char *schema)
                         schema, set_flag, &exists);
 
     return rc != 0 ? rc : exists;
+}
+
+static int
+pg_create_schema(pt_wh *wh, const char *schema)
+{
+    char sql[128];
+    pt_wh_cursor *c = NULL;
+    int rc;
+
+    /* CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege on the database before it looks
+     * for the schema, so it fails for a role that may only use an existing schema: look first. */
+    rc = pg_schema_exists(wh, schema);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"", schema);
+    rc = pg_exec(wh, sql, NULL, 0, &c);
+    if (c != NULL)
+        pg_cursor_free(c);
+    return rc;
 }
 
 static int

@@ -165,6 +165,25 @@ result = r
                     {"id": 4, "name": "d", "amount": None}]
 
 
+def test_existing_schema_needs_no_create_privilege(be):
+    if be.kind != "postgres":
+        pytest.skip("PostgreSQL roles")
+    # A role that may use schema `lim` but may not create schemas in the database.
+    be.pg.psql("CREATE ROLE lim_user LOGIN; CREATE SCHEMA lim AUTHORIZATION lim_user")
+    be.portico.cli("db", "add", "lim", "--postgres",
+                   be.pg.dsn().replace("user=postgres", "user=lim_user"))
+    out = be.result("""
+lim = pq.dbconnect('lim')
+a = lim.create_table('lim', 'lim', 'c', {'id': 'int', 'v': 'text'}, 'id')
+b = lim.write('lim', 't', [{'id': 1, 'v': 'x'}], db='lim')
+c = lim.create_schema('lim', 'lim')
+result = [a['created'], b['rows'], c['created'], list(lim.fetch('lim', 'lim', 't'))]
+""")
+    assert out == [True, 1, False, [{"id": 1, "v": "x"}]]
+    r = be.run("result = pq.dbconnect('lim').create_schema('lim', 'other')", status=None)
+    assert r.status_code == 500  # creating one still needs the privilege
+
+
 def test_execute_and_fetch_with_params(be):
     setup_table(be, "ex")
     out = be.result("""
