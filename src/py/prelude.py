@@ -75,7 +75,10 @@ def parse_form(content_type, body):
                     continue
                 payload = part.get_payload(decode=True) or b""
                 charset = part.get_content_charset() or "utf-8"
-                form[name] = payload.decode(charset, "replace")
+                try:
+                    form[name] = payload.decode(charset, "replace")
+                except LookupError:  # a charset Python does not know: the client's mistake
+                    form[name] = payload.decode("utf-8", "replace")
         return form
     return {}
 
@@ -174,8 +177,20 @@ def set_current(req):
     _tls.request = req
 
 
+_load_lock = threading.Lock()
+
+
 def load_script(name, version, source, pq, cache):
-    """Compiles and runs a script version's module-level code once; caches its handler."""
+    """Compiles and runs a script version's module-level code once per process; caches its
+    handler. Threads that need it meanwhile wait for the first one's result."""
+    with _load_lock:
+        entry = cache.get(name)
+        if entry is not None and entry[0] == version:
+            return entry
+        return _load(name, version, source, pq, cache)
+
+
+def _load(name, version, source, pq, cache):
     filename = "<script %s v%d>" % (name, version)
     lines = source.splitlines(True)
     linecache.cache[filename] = (len(source), None, lines, filename)

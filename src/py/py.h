@@ -24,6 +24,11 @@ int pt_py_run_file(const char *datadir, const char *path, int argc, char **argv)
 /* Starts the interpreter for a worker process (sys.path, the pq module, the os._exit guard).
  * Call once from the main thread; returns with the GIL released. */
 int pt_py_init_worker(const char *datadir);
+/* Lets Python's heap grow by at most `bytes` from now on (MemoryError past it). Thread-safe;
+ * no GIL needed. */
+void pt_py_set_memory_budget(size_t bytes);
+/* Bytes Python's allocators hold now (approximate). */
+size_t pt_py_memory_used(void);
 /* Gives the calling thread a Python thread state (needed once per pool thread). */
 void pt_py_thread_attach(void);
 /* Take and drop the GIL on a thread that called pt_py_thread_attach. */
@@ -65,6 +70,11 @@ int pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char 
  * a blocking C call is not interrupted). Needs the GIL. */
 void pt_py_interrupt(unsigned long ident);
 
-/* Called (async-signal context) by the os._exit guard before the process exits, so the
- * worker can answer its in-flight requests. Set by the worker. */
-extern void (*pt_py_on_exit_hook)(int status);
+/* Drops a TimeoutError raised in the calling thread by pt_py_interrupt that has not fired
+ * yet. Needs the GIL. */
+void pt_py_clear_interrupt(void);
+
+/* Called by the os._exit guard before the process exits, so that the worker can answer its
+ * in-flight requests; returns 1 when it did (the process is the worker), 0 otherwise (a child
+ * a handler forked). Set by the worker. */
+extern int (*pt_py_on_exit_hook)(int status);

@@ -364,6 +364,34 @@ format_type(int format)
                                       : "application/json";
 }
 
+/* Is name[0..n) an RFC 9110 token (no NUL, no separators, not empty)? */
+static int
+is_token(const char *name, size_t n)
+{
+    static const char specials[] = "\"(),/:;<=>?@[\\]{}";
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= 32 || c >= 127 || strchr(specials, c) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* Headers that describe the connection or the framing, which Portico sets. */
+static int
+is_framing(const char *name)
+{
+    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
+                                        "keep-alive",     "upgrade",           "te",
+                                        "trailer",        "proxy-connection"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Copies a headers dict or list of (name, value) pairs into resp. */
 static int
 fill_headers(PyObject *headers, pt_response *resp, char *why, size_t whysz)
@@ -391,8 +419,9 @@ fill_headers(PyObject *headers, pt_response *resp, char *why, size_t whysz)
         Py_ssize_t nn = 0, vn = 0;
         const char *np = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nn) : NULL;
         const char *vp = vs != NULL ? PyUnicode_AsUTF8AndSize(vs, &vn) : NULL;
-        int bad = np == NULL || vp == NULL || nn == 0 || strpbrk(np, "\r\n:") != NULL ||
-                  memchr(vp, '\r', (size_t)vn) != NULL || memchr(vp, '\n', (size_t)vn) != NULL;
+        int bad = np == NULL || vp == NULL || !is_token(np, (size_t)nn) ||
+                  memchr(vp, '\r', (size_t)vn) != NULL || memchr(vp, '\n', (size_t)vn) != NULL ||
+                  memchr(vp, '\0', (size_t)vn) != NULL;
         if (bad) {
             PyErr_Clear();
             snprintf(why, whysz, "invalid response header %s",
@@ -400,6 +429,12 @@ fill_headers(PyObject *headers, pt_response *resp, char *why, size_t whysz)
             Py_XDECREF(vs);
             Py_DECREF(seq);
             return -1;
+        }
+        if (is_framing(np)) {
+            /* Portico frames the response itself; a handler passing a partner's headers
+             * through must not be able to contradict it (request smuggling). */
+            Py_DECREF(vs);
+            continue;
         }
         if (strcasecmp(np, "content-type") == 0)
             resp->content_type = NULL;

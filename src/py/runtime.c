@@ -3,6 +3,9 @@
 #include "py/py_int.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,7 +19,7 @@ pt_py_globals pt_pyg;
 _Thread_local const char *pt_py_current_request_id = "";
 _Thread_local int pt_py_print_pending;
 const char *pt_py_datadir;
-void (*pt_py_on_exit_hook)(int status);
+int (*pt_py_on_exit_hook)(int status);
 
 /* Each pool thread's Python state; NULL while the thread holds the GIL. */
 static _Thread_local PyThreadState *saved_tstate;
@@ -68,14 +71,15 @@ c_exit(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "i", &status))
         return NULL;
-    if (pt_py_on_exit_hook != NULL) {
+    /* In a child a handler forked, the hook does nothing and the status is the handler's. */
+    if (pt_py_on_exit_hook != NULL && pt_py_on_exit_hook(status)) {
         pt_log_error("request %s: handler called os._exit(%d); the worker exits",
                      pt_py_current_request_id, status);
-        pt_py_on_exit_hook(status);
+        fflush(NULL);
+        _exit(PT_WORKER_EXIT_PYEXIT); /* the master logs why the worker went */
     }
     fflush(NULL);
-    /* In a worker the status is logged above; the master needs to know why it went. */
-    _exit(pt_py_on_exit_hook != NULL ? PT_WORKER_EXIT_PYEXIT : status);
+    _exit(status);
 }
 
 /* mark_pending(): print() left a partial line; flush it when the request ends. */
@@ -133,11 +137,144 @@ init_pq_module(void)
 
 /* ---- Start-up -------------------------------------------------------------------------- */
 
+/* ---- The memory budget ------------------------------------------------------------------
+ *
+ * A worker's handlers may grow Python's heap by --worker-memory at most. Python's raw
+ * allocator (every block over 512 bytes, and what the C API allocates) and pymalloc's arena
+ * allocator (all small objects) are wrapped to count the bytes they hold; past the budget they
+ * return NULL and the handler gets MemoryError. Limiting the whole process instead
+ * (RLIMIT_AS) would make any allocation fail, including h2o's, which aborts. */
+
+static PyMemAllocatorEx raw_prev;
+static PyObjectArenaAllocator arena_prev;
+static atomic_llong py_bytes;              /* approximate: blocks freed before the wrap count 0 */
+static atomic_llong py_budget = LLONG_MAX; /* the most py_bytes may reach */
+
+static int
+over_budget(size_t n)
+{
+    long long used = atomic_load_explicit(&py_bytes, memory_order_relaxed);
+    long long budget = atomic_load_explicit(&py_budget, memory_order_relaxed);
+    return n > (size_t)LLONG_MAX || (long long)n > budget - used;
+}
+
+static void
+count(long long delta)
+{
+    atomic_fetch_add_explicit(&py_bytes, delta, memory_order_relaxed);
+}
+
+static void *
+raw_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    if (over_budget(n))
+        return NULL;
+    void *p = raw_prev.malloc(raw_prev.ctx, n);
+    if (p != NULL)
+        count((long long)malloc_usable_size(p));
+    return p;
+}
+
+static void *
+raw_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    (void)ctx;
+    if (elsize != 0 && nelem > SIZE_MAX / elsize)
+        return NULL;
+    if (over_budget(nelem * elsize))
+        return NULL;
+    void *p = raw_prev.calloc(raw_prev.ctx, nelem, elsize);
+    if (p != NULL)
+        count((long long)malloc_usable_size(p));
+    return p;
+}
+
+static void *
+raw_realloc(void *ctx, void *ptr, size_t n)
+{
+    (void)ctx;
+    size_t old = ptr != NULL ? malloc_usable_size(ptr) : 0;
+    if (n > old && over_budget(n - old))
+        return NULL;
+    void *q = raw_prev.realloc(raw_prev.ctx, ptr, n);
+    if (q != NULL)
+        count((long long)malloc_usable_size(q) - (long long)old);
+    return q;
+}
+
+static void
+raw_free(void *ctx, void *ptr)
+{
+    (void)ctx;
+    if (ptr != NULL)
+        count(-(long long)malloc_usable_size(ptr));
+    raw_prev.free(raw_prev.ctx, ptr);
+}
+
+static void *
+arena_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (over_budget(size))
+        return NULL;
+    void *p = arena_prev.alloc(arena_prev.ctx, size);
+    if (p != NULL)
+        count((long long)size);
+    return p;
+}
+
+static void
+arena_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    count(-(long long)size);
+    arena_prev.free(arena_prev.ctx, ptr, size);
+}
+
+/* Wraps the allocators; must run after Py_PreInitialize and before Py_InitializeFromConfig,
+ * the only window in which the raw allocator may change. */
+static void
+wrap_allocators(void)
+{
+    PyMemAllocatorEx raw = {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free};
+    PyObjectArenaAllocator arena = {NULL, arena_alloc, arena_free};
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw_prev);
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &raw);
+    PyObject_GetArenaAllocator(&arena_prev);
+    PyObject_SetArenaAllocator(&arena);
+}
+
+void
+pt_py_set_memory_budget(size_t bytes)
+{
+    long long used = atomic_load(&py_bytes);
+    long long b =
+        bytes > (size_t)(LLONG_MAX / 2) ? LLONG_MAX : (used > 0 ? used : 0) + (long long)bytes;
+    atomic_store(&py_budget, b);
+}
+
+size_t
+pt_py_memory_used(void)
+{
+    long long used = atomic_load(&py_bytes);
+    return used > 0 ? (size_t)used : 0;
+}
+
 static int
 start_interpreter(void)
 {
     if (Py_IsInitialized())
         return 0;
+    PyPreConfig pre;
+    PyPreConfig_InitPythonConfig(&pre);
+    pre.utf8_mode = 1;
+    PyStatus pst = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(pst)) {
+        pt_log_error("cannot start Python: %s", pst.err_msg ? pst.err_msg : "unknown error");
+        return -1;
+    }
+    wrap_allocators();
     if (PyImport_AppendInittab("_portico_c", init_c_module) != 0 ||
         PyImport_AppendInittab("pq", init_pq_module) != 0)
         return -1;
@@ -287,6 +424,12 @@ unsigned long
 pt_py_thread_ident(void)
 {
     return thread_ident;
+}
+
+void
+pt_py_clear_interrupt(void)
+{
+    PyThreadState_SetAsyncExc(thread_ident, NULL);
 }
 
 void

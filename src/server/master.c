@@ -90,6 +90,7 @@ typedef struct worker_proc {
 
 static worker_proc procs[MAX_WORKERS];
 static int nprocs;
+static int master_sfd = -1; /* the master's signalfd (workers close their copy) */
 
 static double
 mono(void)
@@ -113,9 +114,15 @@ spawn(const pt_server_config *cfg, int fd, int index)
     pid_t pid = fork();
     if (pid == 0) {
         /* The other workers' custody sockets are not this worker's business. */
-        for (int i = 0; i < nprocs; i++)
+        for (int i = 0; i < nprocs; i++) {
             if (procs[i].ctl >= 0)
                 close(procs[i].ctl);
+            /* Nor their clients' connections the master holds: a copy kept open here would
+             * keep those connections open after the master closes its own. */
+            pt_holds_free(procs[i].holds);
+        }
+        if (master_sfd >= 0)
+            close(master_sfd);
         close(sv[0]);
         pt_worker_main(cfg, fd, sv[1], index);
     }
@@ -217,6 +224,7 @@ pt_server_run(const pt_server_config *cfg)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    master_sfd = sfd;
     if (sfd < 0) {
         pt_log_error("signalfd: %s", strerror(errno));
         return 1;

@@ -32,7 +32,7 @@ struct pt_processor {
     pthread_cond_t cv;
     int kicked; /* under mu */
     sqlite3 *db;
-    sqlite3_stmt *claim, *finish;
+    sqlite3_stmt *expire, *claim, *finish;
     pt_store *store;
 };
 
@@ -95,6 +95,8 @@ finish(pt_processor *p, const pt_py_event *ev, const char *error)
         sqlite3_bind_null(p->finish, 2);
     sqlite3_bind_int64(p->finish, 3, next);
     sqlite3_bind_int64(p->finish, 4, ev->id);
+    /* Only this attempt's outcome: a claim that expired meanwhile belongs to someone else. */
+    sqlite3_bind_int(p->finish, 5, ev->attempts);
     if (sqlite3_step(p->finish) != SQLITE_DONE)
         pt_log_error("webhook event %lld: cannot record its status: %s", ev->id,
                      sqlite3_errmsg(p->db));
@@ -139,8 +141,17 @@ static int
 process_one(pt_processor *p)
 {
     int64_t now = now_ms();
+    /* An event whose last attempt's worker died (its lease ran out) with no attempts left
+     * fails here, instead of being claimed again and again (a script that crashes the worker
+     * would otherwise crash one worker per lease forever). */
+    sqlite3_bind_int64(p->expire, 1, now);
+    sqlite3_bind_int(p->expire, 2, p->cfg.max_attempts);
+    if (sqlite3_step(p->expire) != SQLITE_DONE)
+        pt_log_error("webhook processing: %s", sqlite3_errmsg(p->db));
+    sqlite3_reset(p->expire);
     sqlite3_bind_int64(p->claim, 1, now);
     sqlite3_bind_int64(p->claim, 2, now + (int64_t)(p->cfg.lease * 1000));
+    sqlite3_bind_int(p->claim, 3, p->cfg.max_attempts);
     int rc = sqlite3_step(p->claim);
     if (rc != SQLITE_ROW) {
         if (rc != SQLITE_DONE && rc != SQLITE_BUSY)
@@ -246,14 +257,21 @@ pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err
             "UPDATE events SET status = 'processing', attempts = attempts + 1,"
             " next_attempt_at = ?2 WHERE id = (SELECT id FROM events"
             " WHERE status IN ('pending', 'processing') AND next_attempt_at <= ?1"
-            " ORDER BY id LIMIT 1)"
+            " AND attempts < ?3 ORDER BY id LIMIT 1)"
             " RETURNING id, received_at, source, method, path, query_string, headers,"
             " content_type, body, body_base64, remote_addr, attempts",
             -1, SQLITE_PREPARE_PERSISTENT, &p->claim, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(p->db,
                            "UPDATE events SET status = ?1, last_error = ?2, next_attempt_at = ?3"
-                           " WHERE id = ?4",
-                           -1, SQLITE_PREPARE_PERSISTENT, &p->finish, NULL) != SQLITE_OK)
+                           " WHERE id = ?4 AND attempts = ?5 AND status = 'processing'",
+                           -1, SQLITE_PREPARE_PERSISTENT, &p->finish, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(p->db,
+                           "UPDATE events SET status = 'failed', last_error ="
+                           " COALESCE(last_error || '; ', '') ||"
+                           " 'the worker processing it stopped before it finished'"
+                           " WHERE status = 'processing' AND next_attempt_at <= ?1"
+                           " AND attempts >= ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &p->expire, NULL) != SQLITE_OK)
         goto dberror;
     if (pthread_create(&p->thread, NULL, processor_main, p) != 0) {
         snprintf(err, errsz, "cannot start the webhook processing thread");
@@ -268,6 +286,7 @@ dberror:
              p->db != NULL ? sqlite3_errmsg(p->db) : "cannot open");
     rc = PT_EDB;
 fail:
+    sqlite3_finalize(p->expire);
     sqlite3_finalize(p->claim);
     sqlite3_finalize(p->finish);
     sqlite3_close(p->db);

@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -134,6 +133,7 @@ typedef struct job {
     double start;    /* when the request arrived */
     double run_start;
     unsigned long py_ident; /* Python id of the thread running the handler */
+    struct slot *slot;      /* the pool thread that runs (or ran) it, NULL before */
     struct job *next;
     const char *label;   /* what the access log names instead of an endpoint, or NULL */
     pt_inbox_event hook; /* webhook jobs: the event handed to the inbox */
@@ -145,7 +145,10 @@ typedef struct slot {
     pthread_mutex_t lock; /* held while the job pointer is set, cleared or inspected */
     _Atomic(job *) job;   /* running job or NULL */
     _Atomic double started;
-    atomic_int fd;
+    atomic_int fd;      /* the running job's connection (HTTP/1), -1 once it must not be used */
+    atomic_int lent;    /* the running job's connection is lent to the master (holds.h) */
+    atomic_int owed_fd; /* a timed-out job's connection whose 504 is not sent yet, or -1 */
+    int interrupted;    /* a TimeoutError was raised in this thread (GIL held to read/write) */
     char id[24];
     unsigned long py_ident;
     int stuck; /* counted as lost to a timed-out handler (monitor only) */
@@ -156,6 +159,7 @@ typedef struct worker {
     int index;
     int ctl;       /* custody socket to the master (holds.h) */
     int listen_fd; /* the shared listening socket */
+    pid_t pid;     /* this worker's pid (a handler may fork children) */
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -175,8 +179,11 @@ typedef struct worker {
     uint64_t seq;                /* leader only */
     slot slots[MAX_THREADS];
 
-    job *ready_head, *ready_tail; /* leader only */
-    size_t inflight;              /* leader only: jobs not yet answered */
+    /* Jobs waiting for a thread: pushed and popped by the leader; the lock lets the monitor
+     * answer them when the worker must go (every thread stuck). Never contended otherwise. */
+    pthread_mutex_t ready_mu;
+    job *ready_head, *ready_tail;
+    size_t inflight; /* leader only: jobs not yet answered */
 
     pt_store *store;
     pt_secrets *secrets;     /* NULL when the install has no master key */
@@ -194,6 +201,12 @@ typedef struct worker {
 } worker;
 
 static worker W;
+
+static void begin_stop(worker *w);
+static void redact_token(pt_str *s);
+static void answer_inflight(int status, const char *reason, const char *why);
+static void write_raw_error(int fd, int status, const char *reason, const char *why,
+                            const char *id);
 
 static double
 now_sec(void)
@@ -520,15 +533,20 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     gmtime_r(&rt.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     pt_metrics_request(w->cfg->metrics, w->index, status, ms / 1000.0, bytes);
-    /* The webhook token is a credential: it never reaches the log. */
-    char redacted[256];
-    if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
-        const char *rest = memchr(path + 9, '/', plen - 9);
-        int n = snprintf(redacted, sizeof(redacted), "/webhook/{token}%.*s",
-                         rest != NULL ? (int)(plen - (size_t)(rest - path)) : 0,
-                         rest != NULL ? rest : "");
+    /* The webhook token is a credential: it never reaches the log, wherever "/webhook/"
+     * appears in the path ("//webhook/<token>" too). */
+    char redacted[512];
+    const char *at = plen <= sizeof(redacted) - 16 ? memmem(path, plen, "/webhook/", 9) : NULL;
+    if (at != NULL) {
+        pt_str copy = {redacted, plen};
+        memcpy(redacted, path, plen);
+        redacted[plen] = '\0';
+        redact_token(&copy);
         path = redacted;
-        plen = n > 0 && (size_t)n < sizeof(redacted) ? (size_t)n : strlen(redacted);
+        plen = copy.n;
+    } else if (plen > sizeof(redacted) - 16 && memmem(path, plen, "/webhook/", 9) != NULL) {
+        path = "/webhook/{token}...";
+        plen = strlen(path);
     }
     pt_buf_printf(&w->access_log,
                   "%s.%03ldZ ACCESS [worker %d] %s %.*s %.*s endpoint=%s status=%d "
@@ -770,8 +788,15 @@ finish_job(worker *w, job *j, int timed_out)
         resp = &timeout_resp;
         /* Stop the handler where Python can (pure-Python code; not inside a C call). Timed-out
          * jobs only arrive here through the done queue, inside the loop: no GIL held. */
+        if (j->slot != NULL) {
+            int fd = j->fd;
+            atomic_compare_exchange_strong(&j->slot->owed_fd, &fd, -1);
+        }
         pt_py_gil_acquire();
-        pt_py_interrupt(j->py_ident);
+        if (j->slot != NULL && atomic_load(&j->slot->job) == j) {
+            pt_py_interrupt(j->py_ident);
+            j->slot->interrupted = 1;
+        }
         pt_py_gil_release();
     }
     access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
@@ -788,7 +813,7 @@ finish_job(worker *w, job *j, int timed_out)
     if (!timed_out && resp->fatal && !atomic_load(&w->stopping)) {
         pt_log_error("worker %d ran out of memory in a handler; it will be replaced", w->index);
         atomic_store(&w->exit_code, PT_WORKER_EXIT_MEMORY);
-        raise(SIGTERM);
+        begin_stop(w);
     }
     w->inflight--;
     job_release(j);
@@ -862,6 +887,8 @@ redact_token(pt_str *s)
     if (at == NULL)
         return;
     char *tok = at + 9;
+    while (tok < p + s->n && *tok == '/')
+        tok++; /* "/webhook//<token>": the token is the first non-empty segment */
     char *end = tok;
     while (end < p + s->n && *end != '/' && *end != '?')
         end++;
@@ -1006,20 +1033,20 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
 
+    size_t header_bytes = req->path.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (header_bytes > w->cfg->max_header) {
+        send_error(w, req, 431, "request headers too large");
+        return 0;
+    }
+
     if (plen >= 10 && memcmp(path, "/_portico/", 10) == 0) {
         on_portico(w, req, path + 10, plen - 10);
         return 0;
     }
     if (plen >= 9 && memcmp(path, "/webhook/", 9) == 0) {
         on_webhook(w, req, path + 9, plen - 9);
-        return 0;
-    }
-
-    size_t header_bytes = req->path.len;
-    for (size_t i = 0; i < req->headers.size; i++)
-        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    if (header_bytes > w->cfg->max_header) {
-        send_error(w, req, 431, "request headers too large");
         return 0;
     }
 
@@ -1056,11 +1083,13 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     j->start = now_sec();
     w->inflight++;
+    pthread_mutex_lock(&w->ready_mu);
     if (w->ready_tail != NULL)
         w->ready_tail->next = j;
     else
         w->ready_head = j;
     w->ready_tail = j;
+    pthread_mutex_unlock(&w->ready_mu);
     return 0;
 }
 
@@ -1080,6 +1109,7 @@ run_handler(worker *w, slot *s, job *j)
     pthread_mutex_unlock(&s->lock);
     j->run_start = now_sec();
     j->py_ident = s->py_ident;
+    j->slot = s;
     if (j->route->script == NULL) {
         pt_response_error(&j->resp, 500, "endpoint script is missing", j->req.id);
         pt_log_error("request %s: endpoint %s has no script '%s'", j->req.id, j->route->ep->name,
@@ -1089,10 +1119,17 @@ run_handler(worker *w, slot *s, job *j)
                              j->route->script->source, j->route->script->source_len};
         pt_py_handle(&ref, &j->req, &j->resp);
     }
+    /* Cleared with the GIL still held: finish_job() checks it under the GIL before it
+     * interrupts this thread, so a TimeoutError never lands in a later request. */
     pthread_mutex_lock(&s->lock);
     atomic_store(&s->job, NULL);
-    pthread_mutex_unlock(&s->lock);
     atomic_store(&s->fd, -1);
+    atomic_store(&s->lent, 0); /* from here on j->lent alone says what finish_job owes */
+    pthread_mutex_unlock(&s->lock);
+    if (s->interrupted) {
+        pt_py_clear_interrupt();
+        s->interrupted = 0;
+    }
     (void)w;
 }
 
@@ -1103,10 +1140,16 @@ lead_jobs(worker *w, slot *s)
 {
     int have_gil = 0;
     job *j;
-    while ((j = w->ready_head) != NULL) {
-        w->ready_head = j->next;
-        if (w->ready_head == NULL)
-            w->ready_tail = NULL;
+    for (;;) {
+        pthread_mutex_lock(&w->ready_mu);
+        if ((j = w->ready_head) != NULL) {
+            w->ready_head = j->next;
+            if (w->ready_head == NULL)
+                w->ready_tail = NULL;
+        }
+        pthread_mutex_unlock(&w->ready_mu);
+        if (j == NULL)
+            break;
         j->next = NULL;
         if (!have_gil) {
             pt_py_gil_acquire();
@@ -1164,6 +1207,9 @@ static void __attribute__((noreturn)) worker_exit(worker *w)
 static void
 lead(worker *w, slot *s)
 {
+    /* A new leader first lets the loop deliver what is pending (timeouts, jobs finished by
+     * demoted threads) without waiting, then runs the queue. */
+    h2o_evloop_run(w->loop, 0);
     for (;;) {
         if (!lead_jobs(w, s))
             return;
@@ -1230,6 +1276,49 @@ spawn_thread(worker *w)
 
 /* ---- The monitor ----------------------------------------------------------------------- */
 
+/* Keeps the worker able to serve when handlers hang past the timeout: a new thread for each
+ * stuck one while no thread is idle (up to 4 per configured thread); when every thread is
+ * stuck and no more may start, the worker answers what it holds and exits (the master starts
+ * a fresh one). Monitor thread only. */
+static void
+replace_stuck_threads(worker *w, int nthreads)
+{
+    int stuck = 0;
+    for (int i = 0; i < nthreads; i++)
+        stuck += w->slots[i].stuck;
+    if (stuck == 0)
+        return;
+    pthread_mutex_lock(&w->mu);
+    int idle = w->idle_followers > 0 || !w->leader_present;
+    if (stuck < w->nthreads || idle) {
+        /* Some thread can still serve; start another only when none is idle. */
+        if (w->idle_followers == 0 && stuck > w->nstuck && w->nthreads < w->cfg->threads * 4 &&
+            spawn_thread(w) == 0)
+            pt_log_warn("worker %d: %d thread(s) stuck in handlers; started another", w->index,
+                        stuck);
+        w->nstuck = stuck;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    if (w->nthreads < w->cfg->threads * 4 && spawn_thread(w) == 0) {
+        pt_log_warn("worker %d: every thread is stuck in a handler; started another", w->index);
+        w->nstuck = stuck;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    pthread_mutex_unlock(&w->mu);
+    pt_log_error("worker %d: all %d threads are stuck in handlers; replacing the worker", w->index,
+                 nthreads);
+    answer_inflight(504, "Gateway Timeout", "handler timed out");
+    /* Requests still queued for a thread: nobody will run them here; say so. */
+    pthread_mutex_lock(&w->ready_mu);
+    for (job *j = w->ready_head; j != NULL; j = j->next)
+        if (j->fd >= 0)
+            write_raw_error(j->fd, 503, "Service Unavailable", "worker restarting; retry",
+                            j->req.id);
+    _exit(PT_WORKER_EXIT_STUCK);
+}
+
 static void *
 monitor_main(void *arg)
 {
@@ -1267,10 +1356,13 @@ monitor_main(void *arg)
                 s->stuck = 0;
             /* A handler still running after a tick: lend its connection to the master so
              * that it can answer 502 if this process dies (holds.h). */
-            if (j != NULL && j->fd >= 0 && !atomic_load(&j->lent) &&
+            int fd = atomic_load(&s->fd);
+            if (j != NULL && fd >= 0 && !atomic_load(&j->lent) &&
                 atomic_load(&j->state) == JOB_RUNNING && now - atomic_load(&s->started) > 0.002 &&
-                pt_hold_lend(w->ctl, j->fd, j->req.id) == 0)
+                pt_hold_lend(w->ctl, fd, j->req.id) == 0) {
                 atomic_store(&j->lent, 1);
+                atomic_store(&s->lent, 1);
+            }
             if (j == NULL || s->stuck || now - atomic_load(&s->started) < w->cfg->timeout) {
                 pthread_mutex_unlock(&s->lock);
                 continue;
@@ -1279,22 +1371,16 @@ monitor_main(void *arg)
             int expect = JOB_RUNNING;
             if (atomic_compare_exchange_strong(&j->state, &expect, JOB_TIMED_OUT)) {
                 pt_log_warn("request %s: handler timed out after %g s", j->req.id, w->cfg->timeout);
+                /* The 504 goes out through the loop and the connection moves on: nothing may
+                 * be written on it for this job any more (crash answers included). */
+                atomic_store(&s->owed_fd, atomic_exchange(&s->fd, -1));
+                atomic_store(&s->lent, 0);
                 h2o_multithread_send_message(&w->done_rx, &j->msg);
             }
             s->stuck = 1;
             pthread_mutex_unlock(&s->lock);
-            pthread_mutex_lock(&w->mu);
-            if (w->nthreads < w->cfg->threads * 4 && spawn_thread(w) == 0) {
-                pt_log_warn("worker %d: a thread is stuck in a handler; started another", w->index);
-            } else if (w->idle_followers == 0 && !w->leader_present) {
-                pt_log_error("worker %d: every thread is stuck in a handler; replacing the "
-                             "worker",
-                             w->index);
-                flush_access_log(w);
-                _exit(PT_WORKER_EXIT_STUCK);
-            }
-            pthread_mutex_unlock(&w->mu);
         }
+        replace_stuck_threads(w, nthreads);
     }
     return NULL;
 }
@@ -1315,9 +1401,40 @@ fmt_u(char *out, unsigned long v)
     return o;
 }
 
-/* Writes a 502 to the connection of every request being handled. Async-signal-safe. */
+/* Writes one raw HTTP/1.1 error answer with `why` and request id `id` on fd.
+ * Async-signal-safe (no stdio, no allocation). */
 static void
-answer_inflight_502(const char *why)
+write_raw_error(int fd, int status, const char *reason, const char *why, const char *id)
+{
+    char body[200], msg[600];
+    size_t bn = 0, mn = 0;
+#define PUT(dst, n, str) (memcpy(dst + n, str, strlen(str)), n += strlen(str))
+    PUT(body, bn, "{\"error\": \"");
+    PUT(body, bn, why);
+    PUT(body, bn, "\", \"request_id\": \"");
+    PUT(body, bn, id);
+    PUT(body, bn, "\"}");
+    PUT(msg, mn, "HTTP/1.1 ");
+    mn += fmt_u(msg + mn, (unsigned long)status);
+    PUT(msg, mn, " ");
+    PUT(msg, mn, reason);
+    PUT(msg, mn, "\r\ncontent-type: application/json\r\nconnection: close\r\nx-request-id: ");
+    PUT(msg, mn, id);
+    PUT(msg, mn, "\r\ncontent-length: ");
+    mn += fmt_u(msg + mn, bn);
+    PUT(msg, mn, "\r\n\r\n");
+#undef PUT
+    memcpy(msg + mn, body, bn);
+    mn += bn;
+    ssize_t rc = write(fd, msg, mn);
+    (void)rc;
+}
+
+/* Answers, before this process goes away, every request whose handler is running (with
+ * `status`) and every timed-out one whose 504 is still owed. Only slot fields are read, never
+ * a job (it may be freed concurrently). Async-signal-safe. */
+static void
+answer_inflight(int status, const char *reason, const char *why)
 {
     worker *w = &W;
     /* First stop taking connections: other threads may still lead the loop for a moment while
@@ -1327,61 +1444,58 @@ answer_inflight_502(const char *why)
     for (int i = 0; i < MAX_THREADS; i++) {
         slot *s = &w->slots[i];
         int fd = atomic_exchange(&s->fd, -1);
-        job *j = atomic_load(&s->job);
-        if (fd < 0 || j == NULL)
-            continue;
-        if (atomic_exchange(&j->lent, 0))
-            pt_hold_take_back(w->ctl, fd);
-        char body[160], msg[512];
-        size_t bn = 0, mn = 0;
-#define PUT(dst, n, str) (memcpy(dst + n, str, strlen(str)), n += strlen(str))
-        PUT(body, bn, "{\"error\": \"");
-        PUT(body, bn, why);
-        PUT(body, bn, "\", \"request_id\": \"");
-        PUT(body, bn, s->id);
-        PUT(body, bn, "\"}");
-        PUT(msg, mn,
-            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
-            "connection: close\r\nx-request-id: ");
-        PUT(msg, mn, s->id);
-        PUT(msg, mn, "\r\ncontent-length: ");
-        mn += fmt_u(msg + mn, bn);
-        PUT(msg, mn, "\r\n\r\n");
-#undef PUT
-        memcpy(msg + mn, body, bn);
-        mn += bn;
-        ssize_t rc = write(fd, msg, mn);
-        (void)rc;
+        if (fd >= 0 && atomic_load(&s->job) != NULL) {
+            if (atomic_exchange(&s->lent, 0))
+                pt_hold_take_back(w->ctl, fd);
+            write_raw_error(fd, status, reason, why, s->id);
+        }
+        int owed = atomic_exchange(&s->owed_fd, -1);
+        if (owed >= 0)
+            write_raw_error(owed, 504, "Gateway Timeout", "handler timed out", s->id);
     }
+}
+
+/* Is this the worker process itself, rather than a child a handler forked? */
+static int
+in_worker(void)
+{
+    return getpid() == W.pid;
 }
 
 static void
 on_fatal_signal(int sig)
 {
-    answer_inflight_502("worker crashed");
-    /* No stdio or time formatting here: neither is async-signal-safe. */
-    char line[128];
-    size_t n = 0;
-    const char *a = "FATAL [worker ";
-    const char *b = "] crashed on signal ";
-    memcpy(line, a, strlen(a));
-    n += strlen(a);
-    n += fmt_u(line + n, (unsigned long)W.index);
-    memcpy(line + n, b, strlen(b));
-    n += strlen(b);
-    n += fmt_u(line + n, (unsigned long)sig);
-    line[n++] = '\n';
-    ssize_t rc = write(2, line, n);
-    (void)rc;
+    if (in_worker()) {
+        answer_inflight(502, "Bad Gateway", "worker crashed");
+        /* No stdio or time formatting here: neither is async-signal-safe. */
+        char line[128];
+        size_t n = 0;
+        const char *a = "FATAL [worker ";
+        const char *b = "] crashed on signal ";
+        memcpy(line, a, strlen(a));
+        n += strlen(a);
+        n += fmt_u(line + n, (unsigned long)W.index);
+        memcpy(line + n, b, strlen(b));
+        n += strlen(b);
+        n += fmt_u(line + n, (unsigned long)sig);
+        line[n++] = '\n';
+        ssize_t rc = write(2, line, n);
+        (void)rc;
+    }
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void
+/* os._exit() from a handler: answer in-flight requests first. Returns 1 when this is the
+ * worker (its exit status then tells the master why), 0 in a child a handler forked. */
+static int
 on_python_exit(int status)
 {
-    answer_inflight_502("worker exited");
     (void)status;
+    if (!in_worker())
+        return 0;
+    answer_inflight(502, "Bad Gateway", "worker exited");
+    return 1;
 }
 
 static void
@@ -1426,26 +1540,6 @@ on_signal(h2o_socket_t *sock, const char *err)
     }
 }
 
-/* Caps the address space at what the worker uses once started plus the configured budget,
- * so that a handler that allocates without bound gets MemoryError instead of taking the
- * machine down. */
-static void
-limit_memory(worker *w)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%lu", &pages) != 1)
-            pages = 0;
-        fclose(f);
-    }
-    size_t base = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = base + w->cfg->worker_memory;
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
-        pt_log_warn("cannot limit worker memory: %s", strerror(errno));
-}
-
 void
 pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
 {
@@ -1460,15 +1554,19 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     w->index = index;
     w->ctl = ctl;
     w->listen_fd = listen_fd;
+    w->pid = getpid();
     atomic_init(&w->lstate, 0);
     atomic_init(&w->stopping, 0);
     atomic_init(&w->exit_code, PT_WORKER_EXIT_OK);
     for (int i = 0; i < MAX_THREADS; i++) {
         atomic_init(&w->slots[i].fd, -1);
+        atomic_init(&w->slots[i].owed_fd, -1);
+        atomic_init(&w->slots[i].lent, 0);
         pthread_mutex_init(&w->slots[i].lock, NULL);
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_init(&w->ready_mu, NULL);
     pt_buf_init(&w->access_log, 0);
     pt_reqid_init();
 
@@ -1520,6 +1618,15 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     h2o_socket_read_start(w->listener, on_accept);
     refresh_snapshot(w);
 
+    /* Before the pool starts: the inbox's writer reads w->processor once events arrive. */
+    if (w->inbox != NULL) {
+        /* A claim outlives the handler timeout by a little: past it, the worker running the
+         * script is presumed dead and another may retry (docs/WEBHOOKS.md). */
+        pt_processor_config pc = {cfg->datadir, cfg->webhook_attempts, cfg->webhook_backoff,
+                                  cfg->timeout + 2, tag};
+        if (pt_processor_start(&pc, &w->processor, err, sizeof(err)) != 0)
+            pt_log_error("webhook processing disabled: %s", err);
+    }
     pthread_mutex_lock(&w->mu);
     for (int i = 0; i < cfg->threads; i++) {
         if (spawn_thread(w) != 0) {
@@ -1528,13 +1635,8 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
         }
     }
     pthread_mutex_unlock(&w->mu);
-    if (w->inbox != NULL) {
-        pt_processor_config pc = {cfg->datadir, cfg->webhook_attempts, cfg->webhook_backoff,
-                                  cfg->timeout + 30, tag};
-        if (pt_processor_start(&pc, &w->processor, err, sizeof(err)) != 0)
-            pt_log_error("webhook processing disabled: %s", err);
-    }
-    limit_memory(w);
+    /* Handlers may grow Python's heap by --worker-memory from here (py/runtime.c). */
+    pt_py_set_memory_budget(cfg->worker_memory);
     pthread_t mon;
     if (pthread_create(&mon, NULL, monitor_main, w) != 0) {
         pt_log_error("cannot start the monitor thread");
