@@ -8,10 +8,15 @@
  *    output: DateStyle ISO, TimeZone UTC (pq's `tz` changes it per fetch), bytea as hex,
  *    client_encoding UTF8. The same setup runs again after a reconnect.
  *
- * 2. Reconnects. Before each statement a connection that libpq knows is broken is reset; a
- *    statement that fails because the connection died (the server restarted) is retried once
- *    on a fresh connection, but only when no transaction was open (a retry inside one would
- *    silently lose its earlier statements). A server that cannot be reached gives PT_EUNAVAIL.
+ * 2. Reconnects. Before each statement a connection that is known to be dead is reset: libpq
+ *    marked it broken, or the server closed it while it sat idle (a restart sends "terminating
+ *    connection" first; input waiting on an idle connection is read to find out). A statement
+ *    is retried on a fresh connection only when it never left (libpq could not send it), and
+ *    never once it was sent: the server may have run and committed it before the connection
+ *    died, and running it again would do it twice. Nor when a transaction was open: the fresh
+ *    connection has none, so the statement would run outside it; a connection found dead inside
+ *    a transaction is reset and the statement fails. A server that cannot be reached gives
+ *    PT_EUNAVAIL.
  *
  * 3. Rows. pt_wh_exec sends the statement and waits for its first result, so that SQL errors
  *    ("relation does not exist") are reported by pt_wh_exec itself; rows then arrive one by one
@@ -31,6 +36,7 @@
  *    everything else as text of unknown type (the server infers it from the context).
  */
 #include <ctype.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,21 +150,60 @@ session_setup(pg_wh *w)
     return ok ? 0 : PT_EUNAVAIL;
 }
 
-/* Makes sure the connection is up, resetting it when libpq knows it is broken. */
+/* Has the server sent anything on this idle connection (or closed it)? Never waits. */
+static int
+input_waiting(pg_wh *w)
+{
+    struct pollfd pfd = {.fd = PQsocket(w->conn), .events = POLLIN};
+
+    return pfd.fd >= 0 && poll(&pfd, 1, 0) > 0 && pfd.revents != 0;
+}
+
+/* Makes sure the connection is up before a statement is sent (design note 2): a connection that
+ * libpq knows is broken is reset, and so is one whose server went away while it sat idle (a
+ * restarting server says "terminating connection" and closes the socket; reading that input
+ * shows it). Nothing has been sent yet, so resetting loses nothing, except a transaction the
+ * connection had open: then the statement must not run outside it, so this fails. */
 static int
 ensure_connected(pg_wh *w)
 {
+    char prefix[128];
+    int had_txn = 0;
+
+    snprintf(prefix, sizeof prefix, "PostgreSQL connection '%s' is unavailable: ", w->base.name);
+    if (PQstatus(w->conn) == CONNECTION_OK && input_waiting(w)) {
+        PGTransactionStatusType ts = PQtransactionStatus(w->conn);
+        PGnotify *note;
+        had_txn = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+        /* Read and parse what came (PQisBusy parses; an error on an idle connection goes to the
+         * notice processor), until the end of the input, which marks the connection bad. */
+        for (int i = 0; i < 8 && PQstatus(w->conn) == CONNECTION_OK && input_waiting(w); i++) {
+            if (!PQconsumeInput(w->conn))
+                break;
+            (void)PQisBusy(w->conn);
+        }
+        while ((note = PQnotifies(w->conn)) != NULL)
+            PQfreemem(note);
+    }
     if (PQstatus(w->conn) == CONNECTION_OK)
         return 0;
+    if (had_txn)
+        set_conn_error(w, prefix);
     PQreset(w->conn);
     if (PQstatus(w->conn) != CONNECTION_OK) {
-        char prefix[128];
-        snprintf(prefix, sizeof prefix,
-                 "PostgreSQL connection '%s' is unavailable: ", w->base.name);
         set_conn_error(w, prefix);
         return PT_EUNAVAIL;
     }
-    return session_setup(w);
+    if (session_setup(w) != 0)
+        return PT_EUNAVAIL;
+    if (had_txn) {
+        /* The message of the lost connection, said the way a caller can act on. */
+        char msg[sizeof w->base.err];
+        snprintf(msg, sizeof msg, "%s", w->base.err);
+        pt_wh_set_error(&w->base, "%s (the open transaction was lost and rolled back)", msg);
+        return PT_EUNAVAIL;
+    }
+    return 0;
 }
 
 /* Notices ("schema already exists, skipping") are not errors: keep them out of the log. */
@@ -625,7 +670,7 @@ pg_exec(pt_wh *wh, const char *sql, const pt_value *vals, size_t nparams, pt_wh_
     pg_cursor *c = NULL;
     pt_buf query;
     params p;
-    int rc, tries, streaming = 0;
+    int rc, tries, sent, streaming = 0;
 
     *out = NULL;
     pt_buf_init(&query, 0);
@@ -642,49 +687,50 @@ pg_exec(pt_wh *wh, const char *sql, const pt_value *vals, size_t nparams, pt_wh_
             goto done;
         }
     }
-    for (tries = 0; tries < 2; tries++) {
+    for (tries = 0;; tries++) {
         int idle;
         rc = ensure_connected(w);
         if (rc != 0)
             goto done;
         idle = PQtransactionStatus(w->conn) == PQTRANS_IDLE;
-        int sent = nparams > 0 ? PQsendQueryParams(w->conn, pt_buf_cstr(&query), (int)nparams,
-                                                   p.types, p.values, p.lengths, p.formats, 0)
-                               : PQsendQuery(w->conn, sql);
+        sent = nparams > 0 ? PQsendQueryParams(w->conn, pt_buf_cstr(&query), (int)nparams, p.types,
+                                               p.values, p.lengths, p.formats, 0)
+                           : PQsendQuery(w->conn, sql);
         if (sent)
-            PQsetSingleRowMode(w->conn);
-        rc = 0;
-        /* The last result before the end is the cursor; a row result starts streaming. */
-        while (sent && (res = PQgetResult(w->conn)) != NULL) {
-            ExecStatusType st = PQresultStatus(res);
-            if (st == PGRES_SINGLE_TUPLE) {
-                PQclear(last);
-                last = res;
-                streaming = 1;
-                break;
-            }
-            if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY) {
-                PQclear(last);
-                last = res;
-                continue;
-            }
-            rc = map_result_error(w, res);
-            PQclear(res);
-            drain(w);
             break;
-        }
-        if (!sent) {
+        /* Not sent: libpq found the connection dead before the statement left (design note
+         * 2), so running it on a fresh connection cannot run it twice. Once, and never inside
+         * a transaction, which the fresh connection would not have. */
+        if (tries > 0 || !idle || PQstatus(w->conn) == CONNECTION_OK) {
             char prefix[128];
             snprintf(prefix, sizeof prefix,
                      "PostgreSQL connection '%s' is unavailable: ", w->base.name);
             set_conn_error(w, prefix);
             rc = PT_EUNAVAIL;
+            goto done;
         }
-        if (rc == 0 || PQstatus(w->conn) == CONNECTION_OK || !idle)
+    }
+    /* Sent: whatever happens now is reported, never retried; the server may have run the
+     * statement (and committed it) even when the connection dies before its answer. */
+    PQsetSingleRowMode(w->conn);
+    /* The last result before the end is the cursor; a row result starts streaming. */
+    while ((res = PQgetResult(w->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE) {
+            PQclear(last);
+            last = res;
+            streaming = 1;
             break;
-        /* The connection died under the statement (design note 2): once more, fresh. */
-        PQclear(last);
-        last = NULL;
+        }
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY) {
+            PQclear(last);
+            last = res;
+            continue;
+        }
+        rc = map_result_error(w, res);
+        PQclear(res);
+        drain(w);
+        break;
     }
     if (rc != 0) {
         PQclear(last);

@@ -643,6 +643,51 @@ def test_postgres_reconnects_after_restart_and_503_when_down(be):
     assert be.srv.get("/_portico/health").status_code == 200
 
 
+def test_postgres_statement_that_was_sent_is_never_run_twice(be):
+    if be.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    be.pg.psql("CREATE SEQUENCE once_seq")
+    # The statement takes a number (which no rollback gives back), then its session dies before
+    # it answers, as if the server had committed and crashed: it must not run again.
+    out = be.result("""
+try:
+    db.execute(CONN, query=\"\"\"DO $$ BEGIN PERFORM nextval('once_seq');
+        PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); END $$\"\"\")
+    result = ['no error']
+except pq.DatabaseUnavailable as e:
+    result = ['unavailable']
+""")
+    assert out == ["unavailable"]
+    assert be.pg.psql("SELECT last_value FROM once_seq").strip() == "1"
+    # The next statement gets a fresh connection.
+    for _ in range(4):
+        assert be.result("result = db.fetch(CONN, query='SELECT 1 AS x')") == [{"x": 1}]
+
+
+def test_postgres_connection_lost_inside_a_transaction_is_not_papered_over(be):
+    if be.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    be.portico.cli("db", "add", "pg_killer", "--postgres", be.pg.dsn())
+    be.pg.psql("CREATE TABLE public.lost (id int primary key)")
+    # The session dies while idle inside a transaction: the next statement must fail rather than
+    # run on a fresh connection outside the transaction it belongs to.
+    out = be.result("""
+import time
+db.execute(CONN, query='BEGIN')
+pid = db.fetch(CONN, query='SELECT pg_backend_pid() AS p')[0]['p']
+pq.dbconnect('pg_killer').execute('pg_killer', query='SELECT pg_terminate_backend(?::int)', params=[pid])
+time.sleep(0.2)
+try:
+    db.insert(CONN, 'public', 'lost', {'id': 1})
+    result = ['inserted']
+except pq.DatabaseUnavailable as e:
+    result = ['unavailable', str(e)]
+result.append(db.fetch(CONN, query='SELECT count(*) AS n FROM public.lost')[0]['n'])
+""")
+    assert out[0] == "unavailable" and "transaction" in out[1], out
+    assert out[2] == 0
+
+
 def test_db_cli_postgres(be, pg):
     if be.kind != "postgres":
         pytest.skip("PostgreSQL only")
