@@ -39,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -210,10 +211,24 @@ attach(sq_wh *w, const char *schema, int create, uint64_t pinned_from)
         goto dberror;
     sqlite3_finalize(stmt);
     stmt = NULL;
-    if (!existed) {
-        snprintf(sql, sizeof sql, "PRAGMA \"%s\".journal_mode = WAL", lower);
-        if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-            goto dberror;
+    /* Always (another process may have created the file a moment ago): switching to WAL takes
+     * a lock the busy handler does not wait for, so retry a while; it is a no-op once the
+     * file is in WAL mode. On failure the schema is detached again, or every later attach
+     * on this connection would fail with "already in use". */
+    snprintf(sql, sizeof sql, "PRAGMA \"%s\".journal_mode = WAL", lower);
+    for (int attempt = 0;; attempt++) {
+        rc = sqlite3_exec(w->db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            break;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt >= 100) {
+            pt_wh_set_error(&w->base, "cannot attach schema %s (%s): %s", schema, path,
+                            sqlite3_errmsg(w->db));
+            snprintf(sql, sizeof sql, "DETACH DATABASE \"%s\"", lower);
+            sqlite3_exec(w->db, sql, NULL, NULL, NULL);
+            return PT_EDB;
+        }
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
     }
     snprintf(w->att[w->natt].name, SCHEMA_MAX, "%s", lower);
     w->att[w->natt].seq = ++w->seq;

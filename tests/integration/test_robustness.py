@@ -141,3 +141,32 @@ def test_unknown_multipart_charset_is_not_a_server_error(portico, server):
     r = requests.post(s.url + "/form", data=body.encode(), timeout=5,
                       headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert r.status_code == 200 and r.json() == {"a": "qapla"}
+
+
+def test_processes_attaching_a_new_schema_at_once(portico):
+    # Several processes writing first into the same new schema race to create its file and
+    # switch it to WAL; none may fail, and none may leave its connection unable to attach.
+    import subprocess
+    start = time.time() + 1.0
+    script = portico.write("race.py", f"""
+import time
+time.sleep(max(0, {start} - time.time()))
+db = pq.dbconnect('dw')
+import sys
+n = int(sys.argv[1])
+db.write('racing', 'rows', [{{'id': n, 'who': 'p%d' % n}}], pk='id')
+db.write('racing2', 'rows', [{{'id': n}}], pk='id')
+print('ok', n)
+""")
+    env = dict(os.environ)
+    procs = [subprocess.Popen([os.environ.get("PORTICO_BIN", "build/portico"), "--data",
+                               portico.data, "run", script, str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+             for i in range(6)]
+    for i, p in enumerate(procs):
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+        assert out.decode().strip() == f"ok {i}"
+    rows = portico.cli("db", "query", "dw", "SELECT count(*) AS n FROM racing.rows",
+                       "--json").stdout
+    assert '"n": 6' in rows
