@@ -27,7 +27,8 @@
  * 4. Values are read in text format and converted by column type (OID): integers, floats and
  *    booleans to numbers, numeric to PT_V_NUMERIC text, bytea (hex) to bytes, date/time types to
  *    ISO 8601 text, json/jsonb to PT_V_JSON, and the arrays of those types to a JSON array
- *    (PT_V_JSON). Every other type is text as PostgreSQL prints it. Converted text lives in
+ *    (PT_V_JSON; date and time elements are ISO 8601 strings in it, as the columns would be).
+ *    Every other type is text as PostgreSQL prints it. Converted text lives in
  *    one scratch buffer per column, valid until the next row.
  *
  * 5. Parameters: $1..$N as PostgreSQL writes them; `?` placeholders (SQLite style) are
@@ -88,6 +89,7 @@ enum kind {
     K_ARR_BOOL,
     K_ARR_JSON,
     K_ARR_TEXT,
+    K_ARR_DATETIME, /* elements written the ISO 8601 way, as date/time columns are */
 };
 
 typedef struct pg_cursor pg_cursor;
@@ -548,13 +550,15 @@ kind_of(Oid t)
     case 199:  /* json[] */
     case 3807: /* jsonb[] */
         return K_ARR_JSON;
+    case 1182: /* date[] */
+    case 1183: /* time[] */
+    case 1270: /* timetz[] */
+    case 1115: /* timestamp[] */
+    case 1185: /* timestamptz[] */
+        return K_ARR_DATETIME;
     case 1009: /* text[] */
     case 1015: /* varchar[] */
     case 1014: /* bpchar[] */
-    case 1182: /* date[] */
-    case 1183: /* time[] */
-    case 1115: /* timestamp[] */
-    case 1185: /* timestamptz[] */
     case 2951: /* uuid[] */
     case 1003: /* name[] */
         return K_ARR_TEXT;
@@ -571,7 +575,7 @@ vtype_of(enum kind k)
         [K_FLOAT] = PT_V_FLOAT,   [K_NUMERIC] = PT_V_NUMERIC, [K_BYTEA] = PT_V_BLOB,
         [K_DATE] = PT_V_DATE,     [K_TIME] = PT_V_TIME,       [K_TIMESTAMP] = PT_V_TIMESTAMP,
         [K_JSON] = PT_V_JSON,     [K_ARR_NUM] = PT_V_JSON,    [K_ARR_BOOL] = PT_V_JSON,
-        [K_ARR_JSON] = PT_V_JSON, [K_ARR_TEXT] = PT_V_JSON,
+        [K_ARR_JSON] = PT_V_JSON, [K_ARR_TEXT] = PT_V_JSON, [K_ARR_DATETIME] = PT_V_JSON,
     };
     return map[k];
 }
@@ -815,6 +819,13 @@ array_elem(pt_buf *out, enum kind k, const char *s, size_t n, int quoted)
         return pt_buf_puts(out, n > 0 && s[0] == 't' ? "true" : "false");
     case K_ARR_JSON:
         return pt_buf_append(out, s, n);
+    case K_ARR_DATETIME: {
+        char iso[PT_WH_ISO_MAX];
+        if (n + 4 >= PT_WH_ISO_MAX) /* not a date or time PostgreSQL writes: as it is */
+            return pt_json_string(out, s, n);
+        n = pt_wh_iso_datetime(s, n, iso);
+        return pt_json_string(out, iso, n);
+    }
     default:
         return pt_json_string(out, s, n);
     }
@@ -928,7 +939,8 @@ pg_value(const pt_wh_cursor *cur, size_t i, pt_value *v)
     case K_ARR_NUM:
     case K_ARR_BOOL:
     case K_ARR_JSON:
-    case K_ARR_TEXT: {
+    case K_ARR_TEXT:
+    case K_ARR_DATETIME: {
         pt_buf tmp;
         pt_buf_init(&tmp, 0);
         pt_buf_reset(sc);

@@ -333,6 +333,44 @@ result = list(db.fetch(CONN, 'public', 'arr'))
     assert fast.content == slow.content
 
 
+def test_numeric_is_int_only_when_written_without_fraction(be):
+    out = be.result("""
+db.create_schema(CONN, 'nm')
+db.execute(CONN, query='DROP TABLE IF EXISTS nm.t')
+db.create_table(CONN, 'nm', 't', {'id': 'int', 'n': 'numeric'}, 'id')
+db.write('nm', 't', [{'id': i, 'n': decimal.Decimal(v)} for i, v in enumerate(['12', '12.00', '12.50'])])
+result = [[type(r['n']).__name__, r['n']] for r in db.fetch(CONN, query='SELECT n FROM nm.t ORDER BY id')]
+""")
+    if be.kind == "postgres":  # numeric keeps the scale it was given: 12.00 prints as 12.00
+        assert out == [["int", 12], ["float", 12.0], ["float", 12.5]]
+    else:  # NUMERIC affinity stores 12.00 as the integer 12
+        assert out == [["int", 12], ["int", 12], ["float", 12.5]]
+    fast = be.srv.get("/rows?schema=nm&table=t")
+    slow = be.srv.get("/rowscopy?schema=nm&table=t")
+    assert fast.content == slow.content
+    assert ('"n": 12.0}' in fast.text) == (be.kind == "postgres")
+
+
+def test_date_and_time_arrays_hold_iso_strings(be):
+    if be.kind != "postgres":
+        pytest.skip("arrays are a PostgreSQL type")
+    out = be.result("""
+db.execute(CONN, query='DROP TABLE IF EXISTS public.darr')
+db.execute(CONN, query='CREATE TABLE public.darr (id int primary key, d date[], ts timestamp[], tz timestamptz[], t time[])')
+db.execute(CONN, query="INSERT INTO public.darr VALUES (1, '{2024-05-01,NULL,infinity}', '{\\"2024-05-01 13:45:00.5\\"}', '{\\"2024-05-01 13:45:00+02\\"}', '{13:45:00}')")
+a = db.fetch(CONN, 'public', 'darr')[0]
+b = db.fetch(CONN, 'public', 'darr', enable_datetime_as_string=False)[0]
+result = [a, b]
+""")
+    # As the scalar columns print them; elements stay str even without datetime-as-string.
+    want = {"id": 1, "d": ["2024-05-01", None, "infinity"], "ts": ["2024-05-01T13:45:00.5"],
+            "tz": ["2024-05-01T11:45:00+00:00"], "t": ["13:45:00"]}
+    assert out == [want, want]
+    fast = be.srv.get("/rows?schema=public&table=darr")
+    slow = be.srv.get("/rowscopy?schema=public&table=darr")
+    assert fast.content == slow.content and fast.json() == [want]
+
+
 # ---------------------------------------------------------------- the lazy row list
 
 def test_row_list_behaves_like_a_list(be):
