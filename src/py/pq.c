@@ -16,8 +16,9 @@
  *    its rows are read into Python objects on first touch, or written out in C from the
  *    cursor when the handler returns the list unchanged (response.c).
  *
- * 3. SQL built here only ever contains validated, double-quoted identifiers; every value is a
- *    bound parameter. Column types of tables pq creates come from a fixed list of portable
+ * 3. SQL built here only ever contains double-quoted identifiers (with embedded quotes doubled:
+ *    names read back from the database may hold any character) that are validated when they
+ *    come from the caller; every value is a bound parameter. Column types of tables pq creates come from a fixed list of portable
  *    names (pt_wh_sql_type), never from the caller's text.
  *
  * 4. Every data call returns a small dict of what happened ({"inserted": 1, "id": 7}, ...).
@@ -249,12 +250,18 @@ ident_arg(PyObject *arg, const char *what)
     return s;
 }
 
+/* Appends ident as a quoted SQL identifier (the quotes keep reserved words and case). Names
+ * from callers are validated identifiers, but names read back from the database (a table's
+ * primary key, its columns) may hold anything, a quote included: embedded quotes are doubled. */
 static void
 quote(pt_buf *b, const char *ident)
 {
-    /* Validated identifiers hold no quote; the quotes keep reserved words and case. */
     pt_buf_putc(b, '"');
-    pt_buf_puts(b, ident);
+    for (; *ident != '\0'; ident++) {
+        if (*ident == '"')
+            pt_buf_putc(b, '"');
+        pt_buf_putc(b, *ident);
+    }
     pt_buf_putc(b, '"');
 }
 
