@@ -327,6 +327,24 @@ check_record(PyObject *record, int allow_empty)
     return 0;
 }
 
+/* A private copy of a record argument, checked as check_record does. pq works from the copy:
+ * converting a value may run Python code (isoformat(), json.dumps) and the database works with
+ * the GIL released, and neither may find the caller's dict changed under it (a key added that
+ * was never validated, a value freed while its text is bound). The copy holds the values.
+ * New reference; NULL with an error set. */
+static PyObject *
+record_snapshot(PyObject *record, int allow_empty)
+{
+    PyObject *copy;
+
+    if (check_record(record, allow_empty) != 0)
+        return NULL;
+    copy = PyDict_Copy(record);
+    if (copy != NULL && check_record(copy, allow_empty) != 0)
+        Py_CLEAR(copy);
+    return copy;
+}
+
 /* ---- fetch ------------------------------------------------------------------------------- */
 
 static PyObject *
@@ -471,19 +489,27 @@ fail:
 
 /* ---- insert / update / upsert / delete --------------------------------------------------- */
 
-/* Appends "col1", "col2" ... of record and fills vals[off..] with its values. */
+/* Appends "col1", "col2" ... of record (a snapshot: record_snapshot) and fills vals[off..] with
+ * its values, at most n of them (the room in vals). */
 static int
 record_columns(PyObject *record, pt_buf *sql, const char *sep, const char *suffix, pt_value *vals,
-               size_t off, PyObject *keep)
+               size_t off, size_t n, PyObject *keep)
 {
     Py_ssize_t pos = 0;
-    PyObject *k, *v; /* borrowed */
+    PyObject *k, *v; /* borrowed from the snapshot, which nothing else can reach */
     size_t i = 0;
 
     while (PyDict_Next(record, &pos, &k, &v)) {
+        const char *col = ident_arg(k, "column"); /* checked again: this goes into the SQL */
+        if (col == NULL)
+            return -1;
+        if (i == n) {
+            PyErr_SetString(pq_bad_arg, "record changed while it was read");
+            return -1;
+        }
         if (i > 0)
             pt_buf_puts(sql, sep);
-        quote(sql, PyUnicode_AsUTF8(k));
+        quote(sql, col);
         pt_buf_puts(sql, suffix);
         if (pq_to_value(v, &vals[off + i], keep) != 0)
             return -1;
@@ -544,7 +570,8 @@ need_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t pk
     return 0;
 }
 
-/* INSERT of record (with pk = pk_value added when given and missing); RETURNING the key. */
+/* INSERT of record (a snapshot: record_snapshot), with pk = pk_value added when given and
+ * missing; RETURNING the key. */
 static PyObject *
 do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, PyObject *record,
           PyObject *pk_value, PyObject *keep, int64_t *changes)
@@ -568,7 +595,7 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
             goto done;
         extra = 1;
     }
-    if (record_columns(record, &sql, ", ", "", vals, extra, keep) != 0)
+    if (record_columns(record, &sql, ", ", "", vals, extra, n, keep) != 0)
         goto done;
     pt_buf_puts(&sql, ") VALUES (");
     placeholders(&sql, n + extra);
@@ -642,7 +669,10 @@ conn_insert(conn_object *self, PyObject *args, PyObject *kwargs)
     }
     schema = ident_arg(argv[1], "schema");
     table = schema != NULL ? ident_arg(argv[2], "table") : NULL;
-    if (table == NULL || check_record(record, 0) != 0)
+    if (table == NULL)
+        goto fail;
+    Py_SETREF(record, record_snapshot(record, 0));
+    if (record == NULL)
         goto fail;
     keep = PyList_New(0);
     h = keep != NULL ? handle_for(self, argv[0]) : NULL;
@@ -659,7 +689,7 @@ fail:
     return out;
 }
 
-/* UPDATE schema.table SET record WHERE pk = pk_value; returns rows changed or -1. */
+/* UPDATE schema.table SET record (a snapshot) WHERE pk = pk_value; returns rows changed or -1. */
 static int64_t
 do_update(pq_handle *h, const char *schema, const char *table, const char *pk, PyObject *record,
           PyObject *pk_value, PyObject *keep)
@@ -677,7 +707,7 @@ do_update(pq_handle *h, const char *schema, const char *table, const char *pk, P
     pt_buf_puts(&sql, "UPDATE ");
     quote_table(&sql, schema, table);
     pt_buf_puts(&sql, " SET ");
-    if (record_columns(record, &sql, ", ", " = ?", vals, 0, keep) != 0 ||
+    if (record_columns(record, &sql, ", ", " = ?", vals, 0, n, keep) != 0 ||
         pq_to_value(pk_value, &vals[n], keep) != 0)
         goto done;
     pt_buf_puts(&sql, " WHERE ");
@@ -691,8 +721,9 @@ done:
     return changes;
 }
 
-/* Parses (db, schema, table, pk_value, record) for update/upsert; record optional for
- * delete (want_record 0). */
+/* Parses (db, schema, table, pk_value, record) for update/upsert, *record then being a
+ * snapshot of the record (new reference: record_snapshot); no record for delete (want_record
+ * 0). */
 static int
 keyed_args(PyObject *args, PyObject *kwargs, const char *fname, int want_record, PyObject **db,
            const char **schema, const char **table, PyObject **pk_value, PyObject **record)
@@ -702,12 +733,14 @@ keyed_args(PyObject *args, PyObject *kwargs, const char *fname, int want_record,
     PyObject *s = NULL, *t = NULL;
     char fmt[32];
 
+    PyObject *rec = NULL; /* borrowed */
+
     *db = Py_None;
     *pk_value = NULL;
     *record = NULL;
     snprintf(fmt, sizeof fmt, "OOOO%s:%s", want_record ? "O" : "", fname);
     if (want_record
-            ? !PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kw_rec, db, &s, &t, pk_value, record)
+            ? !PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kw_rec, db, &s, &t, pk_value, &rec)
             : !PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kw_del, db, &s, &t, pk_value))
         return -1;
     *schema = ident_arg(s, "schema");
@@ -718,7 +751,9 @@ keyed_args(PyObject *args, PyObject *kwargs, const char *fname, int want_record,
         PyErr_Format(pq_bad_arg, "%s() needs a pk_value (not None)", fname);
         return -1;
     }
-    return want_record ? check_record(*record, 0) : 0;
+    if (want_record && (*record = record_snapshot(rec, 0)) == NULL)
+        return -1;
+    return 0;
 }
 
 static PyObject *
@@ -742,6 +777,7 @@ conn_update(conn_object *self, PyObject *args, PyObject *kwargs)
 done:
     Py_XDECREF(keep);
     Py_XDECREF(h);
+    Py_DECREF(record);
     return out;
 }
 
@@ -788,6 +824,7 @@ done:
     Py_XDECREF(id);
     Py_XDECREF(keep);
     Py_XDECREF(h);
+    Py_DECREF(record);
     return out;
 }
 
@@ -940,15 +977,15 @@ field_defs(pq_handle *h, PyObject *fields, const char *pk, pt_buf *sql, int *pk_
     int rc = -1;
 
     items = PyDict_Check(fields) ? PyDict_Items(fields) : Py_NewRef(fields);
-    seq = items != NULL ? PySequence_Fast(items, "") : NULL;
-    if (seq == NULL || PyUnicode_Check(fields) || (n = PySequence_Fast_GET_SIZE(seq)) == 0) {
+    seq = items != NULL && !PyUnicode_Check(fields) ? PySequence_Tuple(items) : NULL;
+    if (seq == NULL || (n = PyTuple_GET_SIZE(seq)) == 0) {
         PyErr_Clear();
         PyErr_SetString(pq_bad_arg, "fields must be a non-empty dict {column: type} or a list of "
                                     "(column, type) pairs or {'name': ..., 'type': ...} dicts");
         goto done;
     }
     for (i = 0; i < n; i++) {
-        PyObject *f = PySequence_Fast_GET_ITEM(seq, i); /* borrowed */
+        PyObject *f = PyTuple_GET_ITEM(seq, i); /* borrowed */
         PyObject *name = NULL, *type = NULL;            /* borrowed */
         const char *col, *t;
         if (PyDict_Check(f)) {
@@ -1109,20 +1146,22 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
         Py_INCREF(records);
     if (records == NULL)
         return NULL;
-    seq = PySequence_Fast(records, "");
-    if (seq == NULL || PyUnicode_Check(records)) {
+    /* A tuple of the records, never the caller's list: converting a value may run Python code,
+     * which could empty the list while we go through it. */
+    seq = PyUnicode_Check(records) || PyBytes_Check(records) ? NULL : PySequence_Tuple(records);
+    if (seq == NULL) {
         PyErr_Clear();
         PyErr_SetString(pq_bad_arg, "records must be a list of dicts");
         goto done;
     }
-    nrec = PySequence_Fast_GET_SIZE(seq);
+    nrec = PyTuple_GET_SIZE(seq);
     samples = PyDict_New();
     keep = PyList_New(0);
     added = PyList_New(0);
     if (samples == NULL || keep == NULL || added == NULL)
         goto done;
     for (r = 0; r < nrec; r++) {
-        PyObject *rec = PySequence_Fast_GET_ITEM(seq, r); /* borrowed */
+        PyObject *rec = PyTuple_GET_ITEM(seq, r); /* borrowed */
         if (!PyDict_Check(rec)) {
             PyErr_Format(pq_bad_arg, "record %zd is a %.100s, not a dict", r + 1,
                          Py_TYPE(rec)->tp_name);
@@ -1263,8 +1302,16 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
         }
     }
     for (r = 0; r < nrec; r++) {
-        PyObject *rec = PySequence_Fast_GET_ITEM(seq, r); /* borrowed */
+        /* The record as it is now, copied: the copy (in keep until the row is written) holds
+         * the values whose text is bound while the GIL is released, whatever happens to the
+         * caller's dict meanwhile. Its keys only serve to look columns up. */
+        PyObject *rec = PyDict_Copy(PyTuple_GET_ITEM(seq, r));
         int rc;
+        if (rec == NULL || PyList_Append(keep, rec) != 0) {
+            Py_XDECREF(rec);
+            goto done;
+        }
+        Py_DECREF(rec); /* keep holds it */
         if (!in_txn) {
             if (exec_simple(h, "BEGIN") != 0)
                 goto done;
@@ -1275,9 +1322,13 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
             PyObject *val = PyDict_GetItem(rec, PyList_GET_ITEM(cols, (Py_ssize_t)i));
             if (val == NULL && nocase) { /* SQLite: the record may spell it differently */
                 pos = 0;
-                while (PyDict_Next(rec, &pos, &k, &v))
-                    if (strcasecmp(PyUnicode_AsUTF8(k), existing[i]) == 0)
+                while (PyDict_Next(rec, &pos, &k, &v)) {
+                    const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+                    if (name == NULL)
+                        PyErr_Clear(); /* not a column name (the dict changed since): skip */
+                    else if (strcasecmp(name, existing[i]) == 0)
                         val = v;
+                }
             }
             if (pq_to_value(val != NULL ? val : Py_None, &vals[i], keep) != 0)
                 goto done;

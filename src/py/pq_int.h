@@ -53,8 +53,11 @@ PyObject *pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *
  * -1 with an exception set. */
 int pq_rows_ready(PyObject *rows);
 /* Converts an argument into the pt_value array of a statement: items of seq (a sequence),
- * or one object. Strings are borrowed from the objects, or from new objects appended to keep
- * (a list) when a conversion (JSON, isoformat) was needed. Returns 0 or -1 with an error set. */
+ * or one object. Strings are borrowed from the objects (which the caller keeps alive, and which
+ * must not change: str and bytes cannot), or from new objects appended to keep (a list) when a
+ * conversion (JSON, isoformat, a bytearray's copy) was needed. Conversions may run Python code.
+ * pq_params snapshots params into a tuple (appended to keep last: fetch() keeps it to run the
+ * query again) and converts its items. Return 0 or -1 with an error set. */
 int pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
 int pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep);
 

@@ -249,10 +249,23 @@ pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
         if (v->u.s.p == NULL)
             return -1;
         v->u.s.n = (size_t)n;
-    } else if (PyBytes_Check(obj) || PyByteArray_Check(obj)) {
+    } else if (PyBytes_Check(obj)) {
         v->type = PT_V_BLOB;
-        v->u.s.p = PyBytes_Check(obj) ? PyBytes_AS_STRING(obj) : PyByteArray_AS_STRING(obj);
-        v->u.s.n = (size_t)(PyBytes_Check(obj) ? PyBytes_GET_SIZE(obj) : PyByteArray_GET_SIZE(obj));
+        v->u.s.p = PyBytes_AS_STRING(obj);
+        v->u.s.n = (size_t)PyBytes_GET_SIZE(obj);
+    } else if (PyByteArray_Check(obj)) {
+        /* Mutable: another thread could resize it while the statement runs without the GIL.
+         * Bind a bytes copy, kept alive in keep. */
+        PyObject *b = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(obj),
+                                                PyByteArray_GET_SIZE(obj));
+        if (b == NULL || PyList_Append(keep, b) != 0) {
+            Py_XDECREF(b);
+            return -1;
+        }
+        Py_DECREF(b); /* keep holds it */
+        v->type = PT_V_BLOB;
+        v->u.s.p = PyBytes_AS_STRING(b);
+        v->u.s.n = (size_t)PyBytes_GET_SIZE(b);
     } else if (PyDict_Check(obj) || PyList_Check(obj) || PyTuple_Check(obj)) {
         PyObject *s = PyObject_CallOneArg(py_json_dumps, obj);
         if (s == NULL) {
@@ -291,13 +304,16 @@ pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep)
         PyErr_SetString(pq_bad_arg, "params must be a list or tuple of values");
         return -1;
     }
-    seq = PySequence_Fast(params, "params must be a list or tuple of values");
+    /* A tuple of the items, never the caller's list (which PySequence_Fast would return): the
+     * values are bound while the GIL is released, and converting one may run Python code; the
+     * list could lose items under us either way. */
+    seq = PySequence_Tuple(params);
     if (seq == NULL) {
         PyErr_Clear();
         PyErr_SetString(pq_bad_arg, "params must be a list or tuple of values");
         return -1;
     }
-    count = (size_t)PySequence_Fast_GET_SIZE(seq);
+    count = (size_t)PyTuple_GET_SIZE(seq);
     if (count > PT_WH_MAX_PARAMS) {
         PyErr_Format(pq_bad_arg, "too many params (at most %d)", PT_WH_MAX_PARAMS);
         goto fail;
@@ -308,9 +324,9 @@ pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep)
         goto fail;
     }
     for (i = 0; i < count; i++)
-        if (pq_to_value(PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i), &(*vals)[i], keep) != 0)
+        if (pq_to_value(PyTuple_GET_ITEM(seq, (Py_ssize_t)i), &(*vals)[i], keep) != 0)
             goto fail;
-    /* The items must outlive the call: keep the sequence. */
+    /* The items must outlive the call: keep the tuple. */
     if (PyList_Append(keep, seq) != 0)
         goto fail;
     Py_DECREF(seq);

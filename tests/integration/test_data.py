@@ -608,6 +608,55 @@ result = {'rows': sorted([r['name'] for r in db.fetch(CONN, 'injv', 't')]),
     assert sorted(out["found"]) == [2, 100]
 
 
+SNEAKY = """
+class Sneaky(datetime.date):
+    # Converting it (pq calls isoformat()) changes the containers pq is reading.
+    def isoformat(self):
+        for f in meddle:
+            f()
+        return super().isoformat()
+big = lambda c: c * 1000  # a str that is freed once its container lets it go
+"""
+
+
+def test_python_code_run_by_a_conversion_cannot_change_what_is_written(be):
+    setup_table(be, "snap", fields={"id": "int", "name": "text", "d": "text"})
+    # insert: the record grows by keys that are no column names (more keys than pq made room for)
+    assert be.result(SNEAKY + """
+rec = {'id': 1, 'd': Sneaky(2024, 1, 1), 'name': big('a')}
+meddle = [lambda: rec.update({'bad"key%d' % i: i for i in range(16)})]
+result = db.insert(CONN, 'snap', 't', rec)
+""") == {"inserted": 1, "id": 1}
+    # update: the record is emptied, freeing a value whose text is already bound
+    assert be.result(SNEAKY + """
+rec = {'d': Sneaky(2024, 1, 2), 'name': big('b')}
+meddle = [rec.clear, lambda: rec.update({'x"y': 1})]
+result = db.update(CONN, 'snap', 't', 1, rec)
+""") == {"updated": 1}
+    # fetch params: the list is emptied while its items are converted
+    assert be.result(SNEAKY + """
+params = [Sneaky(2024, 1, 3), big('c')]
+meddle = [params.clear]
+result = list(db.fetch(CONN, query='SELECT ? AS d, ? AS name', params=params))
+""") == [{"d": "2024-01-03", "name": "c" * 1000}]
+    # write: the list of records and a record are emptied
+    assert be.result(SNEAKY + """
+recs = [{'id': 2, 'd': Sneaky(2024, 1, 4), 'name': big('d')}, {'id': 3, 'name': big('e')}]
+first = recs[0]
+meddle = [recs.clear, first.clear]
+result = db.write('snap', 't', recs)['rows']
+""") == 2
+    # bytearray values are bound as a copy
+    assert be.result("""
+b = bytearray(b'xyz')
+result = list(db.fetch(CONN, query='SELECT length(?) AS n', params=[b]))
+""") == [{"n": 3}]
+    rows = be.result("result = list(db.fetch(CONN, query='SELECT * FROM snap.t ORDER BY id'))")
+    assert rows == [{"id": 1, "name": "b" * 1000, "d": "2024-01-02"},
+                    {"id": 2, "name": "d" * 1000, "d": "2024-01-04"},
+                    {"id": 3, "name": "e" * 1000, "d": None}]
+
+
 # ---------------------------------------------------------------- streaming
 
 def _hwm_kib(pids):
