@@ -570,14 +570,13 @@ need_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t pk
     return 0;
 }
 
-/* INSERT of record (a snapshot: record_snapshot), with pk = pk_value added when given and
- * missing; RETURNING the key. */
+/* INSERT of record (a snapshot: record_snapshot), RETURNING the key when the table has one. */
 static PyObject *
 do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, PyObject *record,
-          PyObject *pk_value, PyObject *keep, int64_t *changes)
+          PyObject *keep, int64_t *changes)
 {
-    size_t n = (size_t)PyDict_GET_SIZE(record), extra = 0;
-    pt_value *vals = PyMem_Calloc(n + 2, sizeof *vals);
+    size_t n = (size_t)PyDict_GET_SIZE(record);
+    pt_value *vals = PyMem_Calloc(n + 1, sizeof *vals);
     PyObject *id = NULL;
     pt_buf sql;
 
@@ -587,18 +586,10 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
     pt_buf_puts(&sql, "INSERT INTO ");
     quote_table(&sql, schema, table);
     pt_buf_puts(&sql, " (");
-    if (pk_value != NULL && pk[0] != '\0' && !PyDict_GetItemString(record, pk)) {
-        quote(&sql, pk);
-        if (n > 0)
-            pt_buf_puts(&sql, ", ");
-        if (pq_to_value(pk_value, &vals[0], keep) != 0)
-            goto done;
-        extra = 1;
-    }
-    if (record_columns(record, &sql, ", ", "", vals, extra, n, keep) != 0)
+    if (record_columns(record, &sql, ", ", "", vals, 0, n, keep) != 0)
         goto done;
     pt_buf_puts(&sql, ") VALUES (");
-    placeholders(&sql, n + extra);
+    placeholders(&sql, n);
     pt_buf_putc(&sql, ')');
     if (pk[0] != '\0') {
         pt_buf_puts(&sql, " RETURNING ");
@@ -606,7 +597,7 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
     }
     if (sql_ready(&sql) != 0)
         goto done;
-    *changes = exec_count(h, pt_buf_cstr(&sql), vals, n + extra, &id);
+    *changes = exec_count(h, pt_buf_cstr(&sql), vals, n, &id);
     if (*changes < 0)
         Py_CLEAR(id);
     else if (id == NULL)
@@ -678,7 +669,7 @@ conn_insert(conn_object *self, PyObject *args, PyObject *kwargs)
     h = keep != NULL ? handle_for(self, argv[0]) : NULL;
     if (h == NULL || table_pk(h, schema, table, pk, sizeof pk) != 0)
         goto fail;
-    id = do_insert(h, schema, table, pk, record, NULL, keep, &changes);
+    id = do_insert(h, schema, table, pk, record, keep, &changes);
     if (id != NULL)
         out = Py_BuildValue("{sLsO}", "inserted", (long long)changes, "id", id);
 fail:
@@ -781,38 +772,132 @@ done:
     return out;
 }
 
-/* upsert: updates only the given columns of the row with that key, or inserts it. */
+/* Removes the key column from record (a snapshot) when it names it, after checking that its
+ * value is pk_value: upsert finds the row by pk_value and cannot change its key. */
+static int
+drop_key_column(PyObject *record, const char *pk, PyObject *pk_value)
+{
+    PyObject *name = PyUnicode_FromString(pk), *v; /* v: borrowed */
+    int rc = -1, same;
+
+    if (name == NULL)
+        return -1;
+    v = PyDict_GetItemWithError(record, name);
+    if (v == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(v); /* comparing may run Python code */
+    same = PyObject_RichCompareBool(v, pk_value, Py_EQ);
+    Py_DECREF(v);
+    if (same == 0)
+        PyErr_Format(pq_bad_arg,
+                     "record's %s differs from pk_value (upsert cannot change a row's key; use "
+                     "update)",
+                     pk);
+    else if (same > 0)
+        rc = PyDict_DelItem(record, name);
+done:
+    Py_DECREF(name);
+    return rc;
+}
+
+/* upsert: updates only the given columns of the row with that key, or inserts it. One
+ * INSERT ... ON CONFLICT (pk) DO UPDATE SET <the given columns> on both back ends, so that two
+ * requests upserting the same new key cannot both try to insert it (an UPDATE that finds no row
+ * and then an INSERT could, and one of them failed on the key). What happened: PostgreSQL says
+ * it (xmax is 0 only in a row the statement inserted); SQLite cannot, so there the statement
+ * runs in a write transaction (BEGIN IMMEDIATE, unless the caller's is open) after looking the
+ * key up, and no other connection can write in between. */
 static PyObject *
 conn_upsert(conn_object *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *db, *pk_value, *record, *keep = NULL, *out = NULL, *id = NULL;
-    const char *schema, *table;
+    PyObject *db, *pk_value, *record, *keep = NULL, *out = NULL, *first = NULL;
+    PyObject *k, *v; /* borrowed */
+    const char *schema, *table, *col;
     pq_handle *h = NULL;
+    pt_value *vals = NULL;
+    Py_ssize_t pos = 0;
+    pt_buf sql;
     char pk[128];
-    int64_t changes;
-    int own_txn = 0;
+    size_t n, i = 0;
+    int own_txn = 0, is_pg, inserted;
 
+    pt_buf_init(&sql, 0);
     if (keyed_args(args, kwargs, "upsert", 1, &db, &schema, &table, &pk_value, &record) != 0)
         return NULL;
     keep = PyList_New(0);
     h = keep != NULL ? handle_for(self, db) : NULL;
-    if (h == NULL || need_pk(h, schema, table, pk, sizeof pk) != 0)
+    if (h == NULL || need_pk(h, schema, table, pk, sizeof pk) != 0 ||
+        drop_key_column(record, pk, pk_value) != 0)
         goto done;
-    if (!pt_wh_in_transaction(h->wh)) {
-        if (exec_simple(h, "BEGIN") != 0)
+    is_pg = strcmp(pt_wh_kind(h->wh), "postgres") == 0;
+    n = (size_t)PyDict_GET_SIZE(record);
+    vals = PyMem_Calloc(n + 1, sizeof *vals);
+    if (vals == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (pq_to_value(pk_value, &vals[0], keep) != 0)
+        goto done;
+    pt_buf_puts(&sql, "INSERT INTO ");
+    quote_table(&sql, schema, table);
+    pt_buf_puts(&sql, " (");
+    quote(&sql, pk);
+    if (n > 0)
+        pt_buf_puts(&sql, ", ");
+    if (record_columns(record, &sql, ", ", "", vals, 1, n, keep) != 0)
+        goto done;
+    pt_buf_puts(&sql, ") VALUES (");
+    placeholders(&sql, n + 1);
+    pt_buf_puts(&sql, ") ON CONFLICT (");
+    quote(&sql, pk);
+    pt_buf_puts(&sql, ") DO UPDATE SET ");
+    while (PyDict_Next(record, &pos, &k, &v)) {
+        col = PyUnicode_AsUTF8(k); /* checked by record_columns */
+        if (col == NULL)
             goto done;
-        own_txn = 1;
+        pt_buf_puts(&sql, i++ > 0 ? ", " : "");
+        quote(&sql, col);
+        pt_buf_puts(&sql, " = excluded.");
+        quote(&sql, col);
     }
-    changes = do_update(h, schema, table, pk, record, pk_value, keep);
-    if (changes < 0)
+    if (n == 0) { /* only the key: an update that changes nothing, so the row counts as found */
+        quote(&sql, pk);
+        pt_buf_puts(&sql, " = excluded.");
+        quote(&sql, pk);
+    }
+    if (is_pg)
+        pt_buf_puts(&sql, " RETURNING (xmax = 0) AS inserted");
+    if (sql_ready(&sql) != 0)
         goto done;
-    if (changes > 0) {
-        out = Py_BuildValue("{sssO}", "action", "updated", "id", pk_value);
+    if (is_pg) {
+        if (exec_count(h, pt_buf_cstr(&sql), vals, n + 1, &first) < 0)
+            goto done;
+        inserted = first == Py_True;
     } else {
-        id = do_insert(h, schema, table, pk, record, pk_value, keep, &changes);
-        if (id != NULL)
-            out = Py_BuildValue("{sssO}", "action", "inserted", "id", pk_value);
+        pt_buf key;
+        int64_t found;
+        if (!pt_wh_in_transaction(h->wh)) {
+            if (exec_simple(h, "BEGIN IMMEDIATE") != 0)
+                goto done;
+            own_txn = 1;
+        }
+        pt_buf_init(&key, 0);
+        pt_buf_puts(&key, "SELECT 1 FROM ");
+        quote_table(&key, schema, table);
+        pt_buf_puts(&key, " WHERE ");
+        quote(&key, pk);
+        pt_buf_puts(&key, " = ?");
+        found = sql_ready(&key) == 0 ? exec_count(h, pt_buf_cstr(&key), vals, 1, &first) : -1;
+        pt_buf_free(&key);
+        if (found < 0)
+            goto done;
+        inserted = first == NULL;
+        if (exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL) < 0)
+            goto done;
     }
+    out = Py_BuildValue("{sssO}", "action", inserted ? "inserted" : "updated", "id", pk_value);
     if (out != NULL && own_txn) {
         own_txn = 0;
         if (exec_simple(h, "COMMIT") != 0)
@@ -821,7 +906,9 @@ conn_upsert(conn_object *self, PyObject *args, PyObject *kwargs)
 done:
     if (own_txn)
         rollback_keeping_error(h);
-    Py_XDECREF(id);
+    PyMem_Free(vals);
+    pt_buf_free(&sql);
+    Py_XDECREF(first);
     Py_XDECREF(keep);
     Py_XDECREF(h);
     Py_DECREF(record);

@@ -165,6 +165,44 @@ result = r
                     {"id": 4, "name": "d", "amount": None}]
 
 
+def test_concurrent_upserts_of_one_new_key_all_succeed(be):
+    from concurrent.futures import ThreadPoolExecutor
+    setup_table(be, "ups")
+    code = "result = db.upsert(CONN, 'ups', 't', %d, {'name': 'n%d', 'amount': %d.5})"
+
+    def one(job):
+        key, i = job
+        r = be.srv.post("/run", data=(code % (key, i, i)).encode(), timeout=30)
+        return key, r.status_code, r.text
+
+    # Eight requests at a time upsert the same new key (the server runs 2 x 4 handlers).
+    jobs = [(key, i) for key in range(12) for i in range(8)]
+    with ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(one, jobs))
+    assert [r for r in results if r[1] != 200] == []
+    for key in range(12):
+        actions = [json.loads(t)["action"] for k, _, t in results if k == key]
+        assert sorted(actions) == ["inserted"] + ["updated"] * 7, (key, actions)
+    out = be.result("""
+r = [db.upsert(CONN, 'ups', 't', 100, {'id': 100, 'name': 'k'}),
+     db.upsert(CONN, 'ups', 't', 100, {'amount': 2.5}),
+     db.upsert(CONN, 'ups', 't', 101, {'id': 101}),
+     db.upsert(CONN, 'ups', 't', 101, {'id': 101})]
+try:
+    db.upsert(CONN, 'ups', 't', 100, {'id': 7, 'name': 'x'})
+except pq.InvalidArgument as e:
+    r.append('refused')
+result = [r, db.fetch(CONN, query='SELECT count(*) AS n FROM ups.t')[0]['n'],
+          list(db.fetch(CONN, query='SELECT * FROM ups.t WHERE id >= 100 ORDER BY id'))]
+""")
+    assert out[0] == [{"action": "inserted", "id": 100}, {"action": "updated", "id": 100},
+                      {"action": "inserted", "id": 101}, {"action": "updated", "id": 101},
+                      "refused"]
+    assert out[1] == 14
+    assert out[2] == [{"id": 100, "name": "k", "amount": 2.5},
+                      {"id": 101, "name": None, "amount": None}]
+
+
 def test_existing_schema_needs_no_create_privilege(be):
     if be.kind != "postgres":
         pytest.skip("PostgreSQL roles")
