@@ -3,9 +3,11 @@
 #include "auth/secrets.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -15,13 +17,17 @@
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define AD_PREFIX "portico secret v1"
+#define SET_ATTEMPTS 3 /* pt_secrets_set: seal again this often when rotations win the race */
 
 struct pt_secrets {
     char *datadir;
     int from_env;       /* the master key came from $PORTICO_MASTER_KEY */
-    unsigned char *key; /* seals new secrets; sodium_malloc'd */
+    unsigned char *key; /* the master key; sodium_malloc'd */
     char kid[PT_KEY_ID_LEN + 1];
-    unsigned char *pending; /* master.key.new of an interrupted rotation, or NULL */
+    /* The key being rotated to, or NULL: master.key.new of an interrupted rotation, or
+     * $PORTICO_NEW_MASTER_KEY. Opens rows sealed under it, and seals once the store records
+     * it as current. */
+    unsigned char *pending;
     char pending_kid[PT_KEY_ID_LEN + 1];
 };
 
@@ -60,7 +66,26 @@ pt_secrets_open(const char *datadir, pt_secrets **out, char *err, size_t errsz)
     if (rc != 0)
         goto fail;
     pt_key_id(s->key, s->kid);
-    if (!s->from_env) {
+    if (s->from_env) {
+        const char *next = getenv("PORTICO_NEW_MASTER_KEY");
+        if (next != NULL && next[0] != '\0') {
+            s->pending = sodium_malloc(PT_KEY_BYTES);
+            if (s->pending == NULL) {
+                snprintf(err, errsz, "out of memory");
+                rc = PT_ENOMEM;
+                goto fail;
+            }
+            if (pt_key_parse(next, strlen(next), s->pending) != 0) {
+                snprintf(err, errsz,
+                         "PORTICO_NEW_MASTER_KEY is malformed (expected 64 hex digits or 44 "
+                         "characters of base64)");
+                rc = PT_EINVAL;
+                goto fail;
+            }
+            sodium_mprotect_readonly(s->pending);
+            pt_key_id(s->pending, s->pending_kid);
+        }
+    } else {
         rc = pending_path(datadir, path, sizeof path);
         if (rc == 0)
             rc = pt_key_load_file(path, &s->pending, err, errsz);
@@ -93,6 +118,26 @@ const char *
 pt_secrets_key_id(const pt_secrets *s)
 {
     return s->kid;
+}
+
+/* Loads the keys of s->datadir again (another process may have rotated them). On failure s
+ * keeps its keys. */
+static int
+reload(pt_secrets *s, char *err, size_t errsz)
+{
+    pt_secrets *fresh = NULL, old;
+    int rc = pt_secrets_open(s->datadir, &fresh, err, errsz);
+
+    if (rc != 0)
+        return rc;
+    old = *s;
+    *s = *fresh;
+    /* fresh now owns what s held, and frees it. */
+    fresh->datadir = old.datadir;
+    fresh->key = old.key;
+    fresh->pending = old.pending;
+    pt_secrets_close(fresh);
+    return 0;
 }
 
 /* The associated data of a secret: a version tag and its name. Returns the length. */
@@ -190,12 +235,52 @@ open_row(const pt_secrets *s, const pt_secret *row, char **value, size_t *len, c
     return rc;
 }
 
+/* The key a new secret is sealed with (invariant 2): the one the store records as current, or
+ * the master key while none is recorded. PT_EUNAVAIL (err set) when the recorded one is not
+ * loaded. */
+static int
+sealing_key(const pt_secrets *s, pt_store *st, const unsigned char **key, const char **kid,
+            char *err, size_t errsz)
+{
+    char current[PT_KEY_ID_LEN + 8];
+    int rc = pt_store_secret_key_id(st, current, sizeof current);
+
+    if (rc == PT_ENOTFOUND) {
+        *key = s->key;
+        *kid = s->kid;
+        return 0;
+    }
+    if (rc != 0) {
+        snprintf(err, errsz, "%s", pt_store_errmsg(st));
+        return rc;
+    }
+    if (strcmp(current, s->kid) == 0) {
+        *key = s->key;
+        *kid = s->kid;
+        return 0;
+    }
+    if (s->pending != NULL && strcmp(current, s->pending_kid) == 0) {
+        *key = s->pending; /* a rotation committed and has not renamed its file yet */
+        *kid = s->pending_kid;
+        return 0;
+    }
+    snprintf(err, errsz,
+             "the secrets are encrypted under master key %s since the last 'secret "
+             "rotate-master', but the master key in use is %s (%s; if that key is lost, remove "
+             "the secrets with 'portico secret rm' and run 'portico secret rotate-master')",
+             current, s->kid,
+             s->from_env ? "set PORTICO_MASTER_KEY to the key that rotation was given in "
+                           "PORTICO_NEW_MASTER_KEY"
+                         : "is keys/master.key the right one?");
+    return PT_EUNAVAIL;
+}
+
 int
 pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
                char *err, size_t errsz)
 {
     pt_secret row = {0};
-    int rc;
+    int rc = 0, raced = 0;
 
     if (len > PT_SECRET_MAX) {
         snprintf(err, errsz, "secret value too long (%zu bytes, at most %d)", len, PT_SECRET_MAX);
@@ -208,16 +293,43 @@ pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value,
         return PT_EINVAL;
     }
     row.name = (char *)name;
-    row.key_id = s->kid;
-    rc = seal(s->key, name, value, len, &row.box, &row.box_len);
-    if (rc != 0) {
-        snprintf(err, errsz, "out of memory");
-        return rc;
-    }
-    rc = pt_store_secret_put(st, &row);
-    if (rc != 0)
+    for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
+        const unsigned char *key = NULL;
+        const char *kid = NULL;
+        /* A rotation may have committed since the keys were loaded: load them again. */
+        if (attempt > 0) {
+            rc = reload(s, err, errsz);
+            if (rc != 0)
+                return rc;
+        }
+        raced = 0;
+        rc = sealing_key(s, st, &key, &kid, err, errsz);
+        if (rc == PT_EUNAVAIL)
+            continue;
+        if (rc != 0)
+            return rc;
+        row.key_id = (char *)kid;
+        rc = seal(key, name, value, len, &row.box, &row.box_len);
+        if (rc != 0) {
+            snprintf(err, errsz, "out of memory");
+            return rc;
+        }
+        /* Refused (PT_EUNAVAIL) when a rotation recorded another key after sealing_key. */
+        rc = pt_store_secret_put(st, &row);
+        free(row.box);
+        row.box = NULL;
+        if (rc == 0)
+            return 0;
         snprintf(err, errsz, "%s", pt_store_errmsg(st));
-    free(row.box);
+        if (rc != PT_EUNAVAIL)
+            return rc;
+        raced = 1;
+    }
+    if (raced)
+        snprintf(err, errsz,
+                 "the master key was rotated while secret '%s' was being stored; nothing was "
+                 "stored, run the command again",
+                 name);
     return rc;
 }
 
@@ -252,6 +364,7 @@ typedef struct reseal_ctx {
     const unsigned char *to; /* the key to seal under */
     const char *to_kid;
     size_t count;
+    int failed; /* reseal itself failed: the transaction was rolled back before COMMIT */
     char *err;
     size_t errsz;
 } reseal_ctx;
@@ -268,8 +381,10 @@ reseal(void *p, pt_secret *row)
     int rc;
 
     rc = open_row(c->s, row, &value, &len, c->err, c->errsz);
-    if (rc != 0)
+    if (rc != 0) {
+        c->failed = 1;
         return rc;
+    }
     rc = seal(c->to, row->name, value, len, &box, &box_len);
     pt_secrets_value_free(value);
     kid = strdup(c->to_kid);
@@ -277,6 +392,7 @@ reseal(void *p, pt_secret *row)
         free(box);
         free(kid);
         snprintf(c->err, c->errsz, "out of memory");
+        c->failed = 1;
         return PT_ENOMEM;
     }
     free(row->box);
@@ -288,20 +404,24 @@ reseal(void *p, pt_secret *row)
     return 0;
 }
 
-/* Re-encrypts every secret under `to` (kid to_kid). */
+/* Re-encrypts every secret under `to` (kid to_kid) and records to_kid as the current key, in
+ * one transaction. *rolled_back (may be NULL) is set when the failure certainly left the store
+ * as it was; a failed COMMIT is not such a failure (it may have reached the disk). */
 static int
 reseal_all(pt_secrets *s, pt_store *st, const unsigned char *to, const char *to_kid, size_t *count,
-           char *err, size_t errsz)
+           int *rolled_back, char *err, size_t errsz)
 {
-    reseal_ctx c = {s, to, to_kid, 0, err, errsz};
+    reseal_ctx c = {s, to, to_kid, 0, 0, err, errsz};
     int rc;
 
     err[0] = '\0';
-    rc = pt_store_secret_rewrite(st, reseal, &c);
+    rc = pt_store_secret_rewrite(st, to_kid, reseal, &c);
     if (rc != 0 && err[0] == '\0')
         snprintf(err, errsz, "%s", pt_store_errmsg(st));
     if (count != NULL)
         *count = c.count;
+    if (rolled_back != NULL)
+        *rolled_back = c.failed;
     return rc;
 }
 
@@ -328,90 +448,128 @@ promote_pending(pt_secrets *s, char *err, size_t errsz)
     return 0;
 }
 
-int
-pt_secrets_rotate(pt_secrets *s, pt_store *st, char *new_key_out, size_t *count, char *err,
-                  size_t errsz)
+/* Takes the rotation lock (invariant 3), waiting while another rotation holds it. Returns the
+ * descriptor to close to release it, or -1 with the reason in err. */
+static int
+lock_rotation(const pt_secrets *s, char *err, size_t errsz)
+{
+    char key[4096], path[4200];
+    int fd;
+
+    if (pt_key_path(s->datadir, PT_KEY_MASTER, key, sizeof key) != 0 ||
+        snprintf(path, sizeof path, "%s.lock", key) >= (int)sizeof path) {
+        snprintf(err, errsz, "data dir path too long");
+        return -1;
+    }
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errsz, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            snprintf(err, errsz, "cannot lock %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/* Rotation with $PORTICO_MASTER_KEY: to $PORTICO_NEW_MASTER_KEY, which the operator holds. */
+static int
+rotate_env(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t errsz)
+{
+    int rc;
+
+    if (s->pending == NULL) {
+        snprintf(err, errsz,
+                 "PORTICO_MASTER_KEY is in use, so the new master key must come from you: "
+                 "generate one (e.g. 'openssl rand -hex 32'), store it where you keep "
+                 "PORTICO_MASTER_KEY, and run this again with PORTICO_NEW_MASTER_KEY set to it "
+                 "(nothing was changed)");
+        return PT_EINVAL;
+    }
+    if (strcmp(s->pending_kid, s->kid) == 0) {
+        snprintf(err, errsz, "PORTICO_NEW_MASTER_KEY is the current master key");
+        return PT_EINVAL;
+    }
+    rc = reseal_all(s, st, s->pending, s->pending_kid, count, NULL, err, errsz);
+    if (rc != 0)
+        return rc;
+    pt_key_free(s->key);
+    s->key = s->pending;
+    memcpy(s->kid, s->pending_kid, sizeof s->kid);
+    s->pending = NULL;
+    s->pending_kid[0] = '\0';
+    return 0;
+}
+
+/* Rotation with keys/master.key: steps 1 to 3 of the top of secrets.h. */
+static int
+rotate_file(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t errsz)
 {
     char path[4200], kid[PT_KEY_ID_LEN + 1];
     unsigned char *next = NULL;
-    int rc;
+    int rc, rolled_back = 0;
 
-    new_key_out[0] = '\0';
-    if (count != NULL)
-        *count = 0;
     /* An interrupted rotation first: everything under its key, then that key becomes the
      * master key. */
     if (s->pending != NULL) {
-        rc = reseal_all(s, st, s->pending, s->pending_kid, NULL, err, errsz);
+        rc = reseal_all(s, st, s->pending, s->pending_kid, NULL, NULL, err, errsz);
         if (rc == 0)
             rc = promote_pending(s, err, errsz);
         if (rc != 0)
             return rc;
     }
-    if (s->from_env) {
-        const char *given = getenv("PORTICO_NEW_MASTER_KEY");
-        if (given != NULL && given[0] != '\0') {
-            next = sodium_malloc(PT_KEY_BYTES);
-            if (next == NULL) {
-                snprintf(err, errsz, "out of memory");
-                return PT_ENOMEM;
-            }
-            if (pt_key_parse(given, strlen(given), next) != 0) {
-                sodium_free(next);
-                snprintf(err, errsz,
-                         "PORTICO_NEW_MASTER_KEY is malformed (expected 64 hex "
-                         "digits or 44 characters of base64)");
-                return PT_EINVAL;
-            }
-        } else if ((next = pt_key_new()) == NULL) {
-            snprintf(err, errsz, "out of memory");
-            return PT_ENOMEM;
-        }
-    } else {
-        next = pt_key_new();
-        if (next == NULL) {
-            snprintf(err, errsz, "out of memory");
-            return PT_ENOMEM;
-        }
-        /* Step 1: the new key is durable before any secret depends on it. */
-        if (pending_path(s->datadir, path, sizeof path) != 0) {
-            snprintf(err, errsz, "data dir path too long");
-            rc = PT_EINVAL;
-            goto done;
-        }
-        rc = pt_key_write(path, next, 0, err, errsz);
-        if (rc != 0)
-            goto done;
+    if (pending_path(s->datadir, path, sizeof path) != 0) {
+        snprintf(err, errsz, "data dir path too long");
+        return PT_EINVAL;
+    }
+    next = pt_key_new();
+    if (next == NULL) {
+        snprintf(err, errsz, "out of memory");
+        return PT_ENOMEM;
     }
     pt_key_id(next, kid);
-    if (strcmp(kid, s->kid) == 0) {
-        snprintf(err, errsz, "the new master key is the current one");
-        rc = PT_EINVAL;
+    /* Step 1: the new key is durable before any secret depends on it (invariant 1). */
+    rc = pt_key_write(path, next, 0, err, errsz);
+    if (rc != 0)
         goto done;
-    }
-    /* Step 2: one transaction; a failure leaves every secret under the old key. */
-    rc = reseal_all(s, st, next, kid, count, err, errsz);
+    /* Step 2: one transaction. */
+    rc = reseal_all(s, st, next, kid, count, &rolled_back, err, errsz);
     if (rc != 0) {
-        if (!s->from_env)
+        /* Only a key no secret can depend on is removed; otherwise the next rotation (or
+         * pt_secrets_open) uses the file like that of an interrupted rotation. */
+        if (rolled_back)
             unlink(path);
         goto done;
     }
-    if (s->from_env) {
-        if (getenv("PORTICO_NEW_MASTER_KEY") == NULL || getenv("PORTICO_NEW_MASTER_KEY")[0] == '\0')
-            sodium_bin2hex(new_key_out, 2 * PT_KEY_BYTES + 1, next, PT_KEY_BYTES);
-        pt_key_free(s->key);
-        s->key = next;
-        memcpy(s->kid, kid, sizeof kid);
-        next = NULL;
-    } else {
-        /* Step 3. */
-        s->pending = next;
-        memcpy(s->pending_kid, kid, sizeof kid);
-        next = NULL;
-        rc = promote_pending(s, err, errsz);
-    }
+    /* Step 3. */
+    s->pending = next;
+    memcpy(s->pending_kid, kid, sizeof kid);
+    next = NULL;
+    rc = promote_pending(s, err, errsz);
 done:
-    if (next != NULL)
-        sodium_free(next);
+    pt_key_free(next);
+    return rc;
+}
+
+int
+pt_secrets_rotate(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t errsz)
+{
+    int lock, rc;
+
+    if (count != NULL)
+        *count = 0;
+    lock = lock_rotation(s, err, errsz);
+    if (lock < 0)
+        return PT_EIO;
+    /* Another rotation may have run since s was loaded, or while this one waited. */
+    rc = reload(s, err, errsz);
+    if (rc == 0)
+        rc = s->from_env ? rotate_env(s, st, count, err, errsz)
+                         : rotate_file(s, st, count, err, errsz);
+    close(lock);
     return rc;
 }

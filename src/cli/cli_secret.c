@@ -125,6 +125,7 @@ secret_set(const char *datadir, int argc, char **argv)
     char *pos[1], *value = NULL, err[512];
     pt_secrets *sec = NULL;
     pt_store *st = NULL;
+    pt_secret row = {0};
     size_t len = 0;
     int npos = 0, rc;
 
@@ -169,8 +170,14 @@ secret_set(const char *datadir, int argc, char **argv)
         rc = pt_cli_error("%s", err);
         goto done;
     }
-    printf("secret %s stored (%zu bytes, encrypted under master key %s)\n", pos[0], len,
-           pt_secrets_key_id(sec));
+    /* Name the key the row is on file under: after a rotation that has not renamed its key
+     * file yet, that is the new key rather than master.key. */
+    if (pt_store_secret_get(st, pos[0], &row) == 0)
+        printf("secret %s stored (%zu bytes, encrypted under master key %s)\n", pos[0], len,
+               row.key_id);
+    else
+        printf("secret %s stored (%zu bytes)\n", pos[0], len);
+    pt_secret_clear(&row);
 done:
     pt_secrets_value_free(value);
     pt_secrets_close(sec);
@@ -210,11 +217,15 @@ secret_rm(const char *datadir, int argc, char **argv)
                                  "secret ", " removed");
 }
 
+/* Prints no key: the new one is already durable (keys/master.key, or PORTICO_NEW_MASTER_KEY,
+ * which the operator holds), so nothing is lost when stdout is closed or the terminal gone. */
 static int
 secret_rotate(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "secret rotate-master";
-    char *pos[1], err[1024], newkey[2 * PT_KEY_BYTES + 1];
+    const char *usage = "secret rotate-master   (with PORTICO_MASTER_KEY set, the new key "
+                        "comes from PORTICO_NEW_MASTER_KEY)";
+    const char *env = getenv("PORTICO_MASTER_KEY");
+    char *pos[1], err[1024];
     pt_secrets *sec = NULL;
     pt_store *st = NULL;
     size_t count = 0;
@@ -230,23 +241,17 @@ secret_rotate(const char *datadir, int argc, char **argv)
         rc = pt_cli_error("%s", err);
         goto done;
     }
-    if (pt_secrets_rotate(sec, st, newkey, &count, err, sizeof err) != 0) {
+    if (pt_secrets_rotate(sec, st, &count, err, sizeof err) != 0) {
         rc = pt_cli_error("cannot rotate the master key: %s", err);
         goto done;
     }
-    if (newkey[0] != '\0') {
-        /* $PORTICO_MASTER_KEY is in use: the operator must store the new key. */
-        puts(newkey);
-        fprintf(stderr,
-                "re-encrypted %zu secret%s under master key %s; set PORTICO_MASTER_KEY to the "
-                "key printed above (it is shown only now)\n",
-                count, count == 1 ? "" : "s", pt_secrets_key_id(sec));
-    } else {
-        printf("re-encrypted %zu secret%s under master key %s\n", count, count == 1 ? "" : "s",
-               pt_secrets_key_id(sec));
-    }
+    printf("re-encrypted %zu secret%s under master key %s\n", count, count == 1 ? "" : "s",
+           pt_secrets_key_id(sec));
+    if (env != NULL && env[0] != '\0')
+        printf("set PORTICO_MASTER_KEY to the key in PORTICO_NEW_MASTER_KEY for every portico "
+               "command and restart the server (until then, it reads secrets only if it was "
+               "started with both variables)\n");
 done:
-    sodium_memzero(newkey, sizeof newkey);
     pt_secrets_close(sec);
     pt_store_close(st);
     return rc;

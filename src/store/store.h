@@ -157,8 +157,15 @@ typedef struct pt_secret {
 
 /* Is name acceptable as a secret name (see pt_secret)? */
 int pt_store_secret_name_valid(const char *name);
-/* Creates or replaces a secret (created is kept on replace). PT_EINVAL for a bad name. */
+/* Creates or replaces a secret (created is kept on replace). PT_EINVAL for a bad name.
+ * PT_EUNAVAIL when a rotation has recorded another master key than s->key_id as current
+ * (pt_store_secret_rewrite): checked in the transaction that writes, so a row is never stored
+ * under a key that a rotation has just retired; seal it again under the current key and retry. */
 int pt_store_secret_put(pt_store *st, const pt_secret *s);
+/* The fingerprint of the master key that the last rotation sealed every secret under, into out
+ * (at least 17 bytes). Returns 0, PT_ENOTFOUND when no rotation has recorded one (every key is
+ * accepted then), or another pt_err. */
+int pt_store_secret_key_id(pt_store *st, char *out, size_t outsz);
 /* Fetches one secret; PT_ENOTFOUND when unknown. Caller frees with pt_secret_clear. */
 int pt_store_secret_get(pt_store *st, const char *name, pt_secret *out);
 int pt_store_secret_rm(pt_store *st, const char *name);
@@ -168,8 +175,11 @@ void pt_secret_clear(pt_secret *s);
 void pt_store_secrets_free(pt_secret *list, size_t n);
 /* Rewrites every secret in one transaction: fn gets each row and replaces its key_id and box
  * (freeing the old ones with free()); a non-zero return rolls everything back and is
- * returned. Used to re-encrypt under a new master key. */
-int pt_store_secret_rewrite(pt_store *st, int (*fn)(void *ctx, pt_secret *s), void *ctx);
+ * returned. Every row must come back under key_id (PT_EINVAL otherwise), and key_id is recorded
+ * as the current master key in the same transaction (see pt_store_secret_put). Used to
+ * re-encrypt under a new master key. */
+int pt_store_secret_rewrite(pt_store *st, const char *key_id, int (*fn)(void *ctx, pt_secret *s),
+                            void *ctx);
 
 typedef struct pt_issuer {
     char *issuer;   /* the `iss` its tokens carry */

@@ -40,6 +40,10 @@
  *      (last-used times), which workers call and which no worker reads.
  *   5. No secret value, token or API key is stored: secrets only encrypted, tokens by id, API
  *      keys as a keyed hash. Error messages name things, never those values.
+ *   6. Once a master key rotation has recorded its key (settings row `secrets_master_key_id`,
+ *      written in the transaction that re-encrypts every secret), a secret is only written
+ *      under that key: pt_store_secret_put checks it in its own transaction, so a `secret set`
+ *      that sealed with a key loaded before a rotation cannot leave a row under a retired key.
  *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy_timeout 5000 ms; synchronous=FULL because metadata is small and rarely
@@ -1877,10 +1881,59 @@ secret_check_name(pt_store *st, const char *name)
     return PT_EINVAL;
 }
 
+/* The settings row where a rotation records its master key (invariant 6). The table is shared
+ * with store_webhooks.c, which creates it the same way when it first needs it. */
+#define SECRET_KEY_SETTING "secrets_master_key_id"
+static const char settings_sql[] = "CREATE TABLE IF NOT EXISTS settings("
+                                   "  key TEXT PRIMARY KEY,"
+                                   "  value TEXT NOT NULL);";
+
+/* Reads the recorded master key fingerprint into out (inside or outside a transaction).
+ * Returns 0, PT_ENOTFOUND when none is recorded, or a pt_err. */
+static int
+secret_key_read(pt_store *st, char *out, size_t outsz)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t one = 0;
+    int rc;
+
+    /* Read-only: an older store has no settings table yet, and readers do not create it. */
+    rc = query_int(st, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'",
+                   NULL, 0, &one);
+    if (rc <= 0)
+        return rc < 0 ? rc : PT_ENOTFOUND;
+    rc = prepare(st, "SELECT value FROM settings WHERE key = '" SECRET_KEY_SETTING "'", &stmt);
+    if (rc != 0)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(stmt, 0);
+        if (v == NULL || snprintf(out, outsz, "%s", (const char *)v) >= (int)outsz) {
+            seterr(st, "metadata store: malformed %s setting", SECRET_KEY_SETTING);
+            rc = PT_EINVAL;
+        } else {
+            rc = 0;
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, "read the master key id");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_secret_key_id(pt_store *st, char *out, size_t outsz)
+{
+    return secret_key_read(st, out, outsz);
+}
+
 int
 pt_store_secret_put(pt_store *st, const pt_secret *s)
 {
     sqlite3_stmt *stmt = NULL;
+    char current[64];
     int rc;
 
     rc = secret_check_name(st, s->name);
@@ -1893,6 +1946,17 @@ pt_store_secret_put(pt_store *st, const pt_secret *s)
     rc = begin(st);
     if (rc != 0)
         return rc;
+    /* Invariant 6, under the write lock: no rotation can commit between this check and ours. */
+    rc = secret_key_read(st, current, sizeof current);
+    if (rc == 0 && strcmp(current, s->key_id) != 0) {
+        seterr(st,
+               "the master key was rotated (secrets are now under master key %s, this value "
+               "was sealed under %.16s)",
+               current, s->key_id);
+        rc = PT_EUNAVAIL;
+    }
+    if (rc != 0 && rc != PT_ENOTFOUND)
+        goto fail;
     rc = prepare(st,
                  "INSERT INTO secrets(name, key_id, box, created, updated) "
                  "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(name) DO UPDATE SET "
@@ -1998,13 +2062,18 @@ pt_store_secret_list(pt_store *st, pt_secret **out, size_t *n)
 }
 
 int
-pt_store_secret_rewrite(pt_store *st, int (*fn)(void *ctx, pt_secret *s), void *ctx)
+pt_store_secret_rewrite(pt_store *st, const char *key_id, int (*fn)(void *ctx, pt_secret *s),
+                        void *ctx)
 {
     sqlite3_stmt *stmt = NULL;
     pt_secret *list = NULL;
     size_t n = 0;
     int rc;
 
+    if (key_id == NULL || key_id[0] == '\0' || strlen(key_id) > 63) {
+        seterr(st, "invalid master key id");
+        return PT_EINVAL;
+    }
     rc = begin(st);
     if (rc != 0)
         return rc;
@@ -2018,6 +2087,12 @@ pt_store_secret_rewrite(pt_store *st, int (*fn)(void *ctx, pt_secret *s), void *
         rc = fn(ctx, &list[i]);
         if (rc != 0)
             goto fail;
+        if (list[i].key_id == NULL || strcmp(list[i].key_id, key_id) != 0) {
+            seterr(st, "secret '%.128s' was not re-encrypted under master key %s", list[i].name,
+                   key_id);
+            rc = PT_EINVAL;
+            goto fail;
+        }
         sqlite3_bind_text(stmt, 1, list[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, list[i].key_id, -1, SQLITE_STATIC);
         sqlite3_bind_blob(stmt, 3, list[i].box, (int)list[i].box_len, SQLITE_STATIC);
@@ -2028,6 +2103,21 @@ pt_store_secret_rewrite(pt_store *st, int (*fn)(void *ctx, pt_secret *s), void *
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
+    /* Record the key in the same transaction (invariant 6). */
+    rc = exec_sql(st, settings_sql);
+    if (rc == 0)
+        rc = prepare(st,
+                     "INSERT INTO settings(key, value) VALUES ('" SECRET_KEY_SETTING "', ?1) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     &stmt);
+    if (rc != 0)
+        goto fail;
+    sqlite3_bind_text(stmt, 1, key_id, -1, SQLITE_STATIC);
+    rc = step_done(st, stmt, "record the master key id");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != 0)
+        goto fail;
     rc = commit(st);
     if (rc != 0)
         goto fail;

@@ -1,11 +1,13 @@
 /* test_secrets.c - unit tests for auth/secrets: sealing, the no-plaintext-at-rest property,
- * binding to the name, wrong master keys, and master key rotation (also interrupted). */
+ * binding to the name, wrong master keys, master key rotation (also interrupted, and with the
+ * key in the environment), and `secret set` racing a rotation. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "auth/keys.h"
@@ -178,7 +180,7 @@ TEST(secrets_name_the_master_key_they_need)
 
 TEST(secrets_rotate_master)
 {
-    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], newkey[65], path[4200];
+    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], path[4200];
     char old_kid[PT_KEY_ID_LEN + 1], text[80];
     pt_store *st = NULL;
     pt_secrets *sec = NULL, *reopened = NULL;
@@ -189,9 +191,8 @@ TEST(secrets_rotate_master)
     ASSERT_EQ(pt_secrets_set(sec, st, "one", "1", 1, err, sizeof err), 0);
     ASSERT_EQ(pt_secrets_set(sec, st, "two", "22", 2, err, sizeof err), 0);
     snprintf(old_kid, sizeof old_kid, "%s", pt_secrets_key_id(sec));
-    ASSERT_EQ(pt_secrets_rotate(sec, st, newkey, &count, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_rotate(sec, st, &count, err, sizeof err), 0);
     ASSERT_EQ(count, 2);
-    ASSERT_STREQ(newkey, ""); /* the key file holds it */
     ASSERT_TRUE(strcmp(old_kid, pt_secrets_key_id(sec)) != 0);
     expect(sec, st, "one", "1");
     expect(sec, st, "two", "22");
@@ -223,42 +224,282 @@ TEST(secrets_rotate_master)
     pt_key_free(stale);
     ASSERT_EQ(pt_secrets_open(dir, &reopened, err, sizeof err), 0);
     expect(reopened, st, "two", "22");
-    ASSERT_EQ(pt_secrets_rotate(reopened, st, newkey, &count, err, sizeof err), 0);
-    ASSERT_EQ(count, 2);
+    /* A secret set now is sealed under the key the rows use (master.key.new), not under the
+     * master.key the rotation is about to replace. */
+    ASSERT_EQ(pt_secrets_set(reopened, st, "three", "333", 3, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_secret_get(st, "three", &row), 0);
+    ASSERT_STREQ(row.key_id, pt_secrets_key_id(sec));
+    pt_secret_clear(&row);
+    ASSERT_EQ(pt_secrets_rotate(reopened, st, &count, err, sizeof err), 0);
+    ASSERT_EQ(count, 3);
     ASSERT_TRUE(access(newpath, F_OK) != 0);
     expect(reopened, st, "one", "1");
     expect(reopened, st, "two", "22");
+    expect(reopened, st, "three", "333");
     pt_secrets_close(reopened);
     pt_secrets_close(sec);
     pt_store_close(st);
     rm_tree(dir);
 }
 
+static const char key0[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+static const char key1[] = "f0e1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff";
+
+/* The fingerprint of a key given in hex. */
+static void
+kid_of(const char *hex, char kid[PT_KEY_ID_LEN + 1])
+{
+    unsigned char k[PT_KEY_BYTES];
+
+    kid[0] = '\0';
+    if (pt_key_parse(hex, strlen(hex), k) == 0)
+        pt_key_id(k, kid);
+}
+
 TEST(secrets_rotate_with_the_key_in_the_environment)
 {
-    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], newkey[65];
+    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], path[4200];
+    char kid0[PT_KEY_ID_LEN + 1], kid1[PT_KEY_ID_LEN + 1];
     pt_store *st = NULL;
-    pt_secrets *sec = NULL;
+    pt_secrets *sec = NULL, *both = NULL, *old = NULL;
+    pt_secret row;
     size_t count = 0;
 
+    kid_of(key0, kid0);
+    kid_of(key1, kid1);
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    setenv("PORTICO_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-           1);
+    unsetenv("PORTICO_NEW_MASTER_KEY");
+    setenv("PORTICO_MASTER_KEY", key0, 1);
     ASSERT_EQ(pt_keys_init(dir, NULL, err, sizeof err), 0);
-    char path[4200];
     snprintf(path, sizeof path, "%s/keys/master.key", dir);
     ASSERT_TRUE(access(path, F_OK) != 0); /* not written while the variable holds it */
     ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_secrets_open(dir, &sec, err, sizeof err), 0);
     ASSERT_EQ(pt_secrets_set(sec, st, "s", "v", 1, err, sizeof err), 0);
-    ASSERT_EQ(pt_secrets_rotate(sec, st, newkey, &count, err, sizeof err), 0);
-    ASSERT_EQ(strlen(newkey), 64);
+
+    /* No new key given: refused before anything changes. A key generated here would exist
+     * only in this process until printed, and every secret with it. */
+    ASSERT_EQ(pt_secrets_rotate(sec, st, &count, err, sizeof err), PT_EINVAL);
+    ASSERT_TRUE(strstr(err, "PORTICO_NEW_MASTER_KEY") != NULL);
+    ASSERT_EQ(count, 0);
+    ASSERT_STREQ(pt_secrets_key_id(sec), kid0);
+    ASSERT_EQ(pt_store_secret_get(st, "s", &row), 0);
+    ASSERT_STREQ(row.key_id, kid0);
+    pt_secret_clear(&row);
+    ASSERT_EQ(pt_store_secret_key_id(st, path, sizeof path), PT_ENOTFOUND);
+    expect(sec, st, "s", "v");
     pt_secrets_close(sec);
     sec = NULL;
-    setenv("PORTICO_MASTER_KEY", newkey, 1);
+
+    /* A malformed new key is refused when the keys are loaded. */
+    setenv("PORTICO_NEW_MASTER_KEY", "not a key", 1);
+    ASSERT_EQ(pt_secrets_open(dir, &sec, err, sizeof err), PT_EINVAL);
+    ASSERT_TRUE(strstr(err, "PORTICO_NEW_MASTER_KEY is malformed") != NULL);
+    ASSERT_TRUE(sec == NULL);
+
+    /* With the new key in PORTICO_NEW_MASTER_KEY. */
+    setenv("PORTICO_NEW_MASTER_KEY", key1, 1);
+    ASSERT_EQ(pt_secrets_open(dir, &sec, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_open(dir, &both, err, sizeof err), 0); /* a server started with both */
+    ASSERT_EQ(pt_secrets_rotate(sec, st, &count, err, sizeof err), 0);
+    ASSERT_EQ(count, 1);
+    ASSERT_STREQ(pt_secrets_key_id(sec), kid1);
+    ASSERT_EQ(pt_store_secret_key_id(st, path, sizeof path), 0);
+    ASSERT_STREQ(path, kid1);
+    ASSERT_EQ(pt_store_secret_get(st, "s", &row), 0);
+    ASSERT_STREQ(row.key_id, kid1);
+    pt_secret_clear(&row);
+    /* Loaded before the rotation with both variables: reads on, and seals under the new key. */
+    expect(both, st, "s", "v");
+    ASSERT_EQ(pt_secrets_set(both, st, "t", "w", 1, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_secret_get(st, "t", &row), 0);
+    ASSERT_STREQ(row.key_id, kid1);
+    pt_secret_clear(&row);
+    /* Running it again with the same variables (did it finish?) is harmless. */
+    ASSERT_EQ(pt_secrets_rotate(both, st, &count, err, sizeof err), 0);
+    ASSERT_EQ(count, 2);
+    pt_secrets_close(both);
+    both = NULL;
+    pt_secrets_close(sec);
+    sec = NULL;
+
+    /* The operator moves the new key into PORTICO_MASTER_KEY. */
+    unsetenv("PORTICO_NEW_MASTER_KEY");
+    setenv("PORTICO_MASTER_KEY", key1, 1);
     ASSERT_EQ(pt_secrets_open(dir, &sec, err, sizeof err), 0);
     expect(sec, st, "s", "v");
+    expect(sec, st, "t", "w");
+
+    /* Still the old key somewhere: reads say which key is needed, and a set is refused
+     * instead of sealing under the retired key. */
+    setenv("PORTICO_MASTER_KEY", key0, 1);
+    ASSERT_EQ(pt_secrets_open(dir, &old, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_set(old, st, "u", "x", 1, err, sizeof err), PT_EUNAVAIL);
+    ASSERT_TRUE(strstr(err, kid1) != NULL);
+    ASSERT_TRUE(strstr(err, "PORTICO_MASTER_KEY") != NULL);
+    ASSERT_EQ(pt_store_secret_get(st, "u", &row), PT_ENOTFOUND);
     unsetenv("PORTICO_MASTER_KEY");
+
+    /* No key is written to the data dir. */
+    pt_store_close(st);
+    st = NULL;
+    ASSERT_FALSE(tree_contains(dir, key0));
+    ASSERT_FALSE(tree_contains(dir, key1));
+    pt_secrets_close(old);
+    pt_secrets_close(sec);
+    rm_tree(dir);
+}
+
+/* master.key is lost after a rotation recorded it, and `portico init` writes a new one: sets
+ * are refused (the store names another key) until the lost secrets are removed and a rotation
+ * records the new key. */
+TEST(secrets_recover_from_a_lost_master_key)
+{
+    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], path[4200];
+    pt_store *st = NULL;
+    pt_secrets *sec = NULL, *fresh = NULL;
+    size_t count = 0;
+
+    ASSERT_EQ(setup(dir, &st, &sec), 0);
+    ASSERT_EQ(pt_secrets_set(sec, st, "gone", "1", 1, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_rotate(sec, st, &count, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/keys/master.key", dir);
+    ASSERT_EQ(unlink(path), 0);
+    ASSERT_EQ(pt_keys_init(dir, NULL, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_open(dir, &fresh, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_set(fresh, st, "new", "2", 1, err, sizeof err), PT_EUNAVAIL);
+    ASSERT_TRUE(strstr(err, "rotate-master") != NULL);
+    /* A rotation cannot open the lost secret ... */
+    ASSERT_EQ(pt_secrets_rotate(fresh, st, &count, err, sizeof err), PT_EINVAL);
+    ASSERT_TRUE(strstr(err, "gone") != NULL);
+    snprintf(path, sizeof path, "%s/keys/master.key.new", dir);
+    ASSERT_TRUE(access(path, F_OK) != 0); /* rolled back: the unused key file is removed */
+    /* ... so it is removed first. */
+    ASSERT_EQ(pt_store_secret_rm(st, "gone"), 0);
+    ASSERT_EQ(pt_secrets_rotate(fresh, st, &count, err, sizeof err), 0);
+    ASSERT_EQ(count, 0);
+    ASSERT_EQ(pt_secrets_set(fresh, st, "new", "2", 1, err, sizeof err), 0);
+    expect(fresh, st, "new", "2");
+    pt_secrets_close(fresh);
+    pt_secrets_close(sec);
+    pt_store_close(st);
+    rm_tree(dir);
+}
+
+/* pt_store_secret_rewrite callback that leaves a row as it is. */
+static int
+keep_row(void *ctx, pt_secret *row)
+{
+    (void)ctx;
+    (void)row;
+    return 0;
+}
+
+TEST(secrets_set_after_a_rotation_never_seals_under_the_retired_key)
+{
+    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], old_kid[PT_KEY_ID_LEN + 1];
+    unsigned char box[64] = {0};
+    pt_store *st = NULL;
+    pt_secrets *sec = NULL, *rot = NULL, *fresh = NULL;
+    pt_secret row;
+    size_t count = 0;
+
+    ASSERT_EQ(setup(dir, &st, &sec), 0); /* sec: `secret set`, keys loaded before the rotation */
+    snprintf(old_kid, sizeof old_kid, "%s", pt_secrets_key_id(sec));
+    ASSERT_EQ(pt_secrets_open(dir, &rot, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_set(rot, st, "a", "1", 1, err, sizeof err), 0);
+    ASSERT_EQ(pt_secrets_rotate(rot, st, &count, err, sizeof err), 0);
+    ASSERT_TRUE(strcmp(old_kid, pt_secrets_key_id(rot)) != 0);
+
+    /* The store refuses a row sealed under the key the rotation retired. */
+    row = (pt_secret){.name = "raw", .key_id = old_kid, .box = box, .box_len = sizeof box};
+    ASSERT_EQ(pt_store_secret_put(st, &row), PT_EUNAVAIL);
+    ASSERT_EQ(pt_store_secret_get(st, "raw", &row), PT_ENOTFOUND);
+    /* A rewrite must bring every row under the key it records, or it records nothing. */
+    ASSERT_EQ(pt_store_secret_rewrite(st, "0123456789abcdef", keep_row, NULL), PT_EINVAL);
+    ASSERT_EQ(pt_store_secret_key_id(st, err, sizeof err), 0);
+    ASSERT_STREQ(err, pt_secrets_key_id(rot));
+
+    /* pt_secrets_set loads the keys again and seals under the new one. */
+    ASSERT_EQ(pt_secrets_set(sec, st, "late", "2", 1, err, sizeof err), 0);
+    ASSERT_STREQ(pt_secrets_key_id(sec), pt_secrets_key_id(rot));
+    ASSERT_EQ(pt_store_secret_get(st, "late", &row), 0);
+    ASSERT_STREQ(row.key_id, pt_secrets_key_id(rot));
+    pt_secret_clear(&row);
+    ASSERT_EQ(pt_secrets_open(dir, &fresh, err, sizeof err), 0);
+    expect(fresh, st, "a", "1");
+    expect(fresh, st, "late", "2");
+    pt_secrets_close(fresh);
+    pt_secrets_close(rot);
+    pt_secrets_close(sec);
+    pt_store_close(st);
+    rm_tree(dir);
+}
+
+/* `secret set` in one process while another rotates again and again: every set that succeeds
+ * is readable afterwards with the keys on file, and none that fails leaves a row behind. */
+TEST(secrets_set_racing_rotations_never_loses_a_secret)
+{
+    enum { ROTATIONS = 12, MAX_SETS = 20000 };
+    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], name[32], want[32];
+    char current[PT_KEY_ID_LEN + 1];
+    static unsigned char ok[MAX_SETS];
+    pt_store *st = NULL;
+    pt_secrets *sec = NULL, *fresh = NULL;
+    int go[2], status = 0, stored = 0, sets = 0, done = 0;
+    pid_t pid;
+
+    ASSERT_EQ(setup(dir, &st, &sec), 0);
+    ASSERT_EQ(pt_secrets_set(sec, st, "seed", "0", 1, err, sizeof err), 0);
+    ASSERT_EQ(pipe(go), 0);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        /* The rotating process: its own store connection and keys, loaded before the sets
+         * start. */
+        pt_store *cst = NULL;
+        pt_secrets *csec = NULL;
+        char byte;
+        int bad = pt_store_open(dir, &cst, err, sizeof err) != 0 ||
+                  pt_secrets_open(dir, &csec, err, sizeof err) != 0 || read(go[0], &byte, 1) != 1;
+        for (int i = 0; !bad && i < ROTATIONS; i++)
+            bad = pt_secrets_rotate(csec, cst, NULL, err, sizeof err) != 0;
+        if (bad)
+            fprintf(stderr, "rotation failed: %s\n", err);
+        pt_secrets_close(csec);
+        pt_store_close(cst);
+        _exit(bad);
+    }
+    close(go[0]);
+    /* Sets with the keys loaded before the first rotation, until the rotations are over. */
+    while (sets < MAX_SETS && !done) {
+        snprintf(name, sizeof name, "race-%d", sets);
+        snprintf(want, sizeof want, "value-%d", sets);
+        ok[sets] = pt_secrets_set(sec, st, name, want, strlen(want), err, sizeof err) == 0;
+        if (!ok[sets] && strstr(err, "run the command again") == NULL)
+            pt_test_fail(__FILE__, __LINE__, "set %s: %s", name, err);
+        stored += ok[sets];
+        if (sets++ == 0)
+            ASSERT_EQ(write(go[1], "g", 1), 1);
+        done = waitpid(pid, &status, WNOHANG) == pid;
+    }
+    close(go[1]);
+    if (!done)
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_GT(stored, 1);
+
+    /* A new process, with only the key files as they are now. */
+    ASSERT_EQ(pt_secrets_open(dir, &fresh, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_secret_key_id(st, current, sizeof current), 0);
+    ASSERT_STREQ(current, pt_secrets_key_id(fresh));
+    expect(fresh, st, "seed", "0");
+    for (int i = 0; i < sets; i++) {
+        snprintf(name, sizeof name, "race-%d", i);
+        snprintf(want, sizeof want, "value-%d", i);
+        expect(fresh, st, name, ok[i] ? want : NULL);
+    }
+    pt_secrets_close(fresh);
     pt_secrets_close(sec);
     pt_store_close(st);
     rm_tree(dir);
