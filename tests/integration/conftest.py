@@ -37,6 +37,7 @@ def _env(extra=None):
     env = dict(os.environ)
     env.pop("PORTICO_DATA", None)
     env.pop("PORTICO_MASTER_KEY", None)
+    env.pop("PORTICO_NEW_MASTER_KEY", None)
     if extra:
         env.update(extra)
     return env

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import threading
 import time
 
@@ -22,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from conftest import (REPO, assert_cli_error, assert_json_error, make_portico, output, run_cli,
-                      start_module_server)
+from conftest import (BIN, REPO, _env, assert_cli_error, assert_json_error, make_portico, output,
+                      run_cli, start_module_server)
 
 WHO = """
 import os
@@ -581,12 +582,139 @@ def test_master_key_from_the_environment(tmp_path):
     # A wrong key says so.
     cp = run_cli(data, "run", script, check=False, env={"PORTICO_MASTER_KEY": "ab" * 32})
     assert cp.returncode != 0 and "master key" in output(cp)
-    # Rotation with the key in the environment hands the new key to the operator, once.
-    cp = run_cli(data, "secret", "rotate-master", env=env)
-    new = cp.stdout.strip()
-    assert re.fullmatch(r"[0-9a-f]{64}", new) and "PORTICO_MASTER_KEY" in cp.stderr
+    # Rotation with the key in the environment: the operator gives the new key, in
+    # PORTICO_NEW_MASTER_KEY. Portico never makes one up that it would then have to print.
+    assert_cli_error(run_cli(data, "secret", "rotate-master", env=env, check=False),
+                     "PORTICO_NEW_MASTER_KEY", "nothing was changed")
+    assert run_cli(data, "run", script, env=env).stdout == "pw-from-env\n"
+    new = os.urandom(32).hex()
+    cp = run_cli(data, "secret", "rotate-master", env={**env, "PORTICO_NEW_MASTER_KEY": new})
+    assert "re-encrypted 1 secret" in cp.stdout and "PORTICO_MASTER_KEY" in cp.stdout
+    assert new not in output(cp)
     assert run_cli(data, "run", script, env={"PORTICO_MASTER_KEY": new}).stdout == "pw-from-env\n"
     assert run_cli(data, "run", script, check=False, env=env).returncode != 0
+    assert not files_containing(data, new.encode()), "the new master key was written down"
+    assert not files_containing(data, master.encode()), "the old master key was written down"
+
+
+SHOW_ALL = "for n in sorted(NAMES): print(n, pq.get_secret(n))\n"
+
+
+def show_secrets(data, tmp_path, names, env=None, check=True):
+    """Reads every secret in a new process (`portico run`): {name: value}."""
+    script = tmp_path / "show_all.py"
+    script.write_text(f"NAMES = {sorted(names)!r}\n" + SHOW_ALL)
+    cp = run_cli(data, "run", script, env=env, check=check)
+    if cp.returncode != 0:
+        return None
+    return dict(line.split(" ", 1) for line in cp.stdout.splitlines())
+
+
+@pytest.mark.parametrize("stdout", ["closed", "broken-pipe", "full"])
+@pytest.mark.parametrize("give_new_key", [False, True])
+def test_env_rotation_with_a_lost_stdout_keeps_every_secret(tmp_path, stdout, give_new_key):
+    """The review's scenario: PORTICO_MASTER_KEY in use and nobody sees the command's output
+    (stdout closed, a reader that went away, a full disk). Every secret stays readable with a
+    key the operator holds: the old one when the rotation was refused, else the one given."""
+    data = tmp_path / "data"
+    old, new = os.urandom(32).hex(), os.urandom(32).hex()
+    run_cli(data, "init", env={"PORTICO_MASTER_KEY": old})
+    values = {f"s{i}": f"value-{i}-" + os.urandom(4).hex() for i in range(3)}
+    for name, value in values.items():
+        run_cli(data, "secret", "set", name, "--value", value, env={"PORTICO_MASTER_KEY": old})
+    env = {"PORTICO_MASTER_KEY": old}
+    if give_new_key:
+        env["PORTICO_NEW_MASTER_KEY"] = new
+    cmd = [BIN, "--data", str(data), "secret", "rotate-master"]
+    kw = dict(env=_env(env), stderr=subprocess.PIPE, timeout=30)
+    if stdout == "closed":
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1), **kw)
+    elif stdout == "broken-pipe":
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone: the first write raises SIGPIPE
+        try:
+            subprocess.run(cmd, stdout=w, **kw)
+        finally:
+            os.close(w)
+    else:
+        with open("/dev/full", "wb") as full:
+            subprocess.run(cmd, stdout=full, **kw)
+    holds = new if give_new_key else old
+    assert show_secrets(data, tmp_path, values, env={"PORTICO_MASTER_KEY": holds}) == values
+    # During the change a process given both variables reads them too.
+    both = {"PORTICO_MASTER_KEY": old, "PORTICO_NEW_MASTER_KEY": new}
+    assert show_secrets(data, tmp_path, values, env=both) == values
+
+
+def wait_reading_stdin(proc, data, timeout=10.0):
+    """Waits until `portico secret set` (value on stdin) has loaded its keys and blocks in
+    read(0): it then holds the master key it loaded, and the race is set up."""
+    db = os.path.realpath(os.path.join(data, "portico.db"))
+    read_nr = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            fds = os.listdir(f"/proc/{proc.pid}/fd")
+            opened = db in [os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in fds]
+            with open(f"/proc/{proc.pid}/syscall") as f:
+                call = f.read().split()  # "running", or the number and arguments
+        except OSError:
+            opened, call = False, []
+        if opened and (read_nr is None or not call):
+            time.sleep(0.5)  # the system call cannot be seen here: give it time
+            return
+        if opened and call[0] == read_nr and int(call[1], 16) == 0:
+            return
+        time.sleep(0.01)
+    pytest.fail("`secret set` never blocked reading its value")
+
+
+def start_set(data, name, env=None):
+    proc = subprocess.Popen([BIN, "--data", str(data), "secret", "set", name],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(env))
+    wait_reading_stdin(proc, data)
+    return proc
+
+
+def test_secret_set_racing_a_rotation_is_never_sealed_under_a_dead_key(portico, tmp_path):
+    """`secret set` loads the master key, waits for its value, and a rotation replaces
+    master.key meanwhile: the value is sealed under the new key, not the one that is gone."""
+    p = portico
+    p.cli("secret", "set", "before", "--value", "b-value")
+    setter = start_set(p.data, "late")
+    assert "re-encrypted 1 secret" in p.cli("secret", "rotate-master").stdout
+    out, err = setter.communicate("late-value\n", timeout=30)
+    assert setter.returncode == 0, err
+    with open(os.path.join(p.data, "keys", "master.key")) as f:
+        assert f.read().strip() not in out + err
+    assert show_secrets(p.data, tmp_path, ["before", "late"]) == {"before": "b-value",
+                                                                   "late": "late-value"}
+    # And the next rotation finds nothing it cannot open.
+    assert "re-encrypted 2 secrets" in p.cli("secret", "rotate-master").stdout
+
+
+def test_env_secret_set_racing_a_rotation_is_refused(tmp_path):
+    """The same race with PORTICO_MASTER_KEY: the setter holds only the old key, so it stores
+    nothing and says why, instead of sealing under a key the operator is about to drop."""
+    data = tmp_path / "data"
+    old, new = os.urandom(32).hex(), os.urandom(32).hex()
+    run_cli(data, "init", env={"PORTICO_MASTER_KEY": old})
+    run_cli(data, "secret", "set", "before", "--value", "b", env={"PORTICO_MASTER_KEY": old})
+    setter = start_set(data, "late", env={"PORTICO_MASTER_KEY": old})
+    run_cli(data, "secret", "rotate-master",
+            env={"PORTICO_MASTER_KEY": old, "PORTICO_NEW_MASTER_KEY": new})
+    out, err = setter.communicate("late-value\n", timeout=30)
+    assert setter.returncode != 0
+    assert "PORTICO_MASTER_KEY" in err and "late-value" not in out + err
+    assert "late" not in run_cli(data, "secret", "list").stdout.split()
+    assert show_secrets(data, tmp_path, ["before"], env={"PORTICO_MASTER_KEY": new}) == {
+        "before": "b"}
+    # Run again with the new key, it stores.
+    run_cli(data, "secret", "set", "late", input="late-value\n", env={"PORTICO_MASTER_KEY": new})
+    assert show_secrets(data, tmp_path, ["before", "late"], env={"PORTICO_MASTER_KEY": new}) == {
+        "before": "b", "late": "late-value"}
 
 
 # ---------------------------------------------------------------- Peliqan's patterns
