@@ -84,6 +84,9 @@ pq_handle_get(PyObject *name)
     PyObject *handles;                         /* borrowed */
     pq_handle *h;
     pt_wh *wh = NULL;
+    PyThreadState *ts;
+    const char *cname; /* borrowed from name, which the caller holds */
+    Py_ssize_t n;
     char err[512] = "";
     int rc;
 
@@ -101,23 +104,20 @@ pq_handle_get(PyObject *name)
         Py_DECREF(d);
         handles = d; /* the thread dict holds it */
     }
-    {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(name, &n);
-        if (s == NULL || strlen(s) != (size_t)n) {
-            PyErr_Clear();
-            PyErr_Format(pq_unknown_conn, "unknown database connection %R", name);
-            return NULL;
-        }
+    cname = PyUnicode_AsUTF8AndSize(name, &n);
+    if (cname == NULL || strlen(cname) != (size_t)n) {
+        PyErr_Clear();
+        PyErr_Format(pq_unknown_conn, "unknown database connection %R", name);
+        return NULL;
     }
     h = (pq_handle *)PyDict_GetItem(handles, name); /* borrowed */
     if (h != NULL && h->wh != NULL)
         return (pq_handle *)Py_NewRef((PyObject *)h);
 
-    Py_BEGIN_ALLOW_THREADS /* opening may connect to a server */
-        rc = pt_wh_open(pt_py_datadir, PyUnicode_AsUTF8(name), &wh, err, sizeof err);
-    Py_END_ALLOW_THREADS if (rc == PT_ENOTFOUND)
-    {
+    ts = PyEval_SaveThread(); /* opening may connect to a server; no Python object inside */
+    rc = pt_wh_open(pt_py_datadir, cname, &wh, err, sizeof err);
+    PyEval_RestoreThread(ts);
+    if (rc == PT_ENOTFOUND) {
         PyErr_Format(pq_unknown_conn,
                      "unknown database connection '%U' (see `portico db list`; the built-in "
                      "one is '%s')",
@@ -283,6 +283,23 @@ sql_ready(pt_buf *b)
     return 0;
 }
 
+/* The UTF-8 text of a query argument (a str, borrowed); NULL with pq.InvalidArgument when it
+ * cannot be encoded (a lone surrogate) or holds a NUL, which would cut the statement short. */
+static const char *
+sql_text(PyObject *query)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(query, &n);
+
+    if (s == NULL || strlen(s) != (size_t)n) {
+        PyErr_Clear();
+        PyErr_SetString(pq_bad_arg, "query must be text without NUL characters or lone "
+                                    "surrogates");
+        return NULL;
+    }
+    return s;
+}
+
 /* The connection a call runs on: `db` when given, else the Connection's own name. */
 typedef struct {
     PyObject_HEAD PyObject *name; /* str: the connection dbconnect() was given */
@@ -385,6 +402,8 @@ conn_fetch(conn_object *self, PyObject *args, PyObject *kwargs)
     PyObject *params = Py_None, *df = Py_False, *fillna = Py_None, *fillnat = Py_None;
     PyObject *pytypes = Py_True, *dtstr = Py_True, *tz = Py_None;
     PyObject *sql = NULL, *keep = NULL, *rows = NULL, *frame = NULL;
+    const char *tzname, *sqltext;
+    Py_ssize_t tzlen;
     pq_handle *h = NULL;
     pt_value *vals = NULL;
     pt_wh_cursor *cur = NULL;
@@ -414,7 +433,11 @@ conn_fetch(conn_object *self, PyObject *args, PyObject *kwargs)
         }
         Py_DECREF(pandas);
     }
-    if (tz != Py_None && (!PyUnicode_Check(tz) || PyUnicode_GET_LENGTH(tz) >= 60)) {
+    if (tz == Py_None)
+        tz = s_utc;
+    tzname = PyUnicode_Check(tz) ? PyUnicode_AsUTF8AndSize(tz, &tzlen) : NULL;
+    if (tzname == NULL || strlen(tzname) != (size_t)tzlen || (size_t)tzlen >= sizeof h->tz) {
+        PyErr_Clear();
         PyErr_SetString(pq_bad_arg, "tz must be a time zone name (str), e.g. 'UTC'");
         return NULL;
     }
@@ -444,25 +467,21 @@ conn_fetch(conn_object *self, PyObject *args, PyObject *kwargs)
         if (sql == NULL)
             return NULL;
     }
-    keep = PyList_New(0);
+    sqltext = sql_text(sql);
+    keep = sqltext != NULL ? PyList_New(0) : NULL;
     if (keep == NULL || pq_params(params, &vals, &n, keep) != 0)
         goto fail;
     h = handle_for(self, db);
     if (h == NULL)
         goto fail;
-    if (tz == Py_None)
-        tz = s_utc;
-    if (strcmp(pt_wh_kind(h->wh), "postgres") == 0 && strcmp(h->tz, PyUnicode_AsUTF8(tz)) != 0) {
+    if (strcmp(pt_wh_kind(h->wh), "postgres") == 0 && strcmp(h->tz, tzname) != 0) {
         /* The session time zone decides how timestamptz values print. */
-        pt_value v = {.type = PT_V_TEXT};
-        Py_ssize_t len;
-        v.u.s.p = PyUnicode_AsUTF8AndSize(tz, &len);
-        v.u.s.n = (size_t)len;
+        pt_value v = {.type = PT_V_TEXT, .u.s = {tzname, (size_t)tzlen}};
         if (exec_count(h, "SELECT set_config('TimeZone', $1, false)", &v, 1, NULL) < 0)
             goto fail;
-        snprintf(h->tz, sizeof h->tz, "%s", v.u.s.p);
+        snprintf(h->tz, sizeof h->tz, "%s", tzname);
     }
-    if (pq_exec(h, PyUnicode_AsUTF8(sql), vals, n, &cur) != 0)
+    if (pq_exec(h, sqltext, vals, n, &cur) != 0)
         goto fail;
     rows = pq_rows_new(h, cur, sql, n > 0 ? PyList_GET_ITEM(keep, PyList_GET_SIZE(keep) - 1) : NULL,
                        &conv);
@@ -958,6 +977,7 @@ conn_execute(conn_object *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"db", "query", "params", NULL};
     PyObject *db = Py_None, *query = NULL, *params = Py_None, *keep = NULL, *out = NULL;
     PyObject *rows = NULL;
+    const char *sqltext;
     pq_handle *h = NULL;
     pt_value *vals = NULL;
     pt_wh_cursor *cur = NULL;
@@ -970,11 +990,12 @@ conn_execute(conn_object *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(pq_bad_arg, "execute() needs query= (a str of SQL)");
         return NULL;
     }
-    keep = PyList_New(0);
+    sqltext = sql_text(query);
+    keep = sqltext != NULL ? PyList_New(0) : NULL;
     if (keep == NULL || pq_params(params, &vals, &n, keep) != 0)
         goto done;
     h = handle_for(self, db);
-    if (h == NULL || pq_exec(h, PyUnicode_AsUTF8(query), vals, n, &cur) != 0)
+    if (h == NULL || pq_exec(h, sqltext, vals, n, &cur) != 0)
         goto done;
     if (pt_wh_cursor_ncols(cur) == 0) {
         out = Py_BuildValue("{sL}", "rowcount", (long long)pt_wh_cursor_changes(cur));

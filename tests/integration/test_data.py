@@ -547,6 +547,25 @@ result = r
         assert out["df"][0] == "Error" and "pandas" in out["df"][1]
 
 
+def test_text_arguments_that_cannot_be_encoded_are_refused(be):
+    out = be.result("""
+r = []
+for f in (lambda: db.fetch(CONN, query='SELECT 1 AS x', tz='\\udcff'),
+          lambda: db.fetch(CONN, query='SELECT 1 AS x', tz='x' * 100),
+          lambda: db.fetch(CONN, query='SELECT 1 AS x', tz='UTC\\x00x'),
+          lambda: db.fetch(CONN, query='SELECT 1 AS x\\x00; DROP TABLE nope'),
+          lambda: db.fetch(CONN, query='SELECT 1 AS \\udcff'),
+          lambda: db.execute(CONN, query='SELECT 1\\x00')):
+    try:
+        f()
+        r.append('accepted')
+    except pq.InvalidArgument:
+        r.append('refused')
+result = r
+""")
+    assert out == ["refused"] * 6
+
+
 def test_uncaught_errors(be):
     r = be.run("result = db.fetch(CONN, 'sch', 'missing_table')", status=None)
     body = assert_json_error(r, 500)
