@@ -279,6 +279,18 @@ load_webhooks(worker *w, snapshot *s)
         rc = w->secrets != NULL ? pt_secrets_get(w->secrets, w->store, src->secret, &h->secret,
                                                  &h->secret_len, err, sizeof(err))
                                 : PT_ENOTFOUND;
+        if (rc == PT_EINVAL || w->secrets == NULL) {
+            /* Sealed under a key this worker has not loaded: the master key was rotated (or
+             * created) since the worker started. Load the keys again and retry once. */
+            pt_secrets *fresh = NULL;
+            if (pt_secrets_open(w->cfg->datadir, &fresh, err, sizeof(err)) == 0) {
+                pt_secrets_close(w->secrets);
+                w->secrets = fresh;
+                err[0] = '\0';
+                rc = pt_secrets_get(w->secrets, w->store, src->secret, &h->secret, &h->secret_len,
+                                    err, sizeof(err));
+            }
+        }
         if (rc != 0) {
             /* Requests to this source answer 503 until the secret is there. */
             h->secret = NULL;

@@ -170,3 +170,22 @@ print('ok', n)
     rows = portico.cli("db", "query", "dw", "SELECT count(*) AS n FROM racing.rows",
                        "--json").stdout
     assert '"n": 6' in rows
+
+
+def test_signed_webhooks_survive_a_master_key_rotation(portico, server):
+    import hashlib
+    import hmac
+    portico.cli("secret", "set", "gh", input="s3cret\n")
+    portico.cli("webhook", "source", "add", "gh", "--verify", "github", "--secret", "gh")
+    s = server(workers=1)
+    token = portico.cli("webhook", "url").stdout.strip().rsplit("/", 1)[1]
+    body = b'{"a": 1}'
+    sig = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+    def post():
+        return requests.post(f"{s.url}/webhook/{token}/gh", data=body, timeout=5,
+                             headers={"X-Hub-Signature-256": sig})
+
+    assert post().status_code == 200
+    portico.cli("secret", "rotate-master")
+    assert post().status_code == 200
