@@ -825,9 +825,12 @@ done:
  * INSERT ... ON CONFLICT (pk) DO UPDATE SET <the given columns> on both back ends, so that two
  * requests upserting the same new key cannot both try to insert it (an UPDATE that finds no row
  * and then an INSERT could, and one of them failed on the key). What happened: PostgreSQL says
- * it (xmax is 0 only in a row the statement inserted); SQLite cannot, so there the statement
- * runs in a write transaction (BEGIN IMMEDIATE, unless the caller's is open) after looking the
- * key up, and no other connection can write in between. */
+ * it (xmax is 0 only in a row the statement inserted); SQLite cannot, so there the key is
+ * looked up first, in a transaction (the caller's, when one is open) that already holds the
+ * write lock of the table's schema file, so that no other connection can write in between.
+ * `DELETE ... WHERE 0` takes that lock and touches no row; BEGIN IMMEDIATE would lock every
+ * attached schema file, in each connection's own order of attachment, and two connections
+ * could then wait for each other until the busy timeout. */
 static PyObject *
 conn_upsert(conn_object *self, PyObject *args, PyObject *kwargs)
 {
@@ -898,11 +901,20 @@ conn_upsert(conn_object *self, PyObject *args, PyObject *kwargs)
         pt_buf key;
         int64_t found;
         if (!pt_wh_in_transaction(h->wh)) {
-            if (exec_simple(h, "BEGIN IMMEDIATE") != 0)
+            if (exec_simple(h, "BEGIN") != 0)
                 goto done;
             own_txn = 1;
         }
         pt_buf_init(&key, 0);
+        pt_buf_puts(&key, "DELETE FROM ");
+        quote_table(&key, schema, table);
+        pt_buf_puts(&key, " WHERE 0");
+        found = sql_ready(&key) == 0 ? exec_count(h, pt_buf_cstr(&key), NULL, 0, NULL) : -1;
+        if (found < 0) {
+            pt_buf_free(&key);
+            goto done;
+        }
+        pt_buf_reset(&key);
         pt_buf_puts(&key, "SELECT 1 FROM ");
         quote_table(&key, schema, table);
         pt_buf_puts(&key, " WHERE ");
