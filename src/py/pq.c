@@ -8,8 +8,11 @@
  * 1. Handles. Each thread keeps its own open connection per name (a pq_handle in the thread
  *    state's dict, "pq.handles"), opened on first use and reused by every later request the
  *    thread runs. So a worker's threads never share a database connection, and a thread can
- *    release the GIL while its statement runs (pq_exec) without anything else touching the
- *    connection. A PostgreSQL connection that broke is reset by the driver on the next call.
+ *    release the GIL whenever it may wait for the database (PQ_WITHOUT_GIL: statements,
+ *    rows that have not arrived, catalog lookups, prepared writes, freeing a cursor) without
+ *    anything else touching the connection. What the database reads meanwhile is never a
+ *    caller's mutable object: values come from snapshots (tuples, dict copies) held until the
+ *    call returns. A PostgreSQL connection that broke is reset by the driver on the next call.
  *
  * 2. fetch() runs its statement right away, so errors (unknown table, bad SQL) are raised by
  *    fetch() itself where the handler can catch them, and returns a lazy row list (pq_rows.c):
@@ -154,9 +157,8 @@ pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cur
     *cur = NULL;
     if (pq_handle_settle(h) != 0)
         return -1;
-    Py_BEGIN_ALLOW_THREADS rc = pt_wh_exec(h->wh, sql, vals, n, cur);
-    Py_END_ALLOW_THREADS if (rc != 0)
-    {
+    PQ_WITHOUT_GIL(rc = pt_wh_exec(h->wh, sql, vals, n, cur));
+    if (rc != 0) {
         pq_raise_wh(h->wh, rc);
         return -1;
     }
@@ -176,21 +178,21 @@ exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n, PyObje
         *first = NULL;
     if (pq_exec(h, sql, vals, n, &cur) != 0)
         return -1;
-    while ((rc = pt_wh_cursor_next(cur)) == 1) {
+    while ((rc = pq_next(cur)) == 1) {
         if (first != NULL && *first == NULL && pt_wh_cursor_ncols(cur) > 0) {
             pq_conv conv = {.python_types = 1, .dt_as_str = 1};
             pt_value v;
             pt_wh_cursor_value(cur, 0, &v);
             *first = pq_value_to_py(&v, pt_wh_cursor_coltype(cur, 0), &conv);
             if (*first == NULL) {
-                pt_wh_cursor_free(cur);
+                pq_cursor_free(cur);
                 return -1;
             }
         }
     }
     if (rc < 0) {
         pq_raise_wh(h->wh, rc);
-        pt_wh_cursor_free(cur);
+        pq_cursor_free(cur);
         if (first != NULL)
             Py_CLEAR(*first);
         return -1;
@@ -199,7 +201,7 @@ exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n, PyObje
     if (first != NULL && *first == NULL && pt_wh_cursor_last_id(cur) > 0 &&
         strcmp(pt_wh_kind(h->wh), "sqlite") == 0)
         *first = PyLong_FromLongLong(pt_wh_cursor_last_id(cur));
-    pt_wh_cursor_free(cur);
+    pq_cursor_free(cur);
     return changes;
 }
 
@@ -549,11 +551,12 @@ placeholders(pt_buf *sql, size_t n)
 static int
 table_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t pksz)
 {
-    int rc;
+    int rc, pkrc = 0;
 
     if (pq_handle_settle(h) != 0)
         return -1;
-    rc = pt_wh_table_exists(h->wh, schema, table);
+    PQ_WITHOUT_GIL(rc = pt_wh_table_exists(h->wh, schema, table);
+                   if (rc > 0) pkrc = pt_wh_primary_key(h->wh, schema, table, pk, pksz));
     if (rc == 0) {
         PyErr_Format(pq_not_found, "table %s.%s not found", schema, table);
         return -1;
@@ -562,7 +565,7 @@ table_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t p
         pq_raise_wh(h->wh, rc);
         return -1;
     }
-    rc = pt_wh_primary_key(h->wh, schema, table, pk, pksz);
+    rc = pkrc;
     if (rc == PT_ENOTFOUND) {
         pk[0] = '\0';
         return 0;
@@ -1011,7 +1014,7 @@ conn_execute(conn_object *self, PyObject *args, PyObject *kwargs)
         goto done;
     if (pt_wh_cursor_ncols(cur) == 0) {
         out = Py_BuildValue("{sL}", "rowcount", (long long)pt_wh_cursor_changes(cur));
-        pt_wh_cursor_free(cur);
+        pq_cursor_free(cur);
         goto done;
     }
     rows = pq_rows_new(h, cur, query, NULL, &conv);
@@ -1048,8 +1051,8 @@ conn_create_schema(conn_object *self, PyObject *args, PyObject *kwargs)
         return NULL;
     if (pq_handle_settle(h) != 0)
         goto fail;
-    existed = pt_wh_schema_exists(h->wh, schema);
-    rc = existed < 0 ? existed : pt_wh_create_schema(h->wh, schema);
+    PQ_WITHOUT_GIL(existed = pt_wh_schema_exists(h->wh, schema);
+                   rc = existed < 0 ? existed : pt_wh_create_schema(h->wh, schema));
     if (rc < 0) {
         pq_raise_wh(h->wh, rc);
         goto fail;
@@ -1174,8 +1177,8 @@ conn_create_table(conn_object *self, PyObject *args, PyObject *kwargs)
     }
     if (sql_ready(&sql) != 0)
         goto done;
-    rc = pt_wh_create_schema(h->wh, schema);
-    existed = rc == 0 ? pt_wh_table_exists(h->wh, schema, table) : rc;
+    PQ_WITHOUT_GIL(rc = pt_wh_create_schema(h->wh, schema);
+                   existed = rc == 0 ? pt_wh_table_exists(h->wh, schema, table) : rc);
     if (existed < 0) {
         pq_raise_wh(h->wh, existed);
         goto done;
@@ -1304,9 +1307,8 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
     if (h == NULL || pq_handle_settle(h) != 0)
         goto done;
     nocase = strcmp(pt_wh_kind(h->wh), "sqlite") == 0;
-    exists = pt_wh_create_schema(h->wh, schema);
-    if (exists == 0)
-        exists = pt_wh_table_exists(h->wh, schema, table);
+    PQ_WITHOUT_GIL(exists = pt_wh_create_schema(h->wh, schema);
+                   if (exists == 0) exists = pt_wh_table_exists(h->wh, schema, table));
     if (exists < 0) {
         pq_raise_wh(h->wh, exists);
         goto done;
@@ -1337,7 +1339,8 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
         created = 1;
     }
     {
-        int rc = pt_wh_columns(h->wh, schema, table, &existing, &nexisting);
+        int rc;
+        PQ_WITHOUT_GIL(rc = pt_wh_columns(h->wh, schema, table, &existing, &nexisting));
         if (rc != 0) {
             pq_raise_wh(h->wh, rc);
             goto done;
@@ -1363,7 +1366,8 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
     free(existing);
     existing = NULL;
     {
-        int rc = pt_wh_columns(h->wh, schema, table, &existing, &nexisting);
+        int rc;
+        PQ_WITHOUT_GIL(rc = pt_wh_columns(h->wh, schema, table, &existing, &nexisting));
         if (rc != 0) {
             pq_raise_wh(h->wh, rc);
             goto done;
@@ -1415,7 +1419,8 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
         PyList_SET_ITEM(cols, (Py_ssize_t)i, name); /* steals */
     }
     {
-        int rc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt);
+        int rc;
+        PQ_WITHOUT_GIL(rc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
         if (rc != 0) {
             pq_raise_wh(h->wh, rc);
             goto done;
@@ -1453,9 +1458,8 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
             if (pq_to_value(val != NULL ? val : Py_None, &vals[i], keep) != 0)
                 goto done;
         }
-        Py_BEGIN_ALLOW_THREADS rc = pt_wh_stmt_run(stmt, vals, ncols);
-        Py_END_ALLOW_THREADS if (rc != 0)
-        {
+        PQ_WITHOUT_GIL(rc = pt_wh_stmt_run(stmt, vals, ncols));
+        if (rc != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "record %zd: %s", r + 1, pt_wh_errmsg(h->wh));
             PyErr_SetString(rc == PT_EUNAVAIL ? pq_unavailable : pq_sql_error, msg);
@@ -1472,7 +1476,8 @@ conn_write(conn_object *self, PyObject *args, PyObject *kwargs)
                         batches, "table_created", created ? Py_True : Py_False, "columns_added",
                         added);
 done:
-    pt_wh_stmt_free(stmt);
+    if (stmt != NULL) /* PostgreSQL: DEALLOCATE on the server */
+        PQ_WITHOUT_GIL(pt_wh_stmt_free(stmt));
     if (in_txn)
         rollback_keeping_error(h);
     PyMem_Free(vals);

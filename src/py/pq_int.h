@@ -23,6 +23,18 @@ typedef struct pq_conv {
     int dt_as_str;     /* dates and times as ISO 8601 str (1) or datetime objects (0) */
 } pq_conv;
 
+/* Runs `call`, a warehouse call that may wait for the database, with the GIL released, so that
+ * the worker's other threads run meanwhile. `call` must touch no Python object: strings it
+ * reads belong to objects the caller holds and nobody can change (str, bytes, snapshots), and
+ * the connection is one no other thread uses meanwhile (the calling thread's handle, or a row
+ * list marked busy). */
+#define PQ_WITHOUT_GIL(call)                                                                       \
+    do {                                                                                           \
+        PyThreadState *pq_ts_ = PyEval_SaveThread();                                               \
+        call;                                                                                      \
+        PyEval_RestoreThread(pq_ts_);                                                              \
+    } while (0)
+
 /* The exception types (module globals, set by pt_py_pq_module). */
 extern PyObject *pq_error, *pq_unknown_conn, *pq_not_found, *pq_sql_error, *pq_unavailable,
     *pq_bad_arg;
@@ -38,8 +50,14 @@ pq_handle *pq_handle_get(PyObject *name);
  * another statement. Returns 0 or -1 with an exception set. */
 int pq_handle_settle(pq_handle *h);
 /* Runs sql on h (settling it first) with the GIL released while the database works. Returns
- * 0 with *cur (caller frees), or -1 with a pq exception set. */
+ * 0 with *cur (caller frees with pq_cursor_free), or -1 with a pq exception set. */
 int pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cursor **cur);
+/* pt_wh_cursor_next, with the GIL released when it may wait for the database
+ * (pt_wh_cursor_may_block). The caller makes sure no other thread uses the connection. */
+int pq_next(pt_wh_cursor *cur);
+/* pt_wh_cursor_free with the GIL released: freeing a PostgreSQL cursor whose rows are still
+ * arriving cancels the query and waits for the server. Same condition as pq_next. */
+void pq_cursor_free(pt_wh_cursor *cur);
 
 /* A new value -> Python object conversion of one row value (coltype: its column's type). */
 PyObject *pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv);

@@ -25,8 +25,11 @@
  *    last.
  *
  * 4. A list being read is marked BUSY: converting values may run Python code (json.loads for
- *    JSON that jansson rejects), where another thread could touch the same list; it then gets
- *    a RuntimeError rather than a half-read list.
+ *    JSON that jansson rejects), and reading the cursor releases the GIL whenever the next row
+ *    has not arrived yet (pq_next), as does freeing a cursor and writing rows out in C; another
+ *    thread that touches the same list meanwhile gets a RuntimeError rather than a half-read
+ *    list, and the handle's own thread, which must not use the connection meanwhile, finds the
+ *    list active and busy and gets the same error.
  */
 #include "py/pq_int.h"
 
@@ -339,16 +342,45 @@ fail:
     return -1;
 }
 
+/* ---- the database without the GIL -------------------------------------------------------- */
+
+int
+pq_next(pt_wh_cursor *cur)
+{
+    int rc;
+
+    if (!pt_wh_cursor_may_block(cur))
+        return pt_wh_cursor_next(cur); /* the row is at hand: not worth a GIL round trip */
+    PQ_WITHOUT_GIL(rc = pt_wh_cursor_next(cur));
+    return rc;
+}
+
+void
+pq_cursor_free(pt_wh_cursor *cur)
+{
+    if (cur != NULL)
+        PQ_WITHOUT_GIL(pt_wh_cursor_free(cur));
+}
+
 /* ---- the row list ------------------------------------------------------------------------ */
 
+/* Frees the list's cursor (the GIL released meanwhile: design note 4) and lets go of its
+ * handle. The list is BUSY while the GIL is away, so the handle's own thread, finding it still
+ * active, gets an error rather than using the connection; its state is restored after. */
 static void
 release_cursor(rows_object *r)
 {
     pq_handle *h = r->handle;
+    pt_wh_cursor *cur = r->cur;
+    int state = r->state;
 
+    if (cur != NULL) {
+        r->cur = NULL;
+        r->state = RL_BUSY;
+        pq_cursor_free(cur);
+        r->state = state;
+    }
     r->handle = NULL;
-    pt_wh_cursor_free(r->cur);
-    r->cur = NULL;
     if (h != NULL && h->active == (PyObject *)r)
         h->active = NULL;
     Py_XDECREF(h);
@@ -409,7 +441,7 @@ read_rows(rows_object *r)
     int rc;
 
     r->state = RL_BUSY;
-    while ((rc = pt_wh_cursor_next(cur)) == 1) {
+    while ((rc = pq_next(cur)) == 1) {
         row = PyDict_New();
         if (row == NULL)
             goto fail;
@@ -562,8 +594,14 @@ pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, siz
         PyErr_NoMemory();
         goto done;
     }
+    /* Rows are read and written in C, so the GIL can go meanwhile (design note 4). */
     r->state = RL_BUSY;
-    wrc = pt_rows_write(w, body, first_part);
+    PQ_WITHOUT_GIL(wrc = pt_rows_write(w, body, first_part));
+    if (wrc == 1 && (stream == NULL || !pt_rows_stream_slot())) {
+        /* More rows, but no stream: the caller wants none, or the worker has as many as it
+         * allows (rows.h: PT_ROWS_MAX_STREAMS): the rest into the body now, on this thread. */
+        PQ_WITHOUT_GIL(wrc = pt_rows_write(w, body, 0));
+    }
     if (wrc < 0) {
         if (wrc == PT_ENOMEM)
             PyErr_NoMemory();
@@ -574,9 +612,9 @@ pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, siz
         release_cursor(r);
         goto done;
     }
-    if (wrc == 1 && stream != NULL) {
-        /* More to come: the stream takes the connection and the cursor (design note 3 of
-         * rows.c); this thread opens a new connection on its next use. */
+    if (wrc == 1) {
+        /* More to come: the stream takes the connection, the cursor and the slot (design note 3
+         * of rows.c); this thread opens a new connection on its next use. */
         PyObject *tdict = PyThreadState_GetDict(); /* borrowed */
         PyObject *handles = tdict != NULL ? PyDict_GetItemString(tdict, "pq.handles") : NULL;
         pt_wh *wh = h->wh;
@@ -831,6 +869,9 @@ rl_dealloc(PyObject *self)
 {
     rows_object *r = (rows_object *)self;
 
+    /* Out of the collector's sight first: release_cursor lets the GIL go, and a collection on
+     * another thread must not find an object whose count is already zero. */
+    PyObject_GC_UnTrack(self);
     release_cursor(r);
     Py_CLEAR(r->names);
     Py_CLEAR(r->sql);

@@ -76,9 +76,10 @@ int pt_py_csv_dump(pt_buf *b, PyObject *obj);
 int pt_py_rows_lazy(PyObject *obj);
 /* Writes a lazy row list from its cursor in C, in format (a pt_rows_format), into body: at most
  * about first_part bytes (0: all). When rows remain and stream is not NULL, *stream gets a body
- * stream (request.h) that owns the cursor and its connection and makes `chunk`-byte parts.
- * The list is spent either way (touching it later runs the query again). Returns 0, or -1 with
- * a Python exception set. */
+ * stream (request.h) that owns the cursor and its connection and makes `chunk`-byte parts;
+ * without a stream (stream NULL, or the worker's streams at their cap: rows.h) the rest is
+ * written into body too. The GIL is released while rows are read. The list is spent either way
+ * (touching it later runs the query again). Returns 0, or -1 with a Python exception set. */
 int pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, size_t chunk,
                      pt_body_stream **stream);
 /* Readies the row list type; called by pt_py_pq_module. Returns 0 or -1 with an error set. */

@@ -14,11 +14,17 @@
  *    caller holds at most one chunk plus one row in memory whatever the result size.
  *
  * 3. The stream owns its connection, its cursor and its writer; it runs on the loop thread,
- *    where nothing else touches that connection (the Python side gave it up).
+ *    where nothing else touches that connection (the Python side gave it up). Reading a row
+ *    may wait for the database: a PostgreSQL server that is slow to send the next rows stalls
+ *    the loop (and every other connection of the worker) meanwhile. Making that wait
+ *    non-blocking would need the loop to watch the database socket, which the body stream
+ *    interface (stream.h) cannot express; instead PT_ROWS_MAX_STREAMS caps the streams of a
+ *    process, and results past the cap are written whole by the handler thread (pq_rows.c).
  */
 #include "warehouse/rows.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -445,6 +451,31 @@ pt_rows_write(pt_rows *r, pt_buf *b, size_t chunk)
 
 /* ---- the stream -------------------------------------------------------------------------- */
 
+static atomic_int streams_live; /* slots taken (design note 3) */
+
+int
+pt_rows_stream_slot(void)
+{
+    int n = atomic_load(&streams_live);
+
+    while (n < PT_ROWS_MAX_STREAMS)
+        if (atomic_compare_exchange_weak(&streams_live, &n, n + 1))
+            return 1;
+    return 0;
+}
+
+void
+pt_rows_stream_slot_release(void)
+{
+    atomic_fetch_sub(&streams_live, 1);
+}
+
+int
+pt_rows_streams_live(void)
+{
+    return atomic_load(&streams_live);
+}
+
 typedef struct rows_stream {
     pt_body_stream base; /* first */
     pt_wh *wh;
@@ -470,6 +501,7 @@ stream_free(pt_body_stream *s)
     pt_wh_cursor_free(rs->cur); /* a PostgreSQL query still running is cancelled */
     pt_wh_close(rs->wh);
     free(rs);
+    pt_rows_stream_slot_release();
 }
 
 pt_body_stream *
@@ -481,6 +513,7 @@ pt_rows_stream_new(pt_wh *wh, pt_wh_cursor *cur, pt_rows *r, size_t chunk)
         pt_rows_free(r);
         pt_wh_cursor_free(cur);
         pt_wh_close(wh);
+        pt_rows_stream_slot_release();
         return NULL;
     }
     rs->base.next = stream_next;

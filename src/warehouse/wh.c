@@ -178,6 +178,12 @@ pt_wh_cursor_next(pt_wh_cursor *c)
     return c->wh->drv->next(c);
 }
 
+int
+pt_wh_cursor_may_block(pt_wh_cursor *c)
+{
+    return c->wh->drv->may_block(c);
+}
+
 size_t
 pt_wh_cursor_ncols(const pt_wh_cursor *c)
 {

@@ -69,6 +69,11 @@ int pt_wh_exec(pt_wh *wh, const char *sql, const pt_value *params, size_t nparam
                pt_wh_cursor **out);
 /* Advances: 1 = a row is available, 0 = done, <0 = PT_EDB. */
 int pt_wh_cursor_next(pt_wh_cursor *c);
+/* Could pt_wh_cursor_next(c) have to wait: for a database server to send more rows (PostgreSQL),
+ * or to run the query (SQLite's first step)? 1 yes, 0 no (the next row is at hand, or the
+ * rows ended). Reads input that has already arrived but never waits itself. Callers that hold
+ * a lock others need (Python's GIL) release it around a call to next() that may wait. */
+int pt_wh_cursor_may_block(pt_wh_cursor *c);
 size_t pt_wh_cursor_ncols(const pt_wh_cursor *c);
 /* Column name (borrowed, valid while the cursor lives). */
 const char *pt_wh_cursor_colname(const pt_wh_cursor *c, size_t i);

@@ -15,6 +15,7 @@ typedef struct pt_wh_driver {
     int (*exec)(pt_wh *wh, const char *sql, const pt_value *params, size_t nparams,
                 pt_wh_cursor **out);
     int (*next)(pt_wh_cursor *c);
+    int (*may_block)(pt_wh_cursor *c);
     void (*value)(const pt_wh_cursor *c, size_t i, pt_value *v);
     void (*cursor_free)(pt_wh_cursor *c);
     int (*create_schema)(pt_wh *wh, const char *schema);

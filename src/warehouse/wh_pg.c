@@ -795,6 +795,20 @@ pg_next(pt_wh_cursor *cur)
 }
 
 static int
+pg_may_block(pt_wh_cursor *cur)
+{
+    pg_cursor *c = (pg_cursor *)cur;
+    pg_wh *w = (pg_wh *)cur->wh;
+
+    if (c->done || c->row + 1 < c->nrows || !c->streaming)
+        return 0;
+    /* Reads what the socket holds without waiting, then asks whether a whole result is in. */
+    if (!PQconsumeInput(w->conn))
+        return 0; /* the connection broke: next() reports it at once */
+    return PQisBusy(w->conn);
+}
+
+static int
 hexdigit(int ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -1253,6 +1267,7 @@ static const pt_wh_driver pg_driver = {
     .close = pg_close,
     .exec = pg_exec,
     .next = pg_next,
+    .may_block = pg_may_block,
     .value = pg_value,
     .cursor_free = pg_cursor_free,
     .create_schema = pg_create_schema,

@@ -702,6 +702,14 @@ sq_next(pt_wh_cursor *cur)
     return map_error(w);
 }
 
+/* The first step runs the query (a sort, an aggregate over a big table can take a while);
+ * later steps read on from where it stands. */
+static int
+sq_may_block(pt_wh_cursor *cur)
+{
+    return ((sq_cursor *)cur)->state == CUR_START;
+}
+
 static void
 sq_value(const pt_wh_cursor *cur, size_t i, pt_value *v)
 {
@@ -991,6 +999,7 @@ static const pt_wh_driver sqlite_driver = {
     .close = sq_close,
     .exec = sq_exec,
     .next = sq_next,
+    .may_block = sq_may_block,
     .value = sq_value,
     .cursor_free = sq_cursor_free,
     .create_schema = sq_create_schema,

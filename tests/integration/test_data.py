@@ -11,13 +11,14 @@ import csv
 import io
 import json
 import os
+import socket
 import time
 
 import pytest
 import requests
 
 import pgserver
-from conftest import assert_json_error, make_portico, start_module_server
+from conftest import Server, assert_json_error, make_portico, start_module_server
 
 RUN = """\
 import datetime, decimal, json
@@ -779,8 +780,8 @@ result = db.fetch(CONN, query='SELECT count(*) AS n FROM big.t')[0]['n']
 
 
 def wide_table(be, n=100000):
-    """wide.t: n rows of about 240 bytes of JSON each, a body well past the size where responses
-    stream and past what socket buffers hold. Made once per back end."""
+    """wide.t: n rows of about 240 bytes of JSON each (24 MB), a body well past the size where
+    responses stream. Made once per back end."""
     have = be.result("""
 try:
     result = db.fetch(CONN, query='SELECT count(*) AS n FROM wide.t')[0]['n']
@@ -811,6 +812,77 @@ def test_client_going_away_mid_stream_is_fine(be):
     out = be.result("result = len(db.fetch(CONN, query='SELECT 1 AS x'))")
     assert out == 1
     assert be.srv.get("/_portico/health").status_code == 200
+
+
+def _open_stream(srv, path):
+    """Starts a GET whose body the client then leaves unread: a small receive buffer, so that
+    the server cannot push the whole body into socket buffers and finish. Returns (socket, the
+    response head)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    sock.settimeout(30)
+    sock.connect((srv.host, srv.port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: portico\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    return sock, head.split(b"\r\n\r\n")[0].decode().lower()
+
+
+def test_streams_per_worker_are_capped(be):
+    # Each stream holds a database connection and reads on the worker's loop thread: past the
+    # cap (8, rows.h), a large result is written whole by the handler thread instead.
+    wide_table(be)
+    srv = Server(be.portico, ["--workers", "1"])
+    path = "/rows?schema=wide&table=t"
+    held = []
+    try:
+        for _ in range(8):
+            sock, head = _open_stream(srv, path)
+            held.append(sock)
+            assert "transfer-encoding: chunked" in head, head
+        r = srv.get(path, timeout=120)
+        assert r.status_code == 200 and "Content-Length" in r.headers
+        assert len(r.json()) == 100000
+        for sock in held:
+            sock.close()
+        held = []
+        deadline = time.monotonic() + 10
+        while True:  # the slots come back as the server notices the clients went away
+            sock, head = _open_stream(srv, path)
+            sock.close()
+            if "transfer-encoding: chunked" in head:
+                break
+            assert time.monotonic() < deadline, "stream slots were not given back"
+            time.sleep(0.2)
+    finally:
+        for sock in held:
+            sock.close()
+        srv.close()
+
+
+def test_slow_postgres_reads_leave_the_gil_to_other_requests(be):
+    if be.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    from concurrent.futures import ThreadPoolExecutor
+    # The first rows arrive at once; the last one after the server slept.
+    query = ("SELECT x FROM (SELECT g AS x FROM generate_series(1, 3000) g "
+             "UNION ALL SELECT 0 FROM pg_sleep(1.5)) s")
+    srv = Server(be.portico, ["--workers", "1"])
+    try:
+        # Rows read into Python; rows written out from the cursor in C.
+        for how in ("len(db.fetch(CONN, query=Q))", "db.fetch(CONN, query=Q)"):
+            code = f"Q = {query!r}\nresult = {how}"
+            with ThreadPoolExecutor(1) as ex:
+                slow = ex.submit(srv.post, "/run", data=code.encode(), timeout=30)
+                time.sleep(0.5)  # it now waits for the last row
+                t0 = time.monotonic()
+                r = srv.post("/run", data=b"result = 1")
+                took = time.monotonic() - t0
+                assert r.status_code == 200 and slow.result().status_code == 200
+            assert took < 0.5, f"{how}: a quick request took {took:.2f} s behind a slow read"
+    finally:
+        srv.close()
 
 
 # ---------------------------------------------------------------- PostgreSQL connections

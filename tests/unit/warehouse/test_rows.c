@@ -137,3 +137,41 @@ TEST(rows_write_formats_and_chunks)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ASSERT_EQ(system(cmd), 0);
 }
+
+/* The streams of a process are capped; a stream gives its slot back when freed. */
+TEST(rows_stream_slots)
+{
+    char dir[] = "/tmp/pt-test-slots-XXXXXX", cmd[128];
+    pt_rows_opts o = {.format = PT_ROWS_NDJSON, .python_types = 1};
+    pt_body_stream *s;
+    pt_wh *wh = NULL;
+    pt_wh_cursor *c = NULL;
+    pt_rows *r = NULL;
+    char err[256];
+    int i, live = pt_rows_streams_live();
+
+    ASSERT_EQ(live, 0);
+    for (i = 0; i < PT_ROWS_MAX_STREAMS; i++)
+        ASSERT_EQ(pt_rows_stream_slot(), 1);
+    ASSERT_EQ(pt_rows_stream_slot(), 0);
+    ASSERT_EQ(pt_rows_streams_live(), PT_ROWS_MAX_STREAMS);
+    pt_rows_stream_slot_release();
+    ASSERT_EQ(pt_rows_streams_live(), PT_ROWS_MAX_STREAMS - 1);
+
+    /* The last slot goes to a stream, which gives it back when freed. */
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(pt_wh_sqlite_open("t", dir, &wh, err, sizeof err), 0);
+    ASSERT_EQ(pt_wh_exec(wh, "SELECT 1 AS a", NULL, 0, &c), 0);
+    ASSERT_EQ(pt_rows_new(c, &o, &r), 0);
+    ASSERT_EQ(pt_rows_stream_slot(), 1);
+    s = pt_rows_stream_new(wh, c, r, 1024);
+    ASSERT_TRUE(s != NULL);
+    ASSERT_EQ(pt_rows_stream_slot(), 0);
+    s->free(s);
+    ASSERT_EQ(pt_rows_streams_live(), PT_ROWS_MAX_STREAMS - 1);
+    for (i = 0; i < PT_ROWS_MAX_STREAMS - 1; i++)
+        pt_rows_stream_slot_release();
+    ASSERT_EQ(pt_rows_streams_live(), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ASSERT_EQ(system(cmd), 0);
+}

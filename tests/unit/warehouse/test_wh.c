@@ -385,6 +385,31 @@ TEST(wh_import_json)
     rm_tree(dir);
 }
 
+/* may_block tells callers when to let other threads run: SQLite's first step runs the query,
+ * later ones read on, and a finished cursor never waits. */
+TEST(wh_cursor_may_block)
+{
+    char dir[64], err[256];
+    pt_wh *wh = NULL;
+    pt_wh_cursor *c = NULL;
+
+    ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
+    ASSERT_EQ(pt_wh_open(dir, "dw", &wh, err, sizeof err), 0);
+    ASSERT_EQ(pt_wh_exec(wh, "SELECT 1 UNION ALL SELECT 2", NULL, 0, &c), 0);
+    ASSERT_EQ(pt_wh_cursor_may_block(c), 1);
+    ASSERT_EQ(pt_wh_cursor_next(c), 1);
+    ASSERT_EQ(pt_wh_cursor_may_block(c), 0);
+    ASSERT_EQ(pt_wh_cursor_next(c), 1);
+    ASSERT_EQ(pt_wh_cursor_next(c), 0);
+    ASSERT_EQ(pt_wh_cursor_may_block(c), 0);
+    pt_wh_cursor_free(c);
+    ASSERT_EQ(pt_wh_exec(wh, "CREATE TABLE main.x(a)", NULL, 0, &c), 0);
+    ASSERT_EQ(pt_wh_cursor_may_block(c), 0); /* ran to completion in exec */
+    pt_wh_cursor_free(c);
+    pt_wh_close(wh);
+    rm_tree(dir);
+}
+
 TEST(wh_other_sqlite_connection)
 {
     char dir[64], err[256], whdir[128];
