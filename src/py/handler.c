@@ -129,6 +129,7 @@ done:
     PyErr_Clear();
     Py_XDECREF(ret);
     Py_XDECREF(request);
+    pt_py_pq_end_request(script->name);
     pt_py_current_request_id = "";
 }
 
@@ -200,5 +201,6 @@ done:
     Py_XDECREF(ret);
     Py_XDECREF(event);
     Py_DECREF(entry);
+    pt_py_pq_end_request(script->name);
     return rc;
 }

@@ -25,6 +25,13 @@
  *    names (pt_wh_sql_type), never from the caller's text.
  *
  * 4. Every data call returns a small dict of what happened ({"inserted": 1, "id": 7}, ...).
+ *
+ * 5. Transactions belong to one request. A handle outlives the request that opened it, so a
+ *    handler that ran BEGIN and then raised or returned without COMMIT would hand its open
+ *    transaction to the next request on the thread (SQLite: later writes land in it and the
+ *    write lock is never given back; PostgreSQL: after an error every later statement fails).
+ *    After every handler run, pt_py_pq_end_request rolls back what the thread's handles still
+ *    have open, and logs a warning naming the script.
  */
 #include "py/pq_int.h"
 
@@ -33,6 +40,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "store/store.h"
 
 PyObject *pq_error;        /* pq.Error */
@@ -481,7 +489,12 @@ conn_fetch(conn_object *self, PyObject *args, PyObject *kwargs)
         pt_value v = {.type = PT_V_TEXT, .u.s = {tzname, (size_t)tzlen}};
         if (exec_count(h, "SELECT set_config('TimeZone', $1, false)", &v, 1, NULL) < 0)
             goto fail;
-        snprintf(h->tz, sizeof h->tz, "%s", tzname);
+        /* Inside a transaction the setting lasts only if it commits: remember it only when
+         * it is sure to last, else set it again next time. */
+        if (pt_wh_in_transaction(h->wh))
+            h->tz[0] = '\0';
+        else
+            snprintf(h->tz, sizeof h->tz, "%s", tzname);
     }
     if (pq_exec(h, sqltext, vals, n, &cur) != 0)
         goto fail;
@@ -1491,6 +1504,67 @@ done:
     Py_XDECREF(seq);
     Py_XDECREF(records);
     return out;
+}
+
+/* ---- the end of a request (design note 5) ------------------------------------------------ */
+
+/* Rolls back the transaction h has open, if any. Returns 0, or -1 when the connection could
+ * not be brought back to no transaction (the caller drops it). */
+static int
+end_transaction(pq_handle *h, const char *script_name)
+{
+    const char *id = pt_py_current_request_id; /* "" for a webhook event */
+    pt_wh_cursor *cur = NULL;
+    int rc, open;
+
+    if (h->wh == NULL)
+        return 0;
+    if (h->active != NULL && pq_handle_settle(h) != 0) {
+        PyErr_Clear();
+        if (h->active != NULL)
+            return 0; /* being read by another thread, which has the connection now */
+    }
+    if (!pt_wh_in_transaction(h->wh))
+        return 0;
+    PQ_WITHOUT_GIL(rc = pt_wh_exec(h->wh, "ROLLBACK", NULL, 0, &cur); pt_wh_cursor_free(cur);
+                   open = pt_wh_in_transaction(h->wh));
+    h->tz[0] = '\0'; /* a time zone set in the transaction is gone with it */
+    if (rc != 0 || open) {
+        pt_log_error("%s%s%sscript %s left a transaction open on database connection '%s', "
+                     "which could not be rolled back (%s): closing the connection",
+                     id[0] ? "request " : "", id, id[0] ? ": " : "", script_name,
+                     pt_wh_name(h->wh), rc != 0 ? pt_wh_errmsg(h->wh) : "still in a transaction");
+        return -1;
+    }
+    pt_log_warn("%s%s%sscript %s left a transaction open on database connection '%s'; rolled "
+                "back",
+                id[0] ? "request " : "", id, id[0] ? ": " : "", script_name, pt_wh_name(h->wh));
+    return 0;
+}
+
+void
+pt_py_pq_end_request(const char *script_name)
+{
+    PyObject *type, *value, *tb, *tdict, *handles, *list = NULL;
+    Py_ssize_t i;
+
+    PyErr_Fetch(&type, &value, &tb);
+    tdict = PyThreadState_GetDict();                                            /* borrowed */
+    handles = tdict != NULL ? PyDict_GetItemString(tdict, "pq.handles") : NULL; /* borrowed */
+    if (handles != NULL)
+        list = PyDict_Values(handles); /* settling a list may run Python code: a snapshot */
+    for (i = 0; list != NULL && i < PyList_GET_SIZE(list); i++) {
+        pq_handle *h = (pq_handle *)PyList_GET_ITEM(list, i); /* borrowed from list */
+        if (end_transaction(h, script_name != NULL ? script_name : "?") == 0)
+            continue;
+        /* Dropped (closed once the list lets go): the thread's next call opens a fresh one. */
+        if (PyDict_GetItem(handles, h->name) == (PyObject *)h &&
+            PyDict_DelItem(handles, h->name) != 0)
+            PyErr_Clear();
+    }
+    Py_XDECREF(list);
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
 }
 
 /* ---- Connection -------------------------------------------------------------------------- */

@@ -90,6 +90,10 @@ extern PyObject *pq_unavailable;
 
 /* Creates the pq module (PyInit style). New reference. GIL. */
 PyObject *pt_py_pq_module(void);
+/* Ends a request (or webhook event) that ran script_name on the calling thread: rolls back any
+ * transaction the script left open on the thread's pq connections, with a warning in the log,
+ * so that the next request on the thread starts clean. Keeps a pending Python error. GIL. */
+void pt_py_pq_end_request(const char *script_name);
 /* The data dir pq opens warehouses in (borrowed, set once at setup). */
 extern const char *pt_py_datadir;
 

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import time
 
 import pytest
@@ -221,6 +222,57 @@ result = [a['created'], b['rows'], c['created'], list(lim.fetch('lim', 'lim', 't
     assert out == [True, 1, False, [{"id": 1, "v": "x"}]]
     r = be.run("result = pq.dbconnect('lim').create_schema('lim', 'other')", status=None)
     assert r.status_code == 500  # creating one still needs the privilege
+
+
+def test_a_transaction_left_open_is_rolled_back_after_the_request(be):
+    setup_table(be, "txn")
+    for ending in ("raise RuntimeError('boom')", "result = ['returned']"):
+        r = be.run(f"""
+db.execute(CONN, query='BEGIN')
+db.insert(CONN, 'txn', 't', {{'id': 1, 'name': 'uncommitted'}})
+{ending}
+""", status=None)
+        assert r.status_code in (200, 500)
+        # Nothing holds the transaction (SQLite: its write lock) once the response is out, and
+        # the row is gone.
+        if be.kind == "sqlite":
+            path = os.path.join(be.portico.data, "warehouse", "dw", "txn.db")
+            con = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+            try:
+                con.execute("INSERT INTO t (id, name) VALUES (2, 'outside')")
+                assert con.execute("SELECT count(*) FROM t WHERE id = 1").fetchone()[0] == 0
+                con.execute("DELETE FROM t")
+            finally:
+                con.close()
+        else:
+            assert be.pg.psql("SELECT count(*) FROM pg_stat_activity "
+                              "WHERE state LIKE 'idle in transaction%'").strip() == "0"
+            assert be.pg.psql("SELECT count(*) FROM txn.t").strip() == "0"
+    assert be.srv.wait_log(r"script run left a transaction open on database connection "
+                           r"'(dw|pg)'; rolled back")
+    if be.kind == "postgres":
+        # An aborted transaction would make every later statement of the thread fail.
+        be.run("""
+db.execute(CONN, query='BEGIN')
+try:
+    db.fetch(CONN, query='SELECT 1 / 0 AS x')
+except pq.SQLError:
+    pass
+result = ['left aborted']
+""")
+        assert be.pg.psql("SELECT count(*) FROM pg_stat_activity "
+                          "WHERE state LIKE 'idle in transaction%'").strip() == "0"
+        for _ in range(8):
+            assert be.result("result = db.fetch(CONN, query='SELECT 1 AS x')") == [{"x": 1}]
+        # A time zone set inside a transaction that was rolled back is set again.
+        out = be.result("""
+q = "SELECT '2024-05-01 12:00+00'::timestamptz AS t"
+db.execute(CONN, query='BEGIN')
+a = db.fetch(CONN, query=q, tz='Asia/Tokyo')[0]['t']
+db.execute(CONN, query='ROLLBACK')
+result = [a, db.fetch(CONN, query=q, tz='Asia/Tokyo')[0]['t']]
+""")
+        assert out == ["2024-05-01T21:00:00+09:00"] * 2
 
 
 def test_execute_and_fetch_with_params(be):
