@@ -21,8 +21,8 @@
  *
  * 3. SQL built here only ever contains double-quoted identifiers (with embedded quotes doubled:
  *    names read back from the database may hold any character) that are validated when they
- *    come from the caller; every value is a bound parameter. Column types of tables pq creates come from a fixed list of portable
- *    names (pt_wh_sql_type), never from the caller's text.
+ *    come from the caller; every value is a bound parameter. Column types of tables pq creates
+ *    come from a fixed list of portable names (pt_wh_sql_type), never from the caller's text.
  *
  * 4. Every data call returns a small dict of what happened ({"inserted": 1, "id": 7}, ...).
  *
@@ -1122,7 +1122,7 @@ field_defs(pq_handle *h, PyObject *fields, const char *pk, pt_buf *sql, int *pk_
     }
     for (i = 0; i < n; i++) {
         PyObject *f = PyTuple_GET_ITEM(seq, i); /* borrowed */
-        PyObject *name = NULL, *type = NULL;            /* borrowed */
+        PyObject *name = NULL, *type = NULL;    /* borrowed */
         const char *col, *t;
         if (PyDict_Check(f)) {
             name = PyDict_GetItemString(f, "name");
@@ -1532,8 +1532,8 @@ end_transaction(pq_handle *h, const char *script_name)
     if (rc != 0 || open) {
         pt_log_error("%s%s%sscript %s left a transaction open on database connection '%s', "
                      "which could not be rolled back (%s): closing the connection",
-                     id[0] ? "request " : "", id, id[0] ? ": " : "", script_name,
-                     pt_wh_name(h->wh), rc != 0 ? pt_wh_errmsg(h->wh) : "still in a transaction");
+                     id[0] ? "request " : "", id, id[0] ? ": " : "", script_name, pt_wh_name(h->wh),
+                     rc != 0 ? pt_wh_errmsg(h->wh) : "still in a transaction");
         return -1;
     }
     pt_log_warn("%s%s%sscript %s left a transaction open on database connection '%s'; rolled "

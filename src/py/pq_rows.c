@@ -259,8 +259,8 @@ pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
     } else if (PyByteArray_Check(obj)) {
         /* Mutable: another thread could resize it while the statement runs without the GIL.
          * Bind a bytes copy, kept alive in keep. */
-        PyObject *b = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(obj),
-                                                PyByteArray_GET_SIZE(obj));
+        PyObject *b =
+            PyBytes_FromStringAndSize(PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj));
         if (b == NULL || PyList_Append(keep, b) != 0) {
             Py_XDECREF(b);
             return -1;

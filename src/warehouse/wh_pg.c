@@ -575,7 +575,7 @@ vtype_of(enum kind k)
         [K_FLOAT] = PT_V_FLOAT,   [K_NUMERIC] = PT_V_NUMERIC, [K_BYTEA] = PT_V_BLOB,
         [K_DATE] = PT_V_DATE,     [K_TIME] = PT_V_TIME,       [K_TIMESTAMP] = PT_V_TIMESTAMP,
         [K_JSON] = PT_V_JSON,     [K_ARR_NUM] = PT_V_JSON,    [K_ARR_BOOL] = PT_V_JSON,
-        [K_ARR_JSON] = PT_V_JSON, [K_ARR_TEXT] = PT_V_JSON, [K_ARR_DATETIME] = PT_V_JSON,
+        [K_ARR_JSON] = PT_V_JSON, [K_ARR_TEXT] = PT_V_JSON,   [K_ARR_DATETIME] = PT_V_JSON,
     };
     return map[k];
 }
