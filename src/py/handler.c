@@ -169,6 +169,8 @@ pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err
     PyObject *entry = script_entry(script); /* borrowed */
     if (entry == NULL) {
         describe_exception("cannot load the script", tag, err, errsz);
+        /* Module-level code may have opened a transaction before it raised. */
+        pt_py_pq_end_request(script->name);
         return -1;
     }
     Py_INCREF(entry);
