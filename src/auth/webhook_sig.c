@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/hex.h"
 
 #define SHA256_LEN 32
 
@@ -42,18 +43,6 @@ pt_hooksig_default_header(enum pt_hooksig_scheme scheme)
     }
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes exactly 64 hex digits into out[32]. Returns 0 or -1. */
 static int
 unhex32(const char *s, size_t n, unsigned char out[SHA256_LEN])
@@ -61,7 +50,8 @@ unhex32(const char *s, size_t n, unsigned char out[SHA256_LEN])
     if (n != 2 * SHA256_LEN)
         return -1;
     for (size_t i = 0; i < SHA256_LEN; i++) {
-        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+        int hi = pt_hex_digit((unsigned char)s[2 * i]),
+            lo = pt_hex_digit((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char)(hi << 4 | lo);

@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "store/store.h"
+#include "warehouse/rows.h"
 #include "warehouse/wh.h"
 
 static const char db_usage[] =
@@ -244,45 +245,6 @@ value_text(pt_buf *b, const pt_value *v)
     return 0;
 }
 
-static int
-value_json(pt_buf *b, const pt_value *v)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-    int rc;
-
-    switch (v->type) {
-    case PT_V_NULL:
-        return pt_buf_puts(b, "null");
-    case PT_V_INT:
-        return pt_json_int(b, v->u.i);
-    case PT_V_BOOL:
-        return pt_buf_puts(b, v->u.i ? "true" : "false");
-    case PT_V_FLOAT:
-        return pt_json_double(b, v->u.f);
-    case PT_V_TEXT:
-    case PT_V_DATE:
-    case PT_V_TIME:
-    case PT_V_TIMESTAMP:
-        return pt_json_string(b, v->u.s.p, v->u.s.n);
-    case PT_V_NUMERIC:
-    case PT_V_JSON:
-        /* Numbers and JSON documents as the database printed them. */
-        return pt_buf_append(b, v->u.s.p, v->u.s.n);
-    case PT_V_BLOB:
-        /* Blobs as a hex string: JSON has no bytes. */
-        rc = pt_buf_putc(b, '"');
-        for (i = 0; rc == 0 && i < v->u.s.n; i++) {
-            unsigned char c = (unsigned char)v->u.s.p[i];
-            rc = pt_buf_putc(b, hex[c >> 4]);
-            if (rc == 0)
-                rc = pt_buf_putc(b, hex[c & 15]);
-        }
-        return rc != 0 ? rc : pt_buf_putc(b, '"');
-    }
-    return 0;
-}
-
 /* Streams the rows as one JSON array of objects, one row per line. */
 static int
 print_json(pt_wh *wh, pt_wh_cursor *c)
@@ -307,7 +269,7 @@ print_json(pt_wh *wh, pt_wh_cursor *c)
                 rc = pt_buf_puts(&b, ": ");
             pt_wh_cursor_value(c, i, &v);
             if (rc == 0)
-                rc = value_json(&b, &v);
+                rc = pt_rows_json_value(&b, &v, 1); /* as the HTTP API writes it */
         }
         if (rc == 0)
             rc = pt_buf_putc(&b, '}');

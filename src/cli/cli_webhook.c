@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "store/store_webhooks.h"
+#include "warehouse/rows.h"
 #include "warehouse/wh.h"
 
 static const char webhook_usage[] =
@@ -63,26 +64,6 @@ url_or_rotate(const char *datadir, int argc, char **argv, int rotate)
     free(token);
     pt_store_close(st);
     return PT_CLI_OK;
-}
-
-static void
-print_json_value(pt_buf *b, const pt_value *v)
-{
-    switch (v->type) {
-    case PT_V_NULL:
-        pt_buf_puts(b, "null");
-        break;
-    case PT_V_INT:
-    case PT_V_BOOL:
-        pt_json_int(b, v->u.i);
-        break;
-    case PT_V_FLOAT:
-        pt_json_double(b, v->u.f);
-        break;
-    default:
-        pt_json_string(b, v->u.s.p, v->u.s.n);
-        break;
-    }
 }
 
 static int
@@ -159,7 +140,7 @@ webhook_events(const char *datadir, int argc, char **argv)
                 if (strcmp(name, "headers") == 0 && v.type == PT_V_TEXT)
                     pt_buf_append(&b, v.u.s.p, v.u.s.n); /* stored as a JSON object */
                 else
-                    print_json_value(&b, &v);
+                    pt_rows_json_value(&b, &v, 1);
             }
             pt_buf_putc(&b, '}');
         }

@@ -61,6 +61,7 @@
 #include "auth/webhook_sig.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/hex.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "py/py.h"
@@ -383,18 +384,6 @@ on_req_dispose(void *p)
         (*guard)->hreq = NULL;
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies src into dst with %XX sequences decoded; returns the length written (<= n). */
 static size_t
 percent_decode(char *dst, const char *src, size_t n)
@@ -402,8 +391,8 @@ percent_decode(char *dst, const char *src, size_t n)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (src[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)src[i + 2])) >= 0) {
+        if (src[i] == '%' && i + 2 < n && (hi = pt_hex_digit((unsigned char)src[i + 1])) >= 0 &&
+            (lo = pt_hex_digit((unsigned char)src[i + 2])) >= 0) {
             dst[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
