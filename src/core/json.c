@@ -227,6 +227,55 @@ digits_try(double av, int p, digits *out)
     return 0;
 }
 
+/* The fast path for the doubles data is made of: values with at most 8 decimals between 1e-4
+ * and 2^53 (prices, amounts, measurements). N = round(av * 10^k) for the smallest k where
+ * N / 10^k reads back as av; both are exact (N < 2^53, 10^k <= 10^8), so the division is
+ * correctly rounded and equals strtod of the decimal, and the smallest such k gives the
+ * shortest string, which is what repr() prints. Writes it positionally into out and returns
+ * its length, or 0 when the value needs the general path. */
+static size_t
+short_decimal(double av, char *out)
+{
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    if (av < 1e-4 || av >= 1e15)
+        return 0;
+    for (int k = 1; k <= 8; k++) {
+        double scaled = av * pow10[k];
+        if (scaled >= 9007199254740992.0)
+            return 0;
+        double n = nearbyint(scaled);
+        if (n / pow10[k] != av)
+            continue;
+        char digs[24];
+        int len = 0;
+        for (uint64_t u = (uint64_t)n; u != 0 || len == 0; u /= 10)
+            digs[len++] = (char)('0' + u % 10);
+        for (int i = 0; i < len / 2; i++) {
+            char t = digs[i];
+            digs[i] = digs[len - 1 - i];
+            digs[len - 1 - i] = t;
+        }
+        char *o = out;
+        if (len <= k) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int z = 0; z < k - len; z++)
+                *o++ = '0';
+            memcpy(o, digs, (size_t)len);
+            o += len;
+        } else {
+            memcpy(o, digs, (size_t)(len - k));
+            o += len - k;
+            *o++ = '.';
+            memcpy(o, digs + len - k, (size_t)k);
+            o += k;
+        }
+        *o = '\0';
+        return (size_t)(o - out);
+    }
+    return 0;
+}
+
 size_t
 pt_json_format_double(double v, char *out)
 {
@@ -245,6 +294,10 @@ pt_json_format_double(double v, char *out)
         /* Integers below 2^53 need every digit, and %.0f prints them exactly. */
         return (size_t)(o - out) + (size_t)sprintf(o, "%.0f.0", av);
     }
+
+    size_t fast = short_decimal(av, o);
+    if (fast > 0)
+        return (size_t)(o - out) + fast;
 
     digits best = {.n = 0};
     if (av >= DBL_MIN) {

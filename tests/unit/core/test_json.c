@@ -68,6 +68,24 @@ TEST(json_double_repr_specials)
     ASSERT_EQ(pt_json_format_double(-1.5e-7, o), 8);
 }
 
+/* The fast path for short decimals (prices, amounts) must print what repr() prints, at the
+ * edges of its range too. Expected strings are Python 3.11's repr. */
+TEST(json_double_short_decimals)
+{
+    char o[40];
+    ASSERT_STREQ(fmt(62501.25, o), "62501.25");
+    ASSERT_STREQ(fmt(0.1, o), "0.1");
+    ASSERT_STREQ(fmt(0.0001, o), "0.0001");
+    ASSERT_STREQ(fmt(0.00012345678, o), "0.00012345678");
+    ASSERT_STREQ(fmt(9.99e-05, o), "9.99e-05");
+    ASSERT_STREQ(fmt(-1234.5, o), "-1234.5");
+    ASSERT_STREQ(fmt(0.30000000000000004, o), "0.30000000000000004");
+    ASSERT_STREQ(fmt(123456789.12345678, o), "123456789.12345678");
+    ASSERT_STREQ(fmt(999999999999999.9, o), "999999999999999.9");
+    ASSERT_STREQ(fmt(1e15 + 0.5, o), "1000000000000000.5");
+    ASSERT_STREQ(fmt(0.07, o), "0.07");
+}
+
 TEST(json_double_nonfinite_as_python_json)
 {
     pt_buf b;
