@@ -141,7 +141,15 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS scripts("
                                  "  jwks TEXT NOT NULL,"
                                  "  created INTEGER NOT NULL);";
 
+static void vseterr(pt_store *st, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void seterr(pt_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+vseterr(pt_store *st, const char *fmt, va_list ap)
+{
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+}
 
 static void
 seterr(pt_store *st, const char *fmt, ...)
@@ -149,7 +157,7 @@ seterr(pt_store *st, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    vseterr(st, fmt, ap);
     va_end(ap);
 }
 
@@ -224,6 +232,224 @@ rollback(pt_store *st)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Ends the transaction begin() opened: commits (bumping the change counter) when rc is 0, rolls
+ * back otherwise. Returns rc, or COMMIT's error, after which it rolls back too (a no-op when the
+ * failed COMMIT already ended the transaction). */
+static int
+finish(pt_store *st, int rc)
+{
+    if (rc == 0)
+        rc = commit(st);
+    if (rc != 0)
+        rollback(st);
+    return rc;
+}
+
+/* Steps a statement that returns no rows (or whose rows are ignored) to completion. */
+static int
+step_done(pt_store *st, sqlite3_stmt *stmt, const char *what)
+{
+    int rc;
+
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE)
+        return dberr(st, what);
+    return 0;
+}
+
+/* step_done, then finalizes stmt; takes ownership of stmt, even on error. */
+static int
+run_stmt(pt_store *st, sqlite3_stmt *stmt, const char *what)
+{
+    int rc = step_done(st, stmt, what);
+
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Binds text a as ?1 (unless NULL) and integer b as ?2 when the SQL has a ?2: the parameters of
+ * query_int, run_sql and list_rows. a is borrowed until the statement is finalized. */
+static void
+bind_ab(sqlite3_stmt *stmt, const char *a, int64_t b)
+{
+    if (a != NULL)
+        sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(stmt) >= 2)
+        sqlite3_bind_int64(stmt, 2, b);
+}
+
+/* Prepares sql, binds a and b (bind_ab) and runs it to completion; a failed step is reported
+ * as `what`. */
+static int
+run_sql(pt_store *st, const char *sql, const char *a, int64_t b, const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare(st, sql, &stmt);
+
+    if (rc != 0)
+        return rc;
+    bind_ab(stmt, a, b);
+    return run_stmt(st, stmt, what);
+}
+
+static int mutate_one(pt_store *st, const char *sql, const char *a, int64_t b, const char *what,
+                      const char *missing, ...) __attribute__((format(printf, 6, 7)));
+
+/* Runs a one-statement mutation (run_sql: a and b bound as bind_ab says, a failed step reported
+ * as `what`) in a transaction of its own; when it changed no row, rolls back and returns
+ * PT_ENOTFOUND with the message `missing` (printf format and arguments). */
+static int
+mutate_one(pt_store *st, const char *sql, const char *a, int64_t b, const char *what,
+           const char *missing, ...)
+{
+    va_list ap;
+    int rc = begin(st);
+
+    if (rc != 0)
+        return rc;
+    rc = run_sql(st, sql, a, b, what);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        va_start(ap, missing);
+        vseterr(st, missing, ap);
+        va_end(ap);
+        rc = PT_ENOTFOUND;
+    }
+    return finish(st, rc);
+}
+
+/* Binds s as text, or NULL when s is NULL or empty. s is borrowed until the statement is
+ * finalized. */
+static void
+bind_opt_text(sqlite3_stmt *stmt, int i, const char *s)
+{
+    if (s != NULL && s[0] != '\0')
+        sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Binds v, or NULL when v is 0. */
+static void
+bind_opt_int(sqlite3_stmt *stmt, int i, int64_t v)
+{
+    if (v != 0)
+        sqlite3_bind_int64(stmt, i, v);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Clears the n elements of list as kind says and frees the array; NULL is a no-op. */
+static void
+free_rows(void *list, size_t n, const pt_store_rowkind *kind)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kind->clear((char *)list + i * kind->size);
+    free(list);
+}
+
+/* Steps stmt and reads each row into a new element of an array that grows as needed. Takes
+ * ownership of stmt (finalized here, even on error). On success *out (caller frees with
+ * free_rows or the type's own free function; NULL when there were no rows) and *n; on error
+ * *out is NULL, *n 0, and the store error says "out of memory" or names kind->what. */
+static int
+collect_rows(pt_store *st, sqlite3_stmt *stmt, const pt_store_rowkind *kind, void **out, size_t *n)
+{
+    void *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        void *elem;
+
+        if (len == cap) {
+            size_t ncap = cap != 0 ? cap * 2 : 8;
+            void *grown = realloc(list, ncap * kind->size);
+
+            if (grown == NULL) {
+                rc = PT_ENOMEM;
+                break;
+            }
+            list = grown;
+            cap = ncap;
+        }
+        /* Counted before it is read, so that a half-read element is cleared with the rest. */
+        elem = (char *)list + len++ * kind->size;
+        memset(elem, 0, kind->size);
+        rc = kind->read(st, stmt, elem);
+        if (rc != 0)
+            break;
+    }
+    if (rc == SQLITE_DONE)
+        rc = 0;
+    else if (rc == PT_ENOMEM)
+        seterr(st, "out of memory");
+    else if (rc > 0) /* an SQLite result code, not a pt_err */
+        rc = dberr(st, kind->what);
+    sqlite3_finalize(stmt);
+    if (rc != 0) {
+        free_rows(list, len, kind);
+        return rc;
+    }
+    *out = list;
+    *n = len;
+    return 0;
+}
+
+/* Runs sql with a and b bound (bind_ab) and collects its rows (collect_rows). */
+static int
+list_rows(pt_store *st, const char *sql, const char *a, int64_t b, const pt_store_rowkind *kind,
+          void **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    bind_ab(stmt, a, b);
+    return collect_rows(st, stmt, kind, out, n);
+}
+
+/* Reads the one row of sql (?1 bound to a) into elem, which is zeroed first. Returns 0,
+ * PT_ENOTFOUND when there is no row (the caller words the message), or another pt_err with elem
+ * zeroed; a failed step is reported as `what`. Caller clears elem as kind does. */
+static int
+get_row(pt_store *st, const char *sql, const char *a, const pt_store_rowkind *kind, void *elem,
+        const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    memset(elem, 0, kind->size);
+    rc = prepare(st, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = kind->read(st, stmt, elem);
+        if (rc != 0) {
+            kind->clear(elem);
+            memset(elem, 0, kind->size);
+            if (rc == PT_ENOMEM)
+                seterr(st, "out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, what);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 /* ---- For the other files of this driver (store_sqlite_int.h) ---------------------------- */
 
 sqlite3 *
@@ -251,32 +477,47 @@ pt_store_sqlite_begin(pt_store *st)
 }
 
 int
-pt_store_sqlite_commit(pt_store *st)
+pt_store_sqlite_finish(pt_store *st, int rc)
 {
-    return commit(st);
+    return finish(st, rc);
+}
+
+int
+pt_store_sqlite_run(pt_store *st, sqlite3_stmt *stmt, const char *what)
+{
+    return run_stmt(st, stmt, what);
+}
+
+int
+pt_store_sqlite_changed_one(pt_store *st, const char *missing)
+{
+    if (sqlite3_changes(st->db) != 0)
+        return 0;
+    seterr(st, "%s", missing);
+    return PT_ENOTFOUND;
 }
 
 void
-pt_store_sqlite_rollback(pt_store *st)
+pt_store_sqlite_bind_opt_text(sqlite3_stmt *stmt, int i, const char *s)
 {
-    rollback(st);
+    bind_opt_text(stmt, i, s);
 }
 
-/* Steps a statement that returns no rows (or whose rows are ignored) to completion. */
-static int
-step_done(pt_store *st, sqlite3_stmt *stmt, const char *what)
+int
+pt_store_sqlite_rows(pt_store *st, sqlite3_stmt *stmt, const pt_store_rowkind *kind, void **out,
+                     size_t *n)
 {
-    int rc;
+    return collect_rows(st, stmt, kind, out, n);
+}
 
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        ;
-    if (rc != SQLITE_DONE)
-        return dberr(st, what);
-    return 0;
+void
+pt_store_sqlite_free_rows(void *list, size_t n, const pt_store_rowkind *kind)
+{
+    free_rows(list, n, kind);
 }
 
 /* Runs a one-row, one-integer query; returns 1 and *v when a row came back, 0 when none, or a
- * pt_err. Binds text a as ?1 (unless NULL) and integer b as ?2 when the SQL has a ?2. */
+ * pt_err. a and b are bound as bind_ab says. */
 static int
 query_int(pt_store *st, const char *sql, const char *a, int64_t b, int64_t *v)
 {
@@ -285,10 +526,7 @@ query_int(pt_store *st, const char *sql, const char *a, int64_t b, int64_t *v)
 
     if (rc != 0)
         return rc;
-    if (a != NULL)
-        sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
-    if (sqlite3_bind_parameter_count(stmt) >= 2)
-        sqlite3_bind_int64(stmt, 2, b);
+    bind_ab(stmt, a, b);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         *v = sqlite3_column_int64(stmt, 0);
@@ -429,106 +667,66 @@ check_name(pt_store *st, const char *what, const char *name)
 
 /* ---- scripts ------------------------------------------------------------------------------ */
 
-void
-pt_script_free(pt_script *s)
+static void
+script_clear(void *elem)
 {
-    if (s == NULL)
-        return;
+    pt_script *s = elem;
+
     free(s->name);
     free(s->source);
-    free(s);
 }
 
-void
-pt_store_scripts_free(pt_script *list, size_t n)
-{
-    size_t i;
-
-    if (list == NULL)
-        return;
-    for (i = 0; i < n; i++) {
-        free(list[i].name);
-        free(list[i].source);
-    }
-    free(list);
-}
-
-/* Fills s from a row (name, version, current, source, created). Returns 0 or PT_ENOMEM; on
- * error s's fields are freed. */
+/* Fills elem (a zeroed pt_script) from a row (name, version, current, source, created). Returns
+ * 0 or PT_ENOMEM, leaving what it copied for script_clear. */
 static int
-script_from_row(sqlite3_stmt *stmt, pt_script *s)
+script_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
 {
+    pt_script *s = elem;
     const void *src = sqlite3_column_blob(stmt, 3);
     size_t len = (size_t)sqlite3_column_bytes(stmt, 3);
 
-    memset(s, 0, sizeof *s);
+    (void)st;
     s->name = coldup(stmt, 0);
     s->version = sqlite3_column_int(stmt, 1);
     s->current = sqlite3_column_int(stmt, 2);
     s->source = malloc(len + 1);
     s->source_len = len;
     s->created = sqlite3_column_int64(stmt, 4);
-    if (s->name == NULL || s->source == NULL) {
-        free(s->name);
-        free(s->source);
-        memset(s, 0, sizeof *s);
+    if (s->name == NULL || s->source == NULL)
         return PT_ENOMEM;
-    }
     if (len > 0)
         memcpy(s->source, src, len);
     s->source[len] = '\0';
     return 0;
 }
 
-/* Runs a query whose rows are (name, version, current, source, created), with ?1 bound to a
- * (unless NULL) and ?2 to b (when the SQL has a ?2), and collects them. Caller frees *out with
- * pt_store_scripts_free. */
+static const pt_store_rowkind script_kind = {
+    .size = sizeof(pt_script), .read = script_read, .clear = script_clear, .what = "list scripts"};
+
+void
+pt_script_free(pt_script *s)
+{
+    if (s == NULL)
+        return;
+    script_clear(s);
+    free(s);
+}
+
+void
+pt_store_scripts_free(pt_script *list, size_t n)
+{
+    free_rows(list, n, &script_kind);
+}
+
+/* Runs a query whose rows are (name, version, current, source, created), with a and b bound as
+ * bind_ab says, and collects them. Caller frees *out with pt_store_scripts_free. */
 static int
 script_rows(pt_store *st, const char *sql, const char *a, int64_t b, pt_script **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_script *list = NULL;
-    size_t len = 0, cap = 0;
-    int rc;
+    void *list = NULL;
+    int rc = list_rows(st, sql, a, b, &script_kind, &list, n);
 
-    *out = NULL;
-    *n = 0;
-    rc = prepare(st, sql, &stmt);
-    if (rc != 0)
-        return rc;
-    if (a != NULL)
-        sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
-    if (sqlite3_bind_parameter_count(stmt) >= 2)
-        sqlite3_bind_int64(stmt, 2, b);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap != 0 ? cap * 2 : 8;
-            pt_script *nl = realloc(list, ncap * sizeof *nl);
-            if (nl == NULL) {
-                rc = PT_ENOMEM;
-                goto fail;
-            }
-            list = nl;
-            cap = ncap;
-        }
-        rc = script_from_row(stmt, &list[len]);
-        if (rc != 0)
-            goto fail;
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list scripts");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    if (rc == PT_ENOMEM)
-        seterr(st, "out of memory");
-    sqlite3_finalize(stmt);
-    pt_store_scripts_free(list, len);
     return rc;
 }
 
@@ -559,7 +757,7 @@ pt_store_script_put(pt_store *st, const char *name, const char *source, size_t l
                    " coalesce((SELECT max(version) FROM script_versions WHERE name = ?1), 0))",
                    name, 0, &last);
     if (rc < 0)
-        goto fail;
+        goto done;
     v = (int)last + 1;
 
     rc = prepare(st,
@@ -567,55 +765,36 @@ pt_store_script_put(pt_store *st, const char *name, const char *source, size_t l
                  "ON CONFLICT(name) DO UPDATE SET current = excluded.current",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 2, v);
     sqlite3_bind_int64(stmt, 3, now);
-    rc = step_done(st, stmt, "store script");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
+    rc = run_stmt(st, stmt, "store script");
     if (rc != 0)
-        goto fail;
+        goto done;
 
     rc = prepare(st,
                  "INSERT INTO script_versions(name, version, source, created) "
                  "VALUES (?1, ?2, ?3, ?4)",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 2, v);
     sqlite3_bind_text(stmt, 3, source, (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 4, now);
-    rc = step_done(st, stmt, "store script version");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
+    rc = run_stmt(st, stmt, "store script version");
     if (rc != 0)
-        goto fail;
+        goto done;
 
-    rc = prepare(st,
+    rc = run_sql(st,
                  "INSERT INTO script_seq(name, last) VALUES (?1, ?2) "
                  "ON CONFLICT(name) DO UPDATE SET last = excluded.last",
-                 &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(stmt, 2, v);
-    rc = step_done(st, stmt, "store script sequence");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-
-    rc = commit(st);
-    if (rc != 0)
-        goto fail;
-    if (version != NULL)
+                 name, v, "store script sequence");
+done:
+    rc = finish(st, rc);
+    if (rc == 0 && version != NULL)
         *version = v;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
     return rc;
 }
 
@@ -665,7 +844,6 @@ pt_store_script_get(pt_store *st, const char *name, int version, pt_script **out
 int
 pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_current)
 {
-    sqlite3_stmt *stmt = NULL;
     int64_t current = 0, target = 0;
     int rc;
 
@@ -710,25 +888,15 @@ pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_c
     if (target == current) {
         rollback(st); /* nothing to change */
     } else {
-        rc = prepare(st, "UPDATE scripts SET current = ?2 WHERE name = ?1", &stmt);
+        rc = finish(st, run_sql(st, "UPDATE scripts SET current = ?2 WHERE name = ?1", name, target,
+                                "rollback script"));
         if (rc != 0)
-            goto fail;
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, target);
-        rc = step_done(st, stmt, "rollback script");
-        sqlite3_finalize(stmt);
-        stmt = NULL;
-        if (rc != 0)
-            goto fail;
-        rc = commit(st);
-        if (rc != 0)
-            goto fail;
+            return rc;
     }
     if (now_current != NULL)
         *now_current = (int)target;
     return 0;
 fail:
-    sqlite3_finalize(stmt);
     rollback(st);
     return rc;
 }
@@ -762,47 +930,24 @@ script_user(pt_store *st, const char *name)
 int
 pt_store_script_rm(pt_store *st, const char *name)
 {
-    sqlite3_stmt *stmt = NULL;
     int rc;
 
     rc = begin(st);
     if (rc != 0)
         return rc;
     rc = script_user(st, name);
-    if (rc < 0)
-        goto fail;
-    if (rc == 1) {
+    if (rc == 1)
         rc = PT_EEXIST;
-        goto fail;
-    }
-    rc = prepare(st, "DELETE FROM script_versions WHERE name = ?1", &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = step_done(st, stmt, "remove script versions");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    rc = prepare(st, "DELETE FROM scripts WHERE name = ?1", &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = step_done(st, stmt, "remove script");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
+    if (rc == 0)
+        rc = run_sql(st, "DELETE FROM script_versions WHERE name = ?1", name, 0,
+                     "remove script versions");
+    if (rc == 0)
+        rc = run_sql(st, "DELETE FROM scripts WHERE name = ?1", name, 0, "remove script");
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
         seterr(st, "no script named '%s'", name);
         rc = PT_ENOTFOUND;
-        goto fail;
     }
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    return finish(st, rc);
 }
 
 int
@@ -845,16 +990,10 @@ pt_endpoint_clear(pt_endpoint *ep)
     memset(ep, 0, sizeof *ep);
 }
 
-void
-pt_store_endpoints_free(pt_endpoint *list, size_t n)
+static void
+endpoint_clear(void *elem)
 {
-    size_t i;
-
-    if (list == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        pt_endpoint_clear(&list[i]);
-    free(list);
+    pt_endpoint_clear(elem);
 }
 
 /* The router's view of a path: every {param} and `*` segment becomes `*`. Caller frees. */
@@ -886,21 +1025,34 @@ path_shape(const char *path)
     return out;
 }
 
+/* Fills elem (a zeroed pt_endpoint) from a row of endpoint_cols. Returns 0 or PT_ENOMEM,
+ * leaving what it copied for endpoint_clear. */
 static int
-endpoint_from_row(sqlite3_stmt *stmt, pt_endpoint *ep)
+endpoint_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
 {
-    memset(ep, 0, sizeof *ep);
+    pt_endpoint *ep = elem;
+
+    (void)st;
     ep->name = coldup(stmt, 0);
     ep->path = coldup(stmt, 1);
     ep->methods = (unsigned)sqlite3_column_int(stmt, 2);
     ep->script = coldup(stmt, 3);
     ep->auth = coldup(stmt, 4);
     ep->created = sqlite3_column_int64(stmt, 5);
-    if (ep->name == NULL || ep->path == NULL || ep->script == NULL || ep->auth == NULL) {
-        pt_endpoint_clear(ep);
+    if (ep->name == NULL || ep->path == NULL || ep->script == NULL || ep->auth == NULL)
         return PT_ENOMEM;
-    }
     return 0;
+}
+
+static const pt_store_rowkind endpoint_kind = {.size = sizeof(pt_endpoint),
+                                               .read = endpoint_read,
+                                               .clear = endpoint_clear,
+                                               .what = "list endpoints"};
+
+void
+pt_store_endpoints_free(pt_endpoint *list, size_t n)
+{
+    free_rows(list, n, &endpoint_kind);
 }
 
 static const char endpoint_cols[] = "SELECT name, path, methods, script, auth, created "
@@ -943,28 +1095,30 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
     }
 
     rc = begin(st);
-    if (rc != 0)
-        goto done;
+    if (rc != 0) {
+        free(shape);
+        return rc;
+    }
     rc = query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", ep->script, 0, &one);
     if (rc < 0)
-        goto fail;
+        goto done;
     if (rc == 0) {
         seterr(st, "no script named '%s'", ep->script);
         rc = PT_ENOTFOUND;
-        goto fail;
+        goto done;
     }
     rc = query_int(st, "SELECT 1 FROM endpoints WHERE name = ?1", ep->name, 0, &one);
     if (rc < 0)
-        goto fail;
+        goto done;
     if (rc == 1) {
         seterr(st, "endpoint '%s' already exists", ep->name);
         rc = PT_EEXIST;
-        goto fail;
+        goto done;
     }
     rc = prepare(st, "SELECT name, path FROM endpoints WHERE path = ?1 OR shape = ?2 LIMIT 1",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, ep->path, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, shape, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
@@ -972,21 +1126,21 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
         seterr(st, "endpoint '%s' already uses path %s", sqlite3_column_text(stmt, 0),
                sqlite3_column_text(stmt, 1));
         rc = PT_EEXIST;
-        goto fail;
-    }
-    if (rc != SQLITE_DONE) {
+    } else if (rc != SQLITE_DONE) {
         rc = dberr(st, "check path");
-        goto fail;
+    } else {
+        rc = 0;
     }
     sqlite3_finalize(stmt);
-    stmt = NULL;
+    if (rc != 0)
+        goto done;
 
     rc = prepare(st,
                  "INSERT INTO endpoints(name, path, shape, methods, script, auth, created) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, ep->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, ep->path, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, shape, -1, SQLITE_STATIC);
@@ -994,19 +1148,9 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
     sqlite3_bind_text(stmt, 5, ep->script, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 6, ep->auth, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 7, ep->created != 0 ? ep->created : (int64_t)time(NULL));
-    rc = step_done(st, stmt, "add endpoint");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    rc = commit(st);
-    if (rc != 0)
-        goto fail;
-    goto done;
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
+    rc = run_stmt(st, stmt, "add endpoint");
 done:
+    rc = finish(st, rc);
     free(shape);
     return rc;
 }
@@ -1014,109 +1158,42 @@ done:
 int
 pt_store_endpoint_get(pt_store *st, const char *name, pt_endpoint *out)
 {
-    sqlite3_stmt *stmt = NULL;
     char sql[128];
     int rc;
 
-    memset(out, 0, sizeof *out);
     snprintf(sql, sizeof sql, "%s WHERE name = ?1", endpoint_cols);
-    rc = prepare(st, sql, &stmt);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        rc = endpoint_from_row(stmt, out);
-        if (rc != 0)
-            seterr(st, "out of memory");
-    } else if (rc == SQLITE_DONE) {
+    rc = get_row(st, sql, name, &endpoint_kind, out, "get endpoint");
+    if (rc == PT_ENOTFOUND)
         seterr(st, "no endpoint named '%s'", name);
-        rc = PT_ENOTFOUND;
-    } else {
-        rc = dberr(st, "get endpoint");
-    }
-    sqlite3_finalize(stmt);
     return rc;
 }
 
 int
 pt_store_endpoint_rm(pt_store *st, const char *name)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc;
-
-    rc = begin(st);
-    if (rc != 0)
-        return rc;
-    rc = prepare(st, "DELETE FROM endpoints WHERE name = ?1", &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = step_done(st, stmt, "remove endpoint");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
-        seterr(st, "no endpoint named '%s'", name);
-        rc = PT_ENOTFOUND;
-        goto fail;
-    }
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    return mutate_one(st, "DELETE FROM endpoints WHERE name = ?1", name, 0, "remove endpoint",
+                      "no endpoint named '%s'", name);
 }
 
 int
 pt_store_endpoint_list(pt_store *st, pt_endpoint **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_endpoint *list = NULL;
-    size_t len = 0, cap = 0;
+    void *list = NULL;
     char sql[128];
     int rc;
 
-    *out = NULL;
-    *n = 0;
     snprintf(sql, sizeof sql, "%s ORDER BY name", endpoint_cols);
-    rc = prepare(st, sql, &stmt);
-    if (rc != 0)
-        return rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap != 0 ? cap * 2 : 8;
-            pt_endpoint *nl = realloc(list, ncap * sizeof *nl);
-            if (nl == NULL) {
-                rc = PT_ENOMEM;
-                goto fail;
-            }
-            list = nl;
-            cap = ncap;
-        }
-        rc = endpoint_from_row(stmt, &list[len]);
-        if (rc != 0)
-            goto fail;
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list endpoints");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
+    rc = list_rows(st, sql, NULL, 0, &endpoint_kind, &list, n);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    if (rc == PT_ENOMEM)
-        seterr(st, "out of memory");
-    sqlite3_finalize(stmt);
-    pt_store_endpoints_free(list, len);
     return rc;
 }
 
 /* ---- connections -------------------------------------------------------------------------- */
+
+/* The built-in warehouse connection, which has no row in `connections`. */
+#define DW_NAME "dw"
+#define DW_KIND "sqlite"
+#define DW_DSN "warehouse/dw"
 
 void
 pt_connection_clear(pt_connection *c)
@@ -1129,16 +1206,10 @@ pt_connection_clear(pt_connection *c)
     memset(c, 0, sizeof *c);
 }
 
-void
-pt_store_connections_free(pt_connection *list, size_t n)
+static void
+connection_clear(void *elem)
 {
-    size_t i;
-
-    if (list == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        pt_connection_clear(&list[i]);
-    free(list);
+    pt_connection_clear(elem);
 }
 
 /* Fills c; a relative sqlite dsn is joined with the data dir. Returns 0 or PT_ENOMEM. */
@@ -1164,6 +1235,26 @@ connection_fill(pt_store *st, pt_connection *c, const char *name, const char *ki
     return 0;
 }
 
+/* Fills elem (a pt_connection) from a row (name, kind, dsn) with connection_fill. */
+static int
+connection_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+{
+    return connection_fill(st, elem, (const char *)sqlite3_column_text(stmt, 0),
+                           (const char *)sqlite3_column_text(stmt, 1),
+                           (const char *)sqlite3_column_text(stmt, 2));
+}
+
+static const pt_store_rowkind connection_kind = {.size = sizeof(pt_connection),
+                                                 .read = connection_read,
+                                                 .clear = connection_clear,
+                                                 .what = "list connections"};
+
+void
+pt_store_connections_free(pt_connection *list, size_t n)
+{
+    free_rows(list, n, &connection_kind);
+}
+
 int
 pt_store_connection_add(pt_store *st, const pt_connection *c)
 {
@@ -1174,7 +1265,7 @@ pt_store_connection_add(pt_store *st, const pt_connection *c)
     rc = check_name(st, "connection", c->name);
     if (rc != 0)
         return rc;
-    if (strcmp(c->name, "dw") == 0) {
+    if (strcmp(c->name, DW_NAME) == 0) {
         seterr(st, "connection 'dw' already exists (it is built in)");
         return PT_EEXIST;
     }
@@ -1192,144 +1283,62 @@ pt_store_connection_add(pt_store *st, const pt_connection *c)
     if (rc != 0)
         return rc;
     rc = query_int(st, "SELECT 1 FROM connections WHERE name = ?1", c->name, 0, &one);
-    if (rc < 0)
-        goto fail;
     if (rc == 1) {
         seterr(st, "connection '%s' already exists", c->name);
         rc = PT_EEXIST;
-        goto fail;
     }
+    if (rc != 0)
+        goto done;
     rc = prepare(st, "INSERT INTO connections(name, kind, dsn) VALUES (?1, ?2, ?3)", &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, c->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, c->kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, c->dsn, -1, SQLITE_STATIC);
-    rc = step_done(st, stmt, "add connection");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    rc = run_stmt(st, stmt, "add connection");
+done:
+    return finish(st, rc);
 }
 
 int
 pt_store_connection_get(pt_store *st, const char *name, pt_connection *out)
 {
-    sqlite3_stmt *stmt = NULL;
     int rc;
 
-    memset(out, 0, sizeof *out);
-    if (strcmp(name, "dw") == 0)
-        return connection_fill(st, out, "dw", "sqlite", "warehouse/dw");
-    rc = prepare(st, "SELECT name, kind, dsn FROM connections WHERE name = ?1", &stmt);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        rc = connection_fill(st, out, (const char *)sqlite3_column_text(stmt, 0),
-                             (const char *)sqlite3_column_text(stmt, 1),
-                             (const char *)sqlite3_column_text(stmt, 2));
-    } else if (rc == SQLITE_DONE) {
+    if (strcmp(name, DW_NAME) == 0)
+        return connection_fill(st, out, DW_NAME, DW_KIND, DW_DSN);
+    rc = get_row(st, "SELECT name, kind, dsn FROM connections WHERE name = ?1", name,
+                 &connection_kind, out, "get connection");
+    if (rc == PT_ENOTFOUND)
         seterr(st, "no connection named '%s'", name);
-        rc = PT_ENOTFOUND;
-    } else {
-        rc = dberr(st, "get connection");
-    }
-    sqlite3_finalize(stmt);
     return rc;
 }
 
 int
 pt_store_connection_rm(pt_store *st, const char *name)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc;
-
-    if (strcmp(name, "dw") == 0) {
+    if (strcmp(name, DW_NAME) == 0) {
         seterr(st, "connection 'dw' is built in and cannot be removed");
         return PT_EINVAL;
     }
-    rc = begin(st);
-    if (rc != 0)
-        return rc;
-    rc = prepare(st, "DELETE FROM connections WHERE name = ?1", &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = step_done(st, stmt, "remove connection");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
-        seterr(st, "no connection named '%s'", name);
-        rc = PT_ENOTFOUND;
-        goto fail;
-    }
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    return mutate_one(st, "DELETE FROM connections WHERE name = ?1", name, 0, "remove connection",
+                      "no connection named '%s'", name);
 }
 
 int
 pt_store_connection_list(pt_store *st, pt_connection **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_connection *list = NULL;
-    size_t len = 0, cap = 8;
+    void *list = NULL;
     int rc;
 
-    *out = NULL;
-    *n = 0;
-    list = malloc(cap * sizeof *list);
-    if (list == NULL) {
-        seterr(st, "out of memory");
-        return PT_ENOMEM;
-    }
-    rc = connection_fill(st, &list[len], "dw", "sqlite", "warehouse/dw");
-    if (rc != 0)
-        goto fail;
-    len++;
-    rc = prepare(st, "SELECT name, kind, dsn FROM connections ORDER BY name", &stmt);
-    if (rc != 0)
-        goto fail;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (len == cap) {
-            pt_connection *nl = realloc(list, cap * 2 * sizeof *nl);
-            if (nl == NULL) {
-                seterr(st, "out of memory");
-                rc = PT_ENOMEM;
-                goto fail;
-            }
-            list = nl;
-            cap *= 2;
-        }
-        rc = connection_fill(st, &list[len], (const char *)sqlite3_column_text(stmt, 0),
-                             (const char *)sqlite3_column_text(stmt, 1),
-                             (const char *)sqlite3_column_text(stmt, 2));
-        if (rc != 0)
-            goto fail;
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list connections");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
+    /* The built-in connection comes first, as a row of its own, then the stored ones by name. */
+    rc = list_rows(st,
+                   "SELECT name, kind, dsn FROM ("
+                   "SELECT 0 AS builtin, '" DW_NAME "' AS name, '" DW_KIND "' AS kind, '" DW_DSN
+                   "' AS dsn UNION ALL SELECT 1, name, kind, dsn FROM connections) "
+                   "ORDER BY builtin, name",
+                   NULL, 0, &connection_kind, &list, n);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    pt_store_connections_free(list, len);
     return rc;
 }
 
@@ -1347,46 +1356,6 @@ colnull(sqlite3_stmt *stmt, int i, int *oom)
     if (s == NULL)
         *oom = 1;
     return s;
-}
-
-/* Binds s as text, or NULL when s is NULL or empty. */
-static void
-bind_opt_text(sqlite3_stmt *stmt, int i, const char *s)
-{
-    if (s != NULL && s[0] != '\0')
-        sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(stmt, i);
-}
-
-/* Binds v, or NULL when v is 0. */
-static void
-bind_opt_int(sqlite3_stmt *stmt, int i, int64_t v)
-{
-    if (v != 0)
-        sqlite3_bind_int64(stmt, i, v);
-    else
-        sqlite3_bind_null(stmt, i);
-}
-
-/* Makes room for one more element of size elsize in *list. Returns 0 or PT_ENOMEM. */
-static int
-grow(pt_store *st, void **list, size_t len, size_t *cap, size_t elsize)
-{
-    void *nl;
-    size_t ncap;
-
-    if (len < *cap)
-        return 0;
-    ncap = *cap != 0 ? *cap * 2 : 8;
-    nl = realloc(*list, ncap * elsize);
-    if (nl == NULL) {
-        seterr(st, "out of memory");
-        return PT_ENOMEM;
-    }
-    *list = nl;
-    *cap = ncap;
-    return 0;
 }
 
 /* Checks, inside a transaction, that every name of a space-separated scope is an endpoint. */
@@ -1427,53 +1396,46 @@ check_scope(pt_store *st, const char *scope)
     return 0;
 }
 
-/* Runs a one-statement mutation (?1 bound to a, ?2 to b when present) in its own
- * transaction; PT_ENOTFOUND with `missing` as the message when it changed no row. */
-static int
-mutate_one(pt_store *st, const char *sql, const char *a, int64_t b, const char *missing)
-{
-    sqlite3_stmt *stmt = NULL;
-    int rc = begin(st);
+/* ---- tokens ------------------------------------------------------------------------------- */
 
-    if (rc != 0)
-        return rc;
-    rc = prepare(st, sql, &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
-    if (sqlite3_bind_parameter_count(stmt) >= 2)
-        sqlite3_bind_int64(stmt, 2, b);
-    rc = step_done(st, stmt, "update");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
-        seterr(st, "%s", missing);
-        rc = PT_ENOTFOUND;
-        goto fail;
-    }
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+static void
+token_clear(void *elem)
+{
+    pt_token *t = elem;
+
+    free(t->id);
+    free(t->name);
+    free(t->scope);
+    free(t->rate);
 }
 
-/* ---- tokens ------------------------------------------------------------------------------- */
+/* Fills elem (a zeroed pt_token) from a row (id, name, created, expires, scope, rate, revoked,
+ * last_used). Returns 0 or PT_ENOMEM, leaving what it copied for token_clear. */
+static int
+token_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+{
+    pt_token *t = elem;
+    int oom = 0;
+
+    (void)st;
+    t->id = colnull(stmt, 0, &oom);
+    t->name = colnull(stmt, 1, &oom);
+    t->created = sqlite3_column_int64(stmt, 2);
+    t->expires = sqlite3_column_int64(stmt, 3);
+    t->scope = colnull(stmt, 4, &oom);
+    t->rate = colnull(stmt, 5, &oom);
+    t->revoked = sqlite3_column_int64(stmt, 6);
+    t->last_used = sqlite3_column_int64(stmt, 7);
+    return oom ? PT_ENOMEM : 0;
+}
+
+static const pt_store_rowkind token_kind = {
+    .size = sizeof(pt_token), .read = token_read, .clear = token_clear, .what = "list tokens"};
 
 void
 pt_store_tokens_free(pt_token *list, size_t n)
 {
-    if (list == NULL)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(list[i].id);
-        free(list[i].name);
-        free(list[i].scope);
-        free(list[i].rate);
-    }
-    free(list);
+    free_rows(list, n, &token_kind);
 }
 
 int
@@ -1495,112 +1457,93 @@ pt_store_token_add(pt_store *st, const pt_token *t)
         return rc;
     rc = check_scope(st, t->scope);
     if (rc != 0)
-        goto fail;
+        goto done;
     rc = query_int(st, "SELECT 1 FROM tokens WHERE id = ?1", t->id, 0, &one);
-    if (rc < 0)
-        goto fail;
     if (rc == 1) {
         seterr(st, "token id '%s' already exists", t->id);
         rc = PT_EEXIST;
-        goto fail;
     }
+    if (rc != 0)
+        goto done;
     rc = prepare(st,
                  "INSERT INTO tokens(id, name, created, expires, scope, rate) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, t->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, t->created != 0 ? t->created : (int64_t)time(NULL));
     bind_opt_int(stmt, 4, t->expires);
     bind_opt_text(stmt, 5, t->scope);
     bind_opt_text(stmt, 6, t->rate);
-    rc = step_done(st, stmt, "add token");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    rc = run_stmt(st, stmt, "add token");
+done:
+    return finish(st, rc);
 }
 
 int
 pt_store_token_revoke(pt_store *st, const char *id)
 {
-    char missing[128];
-
-    snprintf(missing, sizeof missing, "no token with id '%.64s'", id);
     return mutate_one(st, "UPDATE tokens SET revoked = coalesce(revoked, ?2) WHERE id = ?1", id,
-                      (int64_t)time(NULL), missing);
+                      (int64_t)time(NULL), "update", "no token with id '%.64s'", id);
 }
 
 int
 pt_store_token_list(pt_store *st, pt_token **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_token *list = NULL;
-    size_t len = 0, cap = 0;
-    int rc, oom = 0;
+    void *list = NULL;
+    int rc = list_rows(st,
+                       "SELECT id, name, created, expires, scope, rate, revoked, last_used "
+                       "FROM tokens ORDER BY created, rowid",
+                       NULL, 0, &token_kind, &list, n);
 
-    *out = NULL;
-    *n = 0;
-    rc = prepare(st,
-                 "SELECT id, name, created, expires, scope, rate, revoked, last_used "
-                 "FROM tokens ORDER BY created, rowid",
-                 &stmt);
-    if (rc != 0)
-        return rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
-            goto fail;
-        pt_token *t = &list[len++];
-        memset(t, 0, sizeof *t);
-        t->id = colnull(stmt, 0, &oom);
-        t->name = colnull(stmt, 1, &oom);
-        t->created = sqlite3_column_int64(stmt, 2);
-        t->expires = sqlite3_column_int64(stmt, 3);
-        t->scope = colnull(stmt, 4, &oom);
-        t->rate = colnull(stmt, 5, &oom);
-        t->revoked = sqlite3_column_int64(stmt, 6);
-        t->last_used = sqlite3_column_int64(stmt, 7);
-        if (oom) {
-            seterr(st, "out of memory");
-            rc = PT_ENOMEM;
-            goto fail;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list tokens");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    pt_store_tokens_free(list, len);
     return rc;
 }
 
 /* ---- API keys ----------------------------------------------------------------------------- */
 
+static void
+apikey_clear(void *elem)
+{
+    pt_apikey *k = elem;
+
+    free(k->name);
+    free(k->hint);
+    free(k->scope);
+    free(k->rate);
+}
+
+/* Fills elem (a zeroed pt_apikey) from a row (id, name, hash, hint, created, scope, rate,
+ * revoked, last_used). Returns 0 or PT_ENOMEM, leaving what it copied for apikey_clear. */
+static int
+apikey_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+{
+    pt_apikey *k = elem;
+    int oom = 0;
+
+    (void)st;
+    k->id = sqlite3_column_int64(stmt, 0);
+    k->name = colnull(stmt, 1, &oom);
+    if (sqlite3_column_bytes(stmt, 2) == PT_STORE_HASH_BYTES)
+        memcpy(k->hash, sqlite3_column_blob(stmt, 2), PT_STORE_HASH_BYTES);
+    k->hint = colnull(stmt, 3, &oom);
+    k->created = sqlite3_column_int64(stmt, 4);
+    k->scope = colnull(stmt, 5, &oom);
+    k->rate = colnull(stmt, 6, &oom);
+    k->revoked = sqlite3_column_int64(stmt, 7);
+    k->last_used = sqlite3_column_int64(stmt, 8);
+    return oom ? PT_ENOMEM : 0;
+}
+
+static const pt_store_rowkind apikey_kind = {
+    .size = sizeof(pt_apikey), .read = apikey_read, .clear = apikey_clear, .what = "list API keys"};
+
 void
 pt_store_apikeys_free(pt_apikey *list, size_t n)
 {
-    if (list == NULL)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(list[i].name);
-        free(list[i].hint);
-        free(list[i].scope);
-        free(list[i].rate);
-    }
-    free(list);
+    free_rows(list, n, &apikey_kind);
 }
 
 int
@@ -1618,22 +1561,21 @@ pt_store_apikey_add(pt_store *st, pt_apikey *k)
         return rc;
     rc = check_scope(st, k->scope);
     if (rc != 0)
-        goto fail;
+        goto done;
     rc = query_int(st, "SELECT 1 FROM apikeys WHERE name = ?1 AND revoked IS NULL", k->name, 0,
                    &one);
-    if (rc < 0)
-        goto fail;
     if (rc == 1) {
         seterr(st, "an API key named '%s' already exists (revoke it first)", k->name);
         rc = PT_EEXIST;
-        goto fail;
     }
+    if (rc != 0)
+        goto done;
     rc = prepare(st,
                  "INSERT INTO apikeys(name, hash, hint, created, scope, rate) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, k->name, -1, SQLITE_STATIC);
     sqlite3_bind_blob(stmt, 2, k->hash, PT_STORE_HASH_BYTES, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, k->hint != NULL ? k->hint : "", -1, SQLITE_STATIC);
@@ -1644,80 +1586,35 @@ pt_store_apikey_add(pt_store *st, pt_apikey *k)
     if (rc == SQLITE_CONSTRAINT) {
         seterr(st, "API key already exists");
         rc = PT_EEXIST;
-        goto fail;
-    }
-    if (rc != SQLITE_DONE) {
+    } else if (rc != SQLITE_DONE) {
         rc = dberr(st, "add API key");
-        goto fail;
+    } else {
+        rc = 0;
+        k->id = sqlite3_last_insert_rowid(st->db);
     }
     sqlite3_finalize(stmt);
-    stmt = NULL;
-    k->id = sqlite3_last_insert_rowid(st->db);
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+done:
+    return finish(st, rc);
 }
 
 int
 pt_store_apikey_revoke(pt_store *st, const char *name)
 {
-    char missing[128];
-
-    snprintf(missing, sizeof missing, "no API key named '%.64s' (or it is already revoked)", name);
     return mutate_one(st, "UPDATE apikeys SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
-                      name, (int64_t)time(NULL), missing);
+                      name, (int64_t)time(NULL), "update",
+                      "no API key named '%.64s' (or it is already revoked)", name);
 }
 
 int
 pt_store_apikey_list(pt_store *st, pt_apikey **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_apikey *list = NULL;
-    size_t len = 0, cap = 0;
-    int rc, oom = 0;
+    void *list = NULL;
+    int rc = list_rows(st,
+                       "SELECT id, name, hash, hint, created, scope, rate, revoked, last_used "
+                       "FROM apikeys ORDER BY id",
+                       NULL, 0, &apikey_kind, &list, n);
 
-    *out = NULL;
-    *n = 0;
-    rc = prepare(st,
-                 "SELECT id, name, hash, hint, created, scope, rate, revoked, last_used "
-                 "FROM apikeys ORDER BY id",
-                 &stmt);
-    if (rc != 0)
-        return rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
-            goto fail;
-        pt_apikey *k = &list[len++];
-        memset(k, 0, sizeof *k);
-        k->id = sqlite3_column_int64(stmt, 0);
-        k->name = colnull(stmt, 1, &oom);
-        if (sqlite3_column_bytes(stmt, 2) == PT_STORE_HASH_BYTES)
-            memcpy(k->hash, sqlite3_column_blob(stmt, 2), PT_STORE_HASH_BYTES);
-        k->hint = colnull(stmt, 3, &oom);
-        k->created = sqlite3_column_int64(stmt, 4);
-        k->scope = colnull(stmt, 5, &oom);
-        k->rate = colnull(stmt, 6, &oom);
-        k->revoked = sqlite3_column_int64(stmt, 7);
-        k->last_used = sqlite3_column_int64(stmt, 8);
-        if (oom) {
-            seterr(st, "out of memory");
-            rc = PT_ENOMEM;
-            goto fail;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list API keys");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    pt_store_apikeys_free(list, len);
     return rc;
 }
 
@@ -1839,37 +1736,42 @@ pt_secret_clear(pt_secret *s)
     memset(s, 0, sizeof *s);
 }
 
-void
-pt_store_secrets_free(pt_secret *list, size_t n)
+static void
+secret_clear(void *elem)
 {
-    if (list == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        pt_secret_clear(&list[i]);
-    free(list);
+    pt_secret_clear(elem);
 }
 
-/* Fills s from a row (name, key_id, box, created, updated). Returns 0 or PT_ENOMEM. */
+/* Fills elem (a zeroed pt_secret) from a row (name, key_id, box, created, updated). Returns 0 or
+ * PT_ENOMEM, leaving what it copied for secret_clear. */
 static int
-secret_from_row(sqlite3_stmt *stmt, pt_secret *s)
+secret_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
 {
+    pt_secret *s = elem;
     size_t n = (size_t)sqlite3_column_bytes(stmt, 2);
     const void *box = sqlite3_column_blob(stmt, 2);
 
-    memset(s, 0, sizeof *s);
+    (void)st;
     s->name = coldup(stmt, 0);
     s->key_id = coldup(stmt, 1);
     s->box = malloc(n > 0 ? n : 1);
     s->box_len = n;
     s->created = sqlite3_column_int64(stmt, 3);
     s->updated = sqlite3_column_int64(stmt, 4);
-    if (s->name == NULL || s->key_id == NULL || s->box == NULL) {
-        pt_secret_clear(s);
+    if (s->name == NULL || s->key_id == NULL || s->box == NULL)
         return PT_ENOMEM;
-    }
     if (n > 0)
         memcpy(s->box, box, n);
     return 0;
+}
+
+static const pt_store_rowkind secret_kind = {
+    .size = sizeof(pt_secret), .read = secret_read, .clear = secret_clear, .what = "list secrets"};
+
+void
+pt_store_secrets_free(pt_secret *list, size_t n)
+{
+    free_rows(list, n, &secret_kind);
 }
 
 static int
@@ -1956,102 +1858,51 @@ pt_store_secret_put(pt_store *st, const pt_secret *s)
         rc = PT_EUNAVAIL;
     }
     if (rc != 0 && rc != PT_ENOTFOUND)
-        goto fail;
+        goto done;
     rc = prepare(st,
                  "INSERT INTO secrets(name, key_id, box, created, updated) "
                  "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(name) DO UPDATE SET "
                  "key_id = excluded.key_id, box = excluded.box, updated = excluded.updated",
                  &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     sqlite3_bind_text(stmt, 1, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, s->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(stmt, 3, s->box, (int)s->box_len, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 4, s->updated != 0 ? s->updated : (int64_t)time(NULL));
-    rc = step_done(st, stmt, "store secret");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    rc = run_stmt(st, stmt, "store secret");
+done:
+    return finish(st, rc);
 }
 
 int
 pt_store_secret_get(pt_store *st, const char *name, pt_secret *out)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc;
+    int rc = get_row(st, "SELECT name, key_id, box, created, updated FROM secrets WHERE name = ?1",
+                     name, &secret_kind, out, "get secret");
 
-    memset(out, 0, sizeof *out);
-    rc = prepare(st, "SELECT name, key_id, box, created, updated FROM secrets WHERE name = ?1",
-                 &stmt);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        rc = secret_from_row(stmt, out);
-        if (rc != 0)
-            seterr(st, "out of memory");
-    } else if (rc == SQLITE_DONE) {
+    if (rc == PT_ENOTFOUND)
         seterr(st, "no secret named '%.128s'", name);
-        rc = PT_ENOTFOUND;
-    } else {
-        rc = dberr(st, "get secret");
-    }
-    sqlite3_finalize(stmt);
     return rc;
 }
 
 int
 pt_store_secret_rm(pt_store *st, const char *name)
 {
-    char missing[192];
-
-    snprintf(missing, sizeof missing, "no secret named '%.128s'", name);
-    return mutate_one(st, "DELETE FROM secrets WHERE name = ?1", name, 0, missing);
+    return mutate_one(st, "DELETE FROM secrets WHERE name = ?1", name, 0, "update",
+                      "no secret named '%.128s'", name);
 }
 
-/* Collects every secret row (inside or outside a transaction). */
+/* Collects every secret row (inside or outside a transaction). Caller frees *out with
+ * pt_store_secrets_free. */
 static int
 secret_rows(pt_store *st, pt_secret **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_secret *list = NULL;
-    size_t len = 0, cap = 0;
-    int rc;
+    void *list = NULL;
+    int rc = list_rows(st, "SELECT name, key_id, box, created, updated FROM secrets ORDER BY name",
+                       NULL, 0, &secret_kind, &list, n);
 
-    *out = NULL;
-    *n = 0;
-    rc =
-        prepare(st, "SELECT name, key_id, box, created, updated FROM secrets ORDER BY name", &stmt);
-    if (rc != 0)
-        return rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
-            goto fail;
-        rc = secret_from_row(stmt, &list[len]);
-        if (rc != 0) {
-            seterr(st, "out of memory");
-            goto fail;
-        }
-        len++;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list secrets");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    pt_store_secrets_free(list, len);
     return rc;
 }
 
@@ -2079,19 +1930,19 @@ pt_store_secret_rewrite(pt_store *st, const char *key_id, int (*fn)(void *ctx, p
         return rc;
     rc = secret_rows(st, &list, &n);
     if (rc != 0)
-        goto fail;
+        goto done;
     rc = prepare(st, "UPDATE secrets SET key_id = ?2, box = ?3 WHERE name = ?1", &stmt);
     if (rc != 0)
-        goto fail;
+        goto done;
     for (size_t i = 0; i < n; i++) {
         rc = fn(ctx, &list[i]);
         if (rc != 0)
-            goto fail;
+            goto done;
         if (list[i].key_id == NULL || strcmp(list[i].key_id, key_id) != 0) {
             seterr(st, "secret '%.128s' was not re-encrypted under master key %s", list[i].name,
                    key_id);
             rc = PT_EINVAL;
-            goto fail;
+            goto done;
         }
         sqlite3_bind_text(stmt, 1, list[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, list[i].key_id, -1, SQLITE_STATIC);
@@ -2099,50 +1950,59 @@ pt_store_secret_rewrite(pt_store *st, const char *key_id, int (*fn)(void *ctx, p
         rc = step_done(st, stmt, "rewrite secret");
         sqlite3_reset(stmt);
         if (rc != 0)
-            goto fail;
+            goto done;
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
     /* Record the key in the same transaction (invariant 6). */
     rc = exec_sql(st, settings_sql);
     if (rc == 0)
-        rc = prepare(st,
+        rc = run_sql(st,
                      "INSERT INTO settings(key, value) VALUES ('" SECRET_KEY_SETTING "', ?1) "
                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                     &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, key_id, -1, SQLITE_STATIC);
-    rc = step_done(st, stmt, "record the master key id");
+                     key_id, 0, "record the master key id");
+done:
     sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    rc = commit(st);
-    if (rc != 0)
-        goto fail;
-    pt_store_secrets_free(list, n);
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
+    rc = finish(st, rc);
     pt_store_secrets_free(list, n);
     return rc;
 }
 
 /* ---- trusted issuers ---------------------------------------------------------------------- */
 
+static void
+issuer_clear(void *elem)
+{
+    pt_issuer *i = elem;
+
+    free(i->issuer);
+    free(i->audience);
+    free(i->jwks);
+}
+
+/* Fills elem (a zeroed pt_issuer) from a row (issuer, audience, jwks, created). Returns 0 or
+ * PT_ENOMEM (also for a NULL issuer or jwks), leaving what it copied for issuer_clear. */
+static int
+issuer_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+{
+    pt_issuer *i = elem;
+    int oom = 0;
+
+    (void)st;
+    i->issuer = colnull(stmt, 0, &oom);
+    i->audience = colnull(stmt, 1, &oom);
+    i->jwks = colnull(stmt, 2, &oom);
+    i->created = sqlite3_column_int64(stmt, 3);
+    return oom || i->issuer == NULL || i->jwks == NULL ? PT_ENOMEM : 0;
+}
+
+static const pt_store_rowkind issuer_kind = {
+    .size = sizeof(pt_issuer), .read = issuer_read, .clear = issuer_clear, .what = "list issuers"};
+
 void
 pt_store_issuers_free(pt_issuer *list, size_t n)
 {
-    if (list == NULL)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(list[i].issuer);
-        free(list[i].audience);
-        free(list[i].jwks);
-    }
-    free(list);
+    free_rows(list, n, &issuer_kind);
 }
 
 int
@@ -2163,71 +2023,30 @@ pt_store_issuer_put(pt_store *st, const pt_issuer *i)
                  "ON CONFLICT(issuer) DO UPDATE SET audience = excluded.audience, "
                  "jwks = excluded.jwks, created = excluded.created",
                  &stmt);
-    if (rc != 0)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, i->issuer, -1, SQLITE_STATIC);
-    bind_opt_text(stmt, 2, i->audience);
-    sqlite3_bind_text(stmt, 3, i->jwks, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 4, i->created != 0 ? i->created : (int64_t)time(NULL));
-    rc = step_done(st, stmt, "trust issuer");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != 0)
-        goto fail;
-    return commit(st);
-fail:
-    sqlite3_finalize(stmt);
-    rollback(st);
-    return rc;
+    if (rc == 0) {
+        sqlite3_bind_text(stmt, 1, i->issuer, -1, SQLITE_STATIC);
+        bind_opt_text(stmt, 2, i->audience);
+        sqlite3_bind_text(stmt, 3, i->jwks, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, i->created != 0 ? i->created : (int64_t)time(NULL));
+        rc = run_stmt(st, stmt, "trust issuer");
+    }
+    return finish(st, rc);
 }
 
 int
 pt_store_issuer_rm(pt_store *st, const char *issuer)
 {
-    char missing[1100];
-
-    snprintf(missing, sizeof missing, "issuer '%.1024s' is not trusted", issuer);
-    return mutate_one(st, "DELETE FROM issuers WHERE issuer = ?1", issuer, 0, missing);
+    return mutate_one(st, "DELETE FROM issuers WHERE issuer = ?1", issuer, 0, "update",
+                      "issuer '%.1024s' is not trusted", issuer);
 }
 
 int
 pt_store_issuer_list(pt_store *st, pt_issuer **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
-    pt_issuer *list = NULL;
-    size_t len = 0, cap = 0;
-    int rc, oom = 0;
+    void *list = NULL;
+    int rc = list_rows(st, "SELECT issuer, audience, jwks, created FROM issuers ORDER BY issuer",
+                       NULL, 0, &issuer_kind, &list, n);
 
-    *out = NULL;
-    *n = 0;
-    rc = prepare(st, "SELECT issuer, audience, jwks, created FROM issuers ORDER BY issuer", &stmt);
-    if (rc != 0)
-        return rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = grow(st, (void **)&list, len, &cap, sizeof *list)) != 0)
-            goto fail;
-        pt_issuer *i = &list[len++];
-        memset(i, 0, sizeof *i);
-        i->issuer = colnull(stmt, 0, &oom);
-        i->audience = colnull(stmt, 1, &oom);
-        i->jwks = colnull(stmt, 2, &oom);
-        i->created = sqlite3_column_int64(stmt, 3);
-        if (oom || i->issuer == NULL || i->jwks == NULL) {
-            seterr(st, "out of memory");
-            rc = PT_ENOMEM;
-            goto fail;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rc = dberr(st, "list issuers");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    pt_store_issuers_free(list, len);
     return rc;
 }

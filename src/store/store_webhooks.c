@@ -90,8 +90,7 @@ put_token(pt_store *st, char **token)
                            -1, &stmt, NULL) != SQLITE_OK)
         return pt_store_sqlite_fail(st, "write webhook token");
     sqlite3_bind_text(stmt, 1, t, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt) == SQLITE_DONE ? 0 : pt_store_sqlite_fail(st, "write webhook token");
-    sqlite3_finalize(stmt);
+    rc = pt_store_sqlite_run(st, stmt, "write webhook token");
     if (rc == 0 && (*token = strdup(t)) == NULL)
         rc = PT_ENOMEM;
     return rc;
@@ -112,11 +111,7 @@ pt_store_webhook_token(pt_store *st, int create, char **token)
     rc = get_setting(st, "webhook_token", token);
     if (rc == PT_ENOTFOUND)
         rc = put_token(st, token);
-    if (rc != 0) {
-        pt_store_sqlite_rollback(st);
-        return rc;
-    }
-    return pt_store_sqlite_commit(st);
+    return pt_store_sqlite_finish(st, rc);
 }
 
 int
@@ -127,21 +122,7 @@ pt_store_webhook_rotate(pt_store *st, char **token)
         rc = pt_store_sqlite_begin(st);
     if (rc != 0)
         return rc;
-    rc = put_token(st, token);
-    if (rc != 0) {
-        pt_store_sqlite_rollback(st);
-        return rc;
-    }
-    return pt_store_sqlite_commit(st);
-}
-
-static void
-bind_opt(sqlite3_stmt *stmt, int i, const char *s)
-{
-    if (s != NULL && s[0] != '\0')
-        sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(stmt, i);
+    return pt_store_sqlite_finish(st, put_token(st, token));
 }
 
 int
@@ -179,7 +160,7 @@ pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
             snprintf(msg, sizeof(msg), "no script named '%s'", s->script);
             pt_store_sqlite_seterr(st, msg);
             rc = PT_ENOTFOUND;
-            goto fail;
+            goto done;
         }
     }
     if (sqlite3_prepare_v2(pt_store_sqlite_db(st),
@@ -187,14 +168,14 @@ pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
                            " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
                            -1, &stmt, NULL) != SQLITE_OK) {
         rc = pt_store_sqlite_fail(st, "add webhook source");
-        goto fail;
+        goto done;
     }
     sqlite3_bind_text(stmt, 1, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, v, -1, SQLITE_STATIC);
-    bind_opt(stmt, 3, s->secret);
-    bind_opt(stmt, 4, s->header);
-    bind_opt(stmt, 5, s->dedup_header);
-    bind_opt(stmt, 6, s->script);
+    pt_store_sqlite_bind_opt_text(stmt, 3, s->secret);
+    pt_store_sqlite_bind_opt_text(stmt, 4, s->header);
+    pt_store_sqlite_bind_opt_text(stmt, 5, s->dedup_header);
+    pt_store_sqlite_bind_opt_text(stmt, 6, s->script);
     sqlite3_bind_int64(stmt, 7, (int64_t)time(NULL));
     rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
@@ -202,16 +183,13 @@ pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
         snprintf(msg, sizeof(msg), "a webhook source named '%s' already exists", s->name);
         pt_store_sqlite_seterr(st, msg);
         rc = PT_EEXIST;
-        goto fail;
-    }
-    if (rc != SQLITE_DONE) {
+    } else if (rc != SQLITE_DONE) {
         rc = pt_store_sqlite_fail(st, "add webhook source");
-        goto fail;
+    } else {
+        rc = 0;
     }
-    return pt_store_sqlite_commit(st);
-fail:
-    pt_store_sqlite_rollback(st);
-    return rc;
+done:
+    return pt_store_sqlite_finish(st, rc);
 }
 
 int
@@ -223,27 +201,15 @@ pt_store_webhook_source_rm(pt_store *st, const char *name)
     if ((rc = ensure_tables(st)) != 0 || (rc = pt_store_sqlite_begin(st)) != 0)
         return rc;
     if (sqlite3_prepare_v2(pt_store_sqlite_db(st), "DELETE FROM webhook_sources WHERE name = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        rc = pt_store_sqlite_fail(st, "remove webhook source");
-        goto fail;
-    }
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return pt_store_sqlite_finish(st, pt_store_sqlite_fail(st, "remove webhook source"));
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-        rc = pt_store_sqlite_fail(st, "remove webhook source");
-        goto fail;
-    }
-    if (sqlite3_changes(pt_store_sqlite_db(st)) == 0) {
+    rc = pt_store_sqlite_run(st, stmt, "remove webhook source");
+    if (rc == 0) {
         snprintf(msg, sizeof(msg), "no webhook source named '%s'", name);
-        pt_store_sqlite_seterr(st, msg);
-        rc = PT_ENOTFOUND;
-        goto fail;
+        rc = pt_store_sqlite_changed_one(st, msg);
     }
-    return pt_store_sqlite_commit(st);
-fail:
-    pt_store_sqlite_rollback(st);
-    return rc;
+    return pt_store_sqlite_finish(st, rc);
 }
 
 static char *
@@ -253,26 +219,51 @@ col(sqlite3_stmt *stmt, int i)
     return s != NULL ? strdup((const char *)s) : NULL;
 }
 
+static void
+source_clear(void *elem)
+{
+    pt_webhook_source *s = elem;
+    free(s->name);
+    free(s->verify);
+    free(s->secret);
+    free(s->header);
+    free(s->dedup_header);
+    free(s->script);
+}
+
+/* Fills elem (a zeroed pt_webhook_source) from a row of webhook_sources; PT_ENOMEM when the
+ * name or the scheme could not be copied (what was copied is left for source_clear). */
+static int
+source_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+{
+    pt_webhook_source *s = elem;
+    (void)st;
+    s->name = col(stmt, 0);
+    s->verify = col(stmt, 1);
+    s->secret = col(stmt, 2);
+    s->header = col(stmt, 3);
+    s->dedup_header = col(stmt, 4);
+    s->script = col(stmt, 5);
+    s->created = sqlite3_column_int64(stmt, 6);
+    return s->name == NULL || s->verify == NULL ? PT_ENOMEM : 0;
+}
+
+static const pt_store_rowkind source_kind = {.size = sizeof(pt_webhook_source),
+                                             .read = source_read,
+                                             .clear = source_clear,
+                                             .what = "list webhook sources"};
+
 void
 pt_store_webhook_sources_free(pt_webhook_source *list, size_t n)
 {
-    for (size_t i = 0; list != NULL && i < n; i++) {
-        free(list[i].name);
-        free(list[i].verify);
-        free(list[i].secret);
-        free(list[i].header);
-        free(list[i].dedup_header);
-        free(list[i].script);
-    }
-    free(list);
+    pt_store_sqlite_free_rows(list, n, &source_kind);
 }
 
 int
 pt_store_webhook_source_list(pt_store *st, pt_webhook_source **out, size_t *n)
 {
     sqlite3_stmt *stmt = NULL;
-    pt_webhook_source *list = NULL;
-    size_t len = 0, cap = 0;
+    void *list = NULL;
     int rc = ensure_tables(st);
     if (rc != 0)
         return rc;
@@ -281,40 +272,7 @@ pt_store_webhook_source_list(pt_store *st, pt_webhook_source **out, size_t *n)
                            " FROM webhook_sources ORDER BY name",
                            -1, &stmt, NULL) != SQLITE_OK)
         return pt_store_sqlite_fail(st, "list webhook sources");
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            pt_webhook_source *grown = realloc(list, ncap * sizeof(*list));
-            if (grown == NULL) {
-                rc = PT_ENOMEM;
-                goto fail;
-            }
-            list = grown;
-            cap = ncap;
-        }
-        pt_webhook_source *s = &list[len++];
-        s->name = col(stmt, 0);
-        s->verify = col(stmt, 1);
-        s->secret = col(stmt, 2);
-        s->header = col(stmt, 3);
-        s->dedup_header = col(stmt, 4);
-        s->script = col(stmt, 5);
-        s->created = sqlite3_column_int64(stmt, 6);
-        if (s->name == NULL || s->verify == NULL) {
-            rc = PT_ENOMEM;
-            goto fail;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rc = pt_store_sqlite_fail(st, "list webhook sources");
-        goto fail;
-    }
-    sqlite3_finalize(stmt);
+    rc = pt_store_sqlite_rows(st, stmt, &source_kind, &list, n);
     *out = list;
-    *n = len;
-    return 0;
-fail:
-    sqlite3_finalize(stmt);
-    pt_store_webhook_sources_free(list, len);
     return rc;
 }
