@@ -111,7 +111,10 @@ webhook_events(const char *datadir, int argc, char **argv)
               " body, body_base64, remote_addr, status, attempts, last_error FROM webhooks.events"
               " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3"
             : "SELECT id, received_at, CASE source WHEN '' THEN '-' ELSE source END, method,"
-              " COALESCE(content_type, '-'), length(body), status, attempts,"
+              " COALESCE(content_type, '-'),"
+              " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"
+              " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0 END)"
+              " ELSE length(CAST(body AS BLOB)) END, status, attempts,"
               " COALESCE(substr(last_error, 1, 60), '-') FROM webhooks.events"
               " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3";
     rc = pt_wh_exec(wh, sql, params, 3, &cur);
@@ -355,38 +358,15 @@ webhook_rotate(const char *datadir, int argc, char **argv)
     return url_or_rotate(datadir, argc, argv, 1);
 }
 
-/* Runs subcommand argv[0] like pt_cli_dispatch, except that an unknown name (and "-h" is
- * one) prints the error and then the usage, on two lines, and that "--help" and "help" print
- * the usage only when help is set (`webhook source` has neither). These groups have always
- * answered so; pt_cli_dispatch would change what users see. */
-static int
-webhook_dispatch(const char *group, const char *usage, const pt_cli_sub *subs, int help,
-                 const char *datadir, int argc, char **argv)
-{
-    const pt_cli_sub *s;
-
-    if (argc < 1)
-        return pt_cli_usage(usage);
-    s = pt_cli_sub_find(subs, argv[0]);
-    if (s != NULL)
-        return s->fn(datadir, argc - 1, argv + 1);
-    if (help && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "help") == 0)) {
-        printf("usage: portico %s\n", usage);
-        return PT_CLI_OK;
-    }
-    pt_cli_error("unknown command '%s %s'", group, argv[0]);
-    return pt_cli_usage(usage);
-}
-
 static const pt_cli_sub source_subs[] = {{"add", NULL, source_add},
-                                         {"list", NULL, source_list},
+                                         {"list", "ls", source_list},
                                          {"rm", NULL, source_rm},
                                          {NULL, NULL, NULL}};
 
 static int
 webhook_source(const char *datadir, int argc, char **argv)
 {
-    return webhook_dispatch("webhook source", source_usage, source_subs, 0, datadir, argc, argv);
+    return pt_cli_dispatch("webhook source", source_usage, source_subs, datadir, argc, argv);
 }
 
 static const pt_cli_sub webhook_subs[] = {
@@ -397,5 +377,5 @@ static const pt_cli_sub webhook_subs[] = {
 int
 pt_cli_webhook(const char *datadir, int argc, char **argv)
 {
-    return webhook_dispatch("webhook", webhook_usage, webhook_subs, 1, datadir, argc, argv);
+    return pt_cli_dispatch("webhook", webhook_usage, webhook_subs, datadir, argc, argv);
 }

@@ -1,5 +1,8 @@
-/* http_errors.h - makes the errors h2o answers by itself (400, 413, ...) look like Portico's
- * own: a JSON body {"error": ..., "request_id": ...} and an X-Request-Id header. */
+/* http_errors.h - makes the errors h2o answers by itself once it has parsed a request (413,
+ * a bad Content-Length, ...) look like Portico's own: a JSON body {"error": ...,
+ * "request_id": ...} and an X-Request-Id header. Requests h2o cannot parse at all (a garbled
+ * request line, more than 100 header fields) are answered by its HTTP/1 code directly, with a
+ * fixed plain-text 400 that no filter sees. */
 #ifndef PT_HTTP_ERRORS_H
 #define PT_HTTP_ERRORS_H
 

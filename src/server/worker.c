@@ -444,8 +444,14 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_rout
     const char *who[4] = {caller->type, caller->id, caller->name, caller->issuer};
     for (size_t i = 0; i < 4; i++)
         need += who[i] != NULL ? strlen(who[i]) + 1 : 0;
+    /* h2o keeps Host in req->authority and consumes Content-Length; handlers see both, as
+     * under Flask. */
+    char clen[24] = "";
+    if (req->entity.base != NULL)
+        snprintf(clen, sizeof(clen), "%zu", req->entity.len);
+    need += sizeof("host") + req->authority.len + 1 + sizeof("content-length") + strlen(clen) + 1;
     size_t hdr_off = (need + 15) & ~(size_t)15;
-    need = hdr_off + req->headers.size * sizeof(pt_header);
+    need = hdr_off + (req->headers.size + 2) * sizeof(pt_header);
 
     job *j = calloc(1, sizeof(*j));
     char *block = malloc(need);
@@ -482,6 +488,16 @@ job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_rout
         r->headers[i].value = arena_copy(&a, h->value.base, h->value.len);
         if (h->name == &H2O_TOKEN_CONTENT_TYPE->buf)
             r->content_type = r->headers[i].value;
+    }
+    if (req->authority.len > 0 && h2o_find_header(&req->headers, H2O_TOKEN_HOST, -1) < 0) {
+        pt_header *h = &r->headers[r->nheaders++];
+        h->name = arena_copy(&a, "host", 4);
+        h->value = arena_copy(&a, req->authority.base, req->authority.len);
+    }
+    if (clen[0] != '\0' && h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1) < 0) {
+        pt_header *h = &r->headers[r->nheaders++];
+        h->name = arena_copy(&a, "content-length", 14);
+        h->value = arena_copy(&a, clen, strlen(clen));
     }
     r->nparams = m->nparams;
     for (size_t i = 0; i < m->nparams; i++) {

@@ -189,3 +189,25 @@ def test_signed_webhooks_survive_a_master_key_rotation(portico, server):
     assert post().status_code == 200
     portico.cli("secret", "rotate-master")
     assert post().status_code == 200
+
+
+def test_handlers_see_host_and_content_length_as_under_flask(portico, server):
+    portico.publish("hd", "def handler(request):\n    return dict(request['headers'])\n",
+                    methods="GET,POST")
+    portico.publish("fl", "def handler():\n"
+                          "    return [request.headers['Host'],\n"
+                          "            request.headers.get('Content-Length')]\n",
+                    methods="GET,POST")
+    s = server()
+    h = requests.post(s.url + "/hd", data=b"abc", timeout=5).json()
+    assert h["Host"] == f"127.0.0.1:{s.port}" and h["Content-Length"] == "3"
+    assert requests.get(s.url + "/fl", timeout=5).json() == [f"127.0.0.1:{s.port}", None]
+
+
+def test_uncommon_status_codes_keep_their_reason(portico, server):
+    portico.publish("s203", "def handler(request):\n    return 'x', 203\n")
+    s = server()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+        c.sendall(b"GET /s203 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head = c.recv(4096).split(b"\r\n", 1)[0]
+    assert head == b"HTTP/1.1 203 Non-Authoritative Information"
