@@ -27,6 +27,8 @@ pt_strerror(int rc)
         return "Python error";
     case PT_EUNAVAIL:
         return "service unavailable";
+    case PT_EAGAIN:
+        return "not ready yet";
     default:
         return "unknown error";
     }

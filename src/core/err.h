@@ -14,6 +14,7 @@ enum pt_err {
     PT_ESYNTAX = -8,   /* script does not compile */
     PT_EPY = -9,       /* Python raised */
     PT_EUNAVAIL = -10, /* a back end is unreachable */
+    PT_EAGAIN = -11,   /* not ready yet: nothing went wrong, try again later */
 };
 
 /* Returns a static, human-readable description of rc (never NULL). */

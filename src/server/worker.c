@@ -37,6 +37,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <h2o.h>
 #include <h2o/multithread.h>
 #include <jansson.h>
@@ -606,17 +607,29 @@ flush_access_log(worker *w)
 /* A streamed body (request.h: pt_response.stream): each proceed() asks the stream for the next
  * chunk, so at most one chunk per response is in memory here. It lives in the request's pool;
  * the pool's dispose frees the stream (its database connection and cursor) whether the body
- * was finished or the client went away first. Loop side only. */
+ * was finished or the client went away first. Loop side only.
+ *
+ * The stream never blocks (stream.h): when it has nothing to give yet (PT_STREAM_WAIT with an
+ * empty chunk, a PostgreSQL server slow to send the next rows), the generator watches the
+ * stream's descriptor on the loop and asks again once it is readable; meanwhile the loop
+ * serves the worker's other connections. h2o watches a duplicate of the descriptor, so that
+ * closing the watch never closes the database connection's socket. */
 typedef struct body_gen {
     h2o_generator_t super; /* first */
+    h2o_req_t *req;
     pt_body_stream *stream;
-    pt_buf chunk; /* being sent: valid until the next proceed() */
+    h2o_socket_t *watch; /* on a duplicate of the stream's wait_fd, once it had to wait */
+    pt_buf chunk;        /* being sent: valid until the next proceed() */
     char request_id[24];
 } body_gen;
 
 static void
 body_gen_release(body_gen *g)
 {
+    if (g->watch != NULL) { /* before the stream: no callback may see it freed */
+        h2o_socket_close(g->watch);
+        g->watch = NULL;
+    }
     if (g->stream != NULL) {
         g->stream->free(g->stream);
         g->stream = NULL;
@@ -631,23 +644,71 @@ body_gen_dispose(void *p)
     pt_buf_free(&g->chunk);
 }
 
+static void body_gen_fill(body_gen *g);
+
 static void
-body_gen_proceed(h2o_generator_t *self, h2o_req_t *req)
+body_gen_on_readable(h2o_socket_t *sock, const char *err)
 {
-    body_gen *g = (body_gen *)self;
-    int rc = g->stream != NULL ? 0 : PT_EINVAL;
-    pt_buf_reset(&g->chunk);
-    if (g->stream != NULL)
-        rc = g->stream->next(g->stream, &g->chunk);
+    (void)err; /* nothing was read (H2O_SOCKET_FLAG_DONT_READ): the stream reads and reports */
+    body_gen_fill(sock->data);
+}
+
+/* Has the loop call body_gen_on_readable once the stream's descriptor is readable. Returns 0,
+ * or PT_EIO when the descriptor cannot be watched (logged). */
+static int
+body_gen_wait(body_gen *g)
+{
+    if (g->watch == NULL) {
+        int fd = g->stream->wait_fd != NULL ? g->stream->wait_fd(g->stream) : -1;
+        int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (copy < 0) {
+            pt_log_error("request %s: cannot watch the streamed response's source: %s",
+                         g->request_id, fd < 0 ? "no descriptor" : strerror(errno));
+            return PT_EIO;
+        }
+        g->watch =
+            h2o_evloop_socket_create(g->req->conn->ctx->loop, copy, H2O_SOCKET_FLAG_DONT_READ);
+        g->watch->data = g;
+    }
+    h2o_socket_read_start(g->watch, body_gen_on_readable);
+    return 0;
+}
+
+/* Asks the stream for (more of) the chunk, then sends it, or waits when the stream has nothing
+ * yet. A part of a chunk is sent as it is: rows that arrived reach the client at once. */
+static void
+body_gen_fill(body_gen *g)
+{
+    int rc = g->stream != NULL ? g->stream->next(g->stream, &g->chunk) : PT_EINVAL;
+
+    if (rc == PT_STREAM_WAIT && g->chunk.len == 0) {
+        rc = body_gen_wait(g);
+        if (rc == 0)
+            return;
+    }
+    if (g->watch != NULL)
+        h2o_socket_read_stop(g->watch);
+    if (rc == PT_STREAM_WAIT)
+        rc = 1;
     if (rc < 0)
         pt_log_error("request %s: streamed response cut short: %s", g->request_id, pt_strerror(rc));
     if (rc != 1)
         body_gen_release(g); /* give the database connection back now, not at dispose */
     h2o_iovec_t vec = h2o_iovec_init(g->chunk.data != NULL ? g->chunk.data : "", g->chunk.len);
-    h2o_send(req, &vec, 1,
+    h2o_send(g->req, &vec, 1,
              rc == 1   ? H2O_SEND_STATE_IN_PROGRESS
              : rc == 0 ? H2O_SEND_STATE_FINAL
                        : H2O_SEND_STATE_ERROR);
+}
+
+static void
+body_gen_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+    body_gen *g = (body_gen *)self;
+
+    (void)req; /* the one in g */
+    pt_buf_reset(&g->chunk);
+    body_gen_fill(g);
 }
 
 static void
@@ -664,6 +725,8 @@ send_streamed(h2o_req_t *req, const char *request_id, pt_response *resp)
     body_gen *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), body_gen_dispose);
     g->super.proceed = body_gen_proceed;
     g->super.stop = body_gen_stop;
+    g->req = req;
+    g->watch = NULL;
     g->stream = resp->stream;
     resp->stream = NULL;
     snprintf(g->request_id, sizeof(g->request_id), "%s", request_id);

@@ -14,12 +14,14 @@
  *    caller holds at most one chunk plus one row in memory whatever the result size.
  *
  * 3. The stream owns its connection, its cursor and its writer; it runs on the loop thread,
- *    where nothing else touches that connection (the Python side gave it up). Reading a row
- *    may wait for the database: a PostgreSQL server that is slow to send the next rows stalls
- *    the loop (and every other connection of the worker) meanwhile. Making that wait
- *    non-blocking would need the loop to watch the database socket, which the body stream
- *    interface (stream.h) cannot express; instead PT_ROWS_MAX_STREAMS caps the streams of a
- *    process, and results past the cap are written whole by the handler thread (pq_rows.c).
+ *    where nothing else touches that connection (the Python side gave it up). It never waits
+ *    for the database there: it reads with pt_wh_cursor_next_nowait, and when a PostgreSQL
+ *    server has not sent the next rows yet, next() returns PT_STREAM_WAIT with what it wrote
+ *    so far, and the worker watches the connection's socket (wait_fd) before asking again.
+ *    Freeing the stream early does not wait for the server either (wh_pg.c, design note 3).
+ *    Each stream still holds a database connection until its body is sent, so
+ *    PT_ROWS_MAX_STREAMS caps the streams of a process, and results past the cap are written
+ *    whole by the handler thread (pq_rows.c).
  */
 #include "warehouse/rows.h"
 
@@ -412,8 +414,11 @@ write_row(pt_rows *r, pt_buf *b)
     return 0;
 }
 
-int
-pt_rows_write(pt_rows *r, pt_buf *b, size_t chunk)
+/* pt_rows_write; with nowait set, rows are read with pt_wh_cursor_next_nowait, and PT_EAGAIN
+ * says that the next row has not arrived: b holds whole rows only, and a later call goes on
+ * from there. */
+static int
+write_rows(pt_rows *r, pt_buf *b, size_t chunk, int nowait)
 {
     size_t start = b->len;
     int rc;
@@ -432,7 +437,7 @@ pt_rows_write(pt_rows *r, pt_buf *b, size_t chunk)
             return rc;
     }
     while (chunk == 0 || b->len - start < chunk) {
-        rc = pt_wh_cursor_next(r->cur);
+        rc = nowait ? pt_wh_cursor_next_nowait(r->cur) : pt_wh_cursor_next(r->cur);
         if (rc < 0)
             return rc;
         if (rc == 0) {
@@ -447,6 +452,12 @@ pt_rows_write(pt_rows *r, pt_buf *b, size_t chunk)
         r->nrows++;
     }
     return 1;
+}
+
+int
+pt_rows_write(pt_rows *r, pt_buf *b, size_t chunk)
+{
+    return write_rows(r, b, chunk, 0);
 }
 
 /* ---- the stream -------------------------------------------------------------------------- */
@@ -484,12 +495,21 @@ typedef struct rows_stream {
     size_t chunk;
 } rows_stream;
 
+/* Up to a chunk of rows, whatever arrived of them when the database has not sent the rest
+ * (design note 3). */
 static int
 stream_next(pt_body_stream *s, pt_buf *b)
 {
     rows_stream *rs = (rows_stream *)s;
+    int rc = write_rows(rs->rows, b, rs->chunk, 1);
 
-    return pt_rows_write(rs->rows, b, rs->chunk);
+    return rc == PT_EAGAIN ? PT_STREAM_WAIT : rc;
+}
+
+static int
+stream_wait_fd(pt_body_stream *s)
+{
+    return pt_wh_cursor_fd(((rows_stream *)s)->cur);
 }
 
 static void
@@ -517,6 +537,7 @@ pt_rows_stream_new(pt_wh *wh, pt_wh_cursor *cur, pt_rows *r, size_t chunk)
         return NULL;
     }
     rs->base.next = stream_next;
+    rs->base.wait_fd = stream_wait_fd;
     rs->base.free = stream_free;
     rs->wh = wh;
     rs->cur = cur;

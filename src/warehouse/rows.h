@@ -42,9 +42,7 @@ void pt_rows_free(pt_rows *r); /* NULL is a no-op */
 int pt_rows_write(pt_rows *r, pt_buf *b, size_t chunk);
 
 /* Most row streams alive at once in a process (a worker). Each holds a database connection of
- * its own, and it reads its rows on the worker's event loop thread, where waiting for a slow
- * PostgreSQL server stalls every other connection of the worker (docs/HANDLERS.md): the cap
- * bounds both. */
+ * its own until its body is sent: the cap bounds the connections a worker keeps that way. */
 #define PT_ROWS_MAX_STREAMS 8
 
 /* Takes one of the PT_ROWS_MAX_STREAMS stream slots: 1 when it got one (give it to
@@ -57,7 +55,9 @@ int pt_rows_streams_live(void);
 
 /* A body stream (stream.h) that goes on where r stopped: takes ownership of wh, cur, r and a
  * slot taken with pt_rows_stream_slot, even on error (NULL when out of memory). Each call of
- * next() appends about `chunk` bytes. Freeing the stream gives the slot back. */
+ * next() appends about `chunk` bytes, or fewer and PT_STREAM_WAIT when a PostgreSQL server
+ * has not sent the next rows yet (wait_fd: the connection's socket). Freeing the stream gives
+ * the slot back, and never waits for the server. */
 pt_body_stream *pt_rows_stream_new(pt_wh *wh, pt_wh_cursor *cur, pt_rows *r, size_t chunk);
 
 /* ---- value writers, shared with the Python serializer (src/py/response.c) ---------------- */

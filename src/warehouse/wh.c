@@ -184,6 +184,18 @@ pt_wh_cursor_may_block(pt_wh_cursor *c)
     return c->wh->drv->may_block(c);
 }
 
+int
+pt_wh_cursor_next_nowait(pt_wh_cursor *c)
+{
+    return c->wh->drv->next_nowait != NULL ? c->wh->drv->next_nowait(c) : c->wh->drv->next(c);
+}
+
+int
+pt_wh_cursor_fd(const pt_wh_cursor *c)
+{
+    return c->wh->drv->fd != NULL ? c->wh->drv->fd(c) : -1;
+}
+
 size_t
 pt_wh_cursor_ncols(const pt_wh_cursor *c)
 {

@@ -74,6 +74,15 @@ int pt_wh_cursor_next(pt_wh_cursor *c);
  * rows ended). Reads input that has already arrived but never waits itself. Callers that hold
  * a lock others need (Python's GIL) release it around a call to next() that may wait. */
 int pt_wh_cursor_may_block(pt_wh_cursor *c);
+/* pt_wh_cursor_next that never waits for a database server: PT_EAGAIN when the next row (or
+ * the end of the rows) has not arrived yet; call again once pt_wh_cursor_fd(c) is readable.
+ * Once a cursor was read this way, freeing it before its rows ended does not wait for the
+ * server either: the query is cancelled from another thread and the connection is reset
+ * before its next statement. SQLite reads local files and never returns PT_EAGAIN. */
+int pt_wh_cursor_next_nowait(pt_wh_cursor *c);
+/* The socket whose input pt_wh_cursor_next_nowait waits for, or -1 (SQLite). Borrowed: owned
+ * by the connection, valid while the cursor's rows are arriving; never close it. */
+int pt_wh_cursor_fd(const pt_wh_cursor *c);
 size_t pt_wh_cursor_ncols(const pt_wh_cursor *c);
 /* Column name (borrowed, valid while the cursor lives). */
 const char *pt_wh_cursor_colname(const pt_wh_cursor *c, size_t i);

@@ -16,6 +16,10 @@ typedef struct pt_wh_driver {
                 pt_wh_cursor **out);
     int (*next)(pt_wh_cursor *c);
     int (*may_block)(pt_wh_cursor *c);
+    /* wh.h: pt_wh_cursor_next_nowait and pt_wh_cursor_fd; NULL for drivers that never wait
+     * on a socket (next is used, and there is no descriptor). */
+    int (*next_nowait)(pt_wh_cursor *c);
+    int (*fd)(const pt_wh_cursor *c);
     void (*value)(const pt_wh_cursor *c, size_t i, pt_value *v);
     void (*cursor_free)(pt_wh_cursor *c);
     int (*create_schema)(pt_wh *wh, const char *schema);

@@ -23,6 +23,15 @@
  *    (single-row mode) as pt_wh_cursor_next asks for them, so a million-row result never sits
  *    in memory. While a cursor is reading, the connection is busy: a cursor must be freed before
  *    the next statement (wh.h says so for every driver); freeing one early cancels the query.
+ *    A cursor read with pt_wh_cursor_next_nowait (the body stream on the worker's event loop)
+ *    never waits: before each PQgetResult, PQconsumeInput takes what the socket holds and
+ *    PQisBusy says whether a whole result is in; if not, it returns PT_EAGAIN and the caller
+ *    watches PQsocket. Freeing such a cursor early must not wait either, yet PQcancel (libpq
+ *    15 has no non-blocking form) connects to the server and waits for its answer, and
+ *    draining waits until the server acts on it. So the cancel request goes out from a
+ *    detached thread of its own (it only uses the PGcancel copy, never the connection), and
+ *    instead of being drained the connection is marked stale: reset before its next
+ *    statement, or simply closed, which is what the body stream does next.
  *
  * 4. Values are read in text format and converted by column type (OID): integers, floats and
  *    booleans to numbers, numeric to PT_V_NUMERIC text, bytea (hex) to bytes, date/time types to
@@ -38,6 +47,8 @@
  */
 #include <ctype.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +111,11 @@ typedef struct pg_wh {
     char *dsn;         /* owned; needed to reconnect */
     pg_cursor *active; /* the cursor whose rows are still arriving, or NULL */
     unsigned stmt_seq; /* names of prepared statements */
+    int sent_in_txn;   /* the last statement was sent inside a transaction block */
+    int stale;         /* STALE_*: a cancelled query's results were left unread */
 } pg_wh;
+
+enum { STALE_NO, STALE_YES, STALE_IN_TXN };
 
 struct pg_cursor {
     pt_wh_cursor base; /* first */
@@ -108,6 +123,8 @@ struct pg_cursor {
     int row, nrows;    /* current row in res, rows in res */
     int streaming;     /* more results are arriving on the connection */
     int done;
+    int nowait; /* read with pt_wh_cursor_next_nowait: never wait, not even when freed */
+    int err;    /* the first error among the results read so far (0: none) */
     enum kind *kinds;
     pt_buf *scratch; /* per column: converted text of the current row */
 };
@@ -170,10 +187,17 @@ static int
 ensure_connected(pg_wh *w)
 {
     char prefix[128];
-    int had_txn = 0;
+    int had_txn = 0, stale = 0;
 
     snprintf(prefix, sizeof prefix, "PostgreSQL connection '%s' is unavailable: ", w->base.name);
-    if (PQstatus(w->conn) == CONNECTION_OK && input_waiting(w)) {
+    if (w->stale != STALE_NO) {
+        /* A cancelled query's results are still arriving (design note 3): start afresh. */
+        had_txn = w->stale == STALE_IN_TXN;
+        stale = 1;
+        w->stale = STALE_NO;
+        if (had_txn)
+            pt_wh_set_error(&w->base, "%sa query inside the transaction was abandoned", prefix);
+    } else if (PQstatus(w->conn) == CONNECTION_OK && input_waiting(w)) {
         PGTransactionStatusType ts = PQtransactionStatus(w->conn);
         PGnotify *note;
         had_txn = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
@@ -187,9 +211,9 @@ ensure_connected(pg_wh *w)
         while ((note = PQnotifies(w->conn)) != NULL)
             PQfreemem(note);
     }
-    if (PQstatus(w->conn) == CONNECTION_OK)
+    if (PQstatus(w->conn) == CONNECTION_OK && !stale)
         return 0;
-    if (had_txn)
+    if (had_txn && !stale)
         set_conn_error(w, prefix);
     PQreset(w->conn);
     if (PQstatus(w->conn) != CONNECTION_OK) {
@@ -645,13 +669,56 @@ drain(pg_wh *w)
         PQclear(res);
 }
 
-/* Stops a cursor whose rows are still arriving: cancels the query and drains. */
+static void *
+cancel_thread(void *arg)
+{
+    PGcancel *cancel = arg;
+    char buf[256];
+
+    PQcancel(cancel, buf, sizeof buf);
+    PQfreeCancel(cancel);
+    return NULL;
+}
+
+/* Sends the cancel request from a detached thread, so that the caller does not wait for the
+ * server (design note 3). Takes ownership of cancel (NULL: no-op). When no thread can be
+ * started the request is sent from this one: one connection to the server, which answers at
+ * once whatever the query is doing. */
+static void
+cancel_async(PGcancel *cancel)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    int started = 0;
+
+    if (cancel == NULL)
+        return;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread takes no signals */
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, cancel_thread, cancel) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started)
+        cancel_thread(cancel);
+}
+
+/* Stops a cursor whose rows are still arriving: cancels the query and drains, or, for a
+ * cursor read without waiting, cancels from another thread and marks the connection stale
+ * (design note 3). */
 static void
 abandon(pg_cursor *c)
 {
     pg_wh *w = (pg_wh *)c->base.wh;
 
-    if (c->streaming) {
+    if (c->streaming && c->nowait) {
+        cancel_async(PQgetCancel(w->conn));
+        w->stale = w->sent_in_txn ? STALE_IN_TXN : STALE_YES;
+        c->streaming = 0;
+    } else if (c->streaming) {
         PGcancel *cancel = PQgetCancel(w->conn);
         char buf[256];
         if (cancel != NULL) {
@@ -700,8 +767,10 @@ pg_exec(pt_wh *wh, const char *sql, const pt_value *vals, size_t nparams, pt_wh_
         sent = nparams > 0 ? PQsendQueryParams(w->conn, pt_buf_cstr(&query), (int)nparams, p.types,
                                                p.values, p.lengths, p.formats, 0)
                            : PQsendQuery(w->conn, sql);
-        if (sent)
+        if (sent) {
+            w->sent_in_txn = !idle;
             break;
+        }
         /* Not sent: libpq found the connection dead before the statement left (design note
          * 2), so running it on a fresh connection cannot run it twice. Once, and never inside
          * a transaction, which the fresh connection would not have. */
@@ -749,18 +818,30 @@ done:
     return rc;
 }
 
+/* Would PQgetResult wait for the server? Never waits itself. The socket is read only when
+ * what libpq holds has no whole result: each read moves the unparsed input to the front of
+ * libpq's buffer, and reading on every row would let that buffer grow to the whole result and
+ * be moved once a row. A broken connection does not wait: PQgetResult reports it. */
 static int
-pg_next(pt_wh_cursor *cur)
+would_wait(pg_wh *w)
 {
-    pg_cursor *c = (pg_cursor *)cur;
-    pg_wh *w = (pg_wh *)cur->wh;
+    return PQisBusy(w->conn) && PQconsumeInput(w->conn) && PQisBusy(w->conn);
+}
+
+/* pt_wh_cursor_next, or with nowait set, pt_wh_cursor_next_nowait: it then returns PT_EAGAIN
+ * before any PQgetResult that would wait, and picks up where it stopped on the next call. */
+static int
+step(pg_cursor *c, int nowait)
+{
+    pg_wh *w = (pg_wh *)c->base.wh;
     PGresult *res;
-    int rc = 0;
 
     if (c->done)
         return 0;
-    if (++c->row < c->nrows)
+    if (c->row + 1 < c->nrows) {
+        c->row++;
         return 1;
+    }
     if (!c->streaming) {
         c->done = 1;
         return 0;
@@ -769,8 +850,14 @@ pg_next(pt_wh_cursor *cur)
     c->res = NULL;
     c->row = 0;
     c->nrows = 0;
-    while ((res = PQgetResult(w->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
+    for (;;) {
+        ExecStatusType st;
+        if (nowait && would_wait(w))
+            return PT_EAGAIN;
+        res = PQgetResult(w->conn);
+        if (res == NULL)
+            break;
+        st = PQresultStatus(res);
         if (st == PGRES_SINGLE_TUPLE) {
             c->res = res;
             c->nrows = 1;
@@ -783,15 +870,36 @@ pg_next(pt_wh_cursor *cur)
             PQclear(res);
             continue; /* later statements of a multi-statement string */
         }
-        if (rc == 0)
-            rc = map_result_error(w, res);
+        if (c->err == 0)
+            c->err = map_result_error(w, res);
         PQclear(res);
     }
     c->streaming = 0;
     c->done = 1;
     if (w->active == c)
         w->active = NULL;
-    return rc;
+    return c->err;
+}
+
+static int
+pg_next(pt_wh_cursor *cur)
+{
+    return step((pg_cursor *)cur, 0);
+}
+
+static int
+pg_next_nowait(pt_wh_cursor *cur)
+{
+    pg_cursor *c = (pg_cursor *)cur;
+
+    c->nowait = 1;
+    return step(c, 1);
+}
+
+static int
+pg_fd(const pt_wh_cursor *cur)
+{
+    return PQsocket(((const pg_wh *)cur->wh)->conn);
 }
 
 static int
@@ -802,10 +910,7 @@ pg_may_block(pt_wh_cursor *cur)
 
     if (c->done || c->row + 1 < c->nrows || !c->streaming)
         return 0;
-    /* Reads what the socket holds without waiting, then asks whether a whole result is in. */
-    if (!PQconsumeInput(w->conn))
-        return 0; /* the connection broke: next() reports it at once */
-    return PQisBusy(w->conn);
+    return would_wait(w);
 }
 
 static int
@@ -1268,6 +1373,8 @@ static const pt_wh_driver pg_driver = {
     .exec = pg_exec,
     .next = pg_next,
     .may_block = pg_may_block,
+    .next_nowait = pg_next_nowait,
+    .fd = pg_fd,
     .value = pg_value,
     .cursor_free = pg_cursor_free,
     .create_schema = pg_create_schema,

@@ -937,6 +937,82 @@ def test_slow_postgres_reads_leave_the_gil_to_other_requests(be):
         srv.close()
 
 
+def test_slow_postgres_stream_leaves_the_loop_to_other_requests(be):
+    # Past the first 256 KiB the rows are read on the worker's event loop thread; while the
+    # server is slow to send the next ones, the loop must go on serving other connections
+    # (it waits for the database socket instead of blocking on it).
+    if be.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    from concurrent.futures import ThreadPoolExecutor
+    # About 1.7 MB of JSON; the server sleeps a second after every 20000 rows, all of them past
+    # the part the handler's thread writes.
+    query = ("SELECT g, pg_sleep(CASE WHEN g % 20000 = 0 THEN 1 ELSE 0 END) AS s "
+             "FROM generate_series(1, 60000) g")
+    code = f"result = db.fetch(CONN, query={query!r})"
+    srv = Server(be.portico, ["--workers", "1"])
+
+    def read_stream():
+        with srv.post("/run", data=code.encode(), stream=True, timeout=60) as r:
+            assert r.status_code == 200 and "Content-Length" not in r.headers
+            return b"".join(r.iter_content(65536))
+
+    worst = 0.0
+    try:
+        with ThreadPoolExecutor(1) as ex:
+            t0 = time.monotonic()
+            streamed = ex.submit(read_stream)
+            while not streamed.done():
+                t = time.monotonic()
+                r = srv.post("/run", data=b"result = 1", timeout=30)
+                worst = max(worst, time.monotonic() - t)
+                assert r.status_code == 200
+                time.sleep(0.05)
+            body = streamed.result()
+            total = time.monotonic() - t0
+        rows = json.loads(body)
+        assert len(rows) == 60000 and rows[-1] == {"g": 60000, "s": ""}
+        # The same connection still serves a second stream (its database socket was watched).
+        with srv.post("/run", data=code.replace("60000", "20001").encode(), timeout=60) as r:
+            assert r.status_code == 200 and len(r.json()) == 20001
+    finally:
+        srv.close()
+    print(f"\nstream took {total:.2f} s; slowest quick request meanwhile {worst:.3f} s")
+    assert total >= 2.5  # the server did sleep while the loop read the rows
+    assert worst < 0.3, f"a quick request took {worst:.2f} s behind a slow streamed read"
+
+
+def test_client_leaving_a_slow_postgres_stream_cancels_the_query(be):
+    # Freeing a stream whose query is still running must not wait for the server on the loop
+    # thread: the cancel goes out from another thread, and the worker answers meanwhile.
+    if be.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    query = ("SELECT g, pg_sleep(CASE WHEN g = 20000 THEN 30 ELSE 0 END) AS s "
+             "FROM generate_series(1, 60000) g")
+    srv = Server(be.portico, ["--workers", "1"])
+    try:
+        with srv.post("/run", data=f"result = db.fetch(CONN, query={query!r})".encode(),
+                      stream=True, timeout=60) as r:
+            assert r.status_code == 200 and "Content-Length" not in r.headers
+            next(r.iter_content(1024))
+            time.sleep(0.5)  # the server now sleeps; the loop waits on its socket
+        t0 = time.monotonic()
+        assert srv.get("/_portico/health", timeout=5).status_code == 200
+        assert time.monotonic() - t0 < 0.3
+        deadline = time.monotonic() + 10
+        while True:  # the server was told to stop the query, long before its 30 s
+            left = be.result("result = db.fetch(CONN, query=\"SELECT count(*) AS n FROM "
+                             "pg_stat_activity WHERE query LIKE '%pg_sleep(CASE WHEN g = 20000%' "
+                             "AND pid <> pg_backend_pid()\")[0]['n']")
+            if left == 0:
+                break
+            assert time.monotonic() < deadline, "the abandoned query still runs"
+            time.sleep(0.2)
+        r = srv.post("/run", data=b"result = len(db.fetch(CONN, query='SELECT 1 AS x'))")
+        assert r.status_code == 200 and r.json() == 1
+    finally:
+        srv.close()
+
+
 # ---------------------------------------------------------------- PostgreSQL connections
 
 def test_postgres_reconnects_after_restart_and_503_when_down(be):

@@ -410,6 +410,30 @@ TEST(wh_cursor_may_block)
     rm_tree(dir);
 }
 
+/* SQLite reads local files: next_nowait reads as next does and has no socket to wait on. */
+TEST(wh_cursor_next_nowait_sqlite)
+{
+    char dir[64], err[256];
+    pt_wh *wh = NULL;
+    pt_wh_cursor *c = NULL;
+    pt_value v;
+
+    ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
+    ASSERT_EQ(pt_wh_open(dir, "dw", &wh, err, sizeof err), 0);
+    ASSERT_EQ(pt_wh_exec(wh, "SELECT 1 UNION ALL SELECT 2", NULL, 0, &c), 0);
+    ASSERT_EQ(pt_wh_cursor_fd(c), -1);
+    ASSERT_EQ(pt_wh_cursor_next_nowait(c), 1);
+    pt_wh_cursor_value(c, 0, &v);
+    ASSERT_EQ(v.u.i, 1);
+    ASSERT_EQ(pt_wh_cursor_next_nowait(c), 1);
+    pt_wh_cursor_value(c, 0, &v);
+    ASSERT_EQ(v.u.i, 2);
+    ASSERT_EQ(pt_wh_cursor_next_nowait(c), 0);
+    pt_wh_cursor_free(c);
+    pt_wh_close(wh);
+    rm_tree(dir);
+}
+
 TEST(wh_other_sqlite_connection)
 {
     char dir[64], err[256], whdir[128];
