@@ -1418,6 +1418,13 @@ monitor_main(void *arg)
                 atomic_compare_exchange_strong(&w->lstate, &expect, v & ~(uint_fast64_t)1)) {
                 w->leader_present = 0;
                 pthread_cond_signal(&w->cv);
+            } else if (w->idle_followers == 0 && w->nthreads < w->cfg->threads * 4) {
+                /* Every thread is in a handler: grow the pool (up to 4 x --threads) so that
+                 * the loop goes on; the new thread takes it over at the next tick. Threads
+                 * are never retired (h2o keeps per-thread state), so the pool stays grown. */
+                if (spawn_thread(w) == 0)
+                    pt_log_debug("worker %d: all %d threads busy in handlers; started another",
+                                 w->index, w->nthreads - 1);
             }
             pthread_mutex_unlock(&w->mu);
         }

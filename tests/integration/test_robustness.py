@@ -211,3 +211,27 @@ def test_uncommon_status_codes_keep_their_reason(portico, server):
         c.sendall(b"GET /s203 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         head = c.recv(4096).split(b"\r\n", 1)[0]
     assert head == b"HTTP/1.1 203 Non-Authoritative Information"
+
+
+def test_pool_grows_while_every_thread_blocks(portico, server):
+    # One worker, one thread to start with: three handlers sleeping at once must not hold up
+    # a fast request; the pool grows (up to 4 x --threads) instead.
+    portico.publish("nap", "import time\n\ndef handler(request):\n"
+                           "    time.sleep(0.8)\n    return 'rested'\n")
+    portico.publish("fast", FAST)
+    s = server("--threads", "1", workers=1)
+    results = []
+
+    def nap():
+        results.append(requests.get(s.url + "/nap", timeout=10).status_code)
+
+    threads = [threading.Thread(target=nap) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert requests.get(s.url + "/fast", timeout=5).status_code == 200
+    assert time.monotonic() - t0 < 0.4
+    for t in threads:
+        t.join(10)
+    assert results == [200, 200, 200]
