@@ -454,43 +454,35 @@ def test_rate_limit_per_apikey(sec):
 
 # ---------------------------------------------------------------- rate limits across workers
 
-SLOW = """
-import time
-def handler(request):
-    time.sleep(float(request["query"].get("t", "0")))
-    return "done"
-"""
-
-
 def test_rate_limit_is_shared_by_all_workers(portico, server):
-    """Two workers of one thread each: a worker running a slow handler takes no connections,
-    so the requests go to the worker we want. The limit (3/min) is used up on one worker; the
-    next request, answered by the other worker, is refused too."""
-    portico.publish("slow", SLOW)
+    """Two keep-alive connections that landed on different workers: the limit (3/min) is used
+    up through one of them; the next request, through the other worker, is refused too."""
     portico.add_script("who", WHO)
     portico.add_endpoint("limited", "/limited", script="who", auth="jwt")
+    portico.add_endpoint("whoami", "/whoami", script="who", auth="public")
     token = new_token(portico, "--rate", "3/min")
-    s = server("--threads", "1", workers=2)
+    s = server(workers=2)
 
-    busy_a = threading.Thread(target=s.get, args=("/slow?t=2",))
-    busy_a.start()
-    time.sleep(0.3)
-    first = [requests.get(s.url + "/limited", headers=bearer(token), timeout=5)
-             for _ in range(3)]
-    assert [r.status_code for r in first] == [200, 200, 200]
-    assert len({r.json()["pid"] for r in first}) == 1
-    worker_b = access_worker(s, first[0].headers["X-Request-Id"])
+    # A connection stays on the worker that accepted it: find one per worker.
+    first = requests.Session()
+    pid_a = first.get(s.url + "/whoami", timeout=5).json()["pid"]
+    other = None
+    for _ in range(100):
+        candidate = requests.Session()
+        if candidate.get(s.url + "/whoami", timeout=5).json()["pid"] != pid_a:
+            other = candidate
+            break
+        candidate.close()
+    assert other is not None, "no connection reached the second worker"
 
-    busy_b = threading.Thread(target=s.get, args=("/slow?t=2.5",))
-    busy_b.start()
-    busy_a.join()
-    time.sleep(0.2)
-    r = requests.get(s.url + "/limited", headers=bearer(token), timeout=5)
+    used = [first.get(s.url + "/limited", headers=bearer(token), timeout=5) for _ in range(3)]
+    assert [r.status_code for r in used] == [200, 200, 200]
+    assert {r.json()["pid"] for r in used} == {pid_a}
+    r = other.get(s.url + "/limited", headers=bearer(token), timeout=5)
     assert_json_error(r, 429)
     assert int(r.headers["Retry-After"]) >= 1
-    assert access_worker(s, r.headers["X-Request-Id"]) != worker_b, \
-        "the refusal should come from the other worker"
-    busy_b.join()
+    assert access_worker(s, r.headers["X-Request-Id"]) != access_worker(
+        s, used[0].headers["X-Request-Id"]), "the refusal should come from the other worker"
 
 
 def test_last_used_is_written_back(portico, server):
