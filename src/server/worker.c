@@ -770,13 +770,16 @@ send_response(h2o_req_t *req, const char *request_id, pt_response *resp)
 }
 
 /* Answers a request that never became a job: an error (body NULL: JSON with `message`) or a
- * fixed body such as the health check. */
+ * fixed body such as the health check, with one optional extra header (Allow,
+ * WWW-Authenticate, Retry-After). route, when known, names the endpoint in the access log. */
 static void
-send_simple(worker *w, h2o_req_t *req, int status, const char *content_type, const char *body,
-            const char *message, const char *allow)
+send_simple(worker *w, h2o_req_t *req, const struct route *route, int status,
+            const char *content_type, const char *body, const char *message, const char *hname,
+            const char *hvalue)
 {
     pt_response resp;
     job fake = {0};
+    fake.route = route;
     pt_response_init(&resp, 0);
     pt_reqid_next(fake.req.id);
     fake.start = now_sec();
@@ -787,8 +790,8 @@ send_simple(worker *w, h2o_req_t *req, int status, const char *content_type, con
     } else {
         pt_response_error(&resp, status, message, fake.req.id);
     }
-    if (allow != NULL)
-        pt_response_add_header(&resp, "allow", 5, allow, strlen(allow));
+    if (hname != NULL)
+        pt_response_add_header(&resp, hname, strlen(hname), hvalue, strlen(hvalue));
     access_log(w, &fake, req->method.base, req->method.len, req->path.base,
                req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len);
     send_response(req, fake.req.id, &resp);
@@ -798,28 +801,7 @@ send_simple(worker *w, h2o_req_t *req, int status, const char *content_type, con
 static void
 send_error(worker *w, h2o_req_t *req, int status, const char *message)
 {
-    send_simple(w, req, status, NULL, NULL, message, NULL);
-}
-
-/* send_error for a routed request, with one more header (WWW-Authenticate on 401, Retry-After
- * on 429; name may be NULL) and the endpoint named in the access log. */
-static void
-send_error_hdr(worker *w, h2o_req_t *req, const struct route *route, int status,
-               const char *message, const char *name, const char *value)
-{
-    pt_response resp;
-    job fake = {0};
-    fake.route = route;
-    pt_response_init(&resp, 0);
-    pt_reqid_next(fake.req.id);
-    fake.start = now_sec();
-    pt_response_error(&resp, status, message, fake.req.id);
-    if (name != NULL)
-        pt_response_add_header(&resp, name, strlen(name), value, strlen(value));
-    access_log(w, &fake, req->method.base, req->method.len, req->path.base,
-               req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len);
-    send_response(req, fake.req.id, &resp);
-    pt_response_free(&resp);
+    send_simple(w, req, NULL, status, NULL, NULL, message, NULL, NULL);
 }
 
 /* Runs the check of a jwt or apikey endpoint (auth.h) and answers 401/429/503 itself.
@@ -851,7 +833,7 @@ authorize(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route, 
         pt_auth_flush_used(snap->auth, w->store, rq.now, 0); /* at most every few seconds */
         return 0;
     }
-    send_error_hdr(w, req, route, res->status, res->error, res->header, res->header_value);
+    send_simple(w, req, route, res->status, NULL, NULL, res->error, res->header, res->header_value);
     return -1;
 }
 
@@ -1014,7 +996,7 @@ on_webhook(worker *w, h2o_req_t *req, const char *rest, size_t n)
     }
     unsigned m = pt_router_method_bit(req->method.base, req->method.len);
     if ((m & (PT_M_POST | PT_M_PUT | PT_M_PATCH)) == 0) {
-        send_simple(w, req, 405, NULL, NULL, "webhooks accept POST, PUT and PATCH",
+        send_simple(w, req, NULL, 405, NULL, NULL, "webhooks accept POST, PUT and PATCH", "allow",
                     "POST, PUT, PATCH");
         return;
     }
@@ -1080,7 +1062,7 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
     int rc = -1;
 
     if (pt_router_method_bit(req->method.base, req->method.len) & ~(PT_M_GET | PT_M_HEAD)) {
-        send_simple(w, req, 405, NULL, NULL, "method not allowed", "GET, HEAD");
+        send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", "GET, HEAD");
         return;
     }
     pt_buf_init(&body, 0);
@@ -1099,7 +1081,7 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
         return;
     }
     if (rc == 0)
-        send_simple(w, req, 200, type, pt_buf_cstr(&body), NULL, NULL);
+        send_simple(w, req, NULL, 200, type, pt_buf_cstr(&body), NULL, NULL, NULL);
     else
         send_error(w, req, 503, "cannot build the document");
     pt_buf_free(&body);
@@ -1145,7 +1127,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     case PT_ROUTE_METHOD: {
         char allow[128];
         pt_router_format_methods(m.allow, allow, sizeof(allow));
-        send_simple(w, req, 405, NULL, NULL, "method not allowed", allow);
+        send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", allow);
         return 0;
     }
     case PT_ROUTE_FOUND:
