@@ -1,5 +1,6 @@
-/* pq_int.h - internals shared by the files of the pq module: pq.c (module, connections, the
- * data API), pq_rows.c (the lazy row list fetch() returns, value conversion). GIL for all. */
+/* pq_int.h - internals shared by the files of the pq module: pq.c (module, handles,
+ * Connection), pq_args.c (arguments), pq_read.c and pq_write.c (the Connection's calls),
+ * pq_rows.c (the lazy row list fetch() returns, value conversion). GIL for all. */
 #ifndef PT_PQ_INT_H
 #define PT_PQ_INT_H
 
@@ -14,6 +15,13 @@ typedef struct pq_handle {
     PyObject *active;        /* borrowed: the lazy row list whose cursor is open on wh */
     char tz[64];             /* PostgreSQL session time zone */
 } pq_handle;
+
+/* A pq.Connection (dbconnect()'s result). */
+typedef struct pq_conn {
+    PyObject_HEAD PyObject *name; /* str: the handle name (a connection name, or a DSN: pq.c) */
+    PyObject *label;              /* str: how messages name it (never holds a password) */
+    PyObject *dbname;             /* str: the database inside it, as the server names it */
+} pq_conn;
 
 /* How database values become Python objects (fetch's keyword arguments). */
 typedef struct pq_conv {
@@ -37,7 +45,7 @@ typedef struct pq_conv {
 
 /* The exception types (module globals, set by pt_py_pq_module). */
 extern PyObject *pq_error, *pq_unknown_conn, *pq_not_found, *pq_sql_error, *pq_unavailable,
-    *pq_bad_arg;
+    *pq_bad_arg, *pq_unknown_db;
 extern PyTypeObject pq_rows_type;
 
 /* Raises the pq exception matching a warehouse error of wh (pq_not_found for PT_ENOTFOUND,
@@ -59,6 +67,70 @@ int pq_next(pt_wh_cursor *cur);
  * arriving cancels the query and waits for the server. Same condition as pq_next. */
 void pq_cursor_free(pt_wh_cursor *cur);
 
+/* Runs sql to completion; returns rows changed (and the first column of the first row, when
+ * first is not NULL and there is one: RETURNING; a new reference). -1 with an error set. */
+int64_t pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n,
+                      PyObject **first);
+/* pq_exec_count without results: 0 or -1 with an error set. */
+int pq_exec_simple(pq_handle *h, const char *sql);
+/* Rolls back the transaction pq opened, keeping the exception that made it fail. */
+void pq_rollback_keeping_error(pq_handle *h);
+
+/* ---- arguments (pq_args.c) ---- */
+
+/* One parameter of a pq call: Peliqan's name, and Portico's older name (or NULL). */
+typedef struct pq_argspec {
+    const char *name;
+    const char *alias;
+} pq_argspec;
+
+/* Binds a call's arguments to specs, in order, as Python would: out[i] is the argument given
+ * for specs[i] (borrowed) or NULL. Positional arguments past the specs go to *extra (a new
+ * tuple, never NULL on success) when extra is not NULL; keywords that name no spec go to *rest
+ * (a new dict) when rest is not NULL. Otherwise, and for an argument given twice, TypeError
+ * naming it, as Python words it. Returns 0 or -1 (nothing to free then). */
+int pq_bind_args(const char *fname, PyObject *args, PyObject *kwargs, const pq_argspec *specs,
+                 size_t nspecs, PyObject **out, PyObject **extra, PyObject **rest);
+/* TypeError naming the first of out[0..nrequired) that is missing. Returns 0 or -1. */
+int pq_require_args(const char *fname, const pq_argspec *specs, PyObject **out, size_t nrequired);
+/* A validated identifier argument (borrowed UTF-8 of arg); NULL with pq.InvalidArgument naming
+ * `what` ("schema", "table", "column"). */
+const char *pq_ident_arg(PyObject *arg, const char *what);
+/* Appends ident as a quoted SQL identifier (embedded quotes doubled), or "schema"."table". */
+void pq_quote(pt_buf *b, const char *ident);
+void pq_quote_table(pt_buf *b, const char *schema, const char *table);
+/* 0 when b holds its text, -1 with MemoryError when appending to it failed. */
+int pq_sql_ready(pt_buf *b);
+/* The UTF-8 text of a query (a str, borrowed); NULL with pq.InvalidArgument when it holds a NUL
+ * or a lone surrogate. */
+const char *pq_sql_text(PyObject *query);
+/* The calling thread's handle of c's connection, after checking that db (the call's db_name;
+ * NULL or None: the connection's own) names the database c reaches. New reference; NULL with
+ * pq.UnknownDatabase or the errors of pq_handle_get. */
+pq_handle *pq_conn_handle(pq_conn *c, PyObject *db);
+/* Checks a record: a dict of valid column names (-1 with pq.InvalidArgument otherwise). */
+int pq_check_record(PyObject *record, int allow_empty);
+/* A checked private copy of a record (pq_args.c says why). New reference or NULL. */
+PyObject *pq_record_snapshot(PyObject *record, int allow_empty);
+/* The row of insert/update/upsert built Peliqan's way from column keywords (rest), then each
+ * positional dict (extra), then the older record= argument (legacy): a checked snapshot. New
+ * reference or NULL with pq.InvalidArgument (a positional argument that is not a dict). */
+PyObject *pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra, PyObject *rest);
+
+/* ---- the Connection's calls (pq_read.c, pq_write.c) ---- */
+
+PyObject *pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_execute(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_insert(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_update(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_create_schema(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs);
+/* Creates pq_read.c's interned strings; 0 or -1 with an error set. */
+int pq_read_setup(void);
+
 /* A new value -> Python object conversion of one row value (coltype: its column's type). */
 PyObject *pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv);
 
@@ -74,9 +146,10 @@ int pq_rows_ready(PyObject *rows);
  * or one object. Strings are borrowed from the objects (which the caller keeps alive, and which
  * must not change: str and bytes cannot), or from new objects appended to keep (a list) when a
  * conversion (JSON, isoformat, a bytearray's copy) was needed. Conversions may run Python code.
- * pq_params snapshots params into a tuple (appended to keep last: fetch() keeps it to run the
- * query again) and converts its items. Return 0 or -1 with an error set. */
+ * pq_params snapshots params into a tuple (held by keep, and borrowed into *snapshot when
+ * snapshot is not NULL: fetch() keeps it to run the query again) and converts its items; no
+ * params (NULL or None) gives n = 0 and no snapshot. Return 0 or -1 with an error set. */
 int pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
-int pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep);
+int pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot);
 
 #endif

@@ -169,8 +169,8 @@ pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv)
         text = PyUnicode_DecodeUTF8(v->u.s.p, (Py_ssize_t)v->u.s.n, "replace");
         if (text == NULL || !conv->python_types)
             return text;
-        out = pt_rows_is_integer(v->u.s.p, v->u.s.n) ? PyLong_FromUnicodeObject(text, 10)
-                                                     : PyFloat_FromString(text);
+        /* Peliqan's semantics: numeric and decimal columns are floats, 12 included. */
+        out = PyFloat_FromString(text);
         if (out == NULL) {
             PyErr_Clear();
             return text;
@@ -294,13 +294,15 @@ pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
 }
 
 int
-pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep)
+pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot)
 {
     PyObject *seq = NULL;
     size_t i, count;
 
     *vals = NULL;
     *n = 0;
+    if (snapshot != NULL)
+        *snapshot = NULL;
     if (params == NULL || params == Py_None)
         return 0;
     if (PyDict_Check(params) || PyUnicode_Check(params) || PyBytes_Check(params)) {
@@ -332,6 +334,8 @@ pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep)
     /* The items must outlive the call: keep the tuple. */
     if (PyList_Append(keep, seq) != 0)
         goto fail;
+    if (snapshot != NULL)
+        *snapshot = seq; /* borrowed: keep holds it */
     Py_DECREF(seq);
     *n = count;
     return 0;
@@ -489,7 +493,7 @@ rerun(rows_object *r)
     if (keep == NULL)
         return -1;
     h = pq_handle_get(r->conn);
-    if (h == NULL || pq_params(r->params, &vals, &n, keep) != 0)
+    if (h == NULL || pq_params(r->params, &vals, &n, keep, NULL) != 0)
         goto done;
     if (pq_exec(h, PyUnicode_AsUTF8(r->sql), vals, n, &cur) != 0)
         goto done;

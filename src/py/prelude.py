@@ -58,6 +58,11 @@ def parse_query(qs):
     return dict(urllib.parse.parse_qsl(qs, keep_blank_values=True))
 
 
+def _is_form(content_type):
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    return ctype in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def parse_form(content_type, body):
     """Form fields of an urlencoded or multipart body -> dict of str (files: their text)."""
     ctype = content_type.split(";", 1)[0].strip().lower()
@@ -93,7 +98,8 @@ class FlaskRequest:
         self.path = d["path"]
         self.query_string = d["query_string"].encode("utf-8")
         self.headers = d["headers"]
-        self.data = d["body"]
+        # A form post's data is empty, its fields in `form`, as in Flask.
+        self.data = b"" if _is_form(self.headers.get("Content-Type")) else d["body"]
         self.form = d["form"]
         self.args = d["query"]
         self.view_args = d["params"]
@@ -177,6 +183,147 @@ def set_current(req):
     _tls.request = req
 
 
+# ---- the script environment: RUN_CONTEXT, st, the peliqan module ---------------------------
+#
+# Peliqan runs every script with a few globals besides pq: RUN_CONTEXT says how it runs, and
+# `st` (Streamlit) is how background runs show their progress. Portico has no page to draw on:
+# st's text-like calls print to the run's log (the server log for handlers, the terminal and
+# the run's record for `portico run`), and the rest raise pq.NotAvailable naming the call.
+
+RUN_CONTEXT_HANDLER = "api_handler"  # scripts the server runs: handlers, webhook processing
+RUN_CONTEXT_RUN = "scheduled_run"  # background runs: `portico run`, pq.run_script
+
+
+def _not_available(what, why):
+    import pq
+    exc = getattr(pq, "NotAvailable", NotImplementedError)
+    return exc("%s is not available in Portico: %s" % (what, why))
+
+
+def _text(obj):
+    if hasattr(obj, "to_string") and callable(obj.to_string):  # a DataFrame or a Series
+        return obj.to_string()
+    if isinstance(obj, (dict, list, tuple)):
+        return json.dumps(obj, indent=2, default=str, ensure_ascii=False)
+    return str(obj)
+
+
+class Streamlit:
+    """The `st` global: Streamlit's text calls, printed."""
+
+    def write(self, *args, **kwargs):
+        print(" ".join(_text(a) for a in args))
+
+    def text(self, body, **kwargs):
+        print(str(body))
+
+    markdown = caption = text
+
+    def code(self, body, language=None, **kwargs):
+        print(str(body))
+
+    def json(self, body, **kwargs):
+        if isinstance(body, (str, bytes)):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                pass
+        print(json.dumps(body, indent=2, default=str, ensure_ascii=False))
+
+    def table(self, data=None, **kwargs):
+        print(_text(data))
+
+    dataframe = table
+
+    def title(self, body, **kwargs):
+        print("# " + str(body))
+
+    def header(self, body, **kwargs):
+        print("## " + str(body))
+
+    def subheader(self, body, **kwargs):
+        print("### " + str(body))
+
+    def divider(self):
+        print("---")
+
+    def info(self, body, **kwargs):
+        print("INFO: " + _text(body))
+
+    def success(self, body, **kwargs):
+        print("SUCCESS: " + _text(body))
+
+    def warning(self, body, **kwargs):
+        print("WARNING: " + _text(body))
+
+    def error(self, body, **kwargs):
+        print("ERROR: " + _text(body))
+
+    def exception(self, exception, **kwargs):
+        print("ERROR: " + format_exc(exception))
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def unavailable(*args, **kwargs):
+            raise _not_available("st.%s" % name, "Portico runs scripts without a page, so only "
+                                 "st's text calls (write, text, markdown, json, table, "
+                                 "dataframe, title, header, subheader, code, info, success, "
+                                 "warning, error) work; they print to the run's log")
+        return unavailable
+
+    def __repr__(self):
+        return "<st: Streamlit's text calls, printed to the log>"
+
+
+st = Streamlit()
+
+
+def script_globals(pq, context):
+    """The globals every script starts with (pq, st, RUN_CONTEXT), as in Peliqan."""
+    return {"pq": pq, "st": st, "RUN_CONTEXT": context}
+
+
+class _PeliqanModule(type(sys)):
+    """`import peliqan`: Peliqan's client package, answered by the local pq, so that scripts
+    written to run outside Peliqan (`pq = Peliqan(api_key)`) run here unchanged."""
+
+    def __getattr__(self, name):
+        if name in ("Peliqan", "BasePeliqanClient"):
+            return _peliqan_client
+        raise AttributeError("module 'peliqan' has no attribute %r" % name)
+
+
+def _peliqan_client(jwt=None, backend_url=None, *args, **kwargs):
+    """Peliqan(jwt, backend_url) -> the local pq: credentials and URL are not needed here."""
+    import pq
+    return pq
+
+
+class _PeliqanExceptions(type(sys)):
+    def __getattr__(self, name):
+        import pq
+        if name == "PeliqanClientException":
+            return pq.Error
+        if name == "OperationNotSupported":
+            return getattr(pq, "NotAvailable", NotImplementedError)
+        raise AttributeError("module 'peliqan.exceptions' has no attribute %r" % name)
+
+
+def _install_peliqan_module():
+    mod = _PeliqanModule("peliqan", "Peliqan's client package, answered by Portico's pq.")
+    mod.__all__ = ["Peliqan", "BasePeliqanClient"]
+    mod.__path__ = []  # a package: `from peliqan.exceptions import ...` works
+    exceptions = _PeliqanExceptions("peliqan.exceptions")
+    mod.exceptions = exceptions
+    sys.modules["peliqan"] = mod
+    sys.modules["peliqan.exceptions"] = exceptions
+
+
+_install_peliqan_module()
+
+
 _load_lock = threading.Lock()
 
 
@@ -196,7 +343,8 @@ def _load(name, version, source, pq, cache):
     linecache.cache[filename] = (len(source), None, lines, filename)
     code = compile(source, filename, "exec")
     module = type(sys)("portico_script_" + name)
-    module.__dict__.update({"pq": pq, "request": request, "__file__": filename})
+    module.__dict__.update(script_globals(pq, RUN_CONTEXT_HANDLER))
+    module.__dict__.update({"request": request, "__file__": filename})
     exec(code, module.__dict__)
     handler = module.__dict__.get("handler")
     if not callable(handler):
@@ -226,6 +374,221 @@ def make_event(id, received_at, source, method, path, query_string, headers_json
             "path": path, "query_string": query_string, "headers": headers,
             "content_type": content_type, "body": body, "json": parsed,
             "remote_addr": remote_addr, "attempts": attempts}
+
+
+# ---- write(): records to tables, the way Peliqan's pipeline writer shapes them ------------
+#
+# pq's write() (src/py/pq_write.c) asks write_plan() what to write and then writes it: the SQL
+# is built in C. The shaping follows Peliqan's documented pipeline logic (a Singer target):
+# column names are canonicalised, nested objects become `parent__child` columns, nested lists
+# become child tables `<table>__<field>` keyed by the parent's key and the item's position,
+# and metadata columns record when and in which batch a row was written.
+
+_IDENT_MAX = 63
+
+
+def _invalid(message):
+    import pq  # not at import time: the prelude runs while pq is being set up
+    return pq.InvalidArgument(message)
+
+
+def canonical_identifier(name):
+    """A column or table name the way pipelines store it: lower case, [a-z0-9_$] only."""
+    out = "".join(c if (c.isascii() and (c.isalnum() or c in "_$")) else "_"
+                  for c in str(name).lower())
+    if not out or out[0].isdigit() or out[0] == "$":
+        out = "_" + out
+    return out[:_IDENT_MAX]
+
+
+_SCHEMA_TYPES = {"integer": "int", "number": "float", "boolean": "bool", "string": "text"}
+_STRING_FORMATS = {"date-time": "timestamp", "date": "date", "time": "time"}
+
+
+def _schema_type(prop):
+    """The portable column type a JSON-schema property asks for (None: decide from values)."""
+    types = prop.get("type")
+    if isinstance(types, str):
+        types = [types]
+    types = [t for t in (types or []) if t != "null"]
+    if not types and "anyOf" in prop:
+        for alt in prop["anyOf"]:
+            found = _schema_type(alt) if isinstance(alt, dict) else None
+            if found:
+                return found
+        return None
+    if not types:
+        return None
+    if "string" in types and prop.get("format") in _STRING_FORMATS:
+        return _STRING_FORMATS[prop["format"]]
+    if types[0] in ("object", "array"):
+        return "json"
+    return _SCHEMA_TYPES.get(types[0], "text")
+
+
+def _schema_columns(object_schema, prefix="", out=None):
+    """{column: portable type} from an object_schema's properties, nested objects flattened."""
+    out = {} if out is None else out
+    if not isinstance(object_schema, dict):
+        return out
+    for name, prop in (object_schema.get("properties") or {}).items():
+        if not isinstance(prop, dict):
+            continue
+        col = canonical_identifier(prefix + name)
+        if prop.get("properties") and _schema_type(prop) == "json":
+            _schema_columns(prop, col + "__", out)
+        else:
+            t = _schema_type(prop)
+            if t:
+                out[col] = t
+    return out
+
+
+def _value_type(v):
+    import datetime
+    import decimal
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, decimal.Decimal):
+        return "numeric"
+    if isinstance(v, datetime.datetime):
+        return "timestamptz" if v.tzinfo is not None else "timestamp"
+    if isinstance(v, datetime.date):
+        return "date"
+    if isinstance(v, datetime.time):
+        return "time"
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(v, (dict, list, tuple)):
+        return "json"
+    return "text"
+
+
+# The metadata columns' types; everything else is declared (object_schema) or inferred.
+_META_TYPES = {"_sdc_batched_at": "timestamp", "_sdc_received_at": "timestamp",
+               "_sdc_sequence": "int"}
+
+
+class _Table:
+    def __init__(self, name, keys):
+        self.name = name
+        self.keys = keys
+        self.rows = []
+        self.types = {}  # column -> portable type, in order of first appearance
+
+    def add(self, row, declared):
+        for col, v in row.items():
+            if self.types.get(col) is None:
+                self.types[col] = (declared.get(col) or _META_TYPES.get(col)
+                                   or (None if v is None else _value_type(v)))
+        self.rows.append(row)
+
+    def plan(self):
+        cols = [(c, t or "text") for c, t in self.types.items()]
+        return {"table": self.name, "rows": self.rows, "keys": self.keys, "columns": cols}
+
+
+def _as_records(records):
+    """A list of record dicts from a DataFrame, a Series, a list/tuple or one dict."""
+    kind = type(records).__module__.split(".")[0] + "." + type(records).__name__
+    if kind == "pandas.DataFrame":
+        return records.astype(object).where(records.notna(), None).to_dict("records")
+    if kind == "pandas.Series":
+        return [records.astype(object).where(records.notna(), None).to_dict()]
+    if isinstance(records, dict):
+        return [records]
+    if isinstance(records, (list, tuple)):
+        return list(records)
+    raise _invalid(
+        "records must be a DataFrame, a Series, a list of dicts or a dict, not %s"
+        % type(records).__name__)
+
+
+def _flatten(record, prefix, row, children, where):
+    for key, value in record.items():
+        if not isinstance(key, str):
+            raise _invalid("%s: column names must be str, not %s"
+                                             % (where, type(key).__name__))
+        col = canonical_identifier(prefix + key)
+        if isinstance(value, dict):
+            _flatten(value, col + "__", row, children, where)
+        elif isinstance(value, (list, tuple)):
+            children.append((col, value))
+        else:
+            row[col] = value
+
+
+def _add_children(tables, parent, field, items, links, level, declared):
+    name = canonical_identifier(parent.name + "__" + field)
+    level_col = "_sdc_level_%d_id" % level
+    child = tables.get(name)
+    if child is None:
+        keys = [c for c in links if c != "_sdc_sequence"] + [level_col] if parent.keys else []
+        child = tables[name] = _Table(name, keys)
+    for i, item in enumerate(items):
+        row, grandchildren = {}, []
+        if isinstance(item, dict):
+            _flatten(item, "", row, grandchildren, "table %s" % name)
+        elif isinstance(item, (list, tuple)):
+            row["_sdc_value"] = list(item)
+        else:
+            row["_sdc_value"] = item
+        row.update(links)
+        row[level_col] = i
+        child.add(row, declared.get(name, {}))
+        sub = dict(links)
+        sub[level_col] = i
+        for f, sub_items in grandchildren:
+            _add_children(tables, child, f, sub_items, sub, level + 1, declared)
+
+
+def write_plan(table, records, pk, object_schema, batched_at, sequence):
+    """What write() writes: a list of {"table", "rows", "keys", "columns"}, the target table
+    first, then its child tables. When the target has a key, each child table's entry has
+    `clear`: (its source key columns, the key values of the parents written), whose old child
+    rows are deleted before the new ones are written."""
+    records = _as_records(records)
+    if pk is None:
+        keys = []
+    elif isinstance(pk, str):
+        keys = [pk]
+    elif isinstance(pk, (list, tuple)) and all(isinstance(k, str) for k in pk):
+        keys = list(pk)
+    else:
+        raise _invalid("pk must be a column name or a list of them, not %r"
+                                         % (pk,))
+    keys = [canonical_identifier(k) for k in keys]
+    declared = {table: _schema_columns(object_schema)}
+    root = _Table(table, keys)
+    tables = {table: root}
+    for i, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise _invalid("record %d is a %s, not a dict"
+                                             % (i, type(record).__name__))
+        row, children = {}, []
+        _flatten(record, "", row, children, "record %d" % i)
+        for k in keys:
+            if row.get(k) is None:
+                raise _invalid("record %d has no value for key column %r"
+                                                 % (i, k))
+        row.setdefault("_sdc_batched_at", batched_at)
+        row.setdefault("_sdc_received_at", batched_at)
+        row.setdefault("_sdc_sequence", sequence)
+        root.add(row, declared[table])
+        links = {"_sdc_source_key_" + k: row[k] for k in keys}
+        links["_sdc_sequence"] = row["_sdc_sequence"]
+        for field, items in children:
+            _add_children(tables, root, field, items, links, 0, declared)
+    plans = [t.plan() for t in tables.values()]
+    if keys:  # a parent written again gets new child rows: its old ones go first
+        parents = [tuple(r[k] for k in keys) for r in root.rows]
+        for child in plans[1:]:
+            child["clear"] = (["_sdc_source_key_" + k for k in keys], parents)
+    return plans
 
 
 def format_exc(exc):

@@ -22,6 +22,7 @@ typedef struct pt_py_globals {
     PyObject *format_exc;    /* prelude.format_exc(exc) -> str */
     PyObject *flush_print;   /* prelude.flush_print() */
     PyObject *bad_request;   /* prelude.BadRequest exception type */
+    PyObject *write_plan;    /* prelude.write_plan(...) -> what pq's write() writes */
     PyObject *script_cache;  /* dict: script name -> (version, handler, flask_style) */
     PyObject *empty_str;
 } pt_py_globals;

@@ -131,17 +131,20 @@ pt_py_request_dict(const pt_request *req)
         set_steal(d, pt_pyg.s_url, text(req->url)) != 0 ||
         set_steal(d, pt_pyg.s_path, text(req->path)) != 0 ||
         set_steal(d, pt_pyg.s_query_string, text(req->query)) != 0 ||
-        set_steal(d, pt_pyg.s_headers, headers_object(req)) != 0 ||
-        set_steal(d, pt_pyg.s_data, text(req->body)) != 0)
+        set_steal(d, pt_pyg.s_headers, headers_object(req)) != 0)
         goto fail;
+    /* A form post's fields are in `form` and its `data` is empty, as in Flask (Peliqan's handler
+     * templates rely on it); `body` keeps the raw bytes. */
     if (req->body.n > 0 && is_form(req->content_type)) {
         PyObject *ct = text(req->content_type);
         PyObject *form =
             ct ? PyObject_CallFunctionObjArgs(pt_pyg.parse_form, ct, body, NULL) : NULL;
         Py_XDECREF(ct);
-        if (set_steal(d, pt_pyg.s_form, form) != 0)
+        if (set_steal(d, pt_pyg.s_form, form) != 0 ||
+            PyDict_SetItem(d, pt_pyg.s_data, pt_pyg.empty_str) != 0)
             goto fail;
-    } else if (set_steal(d, pt_pyg.s_form, PyDict_New()) != 0) {
+    } else if (set_steal(d, pt_pyg.s_form, PyDict_New()) != 0 ||
+               set_steal(d, pt_pyg.s_data, text(req->body)) != 0) {
         goto fail;
     }
     if (PyDict_SetItem(d, pt_pyg.s_body, body) != 0)

@@ -342,6 +342,7 @@ pt_py_runtime_setup(const char *datadir)
         (pt_pyg.format_exc = prelude_attr("format_exc")) == NULL ||
         (pt_pyg.flush_print = prelude_attr("flush_print")) == NULL ||
         (pt_pyg.bad_request = prelude_attr("BadRequest")) == NULL ||
+        (pt_pyg.write_plan = prelude_attr("write_plan")) == NULL ||
         (pt_pyg.script_cache = PyDict_New()) == NULL)
         return -1;
 
@@ -513,7 +514,10 @@ pt_py_run_file(const char *datadir, const char *path, int argc, char **argv)
 
     PyObject *runpy = PyImport_ImportModule("runpy");
     PyObject *pq = PyImport_ImportModule("pq");
-    PyObject *init = pq != NULL ? Py_BuildValue("{s:O}", "pq", pq) : NULL;
+    /* pq, st and RUN_CONTEXT, as a background run in Peliqan has them. */
+    PyObject *init = pq != NULL ? PyObject_CallMethod(pt_pyg.prelude, "script_globals", "Os", pq,
+                                                      "scheduled_run")
+                                : NULL;
     PyObject *res = runpy != NULL && init != NULL
                         ? PyObject_CallMethod(runpy, "run_path", "sOs", path, init, "__main__")
                         : NULL;

@@ -25,7 +25,6 @@
  */
 #include "warehouse/rows.h"
 
-#include <ctype.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,21 +83,6 @@ pt_rows_base64(pt_buf *b, const void *p, size_t n)
     b->len = o;
     b->data[o] = '\0';
     return 0;
-}
-
-int
-pt_rows_is_integer(const char *s, size_t n)
-{
-    size_t i = 0;
-
-    if (i < n && (s[i] == '-' || s[i] == '+'))
-        i++;
-    if (i == n)
-        return 0;
-    for (; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return 0;
-    return 1;
 }
 
 static int
@@ -173,14 +157,13 @@ pt_rows_json_normalize(pt_buf *b, const char *s, size_t n)
     return rc;
 }
 
-/* A numeric value as pq gives it to Python: an integer stays exact, anything else is a float. */
+/* A numeric value as pq gives it to Python: a float, as Peliqan gives numeric and decimal
+ * columns (12 is 12.0), printed as Python prints that float. */
 static int
 numeric_json(pt_buf *b, const char *s, size_t n)
 {
     char tmp[128];
 
-    if (pt_rows_is_integer(s, n))
-        return pt_buf_append(b, s[0] == '+' ? s + 1 : s, s[0] == '+' ? n - 1 : n);
     if (n >= sizeof tmp)
         return pt_json_string(b, s, n);
     memcpy(tmp, s, n);

@@ -73,7 +73,5 @@ int pt_rows_base64(pt_buf *b, const void *p, size_t n);
 /* Appends the JSON document s[0..n) as json.dumps prints json.loads(s); text that jansson
  * cannot parse (NaN, integers past 64 bits) is appended unchanged. */
 int pt_rows_json_normalize(pt_buf *b, const char *s, size_t n);
-/* Does s[0..n) hold a whole integer ([+-]?digits)? Numeric values like that stay integers. */
-int pt_rows_is_integer(const char *s, size_t n);
 
 #endif

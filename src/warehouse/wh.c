@@ -149,6 +149,19 @@ pt_wh_name(const pt_wh *wh)
 }
 
 const char *
+pt_wh_dbname(const pt_wh *wh)
+{
+    return strcmp(wh->drv->kind, "postgres") == 0 ? pt_wh_pg_dbname(wh) : wh->name;
+}
+
+int
+pt_wh_open_dsn(const char *name, const char *dsn, pt_wh **out, char *err, size_t errsz)
+{
+    *out = NULL;
+    return pt_wh_pg_open(name, dsn, out, err, errsz);
+}
+
+const char *
 pt_wh_kind(const pt_wh *wh)
 {
     return wh->drv->kind;

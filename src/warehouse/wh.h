@@ -54,6 +54,14 @@ int pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, si
 void pt_wh_close(pt_wh *wh); /* NULL is a no-op */
 /* The connection's name (borrowed). */
 const char *pt_wh_name(const pt_wh *wh);
+/* The name of the database the connection reaches (borrowed, valid while wh is open): a
+ * PostgreSQL connection's database as the server names it (its DSN's dbname); an embedded
+ * SQLite connection's own name. */
+const char *pt_wh_dbname(const pt_wh *wh);
+/* Opens a PostgreSQL database by libpq connection string, outside the store's connections
+ * (pq.dbconnect(dict)); `name` is how messages and logs call it. Same returns as pt_wh_open;
+ * err never holds the password. Caller frees with pt_wh_close. */
+int pt_wh_open_dsn(const char *name, const char *dsn, pt_wh **out, char *err, size_t errsz);
 /* The driver's last error message (borrowed, valid until the next call on wh). */
 const char *pt_wh_errmsg(const pt_wh *wh);
 

@@ -70,6 +70,10 @@ int pt_wh_sqlite_open(const char *name, const char *dir, pt_wh **out, char *err,
  * never contains the password. Caller frees with pt_wh_close. */
 int pt_wh_pg_open(const char *name, const char *dsn, pt_wh **out, char *err, size_t errsz);
 
+/* The name of the database a PostgreSQL connection is connected to (borrowed, valid while wh
+ * is open). */
+const char *pt_wh_pg_dbname(const pt_wh *wh);
+
 /* Longest ISO 8601 date/time text a driver writes (with its NUL). */
 #define PT_WH_ISO_MAX 64
 

@@ -1388,3 +1388,12 @@ static const pt_wh_driver pg_driver = {
     .in_transaction = pg_in_transaction,
     .types = pg_types,
 };
+
+const char *
+pt_wh_pg_dbname(const pt_wh *wh)
+{
+    const pg_wh *pw = (const pg_wh *)wh;
+    const char *db = pw->conn != NULL ? PQdb(pw->conn) : NULL;
+
+    return db != NULL ? db : wh->name;
+}

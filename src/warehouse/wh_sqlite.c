@@ -559,6 +559,8 @@ decl_type(const char *decl)
     if (strcasestr(decl, "REAL") != NULL || strcasestr(decl, "FLOA") != NULL ||
         strcasestr(decl, "DOUB") != NULL)
         return PT_V_FLOAT;
+    if (strcasestr(decl, "NUM") != NULL || strcasestr(decl, "DEC") != NULL)
+        return PT_V_NUMERIC;
     return PT_V_NULL;
 }
 
@@ -722,6 +724,13 @@ sq_value(const pt_wh_cursor *cur, size_t i, pt_value *v)
     }
     switch (sqlite3_column_type(c->stmt, col)) {
     case SQLITE_INTEGER:
+        if (cur->coltypes[i] == PT_V_NUMERIC || cur->coltypes[i] == PT_V_FLOAT) {
+            /* NUMERIC affinity keeps 12.00 as the integer 12; the column is a number with a
+             * fraction all the same, a float as PostgreSQL's numeric is (wh.h). */
+            v->type = PT_V_FLOAT;
+            v->u.f = (double)sqlite3_column_int64(c->stmt, col);
+            break;
+        }
         v->type = cur->coltypes[i] == PT_V_BOOL ? PT_V_BOOL : PT_V_INT;
         v->u.i = sqlite3_column_int64(c->stmt, col);
         if (v->type == PT_V_BOOL)
