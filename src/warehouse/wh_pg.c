@@ -1377,7 +1377,8 @@ cat_int(const pt_value *v)
 
 /* One statement over pg_catalog: a row per column (or per table, or per schema without tables),
  * in schema, table, column order. Schemas the role may not use, pg_* and information_schema
- * are left out, and so are partitions (their parent is listed). */
+ * are left out, and so are partitions (their parent is listed). A column's place in the primary
+ * key is its 1-based position in pg_index.indkey, an int2vector whose subscripts start at 0. */
 #define CAT_FROM                                                                                   \
     " FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN "        \
     "('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND $3 AND ($2::text IS NULL OR "          \
@@ -1389,7 +1390,8 @@ cat_int(const pt_value *v)
 static const char cat_fields_sql[] =
     "SELECT n.nspname, c.relname, c.relkind IN ('v', 'm'), a.attname, "
     "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-    "COALESCE(array_position(i.indkey::int2[], a.attnum), 0)" CAT_FROM
+    "COALESCE(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, "
+    "0)" CAT_FROM
     "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary" CAT_WHERE
     "ORDER BY n.nspname, c.relname, a.attnum";

@@ -1099,9 +1099,13 @@ catalog_tables(sq_wh *w, const char *schema, const char *table, pt_wh_cat_level 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(stmt, 0);
         const char *type = (const char *)sqlite3_column_text(stmt, 1);
-        rc = pt_wh_catalog_add_table(&w->base, cat, name, strcmp(type, "view") == 0);
+        int is_view = strcmp(type, "view") == 0;
+        rc = pt_wh_catalog_add_table(&w->base, cat, name, is_view);
         if (rc == 0 && level == PT_WH_CAT_FIELDS)
             rc = catalog_fields(w, schema, name, cat);
+        /* A view whose tables were dropped since cannot say its columns: list it without. */
+        if (rc == PT_ENOTFOUND && is_view)
+            rc = 0;
         if (rc != 0)
             break;
     }
