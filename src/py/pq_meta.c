@@ -594,8 +594,11 @@ refine(found *f, int table, pt_wh_cat_level level)
         return -1;
     ok = cat->nschemas == 1 && (!table || cat->schemas[0].ntables == 1);
     if (!ok) {
-        PyErr_Format(meta_not_found, "%s %s.%s no longer exists", table ? "table" : "schema",
-                     s->name, table ? s->tables[f->ti].name : "");
+        if (table)
+            PyErr_Format(meta_not_found, "table %s.%s no longer exists", s->name,
+                         s->tables[f->ti].name);
+        else
+            PyErr_Format(meta_not_found, "schema %s no longer exists", s->name);
         pt_wh_catalog_free(cat);
         return 0;
     }
@@ -671,6 +674,8 @@ find_database(PyObject *db_id, PyObject *db_name)
         PyErr_Format(meta_not_found, "no database named '%s' (see pq.list_databases())", want);
     }
 done:
+    if (match != NULL && PyErr_Occurred())
+        Py_CLEAR(match); /* an error after the first match */
     Py_XDECREF(names);
     Py_DECREF(conns);
     return match;
@@ -1103,7 +1108,7 @@ meta_generate_sql_union(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(pq_bad_arg, "table_ids is empty");
         goto done;
     }
-    if (sources != Py_None && !PyMapping_Check(sources)) {
+    if (sources != Py_None && !PyDict_Check(sources)) {
         PyErr_SetString(pq_bad_arg, "sources must be a dict of table id -> label");
         goto done;
     }
