@@ -444,3 +444,29 @@ result = [[n for n in names if not callable(getattr(pq, n, None))],
           pq.run_pipeline.__name__]
 """)
     assert out == [[], True, True, "run_pipeline"]
+
+
+def test_unreachable_connection_is_listed_with_its_error_and_skipped(be, pg):
+    if be.kind != "postgres":
+        pytest.skip("needs a PostgreSQL connection that can go away")
+    pg.psql("CREATE DATABASE gone_db")
+    be.portico.cli("db", "add", "gone", "--postgres", pg.dsn(dbname="gone_db", password="pw-9"))
+    pg.psql("DROP DATABASE gone_db")
+    try:
+        out = be.result("""
+dbs = pq.list_databases()
+gone = [d for d in dbs if d['connection_name'] == 'gone'][0]
+try:
+    pq.get_table(4242)
+    err = None
+except pq.NotFound as e:
+    err = str(e)
+result = [gone, err, [d['connection_name'] for d in dbs if d['error'] is None]]
+""")
+    finally:
+        be.portico.cli("db", "rm", "gone")
+    gone, err, ok = out
+    assert gone["schemas"] == [] and gone["tables"] == []
+    assert "gone_db" in gone["error"] and "pw-9" not in json.dumps(gone)
+    assert "4242" in err and "gone" in err
+    assert ok == ["dw", "pg2", "wh"]  # the default warehouse first, then by name
