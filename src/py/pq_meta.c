@@ -26,16 +26,15 @@
  *    connection's name alone. A connection that cannot be reached is listed with its error by
  *    list_databases and skipped by id lookups (the "not found" message names it).
  *
- * 4. SQL: generate_sql_union returns text for the caller to run; identifiers in it are quoted
- *    (embedded quotes doubled) and source labels are string literals (quotes doubled).
+ * 4. No SQL is built here: the catalog, the drops and generate_sql_union's query (text for the
+ *    caller to run) are the warehouse's (wh_catalog.c and the drivers).
  */
 #include "py/pq_int.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "core/buf.h"
 #include "core/err.h"
 #include "store/store.h"
 
@@ -246,25 +245,10 @@ raise_not_found_id(const char *what, int64_t id, PyObject *skipped)
 static PyObject *
 name_in_query(const char *schema, const char *table)
 {
-    pt_buf b;
-    const char *parts[2] = {schema, table};
-    PyObject *out = NULL;
-    int rc = 0;
+    char *text = pt_wh_qualified_name(schema, table);
+    PyObject *out = text != NULL ? PyUnicode_FromString(text) : PyErr_NoMemory();
 
-    pt_buf_init(&b, 0);
-    for (int i = 0; i < 2 && rc == 0; i++) {
-        if (i > 0)
-            rc = pt_buf_putc(&b, '.');
-        rc = rc != 0 ? rc : pt_buf_putc(&b, '"');
-        for (const char *p = parts[i]; rc == 0 && *p != '\0'; p++)
-            rc = *p == '"' ? pt_buf_puts(&b, "\"\"") : pt_buf_putc(&b, *p);
-        rc = rc != 0 ? rc : pt_buf_putc(&b, '"');
-    }
-    if (rc == 0)
-        out = PyUnicode_FromStringAndSize(pt_buf_cstr(&b), (Py_ssize_t)b.len);
-    else
-        PyErr_NoMemory();
-    pt_buf_free(&b);
+    free(text);
     return out;
 }
 
@@ -1025,78 +1009,44 @@ done:
 
 /* ---- generate_sql_union ------------------------------------------------------------------ */
 
-/* Appends s between quotes q (an identifier with '"', a string literal with '\''), quotes in
- * it doubled. Returns 0 or PT_ENOMEM. */
-static int
-put_quoted(pt_buf *b, const char *s, char q)
-{
-    int rc = pt_buf_putc(b, q);
-
-    for (; rc == 0 && *s != '\0'; s++) {
-        if (*s == q)
-            rc = pt_buf_putc(b, q);
-        if (rc == 0)
-            rc = pt_buf_putc(b, *s);
-    }
-    return rc == 0 ? pt_buf_putc(b, q) : rc;
-}
-
 /* The source label of table id in sources (keys: ids as int or str): a new str ("" when
  * absent), NULL with an error set. */
 static PyObject *
 source_label(PyObject *sources, int64_t id)
 {
-    PyObject *key = PyLong_FromLongLong(id), *v = NULL;
+    PyObject *key = PyLong_FromLongLong(id), *v;
 
     if (key == NULL)
         return NULL;
-    v = PyObject_GetItem(sources, key);
+    v = PyDict_GetItemWithError(sources, key); /* borrowed */
     Py_DECREF(key);
-    if (v == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
-        PyErr_Clear();
+    if (v == NULL && !PyErr_Occurred()) {
         key = PyUnicode_FromFormat("%lld", (long long)id);
-        v = key != NULL ? PyObject_GetItem(sources, key) : NULL;
+        v = key != NULL ? PyDict_GetItemWithError(sources, key) : NULL;
         Py_XDECREF(key);
-        if (v == NULL && PyErr_ExceptionMatches(PyExc_KeyError)) {
-            PyErr_Clear();
+        if (v == NULL && !PyErr_Occurred())
             return PyUnicode_FromString("");
-        }
     }
-    if (v == NULL)
-        return NULL;
-    PyObject *s = PyObject_Str(v);
-    Py_DECREF(v);
-    return s;
-}
-
-/* The field of t named name (case-insensitive when nocase), or NULL. */
-static const pt_wh_field *
-field_named(const pt_wh_table_info *t, const char *name, int nocase)
-{
-    for (size_t i = 0; i < t->nfields; i++)
-        if ((nocase ? strcasecmp : strcmp)(t->fields[i].name, name) == 0)
-            return &t->fields[i];
-    return NULL;
+    return v != NULL ? PyObject_Str(v) : NULL;
 }
 
 /* generate_sql_union(table_ids, sources=None) -> str: SELECT ... UNION ALL SELECT ... of every
- * column of every table (NULL where a table lacks one, CAST(... AS TEXT) where their types
- * differ), with a first column "source" when sources ({table_id: label}) is given. */
+ * column of every table, with a first column "source" when sources ({table_id: label}) is
+ * given (pt_wh_union_sql builds it). */
 static PyObject *
 meta_generate_sql_union(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"table_ids", "sources", NULL};
-    PyObject *ids_arg, *sources = Py_None, *seq = NULL, *out = NULL, *label = NULL;
+    PyObject *ids_arg, *sources = Py_None, *seq = NULL, *keep = NULL, *out = NULL;
     found *tabs = NULL;
-    const pt_wh_field **cols = NULL; /* the union's columns, first occurrence of each name */
-    char *cast = NULL;               /* per column: types differ among the tables */
-    size_t ncols = 0, i, j, k;
-    Py_ssize_t n = 0, got = 0;
-    int nocase = 0, rc = 0;
-    pt_buf b;
+    const pt_wh_catalog **cats = NULL;
+    const char **labels = NULL; /* borrowed from the str objects in keep */
+    pq_handle *h = NULL;
+    char *sql = NULL;
+    Py_ssize_t n = 0, got = 0, i;
+    int rc;
 
     (void)self;
-    pt_buf_init(&b, 0);
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:generate_sql_union", kwlist, &ids_arg,
                                      &sources))
         return NULL;
@@ -1113,114 +1063,66 @@ meta_generate_sql_union(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     tabs = PyMem_Calloc((size_t)n, sizeof *tabs);
-    if (tabs == NULL) {
+    cats = PyMem_Calloc((size_t)n, sizeof *cats);
+    labels = PyMem_Calloc((size_t)n, sizeof *labels);
+    keep = PyList_New(0);
+    if (tabs == NULL || cats == NULL || labels == NULL || keep == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (got = 0; got < n; got++) {
         int64_t id;
+        found *f = &tabs[got];
         if (id_arg(PySequence_Fast_GET_ITEM(seq, got), "table id", &id) != 0 ||
-            find_by_id('t', id, &tabs[got]) != 1 || refine(&tabs[got], 1, PT_WH_CAT_FIELDS) != 1) {
-            got++; /* tabs[got] may hold references: cleared below */
+            find_by_id('t', id, f) != 1 || refine(f, 1, PT_WH_CAT_FIELDS) != 1) {
+            got++; /* f may hold references: cleared below */
             goto done;
         }
-        if (PyUnicode_Compare(tabs[got].conn, tabs[0].conn) != 0) {
+        if (PyUnicode_Compare(f->conn, tabs[0].conn) != 0) {
             PyErr_Format(pq_bad_arg,
                          "generate_sql_union: the tables must be in one database connection; "
                          "table %lld is in '%U', table %R in '%U'",
-                         (long long)id, tabs[got].conn, PySequence_Fast_GET_ITEM(seq, 0),
-                         tabs[0].conn);
+                         (long long)id, f->conn, PySequence_Fast_GET_ITEM(seq, 0), tabs[0].conn);
             got++;
             goto done;
         }
-    }
-    nocase = PyUnicode_CompareWithASCIIString(tabs[0].kind, "sqlite") == 0;
-    /* The union's columns: every name in the order first seen; a cast where types differ. */
-    for (i = 0; i < (size_t)n; i++) {
-        const pt_wh_table_info *t = &tabs[i].cat->schemas[0].tables[0];
-        for (j = 0; j < t->nfields; j++) {
-            for (k = 0; k < ncols; k++)
-                if ((nocase ? strcasecmp : strcmp)(cols[k]->name, t->fields[j].name) == 0)
-                    break;
-            if (k < ncols) {
-                if (strcmp(cols[k]->type, t->fields[j].type) != 0)
-                    cast[k] = 1;
-                continue;
-            }
-            const pt_wh_field **nc = PyMem_Realloc(cols, (ncols + 1) * sizeof *cols);
-            char *ncast = nc != NULL ? PyMem_Realloc(cast, ncols + 1) : NULL;
-            if (nc != NULL)
-                cols = nc;
-            if (ncast == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            cast = ncast;
-            cols[ncols] = &t->fields[j];
-            cast[ncols++] = 0;
-        }
-    }
-    for (i = 0; rc == 0 && i < (size_t)n; i++) {
-        const pt_wh_schema_info *s = &tabs[i].cat->schemas[0];
-        const pt_wh_table_info *t = &s->tables[0];
-        int first = 1;
-        if (i > 0)
-            rc = pt_buf_puts(&b, " UNION ALL ");
-        rc = rc != 0 ? rc : pt_buf_puts(&b, "SELECT ");
-        if (rc == 0 && sources != Py_None) {
-            int64_t id;
-            if (id_arg(PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i), "table id", &id) != 0 ||
-                (label = source_label(sources, id)) == NULL)
-                goto done;
+        cats[got] = f->cat;
+        if (sources != Py_None) {
+            PyObject *label = source_label(sources, id);
             Py_ssize_t len;
-            const char *text = PyUnicode_AsUTF8AndSize(label, &len);
-            if (text == NULL || strlen(text) != (size_t)len) {
+            if (label == NULL || PyList_Append(keep, label) != 0) {
+                Py_XDECREF(label);
+                got++;
+                goto done;
+            }
+            Py_DECREF(label); /* keep holds it */
+            labels[got] = PyUnicode_AsUTF8AndSize(label, &len);
+            if (labels[got] == NULL || strlen(labels[got]) != (size_t)len) {
                 PyErr_Clear();
                 PyErr_Format(pq_bad_arg, "invalid source label %R", label);
+                got++;
                 goto done;
             }
-            rc = put_quoted(&b, text, '\'');
-            rc = rc != 0 ? rc : pt_buf_puts(&b, " AS \"source\"");
-            Py_CLEAR(label);
-            first = 0;
         }
-        for (k = 0; rc == 0 && k < ncols; k++) {
-            const pt_wh_field *f = field_named(t, cols[k]->name, nocase);
-            if (!first)
-                rc = pt_buf_puts(&b, ", ");
-            first = 0;
-            if (rc == 0 && f == NULL)
-                rc = pt_buf_puts(&b, "NULL");
-            else if (rc == 0 && cast[k])
-                rc = pt_buf_puts(&b, "CAST(");
-            if (rc == 0 && f != NULL)
-                rc = put_quoted(&b, f->name, '"');
-            if (rc == 0 && f != NULL && cast[k])
-                rc = pt_buf_puts(&b, " AS TEXT)");
-            if (rc == 0 && (f == NULL || cast[k] || strcmp(f->name, cols[k]->name) != 0)) {
-                rc = pt_buf_puts(&b, " AS ");
-                rc = rc != 0 ? rc : put_quoted(&b, cols[k]->name, '"');
-            }
-        }
-        rc = rc != 0 ? rc : pt_buf_puts(&b, " FROM ");
-        rc = rc != 0 ? rc : put_quoted(&b, s->name, '"');
-        rc = rc != 0 ? rc : pt_buf_putc(&b, '.');
-        rc = rc != 0 ? rc : put_quoted(&b, t->name, '"');
     }
+    if ((h = pq_handle_get(tabs[0].conn)) == NULL)
+        goto done;
+    rc = pt_wh_union_sql(h->wh, cats, (size_t)n, sources != Py_None ? labels : NULL, &sql);
     if (rc != 0) {
-        PyErr_NoMemory();
+        pq_raise_wh(h->wh, rc);
         goto done;
     }
-    out = PyUnicode_FromStringAndSize(pt_buf_cstr(&b), (Py_ssize_t)b.len);
+    out = PyUnicode_FromString(sql);
 done:
-    for (Py_ssize_t x = 0; tabs != NULL && x < got; x++)
-        found_clear(&tabs[x]);
+    for (i = 0; tabs != NULL && i < got; i++)
+        found_clear(&tabs[i]);
+    free(sql);
+    Py_XDECREF(h);
     PyMem_Free(tabs);
-    PyMem_Free(cols);
-    PyMem_Free(cast);
-    Py_XDECREF(label);
+    PyMem_Free(cats);
+    PyMem_Free(labels);
+    Py_XDECREF(keep);
     Py_XDECREF(seq);
-    pt_buf_free(&b);
     return out;
 }
 

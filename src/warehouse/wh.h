@@ -202,5 +202,18 @@ int pt_wh_drop_schema(pt_wh *wh, const char *schema);
  * is_view. cascade: also what depends on it (PostgreSQL; SQLite views never block a drop).
  * Returns 0, PT_ENOTFOUND or PT_EDB. */
 int pt_wh_drop_table(pt_wh *wh, const char *schema, const char *table, int is_view, int cascade);
+/* "schema"."table" as a query names the table (quotes in the names doubled): pq's
+ * name_in_query. Caller frees with free(); NULL when out of memory. */
+char *pt_wh_qualified_name(const char *schema, const char *table);
+/* Builds, for wh's dialect, a UNION ALL query over n tables: tables[i] is the one table of a
+ * catalog read at PT_WH_CAT_FIELDS (cats[i]->schemas[0].tables[0]). Its columns are every column
+ * of every table in the order first seen (names compared regardless of case on SQLite), NULL
+ * where a table lacks one, CAST(... AS TEXT) in every table where the column's portable types
+ * differ; with labels (NULL or n strings) a first column "source" holding labels[i] for table
+ * i. Identifiers are quoted and labels are string literals, quotes doubled. Returns 0 with *sql
+ * (caller frees with free()), PT_EINVAL (n == 0, or a catalog without exactly one table) or
+ * PT_ENOMEM, with the message set on wh. */
+int pt_wh_union_sql(pt_wh *wh, const pt_wh_catalog *const *cats, size_t n,
+                    const char *const *labels, char **sql);
 
 #endif

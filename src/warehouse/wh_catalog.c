@@ -1,8 +1,10 @@
 /* wh_catalog.c - the warehouse catalog (wh.h): schemas, tables and columns as pq's metadata
- * functions list them, the builders drivers fill it with, and dropping schemas and tables. */
+ * functions list them, the builders drivers fill it with, dropping schemas and tables, and the
+ * UNION ALL query of generate_sql_union. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -194,19 +196,43 @@ pt_wh_drop_schema(pt_wh *wh, const char *schema)
     return wh->drv->drop_schema(wh, schema);
 }
 
-/* Appends name as a quoted identifier, embedded quotes doubled. Returns 0 or PT_ENOMEM. */
+/* Appends text between quotes q (an identifier with '"', a string literal with '\''), quotes in
+ * it doubled. Returns 0 or PT_ENOMEM. */
+static int
+put_quoted(pt_buf *b, const char *text, char q)
+{
+    int rc = pt_buf_putc(b, q);
+
+    for (; rc == 0 && *text != '\0'; text++) {
+        if (*text == q)
+            rc = pt_buf_putc(b, q);
+        if (rc == 0)
+            rc = pt_buf_putc(b, *text);
+    }
+    return rc == 0 ? pt_buf_putc(b, q) : rc;
+}
+
 static int
 quote(pt_buf *b, const char *name)
 {
-    int rc = pt_buf_putc(b, '"');
+    return put_quoted(b, name, '"');
+}
 
-    for (; rc == 0 && *name != '\0'; name++) {
-        if (*name == '"')
-            rc = pt_buf_putc(b, '"');
-        if (rc == 0)
-            rc = pt_buf_putc(b, *name);
+char *
+pt_wh_qualified_name(const char *schema, const char *table)
+{
+    pt_buf b;
+    int rc;
+
+    pt_buf_init(&b, 0);
+    rc = quote(&b, schema);
+    rc = rc != 0 ? rc : pt_buf_putc(&b, '.');
+    rc = rc != 0 ? rc : quote(&b, table);
+    if (rc != 0) {
+        pt_buf_free(&b);
+        return NULL;
     }
-    return rc == 0 ? pt_buf_putc(b, '"') : rc;
+    return pt_buf_steal(&b, NULL);
 }
 
 int
@@ -233,5 +259,115 @@ pt_wh_drop_table(pt_wh *wh, const char *schema, const char *table, int is_view, 
     rc = pt_wh_exec(wh, pt_buf_cstr(&sql), NULL, 0, &cur);
     pt_wh_cursor_free(cur);
     pt_buf_free(&sql);
+    return rc;
+}
+
+/* The field of t named name (regardless of case when nocase), or NULL. */
+static const pt_wh_field *
+field_named(const pt_wh_table_info *t, const char *name, int nocase)
+{
+    for (size_t i = 0; i < t->nfields; i++)
+        if ((nocase ? strcasecmp(t->fields[i].name, name) : strcmp(t->fields[i].name, name)) == 0)
+            return &t->fields[i];
+    return NULL;
+}
+
+/* The SELECT of one table of the union: cols (the union's columns, first occurrence of each
+ * name) with cast[k] set where types differ. Returns 0 or PT_ENOMEM. */
+static int
+union_select(pt_buf *b, const pt_wh_schema_info *s, const char *label,
+             const pt_wh_field *const *cols, const char *cast, size_t ncols, int nocase)
+{
+    const pt_wh_table_info *t = &s->tables[0];
+    int rc = pt_buf_puts(b, "SELECT "), first = 1;
+
+    if (rc == 0 && label != NULL) {
+        rc = put_quoted(b, label, '\'');
+        rc = rc != 0 ? rc : pt_buf_puts(b, " AS \"source\"");
+        first = 0;
+    }
+    for (size_t k = 0; rc == 0 && k < ncols; k++) {
+        const pt_wh_field *f = field_named(t, cols[k]->name, nocase);
+        if (!first)
+            rc = pt_buf_puts(b, ", ");
+        first = 0;
+        if (rc == 0 && f == NULL)
+            rc = pt_buf_puts(b, "NULL");
+        else if (rc == 0 && cast[k])
+            rc = pt_buf_puts(b, "CAST(");
+        if (rc == 0 && f != NULL)
+            rc = quote(b, f->name);
+        if (rc == 0 && f != NULL && cast[k])
+            rc = pt_buf_puts(b, " AS TEXT)");
+        /* An alias wherever the output name would differ from the union's column name. */
+        if (rc == 0 && (f == NULL || cast[k] || strcmp(f->name, cols[k]->name) != 0)) {
+            rc = pt_buf_puts(b, " AS ");
+            rc = rc != 0 ? rc : quote(b, cols[k]->name);
+        }
+    }
+    rc = rc != 0 ? rc : pt_buf_puts(b, " FROM ");
+    rc = rc != 0 ? rc : quote(b, s->name);
+    rc = rc != 0 ? rc : pt_buf_putc(b, '.');
+    return rc != 0 ? rc : quote(b, t->name);
+}
+
+int
+pt_wh_union_sql(pt_wh *wh, const pt_wh_catalog *const *cats, size_t n, const char *const *labels,
+                char **sql)
+{
+    const pt_wh_field **cols = NULL;
+    char *cast = NULL;
+    size_t ncols = 0, i, j, k;
+    int nocase = strcmp(wh->drv->kind, "sqlite") == 0, rc = 0;
+    pt_buf b;
+
+    *sql = NULL;
+    if (n == 0) {
+        pt_wh_set_error(wh, "no tables to unite");
+        return PT_EINVAL;
+    }
+    for (i = 0; i < n; i++)
+        if (cats[i]->nschemas != 1 || cats[i]->schemas[0].ntables != 1) {
+            pt_wh_set_error(wh, "each catalog must hold exactly one table");
+            return PT_EINVAL;
+        }
+    for (i = 0; rc == 0 && i < n; i++) {
+        const pt_wh_table_info *t = &cats[i]->schemas[0].tables[0];
+        for (j = 0; rc == 0 && j < t->nfields; j++) {
+            for (k = 0; k < ncols; k++)
+                if ((nocase ? strcasecmp(cols[k]->name, t->fields[j].name)
+                            : strcmp(cols[k]->name, t->fields[j].name)) == 0)
+                    break;
+            if (k < ncols) {
+                if (strcmp(cols[k]->type, t->fields[j].type) != 0)
+                    cast[k] = 1;
+                continue;
+            }
+            if (grow((void **)&cols, ncols, sizeof *cols) != 0 ||
+                grow((void **)&cast, ncols, sizeof *cast) != 0) {
+                rc = PT_ENOMEM;
+                break;
+            }
+            cols[ncols] = &t->fields[j];
+            cast[ncols++] = 0;
+        }
+    }
+    pt_buf_init(&b, 0);
+    for (i = 0; rc == 0 && i < n; i++) {
+        if (i > 0)
+            rc = pt_buf_puts(&b, " UNION ALL ");
+        if (rc == 0)
+            rc = union_select(&b, &cats[i]->schemas[0], labels != NULL ? labels[i] : NULL, cols,
+                              cast, ncols, nocase);
+    }
+    if (rc == 0)
+        *sql = pt_buf_steal(&b, NULL);
+    if (rc == 0 && *sql == NULL)
+        rc = PT_ENOMEM;
+    if (rc != 0)
+        nomem(wh);
+    pt_buf_free(&b);
+    free(cols);
+    free(cast);
     return rc;
 }

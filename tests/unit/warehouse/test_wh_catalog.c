@@ -206,3 +206,40 @@ TEST(wh_drop_table_and_schema)
     pt_wh_close(wh);
     rm_tree(dir);
 }
+
+TEST(wh_qualified_name_and_union_sql)
+{
+    char dir[64];
+    pt_wh *wh = open_fixture(dir, sizeof dir);
+    pt_wh_catalog *a = NULL, *b = NULL;
+    char *name, *sql = NULL;
+    const char *labels[2] = {"Par'is", ""};
+
+    ASSERT_TRUE(wh != NULL);
+    name = pt_wh_qualified_name("s", "Odd \"Name\"");
+    ASSERT_STREQ(name, "\"s\".\"Odd \"\"Name\"\"\"");
+    free(name);
+    ASSERT_EQ(run(wh, "CREATE TABLE hr.more (ID INTEGER, amount TEXT, x REAL)"), 0);
+    ASSERT_EQ(pt_wh_catalog_read(wh, "sales", "orders", PT_WH_CAT_FIELDS, &a), 0);
+    ASSERT_EQ(pt_wh_catalog_read(wh, "hr", "more", PT_WH_CAT_FIELDS, &b), 0);
+    {
+        const pt_wh_catalog *cats[2] = {a, b};
+        ASSERT_EQ(pt_wh_union_sql(wh, cats, 2, labels, &sql), 0);
+        /* id and ID are one column on SQLite; amount's types differ (numeric, text): cast. */
+        ASSERT_STREQ(sql, "SELECT 'Par''is' AS \"source\", \"id\", \"line\", CAST(\"amount\" AS "
+                          "TEXT) AS \"amount\", \"day\", NULL AS \"x\" FROM \"sales\".\"orders\" "
+                          "UNION ALL SELECT '' AS \"source\", \"ID\" AS \"id\", NULL AS \"line\", "
+                          "CAST(\"amount\" AS TEXT) AS \"amount\", NULL AS \"day\", \"x\" FROM "
+                          "\"hr\".\"more\"");
+        free(sql);
+        sql = NULL;
+        ASSERT_EQ(pt_wh_union_sql(wh, cats, 1, NULL, &sql), 0);
+        ASSERT_STREQ(sql, "SELECT \"id\", \"line\", \"amount\", \"day\" FROM \"sales\".\"orders\"");
+        free(sql);
+        ASSERT_EQ(pt_wh_union_sql(wh, cats, 0, NULL, &sql), PT_EINVAL);
+    }
+    pt_wh_catalog_free(a);
+    pt_wh_catalog_free(b);
+    pt_wh_close(wh);
+    rm_tree(dir);
+}
