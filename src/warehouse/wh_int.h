@@ -90,8 +90,9 @@ size_t pt_wh_iso_datetime(const char *in, size_t n, char *out);
 char **pt_wh_names_dup(const char *const *src, size_t n);
 
 /* Catalog builders for drivers (wh_catalog.c): append a schema, a table to the last schema, a
- * field to the last table of the last schema (copying the strings; sql_type NULL is ""). Return 0
- * or PT_ENOMEM (with the message set on wh). */
+ * field to the last table of the last schema (copying the strings; sql_type NULL is ""). Return 0,
+ * PT_ENOMEM (with the message set on wh), or PT_EINVAL when there is no schema or table to add
+ * to. */
 int pt_wh_catalog_add_schema(pt_wh *wh, pt_wh_catalog *cat, const char *name);
 int pt_wh_catalog_add_table(pt_wh *wh, pt_wh_catalog *cat, const char *name, int is_view);
 int pt_wh_catalog_add_field(pt_wh *wh, pt_wh_catalog *cat, const char *name, const char *sql_type,
