@@ -152,4 +152,11 @@ int pq_rows_ready(PyObject *rows);
 int pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
 int pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot);
 
+/* The metadata family (pq_meta.c): sets pq.list_connections, list_databases, get_schema,
+ * get_table, get_or_create_schema, delete_schema, delete_table, generate_sql_union, refresh_*,
+ * DW_ID, pq.NotFound, pq.NotAvailable and the NotAvailable stubs of Peliqan's SaaS-only
+ * functions (only names nothing else defined). Call once pq.Error and DW_NAME exist. Returns 0
+ * or -1 with an error set. GIL. */
+int pt_py_pq_meta_setup(PyObject *module);
+
 #endif

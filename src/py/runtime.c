@@ -1,6 +1,7 @@
 /* runtime.c - the embedded interpreter's lifecycle: start-up, the _portico_c helper module,
  * thread states and the GIL, syntax checks and standalone scripts (`portico run`). */
 #include "py/py_int.h"
+#include "py/pq_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -131,6 +132,8 @@ init_pq_module(void)
 {
     PyObject *m = pt_py_pq_module();
     if (m != NULL && pt_py_pq_secret_setup(m) != 0)
+        Py_CLEAR(m);
+    if (m != NULL && pt_py_pq_meta_setup(m) != 0)
         Py_CLEAR(m);
     return m;
 }

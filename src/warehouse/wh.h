@@ -152,4 +152,76 @@ int pt_wh_in_transaction(pt_wh *wh);
  * appends; a table that exists must have compatible columns. Returns 0 and the row count. */
 int pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows);
 
+/* ---- catalog (wh_catalog.c): what pq's metadata functions list ------------------------- */
+
+/* How deep pt_wh_catalog_read goes. */
+typedef enum pt_wh_cat_level {
+    PT_WH_CAT_SCHEMAS, /* schema names only (SQLite: no schema file is attached) */
+    PT_WH_CAT_TABLES,  /* and their tables and views */
+    PT_WH_CAT_FIELDS,  /* and the columns of each */
+} pt_wh_cat_level;
+
+typedef struct pt_wh_field {
+    char *name;
+    char *sql_type;   /* declared type, lower case ("integer", "numeric(10,2)"); "" if none */
+    const char *type; /* pt_wh_portable_type(sql_type): static */
+    int pk;           /* position in the primary key (1-based), 0 when not in it */
+    int notnull;
+} pt_wh_field;
+
+typedef struct pt_wh_table_info {
+    char *name;
+    int is_view;
+    pt_wh_field *fields;
+    size_t nfields;
+} pt_wh_table_info;
+
+typedef struct pt_wh_schema_info {
+    char *name; /* SQLite: lower case, as its file is named */
+    pt_wh_table_info *tables;
+    size_t ntables;
+} pt_wh_schema_info;
+
+typedef struct pt_wh_catalog {
+    char *database; /* the database inside the connection: PostgreSQL's current_database(),
+                     * the embedded warehouse's connection name */
+    pt_wh_schema_info *schemas;
+    size_t nschemas;
+} pt_wh_catalog;
+
+/* Reads the catalog of wh, down to `level`, in name order (columns in table order): every
+ * schema the connection may use (PostgreSQL: without pg_* and information_schema), or only
+ * `schema` when not NULL, and in each its tables and views, or only `table` when not NULL (a
+ * schema without a match is listed with no tables). Names match exactly on PostgreSQL and
+ * regardless of case on SQLite. Returns 0 with *out (caller frees with pt_wh_catalog_free),
+ * PT_EDB, PT_EUNAVAIL or PT_ENOMEM with the message in pt_wh_errmsg. */
+int pt_wh_catalog_read(pt_wh *wh, const char *schema, const char *table, pt_wh_cat_level level,
+                       pt_wh_catalog **out);
+void pt_wh_catalog_free(pt_wh_catalog *cat); /* NULL is a no-op */
+/* pq's portable type name ("int", "float", "numeric", "text", "bool", "date", "time",
+ * "timestamp", "timestamptz", "json", "bytes") of a declared SQL type (any case); "text" for
+ * types without a closer one. Static string. */
+const char *pt_wh_portable_type(const char *sql_type);
+/* Deletes schema (a valid identifier) with everything in it: PostgreSQL DROP SCHEMA ... CASCADE;
+ * SQLite drops its tables and views, detaches it and removes its file. Returns 0, PT_ENOTFOUND,
+ * PT_EINVAL (a reserved name) or PT_EDB (e.g. inside a transaction, on SQLite). */
+int pt_wh_drop_schema(pt_wh *wh, const char *schema);
+/* Drops schema.table (names as the catalog gives them: any text, quoted here), a view when
+ * is_view. cascade: also what depends on it (PostgreSQL; SQLite views never block a drop).
+ * Returns 0, PT_ENOTFOUND or PT_EDB. */
+int pt_wh_drop_table(pt_wh *wh, const char *schema, const char *table, int is_view, int cascade);
+/* "schema"."table" as a query names the table (quotes in the names doubled): pq's
+ * name_in_query. Caller frees with free(); NULL when out of memory. */
+char *pt_wh_qualified_name(const char *schema, const char *table);
+/* Builds, for wh's dialect, a UNION ALL query over n tables: tables[i] is the one table of a
+ * catalog read at PT_WH_CAT_FIELDS (cats[i]->schemas[0].tables[0]). Its columns are every column
+ * of every table in the order first seen (names compared regardless of case on SQLite), NULL
+ * where a table lacks one, CAST(... AS TEXT) in every table where the column's portable types
+ * differ; with labels (NULL or n strings) a first column "source" holding labels[i] for table
+ * i. Identifiers are quoted and labels are string literals, quotes doubled. Returns 0 with *sql
+ * (caller frees with free()), PT_EINVAL (n == 0, or a catalog without exactly one table) or
+ * PT_ENOMEM, with the message set on wh. */
+int pt_wh_union_sql(pt_wh *wh, const pt_wh_catalog *const *cats, size_t n,
+                    const char *const *labels, char **sql);
+
 #endif

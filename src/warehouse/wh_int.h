@@ -33,6 +33,12 @@ typedef struct pt_wh_driver {
     int (*in_transaction)(pt_wh *wh);
     /* pq's portable column types: {portable, sql} pairs, ending with {NULL, NULL}. */
     const char *const (*types)[2];
+    /* wh.h: pt_wh_catalog_read (cat is zeroed, filled with the pt_wh_catalog_add_* helpers)
+     * and pt_wh_drop_schema. */
+    int (*catalog)(pt_wh *wh, const char *schema, const char *table, pt_wh_cat_level level,
+                   pt_wh_catalog *cat);
+    int (*drop_schema)(pt_wh *wh, const char *schema);
+    const char *drop_cascade; /* appended to DROP TABLE/VIEW for cascade: " CASCADE" or "" */
 } pt_wh_driver;
 
 /* The part of every connection that wh.c sees; drivers embed it as their first member. */
@@ -86,5 +92,14 @@ size_t pt_wh_iso_datetime(const char *in, size_t n, char *out);
 /* Builds a "names" allocation for pt_wh_columns from n strings. Returns NULL when out of
  * memory. */
 char **pt_wh_names_dup(const char *const *src, size_t n);
+
+/* Catalog builders for drivers (wh_catalog.c): append a schema, a table to the last schema, a
+ * field to the last table of the last schema (copying the strings; sql_type NULL is ""). Return 0,
+ * PT_ENOMEM (with the message set on wh), or PT_EINVAL when there is no schema or table to add
+ * to. */
+int pt_wh_catalog_add_schema(pt_wh *wh, pt_wh_catalog *cat, const char *name);
+int pt_wh_catalog_add_table(pt_wh *wh, pt_wh_catalog *cat, const char *name, int is_view);
+int pt_wh_catalog_add_field(pt_wh *wh, pt_wh_catalog *cat, const char *name, const char *sql_type,
+                            int pk, int notnull);
 
 #endif

@@ -1349,6 +1349,142 @@ pg_stmt_free(pt_wh_stmt *st)
     free(s);
 }
 
+/* ---- catalog ------------------------------------------------------------------------------ */
+
+/* Text of value v (an int or bool printed), borrowed or in buf. */
+static const char *
+cat_text(const pt_value *v, char *buf, size_t bufsz)
+{
+    if (v->type == PT_V_NULL)
+        return NULL;
+    if (v->type == PT_V_INT || v->type == PT_V_BOOL) {
+        snprintf(buf, bufsz, "%lld", (long long)v->u.i);
+        return buf;
+    }
+    snprintf(buf, bufsz, "%.*s", (int)v->u.s.n, v->u.s.p);
+    return buf;
+}
+
+static int
+cat_int(const pt_value *v)
+{
+    if (v->type == PT_V_INT || v->type == PT_V_BOOL)
+        return (int)v->u.i;
+    if (v->type == PT_V_NULL || v->u.s.n == 0)
+        return 0;
+    return v->u.s.p[0] == 't' ? 1 : atoi(v->u.s.p);
+}
+
+/* One statement over pg_catalog: a row per column (or per table, or per schema without tables),
+ * in schema, table, column order. Schemas the role may not use, pg_* and information_schema
+ * are left out, and so are partitions (their parent is listed). A column's place in the primary
+ * key is its 1-based position in pg_index.indkey, an int2vector whose subscripts start at 0. */
+#define CAT_FROM                                                                                   \
+    " FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN "        \
+    "('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition AND $3 AND ($2::text IS NULL OR "          \
+    "c.relname = $2) "
+#define CAT_WHERE                                                                                  \
+    " WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' AND "                \
+    "has_schema_privilege(n.oid, 'USAGE') AND ($1::text IS NULL OR n.nspname = $1) "
+
+static const char cat_fields_sql[] =
+    "SELECT n.nspname, c.relname, c.relkind IN ('v', 'm'), a.attname, "
+    "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+    "COALESCE(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, "
+    "0)" CAT_FROM
+    "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary" CAT_WHERE
+    "ORDER BY n.nspname, c.relname, a.attnum";
+
+static const char cat_tables_sql[] =
+    "SELECT n.nspname, c.relname, c.relkind IN ('v', 'm'), "
+    "NULL, NULL, NULL, NULL" CAT_FROM CAT_WHERE "ORDER BY n.nspname, c.relname";
+
+static int
+pg_catalog(pt_wh *wh, const char *schema, const char *table, pt_wh_cat_level level,
+           pt_wh_catalog *cat)
+{
+    pt_value args[3];
+    pt_wh_cursor *cur = NULL;
+    char last_schema[256] = "", last_table[256] = "", buf[3][256];
+    int rc, have_schema = 0, have_table = 0;
+
+    args[0].type = schema != NULL ? PT_V_TEXT : PT_V_NULL;
+    args[0].u.s.p = schema;
+    args[0].u.s.n = schema != NULL ? strlen(schema) : 0;
+    args[1].type = table != NULL ? PT_V_TEXT : PT_V_NULL;
+    args[1].u.s.p = table;
+    args[1].u.s.n = table != NULL ? strlen(table) : 0;
+    args[2].type = PT_V_BOOL;
+    args[2].u.i = level >= PT_WH_CAT_TABLES;
+    rc = pt_wh_exec(wh, "SELECT current_database()", NULL, 0, &cur);
+    if (rc == 0 && (rc = pt_wh_cursor_next(cur)) == 1) {
+        pt_value v;
+        pt_wh_cursor_value(cur, 0, &v);
+        if (cat_text(&v, buf[0], sizeof buf[0]) != NULL && (cat->database = strdup(buf[0])) == NULL)
+            rc = PT_ENOMEM;
+        else
+            rc = 0;
+    }
+    pt_wh_cursor_free(cur);
+    cur = NULL;
+    if (rc == 0)
+        rc = pt_wh_exec(wh, level == PT_WH_CAT_FIELDS ? cat_fields_sql : cat_tables_sql, args, 3,
+                        &cur);
+    while (rc == 0 && (rc = pt_wh_cursor_next(cur)) == 1) {
+        pt_value v[7];
+        const char *s, *t, *f;
+        for (size_t i = 0; i < 7; i++)
+            pt_wh_cursor_value(cur, i, &v[i]);
+        rc = 0;
+        s = cat_text(&v[0], buf[0], sizeof buf[0]);
+        t = cat_text(&v[1], buf[1], sizeof buf[1]);
+        f = cat_text(&v[3], buf[2], sizeof buf[2]);
+        if (s == NULL)
+            continue;
+        if (!have_schema || strcmp(s, last_schema) != 0) {
+            rc = pt_wh_catalog_add_schema(wh, cat, s);
+            snprintf(last_schema, sizeof last_schema, "%s", s);
+            have_schema = 1;
+            have_table = 0;
+        }
+        if (rc == 0 && t != NULL && (!have_table || strcmp(t, last_table) != 0)) {
+            rc = pt_wh_catalog_add_table(wh, cat, t, cat_int(&v[2]));
+            snprintf(last_table, sizeof last_table, "%s", t);
+            have_table = 1;
+        }
+        if (rc == 0 && t != NULL && f != NULL) {
+            char type[256];
+            rc = pt_wh_catalog_add_field(wh, cat, f, cat_text(&v[4], type, sizeof type),
+                                         cat_int(&v[6]), cat_int(&v[5]));
+        }
+    }
+    pt_wh_cursor_free(cur);
+    if (rc == PT_ENOMEM)
+        pt_wh_set_error(wh, "out of memory");
+    return rc;
+}
+
+/* DROP SCHEMA ... CASCADE: a schema goes with its tables, as Peliqan's delete_schema does. */
+static int
+pg_drop_schema(pt_wh *wh, const char *schema)
+{
+    pt_wh_cursor *cur = NULL;
+    char sql[128];
+    int rc = pg_schema_exists(wh, schema);
+
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        pt_wh_set_error(wh, "schema %s not found", schema);
+        return PT_ENOTFOUND;
+    }
+    snprintf(sql, sizeof sql, "DROP SCHEMA \"%s\" CASCADE", schema); /* a valid identifier */
+    rc = pt_wh_exec(wh, sql, NULL, 0, &cur);
+    pt_wh_cursor_free(cur);
+    return rc;
+}
+
 static const char *const pg_types[][2] = {
     {"int", "BIGINT"},
     {"float", "DOUBLE PRECISION"},
@@ -1387,6 +1523,9 @@ static const pt_wh_driver pg_driver = {
     .columns = pg_columns,
     .in_transaction = pg_in_transaction,
     .types = pg_types,
+    .catalog = pg_catalog,
+    .drop_schema = pg_drop_schema,
+    .drop_cascade = " CASCADE",
 };
 
 const char *

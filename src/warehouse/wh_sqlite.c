@@ -993,6 +993,211 @@ sq_in_transaction(pt_wh *wh)
     return !sqlite3_get_autocommit(((sq_wh *)wh)->db);
 }
 
+/* ---- catalog ------------------------------------------------------------------------------ */
+
+/* The schema names of the directory's files (lower case, valid, not main/temp), sorted, into
+ * a names allocation (pt_wh_names_dup; caller frees with free()). Returns 0 or a pt_err. */
+static int
+schema_files(sq_wh *w, char ***out, size_t *nout)
+{
+    const char **names = NULL;
+    size_t n = 0, i;
+    struct dirent *de;
+    DIR *d = opendir(w->dir);
+    int rc = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if (d == NULL) {
+        pt_wh_set_error(&w->base, "cannot open warehouse directory %s: %s", w->dir,
+                        strerror(errno));
+        return PT_EUNAVAIL;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char base[SCHEMA_MAX], lower[SCHEMA_MAX];
+        if (len < 4 || len - 3 >= SCHEMA_MAX || strcmp(de->d_name + len - 3, ".db") != 0)
+            continue;
+        memcpy(base, de->d_name, len - 3);
+        base[len - 3] = '\0';
+        lower_copy(lower, base, sizeof lower);
+        if (!pt_wh_ident_valid(base) || strcmp(base, lower) != 0 || strcmp(base, "main") == 0 ||
+            strcmp(base, "temp") == 0)
+            continue;
+        if ((n & (n - 1)) == 0) {
+            const char **nn = realloc(names, (n == 0 ? 1 : 2 * n) * sizeof *nn);
+            if (nn == NULL) {
+                rc = PT_ENOMEM;
+                break;
+            }
+            names = nn;
+        }
+        if ((names[n] = strdup(base)) == NULL) {
+            rc = PT_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc == 0 && n > 0)
+        qsort(names, n, sizeof *names, name_cmp);
+    if (rc == 0 && (*out = pt_wh_names_dup(names, n)) == NULL)
+        rc = PT_ENOMEM;
+    if (rc == 0)
+        *nout = n;
+    else
+        pt_wh_set_error(&w->base, "out of memory");
+    for (i = 0; i < n; i++)
+        free((char *)names[i]);
+    free(names);
+    return rc;
+}
+
+/* Appends the columns of schema.table (table: any name, quoted here) to the catalog's last
+ * table. */
+static int
+catalog_fields(sq_wh *w, const char *schema, const char *table, pt_wh_catalog *cat)
+{
+    sqlite3_stmt *stmt = NULL;
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".table_info(\"%w\")", schema, table);
+    int rc;
+
+    if (sql == NULL)
+        return PT_ENOMEM;
+    rc = sqlite3_prepare_v2(w->db, sql, -1, &stmt, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return map_error(w);
+    /* Columns: cid, name, type, notnull, dflt_value, pk (1-based position in the key). */
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = pt_wh_catalog_add_field(&w->base, cat, (const char *)sqlite3_column_text(stmt, 1),
+                                     (const char *)sqlite3_column_text(stmt, 2),
+                                     sqlite3_column_int(stmt, 5), sqlite3_column_int(stmt, 3));
+        if (rc != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : rc < 0 ? rc : map_error(w);
+}
+
+/* Appends the tables and views of schema (attached here) to the catalog's last schema. */
+static int
+catalog_tables(sq_wh *w, const char *schema, const char *table, pt_wh_cat_level level,
+               pt_wh_catalog *cat)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[SCHEMA_MAX + 160];
+    int rc;
+
+    if (find_attached(w, schema) == NULL) {
+        rc = attach(w, schema, 0, w->seq + 1);
+        if (rc == PT_ENOTFOUND)
+            return 0; /* deleted since the directory was read */
+        if (rc != 0)
+            return rc;
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT name, type FROM \"%s\".sqlite_master WHERE type IN ('table', 'view') AND "
+             "name NOT LIKE 'sqlite\\_%%' ESCAPE '\\' AND (?1 IS NULL OR name = ?1 COLLATE "
+             "NOCASE) ORDER BY name",
+             schema);
+    if (sqlite3_prepare_v2(w->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return map_error(w);
+    if (table != NULL)
+        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 0);
+        const char *type = (const char *)sqlite3_column_text(stmt, 1);
+        int is_view = strcmp(type, "view") == 0;
+        rc = pt_wh_catalog_add_table(&w->base, cat, name, is_view);
+        if (rc == 0 && level == PT_WH_CAT_FIELDS)
+            rc = catalog_fields(w, schema, name, cat);
+        /* A view whose tables were dropped since cannot say its columns: list it without. */
+        if (rc == PT_ENOTFOUND && is_view)
+            rc = 0;
+        if (rc != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : rc < 0 ? rc : map_error(w);
+}
+
+static int
+sq_catalog(pt_wh *wh, const char *schema, const char *table, pt_wh_cat_level level,
+           pt_wh_catalog *cat)
+{
+    sq_wh *w = (sq_wh *)wh;
+    char **names = NULL;
+    size_t n = 0, i;
+    int rc = schema_files(w, &names, &n);
+
+    for (i = 0; rc == 0 && i < n; i++) {
+        if (schema != NULL && strcasecmp(schema, names[i]) != 0)
+            continue;
+        rc = pt_wh_catalog_add_schema(wh, cat, names[i]);
+        if (rc == 0 && level >= PT_WH_CAT_TABLES)
+            rc = catalog_tables(w, names[i], table, level, cat);
+    }
+    free(names);
+    return rc;
+}
+
+/* Drops the tables and views of an attached schema, detaches it and removes its files. Other
+ * connections that have it attached keep the (now empty) file open until they detach it. */
+static int
+sq_drop_schema(pt_wh *wh, const char *schema)
+{
+    sq_wh *w = (sq_wh *)wh;
+    pt_wh_catalog *cat = NULL;
+    char lower[SCHEMA_MAX], path[4096], sql[SCHEMA_MAX + 32];
+    size_t i;
+    int rc;
+
+    if (strcasecmp(schema, "main") == 0 || strcasecmp(schema, "temp") == 0) {
+        pt_wh_set_error(wh, "schema name '%s' is reserved", schema);
+        return PT_EINVAL;
+    }
+    if (!sq_schema_exists(wh, schema)) {
+        pt_wh_set_error(wh, "schema %s not found", schema);
+        return PT_ENOTFOUND;
+    }
+    if (!sqlite3_get_autocommit(w->db)) {
+        pt_wh_set_error(wh, "cannot delete schema %s inside a transaction", schema);
+        return PT_EDB;
+    }
+    lower_copy(lower, schema, sizeof lower);
+    rc = pt_wh_catalog_read(wh, lower, NULL, PT_WH_CAT_TABLES, &cat);
+    /* Views first: a view may name a table of the schema. */
+    for (int views = 1; rc == 0 && views >= 0; views--)
+        for (i = 0; rc == 0 && cat->nschemas == 1 && i < cat->schemas[0].ntables; i++)
+            if (cat->schemas[0].tables[i].is_view == views)
+                rc = pt_wh_drop_table(wh, lower, cat->schemas[0].tables[i].name, views, 0);
+    if (rc == 0 && find_attached(w, lower) != NULL) {
+        snprintf(sql, sizeof sql, "DETACH DATABASE \"%s\"", lower);
+        if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            rc = map_error(w);
+        } else {
+            attached *a = find_attached(w, lower);
+            *a = w->att[--w->natt];
+        }
+    }
+    if (rc == 0 && schema_path(w, lower, path, sizeof path) == 0) {
+        size_t len = strlen(path);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            pt_wh_set_error(wh, "cannot remove %s: %s", path, strerror(errno));
+            rc = PT_EDB;
+        }
+        if (len + 4 < sizeof path) {
+            strcpy(path + len, "-wal");
+            unlink(path);
+            strcpy(path + len, "-shm");
+            unlink(path);
+        }
+    }
+    pt_wh_catalog_free(cat);
+    return rc;
+}
+
 static const char *const sqlite_types[][2] = {
     {"int", "INTEGER"}, {"float", "REAL"},          {"numeric", "NUMERIC"},
     {"text", "TEXT"},   {"bool", "BOOLEAN"},        {"date", "DATE"},
@@ -1021,4 +1226,7 @@ static const pt_wh_driver sqlite_driver = {
     .columns = sq_columns,
     .in_transaction = sq_in_transaction,
     .types = sqlite_types,
+    .catalog = sq_catalog,
+    .drop_schema = sq_drop_schema,
+    .drop_cascade = "",
 };

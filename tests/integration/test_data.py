@@ -117,7 +117,7 @@ result = db.create_table(CONN, {schema!r}, {table!r}, {fields!r}, {pk!r})
 def test_dw_name_and_list_databases(be):
     out = be.result("result = [pq.DW_NAME, pq.list_databases()]")
     assert out[0] == "dw"
-    names = {d["name"]: d["kind"] for d in out[1]}
+    names = {d["connection_name"]: d["kind"] for d in out[1]}
     assert names["dw"] == "sqlite"
     if be.kind == "postgres":
         assert names["pg"] == "postgres"
