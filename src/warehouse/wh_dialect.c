@@ -377,30 +377,34 @@ cast_type(const tok *t, size_t n, size_t i, size_t *after, char *err, size_t err
                  name);
         return -1;
     }
+    /* *after is the token just after the type's last one: the white space after it stays. */
+    *after = i + 1;
     i = sig(t, n, i + 1);
     /* The words of multi-word type names. */
-    if (strcmp(name, "double") == 0 && kw(t, n, i, "precision"))
+    if ((strcmp(name, "double") == 0 && kw(t, n, i, "precision")) ||
+        ((strcmp(name, "character") == 0 || strcmp(name, "char") == 0) && kw(t, n, i, "varying"))) {
+        *after = i + 1;
         i = sig(t, n, i + 1);
-    else if ((strcmp(name, "character") == 0 || strcmp(name, "char") == 0) &&
-             kw(t, n, i, "varying"))
-        i = sig(t, n, i + 1);
+    }
     if (punct(t, n, i, '(')) {
         while (i < n && !punct(t, n, i, ')'))
             i++;
+        *after = i + 1;
         i = sig(t, n, i + 1);
     }
     if ((kind == TY_TIMESTAMP || kind == TY_TIME) &&
         (kw(t, n, i, "with") || kw(t, n, i, "without"))) {
         size_t a = sig(t, n, i + 1), b = sig(t, n, a + 1);
-        if (kw(t, n, a, "time") && kw(t, n, b, "zone"))
+        if (kw(t, n, a, "time") && kw(t, n, b, "zone")) {
+            *after = b + 1;
             i = sig(t, n, b + 1);
+        }
     }
     if (punct(t, n, i, '[')) {
         snprintf(err, errsz, "the embedded SQLite warehouse has no array types (cast to %s[])",
                  name);
         return -1;
     }
-    *after = i;
     return kind;
 }
 
@@ -533,8 +537,15 @@ name_item(walk *w)
     if (!w->prim_ok || !w->prim_rewritten || !w->prim_lead || w->alias[0] == '\0' ||
         !w->lv[w->depth].in_select)
         return 0;
+    char as[sizeof w->alias + 8];
+    size_t end = w->out->len;
+
     w->prim_ok = 0;
-    return pt_buf_printf(w->out, " AS %s", w->alias) != 0 ? PT_ENOMEM : 0;
+    /* right after the item, before the white space that follows it */
+    while (end > w->prim && isspace((unsigned char)w->out->data[end - 1]))
+        end--;
+    snprintf(as, sizeof as, " AS %s", w->alias);
+    return splice(w->out, end, end, as);
 }
 
 static int
@@ -754,15 +765,20 @@ rewrite(walk *w, size_t coldef_paren, size_t skip)
                 else
                     k = sig(t, n, k + 1);
                 if (kw(t, n, k, "as") && kw(t, n, sig(t, n, k + 1), "identity")) {
-                    k = sig(t, n, sig(t, n, k + 1) + 1);
-                    if (punct(t, n, k, '(')) {
-                        while (k < n && !punct(t, n, k, ')'))
-                            k++;
-                        k++;
+                    size_t opt;
+                    k = sig(t, n, k + 1) + 1;
+                    opt = sig(t, n, k);
+                    if (punct(t, n, opt, '(')) {
+                        while (opt < n && !punct(t, n, opt, ')'))
+                            opt++;
+                        k = opt + 1;
                     }
                     if (lv->type_end > lv->type_start &&
                         splice(w->out, lv->type_start, lv->type_end, "INTEGER") != 0)
                         return PT_ENOMEM;
+                    while (w->out->len > 0 && isspace((unsigned char)w->out->data[w->out->len - 1]))
+                        w->out->len--; /* the space before GENERATED: the next token's stays */
+                    w->out->data[w->out->len] = '\0';
                     w->changed = 1;
                     i = k;
                     continue;
