@@ -433,6 +433,21 @@ put_cast(pt_buf *b, int kind, const char *expr, size_t len)
         rc |= pt_buf_append(b, expr, len);
         rc |= pt_buf_puts(b, " AS TEXT)) IN ('t', 'true', 'y', 'yes', 'on', '1'))");
         break;
+    case TY_INTEGER:
+        /* PostgreSQL rounds a fraction (12.5::int is 13), SQLite's CAST truncates it: round
+         * REAL values. The operand is written twice, so not when it holds a `?` parameter
+         * (a second `?` would be another parameter). */
+        if (memchr(expr, '?', len) == NULL) {
+            rc |= pt_buf_puts(b, "(CASE WHEN typeof(");
+            rc |= pt_buf_append(b, expr, len);
+            rc |= pt_buf_puts(b, ") = 'real' THEN CAST(round(");
+            rc |= pt_buf_append(b, expr, len);
+            rc |= pt_buf_puts(b, ") AS INTEGER) ELSE CAST(");
+            rc |= pt_buf_append(b, expr, len);
+            rc |= pt_buf_puts(b, " AS INTEGER) END)");
+            break;
+        }
+        /* fall through */
     default:
         rc |= pt_buf_puts(b, "CAST(");
         rc |= pt_buf_append(b, expr, len);
