@@ -550,7 +550,7 @@ static int
 name_item(walk *w)
 {
     if (!w->prim_ok || !w->prim_rewritten || !w->prim_lead || w->alias[0] == '\0' ||
-        !w->lv[w->depth].in_select)
+        !w->lv[w->depth].in_select || w->prim > w->out->len)
         return 0;
     char as[sizeof w->alias + 8];
     size_t end = w->out->len;
@@ -577,7 +577,7 @@ do_cast(walk *w, size_t i, size_t *next)
     size_t len, after = 0;
     int kind, rc;
 
-    if (!w->prim_ok) {
+    if (!w->prim_ok || w->prim > w->out->len) {
         snprintf(w->err, w->errsz, "cannot translate a '::' cast here (write CAST(x AS type))");
         return PT_EINVAL;
     }
@@ -1267,24 +1267,58 @@ plan_index(const tok *t, size_t n, size_t i, int unique, pt_whd_plan *plan, char
     return add_step(plan, PT_WHD_SQL, sql, NULL);
 }
 
-/* Could the statement need translating at all? A cheap test that keeps the common statements
- * (pq's own SELECT and INSERT) away from the token walk. */
+/* Could the statement need translating at all? One pass over its words: pq's own SELECT and
+ * INSERT statements, the most frequent by far, never reach the token walk. A word inside a
+ * string or a quoted name may say yes when the answer is no: the walk then changes nothing. */
 static int
 may_need(const char *sql, size_t len)
 {
-    static const char *const marks[] = {
-        "::",     "now",   "ilike", "uuid",   "date",     "time",  "interval", "truncate",
-        "schema", "alter", "drop",  "serial", "identity", "index", "unlogged", NULL};
-    char buf[4096];
-    const char *const *m;
+    static const char *const words[] = {"now",
+                                        "ilike",
+                                        "gen_random_uuid",
+                                        "uuid_generate_v4",
+                                        "date",
+                                        "time",
+                                        "timestamp",
+                                        "timestamptz",
+                                        "interval",
+                                        "truncate",
+                                        "schema",
+                                        "alter",
+                                        "drop",
+                                        "serial",
+                                        "serial2",
+                                        "serial4",
+                                        "serial8",
+                                        "smallserial",
+                                        "bigserial",
+                                        "generated",
+                                        "index",
+                                        "unlogged",
+                                        "clock_timestamp",
+                                        "statement_timestamp",
+                                        "transaction_timestamp",
+                                        NULL};
+    const char *p = sql, *end = sql + len;
+    const char *const *w;
 
-    if (len >= sizeof buf)
-        return 1;
-    memcpy(buf, sql, len);
-    buf[len] = '\0';
-    for (m = marks; *m != NULL; m++)
-        if (strcasestr(buf, *m) != NULL)
+    while (p < end) {
+        char word[24];
+        size_t n = 0;
+        if (p[0] == ':' && p + 1 < end && p[1] == ':')
             return 1;
+        if (!isalpha((unsigned char)*p) && *p != '_') {
+            p++;
+            continue;
+        }
+        for (; p < end && ident_char((unsigned char)*p); p++)
+            if (n < sizeof word - 1)
+                word[n++] = (char)tolower((unsigned char)*p);
+        word[n] = '\0';
+        for (w = words; *w != NULL; w++)
+            if (strcmp(word, *w) == 0)
+                return 1;
+    }
     return 0;
 }
 
