@@ -1,60 +1,180 @@
 /* cli_init.c - `portico init`: creates the data dir, its layout, the install's keys and the
- * metadata store. */
+ * metadata store, and optionally makes the default warehouse a PostgreSQL database. */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/keys.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "store/changes.h"
 #include "store/store.h"
+#include "warehouse/wh.h"
+
+static int
+remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* Removes a data dir this run of init created and could not finish, so that a failed init
+ * leaves nothing behind (a second try then starts from scratch). Never called for a data dir
+ * that existed before. */
+static void
+remove_new_datadir(const char *datadir)
+{
+    nftw(datadir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Turns libpq's multi-line messages ("...failed: Connection refused\n\tIs the server
+ * running...") into one line: every run of white space becomes one space. */
+static void
+one_line(char *s)
+{
+    char *start = s, *w = s;
+    int pending = 0;
+
+    for (; *s != '\0'; s++) {
+        if (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') {
+            pending = 1;
+            continue;
+        }
+        if (pending && w > start)
+            *w++ = ' ';
+        pending = 0;
+        *w++ = *s;
+    }
+    *w = '\0';
+}
+
+/* Is dsn a PostgreSQL connection string: a postgres:// or postgresql:// URI, or libpq's
+ * key=value form (anything without "://")? */
+static int
+looks_postgres(const char *dsn)
+{
+    return strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0 ||
+           strstr(dsn, "://") == NULL;
+}
+
+/* Records dsn as the default warehouse (checked beforehand) and keeps the embedded SQLite
+ * warehouse reachable as PT_WH_EMBEDDED, where the webhook inbox stays. Returns 0 or
+ * PT_CLI_ERROR (message printed). On a data dir that existed, the default warehouse may only
+ * be what it already is. */
+static int
+set_warehouse(const char *datadir, const char *dsn, int existed)
+{
+    pt_connection cur = {0},
+                  emb = {.name = PT_WH_EMBEDDED, .kind = "sqlite", .dsn = "warehouse/dw"};
+    pt_store *st = NULL;
+    char err[512];
+    int rc = PT_CLI_ERROR;
+
+    if (pt_store_open(datadir, &st, err, sizeof err) != 0)
+        return pt_cli_error("%s", err);
+    if (existed && pt_store_connection_get(st, PT_WH_DEFAULT, &cur) == 0 &&
+        strcmp(cur.kind, "postgres") != 0) {
+        pt_cli_error("data dir %s already has the embedded SQLite warehouse as 'dw'; "
+                     "--warehouse only applies to a new data dir",
+                     datadir);
+        goto done;
+    }
+    if (pt_store_warehouse_set(st, dsn) != 0) {
+        pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    pt_connection_clear(&cur);
+    if (pt_store_connection_get(st, PT_WH_EMBEDDED, &cur) == PT_ENOTFOUND &&
+        pt_store_connection_add(st, &emb) != 0) {
+        pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    rc = 0;
+done:
+    pt_connection_clear(&cur);
+    pt_store_close(st);
+    return rc;
+}
 
 /* Layout of a data dir (0700 throughout: it holds keys and data):
  *   portico.db          the metadata store (store_sqlite.c)
  *   run/changes         the change counter (changes.c)
- *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c)
+ *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c); with
+ *                       --warehouse, only the webhook inbox's schema lives here (connection
+ *                       "embedded") and "dw" is the PostgreSQL database
  *   keys/               jwt.key, apikey.key, master.key: 256-bit keys, 0600 (auth/keys.h);
  *                       master.key only when $PORTICO_MASTER_KEY is not set
  * init creates only what is missing: a key, once made, is never replaced (tokens, API keys
- * and secrets depend on it). */
+ * and secrets depend on it). --warehouse DSN (or $PORTICO_WAREHOUSE) is checked against the
+ * server before anything is created; a data dir that init created and could not finish is
+ * removed again. */
 int
 pt_cli_init(const char *datadir, int argc, char **argv)
 {
     static const char *subdirs[] = {"run", "warehouse", "warehouse/dw"};
-    const char *usage = "init";
-    char path[4096], err[512];
+    const char *usage = "init [--warehouse POSTGRESQL_DSN]";
+    const char *warehouse = NULL;
+    pt_cli_opt opts[] = {{"--warehouse", 1, &warehouse}, {NULL, 0, NULL}};
+    char path[4096], err[512], shown[1024] = "";
     struct stat sb;
     pt_store *st = NULL;
     pt_changes *ch = NULL;
     char *pos[1];
-    int npos = 0, existed, rc, nkeys = 0;
+    int npos = 0, existed, dir_existed, rc, nkeys = 0;
     size_t i;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (warehouse == NULL && getenv("PORTICO_WAREHOUSE") != NULL &&
+        getenv("PORTICO_WAREHOUSE")[0] != '\0')
+        warehouse = getenv("PORTICO_WAREHOUSE");
+    if (warehouse != NULL) {
+        /* Checked first: a DSN that does not work creates nothing. */
+        if (warehouse[0] == '\0' || !looks_postgres(warehouse))
+            return pt_cli_error("--warehouse takes a PostgreSQL connection string "
+                                "(postgresql://USER@HOST/DB or 'host=... dbname=...')");
+        pt_wh_dsn_redact(warehouse, shown, sizeof shown);
+        if (pt_wh_pg_check(warehouse, err, sizeof err) != 0) {
+            one_line(err);
+            return pt_cli_error("cannot use %s as the warehouse: %s", shown, err);
+        }
+    }
 
+    dir_existed = stat(datadir, &sb) == 0;
     snprintf(path, sizeof path, "%s/portico.db", datadir);
     existed = stat(path, &sb) == 0;
     if (pt_cli_mkdir_p(datadir, 0700) != 0)
         return pt_cli_error("cannot create %s: %s", datadir, strerror(errno));
     for (i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", datadir, subdirs[i]);
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
-            return pt_cli_error("cannot create %s: %s", path, strerror(errno));
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            rc = pt_cli_error("cannot create %s: %s", path, strerror(errno));
+            goto fail;
+        }
     }
-    if (pt_store_open(datadir, &st, err, sizeof err) != 0)
-        return pt_cli_error("%s", err);
+    if (pt_store_open(datadir, &st, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto fail;
+    }
     pt_store_close(st);
+    if (warehouse != NULL && (rc = set_warehouse(datadir, warehouse, existed)) != 0)
+        goto fail;
     rc = pt_changes_open(datadir, &ch);
-    if (rc != 0)
-        return pt_cli_error("cannot create %s/run/changes: %s", datadir, pt_strerror(rc));
+    if (rc != 0) {
+        rc = pt_cli_error("cannot create %s/run/changes: %s", datadir, pt_strerror(rc));
+        goto fail;
+    }
     pt_changes_close(ch);
-    if (pt_keys_init(datadir, &nkeys, err, sizeof err) != 0)
-        return pt_cli_error("%s", err);
+    if (pt_keys_init(datadir, &nkeys, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto fail;
+    }
 
     if (existed && nkeys > 0)
         printf("data dir %s is ready (it was already initialised; %d missing key%s created)\n",
@@ -63,5 +183,13 @@ pt_cli_init(const char *datadir, int argc, char **argv)
         printf("data dir %s is ready (it was already initialised)\n", datadir);
     else
         printf("initialised data dir %s\n", datadir);
+    if (warehouse != NULL)
+        printf("default warehouse dw: postgres, %s (the webhook inbox stays in the embedded "
+               "warehouse, connection '%s')\n",
+               shown, PT_WH_EMBEDDED);
     return 0;
+fail:
+    if (!dir_existed)
+        remove_new_datadir(datadir);
+    return rc;
 }

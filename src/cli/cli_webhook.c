@@ -91,7 +91,7 @@ webhook_events(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --limit '%s' (1 to 100000)", limit);
     if ((rc = pt_cli_need_datadir(datadir)) != 0)
         return rc;
-    if (pt_wh_open(datadir, "dw", &wh, err, sizeof(err)) != 0)
+    if (pt_wh_open_embedded(datadir, &wh, err, sizeof(err)) != 0)
         return pt_cli_error("%s", err);
     if (pt_wh_table_exists(wh, "webhooks", "events") != 1) {
         pt_wh_close(wh);
@@ -214,7 +214,7 @@ webhook_replay(const char *datadir, int argc, char **argv)
         return rc;
     }
     pt_store_close(st);
-    if (pt_wh_open(datadir, "dw", &wh, err, sizeof(err)) != 0) {
+    if (pt_wh_open_embedded(datadir, &wh, err, sizeof(err)) != 0) {
         pt_store_webhook_sources_free(srcs, nsrcs);
         return pt_cli_error("%s", err);
     }

@@ -77,13 +77,20 @@ typedef struct pt_connection {
                  * given so; get and list return it joined with the data dir); postgres: DSN */
 } pt_connection;
 
-/* Warehouse connections. "dw" always exists (embedded SQLite under DATA/warehouse/dw). */
+/* Warehouse connections. "dw" always exists: the embedded SQLite warehouse under
+ * DATA/warehouse/dw, or the PostgreSQL database pt_store_warehouse_set stored. get and list
+ * fill fields the caller frees (pt_connection_clear, pt_store_connections_free); add copies. */
 int pt_store_connection_add(pt_store *st, const pt_connection *c);
 int pt_store_connection_get(pt_store *st, const char *name, pt_connection *out);
 int pt_store_connection_rm(pt_store *st, const char *name);
 int pt_store_connection_list(pt_store *st, pt_connection **out, size_t *n);
 void pt_connection_clear(pt_connection *c);
 void pt_store_connections_free(pt_connection *list, size_t n);
+/* Makes the default warehouse "dw" the PostgreSQL database dsn (borrowed; stored, never
+ * logged). Running it again with the same dsn is a no-op; a different one is PT_EEXIST (the
+ * warehouse's data would be stranded), as is a dw that is already PostgreSQL elsewhere.
+ * Returns 0, PT_EINVAL (empty dsn), PT_EEXIST or PT_EDB, with pt_store_errmsg. */
+int pt_store_warehouse_set(pt_store *st, const char *dsn);
 
 /* ---- Authorization (DESIGN section 4) --------------------------------------------------- */
 

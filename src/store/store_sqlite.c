@@ -15,7 +15,9 @@
  *   endpoints(name PK, path UNIQUE, shape        shape = path with every {param} and `*`
  *             UNIQUE, methods, script, auth,     segment written `*`: two paths with the same
  *             created)                           shape would be ambiguous to the router
- *   connections(name PK, kind, dsn)              warehouse connections other than "dw"
+ *   connections(name PK, kind, dsn)              warehouse connections; a row named "dw"
+ *                                                exists only when `portico init --warehouse`
+ *                                                made the default warehouse PostgreSQL
  *
  * Added by schema version 2 (authorization, DESIGN section 4):
  *
@@ -1301,14 +1303,53 @@ done:
 }
 
 int
+pt_store_warehouse_set(pt_store *st, const char *dsn)
+{
+    sqlite3_stmt *stmt = NULL;
+    pt_connection old = {0};
+    int rc;
+
+    if (dsn == NULL || dsn[0] == '\0') {
+        seterr(st, "the default warehouse needs a PostgreSQL DSN");
+        return PT_EINVAL;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = get_row(st, "SELECT name, kind, dsn FROM connections WHERE name = ?1", DW_NAME,
+                 &connection_kind, &old, "get connection");
+    if (rc == 0) {
+        /* Same DSN: init run again with the same option. Anything else would strand the data
+         * of the warehouse scripts have been writing to. */
+        if (strcmp(old.kind, "postgres") != 0 || strcmp(old.dsn, dsn) != 0) {
+            seterr(st, "the default warehouse 'dw' is already set to another PostgreSQL "
+                       "database; it cannot be changed");
+            rc = PT_EEXIST;
+        }
+        goto done;
+    }
+    if (rc != PT_ENOTFOUND)
+        goto done;
+    rc = prepare(st, "INSERT INTO connections(name, kind, dsn) VALUES (?1, 'postgres', ?2)", &stmt);
+    if (rc != 0)
+        goto done;
+    sqlite3_bind_text(stmt, 1, DW_NAME, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, dsn, -1, SQLITE_STATIC);
+    rc = run_stmt(st, stmt, "set the default warehouse");
+done:
+    pt_connection_clear(&old);
+    return finish(st, rc);
+}
+
+int
 pt_store_connection_get(pt_store *st, const char *name, pt_connection *out)
 {
     int rc;
 
-    if (strcmp(name, DW_NAME) == 0)
-        return connection_fill(st, out, DW_NAME, DW_KIND, DW_DSN);
     rc = get_row(st, "SELECT name, kind, dsn FROM connections WHERE name = ?1", name,
                  &connection_kind, out, "get connection");
+    if (rc == PT_ENOTFOUND && strcmp(name, DW_NAME) == 0)
+        return connection_fill(st, out, DW_NAME, DW_KIND, DW_DSN);
     if (rc == PT_ENOTFOUND)
         seterr(st, "no connection named '%s'", name);
     return rc;
@@ -1331,11 +1372,13 @@ pt_store_connection_list(pt_store *st, pt_connection **out, size_t *n)
     void *list = NULL;
     int rc;
 
-    /* The built-in connection comes first, as a row of its own, then the stored ones by name. */
+    /* The default warehouse comes first (its stored row when init made it PostgreSQL, else the
+     * built-in one), then the stored ones by name. */
     rc = list_rows(st,
                    "SELECT name, kind, dsn FROM ("
                    "SELECT 0 AS builtin, '" DW_NAME "' AS name, '" DW_KIND "' AS kind, '" DW_DSN
-                   "' AS dsn UNION ALL SELECT 1, name, kind, dsn FROM connections) "
+                   "' AS dsn WHERE NOT EXISTS (SELECT 1 FROM connections WHERE name = '" DW_NAME
+                   "') UNION ALL SELECT name <> '" DW_NAME "', name, kind, dsn FROM connections) "
                    "ORDER BY builtin, name",
                    NULL, 0, &connection_kind, &list, n);
     *out = list;

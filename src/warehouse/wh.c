@@ -74,12 +74,30 @@ pt_wh_ident_valid(const char *s)
     return 1;
 }
 
+/* Opens the embedded SQLite warehouse DATA/warehouse/dw under the connection name `name`. */
+static int
+open_embedded(const char *datadir, const char *name, pt_wh **out, char *err, size_t errsz)
+{
+    char dir[4096];
+
+    if (snprintf(dir, sizeof dir, "%s/warehouse", datadir) >= (int)sizeof dir - 3) {
+        snprintf(err, errsz, "data dir path too long");
+        return PT_EINVAL;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errsz, "cannot create %s: %s", dir, strerror(errno));
+        return PT_EUNAVAIL;
+    }
+    strncat(dir, "/dw", sizeof dir - strlen(dir) - 1);
+    return pt_wh_sqlite_open(name, dir, out, err, errsz);
+}
+
 int
 pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t errsz)
 {
     pt_connection conn = {0};
     pt_store *st = NULL;
-    char dir[4096];
+    char path[4096];
     struct stat sb;
     int rc;
 
@@ -92,19 +110,13 @@ pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t
         snprintf(err, errsz, "no data dir at %s", datadir);
         return PT_EUNAVAIL;
     }
-    if (strcmp(name, "dw") == 0) {
-        /* The built-in connection needs no store lookup (hot in pq.dbconnect). */
-        if (snprintf(dir, sizeof dir, "%s/warehouse", datadir) >= (int)sizeof dir) {
-            snprintf(err, errsz, "data dir path too long");
-            return PT_EINVAL;
-        }
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errsz, "cannot create %s: %s", dir, strerror(errno));
-            return PT_EUNAVAIL;
-        }
-        strncat(dir, "/dw", sizeof dir - strlen(dir) - 1);
-        return pt_wh_sqlite_open("dw", dir, out, err, errsz);
-    }
+    /* The default warehouse is the embedded one unless `init --warehouse` stored a row for it,
+     * which needs a store; a directory without one (unit tests, a bare warehouse) has the
+     * embedded one. pq caches the connection it opens, so the store is read once per worker. */
+    if (strcmp(name, PT_WH_DEFAULT) == 0 &&
+        (snprintf(path, sizeof path, "%s/portico.db", datadir) >= (int)sizeof path ||
+         stat(path, &sb) != 0))
+        return open_embedded(datadir, PT_WH_DEFAULT, out, err, errsz);
 
     rc = pt_store_open(datadir, &st, err, errsz);
     if (rc != 0) {
@@ -120,7 +132,9 @@ pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t
         snprintf(err, errsz, "%s", pt_store_errmsg(st));
         goto done;
     }
-    if (strcmp(conn.kind, "sqlite") == 0) {
+    if (strcmp(name, PT_WH_DEFAULT) == 0 && strcmp(conn.kind, "sqlite") == 0) {
+        rc = open_embedded(datadir, PT_WH_DEFAULT, out, err, errsz);
+    } else if (strcmp(conn.kind, "sqlite") == 0) {
         rc = pt_wh_sqlite_open(name, conn.dsn, out, err, errsz);
     } else if (strcmp(conn.kind, "postgres") == 0) {
         rc = pt_wh_pg_open(name, conn.dsn, out, err, errsz);
@@ -133,6 +147,19 @@ done:
     pt_connection_clear(&conn);
     pt_store_close(st);
     return rc;
+}
+
+int
+pt_wh_open_embedded(const char *datadir, pt_wh **out, char *err, size_t errsz)
+{
+    struct stat sb;
+
+    *out = NULL;
+    if (stat(datadir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errsz, "no data dir at %s", datadir);
+        return PT_EUNAVAIL;
+    }
+    return open_embedded(datadir, PT_WH_EMBEDDED, out, err, errsz);
 }
 
 void

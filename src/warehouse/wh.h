@@ -47,10 +47,21 @@ typedef struct pt_value {
 typedef struct pt_wh pt_wh;
 typedef struct pt_wh_cursor pt_wh_cursor;
 
+/* The default warehouse's connection name (pq.DW_NAME). It is the embedded SQLite warehouse
+ * (DATA/warehouse/dw), or the PostgreSQL database `portico init --warehouse DSN` stored. */
+#define PT_WH_DEFAULT "dw"
+/* The name under which the embedded SQLite warehouse stays reachable when the default one is
+ * PostgreSQL: the webhook inbox (schema `webhooks`) always lives in the embedded one. */
+#define PT_WH_EMBEDDED "embedded"
+
 /* Opens connection `name` of data dir `datadir` ("dw" always exists). Returns 0,
  * PT_ENOTFOUND (unknown connection), PT_EUNAVAIL or PT_EDB; on error err says why.
  * Caller frees with pt_wh_close. */
 int pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t errsz);
+/* Opens the embedded SQLite warehouse DATA/warehouse/dw, whatever the default warehouse is
+ * (named PT_WH_EMBEDDED): the webhook inbox's events live there. Same returns as pt_wh_open;
+ * caller frees with pt_wh_close. */
+int pt_wh_open_embedded(const char *datadir, pt_wh **out, char *err, size_t errsz);
 void pt_wh_close(pt_wh *wh); /* NULL is a no-op */
 /* The connection's name (borrowed). */
 const char *pt_wh_name(const pt_wh *wh);

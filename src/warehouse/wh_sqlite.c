@@ -29,6 +29,12 @@
  * one becomes the cursor. Statements without result columns run to completion inside
  * pt_wh_exec so that changes/last_id are known; the others take their first step in
  * pt_wh_cursor_next. Parameters are ?, ?NNN, or PostgreSQL-style $N (bound by number).
+ *
+ * PostgreSQL's dialect: every statement pt_wh_exec runs goes through wh_dialect.c first, so
+ * that scripts written for Peliqan's PostgreSQL warehouse run (TRUNCATE, CREATE SCHEMA, casts,
+ * now(), ...; docs/HANDLERS.md lists what remains different). A translation is either one
+ * statement, prepared in place of the original, or a plan of steps run here (run_plan), all or
+ * none. Statements that need nothing keep SQLite's own splitting, so trigger bodies stay whole.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -45,6 +51,7 @@
 #include <sqlite3.h>
 
 #include "core/err.h"
+#include "warehouse/wh_dialect.h"
 #include "warehouse/wh_int.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -625,6 +632,169 @@ set_counts(sq_wh *w, sq_cursor *c)
     }
 }
 
+static int sq_create_schema(pt_wh *wh, const char *schema);
+static int sq_table_exists(pt_wh *wh, const char *schema, const char *table);
+static int sq_schema_exists(pt_wh *wh, const char *schema);
+
+/* Prepares and runs one statement (a step of a plan) to completion. */
+static int
+run_sql(sq_wh *w, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    const char *tail = NULL;
+    int rc = prepare_one(w, sql, &stmt, &tail);
+
+    if (rc == 0 && stmt != NULL)
+        rc = run_to_done(w, stmt);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Does schema.table have column col (all validated identifiers; schema "" searches every
+ * schema)? 1 yes, 0 no, PT_ENOTFOUND when there is no such table, or PT_EDB. */
+static int
+has_column(sq_wh *w, const char *schema, const char *table, const char *col)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[3 * SCHEMA_MAX + 64];
+    int rc, found = 0, rows = 0;
+
+    if (schema[0] != '\0') {
+        rc = sq_table_exists(&w->base, schema, table);
+        if (rc <= 0)
+            return rc == 0 ? PT_ENOTFOUND : rc;
+        snprintf(sql, sizeof sql, "PRAGMA \"%s\".table_info(\"%s\")", schema, table);
+    } else {
+        snprintf(sql, sizeof sql, "PRAGMA table_info(\"%s\")", table);
+    }
+    if (sqlite3_prepare_v2(w->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return map_error(w);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 1);
+        rows++;
+        if (name != NULL && strcasecmp(name, col) == 0)
+            found = 1;
+    }
+    rc = rc == SQLITE_DONE ? (rows > 0 ? found : PT_ENOTFOUND) : map_error(w);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* RESTART IDENTITY: forgets schema.table's AUTOINCREMENT counter, if it has one (a plain
+ * INTEGER PRIMARY KEY starts again at 1 by itself once the table is empty). */
+static int
+reset_identity(sq_wh *w, const char *schema, const char *table)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[SCHEMA_MAX + 96];
+    int rc;
+
+    if (schema[0] == '\0' || sq_table_exists(&w->base, schema, "sqlite_sequence") != 1)
+        return 0;
+    snprintf(sql, sizeof sql, "DELETE FROM \"%s\".sqlite_sequence WHERE name = ?1 COLLATE NOCASE",
+             schema);
+    if (sqlite3_prepare_v2(w->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return map_error(w);
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    rc = run_to_done(w, stmt);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int
+run_step(sq_wh *w, const pt_whd_step *st)
+{
+    int rc;
+
+    switch (st->op) {
+    case PT_WHD_CREATE_SCHEMA:
+        rc = sq_schema_exists(&w->base, st->schema);
+        if (rc == 1 && !st->flag) {
+            pt_wh_set_error(&w->base, "schema \"%s\" already exists", st->schema);
+            return PT_EDB;
+        }
+        return rc == 1 ? 0 : sq_create_schema(&w->base, st->schema);
+    case PT_WHD_ADD_COLUMN:
+    case PT_WHD_DROP_COLUMN:
+        rc = has_column(w, st->schema, st->table, st->column);
+        if (rc == PT_ENOTFOUND && st->if_table)
+            return 0;
+        if (rc == PT_ENOTFOUND) {
+            pt_wh_set_error(&w->base, "table %s%s%s not found", st->schema,
+                            st->schema[0] != '\0' ? "." : "", st->table);
+            return PT_ENOTFOUND;
+        }
+        if (rc < 0)
+            return rc;
+        if (st->flag && rc == (st->op == PT_WHD_ADD_COLUMN))
+            return 0; /* IF NOT EXISTS and there, or IF EXISTS and missing */
+        return run_sql(w, st->sql);
+    case PT_WHD_RESET_IDENTITY:
+        return reset_identity(w, st->schema, st->table);
+    case PT_WHD_SQL:
+        break;
+    }
+    return run_sql(w, st->sql);
+}
+
+/* Runs the steps of a translated statement, all or none: several steps run inside a
+ * savepoint (which also nests in a transaction the script began). */
+static int
+run_plan(sq_wh *w, const pt_whd_plan *plan)
+{
+    int rc = 0, sp = plan->n > 1;
+    size_t i;
+
+    if (sp && sqlite3_exec(w->db, "SAVEPOINT pt_translated", NULL, NULL, NULL) != SQLITE_OK)
+        return map_error(w);
+    for (i = 0; rc == 0 && i < plan->n; i++)
+        rc = run_step(w, &plan->steps[i]);
+    if (sp && rc == 0 &&
+        sqlite3_exec(w->db, "RELEASE pt_translated", NULL, NULL, NULL) != SQLITE_OK)
+        rc = map_error(w);
+    if (sp && rc != 0) {
+        sqlite3_exec(w->db, "ROLLBACK TO pt_translated", NULL, NULL, NULL);
+        sqlite3_exec(w->db, "RELEASE pt_translated", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+/* Prepares the statement at pos, translated from PostgreSQL's dialect when it needs it.
+ * Returns 0 with *stmt (NULL when there is nothing to run, or when a plan of several steps
+ * already ran: *ran is then 1) and *tail (where the next statement starts), or a pt_err. */
+static int
+prepare_translated(sq_wh *w, const char *pos, size_t nparams, sqlite3_stmt **stmt,
+                   const char **tail, int *ran)
+{
+    pt_whd_plan plan = {0};
+    size_t len = pt_whd_stmt_len(pos);
+    const char *ignored = NULL;
+    int rc;
+
+    *stmt = NULL;
+    *ran = 0;
+    rc = pt_whd_translate(pos, len, &plan, w->base.err, sizeof w->base.err);
+    if (rc != 0) {
+        pt_whd_plan_clear(&plan);
+        return rc == PT_ENOMEM ? rc : PT_EDB;
+    }
+    if (plan.n == 0) {
+        rc = prepare_one(w, pos, stmt, tail);
+    } else if (plan.n == 1 && plan.steps[0].op == PT_WHD_SQL) {
+        rc = prepare_one(w, plan.steps[0].sql, stmt, &ignored);
+        *tail = pos + len;
+    } else if (nparams > 0) {
+        pt_wh_set_error(&w->base, "this statement takes no parameters");
+        rc = PT_EDB;
+    } else {
+        rc = run_plan(w, &plan);
+        *ran = rc == 0;
+        *tail = pos + len;
+    }
+    pt_whd_plan_clear(&plan);
+    return rc;
+}
+
 static int
 sq_exec(pt_wh *wh, const char *sql, const pt_value *params, size_t nparams, pt_wh_cursor **out)
 {
@@ -632,15 +802,16 @@ sq_exec(pt_wh *wh, const char *sql, const pt_value *params, size_t nparams, pt_w
     sqlite3_stmt *stmt = NULL;
     sq_cursor *c = NULL;
     const char *pos = sql, *tail = NULL;
-    int64_t total;
-    int rc;
+    int64_t total = sqlite3_total_changes64(w->db);
+    int rc, ran = 0;
 
     *out = NULL;
     for (;;) {
-        rc = prepare_one(w, pos, &stmt, &tail);
+        total = sqlite3_total_changes64(w->db);
+        rc = prepare_translated(w, pos, nparams, &stmt, &tail, &ran);
         if (rc != 0)
             return rc;
-        if (stmt == NULL || sql_rest_empty(tail))
+        if ((stmt == NULL && !ran) || sql_rest_empty(tail))
             break;
         /* Not the last statement: run it now, so that the next one sees its effects. */
         if (nparams > 0) {
@@ -648,16 +819,16 @@ sq_exec(pt_wh *wh, const char *sql, const pt_value *params, size_t nparams, pt_w
             pt_wh_set_error(wh, "parameters need a single SQL statement");
             return PT_EDB;
         }
-        rc = run_to_done(w, stmt);
+        rc = stmt != NULL ? run_to_done(w, stmt) : 0;
         sqlite3_finalize(stmt);
         stmt = NULL;
         if (rc != 0)
             return rc;
         pos = tail;
     }
-    total = sqlite3_total_changes64(w->db);
     if (stmt != NULL) {
         int ncols = sqlite3_column_count(stmt);
+        total = sqlite3_total_changes64(w->db);
         rc = bind_params(w, stmt, params, nparams, ncols > 0);
         if (rc == 0 && ncols == 0)
             rc = run_to_done(w, stmt);
@@ -675,7 +846,7 @@ sq_exec(pt_wh *wh, const char *sql, const pt_value *params, size_t nparams, pt_w
     c->total_before = total;
     if (c->base.ncols == 0) {
         c->state = CUR_DONE;
-        if (c->stmt != NULL)
+        if (c->stmt != NULL || ran)
             set_counts(w, c);
     }
     *out = &c->base;
