@@ -109,6 +109,18 @@ pump(int out, int err, int errinfo, capture *output, capture *error)
     }
 }
 
+/* The script's process while it runs, for forward_signal. */
+static volatile pid_t child_pid;
+
+/* SIGTERM or SIGHUP to `portico run` (a process manager, pq.run_script stopping a run) goes to
+ * the script, and this process stays to record how it ended. */
+static void
+forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
 /* What `portico run` was asked to run. */
 typedef struct run_args {
     const char *file;   /* FILE.py, or NULL */
@@ -302,7 +314,7 @@ pt_cli_run(const char *datadir, int argc, char **argv)
     capture output = {NULL, 0, PT_STORE_RUN_OUTPUT_MAX, 0}, error = {NULL, 0, ERROR_MAX, 0};
     int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_info[2] = {-1, -1};
     int64_t run_id = 0;
-    struct sigaction ign, old_int, old_quit, old_pipe;
+    struct sigaction ign, fwd, old_int, old_quit, old_pipe, old_term, old_hup;
     char why[128] = "";
     int rc, status = 0, code;
     pid_t pid;
@@ -344,9 +356,15 @@ pt_cli_run(const char *datadir, int argc, char **argv)
      * how it ended. */
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_signal;
+    fwd.sa_flags = SA_RESTART;
+    child_pid = pid;
     sigaction(SIGINT, &ign, &old_int);
     sigaction(SIGQUIT, &ign, &old_quit);
     sigaction(SIGPIPE, &ign, &old_pipe);
+    sigaction(SIGTERM, &fwd, &old_term);
+    sigaction(SIGHUP, &fwd, &old_hup);
     pump(p_out[0], p_err[0], p_info[0], &output, &error);
     p_out[0] = p_err[0] = p_info[0] = -1; /* closed by pump */
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -354,6 +372,9 @@ pt_cli_run(const char *datadir, int argc, char **argv)
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    child_pid = 0;
     if (WIFSIGNALED(status)) {
         code = 128 + WTERMSIG(status);
         snprintf(why, sizeof why, "the script was killed by signal %d (%s)", WTERMSIG(status),

@@ -16,7 +16,8 @@
  *      NAME` (/proc/self/exe), in a process group of its own: a script that crashes or exits
  *      never takes the worker down. The child records the run's end and output; the parent
  *      waits with the GIL released, waking every POLL_MS to let a handler timeout (an
- *      asynchronous TimeoutError) or a signal stop the wait, and then kills the group.
+ *      asynchronous TimeoutError) or a signal stop the wait; it then stops the group (SIGTERM,
+ *      which the recorder passes on and records, then SIGKILL).
  */
 #include "py/py_int.h"
 
@@ -37,7 +38,8 @@
 #include "store/store.h"
 #include "store/store_runs.h"
 
-#define POLL_MS 200
+#define POLL_MS 200  /* how often a wait checks for a timeout or a signal */
+#define STOP_MS 2000 /* how long a stopped run may take to record its end */
 
 extern char **environ;
 
@@ -437,6 +439,25 @@ exit_code_of(int status)
     return 1;
 }
 
+/* Stops the run's process group: SIGTERM, which the recorder passes on to the script and
+ * then records, and SIGKILL after STOP_MS if the group is still there. Reaps pid. GIL held;
+ * released while waiting. */
+static void
+stop_group(pid_t pid, int pidfd)
+{
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    PyThreadState *ts;
+    int status;
+
+    kill(-pid, SIGTERM);
+    ts = PyEval_SaveThread();
+    if (poll(&p, 1, STOP_MS) <= 0)
+        kill(-pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    PyEval_RestoreThread(ts);
+}
+
 /* Waits for pid (GIL held on entry and exit, released while waiting). Returns its exit code,
  * or -1 with a Python exception set when the wait was interrupted (the process group is then
  * killed and reaped). */
@@ -459,10 +480,7 @@ wait_child(pid_t pid)
         PyObject *t = tick_fn != NULL ? PyObject_CallNoArgs(tick_fn) : Py_NewRef(Py_None);
         if (t == NULL || PyErr_CheckSignals() != 0) {
             Py_XDECREF(t);
-            kill(-pid, SIGKILL);
-            ts = PyEval_SaveThread();
-            waitpid(pid, &status, 0);
-            PyEval_RestoreThread(ts);
+            stop_group(pid, pidfd);
             close(pidfd);
             return -1;
         }

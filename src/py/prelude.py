@@ -517,8 +517,11 @@ def install_scripts(pq, c):
         try:
             code = c.spawn(rid, name)
         except BaseException as e:
-            c.run_finish(rid, "error", -1, "the run was stopped: %s: %s"
-                         % (type(e).__name__, e))
+            # The wait was interrupted (a handler timeout, a signal): the run was stopped.
+            run = c.run_get(rid)
+            c.run_finish(rid, "error", -1 if run[5] == "running" else run[8],
+                         "the run was stopped because its caller was interrupted (%s%s)"
+                         % (type(e).__name__, ": %s" % e if str(e) else ""))
             raise
         run = c.run_get(rid)
         if run[5] == "running":

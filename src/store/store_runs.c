@@ -96,15 +96,19 @@ pt_store_run_finish(pt_store *st, const pt_script_run *r)
     if (rc != 0)
         return rc;
     rc = prepare(st,
-                 "UPDATE script_runs SET status = ?2, finished = ?3, exit_code = ?4, output = ?5, "
-                 "output_dropped = ?6, error = ?7 WHERE id = ?1",
+                 "UPDATE script_runs SET status = ?2, finished = ?3, exit_code = ?4, "
+                 "output = coalesce(?5, output), "
+                 "output_dropped = iif(?5 IS NULL, output_dropped, ?6), error = ?7 WHERE id = ?1",
                  &stmt, "record the end of a run");
     if (rc == 0) {
         sqlite3_bind_int64(stmt, 1, r->id);
         sqlite3_bind_text(stmt, 2, r->status, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 3, r->finished != 0 ? r->finished : now_ms());
         sqlite3_bind_int(stmt, 4, r->exit_code);
-        sqlite3_bind_text(stmt, 5, len > 0 ? r->output : "", (int)len, SQLITE_STATIC);
+        if (r->output != NULL)
+            sqlite3_bind_text(stmt, 5, len > 0 ? r->output : "", (int)len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(stmt, 5); /* keep what was recorded */
         sqlite3_bind_int64(stmt, 6, dropped);
         pt_store_sqlite_bind_opt_text(stmt, 7, r->error);
         rc = pt_store_sqlite_run(st, stmt, "record the end of a run");

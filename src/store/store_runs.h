@@ -33,8 +33,10 @@ typedef struct pt_script_run {
  * serves differently because of a run). Returns 0 or a pt_err. */
 int pt_store_run_start(pt_store *st, pt_script_run *r);
 /* Records the end of run r->id: status, exit_code, output (output_len bytes, borrowed; cut at
- * PT_STORE_RUN_OUTPUT_MAX with the rest added to output_dropped), error (may be NULL);
- * finished is set to now when 0. PT_ENOTFOUND for an unknown id. */
+ * PT_STORE_RUN_OUTPUT_MAX with the rest added to output_dropped; NULL keeps the output already
+ * recorded), error (may be NULL); finished is set to now when 0. May be called again to
+ * correct an ended run (pq.run_script does when it stopped the run). PT_ENOTFOUND for an
+ * unknown id. */
 int pt_store_run_finish(pt_store *st, const pt_script_run *r);
 /* One run with its output. PT_ENOTFOUND (message names the id). Caller frees with
  * pt_script_run_clear. */

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -470,3 +471,61 @@ def test_run_output_is_capped_with_a_note(portico, cli):
     dropped = 1100 * 1024 + 8 - (1 << 20)
     assert out.endswith(f"[output cut: the log keeps the first {1 << 20} bytes; {dropped} more "
                         "bytes were not recorded]\n"), out[-300:]
+
+
+def wait_for(pred, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def test_a_handler_timeout_stops_the_run_it_waits_for(portico, server, cli):
+    portico.add_script("Slow Job", """\
+        import threading
+        print('started', flush=True)
+        threading.Event().wait()   # never set: only the stop ends this run
+        """)
+    path = publish_named(portico, "Runner", "runner", RUNNER)
+    hello = publish_named(portico, "Hello", "hello", "def handler(request):\n    return 'hi'\n")
+    s = server("--timeout", "1", workers=1)
+    r = s.get(path, params={"name": "Slow Job"})
+    assert r.status_code == 504, r.text
+
+    def stopped():
+        shown = cli("runs", "show", "1").stdout
+        return shown if "status: error" in shown else None
+    shown = wait_for(stopped)
+    assert shown, cli("runs", "show", "1").stdout
+    assert "stopped because its caller was interrupted (TimeoutError)" in shown, shown
+    assert shown.endswith("output:\nstarted\n"), shown
+    assert s.get(hello).status_code == 200
+
+
+def test_webhook_processing_script_with_a_free_text_name_keeps_state(portico, server, cli):
+    name = "Process - Stripe events"
+    portico.add_script(name, """\
+        def handler(event):
+            state = pq.get_state() or {'seen': []}
+            state['seen'].append(event['json']['n'])
+            state['id'] = pq.INTERFACE_ID
+            pq.set_state(state)
+        """)
+    sid = script_id(cli, name)
+    cli("webhook", "source", "add", "stripe", "--script", name)
+    assert name in cli("webhook", "source", "list").stdout
+    token = cli("webhook", "url").stdout.strip().rsplit("/", 1)[1]
+    reader = portico.write("state.py", f"import json\nprint(json.dumps("
+                                       f"pq.get_interface_state({sid})))\n")
+
+    def state():
+        return json.loads(cli("run", reader).stdout)
+
+    s = server(workers=1)
+    for n in (1, 2):
+        r = s.post(f"/webhook/{token}/stripe", json={"n": n})
+        assert r.status_code == 200, r.text
+        got = wait_for(lambda: (lambda st: st if st and len(st["seen"]) == n else None)(state()))
+        assert got == {"seen": list(range(1, n + 1)), "id": sid}, state()
