@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,18 +206,21 @@ begin_run(const char *datadir, const run_args *a, pt_script **script, int64_t *r
         fprintf(stderr, "warning: this run is not recorded: %s\n", err);
         return 0;
     }
-    if (a->script != NULL && pt_store_script_get(st, a->script, 0, script) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
     if (a->record != NULL) {
-        if (pt_cli_parse_long(a->record, 1, INT64_MAX, &rec) != 0 ||
+        /* pq.run_script made the record: run the version it names. */
+        if (a->script == NULL || pt_cli_parse_long(a->record, 1, INT64_MAX, &rec) != 0 ||
             pt_store_run_get(st, rec, &r) != 0) {
-            rc = pt_cli_error("invalid --record '%s' (a run id)", a->record);
+            rc = pt_cli_error("invalid --record '%s' (the run id of a --script run)", a->record);
             goto done;
         }
+        if (pt_store_script_get(st, a->script, r.version, script) != 0)
+            rc = pt_cli_error("%s", pt_store_errmsg(st));
         pt_script_run_clear(&r);
         *run_id = rec;
+        goto done;
+    }
+    if (a->script != NULL && pt_store_script_get(st, a->script, 0, script) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
         goto done;
     }
     memset(&r, 0, sizeof r);
@@ -326,6 +330,10 @@ pt_cli_run(const char *datadir, int argc, char **argv)
         return PT_CLI_ERROR;
     if (a.file != NULL && check_file(a.file) != 0)
         return PT_CLI_ERROR;
+    /* Started by pq.run_script: a worker that goes away stops its run (the worker's thread
+     * waits for this process until it ends, so only the worker's exit sends this). */
+    if (a.record != NULL && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == 1)
+        return pt_cli_error("the process that started this run is gone");
     rc = begin_run(datadir, &a, &script, &run_id);
     if (rc != 0)
         goto done;

@@ -1,6 +1,7 @@
 /* pq_scripts.c - the store side of pq's state, script and run functions (pq.get_state,
  * pq.list_scripts, pq.run_script, ...): C primitives in a private module, _portico_scripts,
- * that the prelude's last section wraps with Peliqan's names and return shapes.
+ * that the prelude's last section wraps with Peliqan's names and return shapes. Every function
+ * here is called with the GIL held; the store calls and the waits release it.
  *
  * Design notes
  *
@@ -28,6 +29,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,7 +45,8 @@
 
 extern char **environ;
 
-static pt_store *store; /* owned; opened on first use (note 1) */
+static pt_store *store;   /* owned; opened on first use (note 1) */
+static char *datadir_abs; /* owned: the data dir as an absolute path, for runs */
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Set by set_errors() from the prelude: pq.Error, pq.InvalidArgument, pq.ScriptNotFound,
@@ -516,9 +519,12 @@ c_spawn(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "Ls", &run_id, &name))
         return NULL;
+    if (datadir_abs == NULL)
+        return PyErr_Format(err_error, "runs need a data dir");
     snprintf(idbuf, sizeof idbuf, "%lld", run_id);
-    char *argv[] = {"portico", "--data",   (char *)pt_py_datadir, "run", "--record",
-                    idbuf,     "--script", (char *)name,          NULL};
+    /* Absolute: a handler may have changed the working directory since start-up. */
+    char *argv[] = {"portico", "--data",   datadir_abs,  "run", "--record",
+                    idbuf,     "--script", (char *)name, NULL};
 
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -589,6 +595,15 @@ pt_py_pq_scripts_setup(PyObject *module)
 
     if (pt_pyg.prelude == NULL)
         return 0; /* no runtime (syntax checks only): pq has no script functions there */
+    if (datadir_abs == NULL && pt_py_datadir != NULL) {
+        datadir_abs = realpath(pt_py_datadir, NULL);
+        if (datadir_abs == NULL)
+            datadir_abs = strdup(pt_py_datadir);
+        if (datadir_abs == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     c = PyModule_Create(&c_def);
     if (c == NULL)
         goto done;
