@@ -261,6 +261,8 @@ def test_free_text_script_names_through_cli_and_endpoint(portico, server, cli):
     s = server()
     r = s.get("/rapport")
     assert (r.status_code, r.text) == (200, "ok")
+    doc = s.get("/_portico/openapi.json").json()   # names the endpoint, not the script
+    assert "/rapport" in doc["paths"], doc
     cli("script", "rollback", name, check=False)   # one version only: refused, but by name
     cli("script", "rm", name, check=False)          # used by an endpoint: refused
     assert name in cli("script", "list").stdout
@@ -494,11 +496,13 @@ def test_a_handler_timeout_stops_the_run_it_waits_for(portico, server, cli):
     r = s.get(path, params={"name": "Slow Job"})
     assert r.status_code == 504, r.text
 
+    # The recorder records the end first (killed by SIGTERM), then pq.run_script says why.
     def stopped():
         shown = cli("runs", "show", "1").stdout
-        return shown if "status: error" in shown else None
+        return shown if "stopped because" in shown else None
     shown = wait_for(stopped)
     assert shown, cli("runs", "show", "1").stdout
+    assert "status: error" in shown, shown
     assert "stopped because its caller was interrupted (TimeoutError)" in shown, shown
     assert shown.endswith("output:\nstarted\n"), shown
     assert s.get(hello).status_code == 200
