@@ -23,7 +23,7 @@ static const char help_text[] =
     "                                         run the server (default 127.0.0.1:8080)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
     "  script list | show NAME|--id ID [--version V] [--info]\n"
-    "  script rollback NAME [VERSION] | rm NAME\n"
+    "  script rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME\n"
     "  endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey\n"
     "               [--method GET,POST]\n"
     "  endpoint list | show NAME | rm NAME\n"

@@ -13,7 +13,7 @@
 
 static const char script_usage[] =
     "script add NAME FILE | list | show NAME|--id ID [--version V] [--info] | "
-    "rollback NAME [VERSION] | rm NAME";
+    "rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME";
 
 static int
 script_add(const char *datadir, int argc, char **argv)
@@ -170,15 +170,41 @@ done:
 }
 
 static int
+script_rename(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script rename NAME NEW_NAME";
+    pt_store *st = NULL;
+    char *pos[2];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 2, 2, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_script_rename(st, pos[0], pos[1]) != 0)
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+    else
+        printf("script %s renamed to %s\n", pos[0], pos[1]);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
 script_rm(const char *datadir, int argc, char **argv)
 {
     return pt_cli_store_name_cmd(datadir, argc, argv, "script rm NAME", pt_store_script_rm,
                                  "script ", " removed");
 }
 
-static const pt_cli_sub script_subs[] = {
-    {"add", NULL, script_add},           {"list", "ls", script_list}, {"show", NULL, script_show},
-    {"rollback", NULL, script_rollback}, {"rm", NULL, script_rm},     {NULL, NULL, NULL}};
+static const pt_cli_sub script_subs[] = {{"add", NULL, script_add},
+                                         {"list", "ls", script_list},
+                                         {"show", NULL, script_show},
+                                         {"rollback", NULL, script_rollback},
+                                         {"rename", NULL, script_rename},
+                                         {"rm", NULL, script_rm},
+                                         {NULL, NULL, NULL}};
 
 int
 pt_cli_script(const char *datadir, int argc, char **argv)

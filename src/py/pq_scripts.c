@@ -301,6 +301,22 @@ c_put(PyObject *self, PyObject *args)
     return PyLong_FromLong(version);
 }
 
+/* rename(name, new_name) */
+static PyObject *
+c_rename(PyObject *self, PyObject *args)
+{
+    const char *name, *new_name;
+    store_call c;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ss", &name, &new_name))
+        return NULL;
+    STORE_CALL(c, pt_store_script_rename(store, name, new_name));
+    if (c.rc != 0)
+        return raise_call(&c, err_script_nf);
+    Py_RETURN_NONE;
+}
+
 /* set_mode(id, run_mode) */
 static PyObject *
 c_set_mode(PyObject *self, PyObject *args)
@@ -567,6 +583,7 @@ static PyMethodDef c_methods[] = {
     {"create", c_create, METH_VARARGS, NULL},
     {"put", c_put, METH_VARARGS, NULL},
     {"set_mode", c_set_mode, METH_VARARGS, NULL},
+    {"rename", c_rename, METH_VARARGS, NULL},
     {"run_start", c_run_start, METH_VARARGS, NULL},
     {"run_finish", c_run_finish, METH_VARARGS, NULL},
     {"run_get", c_run_get, METH_VARARGS, NULL},

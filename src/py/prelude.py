@@ -487,19 +487,21 @@ def install_scripts(pq, c):
     def update_script(script_id=None, script_name=None, name=_empty, group=_empty,
                       raw_script=_empty, settings=_empty, state=_empty, flow=_empty,
                       editor=_empty, run_mode=_empty):
-        """raw_script stores a new version; state sets the script's state; run_mode changes
-        it. Renaming is refused (endpoints and webhook sources refer to scripts by name);
-        group, settings, flow and editor have no meaning here and are ignored."""
+        """raw_script stores a new version; name renames the script (its endpoints and
+        webhook sources follow); state sets the script's state; run_mode changes it. group,
+        settings, flow and editor have no meaning here and are ignored."""
         t = _lookup(script_id, script_name, "update_script")
         sid, current = t[0], t[1]
-        if name is not _empty and name != current:
-            raise Error("pq.update_script(): renaming script %r to %r is not supported: "
-                        "endpoints and webhook sources refer to scripts by name; add a new "
-                        "script with pq.add_script() instead" % (current, name))
+        rename = name is not _empty and name != current
+        if rename and not isinstance(name, str):
+            raise InvalidArgument("pq.update_script(): name must be a str")
         if raw_script is not _empty:
             _check_source(current, raw_script, "update_script")
         if run_mode is not _empty:
             mode = _run_mode(run_mode, "update_script")
+        if rename:
+            c.rename(current, name)
+            current = name
         if raw_script is not _empty:
             c.put(current, raw_script)
         if run_mode is not _empty:

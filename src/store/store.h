@@ -75,6 +75,11 @@ int pt_store_state_get(pt_store *st, int64_t id, char **value, size_t *len);
 int pt_store_state_set(pt_store *st, int64_t id, const char *value, size_t len);
 /* Makes `version` current (0: the version before the current one). PT_ENOTFOUND, PT_EINVAL. */
 int pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_current);
+/* Renames a script, with its versions, id and state; endpoints and webhook sources that run
+ * it follow. PT_ENOTFOUND (no such script), PT_EEXIST when new_name is taken or was ever used
+ * by another script (workers cache compiled scripts by name and version, so a name's versions
+ * are never reused), PT_EINVAL for a bad new name. */
+int pt_store_script_rename(pt_store *st, const char *name, const char *new_name);
 /* Removes a script and all its versions; PT_EEXIST (with the endpoint named in the error
  * message) when an endpoint still uses it, PT_ENOTFOUND when unknown. */
 int pt_store_script_rm(pt_store *st, const char *name);

@@ -1116,6 +1116,88 @@ pt_store_script_rm(pt_store *st, const char *name)
     return finish(st, rc);
 }
 
+/* Runs sql with the text parameters ?1 = a and ?2 = b (borrowed) to completion. */
+static int
+run_sql_tt(pt_store *st, const char *sql, const char *a, const char *b, const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare(st, sql, &stmt);
+
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, b, -1, SQLITE_STATIC);
+    return run_stmt(st, stmt, what);
+}
+
+int
+pt_store_script_rename(pt_store *st, const char *name, const char *new_name)
+{
+    /* Every place that names a script, ?1 the old name and ?2 the new one. script_seq keeps
+     * the old name's row (invariant 3: a new script under the old name goes on from its last
+     * version) and gets one for the new name. */
+    static const char *const moves[] = {
+        "INSERT INTO script_seq(name, last) VALUES "
+        "(?1, (SELECT max(version) FROM script_versions WHERE name = ?1)) "
+        "ON CONFLICT(name) DO UPDATE SET last = max(last, excluded.last)",
+        "UPDATE scripts SET name = ?2 WHERE name = ?1",
+        "UPDATE script_versions SET name = ?2 WHERE name = ?1",
+        "UPDATE script_meta SET name = ?2 WHERE name = ?1",
+        "INSERT INTO script_seq(name, last) SELECT ?2, last FROM script_seq WHERE name = ?1",
+        "UPDATE endpoints SET script = ?2 WHERE script = ?1",
+    };
+    int64_t one = 0;
+    int rc;
+
+    rc = script_check_name(st, new_name);
+    if (rc != 0)
+        return rc;
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", name, 0, &one);
+    if (rc < 0)
+        goto done;
+    if (rc == 0) {
+        seterr(st, "no script named '%s'", name);
+        rc = PT_ENOTFOUND;
+        goto done;
+    }
+    /* Invariant 3 again: workers cache compiled modules by (name, version) and the versions
+     * keep their numbers, so the new name must never have had versions of its own. */
+    rc = query_int(st,
+                   "SELECT 1 WHERE EXISTS (SELECT 1 FROM scripts WHERE name = ?1) "
+                   "OR EXISTS (SELECT 1 FROM script_seq WHERE name = ?1)",
+                   new_name, 0, &one);
+    if (rc < 0)
+        goto done;
+    if (rc == 1) {
+        seterr(st,
+               strcmp(name, new_name) == 0
+                   ? "script '%s' already has that name"
+                   : "the script name '%s' is taken, or was used before (the versions of a "
+                     "name are never reused)",
+               new_name);
+        rc = PT_EEXIST;
+        goto done;
+    }
+    /* The foreign keys hold again once every table is updated: check them at COMMIT. */
+    rc = exec_sql(st, "PRAGMA defer_foreign_keys = ON");
+    for (size_t i = 0; rc == 0 && i < sizeof moves / sizeof moves[0]; i++)
+        rc = run_sql_tt(st, moves[i], name, new_name, "rename script");
+    /* Webhook sources (store_webhooks.c) name their processing script, when the table exists. */
+    if (rc == 0)
+        rc = query_int(st,
+                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                       "name = 'webhook_sources'",
+                       NULL, 0, &one);
+    if (rc == 1)
+        rc = run_sql_tt(st, "UPDATE webhook_sources SET script = ?2 WHERE script = ?1", name,
+                        new_name, "rename script");
+done:
+    return finish(st, rc);
+}
+
 int
 pt_store_script_list(pt_store *st, pt_script **out, size_t *n)
 {

@@ -243,13 +243,39 @@ def test_list_get_add_update_scripts(portico, server, cli):
     assert got["error"] == "InvalidArgument" and "run_mode" in got["message"], got
     got = call(s, path, "update_script", script_id=sid, raw_script="if True\n")
     assert got["error"] == "InvalidArgument", got
-    got = call(s, path, "update_script", script_id=sid, name="Renamed")
-    assert got["error"] == "Error" and "renaming" in got["message"], got
+    got = call(s, path, "update_script", script_id=sid, name="Admin")
+    assert got["error"] == "InvalidArgument" and "is taken" in got["message"], got
     got = call(s, path, "update_script", script_id=424242, raw_script="x = 1\n")
     assert got["error"] == "ScriptNotFound", got
     assert [x["name"] for x in call(s, path, "list_scripts")["result"]] == \
         ["Admin", "Load - Data Warehouse"]
     assert cli("script", "show", "Load - Data Warehouse").stdout == new
+
+
+def test_rename_keeps_the_id_the_state_and_the_endpoint(portico, server, cli):
+    path = publish_named(portico, "Old Name", "svc", STATE)
+    admin = publish_named(portico, "Admin", "admin", ADMIN, methods="POST")
+    sid = script_id(cli, "Old Name")
+    s = server()
+    ok_json(s.post(path, json={"value": {"bookmark": 7}}))
+
+    got = call(s, admin, "update_script", script_name="Old Name", name="New Name")["result"]
+    assert (got["id"], got["name"]) == (sid, "New Name")
+    got = ok_json(s.get(path))   # the endpoint follows the script
+    assert got["state"] == {"bookmark": 7} and got["id"] == sid, got
+    names = cli("script", "list").stdout
+    assert "New Name" in names and "Old Name" not in names
+    assert "New Name" in cli("endpoint", "show", "svc").stdout
+
+    # A name in use, or once used by a script with versions of its own, is refused.
+    got = call(s, admin, "update_script", script_id=sid, name="Admin")
+    assert got["error"] == "InvalidArgument" and "taken" in got["message"], got
+    assert_cli_error(cli("script", "rename", "New Name", "Old Name", check=False),
+                     "was used before")
+    assert cli("script", "rename", "New Name", "Third Name").stdout == \
+        "script New Name renamed to Third Name\n"
+    assert ok_json(s.get(path))["id"] == sid
+    assert_cli_error(cli("script", "rename", "Nope", "X", check=False), "no script named 'Nope'")
 
 
 def test_free_text_script_names_through_cli_and_endpoint(portico, server, cli):

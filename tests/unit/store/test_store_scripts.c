@@ -367,3 +367,65 @@ TEST(store_migrates_v2_to_v3)
     pt_store_close(st);
     rm_tree(dir);
 }
+
+TEST(store_script_rename)
+{
+    char dir[64], err[256], *value = NULL;
+    pt_store *st = NULL;
+    pt_script *s = NULL;
+    pt_endpoint ep = {0}, got = {0};
+    size_t len = 0;
+    int64_t id;
+    int v = 0;
+
+    ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_script_put(st, "load", "v1", 2, &v), 0);
+    ASSERT_EQ(pt_store_script_put(st, "load", "v2", 2, &v), 0);
+    ASSERT_EQ(pt_store_script_put(st, "other", "o1", 2, &v), 0);
+    ASSERT_EQ(pt_store_script_get(st, "load", 0, &s), 0);
+    id = s->id;
+    pt_script_free(s);
+    s = NULL;
+    ASSERT_EQ(pt_store_state_set(st, id, "{\"n\": 1}", 8), 0);
+    ep.name = "load";
+    ep.path = "/load";
+    ep.methods = 1;
+    ep.script = "load";
+    ep.auth = "public";
+    ASSERT_EQ(pt_store_endpoint_add(st, &ep), 0);
+
+    ASSERT_EQ(pt_store_script_rename(st, "load", "Load - Data Warehouse"), 0);
+    ASSERT_EQ(pt_store_script_get(st, "load", 0, &s), PT_ENOTFOUND);
+    ASSERT_EQ(pt_store_script_get(st, "Load - Data Warehouse", 0, &s), 0);
+    ASSERT_EQ(s->id, id);
+    ASSERT_EQ(s->version, 2);
+    ASSERT_STREQ(s->source, "v2");
+    pt_script_free(s);
+    s = NULL;
+    ASSERT_EQ(pt_store_state_get(st, id, &value, &len), 0);
+    ASSERT_MEMSTR(value, len, "{\"n\": 1}");
+    free(value);
+    ASSERT_EQ(pt_store_endpoint_get(st, "load", &got), 0);
+    ASSERT_STREQ(got.script, "Load - Data Warehouse");
+    pt_endpoint_clear(&got);
+
+    /* The versions go on under the new name; the old name never reuses them. */
+    ASSERT_EQ(pt_store_script_put(st, "Load - Data Warehouse", "v3", 2, &v), 0);
+    ASSERT_EQ(v, 3);
+    ASSERT_EQ(pt_store_script_put(st, "load", "new", 3, &v), 0);
+    ASSERT_EQ(v, 3);
+
+    /* Refused: unknown script, a taken name, a name used before, a bad name. */
+    ASSERT_EQ(pt_store_script_rename(st, "nope", "x"), PT_ENOTFOUND);
+    ASSERT_EQ(pt_store_script_rename(st, "other", "load"), PT_EEXIST);
+    ASSERT_EQ(pt_store_script_rm(st, "load"), 0);
+    ASSERT_EQ(pt_store_script_rename(st, "other", "load"), PT_EEXIST);
+    ASSERT_TRUE(strstr(pt_store_errmsg(st), "was used before") != NULL);
+    ASSERT_EQ(pt_store_script_rename(st, "other", " bad"), PT_EINVAL);
+    ASSERT_EQ(pt_store_script_get(st, "other", 0, &s), 0);
+    pt_script_free(s);
+
+    pt_store_close(st);
+    rm_tree(dir);
+}
