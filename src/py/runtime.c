@@ -556,6 +556,28 @@ report_exception(int err_fd)
     PyErr_Clear();
 }
 
+/* The globals a run's script starts with (new reference; NULL with an error set): the
+ * prelude's script_globals(pq, RUN_CONTEXT_RUN) (pq, st and RUN_CONTEXT, as a background run in
+ * Peliqan has them) when the prelude has it, else pq alone. */
+static PyObject *
+run_globals(PyObject *pq)
+{
+    PyObject *fn = PyObject_GetAttrString(pt_pyg.prelude, "script_globals");
+    PyObject *context =
+        fn != NULL ? PyObject_GetAttrString(pt_pyg.prelude, "RUN_CONTEXT_RUN") : NULL;
+    PyObject *init = NULL;
+
+    if (fn != NULL && context != NULL)
+        init = PyObject_CallFunctionObjArgs(fn, pq, context, NULL);
+    else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        init = Py_BuildValue("{s:O}", "pq", pq);
+    }
+    Py_XDECREF(context);
+    Py_XDECREF(fn);
+    return init;
+}
+
 int
 pt_py_run(const pt_py_run_spec *spec)
 {
@@ -598,7 +620,7 @@ pt_py_run(const pt_py_run_spec *spec)
 
     PyObject *runpy = PyImport_ImportModule("runpy");
     PyObject *pq = PyImport_ImportModule("pq");
-    PyObject *init = pq != NULL ? Py_BuildValue("{s:O}", "pq", pq) : NULL;
+    PyObject *init = pq != NULL ? run_globals(pq) : NULL;
     PyObject *res = NULL;
     if (runpy != NULL && init != NULL && spec->path != NULL)
         res = PyObject_CallMethod(runpy, "run_path", "sOs", spec->path, init, "__main__");
