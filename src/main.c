@@ -23,7 +23,8 @@ static const char help_text[] =
     "        [--webhook-attempts N] [--webhook-backoff SECONDS]\n"
     "                                         run the server (default 127.0.0.1:8080)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
-    "  script list | show NAME [--version V] | rollback NAME [VERSION] | rm NAME\n"
+    "  script list | show NAME|--id ID [--version V] [--info]\n"
+    "  script rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME\n"
     "  endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey\n"
     "               [--method GET,POST]\n"
     "  endpoint list | show NAME | rm NAME\n"
@@ -44,6 +45,9 @@ static const char help_text[] =
     "  db import CONN SCHEMA TABLE FILE       import a CSV file or a JSON array of objects\n"
     "  db query CONN SQL [--json]             run SQL and print the rows\n"
     "  run FILE.py [ARGS...]                  run a standalone script with `pq` available\n"
+    "  run --script NAME [ARGS...]            run a stored script's current version\n"
+    "  runs [--script NAME] [--limit N] | runs show ID\n"
+    "                                         recorded runs, and one run's output\n"
     "  webhook url | rotate [--base URL]      the install's webhook URL (and a new one)\n"
     "  webhook events [--since ID] [--limit N] [--source NAME] [--json] | replay ID\n"
     "  webhook source add NAME [--verify github|stripe|hmac-sha256] [--secret NAME]\n"
@@ -56,12 +60,19 @@ static const char help_text[] =
     "./portico-data. Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 static const pt_cli_sub commands[] = {
-    {"init", NULL, pt_cli_init},       {"serve", NULL, pt_cli_serve},
-    {"script", NULL, pt_cli_script},   {"endpoint", NULL, pt_cli_endpoint},
-    {"db", NULL, pt_cli_db},           {"run", NULL, pt_cli_run},
-    {"token", NULL, pt_cli_token},     {"apikey", NULL, pt_cli_apikey},
-    {"secret", NULL, pt_cli_secret},   {"auth", NULL, pt_cli_auth},
-    {"webhook", NULL, pt_cli_webhook}, {NULL, NULL, NULL},
+    {"init", NULL, pt_cli_init},
+    {"serve", NULL, pt_cli_serve},
+    {"script", NULL, pt_cli_script},
+    {"endpoint", NULL, pt_cli_endpoint},
+    {"db", NULL, pt_cli_db},
+    {"run", NULL, pt_cli_run},
+    {"runs", NULL, pt_cli_runs},
+    {"token", NULL, pt_cli_token},
+    {"apikey", NULL, pt_cli_apikey},
+    {"secret", NULL, pt_cli_secret},
+    {"auth", NULL, pt_cli_auth},
+    {"webhook", NULL, pt_cli_webhook},
+    {NULL, NULL, NULL},
 };
 
 int
@@ -101,6 +112,8 @@ main(int argc, char **argv)
             passthrough = 1;
         if (nargs == 2 && strcmp(args[0], "run") == 0 && a[0] != '-')
             passthrough = 1; /* args[1] is the script */
+        if (nargs >= 3 && strcmp(args[0], "run") == 0 && strcmp(args[nargs - 2], "--script") == 0)
+            passthrough = 1; /* `run --script NAME ARGS`: args[nargs - 1] is the script */
     }
 
     if (nargs == 0) {

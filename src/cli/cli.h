@@ -20,6 +20,7 @@ int pt_cli_script(const char *datadir, int argc, char **argv);
 int pt_cli_endpoint(const char *datadir, int argc, char **argv);
 int pt_cli_db(const char *datadir, int argc, char **argv);
 int pt_cli_run(const char *datadir, int argc, char **argv);
+int pt_cli_runs(const char *datadir, int argc, char **argv);
 int pt_cli_serve(const char *datadir, int argc, char **argv);
 int pt_cli_token(const char *datadir, int argc, char **argv);
 int pt_cli_apikey(const char *datadir, int argc, char **argv);

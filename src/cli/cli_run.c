@@ -1,34 +1,542 @@
-/* cli_run.c - `portico run FILE.py [ARGS...]`: a standalone script with `pq` available. */
+/* cli_run.c - `portico run FILE.py|--script NAME [ARGS...]`: a standalone script with `pq`
+ * available, recorded as a run; and `portico runs`, which reads those records.
+ *
+ * Design notes
+ *
+ *   `portico run` is a small recorder around the script: it records the run (store_runs.h),
+ *   forks, and the child runs the script in Python with stdout and stderr on pipes. The parent
+ *   (which never starts Python) copies what comes through the pipes to its own stdout and
+ *   stderr as it arrives, so the terminal shows the output as it happens, and keeps the first
+ *   PT_STORE_RUN_OUTPUT_MAX bytes of both, interleaved as they came, for the record. A third
+ *   pipe carries the traceback of a failed script. Because the recorder is another process, a
+ *   script that crashes the interpreter (a segfault in an extension, os._exit) still gets its
+ *   run recorded, with its output, as an error.
+ *
+ *   pq.run_script starts `portico run --record ID --script NAME`: the worker created the record
+ *   (trigger "pq.run_script") and this process fills it in. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/err.h"
 #include "py/py.h"
+#include "store/store.h"
+#include "store/store_runs.h"
+
+#define ERROR_MAX (64u << 10) /* bytes of traceback kept */
+
+static const char run_usage[] = "run FILE.py [ARGS...] | run --script NAME [ARGS...]";
+
+/* A bounded capture: the first `cap` bytes are kept, the rest only counted. */
+typedef struct capture {
+    char *data;
+    size_t len, cap;
+    int64_t dropped;
+} capture;
+
+static void
+capture_add(capture *c, const char *p, size_t n)
+{
+    size_t room = c->cap - c->len;
+    size_t take = n < room ? n : room;
+
+    if (take > 0 && c->data != NULL) {
+        memcpy(c->data + c->len, p, take);
+        c->len += take;
+    }
+    c->dropped += (int64_t)(n - take);
+}
+
+/* Writes all of p to fd, giving up quietly on an error (a closed terminal must not stop the
+ * script or its record). */
+static void
+copy_out(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads the three pipes until all are closed: out and err are copied to 1 and 2 and captured
+ * into output, errinfo captured into error. */
+static void
+pump(int out, int err, int errinfo, capture *output, capture *error)
+{
+    struct pollfd p[3] = {{out, POLLIN, 0}, {err, POLLIN, 0}, {errinfo, POLLIN, 0}};
+    char buf[65536];
+    int open = 3;
+
+    while (open > 0) {
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        for (int i = 0; i < 3; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            ssize_t n = read(p[i].fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open--;
+                continue;
+            }
+            if (i < 2) {
+                copy_out(i + 1, buf, (size_t)n);
+                capture_add(output, buf, (size_t)n);
+            } else {
+                capture_add(error, buf, (size_t)n);
+            }
+        }
+    }
+}
+
+/* The script's process while it runs, for forward_signal. */
+static volatile pid_t child_pid;
+
+/* SIGTERM or SIGHUP to `portico run` (a process manager, pq.run_script stopping a run) goes to
+ * the script, and this process stays to record how it ended. */
+static void
+forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
+/* What `portico run` was asked to run. */
+typedef struct run_args {
+    const char *file;   /* FILE.py, or NULL */
+    const char *script; /* --script NAME, or NULL */
+    const char *record; /* --record ID (pq.run_script), or NULL */
+    int argc;           /* sys.argv[1:] */
+    char **argv;
+} run_args;
+
+/* Parses the options before FILE or after --script NAME. Returns 0, -1 for --help (printed),
+ * or an exit status with the error printed. */
+static int
+parse_run_args(int argc, char **argv, run_args *a)
+{
+    int i = 0;
+
+    memset(a, 0, sizeof *a);
+    while (i < argc && argv[i][0] == '-') {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            printf("usage: portico %s\n", run_usage);
+            return -1;
+        }
+        if (strcmp(o, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(o, "--script") != 0 && strcmp(o, "--record") != 0)
+            return pt_cli_error("unknown option '%s' (usage: portico %s)", o, run_usage);
+        if (i + 1 >= argc)
+            return pt_cli_error("%s needs a value", o);
+        if (strcmp(o, "--record") == 0) {
+            a->record = argv[i + 1];
+            i += 2;
+            continue;
+        }
+        a->script = argv[i + 1];
+        i += 2;
+        break; /* everything after --script NAME belongs to the script */
+    }
+    if (a->script == NULL) {
+        if (i >= argc)
+            return pt_cli_usage(run_usage);
+        a->file = argv[i++];
+    }
+    a->argc = argc - i;
+    a->argv = argv + i;
+    return 0;
+}
+
+/* Checks that the file can be read; prints the error. */
+static int
+check_file(const char *path)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) != 0)
+        return pt_cli_error("cannot read %s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return pt_cli_error("cannot read %s: is a directory", path);
+    if (access(path, R_OK) != 0)
+        return pt_cli_error("cannot read %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Records the start of the run (or adopts --record's). Fills *run_id (0: not recorded, with a
+ * warning printed, for a file run whose store cannot be written) and, for --script, *script.
+ * Returns 0 or an exit status with the error printed. */
+static int
+begin_run(const char *datadir, const run_args *a, pt_script **script, int64_t *run_id)
+{
+    pt_store *st = NULL;
+    char err[1024];
+    pt_script_run r;
+    long rec = 0;
+    int rc = 0;
+
+    *run_id = 0;
+    if (pt_store_open(datadir, &st, err, sizeof err) != 0) {
+        if (a->file == NULL)
+            return pt_cli_error("%s", err);
+        fprintf(stderr, "warning: this run is not recorded: %s\n", err);
+        return 0;
+    }
+    if (a->record != NULL) {
+        /* pq.run_script made the record: run the version it names. */
+        if (a->script == NULL || pt_cli_parse_long(a->record, 1, INT64_MAX, &rec) != 0 ||
+            pt_store_run_get(st, rec, &r) != 0) {
+            rc = pt_cli_error("invalid --record '%s' (the run id of a --script run)", a->record);
+            goto done;
+        }
+        if (pt_store_script_get(st, a->script, r.version, script) != 0)
+            rc = pt_cli_error("%s", pt_store_errmsg(st));
+        pt_script_run_clear(&r);
+        *run_id = rec;
+        goto done;
+    }
+    if (a->script != NULL && pt_store_script_get(st, a->script, 0, script) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    memset(&r, 0, sizeof r);
+    r.script_id = *script != NULL ? (*script)->id : 0;
+    r.script = (char *)(*script != NULL ? (*script)->name : a->file); /* borrowed */
+    r.version = *script != NULL ? (*script)->version : 0;
+    r.trigger = "cli";
+    if (pt_store_run_start(st, &r) != 0) {
+        if (a->file == NULL) {
+            rc = pt_cli_error("%s", pt_store_errmsg(st));
+            goto done;
+        }
+        fprintf(stderr, "warning: this run is not recorded: %s\n", pt_store_errmsg(st));
+    } else {
+        *run_id = r.id;
+    }
+done:
+    pt_store_close(st);
+    return rc;
+}
+
+/* Records the end of run_id (0: nothing to record). */
+static void
+end_run(const char *datadir, int64_t run_id, int code, const capture *output, const capture *error,
+        const char *fallback_error)
+{
+    pt_store *st = NULL;
+    char err[1024];
+    pt_script_run r;
+
+    if (run_id == 0)
+        return;
+    memset(&r, 0, sizeof r);
+    r.id = run_id;
+    r.status = code == 0 ? "success" : "error";
+    r.exit_code = code;
+    r.output = output->data;
+    r.output_len = output->len;
+    r.output_dropped = output->dropped;
+    if (code != 0)
+        r.error = error->len > 0 ? error->data : (char *)fallback_error;
+    if (pt_store_open(datadir, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "warning: the end of run %lld is not recorded: %s\n", (long long)run_id,
+                err);
+        return;
+    }
+    if (pt_store_run_finish(st, &r) != 0)
+        fprintf(stderr, "warning: the end of run %lld is not recorded: %s\n", (long long)run_id,
+                pt_store_errmsg(st));
+    pt_store_close(st);
+}
+
+/* The child: runs the script with stdout, stderr and the traceback on the given pipes. Never
+ * returns. */
+static void
+run_child(const char *datadir, const run_args *a, const pt_script *s, int out, int err, int errinfo)
+{
+    char **argv = NULL;
+    int status;
+
+    fflush(NULL);
+    if (dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        _exit(1);
+    close(out);
+    close(err);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    /* sys.argv: [FILE or NAME, ARGS...], as `python3 FILE ARGS...` gives. */
+    argv = calloc((size_t)a->argc + 2, sizeof *argv);
+    if (argv == NULL)
+        _exit(1);
+    argv[0] = (char *)(a->file != NULL ? a->file : s->name);
+    for (int i = 0; i < a->argc; i++)
+        argv[i + 1] = a->argv[i];
+    pt_py_run_spec spec = {.datadir = datadir,
+                           .path = a->file,
+                           .name = s != NULL ? s->name : NULL,
+                           .id = s != NULL ? s->id : 0,
+                           .version = s != NULL ? s->version : 0,
+                           .source = s != NULL ? s->source : NULL,
+                           .source_len = s != NULL ? s->source_len : 0,
+                           .argc = a->argc + 1,
+                           .argv = argv,
+                           .error_fd = errinfo};
+    status = pt_py_run(&spec);
+    fflush(NULL);
+    _exit(status);
+}
 
 int
 pt_cli_run(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "run FILE.py [ARGS...]";
-    struct stat sb;
+    run_args a;
+    pt_script *script = NULL;
+    capture output = {NULL, 0, PT_STORE_RUN_OUTPUT_MAX, 0}, error = {NULL, 0, ERROR_MAX, 0};
+    int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_info[2] = {-1, -1};
+    int64_t run_id = 0;
+    struct sigaction ign, fwd, old_int, old_quit, old_pipe, old_term, old_hup;
+    char why[128] = "";
+    int rc, status = 0, code;
+    pid_t pid;
 
-    /* Everything after FILE belongs to the script (main.c leaves it untouched). */
-    if (argc == 0)
-        return pt_cli_usage(usage);
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        printf("usage: portico %s\n", usage);
-        return 0;
-    }
+    rc = parse_run_args(argc, argv, &a);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
-    if (stat(argv[0], &sb) != 0)
-        return pt_cli_error("cannot read %s: %s", argv[0], strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return pt_cli_error("cannot read %s: is a directory", argv[0]);
-    if (access(argv[0], R_OK) != 0)
-        return pt_cli_error("cannot read %s: %s", argv[0], strerror(errno));
-    /* sys.argv is [FILE, ARGS...], as `python3 FILE ARGS...` gives. */
-    return pt_py_run_file(datadir, argv[0], argc, argv);
+    if (a.file != NULL && check_file(a.file) != 0)
+        return PT_CLI_ERROR;
+    /* Started by pq.run_script: a worker that goes away stops its run (the worker's thread
+     * waits for this process until it ends, so only the worker's exit sends this). */
+    if (a.record != NULL && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == 1)
+        return pt_cli_error("the process that started this run is gone");
+    rc = begin_run(datadir, &a, &script, &run_id);
+    if (rc != 0)
+        goto done;
+    output.data = malloc(output.cap);
+    error.data = malloc(error.cap + 1);
+    if (output.data == NULL || error.data == NULL || pipe2(p_out, O_CLOEXEC) != 0 ||
+        pipe2(p_err, O_CLOEXEC) != 0 || pipe2(p_info, O_CLOEXEC) != 0) {
+        rc = pt_cli_error("cannot start the run: %s", strerror(errno));
+        goto done;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        rc = pt_cli_error("cannot start the run: %s", strerror(errno));
+        goto done;
+    }
+    if (pid == 0) {
+        close(p_out[0]);
+        close(p_err[0]);
+        close(p_info[0]);
+        run_child(datadir, &a, script, p_out[1], p_err[1], p_info[1]);
+    }
+    close(p_out[1]);
+    close(p_err[1]);
+    close(p_info[1]);
+    p_out[1] = p_err[1] = p_info[1] = -1;
+    /* Like system(): ^C goes to the script (same process group); this process stays to record
+     * how it ended. */
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_signal;
+    fwd.sa_flags = SA_RESTART;
+    child_pid = pid;
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    sigaction(SIGTERM, &fwd, &old_term);
+    sigaction(SIGHUP, &fwd, &old_hup);
+    pump(p_out[0], p_err[0], p_info[0], &output, &error);
+    p_out[0] = p_err[0] = p_info[0] = -1; /* closed by pump */
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    child_pid = 0;
+    if (WIFSIGNALED(status)) {
+        code = 128 + WTERMSIG(status);
+        snprintf(why, sizeof why, "the script was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+        fprintf(stderr, "error: %s\n", why);
+    } else {
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+        snprintf(why, sizeof why, "the script exited with status %d", code);
+    }
+    error.data[error.len] = '\0';
+    end_run(datadir, run_id, code, &output, &error, why);
+    rc = code;
+done:
+    for (int i = 0; i < 2; i++) {
+        if (p_out[i] >= 0)
+            close(p_out[i]);
+        if (p_err[i] >= 0)
+            close(p_err[i]);
+        if (p_info[i] >= 0)
+            close(p_info[i]);
+    }
+    free(output.data);
+    free(error.data);
+    pt_script_free(script);
+    return rc;
+}
+
+/* ---- portico runs ------------------------------------------------------------------------ */
+
+static const char runs_usage[] = "runs [--script NAME] [--limit N] | runs show ID";
+
+/* "1.234 s", or "-" while running. */
+static void
+format_duration(const pt_script_run *r, char *out, size_t outsz)
+{
+    if (r->finished == 0)
+        snprintf(out, outsz, "-");
+    else
+        snprintf(out, outsz, "%.3f s", (double)(r->finished - r->started) / 1000.0);
+}
+
+static int
+runs_show(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "runs show ID";
+    pt_store *st = NULL;
+    pt_script_run r;
+    char *pos[1], started[64], finished[64], took[32];
+    long id = 0;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_parse_long(pos[0], 1, INT64_MAX, &id) != 0)
+        return pt_cli_error("invalid run id '%s' (see 'portico runs')", pos[0]);
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_run_get(st, id, &r) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    pt_cli_format_time(r.started / 1000, started, sizeof started);
+    if (r.finished != 0)
+        pt_cli_format_time(r.finished / 1000, finished, sizeof finished);
+    else
+        snprintf(finished, sizeof finished, "-");
+    format_duration(&r, took, sizeof took);
+    printf("run: %lld\n", (long long)r.id);
+    if (r.script_id != 0)
+        printf("script: %s (id %lld, version %d)\n", r.script, (long long)r.script_id, r.version);
+    else
+        printf("file: %s\n", r.script);
+    printf("trigger: %s\nstatus: %s\n", r.trigger, r.status);
+    if (r.finished != 0)
+        printf("exit code: %d\n", r.exit_code);
+    printf("started: %s\nfinished: %s\nduration: %s\n", started, finished, took);
+    if (r.error != NULL)
+        printf("error:\n%s\n", r.error);
+    printf("output:\n");
+    fwrite(r.output, 1, r.output_len, stdout);
+    if (r.output_dropped > 0)
+        printf("%s[output cut: the log keeps the first %u bytes; %lld more bytes were not "
+               "recorded]\n",
+               r.output_len > 0 && r.output[r.output_len - 1] != '\n' ? "\n" : "",
+               PT_STORE_RUN_OUTPUT_MAX, (long long)r.output_dropped);
+    pt_script_run_clear(&r);
+done:
+    pt_store_close(st);
+    return rc;
+}
+
+static int
+runs_list(const char *datadir, int argc, char **argv)
+{
+    const char *script = NULL, *limit_opt = NULL;
+    pt_cli_opt opts[] = {{"--script", 1, &script}, {"--limit", 1, &limit_opt}, {NULL, 0, NULL}};
+    static const char *const head[] = {"ID",     "SCRIPT",  "VERSION",  "TRIGGER",
+                                       "STATUS", "STARTED", "DURATION", "EXIT"};
+    pt_store *st = NULL;
+    pt_script_run *list = NULL;
+    pt_cli_table *t = NULL;
+    char *pos[1];
+    long limit = 20;
+    size_t n = 0;
+    int npos = 0, rc, bad = 0;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, runs_usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (limit_opt != NULL && pt_cli_parse_long(limit_opt, 1, 1000000, &limit) != 0)
+        return pt_cli_error("invalid --limit '%s' (1 to 1000000)", limit_opt);
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_run_list(st, 0, script, limit, 0, &list, &n, NULL) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    t = pt_cli_table_new_header(8, head);
+    for (size_t i = 0; t != NULL && !bad && i < n; i++) {
+        char id[32], version[32], took[32], code[32];
+        snprintf(id, sizeof id, "%lld", (long long)list[i].id);
+        if (list[i].version > 0)
+            snprintf(version, sizeof version, "%d", list[i].version);
+        else
+            snprintf(version, sizeof version, "-");
+        if (list[i].finished != 0)
+            snprintf(code, sizeof code, "%d", list[i].exit_code);
+        else
+            snprintf(code, sizeof code, "-");
+        format_duration(&list[i], took, sizeof took);
+        bad = pt_cli_table_adds(t, id) || pt_cli_table_adds(t, list[i].script) ||
+              pt_cli_table_adds(t, version) || pt_cli_table_adds(t, list[i].trigger) ||
+              pt_cli_table_adds(t, list[i].status) ||
+              pt_cli_table_add_time(t, list[i].started / 1000, "-") || pt_cli_table_adds(t, took) ||
+              pt_cli_table_adds(t, code);
+    }
+    if (t == NULL || bad)
+        rc = pt_cli_error("out of memory");
+    else
+        pt_cli_table_print(t, stdout, 0);
+done:
+    pt_cli_table_free(t);
+    pt_store_runs_free(list, n);
+    pt_store_close(st);
+    return rc;
+}
+
+int
+pt_cli_runs(const char *datadir, int argc, char **argv)
+{
+    if (argc > 0 && strcmp(argv[0], "show") == 0)
+        return runs_show(datadir, argc - 1, argv + 1);
+    return runs_list(datadir, argc, argv);
 }

@@ -1,4 +1,5 @@
 /* cli_script.c - `portico script add|list|show|rollback|rm`: versioned handler scripts. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,9 @@
 
 #define SCRIPT_MAX (16u << 20) /* bytes; handler scripts are small, this catches mistakes */
 
-static const char script_usage[] = "script add NAME FILE | list | show NAME [--version V] | "
-                                   "rollback NAME [VERSION] | rm NAME";
+static const char script_usage[] =
+    "script add NAME FILE | list | show NAME|--id ID [--version V] [--info] | "
+    "rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME";
 
 static int
 script_add(const char *datadir, int argc, char **argv)
@@ -27,9 +29,9 @@ script_add(const char *datadir, int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
-    if (!pt_store_name_valid(pos[0]))
-        return pt_cli_error("invalid script name '%s' (letters, digits, '_', '.', '-'; at most "
-                            "64; not starting with '.' or '-')",
+    if (!pt_store_script_name_valid(pos[0]))
+        return pt_cli_error("invalid script name '%s' (1 to 128 bytes of UTF-8, no control "
+                            "characters, no leading or trailing space)",
                             pos[0]);
     if (pt_cli_read_file(pos[1], SCRIPT_MAX, &source, &len) != 0)
         return PT_CLI_ERROR;
@@ -67,7 +69,7 @@ script_rows(pt_store *st, pt_cli_table *t)
         pt_script *versions = NULL;
         size_t nv = 0;
         int64_t updated = list[i].created;
-        char num[32], count[32], when[64];
+        char id[32], num[32], count[32], when[64];
 
         /* "Updated" is when the newest version was stored. */
         if (pt_store_script_versions(st, list[i].name, &versions, &nv) == 0)
@@ -75,11 +77,13 @@ script_rows(pt_store *st, pt_cli_table *t)
                 if (versions[j].created > updated)
                     updated = versions[j].created;
         pt_store_scripts_free(versions, nv);
+        snprintf(id, sizeof id, "%lld", (long long)list[i].id);
         snprintf(num, sizeof num, "%d", list[i].current);
         snprintf(count, sizeof count, "%zu", nv);
         pt_cli_format_time(updated, when, sizeof when);
-        bad = pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, num) ||
-              pt_cli_table_adds(t, count) || pt_cli_table_adds(t, when);
+        bad = pt_cli_table_adds(t, id) || pt_cli_table_adds(t, list[i].name) ||
+              pt_cli_table_adds(t, num) || pt_cli_table_adds(t, count) ||
+              pt_cli_table_adds(t, list[i].run_mode) || pt_cli_table_adds(t, when);
     }
     pt_store_scripts_free(list, n);
     return bad ? pt_cli_error("out of memory") : 0;
@@ -88,33 +92,45 @@ script_rows(pt_store *st, pt_cli_table *t)
 static int
 script_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "CURRENT", "VERSIONS", "UPDATED"};
+    static const char *const head[] = {"ID", "NAME", "CURRENT", "VERSIONS", "MODE", "UPDATED"};
 
-    return pt_cli_store_list_cmd(datadir, argc, argv, "script list", head, 4, script_rows);
+    return pt_cli_store_list_cmd(datadir, argc, argv, "script list", head, 6, script_rows);
 }
 
 static int
 script_show(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "script show NAME [--version V]";
-    const char *vopt = NULL;
-    pt_cli_opt opts[] = {{"--version", 1, &vopt}, {NULL, 0, NULL}};
+    const char *usage = "script show NAME|--id ID [--version V] [--info]";
+    const char *vopt = NULL, *idopt = NULL, *info = NULL;
+    pt_cli_opt opts[] = {
+        {"--version", 1, &vopt}, {"--id", 1, &idopt}, {"--info", 0, &info}, {NULL, 0, NULL}};
     pt_store *st = NULL;
     pt_script *s = NULL;
-    char *pos[1];
-    long version = 0;
+    char *pos[1], when[64];
+    long version = 0, id = 0;
     int npos = 0, rc;
 
-    rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    rc = pt_cli_parse(argc, argv, opts, pos, 0, 1, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if ((npos == 1) == (idopt != NULL))
+        return pt_cli_usage(usage);
     if (vopt != NULL && pt_cli_parse_long(vopt, 1, 1000000000, &version) != 0)
         return pt_cli_error("invalid --version '%s' (a version number: 1, 2, ...)", vopt);
+    if (idopt != NULL && pt_cli_parse_long(idopt, 1, INT64_MAX, &id) != 0)
+        return pt_cli_error("invalid --id '%s' (a script id: see 'portico script list')", idopt);
     rc = pt_cli_open_store(datadir, &st);
     if (rc != 0)
         return rc;
-    if (pt_store_script_get(st, pos[0], (int)version, &s) != 0) {
+    if ((idopt != NULL ? pt_store_script_get_by_id(st, id, (int)version, &s)
+                       : pt_store_script_get(st, pos[0], (int)version, &s)) != 0) {
         rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    if (info != NULL) {
+        pt_cli_format_time(s->created, when, sizeof when);
+        printf("id: %lld\nname: %s\nversion: %d\ncurrent: %d\nrun_mode: %s\ncreated: %s\n",
+               (long long)s->id, s->name, s->version, s->current, s->run_mode, when);
         goto done;
     }
     /* The source exactly as stored, so that `script show` output can be compared with a
@@ -154,15 +170,41 @@ done:
 }
 
 static int
+script_rename(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script rename NAME NEW_NAME";
+    pt_store *st = NULL;
+    char *pos[2];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 2, 2, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    rc = pt_cli_open_store(datadir, &st);
+    if (rc != 0)
+        return rc;
+    if (pt_store_script_rename(st, pos[0], pos[1]) != 0)
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+    else
+        printf("script %s renamed to %s\n", pos[0], pos[1]);
+    pt_store_close(st);
+    return rc;
+}
+
+static int
 script_rm(const char *datadir, int argc, char **argv)
 {
     return pt_cli_store_name_cmd(datadir, argc, argv, "script rm NAME", pt_store_script_rm,
                                  "script ", " removed");
 }
 
-static const pt_cli_sub script_subs[] = {
-    {"add", NULL, script_add},           {"list", "ls", script_list}, {"show", NULL, script_show},
-    {"rollback", NULL, script_rollback}, {"rm", NULL, script_rm},     {NULL, NULL, NULL}};
+static const pt_cli_sub script_subs[] = {{"add", NULL, script_add},
+                                         {"list", "ls", script_list},
+                                         {"show", NULL, script_show},
+                                         {"rollback", NULL, script_rollback},
+                                         {"rename", NULL, script_rename},
+                                         {"rm", NULL, script_rm},
+                                         {NULL, NULL, NULL}};
 
 int
 pt_cli_script(const char *datadir, int argc, char **argv)

@@ -7,6 +7,8 @@
 #include "core/log.h"
 #include "py/py.h"
 
+_Thread_local const struct pt_script_ref *pt_py_current_script;
+
 /* Returns the cache entry (version, handler, flask_style, module) of the script version,
  * loading it on first use. Borrowed reference; NULL with an error set. */
 static PyObject *
@@ -82,6 +84,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
     char why[256];
 
     pt_py_current_request_id = req->id;
+    pt_py_current_script = script; /* pq.INTERFACE_ID, pq.get_state() */
     PyObject *entry = script_entry(script);
     if (entry == NULL) {
         fail_with_exception(req, resp, "cannot load the script");
@@ -131,6 +134,7 @@ done:
     Py_XDECREF(request);
     pt_py_pq_end_request(script->name);
     pt_py_current_request_id = "";
+    pt_py_current_script = NULL;
 }
 
 /* "ExceptionType: message" of the raised exception into err; logs the traceback. */
@@ -166,11 +170,13 @@ pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err
     PyObject *event = NULL, *ret = NULL;
 
     snprintf(tag, sizeof(tag), "webhook event %lld:", ev->id);
+    pt_py_current_script = script;
     PyObject *entry = script_entry(script); /* borrowed */
     if (entry == NULL) {
         describe_exception("cannot load the script", tag, err, errsz);
         /* Module-level code may have opened a transaction before it raised. */
         pt_py_pq_end_request(script->name);
+        pt_py_current_script = NULL;
         return -1;
     }
     Py_INCREF(entry);
@@ -204,5 +210,6 @@ done:
     Py_XDECREF(event);
     Py_DECREF(entry);
     pt_py_pq_end_request(script->name);
+    pt_py_current_script = NULL;
     return rc;
 }

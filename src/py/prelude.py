@@ -632,3 +632,316 @@ def flush_print():
 def capture_print():
     sys.stdout = _LogWriter("stdout")
     sys.stderr = _LogWriter("stderr")
+
+
+# ---- State and scripts ------------------------------------------------------------------
+#
+# pq's state, script and run functions with Peliqan's names, parameters and return shapes.
+# The store work is done by C primitives (module _portico_scripts, src/py/pq_scripts.c) that
+# release the GIL; what is here is argument checking and the shapes of the results.
+
+import datetime as _dt
+
+
+def line_buffered_output():
+    """`portico run`: stdout and stderr are pipes to the recorder; keep lines flowing."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
+def run_stored_script(name, version, source, init):
+    """`portico run --script NAME`: runs a stored version as the __main__ module."""
+    filename = "<script %s v%d>" % (name, version)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = compile(source, filename, "exec")
+    module = type(sys)("__main__")
+    module.__dict__.update(init)
+    module.__dict__["__file__"] = filename
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+    try:
+        exec(code, module.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+def format_run_exc(exc):
+    """The traceback of a failed `portico run`, without the frames of the runner itself."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in ("<frozen runpy>",
+                                                                 "<portico prelude>"):
+        tb = tb.tb_next
+    if tb is not None:
+        exc = exc.with_traceback(tb)
+    return format_exc(exc)
+
+
+def state_dumps(data):
+    """Peliqan's set_state(): dicts and lists as JSON, anything else as str(data)."""
+    if isinstance(data, (dict, list)):
+        return json.dumps(data, default=str)
+    return str(data)
+
+
+def state_loads(value):
+    """Peliqan's get_state(): JSON, else an int, else the text; None when nothing is set."""
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+_RUN_MODES = ("STREAMLIT", "API", "SHELL")
+_OUTPUT_CAP = 1 << 20
+
+
+def _iso_ms(ms):
+    if not ms:
+        return None
+    t = _dt.datetime.fromtimestamp(ms / 1000.0, tz=_dt.timezone.utc)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _script_dict(t):
+    sid, name, version, current, run_mode, created, source = t
+    return {"id": sid, "name": name, "raw_script": source, "run_mode": run_mode,
+            "type": "streamlit", "version": version,
+            "updated_at": _iso_ms(created * 1000)}
+
+
+def _run_dict(t):
+    (rid, sid, script, version, trigger, status, started, finished, code, output,
+     dropped, error) = t
+    return {"id": rid, "interface_id": sid or None, "script_id": sid or None,
+            "script_name": script, "version": version or None, "trigger": trigger,
+            "status": status, "running": status == "running",
+            "started_at": _iso_ms(started), "finished_at": _iso_ms(finished),
+            "duration_ms": (finished - started) if finished else None,
+            "exit_code": None if status == "running" else code, "error": error}
+
+
+def _logs_dict(t):
+    rid, output, dropped = t[0], t[9], t[10]
+    if dropped:
+        output += ("\n[output cut: the log keeps the first %d bytes; %d more bytes were not "
+                   "recorded]\n" % (_OUTPUT_CAP, dropped))
+    return {"id": rid, "logs": output}
+
+
+_empty = object()
+
+
+def install_scripts(pq, c):
+    """Adds the state and script functions, their exceptions and pq.INTERFACE_ID to pq."""
+    Error = pq.Error
+    InvalidArgument = getattr(pq, "InvalidArgument", Error)
+
+    class ScriptNotFound(Error, LookupError):
+        """No script with that id or name."""
+
+        __str__ = Exception.__str__
+
+    class RunNotFound(Error, LookupError):
+        """No script run with that id."""
+
+        __str__ = Exception.__str__
+
+    ScriptNotFound.__module__ = RunNotFound.__module__ = "pq"
+
+    def _tick():
+        pass
+
+    c.set_errors(Error, InvalidArgument, ScriptNotFound, RunNotFound, _tick)
+
+    def _int_id(value, what, fn):
+        if isinstance(value, bool) or value is None:
+            raise InvalidArgument("pq.%s(): %s must be an integer id, not %r" % (fn, what, value))
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            raise InvalidArgument("pq.%s(): %s must be an integer id, not %r"
+                                  % (fn, what, value)) from None
+        if n <= 0:
+            raise ScriptNotFound("no script with id %d" % n) if what != "run_id" \
+                else RunNotFound("no run with id %d" % n)
+        return n
+
+    def _current_id(fn):
+        cur = c.current()
+        if cur is None:
+            raise Error("pq.%s() needs a stored script: it works in handlers, webhook processing "
+                        "scripts and `portico run --script NAME`, not in `portico run FILE` "
+                        "(use pq.%s_interface_state(script_id) there)"
+                        % (fn, fn.split("_")[0]))
+        return cur[1]
+
+    def _lookup(script_id, script_name, fn):
+        if script_id in (None, "", 0) and not script_name:
+            raise InvalidArgument("pq.%s(): 'script_id' or 'script_name' must be provided" % fn)
+        if script_id not in (None, "", 0):
+            return c.script(_int_id(script_id, "script_id", fn), None)
+        if not isinstance(script_name, str):
+            raise InvalidArgument("pq.%s(): script_name must be a str" % fn)
+        return c.script(0, script_name)
+
+    def _check_source(name, raw_script, fn):
+        if not isinstance(raw_script, str):
+            raise InvalidArgument("pq.%s(): raw_script must be a str" % fn)
+        try:
+            compile(raw_script, "<script %s>" % name, "exec")
+        except SyntaxError as e:
+            raise InvalidArgument("pq.%s(): raw_script does not compile: line %s: %s"
+                                  % (fn, e.lineno, e.msg)) from None
+        except ValueError as e:  # NUL bytes
+            raise InvalidArgument("pq.%s(): raw_script: %s" % (fn, e)) from None
+
+    def _run_mode(run_mode, fn):
+        mode = run_mode.upper() if isinstance(run_mode, str) else run_mode
+        if mode not in _RUN_MODES:
+            raise InvalidArgument("pq.%s(): run_mode must be one of %s, not %r"
+                                  % (fn, ", ".join(_RUN_MODES), run_mode))
+        return mode
+
+    def get_state():
+        """The running script's state (None when none was set)."""
+        return state_loads(c.state_get(_current_id("get_state")))
+
+    def set_state(data):
+        """Stores the running script's state: dicts and lists as JSON, else str(data)."""
+        c.state_set(_current_id("set_state"), state_dumps(data))
+
+    def get_interface_state(interface_id):
+        """The state of script `interface_id`."""
+        return state_loads(c.state_get(_int_id(interface_id, "interface_id",
+                                                "get_interface_state")))
+
+    def set_interface_state(interface_id, state):
+        """Stores the state of script `interface_id`."""
+        c.state_set(_int_id(interface_id, "interface_id", "set_interface_state"),
+                    state_dumps(state))
+
+    def list_scripts():
+        """Every script (current version), by name."""
+        return [_script_dict(t) for t in c.scripts()]
+
+    def get_script(script_id=None, script_name=None):
+        """One script by id or name: id, name, raw_script, run_mode, version, ..."""
+        return _script_dict(_lookup(script_id, script_name, "get_script"))
+
+    def add_script(name, group_id="", group_name="", raw_script="", run_mode="STREAMLIT",
+                   script_type="streamlit"):
+        """Stores a new script (syntax-checked). Portico has no script groups: group_id and
+        group_name are accepted and ignored."""
+        if not isinstance(name, str):
+            raise InvalidArgument("pq.add_script(): name must be a str")
+        _check_source(name, raw_script, "add_script")
+        mode = _run_mode(run_mode, "add_script")
+        return _script_dict(c.script(c.create(name, raw_script, mode), None))
+
+    def update_script(script_id=None, script_name=None, name=_empty, group=_empty,
+                      raw_script=_empty, settings=_empty, state=_empty, flow=_empty,
+                      editor=_empty, run_mode=_empty):
+        """raw_script stores a new version; name renames the script (its endpoints and
+        webhook sources follow); state sets the script's state; run_mode changes it. group,
+        settings, flow and editor have no meaning here and are ignored."""
+        t = _lookup(script_id, script_name, "update_script")
+        sid, current = t[0], t[1]
+        rename = name is not _empty and name != current
+        if rename and not isinstance(name, str):
+            raise InvalidArgument("pq.update_script(): name must be a str")
+        if raw_script is not _empty:
+            _check_source(current, raw_script, "update_script")
+        if run_mode is not _empty:
+            mode = _run_mode(run_mode, "update_script")
+        if rename:
+            c.rename(current, name)
+            current = name
+        if raw_script is not _empty:
+            c.put(current, raw_script)
+        if run_mode is not _empty:
+            c.set_mode(sid, mode)
+        if state is not _empty:
+            c.state_set(sid, state_dumps(state))
+        return _script_dict(c.script(sid, None))
+
+    def run_script(script_name=None, script_id=None):
+        """Runs the script's current version in a child process (`portico run --script`),
+        waits for it, and returns the run with its logs."""
+        t = _lookup(script_id, script_name, "run_script")
+        sid, name, version = t[0], t[1], t[2]
+        rid = c.run_start(sid, name, version, "pq.run_script")
+        try:
+            code = c.spawn(rid, name)
+        except BaseException as e:
+            # The wait was interrupted (a handler timeout, a signal): the run was stopped.
+            run = c.run_get(rid)
+            c.run_finish(rid, "error", -1 if run[5] == "running" else run[8],
+                         "the run was stopped because its caller was interrupted (%s%s)"
+                         % (type(e).__name__, ": %s" % e if str(e) else ""))
+            raise
+        run = c.run_get(rid)
+        if run[5] == "running":
+            # The child ended without recording its end (killed, or it could not start).
+            c.run_finish(rid, "error", code,
+                         "the run process ended with exit status %d before recording the end "
+                         "of the run" % code)
+            run = c.run_get(rid)
+        result = _run_dict(run)
+        result.update(_logs_dict(run))
+        return result
+
+    def get_script_runs(script_id=None, page=1, per_page=10):
+        """Runs, newest first: {"count", "page", "per_page", "results": [run, ...]}."""
+        sid = 0 if script_id in (None, "") else _int_id(script_id, "script_id", "get_script_runs")
+        try:
+            page, per_page = int(page), int(per_page)
+        except (TypeError, ValueError):
+            raise InvalidArgument("pq.get_script_runs(): page and per_page must be integers") \
+                from None
+        if page < 1 or per_page < 1:
+            raise InvalidArgument("pq.get_script_runs(): page and per_page start at 1")
+        total, rows = c.runs(sid, per_page, (page - 1) * per_page)
+        return {"count": total, "page": page, "per_page": per_page,
+                "results": [_run_dict(t) for t in rows]}
+
+    def get_script_run(run_id):
+        """One run (without its logs: get_script_run_logs)."""
+        return _run_dict(c.run_get(_int_id(run_id, "run_id", "get_script_run")))
+
+    def get_script_run_logs(script_run_id):
+        """{"id": run id, "logs": what the run printed (stdout and stderr)}."""
+        return _logs_dict(c.run_get(_int_id(script_run_id, "run_id", "get_script_run_logs")))
+
+    fns = (get_state, set_state, get_interface_state, set_interface_state, list_scripts,
+           get_script, add_script, update_script, run_script, get_script_runs, get_script_run,
+           get_script_run_logs)
+    for fn in fns:
+        fn.__module__ = "pq"
+        setattr(pq, fn.__name__, fn)
+    pq.ScriptNotFound = ScriptNotFound
+    pq.RunNotFound = RunNotFound
+
+    # pq.INTERFACE_ID is per thread (one pq serves every script of a worker): a module
+    # __getattr__ (PEP 562), which only runs for names the module does not have, so a plain
+    # INTERFACE_ID attribute must not exist. An earlier __getattr__ keeps the other names.
+    pq.__dict__.pop("INTERFACE_ID", None)
+    previous = pq.__dict__.get("__getattr__")
+
+    def __getattr__(name):
+        if name == "INTERFACE_ID":
+            cur = c.current()
+            return cur[1] if cur is not None else None
+        if previous is not None:
+            return previous(name)
+        raise AttributeError("module 'pq' has no attribute %r" % name)
+
+    pq.__getattr__ = __getattr__

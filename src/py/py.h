@@ -15,6 +15,25 @@ int pt_py_check_syntax(const char *source, size_t len, const char *filename, cha
  * traceback has been printed to stderr). */
 int pt_py_run_file(const char *datadir, const char *path, int argc, char **argv);
 
+/* What `portico run` runs: a file, or a stored script version (then pq.INTERFACE_ID and
+ * pq.get_state() refer to it). Strings borrowed. */
+typedef struct pt_py_run_spec {
+    const char *datadir;
+    const char *path;   /* a file to run, or NULL for the stored script below */
+    const char *name;   /* the stored script's name */
+    long long id;       /* its id */
+    int version;        /* the version that runs */
+    const char *source; /* its source, NUL-terminated */
+    size_t source_len;
+    int argc; /* sys.argv */
+    char **argv;
+    int error_fd; /* -1, or a descriptor that gets the traceback (or SystemExit) of a failure */
+} pt_py_run_spec;
+
+/* Runs spec's script in this process (the child `portico run` forks), with stdout and stderr
+ * line buffered. Returns the exit status to use, as pt_py_run_file does. */
+int pt_py_run(const pt_py_run_spec *spec);
+
 #endif
 
 /* ---- Worker side ------------------------------------------------------------------------ */
@@ -42,6 +61,7 @@ typedef struct pt_script_ref {
     int version;
     const char *source; /* borrowed, NUL-terminated */
     size_t source_len;
+    long long id; /* the script's id (pq.INTERFACE_ID, pq.get_state()); 0 when unknown */
 } pt_script_ref;
 
 /* Runs the handler of `script` for `req` and fills `resp` (status, content type, headers,

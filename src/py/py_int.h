@@ -36,6 +36,21 @@ PyObject *pt_py_pq_get_secret(PyObject *module, PyObject *args);
  * set. GIL. */
 int pt_py_pq_secret_setup(PyObject *module);
 
+/* The stored script the calling thread runs (module-level code, a handler or a webhook
+ * processing call), NULL when none: pq.INTERFACE_ID and pq.get_state() read it. Set and
+ * cleared by handler.c around each call (a pointer store: nothing on the hot path queries the
+ * store). Borrowed, valid while the call runs. */
+struct pt_script_ref; /* py.h */
+extern _Thread_local const struct pt_script_ref *pt_py_current_script;
+/* The stored script a `portico run --script` process runs: the current script of every thread
+ * that has none of its own (threads the script starts). NULL in workers. */
+extern const struct pt_script_ref *pt_py_process_script;
+
+/* Adds the state and script functions (pq_scripts.c: get_state, set_state, list_scripts,
+ * run_script, ...) and pq.INTERFACE_ID to the pq module. Returns 0 or -1 with an error set.
+ * GIL. */
+int pt_py_pq_scripts_setup(PyObject *module);
+
 /* The request id of the request the calling thread is running ("" if none): print() lines
  * and log lines from Python carry it. */
 extern _Thread_local const char *pt_py_current_request_id;

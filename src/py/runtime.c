@@ -21,6 +21,7 @@ _Thread_local const char *pt_py_current_request_id = "";
 _Thread_local int pt_py_print_pending;
 const char *pt_py_datadir;
 int (*pt_py_on_exit_hook)(int status);
+const struct pt_script_ref *pt_py_process_script;
 
 /* Each pool thread's Python state; NULL while the thread holds the GIL. */
 static _Thread_local PyThreadState *saved_tstate;
@@ -134,6 +135,8 @@ init_pq_module(void)
     if (m != NULL && pt_py_pq_secret_setup(m) != 0)
         Py_CLEAR(m);
     if (m != NULL && pt_py_pq_meta_setup(m) != 0)
+        Py_CLEAR(m);
+    if (m != NULL && pt_py_pq_scripts_setup(m) != 0)
         Py_CLEAR(m);
     return m;
 }
@@ -485,26 +488,112 @@ done:
     return rc;
 }
 
-int
-pt_py_run_file(const char *datadir, const char *path, int argc, char **argv)
+/* Writes all of text to fd (-1: nowhere); errors are ignored (the text is on stderr too). */
+static void
+write_all(int fd, const char *text, size_t n)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "error: cannot open %s: %s\n", path, strerror(errno));
-        return 1;
+    while (fd >= 0 && n > 0) {
+        ssize_t w = write(fd, text, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        text += w;
+        n -= (size_t)w;
     }
-    fclose(f);
+}
+
+/* The exit status of the SystemExit being raised (cleared), written to err_fd when not 0. */
+static int
+system_exit_status(int err_fd)
+{
+    PyObject *exc = pt_py_fetch_exc();
+    PyObject *code = exc != NULL ? PyObject_GetAttrString(exc, "code") : NULL;
+    int status = 1;
+
+    if (code == NULL || code == Py_None) {
+        status = 0;
+    } else if (PyLong_Check(code)) {
+        status = (int)PyLong_AsLong(code);
+    } else {
+        PyObject_Print(code, stderr, Py_PRINT_RAW);
+        fputc('\n', stderr);
+    }
+    if (status != 0) {
+        PyObject *s = code != NULL ? PyObject_Str(code) : NULL;
+        char line[512];
+        int n = snprintf(line, sizeof line, "SystemExit: %s",
+                         s != NULL && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "?");
+        write_all(err_fd, line,
+                  n > 0 ? ((size_t)n < sizeof line ? (size_t)n : sizeof line - 1) : 0);
+        Py_XDECREF(s);
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(exc);
+    PyErr_Clear();
+    return status;
+}
+
+/* Prints the raised exception's traceback on sys.stderr, as Python does, and writes it to
+ * err_fd. Clears it. */
+static void
+report_exception(int err_fd)
+{
+    PyObject *exc = pt_py_fetch_exc();
+    PyObject *text =
+        exc != NULL ? PyObject_CallMethod(pt_pyg.prelude, "format_run_exc", "O", exc) : NULL;
+
+    if (text != NULL && PyUnicode_Check(text)) {
+        Py_ssize_t n = 0;
+        const char *t = PyUnicode_AsUTF8AndSize(text, &n);
+        if (t != NULL) {
+            PySys_FormatStderr("%U\n", text);
+            write_all(err_fd, t, (size_t)n);
+        }
+    } else {
+        PyErr_Clear();
+        PySys_WriteStderr("error: the script raised an exception (no traceback available)\n");
+        write_all(err_fd, "the script raised an exception (no traceback available)", 55);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    PyErr_Clear();
+}
+
+/* The globals a run's script starts with (new reference; NULL with an error set): pq, st and
+ * RUN_CONTEXT, as a background run in Peliqan has them (prelude.script_globals). */
+static PyObject *
+run_globals(PyObject *pq)
+{
+    return PyObject_CallMethod(pt_pyg.prelude, "script_globals", "Os", pq, "scheduled_run");
+}
+
+int
+pt_py_run(const pt_py_run_spec *spec)
+{
+    pt_script_ref ref = {spec->name, spec->version, spec->source, spec->source_len, spec->id};
+
+    if (spec->path != NULL) {
+        FILE *f = fopen(spec->path, "rb");
+        if (f == NULL) {
+            fprintf(stderr, "error: cannot open %s: %s\n", spec->path, strerror(errno));
+            return 1;
+        }
+        fclose(f);
+    }
     if (start_interpreter() != 0)
         return 1;
     PyGILState_STATE gs = PyGILState_Ensure();
     int status = 1;
-    if (pt_py_runtime_setup(datadir) != 0) {
+    if (pt_py_runtime_setup(spec->datadir) != 0) {
         pt_py_log_exception("cannot set up the runtime");
         goto done;
     }
+    if (spec->path == NULL)
+        pt_py_process_script = &ref; /* pq.INTERFACE_ID, pq.get_state() */
     PyObject *sysargv = PyList_New(0);
-    for (int i = 0; sysargv != NULL && i < argc; i++) {
-        PyObject *a = PyUnicode_DecodeFSDefault(argv[i]);
+    for (int i = 0; sysargv != NULL && i < spec->argc; i++) {
+        PyObject *a = PyUnicode_DecodeFSDefault(spec->argv[i]);
         if (a == NULL || PyList_Append(sysargv, a) != 0) {
             Py_XDECREF(a);
             break;
@@ -514,42 +603,45 @@ pt_py_run_file(const char *datadir, const char *path, int argc, char **argv)
     if (sysargv != NULL)
         PySys_SetObject("argv", sysargv);
     Py_XDECREF(sysargv);
+    /* Output goes to a pipe (cli_run.c records it): keep it flowing line by line. */
+    PyObject *tmp = PyObject_CallMethod(pt_pyg.prelude, "line_buffered_output", NULL);
+    Py_XDECREF(tmp);
+    PyErr_Clear();
 
     PyObject *runpy = PyImport_ImportModule("runpy");
     PyObject *pq = PyImport_ImportModule("pq");
-    /* pq, st and RUN_CONTEXT, as a background run in Peliqan has them. */
-    PyObject *init = pq != NULL ? PyObject_CallMethod(pt_pyg.prelude, "script_globals", "Os", pq,
-                                                      "scheduled_run")
-                                : NULL;
-    PyObject *res = runpy != NULL && init != NULL
-                        ? PyObject_CallMethod(runpy, "run_path", "sOs", path, init, "__main__")
-                        : NULL;
-    if (res != NULL) {
+    PyObject *init = pq != NULL ? run_globals(pq) : NULL;
+    PyObject *res = NULL;
+    if (runpy != NULL && init != NULL && spec->path != NULL)
+        res = PyObject_CallMethod(runpy, "run_path", "sOs", spec->path, init, "__main__");
+    else if (init != NULL)
+        res = PyObject_CallMethod(pt_pyg.prelude, "run_stored_script", "sis#O", spec->name,
+                                  spec->version, spec->source, (Py_ssize_t)spec->source_len, init);
+    if (res != NULL)
         status = 0;
-    } else if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
-        PyObject *exc = pt_py_fetch_exc();
-        PyObject *code = PyObject_GetAttrString(exc, "code");
-        if (code == NULL || code == Py_None)
-            status = 0;
-        else if (PyLong_Check(code))
-            status = (int)PyLong_AsLong(code);
-        else {
-            PyObject_Print(code, stderr, Py_PRINT_RAW);
-            fputc('\n', stderr);
-            status = 1;
-        }
-        Py_XDECREF(code);
-        Py_XDECREF(exc);
-        PyErr_Clear();
-    } else {
-        PyErr_Print();
-    }
+    else if (PyErr_ExceptionMatches(PyExc_SystemExit))
+        status = system_exit_status(spec->error_fd);
+    else
+        report_exception(spec->error_fd);
     Py_XDECREF(res);
     Py_XDECREF(init);
     Py_XDECREF(pq);
     Py_XDECREF(runpy);
 done:
+    tmp = PyObject_CallMethod(pt_pyg.prelude, "flush_print", NULL);
+    Py_XDECREF(tmp);
+    PyErr_Clear();
     fflush(stdout);
+    pt_py_process_script = NULL;
     PyGILState_Release(gs);
     return status;
+}
+
+int
+pt_py_run_file(const char *datadir, const char *path, int argc, char **argv)
+{
+    pt_py_run_spec spec = {
+        .datadir = datadir, .path = path, .argc = argc, .argv = argv, .error_fd = -1};
+
+    return pt_py_run(&spec);
 }

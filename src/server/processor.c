@@ -185,7 +185,8 @@ process_one(pt_processor *p)
     } else if (script_of(p, ev.source.p, &script, err, sizeof(err)) != 0) {
         finish(p, &ev, err);
     } else {
-        pt_script_ref ref = {script->name, script->version, script->source, script->source_len};
+        pt_script_ref ref = {script->name, script->version, script->source, script->source_len,
+                             script->id};
         pt_py_gil_acquire();
         rc = pt_py_handle_event(&ref, &ev, err, sizeof(err));
         pt_py_gil_release();

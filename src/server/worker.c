@@ -1178,7 +1178,8 @@ run_handler(worker *w, slot *s, job *j)
                      j->route->ep->script);
     } else {
         pt_script_ref ref = {j->route->script->name, j->route->script->version,
-                             j->route->script->source, j->route->script->source_len};
+                             j->route->script->source, j->route->script->source_len,
+                             j->route->script->id};
         pt_py_handle(&ref, &j->req, &j->resp);
     }
     /* Cleared with the GIL still held: finish_job() checks it under the GIL before it

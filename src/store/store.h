@@ -20,29 +20,66 @@ void pt_store_close(pt_store *st); /* NULL is a no-op */
 /* The driver's last error message (borrowed, valid until the next call). */
 const char *pt_store_errmsg(pt_store *st);
 
-/* Names of scripts, endpoints and connections: [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}. */
+/* Names of endpoints and connections: [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}. */
 int pt_store_name_valid(const char *name);
+/* Script names are free text, as in Peliqan ("Load - Data Warehouse"): 1 to 128 bytes of
+ * well-formed UTF-8, no control characters, no leading or trailing space. */
+int pt_store_script_name_valid(const char *name);
+
+/* The run modes Peliqan gives a script (pq.add_script's run_mode), stored as given. Scripts
+ * added with `portico script add` are "API" (handlers). */
+int pt_store_run_mode_valid(const char *mode);
 
 typedef struct pt_script {
+    int64_t id; /* stable, given at creation, never reused (not even after rm) */
     char *name;
     int version;  /* 1, 2, ... */
     int current;  /* the version endpoints run */
     char *source; /* NUL-terminated UTF-8 */
     size_t source_len;
-    int64_t created; /* unix seconds */
+    int64_t created; /* unix seconds: when this version was stored */
+    char *run_mode;  /* "API", "STREAMLIT" or "SHELL" */
 } pt_script;
 void pt_script_free(pt_script *s); /* NULL is a no-op */
 
-/* Stores source as a new version of script `name` (creating the script) and makes it current.
- * Returns 0 and the version in *version, or a pt_err. Version numbers are never reused, even
- * after pt_store_script_rm (workers cache compiled scripts by name and version). */
+/* Stores source as a new version of script `name` (creating the script, with run mode "API")
+ * and makes it current. Returns 0 and the version in *version, or a pt_err. Version numbers
+ * are never reused, even after pt_store_script_rm (workers cache compiled scripts by name and
+ * version). */
 int pt_store_script_put(pt_store *st, const char *name, const char *source, size_t len,
                         int *version);
+/* Creates a new script with its first version (pq.add_script). PT_EEXIST when the name is
+ * taken, PT_EINVAL for a bad name or run mode (reason in pt_store_errmsg). Returns 0 with the
+ * new script's id in *id (may be NULL). */
+int pt_store_script_create(pt_store *st, const char *name, const char *source, size_t len,
+                           const char *run_mode, int64_t *id);
+/* Sets the run mode of script `id`. PT_ENOTFOUND, PT_EINVAL. */
+int pt_store_script_set_run_mode(pt_store *st, int64_t id, const char *run_mode);
 /* Fetches version `version` of a script, or its current version when version is 0.
  * Returns 0, PT_ENOTFOUND. Caller frees *out with pt_script_free. */
 int pt_store_script_get(pt_store *st, const char *name, int version, pt_script **out);
+/* pt_store_script_get by id. */
+int pt_store_script_get_by_id(pt_store *st, int64_t id, int version, pt_script **out);
+
+/* ---- Script state (pq.get_state / pq.set_state) ------------------------------------------
+ * One text value per script, kept across versions and restarts, removed with the script.
+ * Writing state does not bump the change counter: no worker serves differently because of it.
+ */
+#define PT_STORE_STATE_MAX (16u << 20) /* bytes */
+
+/* The state of script `id`: 0 with *value (caller frees; NUL-terminated) and *len, or with
+ * *value NULL when none was ever set. PT_ENOTFOUND (message names the id) for an unknown id. */
+int pt_store_state_get(pt_store *st, int64_t id, char **value, size_t *len);
+/* Replaces the state of script `id` (value borrowed). PT_ENOTFOUND, PT_ETOOBIG past
+ * PT_STORE_STATE_MAX. */
+int pt_store_state_set(pt_store *st, int64_t id, const char *value, size_t len);
 /* Makes `version` current (0: the version before the current one). PT_ENOTFOUND, PT_EINVAL. */
 int pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_current);
+/* Renames a script, with its versions, id and state; endpoints and webhook sources that run
+ * it follow. PT_ENOTFOUND (no such script), PT_EEXIST when new_name is taken or was ever used
+ * by another script (workers cache compiled scripts by name and version, so a name's versions
+ * are never reused), PT_EINVAL for a bad new name. */
+int pt_store_script_rename(pt_store *st, const char *name, const char *new_name);
 /* Removes a script and all its versions; PT_EEXIST (with the endpoint named in the error
  * message) when an endpoint still uses it, PT_ENOTFOUND when unknown. */
 int pt_store_script_rm(pt_store *st, const char *name);

@@ -3,7 +3,7 @@
 /*
  * Design notes
  *
- * Tables (schema version 2, kept in PRAGMA user_version; every statement below is idempotent,
+ * Tables (schema version 3, kept in PRAGMA user_version; every statement below is idempotent,
  * so migrating from any older version runs them all):
  *
  *   scripts(name PK, current, created)           one row per script; `current` is the version
@@ -30,6 +30,19 @@
  *           updated)                             `key_id` (auth/secrets.c); never plain text
  *   issuers(issuer PK, audience, jwks, created)  outside identity providers and their JWKS
  *
+ * Added by schema version 3 (Peliqan's script ids, state and runs):
+ *
+ *   script_meta(id PK AUTOINCREMENT, name        one row per script: its stable id (never
+ *               UNIQUE -> scripts ON DELETE      reused: AUTOINCREMENT), its run mode, its
+ *               CASCADE, run_mode, state,        state (pq.set_state; NULL: none yet).
+ *               state_updated)                   Migration gives existing scripts ids in
+ *                                                order of creation
+ *   script_runs(id PK AUTOINCREMENT, script_id,  `portico run` and pq.run_script runs
+ *               script, version, trigger,        (store_runs.c); no foreign key: the record
+ *               status, started, finished,       of a run outlives its script
+ *               exit_code, output,
+ *               output_dropped, error)
+ *
  * Invariants:
  *   1. scripts.current always names an existing row of script_versions.
  *   2. An endpoint's script exists (foreign key, and checked first for a clear message); a
@@ -46,6 +59,10 @@
  *      written in the transaction that re-encrypts every secret), a secret is only written
  *      under that key: pt_store_secret_put checks it in its own transaction, so a `secret set`
  *      that sealed with a key loaded before a rotation cannot leave a row under a retired key.
+ *   7. Every script has exactly one script_meta row (created with it, removed with it), so
+ *      its id and state survive new versions; ids, like versions, are never reused. State and
+ *      run records are written without bumping the change counter (invariant 4's other
+ *      exception): no worker serves differently because of them.
  *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy_timeout 5000 ms; synchronous=FULL because metadata is small and rarely
@@ -74,7 +91,7 @@
 #include "store/changes.h"
 #include "store/store_sqlite_int.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 
 struct pt_store {
@@ -141,7 +158,37 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS scripts("
                                  "  issuer TEXT PRIMARY KEY,"
                                  "  audience TEXT,"
                                  "  jwks TEXT NOT NULL,"
-                                 "  created INTEGER NOT NULL);";
+                                 "  created INTEGER NOT NULL);"
+                                 /* version 3 */
+                                 "CREATE TABLE IF NOT EXISTS script_meta("
+                                 "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                 "  name TEXT NOT NULL UNIQUE"
+                                 "    REFERENCES scripts(name) ON DELETE CASCADE,"
+                                 "  run_mode TEXT NOT NULL DEFAULT 'API',"
+                                 "  state TEXT,"
+                                 "  state_updated INTEGER);"
+                                 "INSERT INTO script_meta(name)"
+                                 "  SELECT name FROM scripts"
+                                 "  WHERE name NOT IN (SELECT name FROM script_meta)"
+                                 "  ORDER BY created, rowid;"
+                                 "CREATE TABLE IF NOT EXISTS script_runs("
+                                 "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                 "  script_id INTEGER,"
+                                 "  script TEXT NOT NULL,"
+                                 "  version INTEGER NOT NULL,"
+                                 "  trigger TEXT NOT NULL,"
+                                 "  status TEXT NOT NULL"
+                                 "    CHECK (status IN ('running', 'success', 'error')),"
+                                 "  started INTEGER NOT NULL,"
+                                 "  finished INTEGER,"
+                                 "  exit_code INTEGER,"
+                                 "  output TEXT NOT NULL DEFAULT '',"
+                                 "  output_dropped INTEGER NOT NULL DEFAULT 0,"
+                                 "  error TEXT);"
+                                 "CREATE INDEX IF NOT EXISTS script_runs_script"
+                                 "  ON script_runs(script_id, id);"
+                                 "CREATE INDEX IF NOT EXISTS script_runs_name"
+                                 "  ON script_runs(script, id);";
 
 static void vseterr(pt_store *st, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
@@ -485,6 +532,16 @@ pt_store_sqlite_finish(pt_store *st, int rc)
 }
 
 int
+pt_store_sqlite_finish_quiet(pt_store *st, int rc)
+{
+    if (rc == 0)
+        rc = exec_sql(st, "COMMIT");
+    if (rc != 0)
+        rollback(st);
+    return rc;
+}
+
+int
 pt_store_sqlite_run(pt_store *st, sqlite3_stmt *stmt, const char *what)
 {
     return run_stmt(st, stmt, what);
@@ -669,6 +726,48 @@ check_name(pt_store *st, const char *what, const char *name)
 
 /* ---- scripts ------------------------------------------------------------------------------ */
 
+static int text_name_valid(const char *name);
+
+int
+pt_store_script_name_valid(const char *name)
+{
+    size_t n;
+
+    if (!text_name_valid(name))
+        return 0;
+    n = strlen(name);
+    return name[0] != ' ' && name[n - 1] != ' ';
+}
+
+int
+pt_store_run_mode_valid(const char *mode)
+{
+    return mode != NULL && (strcmp(mode, "API") == 0 || strcmp(mode, "STREAMLIT") == 0 ||
+                            strcmp(mode, "SHELL") == 0);
+}
+
+static int
+script_check_name(pt_store *st, const char *name)
+{
+    if (pt_store_script_name_valid(name))
+        return 0;
+    seterr(st,
+           "invalid script name '%.128s' (1 to 128 bytes of UTF-8, no control characters, no "
+           "leading or trailing space)",
+           name != NULL ? name : "");
+    return PT_EINVAL;
+}
+
+static int
+script_check_mode(pt_store *st, const char *mode)
+{
+    if (pt_store_run_mode_valid(mode))
+        return 0;
+    seterr(st, "invalid run_mode '%.32s' (one of 'API', 'STREAMLIT', 'SHELL')",
+           mode != NULL ? mode : "");
+    return PT_EINVAL;
+}
+
 static void
 script_clear(void *elem)
 {
@@ -676,10 +775,17 @@ script_clear(void *elem)
 
     free(s->name);
     free(s->source);
+    free(s->run_mode);
 }
 
-/* Fills elem (a zeroed pt_script) from a row (name, version, current, source, created). Returns
- * 0 or PT_ENOMEM, leaving what it copied for script_clear. */
+/* The columns script_read reads, from scripts s, script_versions v and script_meta m. */
+#define SCRIPT_COLS "SELECT s.name, v.version, s.current, v.source, v.created, m.id, m.run_mode "
+#define SCRIPT_FROM                                                                                \
+    "FROM scripts s JOIN script_versions v ON v.name = s.name "                                    \
+    "LEFT JOIN script_meta m ON m.name = s.name "
+
+/* Fills elem (a zeroed pt_script) from a row (SCRIPT_COLS). Returns 0 or PT_ENOMEM, leaving
+ * what it copied for script_clear. */
 static int
 script_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
 {
@@ -694,7 +800,11 @@ script_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
     s->source = malloc(len + 1);
     s->source_len = len;
     s->created = sqlite3_column_int64(stmt, 4);
-    if (s->name == NULL || s->source == NULL)
+    s->id = sqlite3_column_int64(stmt, 5);
+    s->run_mode = strdup(sqlite3_column_type(stmt, 6) == SQLITE_NULL
+                             ? "API"
+                             : (const char *)sqlite3_column_text(stmt, 6));
+    if (s->name == NULL || s->source == NULL || s->run_mode == NULL)
         return PT_ENOMEM;
     if (len > 0)
         memcpy(s->source, src, len);
@@ -720,8 +830,8 @@ pt_store_scripts_free(pt_script *list, size_t n)
     free_rows(list, n, &script_kind);
 }
 
-/* Runs a query whose rows are (name, version, current, source, created), with a and b bound as
- * bind_ab says, and collects them. Caller frees *out with pt_store_scripts_free. */
+/* Runs a query whose rows are SCRIPT_COLS, with a and b bound as bind_ab says, and collects
+ * them. Caller frees *out with pt_store_scripts_free. */
 static int
 script_rows(pt_store *st, const char *sql, const char *a, int64_t b, pt_script **out, size_t *n)
 {
@@ -732,15 +842,20 @@ script_rows(pt_store *st, const char *sql, const char *a, int64_t b, pt_script *
     return rc;
 }
 
-int
-pt_store_script_put(pt_store *st, const char *name, const char *source, size_t len, int *version)
+/* Stores a new version of script `name`; with `create`, the script must not exist yet and gets
+ * run mode `mode`, else it is created with mode "API" when new. Sets *version and *id. */
+static int
+script_store(pt_store *st, const char *name, const char *source, size_t len, int create,
+             const char *mode, int *version, int64_t *id)
 {
     sqlite3_stmt *stmt = NULL;
-    int64_t last = 0, now = (int64_t)time(NULL);
+    int64_t last = 0, now = (int64_t)time(NULL), sid = 0;
     int v = 0;
     int rc;
 
-    rc = check_name(st, "script", name);
+    rc = script_check_name(st, name);
+    if (rc == 0 && create)
+        rc = script_check_mode(st, mode);
     if (rc != 0)
         return rc;
     if (memchr(source, '\0', len) != NULL) {
@@ -754,6 +869,16 @@ pt_store_script_put(pt_store *st, const char *name, const char *source, size_t l
     rc = begin(st);
     if (rc != 0)
         return rc;
+    if (create) {
+        rc = query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", name, 0, &last);
+        if (rc < 0)
+            goto done;
+        if (rc == 1) {
+            seterr(st, "a script named '%s' already exists", name);
+            rc = PT_EEXIST;
+            goto done;
+        }
+    }
     rc = query_int(st,
                    "SELECT max(coalesce((SELECT last FROM script_seq WHERE name = ?1), 0),"
                    " coalesce((SELECT max(version) FROM script_versions WHERE name = ?1), 0))",
@@ -793,11 +918,54 @@ pt_store_script_put(pt_store *st, const char *name, const char *source, size_t l
                  "INSERT INTO script_seq(name, last) VALUES (?1, ?2) "
                  "ON CONFLICT(name) DO UPDATE SET last = excluded.last",
                  name, v, "store script sequence");
+    if (rc != 0)
+        goto done;
+
+    /* Invariant 7: a new script gets its id here; a new version keeps it. */
+    rc = prepare(st,
+                 "INSERT INTO script_meta(name, run_mode) VALUES (?1, ?2) "
+                 "ON CONFLICT(name) DO NOTHING",
+                 &stmt);
+    if (rc != 0)
+        goto done;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, create ? mode : "API", -1, SQLITE_STATIC);
+    rc = run_stmt(st, stmt, "store script id");
+    if (rc != 0)
+        goto done;
+    rc = query_int(st, "SELECT id FROM script_meta WHERE name = ?1", name, 0, &sid);
+    rc = rc == 1 ? 0 : (rc == 0 ? dberr(st, "read script id") : rc);
 done:
     rc = finish(st, rc);
     if (rc == 0 && version != NULL)
         *version = v;
+    if (rc == 0 && id != NULL)
+        *id = sid;
     return rc;
+}
+
+int
+pt_store_script_put(pt_store *st, const char *name, const char *source, size_t len, int *version)
+{
+    return script_store(st, name, source, len, 0, NULL, version, NULL);
+}
+
+int
+pt_store_script_create(pt_store *st, const char *name, const char *source, size_t len,
+                       const char *run_mode, int64_t *id)
+{
+    return script_store(st, name, source, len, 1, run_mode, NULL, id);
+}
+
+int
+pt_store_script_set_run_mode(pt_store *st, int64_t id, const char *run_mode)
+{
+    int rc = script_check_mode(st, run_mode);
+
+    if (rc != 0)
+        return rc;
+    return mutate_one(st, "UPDATE script_meta SET run_mode = ?1 WHERE id = ?2", run_mode, id,
+                      "update", "no script with id %lld", (long long)id);
 }
 
 int
@@ -814,11 +982,9 @@ pt_store_script_get(pt_store *st, const char *name, int version, pt_script **out
         return PT_EINVAL;
     }
     /* ?2 = 0 selects the current version. */
-    rc = script_rows(st,
-                     "SELECT s.name, v.version, s.current, v.source, v.created "
-                     "FROM scripts s JOIN script_versions v ON v.name = s.name "
-                     "WHERE s.name = ?1 AND v.version = iif(?2 = 0, s.current, ?2)",
-                     name, version, &list, &n);
+    rc = script_rows(
+        st, SCRIPT_COLS SCRIPT_FROM "WHERE s.name = ?1 AND v.version = iif(?2 = 0, s.current, ?2)",
+        name, version, &list, &n);
     if (rc != 0)
         return rc;
     if (n == 0) {
@@ -952,30 +1118,217 @@ pt_store_script_rm(pt_store *st, const char *name)
     return finish(st, rc);
 }
 
+/* Runs sql with the text parameters ?1 = a and ?2 = b (borrowed) to completion. */
+static int
+run_sql_tt(pt_store *st, const char *sql, const char *a, const char *b, const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare(st, sql, &stmt);
+
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, b, -1, SQLITE_STATIC);
+    return run_stmt(st, stmt, what);
+}
+
+int
+pt_store_script_rename(pt_store *st, const char *name, const char *new_name)
+{
+    /* Every place that names a script, ?1 the old name and ?2 the new one. script_seq keeps
+     * the old name's row (invariant 3: a new script under the old name goes on from its last
+     * version) and gets one for the new name. */
+    static const char *const moves[] = {
+        "INSERT INTO script_seq(name, last) VALUES "
+        "(?1, (SELECT max(version) FROM script_versions WHERE name = ?1)) "
+        "ON CONFLICT(name) DO UPDATE SET last = max(last, excluded.last)",
+        "UPDATE scripts SET name = ?2 WHERE name = ?1",
+        "UPDATE script_versions SET name = ?2 WHERE name = ?1",
+        "UPDATE script_meta SET name = ?2 WHERE name = ?1",
+        "INSERT INTO script_seq(name, last) SELECT ?2, last FROM script_seq WHERE name = ?1",
+        "UPDATE endpoints SET script = ?2 WHERE script = ?1",
+    };
+    int64_t one = 0;
+    int rc;
+
+    rc = script_check_name(st, new_name);
+    if (rc != 0)
+        return rc;
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", name, 0, &one);
+    if (rc < 0)
+        goto done;
+    if (rc == 0) {
+        seterr(st, "no script named '%s'", name);
+        rc = PT_ENOTFOUND;
+        goto done;
+    }
+    /* Invariant 3 again: workers cache compiled modules by (name, version) and the versions
+     * keep their numbers, so the new name must never have had versions of its own. */
+    rc = query_int(st,
+                   "SELECT 1 WHERE EXISTS (SELECT 1 FROM scripts WHERE name = ?1) "
+                   "OR EXISTS (SELECT 1 FROM script_seq WHERE name = ?1)",
+                   new_name, 0, &one);
+    if (rc < 0)
+        goto done;
+    if (rc == 1) {
+        seterr(st,
+               strcmp(name, new_name) == 0
+                   ? "script '%s' already has that name"
+                   : "the script name '%s' is taken, or was used before (the versions of a "
+                     "name are never reused)",
+               new_name);
+        rc = PT_EEXIST;
+        goto done;
+    }
+    /* The foreign keys hold again once every table is updated: check them at COMMIT. */
+    rc = exec_sql(st, "PRAGMA defer_foreign_keys = ON");
+    for (size_t i = 0; rc == 0 && i < sizeof moves / sizeof moves[0]; i++)
+        rc = run_sql_tt(st, moves[i], name, new_name, "rename script");
+    /* Webhook sources (store_webhooks.c) name their processing script, when the table exists. */
+    if (rc == 0)
+        rc = query_int(st,
+                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                       "name = 'webhook_sources'",
+                       NULL, 0, &one);
+    if (rc == 1)
+        rc = run_sql_tt(st, "UPDATE webhook_sources SET script = ?2 WHERE script = ?1", name,
+                        new_name, "rename script");
+done:
+    return finish(st, rc);
+}
+
 int
 pt_store_script_list(pt_store *st, pt_script **out, size_t *n)
 {
-    return script_rows(st,
-                       "SELECT s.name, v.version, s.current, v.source, v.created "
-                       "FROM scripts s JOIN script_versions v "
-                       "ON v.name = s.name AND v.version = s.current ORDER BY s.name",
+    return script_rows(st, SCRIPT_COLS SCRIPT_FROM "WHERE v.version = s.current ORDER BY s.name",
                        NULL, 0, out, n);
 }
 
 int
 pt_store_script_versions(pt_store *st, const char *name, pt_script **out, size_t *n)
 {
-    int rc = script_rows(st,
-                         "SELECT s.name, v.version, s.current, v.source, v.created "
-                         "FROM scripts s JOIN script_versions v ON v.name = s.name "
-                         "WHERE s.name = ?1 ORDER BY v.version",
-                         name, 0, out, n);
+    int rc = script_rows(st, SCRIPT_COLS SCRIPT_FROM "WHERE s.name = ?1 ORDER BY v.version", name,
+                         0, out, n);
 
     if (rc == 0 && *n == 0) {
         seterr(st, "no script named '%s'", name);
         return PT_ENOTFOUND;
     }
     return rc;
+}
+
+/* Reads the name of script `id` into a new string (caller frees). PT_ENOTFOUND with the message
+ * naming the id. */
+static int
+script_name_of(pt_store *st, int64_t id, char **name)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    *name = NULL;
+    rc = prepare(st, "SELECT name FROM script_meta WHERE id = ?1", &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *name = coldup(stmt, 0);
+        rc = *name != NULL ? 0 : PT_ENOMEM;
+        if (rc != 0)
+            seterr(st, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        seterr(st, "no script with id %lld", (long long)id);
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, "find script");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_script_get_by_id(pt_store *st, int64_t id, int version, pt_script **out)
+{
+    char *name = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = script_name_of(st, id, &name);
+    if (rc == 0)
+        rc = pt_store_script_get(st, name, version, out);
+    free(name);
+    return rc;
+}
+
+/* ---- script state ------------------------------------------------------------------------- */
+
+int
+pt_store_state_get(pt_store *st, int64_t id, char **value, size_t *len)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    *value = NULL;
+    *len = 0;
+    rc = prepare(st, "SELECT state FROM script_meta WHERE id = ?1", &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        rc = 0;
+        if (sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+            const void *p = sqlite3_column_blob(stmt, 0);
+            size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+            *value = malloc(n + 1);
+            if (*value == NULL) {
+                seterr(st, "out of memory");
+                rc = PT_ENOMEM;
+            } else {
+                if (n > 0)
+                    memcpy(*value, p, n);
+                (*value)[n] = '\0';
+                *len = n;
+            }
+        }
+    } else if (rc == SQLITE_DONE) {
+        seterr(st, "no script with id %lld", (long long)id);
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = dberr(st, "read script state");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int
+pt_store_state_set(pt_store *st, int64_t id, const char *value, size_t len)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (len > PT_STORE_STATE_MAX) {
+        seterr(st, "state of %zu bytes is too big (at most %u bytes)", len, PT_STORE_STATE_MAX);
+        return PT_ETOOBIG;
+    }
+    rc = begin(st);
+    if (rc != 0)
+        return rc;
+    rc = prepare(st, "UPDATE script_meta SET state = ?2, state_updated = ?3 WHERE id = ?1", &stmt);
+    if (rc == 0) {
+        sqlite3_bind_int64(stmt, 1, id);
+        sqlite3_bind_text(stmt, 2, value, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, (int64_t)time(NULL));
+        rc = run_stmt(st, stmt, "store script state");
+    }
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        seterr(st, "no script with id %lld", (long long)id);
+        rc = PT_ENOTFOUND;
+    }
+    return pt_store_sqlite_finish_quiet(st, rc); /* invariant 7: no bump */
 }
 
 /* ---- endpoints ---------------------------------------------------------------------------- */
@@ -1725,8 +2078,10 @@ done:
 
 /* ---- secrets ------------------------------------------------------------------------------ */
 
-int
-pt_store_secret_name_valid(const char *name)
+/* Is name 1 to 128 bytes of well-formed UTF-8 without control characters? (secret and script
+ * names) */
+static int
+text_name_valid(const char *name)
 {
     const unsigned char *p = (const unsigned char *)name;
     size_t n;
@@ -1766,6 +2121,12 @@ pt_store_secret_name_valid(const char *name)
         p += extra + 1;
     }
     return 1;
+}
+
+int
+pt_store_secret_name_valid(const char *name)
+{
+    return text_name_valid(name);
 }
 
 void

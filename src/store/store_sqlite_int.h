@@ -21,6 +21,9 @@ int pt_store_sqlite_begin(pt_store *st);
 /* Ends the transaction: rc 0 commits and bumps the change counter, anything else rolls back.
  * Returns rc, or COMMIT's error (after rolling back). */
 int pt_store_sqlite_finish(pt_store *st, int rc);
+/* As pt_store_sqlite_finish, without bumping the change counter: for records no worker serves
+ * differently because of (script state, run records). */
+int pt_store_sqlite_finish_quiet(pt_store *st, int rc);
 /* Steps stmt to completion and finalizes it; takes ownership of stmt, even on error. A failed
  * step is recorded as pt_store_sqlite_fail(st, what) does. */
 int pt_store_sqlite_run(pt_store *st, sqlite3_stmt *stmt, const char *what);

@@ -151,7 +151,7 @@ TEST(store_scripts_versions_rollback)
     ASSERT_EQ(pt_store_script_put(st, "greet", "again", 5, &v), 0);
     ASSERT_EQ(v, 4);
 
-    ASSERT_EQ(pt_store_script_put(st, "bad name", "x", 1, &v), PT_EINVAL);
+    ASSERT_EQ(pt_store_script_put(st, " bad name", "x", 1, &v), PT_EINVAL);
     ASSERT_EQ(pt_store_script_put(st, "nul", "a\0b", 3, &v), PT_EINVAL);
     pt_store_close(st);
     rm_tree(dir);
