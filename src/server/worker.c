@@ -66,6 +66,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "py/py.h"
+#include "server/crash.h"
 #include "server/holds.h"
 #include "server/inbox.h"
 #include "server/metrics.h"
@@ -206,9 +207,7 @@ static worker W;
 
 static void begin_stop(worker *w);
 static void redact_token(pt_str *s);
-static void answer_inflight(int status, const char *reason, const char *why);
-static void write_raw_error(int fd, int status, const char *reason, const char *why,
-                            const char *id);
+static void answer_inflight(int status, const char *why);
 
 static double
 now_sec(void)
@@ -1371,13 +1370,12 @@ replace_stuck_threads(worker *w, int nthreads)
     pthread_mutex_unlock(&w->mu);
     pt_log_error("worker %d: all %d threads are stuck in handlers; replacing the worker", w->index,
                  nthreads);
-    answer_inflight(504, "Gateway Timeout", "handler timed out");
+    answer_inflight(504, "handler timed out");
     /* Requests still queued for a thread: nobody will run them here; say so. */
     pthread_mutex_lock(&w->ready_mu);
     for (job *j = w->ready_head; j != NULL; j = j->next)
         if (j->fd >= 0)
-            write_raw_error(j->fd, 503, "Service Unavailable", "worker restarting; retry",
-                            j->req.id);
+            pt_crash_reply(j->fd, 503, "worker restarting; retry", j->req.id);
     _exit(PT_WORKER_EXIT_STUCK);
 }
 
@@ -1470,40 +1468,11 @@ fmt_u(char *out, unsigned long v)
     return o;
 }
 
-/* Writes one raw HTTP/1.1 error answer with `why` and request id `id` on fd.
- * Async-signal-safe (no stdio, no allocation). */
-static void
-write_raw_error(int fd, int status, const char *reason, const char *why, const char *id)
-{
-    char body[200], msg[600];
-    size_t bn = 0, mn = 0;
-#define PUT(dst, n, str) (memcpy(dst + n, str, strlen(str)), n += strlen(str))
-    PUT(body, bn, "{\"error\": \"");
-    PUT(body, bn, why);
-    PUT(body, bn, "\", \"request_id\": \"");
-    PUT(body, bn, id);
-    PUT(body, bn, "\"}");
-    PUT(msg, mn, "HTTP/1.1 ");
-    mn += fmt_u(msg + mn, (unsigned long)status);
-    PUT(msg, mn, " ");
-    PUT(msg, mn, reason);
-    PUT(msg, mn, "\r\ncontent-type: application/json\r\nconnection: close\r\nx-request-id: ");
-    PUT(msg, mn, id);
-    PUT(msg, mn, "\r\ncontent-length: ");
-    mn += fmt_u(msg + mn, bn);
-    PUT(msg, mn, "\r\n\r\n");
-#undef PUT
-    memcpy(msg + mn, body, bn);
-    mn += bn;
-    ssize_t rc = write(fd, msg, mn);
-    (void)rc;
-}
-
 /* Answers, before this process goes away, every request whose handler is running (with
  * `status`) and every timed-out one whose 504 is still owed. Only slot fields are read, never
  * a job (it may be freed concurrently). Async-signal-safe. */
 static void
-answer_inflight(int status, const char *reason, const char *why)
+answer_inflight(int status, const char *why)
 {
     worker *w = &W;
     /* First stop taking connections: other threads may still lead the loop for a moment while
@@ -1516,11 +1485,11 @@ answer_inflight(int status, const char *reason, const char *why)
         if (fd >= 0 && atomic_load(&s->job) != NULL) {
             if (atomic_exchange(&s->lent, 0))
                 pt_hold_take_back(w->ctl, fd);
-            write_raw_error(fd, status, reason, why, s->id);
+            pt_crash_reply(fd, status, why, s->id);
         }
         int owed = atomic_exchange(&s->owed_fd, -1);
         if (owed >= 0)
-            write_raw_error(owed, 504, "Gateway Timeout", "handler timed out", s->id);
+            pt_crash_reply(owed, 504, "handler timed out", s->id);
     }
 }
 
@@ -1535,7 +1504,7 @@ static void
 on_fatal_signal(int sig)
 {
     if (in_worker()) {
-        answer_inflight(502, "Bad Gateway", "worker crashed");
+        answer_inflight(502, "worker crashed");
         /* No stdio or time formatting here: neither is async-signal-safe. */
         char line[128];
         size_t n = 0;
@@ -1563,7 +1532,7 @@ on_python_exit(int status)
     (void)status;
     if (!in_worker())
         return 0;
-    answer_inflight(502, "Bad Gateway", "worker exited");
+    answer_inflight(502, "worker exited");
     return 1;
 }
 
