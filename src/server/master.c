@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "server/holds.h"
 #include "server/inbox.h"
@@ -81,9 +82,11 @@ open_listener(const char *host, int *port)
 }
 
 typedef struct worker_proc {
-    pid_t pid;
+    pid_t pid; /* 0 while no process runs in this slot */
     double started;
     int crashes;     /* consecutive quick deaths, for back-off */
+    double next_try; /* when to start this slot's worker again (pid 0), on the mono() clock */
+    double backoff;  /* seconds before the next try after a failed start; 0 after a start */
     int ctl;         /* our end of the custody socket (holds.h), -1 when none */
     pt_holds *holds; /* connections the worker lent us */
 } worker_proc;
@@ -100,15 +103,22 @@ mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Starts worker `index` (1-based) into procs[index - 1]. Returns its pid or -1 (logged). */
-static pid_t
+/* Starts worker `index` (1-based) into procs[index - 1]. Returns 0, or PT_ENOMEM / PT_EIO
+ * (logged) with the slot left empty: the caller tries again later (start_due). */
+static int
 spawn(const pt_server_config *cfg, int fd, int index)
 {
     worker_proc *p = &procs[index - 1];
     int sv[2];
+    pt_holds *holds = pt_holds_new();
+    if (holds == NULL) {
+        pt_log_error("cannot start worker %d: out of memory", index);
+        return PT_ENOMEM;
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        pt_log_error("cannot start worker %d: %s", index, strerror(errno));
-        return -1;
+        pt_log_error("cannot start worker %d: socketpair: %s", index, strerror(errno));
+        pt_holds_free(holds);
+        return PT_EIO;
     }
     fflush(NULL); /* or buffered output would be written twice */
     pid_t pid = fork();
@@ -121,6 +131,7 @@ spawn(const pt_server_config *cfg, int fd, int index)
              * keep those connections open after the master closes its own. */
             pt_holds_free(procs[i].holds);
         }
+        pt_holds_free(holds);
         if (master_sfd >= 0)
             close(master_sfd);
         close(sv[0]);
@@ -128,15 +139,37 @@ spawn(const pt_server_config *cfg, int fd, int index)
     }
     close(sv[1]);
     if (pid < 0) {
-        pt_log_error("cannot start worker %d: %s", index, strerror(errno));
+        pt_log_error("cannot start worker %d: fork: %s", index, strerror(errno));
         close(sv[0]);
-        return -1;
+        pt_holds_free(holds);
+        return PT_EIO;
     }
     p->pid = pid;
     p->started = mono();
     p->ctl = sv[0];
-    p->holds = pt_holds_new();
-    return pid;
+    p->holds = holds;
+    return 0;
+}
+
+/* Starts the worker of every empty slot whose time has come. A start that fails (fork, memory:
+ * a passing shortage, usually) is tried again after a back-off that doubles from 0.1 s up to
+ * 5 s, so that no slot is lost for good. */
+static void
+start_due(const pt_server_config *cfg, int fd)
+{
+    double now = mono();
+    for (int i = 0; i < nprocs; i++) {
+        worker_proc *p = &procs[i];
+        if (p->pid != 0 || now < p->next_try)
+            continue;
+        if (spawn(cfg, fd, i + 1) == 0) {
+            p->backoff = 0;
+            continue;
+        }
+        p->backoff = p->backoff == 0 ? 0.1 : p->backoff * 2 > 5 ? 5 : p->backoff * 2;
+        p->next_try = now + p->backoff;
+        pt_log_warn("worker %d: trying again in %g s", i + 1, p->backoff);
+    }
 }
 
 /* Answers the requests a dead worker lent us, and forgets its custody socket. */
@@ -233,8 +266,7 @@ pt_server_run(const pt_server_config *cfg)
     memset(procs, 0, sizeof(procs));
     for (int i = 0; i < nprocs; i++)
         procs[i].ctl = -1;
-    for (int i = 0; i < nprocs; i++)
-        spawn(cfg, fd, i + 1);
+    start_due(cfg, fd);
     char hostbuf[300];
     if (strchr(cfg->host, ':') != NULL)
         snprintf(hostbuf, sizeof(hostbuf), "[%s]", cfg->host);
@@ -293,14 +325,13 @@ pt_server_run(const pt_server_config *cfg)
                     break;
                 double lived = mono() - p->started;
                 p->crashes = lived < 1.0 ? p->crashes + 1 : 0;
-                if (p->crashes > 5) {
-                    /* Crash loop: wait a little before the next try. */
-                    struct timespec nap = {0, 500 * 1000 * 1000};
-                    nanosleep(&nap, NULL);
-                }
-                spawn(cfg, fd, i + 1);
+                /* Crash loop: wait a little before the next try (the loop goes on meanwhile,
+                 * other workers' custody included). */
+                p->next_try = p->crashes > 5 ? mono() + 0.5 : 0;
             }
         }
+        if (!stopping)
+            start_due(cfg, fd);
         if (stopping) {
             int alive = 0;
             for (int i = 0; i < nprocs; i++)

@@ -1649,7 +1649,13 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     w->mq = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->mq, &w->done_rx, on_done_messages);
 
+    /* Without it SIGTERM (blocked above) would never reach this worker: it could not stop
+     * gracefully, only be killed at the master's deadline. Fail; the master retries. */
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        pt_log_error("cannot create the signalfd: %s", strerror(errno));
+        _exit(PT_WORKER_EXIT_FAILED);
+    }
     w->sigsock = h2o_evloop_socket_create(w->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(w->sigsock, on_signal);
     w->listener = h2o_evloop_socket_create(w->loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
