@@ -1,14 +1,22 @@
 /* crash.c - answers written when a worker can no longer answer normally: the raw HTTP error
- * reply, async-signal-safe, shared by the worker's crash paths and the master's custody of
- * slow requests (holds.c). */
+ * reply (shared with the master's custody of slow requests, holds.c), and the worker's paths
+ * out: a fatal signal, os._exit() in a handler, every thread stuck past the timeout.
+ *
+ * Everything here may run inside a signal handler, or while other threads are in any state:
+ * no allocation, no stdio, no locks but the one pt_crash_exit_stuck never releases. The
+ * worker's state is read through slot fields only (worker_int.h, invariant 5). */
 #include "server/crash.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/err.h"
+#include "py/py.h"
+#include "server/holds.h"
 #include "server/request.h"
+#include "server/worker_int.h"
 
 #define WHY_MAX 320 /* bytes of escaped reason in the body */
 #define ID_MAX 64   /* bytes of request id, escaped in the body and printable in the header */
@@ -127,4 +135,99 @@ pt_crash_reply(int fd, int status, const char *why, const char *id)
     }
     errno = saved;
     return n > 0 && off == n ? 0 : PT_EIO;
+}
+
+/* ---- The worker's paths out ----------------------------------------------------------- */
+
+/* Answers, before this process goes away, every request whose handler is running (with
+ * `status`) and every timed-out one whose 504 is still owed. Only slot fields are read, never
+ * a job (it may be freed concurrently). Async-signal-safe. */
+static void
+answer_inflight(int status, const char *why)
+{
+    worker *w = &pt_worker_self;
+    /* First stop taking connections: other threads may still lead the loop for a moment while
+     * this process dies, and whatever they accepted now would be reset. */
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    for (int i = 0; i < MAX_THREADS; i++) {
+        slot *s = &w->slots[i];
+        int fd = atomic_exchange(&s->fd, -1);
+        if (fd >= 0 && atomic_load(&s->job) != NULL) {
+            if (atomic_exchange(&s->lent, 0))
+                pt_hold_take_back(w->ctl, fd);
+            pt_crash_reply(fd, status, why, s->id);
+        }
+        int owed = atomic_exchange(&s->owed_fd, -1);
+        if (owed >= 0)
+            pt_crash_reply(owed, 504, "handler timed out", s->id);
+    }
+}
+
+/* Is this the worker process itself, rather than a child a handler forked? */
+static int
+in_worker(void)
+{
+    return getpid() == pt_worker_self.pid;
+}
+
+/* A fatal signal in the worker (a C extension's segfault, abort()): answer 502 on what is
+ * running, then die of the same signal so that the master logs it. */
+static void
+on_fatal_signal(int sig)
+{
+    if (in_worker()) {
+        answer_inflight(502, "worker crashed");
+        /* No stdio or time formatting here: neither is async-signal-safe. */
+        char line[128];
+        out o = {line, 0, sizeof(line), 0};
+        put_str(&o, "FATAL [worker ");
+        put_uint(&o, (unsigned long)pt_worker_self.index);
+        put_str(&o, "] crashed on signal ");
+        put_uint(&o, (unsigned long)sig);
+        put_str(&o, "\n");
+        ssize_t rc = write(2, line, o.n);
+        (void)rc;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* os._exit() from a handler: answer in-flight requests first. Returns 1 when this is the
+ * worker (its exit status then tells the master why), 0 in a child a handler forked. */
+static int
+on_python_exit(int status)
+{
+    (void)status;
+    if (!in_worker())
+        return 0;
+    answer_inflight(502, "worker exited");
+    return 1;
+}
+
+void
+pt_crash_install(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+    pt_py_on_exit_hook = on_python_exit;
+}
+
+void
+pt_crash_exit_stuck(worker *w)
+{
+    answer_inflight(504, "handler timed out");
+    /* Requests still queued for a thread: nobody will run them here; say so. The lock keeps
+     * the leader (if any is left) from taking them meanwhile; it is never released. */
+    pthread_mutex_lock(&w->ready_mu);
+    for (job *j = w->ready_head; j != NULL; j = j->next)
+        if (j->fd >= 0)
+            pt_crash_reply(j->fd, 503, "worker restarting; retry", j->req.id);
+    _exit(PT_WORKER_EXIT_STUCK);
 }
