@@ -144,6 +144,8 @@ lead(worker *w, slot *s)
     }
 }
 
+/* A pool thread: a follower waiting on `cv` until no thread leads, then the leader until it
+ * is demoted; forever (invariant 4). arg is its slot. */
 static void *
 pool_main(void *arg)
 {
@@ -170,6 +172,8 @@ pool_main(void *arg)
     return NULL;
 }
 
+/* Starts one more pool thread (caller holds mu). Returns 0, or PT_EIO when MAX_THREADS run
+ * already or the thread cannot be created. */
 static int
 spawn_thread(worker *w)
 {
@@ -177,7 +181,7 @@ spawn_thread(worker *w)
     pthread_attr_t attr;
     int i = w->nthreads;
     if (i >= MAX_THREADS)
-        return -1;
+        return PT_EIO;
     atomic_init(&w->slots[i].fd, -1);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 8u << 20);
@@ -185,7 +189,7 @@ spawn_thread(worker *w)
     int rc = pthread_create(&t, &attr, pool_main, &w->slots[i]);
     pthread_attr_destroy(&attr);
     if (rc != 0)
-        return -1;
+        return PT_EIO;
     w->nthreads++;
     return 0;
 }
@@ -226,6 +230,9 @@ replace_stuck_threads(worker *w, int nthreads)
     pt_crash_exit_stuck(w);
 }
 
+/* The monitor thread: every 1 ms while the leader runs a handler (5 ms otherwise), hands the
+ * loop over or grows the pool, lends slow requests' connections to the master, times handlers
+ * out and replaces stuck threads. arg is the worker. */
 static void *
 monitor_main(void *arg)
 {
