@@ -3,11 +3,12 @@
 
 #include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "server/crash.h"
 
 enum { MSG_LEND = 1, MSG_TAKE_BACK = 2 };
 
@@ -171,14 +172,7 @@ pt_holds_answer_all(pt_holds *h, const char *why)
     size_t answered = 0;
     while (h->n > 0) {
         held *e = &h->items[h->n - 1];
-        char body[256], msg[512];
-        int bn =
-            snprintf(body, sizeof(body), "{\"error\": \"%s\", \"request_id\": \"%s\"}", why, e->id);
-        int mn = snprintf(msg, sizeof(msg),
-                          "HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\n"
-                          "connection: close\r\nx-request-id: %s\r\ncontent-length: %d\r\n\r\n%s",
-                          e->id, bn, body);
-        if (write(e->fd, msg, (size_t)mn) == mn)
+        if (pt_crash_reply(e->fd, 502, why, e->id) == 0)
             answered++;
         shutdown(e->fd, SHUT_RDWR);
         drop(h, h->n - 1);

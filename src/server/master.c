@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "server/holds.h"
 #include "server/inbox.h"
@@ -81,9 +82,11 @@ open_listener(const char *host, int *port)
 }
 
 typedef struct worker_proc {
-    pid_t pid;
+    pid_t pid; /* 0 while no process runs in this slot */
     double started;
     int crashes;     /* consecutive quick deaths, for back-off */
+    double next_try; /* when to start this slot's worker again (pid 0), on the mono() clock */
+    double backoff;  /* seconds before the next try after a failed start; 0 after a start */
     int ctl;         /* our end of the custody socket (holds.h), -1 when none */
     pt_holds *holds; /* connections the worker lent us */
 } worker_proc;
@@ -100,15 +103,22 @@ mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Starts worker `index` (1-based) into procs[index - 1]. Returns its pid or -1 (logged). */
-static pid_t
+/* Starts worker `index` (1-based) into procs[index - 1]. Returns 0, or PT_ENOMEM / PT_EIO
+ * (logged) with the slot left empty: the caller tries again later (start_due). */
+static int
 spawn(const pt_server_config *cfg, int fd, int index)
 {
     worker_proc *p = &procs[index - 1];
     int sv[2];
+    pt_holds *holds = pt_holds_new();
+    if (holds == NULL) {
+        pt_log_error("cannot start worker %d: out of memory", index);
+        return PT_ENOMEM;
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        pt_log_error("cannot start worker %d: %s", index, strerror(errno));
-        return -1;
+        pt_log_error("cannot start worker %d: socketpair: %s", index, strerror(errno));
+        pt_holds_free(holds);
+        return PT_EIO;
     }
     fflush(NULL); /* or buffered output would be written twice */
     pid_t pid = fork();
@@ -121,6 +131,7 @@ spawn(const pt_server_config *cfg, int fd, int index)
              * keep those connections open after the master closes its own. */
             pt_holds_free(procs[i].holds);
         }
+        pt_holds_free(holds);
         if (master_sfd >= 0)
             close(master_sfd);
         close(sv[0]);
@@ -128,15 +139,37 @@ spawn(const pt_server_config *cfg, int fd, int index)
     }
     close(sv[1]);
     if (pid < 0) {
-        pt_log_error("cannot start worker %d: %s", index, strerror(errno));
+        pt_log_error("cannot start worker %d: fork: %s", index, strerror(errno));
         close(sv[0]);
-        return -1;
+        pt_holds_free(holds);
+        return PT_EIO;
     }
     p->pid = pid;
     p->started = mono();
     p->ctl = sv[0];
-    p->holds = pt_holds_new();
-    return pid;
+    p->holds = holds;
+    return 0;
+}
+
+/* Starts the worker of every empty slot whose time has come. A start that fails (fork, memory:
+ * a passing shortage, usually) is tried again after a back-off that doubles from 0.1 s up to
+ * 5 s, so that no slot is lost for good. */
+static void
+start_due(const pt_server_config *cfg, int fd)
+{
+    double now = mono();
+    for (int i = 0; i < nprocs; i++) {
+        worker_proc *p = &procs[i];
+        if (p->pid != 0 || now < p->next_try)
+            continue;
+        if (spawn(cfg, fd, i + 1) == 0) {
+            p->backoff = 0;
+            continue;
+        }
+        p->backoff = p->backoff == 0 ? 0.1 : p->backoff * 2 > 5 ? 5 : p->backoff * 2;
+        p->next_try = now + p->backoff;
+        pt_log_warn("worker %d: trying again in %g s", i + 1, p->backoff);
+    }
 }
 
 /* Answers the requests a dead worker lent us, and forgets its custody socket. */
@@ -186,36 +219,37 @@ log_exit(int index, pid_t pid, int status)
     }
 }
 
-int
-pt_server_run(const pt_server_config *cfg)
-{
-    sigset_t set;
-    int port = cfg->port;
+/* The master's loop state. */
+typedef struct master {
+    const pt_server_config *cfg; /* with the shared tables mapped */
+    int listen_fd;               /* closed (-1) once stopping */
+    int sfd;                     /* signalfd: SIGTERM, SIGINT, SIGCHLD, SIGHUP */
+    int stopping;
+    double deadline; /* when stopping: workers still alive after this are killed */
+} master;
 
-    pt_log_init("master");
-    nprocs = cfg->workers;
-    if (nprocs < 1 || nprocs > MAX_WORKERS) {
-        pt_log_error("--workers must be between 1 and %d", MAX_WORKERS);
-        return 2;
-    }
-    int fd = open_listener(cfg->host, &port);
-    if (fd < 0)
-        return 1;
-    char err[512];
-    if (pt_inbox_prepare(cfg->datadir, err, sizeof(err)) != 0)
-        pt_log_error("webhooks will be unavailable: %s", err);
-    /* Rate limits count requests of all workers together: the table is mapped before the
-     * workers are forked, and shared with them (auth/ratelimit.h). */
-    pt_server_config *run = malloc(sizeof(*run)); /* lives as long as the master */
+/* A copy of cfg with the tables the workers share (rate limits count requests of all workers
+ * together: auth/ratelimit.h; metrics) mapped before they are forked. Without a table that
+ * feature is off (logged). Returns NULL when out of memory; lives as long as the master. */
+static pt_server_config *
+shared_config(const pt_server_config *cfg)
+{
+    pt_server_config *run = malloc(sizeof(*run));
     if (run == NULL)
-        return 1;
+        return NULL;
     *run = *cfg;
     if ((run->ratelimit = pt_ratelimit_new(PT_RATELIMIT_SLOTS)) == NULL)
         pt_log_warn("cannot map the rate limit table: %s; rate limits are off", strerror(errno));
-    if ((run->metrics = pt_metrics_create(nprocs)) == NULL)
+    if ((run->metrics = pt_metrics_create(cfg->workers)) == NULL)
         pt_log_warn("cannot map the metrics table: %s; /_portico/metrics is off", strerror(errno));
-    cfg = run;
+    return run;
+}
 
+/* Blocks the signals the master handles and returns a signalfd for them, or -1 (logged). */
+static int
+signals_open(void)
+{
+    sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -224,33 +258,129 @@ pt_server_run(const pt_server_config *cfg)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    master_sfd = sfd;
-    if (sfd < 0) {
+    if (sfd < 0)
         pt_log_error("signalfd: %s", strerror(errno));
+    return sfd;
+}
+
+/* SIGTERM or SIGINT: stop taking connections and ask every worker to finish. */
+static void
+on_signals(master *m)
+{
+    struct signalfd_siginfo si;
+    while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if ((si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) || m->stopping)
+            continue;
+        pt_log_info("stopping: finishing in-flight requests");
+        m->stopping = 1;
+        m->deadline = mono() + m->cfg->timeout + STOP_GRACE_EXTRA;
+        close(m->listen_fd);
+        m->listen_fd = -1;
+        for (int i = 0; i < nprocs; i++)
+            if (procs[i].pid > 0)
+                kill(procs[i].pid, SIGTERM);
+    }
+}
+
+/* Reaps every worker that went away: answers what it lent us and, unless stopping, logs why
+ * and schedules its replacement (start_due). */
+static void
+reap(master *m)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (int i = 0; i < nprocs; i++) {
+            worker_proc *p = &procs[i];
+            if (p->pid != pid)
+                continue;
+            p->pid = 0;
+            if (!m->stopping) {
+                log_exit(i + 1, pid, status);
+                pt_metrics_restart(m->cfg->metrics, i + 1);
+            }
+            settle(p, m->stopping ? "server stopped before the handler finished" : "worker died");
+            if (m->stopping)
+                break;
+            double lived = mono() - p->started;
+            p->crashes = lived < 1.0 ? p->crashes + 1 : 0;
+            /* Crash loop: wait a little before the next try (the loop goes on meanwhile,
+             * other workers' custody included). */
+            p->next_try = p->crashes > 5 ? mono() + 0.5 : 0;
+        }
+    }
+}
+
+/* While stopping: returns 1 once every worker is gone; kills those left at the deadline. */
+static int
+all_stopped(master *m)
+{
+    int alive = 0;
+    for (int i = 0; i < nprocs; i++)
+        alive += procs[i].pid > 0;
+    if (alive == 0)
+        return 1;
+    if (mono() > m->deadline) {
+        pt_log_warn("%d workers did not stop in time; killing them", alive);
+        for (int i = 0; i < nprocs; i++)
+            if (procs[i].pid > 0)
+                kill(procs[i].pid, SIGKILL);
+        m->deadline = mono() + 5;
+    }
+    return 0;
+}
+
+/* Prints the address the server listens on (stdout: scripts and tests read it). */
+static void
+print_listening(const char *host, int port)
+{
+    char hostbuf[300];
+    if (strchr(host, ':') != NULL)
+        snprintf(hostbuf, sizeof(hostbuf), "[%s]", host);
+    else
+        snprintf(hostbuf, sizeof(hostbuf), "%s", host);
+    printf("listening on http://%s:%d\n", hostbuf, port);
+    fflush(stdout);
+}
+
+int
+pt_server_run(const pt_server_config *cfg)
+{
+    master m = {.listen_fd = -1, .sfd = -1};
+    int port = cfg->port;
+
+    pt_log_init("master");
+    nprocs = cfg->workers;
+    if (nprocs < 1 || nprocs > MAX_WORKERS) {
+        pt_log_error("--workers must be between 1 and %d", MAX_WORKERS);
+        return 2;
+    }
+    if ((m.listen_fd = open_listener(cfg->host, &port)) < 0)
+        return 1;
+    char err[512];
+    if (pt_inbox_prepare(cfg->datadir, err, sizeof(err)) != 0)
+        pt_log_error("webhooks will be unavailable: %s", err);
+    if ((m.cfg = shared_config(cfg)) == NULL) {
+        pt_log_error("out of memory");
         return 1;
     }
+    if ((m.sfd = master_sfd = signals_open()) < 0)
+        return 1;
 
     memset(procs, 0, sizeof(procs));
     for (int i = 0; i < nprocs; i++)
         procs[i].ctl = -1;
-    for (int i = 0; i < nprocs; i++)
-        spawn(cfg, fd, i + 1);
-    char hostbuf[300];
-    if (strchr(cfg->host, ':') != NULL)
-        snprintf(hostbuf, sizeof(hostbuf), "[%s]", cfg->host);
-    else
-        snprintf(hostbuf, sizeof(hostbuf), "%s", cfg->host);
-    printf("listening on http://%s:%d\n", hostbuf, port);
-    fflush(stdout);
+    start_due(m.cfg, m.listen_fd);
+    print_listening(cfg->host, port);
     pt_log_info("%d workers, %d threads each, timeout %gs, worker memory %zu MiB", nprocs,
                 cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
 
-    int stopping = 0;
-    double deadline = 0;
     struct pollfd pfds[MAX_WORKERS + 1];
     for (;;) {
         int np = 0;
-        pfds[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        pfds[np++] = (struct pollfd){.fd = m.sfd, .events = POLLIN};
         for (int i = 0; i < nprocs; i++)
             pfds[np++] = (struct pollfd){.fd = procs[i].ctl, .events = POLLIN};
         if (poll(pfds, (nfds_t)np, 100) < 0 && errno != EINTR) {
@@ -260,62 +390,13 @@ pt_server_run(const pt_server_config *cfg)
         for (int i = 0; i < nprocs; i++)
             if (procs[i].ctl >= 0 && (pfds[i + 1].revents & POLLIN))
                 pt_holds_receive(procs[i].holds, procs[i].ctl);
-
-        struct signalfd_siginfo si;
-        while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-            if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !stopping) {
-                pt_log_info("stopping: finishing in-flight requests");
-                stopping = 1;
-                deadline = mono() + cfg->timeout + STOP_GRACE_EXTRA;
-                close(fd);
-                for (int i = 0; i < nprocs; i++)
-                    if (procs[i].pid > 0)
-                        kill(procs[i].pid, SIGTERM);
-            }
-        }
-        /* Reap every worker that went away; replace it unless we are stopping. */
-        for (;;) {
-            int status;
-            pid_t pid = waitpid(-1, &status, WNOHANG);
-            if (pid <= 0)
-                break;
-            for (int i = 0; i < nprocs; i++) {
-                worker_proc *p = &procs[i];
-                if (p->pid != pid)
-                    continue;
-                p->pid = 0;
-                if (!stopping) {
-                    log_exit(i + 1, pid, status);
-                    pt_metrics_restart(cfg->metrics, i + 1);
-                }
-                settle(p, stopping ? "server stopped before the handler finished" : "worker died");
-                if (stopping)
-                    break;
-                double lived = mono() - p->started;
-                p->crashes = lived < 1.0 ? p->crashes + 1 : 0;
-                if (p->crashes > 5) {
-                    /* Crash loop: wait a little before the next try. */
-                    struct timespec nap = {0, 500 * 1000 * 1000};
-                    nanosleep(&nap, NULL);
-                }
-                spawn(cfg, fd, i + 1);
-            }
-        }
-        if (stopping) {
-            int alive = 0;
-            for (int i = 0; i < nprocs; i++)
-                alive += procs[i].pid > 0;
-            if (alive == 0) {
-                pt_log_info("stopped");
-                return 0;
-            }
-            if (mono() > deadline) {
-                pt_log_warn("%d workers did not stop in time; killing them", alive);
-                for (int i = 0; i < nprocs; i++)
-                    if (procs[i].pid > 0)
-                        kill(procs[i].pid, SIGKILL);
-                deadline = mono() + 5;
-            }
+        on_signals(&m);
+        reap(&m);
+        if (!m.stopping)
+            start_due(m.cfg, m.listen_fd);
+        else if (all_stopped(&m)) {
+            pt_log_info("stopped");
+            return 0;
         }
     }
 }

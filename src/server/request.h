@@ -2,7 +2,7 @@
  * memory Portico owns, and the response a handler produces.
  *
  * The copy matters: a handler may run on a thread that is no longer driving the event loop
- * (see worker.c), and the library may dispose of its request object when the client goes
+ * (see worker_pool.c), and the library may dispose of its request object when the client goes
  * away. Everything a handler can read lives in one malloc'd block owned by the pt_request. */
 #ifndef PT_REQUEST_H
 #define PT_REQUEST_H

@@ -14,29 +14,56 @@ from conftest import assert_json_error
 FAST = "def handler(request):\n    return {'ok': True}\n"
 
 
+def marking(body):
+    """A handler that first appends a line to the file named by its `mark` query parameter
+    (so that a test can wait until it runs), then does `body` (indented source)."""
+    return ("import time\n\ndef handler(request):\n"
+            "    with open(request['query']['mark'], 'a') as f:\n"
+            "        f.write('started\\n')\n" + body)
+
+
+def wait_marks(path, n, timeout=10):
+    """Waits until n handlers have started (n lines in the mark file); asserts they did."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                got = f.read().count("started")
+        except FileNotFoundError:
+            got = 0
+        if got >= n:
+            return
+        assert time.monotonic() < deadline, f"only {got} of {n} handlers started"
+        time.sleep(0.01)
+
+
 def test_every_thread_stuck_replaces_the_worker(portico, server):
     # One thread per worker, handlers that never return: the worker starts replacement
     # threads up to its cap, then answers what it holds (504, or 503 for a request that was
     # still waiting for a thread) and is replaced.
-    portico.publish("hang", "import time\n\ndef handler(request):\n    time.sleep(1000)\n")
+    # Each request starts only once the previous handler runs: the pool grows to its cap of 4
+    # threads, all stuck. The fifth request then waits in the listening socket's queue (no
+    # thread polls it), and the replacement worker runs it and times it out in turn.
+    portico.publish("hang", marking("    time.sleep(1000)\n"))
     portico.publish("fast", FAST)
     s = server("--threads", "1", "--timeout", "1", workers=1)
+    mark = os.path.join(portico.scratch, "hang.marks")
     results = []
 
     def call():
         try:
-            results.append(requests.get(s.url + "/hang", timeout=15).status_code)
+            results.append(requests.get(s.url + "/hang", params={"mark": mark},
+                                        timeout=15).status_code)
         except requests.RequestException as e:
             results.append(type(e).__name__)
 
     threads = [threading.Thread(target=call) for _ in range(5)]
-    for t in threads:
+    for i, t in enumerate(threads):
         t.start()
-        time.sleep(0.2)
+        wait_marks(mark, i + 1)
     for t in threads:
         t.join(20)
-    # Timed-out requests get 504; one still queued when the worker gives up gets 503.
-    assert len(results) == 5 and set(results) <= {503, 504} and 504 in results, results
+    assert results == [504] * 5, results
     assert s.wait_log(r"threads are stuck in handlers; replacing the worker", timeout=5)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -104,9 +131,21 @@ def test_webhook_token_never_logged_whatever_the_path(portico, server):
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
             c.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
                       f"Connection: close\r\n\r\nx".encode())
-            while c.recv(4096):
-                pass
-    time.sleep(0.3)
+            answer = b""
+            while chunk := c.recv(4096):
+                answer += chunk
+        # None of these is the inbox URL: "/webhook/" must begin the path, with the token next.
+        assert answer.startswith(b"HTTP/1.1 404 "), (path, answer[:200])
+    # The access log is written once per loop iteration: wait for the three lines, then look.
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [l for l in s.log.splitlines()
+                 if all(w in l for w in ("ACCESS", "POST", "webhook/", "status=404"))]
+        if len(lines) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert len(lines) == 3, lines
+    assert all("{token}" in l for l in lines), lines
     assert token not in s.log
 
 
@@ -216,19 +255,20 @@ def test_uncommon_status_codes_keep_their_reason(portico, server):
 def test_pool_grows_while_every_thread_blocks(portico, server):
     # One worker, one thread to start with: three handlers sleeping at once must not hold up
     # a fast request; the pool grows (up to 4 x --threads) instead.
-    portico.publish("nap", "import time\n\ndef handler(request):\n"
-                           "    time.sleep(0.8)\n    return 'rested'\n")
+    portico.publish("nap", marking("    time.sleep(0.8)\n    return 'rested'\n"))
     portico.publish("fast", FAST)
     s = server("--threads", "1", workers=1)
+    mark = os.path.join(portico.scratch, "nap.marks")
     results = []
 
     def nap():
-        results.append(requests.get(s.url + "/nap", timeout=10).status_code)
+        results.append(requests.get(s.url + "/nap", params={"mark": mark},
+                                    timeout=10).status_code)
 
     threads = [threading.Thread(target=nap) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    wait_marks(mark, 3)                 # every thread there was is in a handler now
     t0 = time.monotonic()
     assert requests.get(s.url + "/fast", timeout=5).status_code == 200
     assert time.monotonic() - t0 < 0.4

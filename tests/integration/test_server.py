@@ -31,10 +31,29 @@ SLOW = H.add("slow", """\
     import time
 
     def handler(request):
+        mark = request['query'].get('mark')
+        if mark:                        # tells the test that the handler runs (wait_marks)
+            with open(mark, 'a') as f:
+                f.write('started\\n')
         time.sleep(1)
         return 'slow done'
     """)
 RAISES = H.add("raises", "def handler(request):\n    raise RuntimeError('x')\n")
+
+
+def wait_marks(path, n, timeout=10):
+    """Waits until n handlers have started (each appends a line to the file `path`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                got = f.read().count("started")
+        except FileNotFoundError:
+            got = 0
+        if got >= n:
+            return
+        assert time.monotonic() < deadline, f"only {got} of {n} handlers started"
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -412,20 +431,22 @@ def test_broken_new_version_refused_old_keeps_serving(srv, module_portico):
 # ---------------------------------------------------------------- SIGTERM
 
 def test_sigterm_finishes_in_flight_request(portico, server):
-    portico.publish("second", "import time\n\ndef handler(request):\n    time.sleep(1)\n"
-                              "    return 'finished'\n")
+    portico.publish("second", "import time\n\ndef handler(request):\n"
+                              "    open(request['query']['mark'], 'a').write('started\\n')\n"
+                              "    time.sleep(1)\n    return 'finished'\n")
     s = server()
+    mark = os.path.join(portico.scratch, "second.marks")
     result = {}
 
     def call():
         try:
-            result["r"] = requests.get(s.url + "/second", timeout=10)
+            result["r"] = requests.get(s.url + "/second", params={"mark": mark}, timeout=10)
         except Exception as e:      # reported below
             result["e"] = e
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.3)
+    wait_marks(mark, 1)                 # the request is in flight: its handler runs
     t0 = time.monotonic()
     s.proc.send_signal(signal.SIGTERM)
     t.join(10)
@@ -442,13 +463,16 @@ def test_sigterm_finishes_in_flight_request(portico, server):
 
 # ---------------------------------------------------------------- concurrency, keep-alive
 
-def run_slow_and_fast(s, slow_path, fast_path, n_slow=4, n_fast=6, session=None):
+def run_slow_and_fast(s, slow_path, fast_path, mark, n_slow=4, n_fast=6, session=None):
+    """Starts n_slow requests to slow_path (a handler that appends a line to the file named by
+    its `mark` query parameter first), waits until they all run, then times n_fast requests
+    to fast_path. Returns ([(status, seconds)] of the slow ones, the same of the fast ones)."""
     slow_results = []
 
     def slow():
         t0 = time.monotonic()
         try:
-            r = requests.get(s.url + slow_path, timeout=15)
+            r = requests.get(s.url + slow_path, params={"mark": mark}, timeout=15)
             slow_results.append((r.status_code, time.monotonic() - t0))
         except Exception as e:
             slow_results.append((repr(e), time.monotonic() - t0))
@@ -456,7 +480,7 @@ def run_slow_and_fast(s, slow_path, fast_path, n_slow=4, n_fast=6, session=None)
     threads = [threading.Thread(target=slow) for _ in range(n_slow)]
     for t in threads:
         t.start()
-    time.sleep(0.2)                     # let the slow handlers start
+    wait_marks(mark, n_slow)            # every slow handler runs: now time the fast ones
     fast = []
     for i in range(n_fast):
         getter = session.get if (session is not None and i % 2) else requests.get
@@ -468,10 +492,11 @@ def run_slow_and_fast(s, slow_path, fast_path, n_slow=4, n_fast=6, session=None)
     return slow_results, fast
 
 
-def test_slow_handlers_do_not_stall_fast_requests(srv):
+def test_slow_handlers_do_not_stall_fast_requests(srv, tmp_path):
     with requests.Session() as sess:
         assert sess.get(srv.url + PING, timeout=5).status_code == 200   # open a keep-alive conn
-        slow, fast = run_slow_and_fast(srv, SLOW, PING, session=sess)
+        slow, fast = run_slow_and_fast(srv, SLOW, PING, str(tmp_path / "slow.marks"),
+                                       session=sess)
     assert all(st == 200 for st, _ in slow), slow
     assert all(st == 200 for st, _ in fast), fast
     worst = max(d for _, d in fast)
@@ -480,12 +505,14 @@ def test_slow_handlers_do_not_stall_fast_requests(srv):
 
 def test_busy_single_worker_other_connections(portico, server):
     portico.publish("fast", FAST_SRC)
-    portico.publish("nap", "import time\n\ndef handler(request):\n    time.sleep(1)\n"
-                           "    return 'nap done'\n")
+    portico.publish("nap", "import time\n\ndef handler(request):\n"
+                           "    open(request['query']['mark'], 'a').write('started\\n')\n"
+                           "    time.sleep(1)\n    return 'nap done'\n")
     s = server("--workers", "1")
     with requests.Session() as sess:
         assert sess.get(s.url + "/fast", timeout=5).status_code == 200
-        slow, fast = run_slow_and_fast(s, "/nap", "/fast", n_slow=2, session=sess)
+        slow, fast = run_slow_and_fast(s, "/nap", "/fast", os.path.join(portico.scratch,
+                                       "nap.marks"), n_slow=2, session=sess)
     assert all(st == 200 for st, _ in slow), slow
     assert all(st == 200 for st, _ in fast), fast
     worst = max(d for _, d in fast)
@@ -505,7 +532,7 @@ def test_keep_alive_many_requests_one_connection(srv):
             conn.request("GET", PING if i % 2 else "/nope")
             r = conn.getresponse()
             r.read()
-            assert r.status in (200, 404)
+            assert r.status == (200 if i % 2 else 404), (i, r.status)
             assert conn.sock is sock, f"connection not kept alive (request {i})"
     finally:
         conn.close()

@@ -1,0 +1,292 @@
+/* worker_int.h - what the files of a worker share: the worker, its pool threads' slots, jobs
+ * and metadata snapshots, and the functions they call across files (as SQLite pairs btree.c
+ * with btreeInt.h). Not for use outside src/server/worker*.c and crash.c.
+ *
+ *   worker.c       setup, metadata snapshots, routing a request (on_req), stopping
+ *   worker_pool.c  the leader/follower pool that runs jobs, and the monitor
+ *   worker_job.c   building a job from an h2o request (one block, percent-decoding)
+ *   worker_send.c  responses: plain, streamed (send_*), timeouts, the access log
+ *   worker_hook.c  webhook intake: token, source, signature, into the inbox
+ *   crash.c        the async-signal-safe paths: fatal signals, os._exit(), every thread stuck
+ *
+ * A function here is named after its file: pt_worker_, pt_pool_, pt_job_, pt_send_, pt_hook_,
+ * pt_crash_. "Loop side" means: only the thread leading the event loop calls it (no GIL held).
+ *
+ * Invariants
+ * ----------
+ *   1. Only the leader touches h2o objects, `ready`, the snapshot pointer and the store. Leader
+ *      changes happen under `mu`, which orders those accesses between threads.
+ *   2. A job's response is sent exactly once: the running thread moves the job from RUNNING to
+ *      DONE, or the monitor moves it to TIMED_OUT (and a 504 is sent); a CAS decides.
+ *   3. A job is freed when its last reference goes: one held by the loop side until the
+ *      response is sent, one by the thread running it.
+ *   4. Pool threads never exit while the worker runs (h2o keeps per-thread state that buffers
+ *      point at); a thread stuck past the timeout is replaced by a new one, up to a cap.
+ *   5. The crash paths (crash.c) know running jobs through their slots only, never through
+ *      the job (it may be freed concurrently), and write on a connection only after taking
+ *      its fd out of the slot (atomic exchange), so each connection gets at most one raw
+ *      answer. Queued jobs are read under `ready_mu`.
+ *
+ * A job's life
+ * ------------
+ *
+ *     on_req ──> QUEUED ──(a pool thread runs it)──> RUNNING ──(handler returns, CAS)──> DONE
+ *                                                       │                                │
+ *                     (monitor: past --timeout, CAS)    │              response sent by  │
+ *                                                       v              the loop side     v
+ *                                                   TIMED_OUT ──> 504 sent ─────────> freed
+ *
+ *     webhook intake ──> RUNNING (in the inbox) ──(stored, or not: 503)──> DONE ──> freed
+ *
+ * A job finished by a demoted thread, a timeout and a stored webhook event all reach the loop
+ * through the `done` queue (pt_send_on_done); a job the leader ran itself is answered inline.
+ * The running thread's reference goes when its handler returns, whichever state won.
+ */
+#ifndef PT_WORKER_INT_H
+#define PT_WORKER_INT_H
+
+#include <h2o.h>
+#include <h2o/multithread.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "auth/secrets.h"
+#include "auth/webhook_sig.h"
+#include "core/buf.h"
+#include "server/inbox.h"
+#include "server/processor.h"
+#include "server/request.h"
+#include "server/router.h"
+#include "server/worker.h"
+#include "store/changes.h"
+#include "store/store.h"
+#include "store/store_webhooks.h"
+
+#define MAX_THREADS 64
+#define ACCESS_LOG_FLUSH 16384
+
+/* A job's state (job.state); see "A job's life" above. */
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_TIMED_OUT };
+
+/* The metadata a worker serves from: endpoints, the router over them, the current version of
+ * every script, and the tokens, keys and issuers requests are authorized against. Immutable
+ * once built (but for the auth last-used times, loop side only); refcounted because jobs
+ * outlive a reload. */
+typedef struct snapshot {
+    atomic_int refs;
+    uint64_t gen;
+    pt_router *router;
+    pt_endpoint *eps;
+    size_t neps;
+    pt_script *scripts;
+    size_t nscripts;
+    struct route *routes; /* one per endpoint: what the router returns */
+    pt_auth *auth;        /* auth.h */
+    char *hook_token;     /* the webhook inbox token (store_webhooks.h) */
+    pt_webhook_source *hook_sources;
+    size_t nhook_sources;
+    struct hook_source *hooks; /* one per source: what a request needs to check it */
+} snapshot;
+
+/* A webhook source ready to check requests: its scheme, header names, and the secret. */
+struct hook_source {
+    const pt_webhook_source *src; /* borrowed from the snapshot */
+    enum pt_hooksig_scheme scheme;
+    char sig_header[64];   /* lower case */
+    char dedup_header[64]; /* lower case, "" when none */
+    char *secret;          /* sodium memory (pt_secrets_value_free), NULL when unreadable */
+    size_t secret_len;
+};
+
+/* What the router hands back for an endpoint: the endpoint, its script and auth mode. */
+struct route {
+    const pt_endpoint *ep;
+    const pt_script *script;
+    enum pt_auth_mode auth;
+};
+
+/* One request on its way through the worker: everything a handler may read, copied out of
+ * h2o into one block (worker_job.c), and the response it produces. */
+typedef struct job {
+    h2o_multithread_message_t msg; /* first: the done queue hands us messages */
+    atomic_int refs;
+    atomic_int state;
+    h2o_req_t *hreq;           /* NULL once h2o disposed of the request (loop side only) */
+    struct job **guard;        /* pool-allocated back pointer cleared on dispose */
+    snapshot *snap;            /* reference held */
+    const struct route *route; /* borrowed from snap */
+    pt_request req;
+    pt_response resp;
+    int fd;                 /* connection fd (HTTP/1 only, else -1): crash answers go there */
+    atomic_int lent;        /* the master holds a duplicate of fd (holds.h) */
+    double start;           /* when the request arrived */
+    unsigned long py_ident; /* Python id of the thread running the handler */
+    struct slot *slot;      /* the pool thread that runs (or ran) it, NULL before */
+    struct job *next;
+    const char *label;   /* what the access log names instead of an endpoint, or NULL */
+    pt_inbox_event hook; /* webhook jobs: the event handed to the inbox */
+    char *dedup_key;     /* webhook jobs: owned */
+} job;
+
+/* What the monitor and the crash handler know about each pool thread. */
+typedef struct slot {
+    pthread_mutex_t lock; /* held while the job pointer is set, cleared or inspected */
+    _Atomic(job *) job;   /* running job or NULL */
+    _Atomic double started;
+    atomic_int fd;      /* the running job's connection (HTTP/1), -1 once it must not be used */
+    atomic_int lent;    /* the running job's connection is lent to the master (holds.h) */
+    atomic_int owed_fd; /* a timed-out job's connection whose 504 is not sent yet, or -1 */
+    int interrupted;    /* a TimeoutError was raised in this thread (GIL held to read/write) */
+    char id[24];
+    unsigned long py_ident;
+    int stuck; /* counted as lost to a timed-out handler (monitor only) */
+} slot;
+
+/* The worker process: one per process (pt_worker_self). */
+typedef struct worker {
+    const pt_server_config *cfg;
+    int index;
+    int ctl;       /* custody socket to the master (holds.h) */
+    int listen_fd; /* the shared listening socket */
+    pid_t pid;     /* this worker's pid (a handler may fork children) */
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_evloop_t *loop;
+    h2o_socket_t *listener;
+    h2o_socket_t *sigsock;
+    h2o_multithread_queue_t *mq;
+    h2o_multithread_receiver_t done_rx;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int leader_present;          /* under mu */
+    int idle_followers;          /* under mu */
+    int nthreads;                /* under mu */
+    int nstuck;                  /* under mu */
+    atomic_uint_fast64_t lstate; /* (seq << 1) | running-a-job, of the leader */
+    uint64_t seq;                /* leader only */
+    slot slots[MAX_THREADS];
+
+    /* Jobs waiting for a thread: pushed and popped by the leader; the lock lets the monitor
+     * answer them when the worker must go (every thread stuck). Never contended otherwise. */
+    pthread_mutex_t ready_mu;
+    job *ready_head, *ready_tail;
+    size_t inflight; /* leader only: jobs not yet answered */
+
+    pt_store *store;
+    pt_secrets *secrets;     /* NULL when the install has no master key */
+    pt_inbox *inbox;         /* NULL when the events table cannot be opened */
+    pt_processor *processor; /* runs webhook sources' scripts (processor.h) */
+    pt_changes *changes;
+    snapshot *snap;
+
+    pt_buf access_log; /* leader only: lines flushed once per loop iteration */
+
+    atomic_int stopping;
+    double stop_deadline;
+    atomic_int exit_code;
+} worker;
+
+/* The one worker this process runs. */
+extern worker pt_worker_self;
+
+/* Seconds on the monotonic clock. */
+static inline double
+now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- worker.c -------------------------------------------------------------------------- */
+
+/* Drops one reference to s; the last one frees it. s may be NULL. Any thread. */
+void pt_worker_snapshot_release(snapshot *s);
+/* Makes sure w->snap is the current metadata (reloading it when the change counter moved; on
+ * failure the previous snapshot stays, logged). Loop side. */
+void pt_worker_refresh(worker *w);
+/* Stops taking connections; the leader exits once in-flight jobs are answered or the stop
+ * deadline passed. Loop side. */
+void pt_worker_begin_stop(worker *w);
+/* Flushes the access log and auth last-used times, then exits with w->exit_code. */
+void pt_worker_exit(worker *w) __attribute__((noreturn));
+
+/* ---- worker_pool.c --------------------------------------------------------------------- */
+
+/* Starts the configured pool threads and the monitor; the pool then leads the loop. Returns 0
+ * or PT_EIO (logged). Called once, from pt_worker_main. */
+int pt_pool_start(worker *w);
+/* Queues j (the loop side's reference moves to the queue) for the leader to run after this
+ * loop iteration. Loop side. */
+void pt_pool_submit(worker *w, job *j);
+
+/* ---- worker_job.c ---------------------------------------------------------------------- */
+
+/* Copies everything a handler may read out of the h2o request req (borrowed) into a new job
+ * holding one reference, a reference to snap, and route, m and caller's contents (all
+ * borrowed; route must live in snap). Returns NULL on allocation failure. Loop side. */
+job *pt_job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_route_match *m,
+                const pt_caller *caller);
+/* Drops one reference to j; the last one frees it and its snapshot reference. Any thread. */
+void pt_job_release(job *j);
+/* Copies src[0..n) into dst with each %XX (two hex digits) decoded; anything else, including
+ * a malformed or cut '%' sequence, is copied as it is. dst must hold n bytes; it is not
+ * terminated. Returns the length written (<= n). */
+size_t pt_job_percent_decode(char *dst, const char *src, size_t n);
+
+/* ---- worker_send.c --------------------------------------------------------------------- */
+
+/* Answers a request that never became a job: an error (body NULL: JSON with `message`) or a
+ * fixed body such as the health check, with one optional extra header (hname: hvalue).
+ * route, when known, names the endpoint in the access log. Everything borrowed. Loop side. */
+void pt_send_simple(worker *w, h2o_req_t *req, const struct route *route, int status,
+                    const char *content_type, const char *body, const char *message,
+                    const char *hname, const char *hvalue);
+/* pt_send_simple for an error with `message`. */
+void pt_send_error(worker *w, h2o_req_t *req, int status, const char *message);
+/* Sends j's outcome (its response, or a 504 when timed_out) and drops the loop side's
+ * reference. Loop side. */
+void pt_send_finish(worker *w, job *j, int timed_out);
+/* The done queue's receiver: finishes the jobs posted to it. Loop side. */
+void pt_send_on_done(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages);
+/* The access-log line of an error h2o answered itself (http_errors.h). Loop side. */
+void pt_send_log_h2o_error(h2o_req_t *req, const char *id, int status, size_t bytes);
+/* Writes the access-log lines gathered so far (one write(2)). Loop side. */
+void pt_send_flush_log(worker *w);
+
+/* ---- worker_hook.c --------------------------------------------------------------------- */
+
+/* Loads the webhook token and sources (with their secrets) into s. Returns 0, or PT_EDB /
+ * PT_ENOMEM (logged). A source whose secret cannot be read is kept and answers 503. */
+int pt_hook_load(worker *w, snapshot *s);
+/* POST|PUT|PATCH /webhook/<token>[/<source>]: checks, then hands the event to the inbox; the
+ * answer goes out once it is stored (pt_hook_on_stored). `rest` (borrowed) is the path after
+ * "/webhook/". Loop side. */
+void pt_hook_intake(worker *w, h2o_req_t *req, const char *rest, size_t n);
+/* The inbox's callback (inbox.h), on its writer thread: posts the answer to the loop. */
+void pt_hook_on_stored(pt_inbox_event *ev);
+/* Replaces the token in ".../webhook/<token>[/...]" by "{token}", in place (never longer);
+ * s->p must be writable and is kept NUL-terminated. A segment shorter than "{token}" is left
+ * as it is. The stored event and the log then never hold the credential. */
+void pt_hook_redact_token(pt_str *s);
+/* The path to write in the access log for path[0..*plen): path itself when it holds no
+ * "/webhook/", else a redacted copy in buf (bufsz bytes), or a fixed "/webhook/{token}..."
+ * when too long to copy. Updates *plen. Returns borrowed memory (path, buf or static). */
+const char *pt_hook_log_path(const char *path, size_t *plen, char *buf, size_t bufsz);
+
+/* ---- crash.c (async-signal-safe) ------------------------------------------------------- */
+
+/* Installs the fatal-signal handlers and the os._exit() hook. */
+void pt_crash_install(void);
+/* Every thread is stuck and no more may start: answers the running handlers' requests (504),
+ * the owed 504s and the queued requests (503) on their connections, and exits with
+ * PT_WORKER_EXIT_STUCK. Monitor thread. */
+void pt_crash_exit_stuck(worker *w) __attribute__((noreturn));
+
+#endif
