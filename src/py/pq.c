@@ -45,7 +45,6 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "store/store.h"
 
 PyObject *pq_error;        /* pq.Error */
 PyObject *pq_unknown_conn; /* pq.UnknownConnection(Error, KeyError) */
@@ -505,56 +504,10 @@ fail:
     return NULL;
 }
 
-/* list_databases() -> [{"name": "dw", "kind": "sqlite"}, ...] (never the DSN) */
-static PyObject *
-pq_list_databases(PyObject *self, PyObject *args)
-{
-    pt_connection *list = NULL;
-    pt_store *st = NULL;
-    PyObject *out = NULL, *item;
-    size_t n = 0, i;
-    char err[256] = "";
-    int rc;
-
-    (void)self;
-    (void)args;
-    Py_BEGIN_ALLOW_THREADS rc = pt_store_open(pt_py_datadir, &st, err, sizeof err);
-    if (rc == 0)
-        rc = pt_store_connection_list(st, &list, &n);
-    Py_END_ALLOW_THREADS if (rc != 0)
-    {
-        PyErr_Format(pq_error, "cannot list databases: %s", st != NULL ? pt_store_errmsg(st) : err);
-        goto done;
-    }
-    out = PyList_New(0);
-    item = out != NULL ? Py_BuildValue("{ssss}", "name", "dw", "kind", "sqlite") : NULL;
-    if (item == NULL || PyList_Append(out, item) != 0)
-        goto fail;
-    Py_DECREF(item);
-    for (i = 0; i < n; i++) {
-        if (strcmp(list[i].name, "dw") == 0)
-            continue;
-        item = Py_BuildValue("{ssss}", "name", list[i].name, "kind", list[i].kind);
-        if (item == NULL || PyList_Append(out, item) != 0)
-            goto fail;
-        Py_DECREF(item);
-    }
-    goto done;
-fail:
-    Py_XDECREF(item);
-    Py_CLEAR(out);
-done:
-    pt_store_connections_free(list, n);
-    pt_store_close(st);
-    return out;
-}
-
 static PyMethodDef pq_methods[] = {
     {"dbconnect", (PyCFunction)(void (*)(void))pq_dbconnect, METH_VARARGS | METH_KEYWORDS,
      "dbconnect(connection) -> a connection to a warehouse database (a connection name, e.g. "
      "pq.DW_NAME, or a dict of PostgreSQL connection properties)"},
-    {"list_databases", pq_list_databases, METH_NOARGS,
-     "list_databases() -> [{'name': ..., 'kind': ...}] of the warehouse connections"},
     {"get_secret", pt_py_pq_get_secret, METH_VARARGS,
      "get_secret(name) -> str, from the encrypted secret store"},
     {NULL, NULL, 0, NULL},

@@ -1232,6 +1232,9 @@ not_available_call(PyObject *self, PyObject *args, PyObject *kwargs)
     "it is a call to Peliqan's SaaS backend (use pq.list_databases, pq.get_schema and "            \
     "pq.get_table)"
 #define R_PARTNER "partner sub-accounts belong to Peliqan's SaaS and do not exist here"
+#define R_RUNS                                                                                     \
+    "pq.run_script waits for the run it starts, so there is no run in progress to poll or stop "   \
+    "(read finished runs with pq.get_script_run)"
 
 static const struct {
     const char *name, *reason;
@@ -1276,6 +1279,8 @@ static const struct {
     {"get_subaccount_info", R_PARTNER},
     {"get_subaccount_instance", R_PARTNER},
     {"subaccount_materialize", R_PARTNER},
+    {"get_script_run_status", R_RUNS},
+    {"stop_script_run", R_RUNS},
 };
 
 #define N_UNAVAILABLE (sizeof unavailable / sizeof unavailable[0])

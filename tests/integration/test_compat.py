@@ -11,7 +11,9 @@ import pytest
 import requests
 
 import pgserver
-from conftest import make_portico, start_module_server
+import os
+
+from conftest import Portico, make_portico, run_cli, start_module_server
 
 ACCOUNTS = [
     {"id": 1, "name": "Acme", "country": "US", "revenue": 1500.5, "since": "2019-04-01"},
@@ -99,6 +101,7 @@ def pg():
     if not pgserver.available():
         pytest.fail("PostgreSQL is not installed (apt-get install postgresql)", pytrace=False)
     with pgserver.PgServer() as server:
+        server.psql("CREATE DATABASE warehouse")
         yield server
 
 
@@ -113,11 +116,19 @@ class Env:
         return r.json()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "pg-warehouse"])
 def env(request, tmp_path_factory, pg):
-    portico = make_portico(tmp_path_factory.mktemp("compat-" + request.param))
+    base = tmp_path_factory.mktemp("compat-" + request.param)
+    if request.param == "pg-warehouse":  # Peliqan's own setup: the default warehouse is PostgreSQL
+        run_cli(os.path.join(base, "data"), "init", "--warehouse",
+                pg.dsn("warehouse", password="s3cret-pw"))
+        portico = Portico(os.path.join(base, "data"), os.path.join(base, "files"))
+    else:
+        portico = make_portico(base)
     if request.param == "sqlite":
         conn = db = "dw"
+    elif request.param == "pg-warehouse":
+        conn, db = "dw", "warehouse"
     else:
         conn, db = "pg_sales", "postgres"  # the connection, and the database inside it
         portico.cli("db", "add", conn, "--postgres", pg.dsn(password="s3cret-pw"))
@@ -234,7 +245,7 @@ result = r
 
 def test_dbconnect_with_connection_properties(env):
     if env.kind != "postgres":
-        pytest.skip("dbconnect(dict) reaches a PostgreSQL server")
+        pytest.skip("dbconnect(dict) reaches a PostgreSQL server (once is enough)")
     props = {"host": "127.0.0.1", "port": env.pg.port, "database": "postgres",
              "username": "postgres", "password": "never-shown"}
     out = env.run("""
