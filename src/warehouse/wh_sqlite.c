@@ -60,6 +60,8 @@
 typedef struct attached {
     char name[SCHEMA_MAX]; /* lower case */
     uint64_t seq;          /* when it was attached, for eviction */
+    dev_t dev;             /* the file attached: another connection may remove or replace it */
+    ino_t ino;
 } attached;
 
 typedef struct sq_wh {
@@ -192,6 +194,7 @@ attach(sq_wh *w, const char *schema, int create, uint64_t pinned_from)
 {
     char lower[SCHEMA_MAX], path[4096], sql[SCHEMA_MAX + 64];
     sqlite3_stmt *stmt = NULL;
+    struct stat sb;
     int existed, rc;
 
     lower_copy(lower, schema, sizeof lower);
@@ -239,6 +242,12 @@ attach(sq_wh *w, const char *schema, int create, uint64_t pinned_from)
     }
     snprintf(w->att[w->natt].name, SCHEMA_MAX, "%s", lower);
     w->att[w->natt].seq = ++w->seq;
+    w->att[w->natt].dev = 0;
+    w->att[w->natt].ino = 0;
+    if (stat(path, &sb) == 0) {
+        w->att[w->natt].dev = sb.st_dev;
+        w->att[w->natt].ino = sb.st_ino;
+    }
     w->natt++;
     return 0;
 dberror:
@@ -246,6 +255,30 @@ dberror:
                     sqlite3_errmsg(w->db));
     sqlite3_finalize(stmt);
     return PT_EDB;
+}
+
+/* The attachment of schema, or NULL when it has none. An attachment whose file is gone or is
+ * another file now (another connection ran pq.delete_schema, and maybe created the schema again)
+ * is stale: it is detached, so that the caller attaches what is there now. Inside a transaction
+ * SQLite cannot detach; the stale copy is kept until the transaction ends. */
+static attached *
+find_live(sq_wh *w, const char *schema)
+{
+    attached *a = find_attached(w, schema);
+    char path[4096], sql[SCHEMA_MAX + 32];
+    struct stat sb;
+
+    if (a == NULL || a->ino == 0 || schema_path(w, a->name, path, sizeof path) != 0)
+        return a;
+    if (stat(path, &sb) == 0 && sb.st_dev == a->dev && sb.st_ino == a->ino)
+        return a;
+    if (!sqlite3_get_autocommit(w->db))
+        return a;
+    snprintf(sql, sizeof sql, "DETACH DATABASE \"%s\"", a->name);
+    if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return a;
+    *a = w->att[--w->natt];
+    return NULL;
 }
 
 /* After a failed prepare: if the error names a schema that is not attached but whose file
@@ -963,7 +996,7 @@ sq_create_schema(pt_wh *wh, const char *schema)
         pt_wh_set_error(wh, "schema name '%s' is reserved", schema);
         return PT_EINVAL;
     }
-    if (find_attached(w, schema) != NULL)
+    if (find_live(w, schema) != NULL)
         return 0;
     return attach(w, schema, 1, w->seq + 1);
 }
@@ -978,7 +1011,7 @@ sq_table_exists(pt_wh *wh, const char *schema, const char *table)
 
     if (strcasecmp(schema, "main") == 0 || strcasecmp(schema, "temp") == 0)
         return 0;
-    if (find_attached(w, schema) == NULL) {
+    if (find_live(w, schema) == NULL) {
         rc = attach(w, schema, 0, w->seq + 1);
         if (rc == PT_ENOTFOUND)
             return 0;
@@ -1011,7 +1044,7 @@ sq_schema_exists(pt_wh *wh, const char *schema)
 
     if (strcasecmp(schema, "main") == 0 || strcasecmp(schema, "temp") == 0)
         return 0;
-    if (find_attached(w, schema) != NULL)
+    if (find_live(w, schema) != NULL)
         return 1;
     lower_copy(lower, schema, sizeof lower);
     if (schema_path(w, lower, path, sizeof path) != 0)

@@ -207,6 +207,35 @@ TEST(wh_drop_table_and_schema)
     rm_tree(dir);
 }
 
+/* A connection that had a schema attached when another dropped it does not keep writing into
+ * the removed file: it attaches what is there now (pq.delete_schema then get_or_create_schema
+ * served by two worker threads). */
+TEST(wh_schema_dropped_by_another_connection)
+{
+    char dir[64], err[256];
+    pt_wh *wh = open_fixture(dir, sizeof dir), *other = NULL;
+    pt_wh_catalog *cat = NULL;
+
+    ASSERT_TRUE(wh != NULL);
+    ASSERT_EQ(pt_wh_open(dir, "dw", &other, err, sizeof err), 0);
+    ASSERT_EQ(pt_wh_table_exists(other, "hr", "people"), 1); /* attached by `other` */
+    ASSERT_EQ(pt_wh_drop_schema(wh, "hr"), 0);
+    ASSERT_EQ(pt_wh_schema_exists(other, "hr"), 0);
+    ASSERT_EQ(pt_wh_create_schema(wh, "hr"), 0);
+    ASSERT_EQ(run(wh, "CREATE TABLE hr.fresh (a)"), 0);
+    /* `other` sees the new file: the new table, not the old one. */
+    ASSERT_EQ(pt_wh_create_schema(other, "hr"), 0);
+    ASSERT_EQ(pt_wh_table_exists(other, "hr", "people"), 0);
+    ASSERT_EQ(pt_wh_table_exists(other, "hr", "fresh"), 1);
+    ASSERT_EQ(pt_wh_catalog_read(other, "hr", NULL, PT_WH_CAT_TABLES, &cat), 0);
+    ASSERT_EQ(cat->nschemas, 1);
+    ASSERT_EQ(cat->schemas[0].ntables, 1);
+    pt_wh_catalog_free(cat);
+    pt_wh_close(other);
+    pt_wh_close(wh);
+    rm_tree(dir);
+}
+
 TEST(wh_qualified_name_and_union_sql)
 {
     char dir[64];
