@@ -323,6 +323,23 @@ name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Is file name `name` a schema's file ("<schema>.db", the schema a lower-case identifier other
+ * than main and temp)? 1 with the schema's name in base (SCHEMA_MAX bytes), else 0. */
+static int
+schema_file(const char *name, char *base)
+{
+    size_t len = strlen(name);
+    char lower[SCHEMA_MAX];
+
+    if (len < 4 || len - 3 >= SCHEMA_MAX || strcmp(name + len - 3, ".db") != 0)
+        return 0;
+    memcpy(base, name, len - 3);
+    base[len - 3] = '\0';
+    lower_copy(lower, base, sizeof lower);
+    return pt_wh_ident_valid(base) && strcmp(base, lower) == 0 && strcmp(base, "main") != 0 &&
+           strcmp(base, "temp") != 0;
+}
+
 /* Attaches the schema files of the directory, in name order, up to the cap. */
 static int
 attach_all(sq_wh *w, char *err, size_t errsz)
@@ -338,15 +355,8 @@ attach_all(sq_wh *w, char *err, size_t errsz)
         return PT_EUNAVAIL;
     }
     while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        char base[SCHEMA_MAX], lower[SCHEMA_MAX];
-        if (len < 4 || len - 3 >= SCHEMA_MAX || strcmp(de->d_name + len - 3, ".db") != 0)
-            continue;
-        memcpy(base, de->d_name, len - 3);
-        base[len - 3] = '\0';
-        lower_copy(lower, base, sizeof lower);
-        if (!pt_wh_ident_valid(base) || strcmp(base, lower) != 0 || strcmp(base, "main") == 0 ||
-            strcmp(base, "temp") == 0)
+        char base[SCHEMA_MAX];
+        if (!schema_file(de->d_name, base))
             continue;
         if (n == cap) {
             size_t ncap = cap != 0 ? cap * 2 : 16;
@@ -1218,15 +1228,8 @@ schema_files(sq_wh *w, char ***out, size_t *nout)
         return PT_EUNAVAIL;
     }
     while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        char base[SCHEMA_MAX], lower[SCHEMA_MAX];
-        if (len < 4 || len - 3 >= SCHEMA_MAX || strcmp(de->d_name + len - 3, ".db") != 0)
-            continue;
-        memcpy(base, de->d_name, len - 3);
-        base[len - 3] = '\0';
-        lower_copy(lower, base, sizeof lower);
-        if (!pt_wh_ident_valid(base) || strcmp(base, lower) != 0 || strcmp(base, "main") == 0 ||
-            strcmp(base, "temp") == 0)
+        char base[SCHEMA_MAX];
+        if (!schema_file(de->d_name, base))
             continue;
         if ((n & (n - 1)) == 0) {
             const char **nn = realloc(names, (n == 0 ? 1 : 2 * n) * sizeof *nn);
