@@ -591,6 +591,35 @@ def write_plan(table, records, pk, object_schema, batched_at, sequence):
     return plans
 
 
+# ---- pq functions written in Python -------------------------------------------------------
+
+
+def install_pq_extras(pq):
+    """Adds the pq functions that are thin layers over others (called when pq is made)."""
+
+    def get_database(database_id=None, database_name=None):
+        """One database of pq.list_databases(), by id or by name (its own, or its
+        connection's). Peliqan's help pages name it; its client package lacks it."""
+        if database_id in (None, "") and not database_name:
+            raise pq.InvalidArgument("pq.get_database(): 'database_id' or 'database_name' must "
+                                     "be provided")
+        want = None
+        if database_id not in (None, ""):
+            try:
+                want = int(database_id)
+            except (TypeError, ValueError):
+                raise pq.InvalidArgument("pq.get_database(): database_id must be an integer id, "
+                                         "not %r" % (database_id,)) from None
+        for d in pq.list_databases():
+            if want is not None and d.get("id") == want:
+                return d
+            if want is None and database_name in (d.get("name"), d.get("connection_name")):
+                return d
+        raise pq.NotFound("no database %s" % (want if want is not None else repr(database_name)))
+
+    pq.get_database = get_database
+
+
 def format_exc(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 

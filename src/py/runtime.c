@@ -138,6 +138,12 @@ init_pq_module(void)
         Py_CLEAR(m);
     if (m != NULL && pt_py_pq_scripts_setup(m) != 0)
         Py_CLEAR(m);
+    if (m != NULL && pt_pyg.prelude != NULL) { /* the functions written in Python */
+        PyObject *r = PyObject_CallMethod(pt_pyg.prelude, "install_pq_extras", "O", m);
+        if (r == NULL)
+            Py_CLEAR(m);
+        Py_XDECREF(r);
+    }
     return m;
 }
 

@@ -418,3 +418,26 @@ result = [RUN_CONTEXT]
 """)
     assert out == ["api_handler"]
     assert env.srv.wait_log(r"request \S+: stdout: INFO: from a handler")
+
+
+def test_get_database_by_id_and_name(env):
+    out = env.run("""
+dbs = pq.list_databases()
+mine = [d for d in dbs if d['connection_name'] == CONN][0]
+by_id = pq.get_database(database_id=mine['id'])
+by_name = pq.get_database(database_name=CONN)
+by_str = pq.get_database(str(mine['id']))
+errs = []
+for f in (lambda: pq.get_database(), lambda: pq.get_database(database_id=12345),
+          lambda: pq.get_database(database_id='x')):
+    try:
+        f()
+        errs.append(None)
+    except pq.Error as e:
+        errs.append(type(e).__name__)
+result = [by_id == mine, by_name == mine, by_str == mine,
+          sorted(t['name'] for t in mine['tables'] if t['schema_name'] == 'salesforce'), errs]
+""")
+    assert out[:3] == [True, True, True]
+    assert "accounts" in out[3]
+    assert out[4] == ["InvalidArgument", "NotFound", "InvalidArgument"]
