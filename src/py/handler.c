@@ -46,7 +46,8 @@ fail_with_exception(const pt_request *req, pt_response *resp, const char *what)
         PyErr_Clear();
         return;
     }
-    if (exc != NULL && pq_unavailable != NULL && PyErr_GivenExceptionMatches(exc, pq_unavailable)) {
+    if (exc != NULL && pt_pq_unavailable != NULL &&
+        PyErr_GivenExceptionMatches(exc, pt_pq_unavailable)) {
         /* The database is down or unreachable: the server is fine, try again later. */
         PyObject *s = PyObject_Str(exc);
         pt_log_error("request %s: %s: pq.DatabaseUnavailable: %s", req->id, what,

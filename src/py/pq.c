@@ -46,13 +46,13 @@
 #include "core/err.h"
 #include "core/log.h"
 
-PyObject *pq_error;        /* pq.Error */
-PyObject *pq_unknown_conn; /* pq.UnknownConnection(Error, KeyError) */
-PyObject *pq_not_found;    /* pq.TableNotFound(Error) */
-PyObject *pq_sql_error;    /* pq.SQLError(Error) */
-PyObject *pq_unavailable;  /* pq.DatabaseUnavailable(Error) */
-PyObject *pq_bad_arg;      /* pq.InvalidArgument(Error, ValueError) */
-PyObject *pq_unknown_db;   /* pq.UnknownDatabase(Error, KeyError) */
+PyObject *pt_pq_error;        /* pq.Error */
+PyObject *pt_pq_unknown_conn; /* pq.UnknownConnection(Error, KeyError) */
+PyObject *pt_pq_not_found;    /* pq.TableNotFound(Error) */
+PyObject *pt_pq_sql_error;    /* pq.SQLError(Error) */
+PyObject *pt_pq_unavailable;  /* pq.DatabaseUnavailable(Error) */
+PyObject *pt_pq_bad_arg;      /* pq.InvalidArgument(Error, ValueError) */
+PyObject *pt_pq_unknown_db;   /* pq.UnknownDatabase(Error, KeyError) */
 
 /* The handle name of a dbconnect(dict) connection: this byte, then the DSN. No connection name
  * starts with it (pt_store_name_valid), so the two kinds never meet in a thread's handles. */
@@ -76,13 +76,13 @@ static PyTypeObject handle_type = {
 };
 
 void
-pq_raise_wh(pt_wh *wh, int rc)
+pt_pq_raise_wh(pt_wh *wh, int rc)
 {
-    PyObject *type = rc == PT_ENOTFOUND  ? pq_not_found
-                     : rc == PT_EUNAVAIL ? pq_unavailable
-                     : rc == PT_EDB      ? pq_sql_error
-                     : rc == PT_EINVAL   ? pq_bad_arg
-                                         : pq_error;
+    PyObject *type = rc == PT_ENOTFOUND  ? pt_pq_not_found
+                     : rc == PT_EUNAVAIL ? pt_pq_unavailable
+                     : rc == PT_EDB      ? pt_pq_sql_error
+                     : rc == PT_EINVAL   ? pt_pq_bad_arg
+                                         : pt_pq_error;
     const char *msg = wh != NULL ? pt_wh_errmsg(wh) : NULL;
 
     if (rc == PT_ENOMEM) {
@@ -93,7 +93,7 @@ pq_raise_wh(pt_wh *wh, int rc)
 }
 
 pq_handle *
-pq_handle_get(PyObject *name)
+pt_pq_handle_get(PyObject *name)
 {
     PyObject *tdict = PyThreadState_GetDict(); /* borrowed */
     PyObject *handles;                         /* borrowed */
@@ -106,7 +106,7 @@ pq_handle_get(PyObject *name)
     int rc;
 
     if (tdict == NULL) {
-        PyErr_SetString(pq_error, "no thread state");
+        PyErr_SetString(pt_pq_error, "no thread state");
         return NULL;
     }
     handles = PyDict_GetItemString(tdict, "pq.handles");
@@ -122,7 +122,7 @@ pq_handle_get(PyObject *name)
     cname = PyUnicode_AsUTF8AndSize(name, &n);
     if (cname == NULL || strlen(cname) != (size_t)n) {
         PyErr_Clear();
-        PyErr_Format(pq_unknown_conn, "unknown database connection %R", name);
+        PyErr_Format(pt_pq_unknown_conn, "unknown database connection %R", name);
         return NULL;
     }
     h = (pq_handle *)PyDict_GetItem(handles, name); /* borrowed */
@@ -136,20 +136,20 @@ pq_handle_get(PyObject *name)
         rc = pt_wh_open(pt_py_datadir, cname, &wh, err, sizeof err);
     PyEval_RestoreThread(ts);
     if (cname[0] == DSN_MARK && rc != 0) { /* the name holds the DSN: never show it */
-        PyErr_Format(rc == PT_EUNAVAIL ? pq_unavailable : pq_error,
+        PyErr_Format(rc == PT_EUNAVAIL ? pt_pq_unavailable : pt_pq_error,
                      "cannot open the dbconnect(dict) connection: %s",
                      err[0] ? err : pt_strerror(rc));
         return NULL;
     }
     if (rc == PT_ENOTFOUND) {
-        PyErr_Format(pq_unknown_conn,
+        PyErr_Format(pt_pq_unknown_conn,
                      "unknown database connection '%U' (see `portico db list`; the built-in "
                      "one is '%s')",
                      name, "dw");
         return NULL;
     }
     if (rc != 0) {
-        PyErr_Format(rc == PT_EUNAVAIL ? pq_unavailable : pq_error,
+        PyErr_Format(rc == PT_EUNAVAIL ? pt_pq_unavailable : pt_pq_error,
                      "cannot open database connection '%U': %s", name,
                      err[0] ? err : pt_strerror(rc));
         return NULL;
@@ -171,16 +171,16 @@ pq_handle_get(PyObject *name)
 }
 
 int
-pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cursor **cur)
+pt_pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cursor **cur)
 {
     int rc;
 
     *cur = NULL;
-    if (pq_handle_settle(h) != 0)
+    if (pt_pq_handle_settle(h) != 0)
         return -1;
     PQ_WITHOUT_GIL(rc = pt_wh_exec(h->wh, sql, vals, n, cur));
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         return -1;
     }
     return 0;
@@ -189,7 +189,7 @@ pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cur
 /* Runs sql to completion; returns rows changed (and the first column of the first row, when
  * first is not NULL and there is one: RETURNING). -1 with an error set on failure. */
 int64_t
-pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n, PyObject **first)
+pt_pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n, PyObject **first)
 {
     pt_wh_cursor *cur = NULL;
     int64_t changes;
@@ -197,23 +197,23 @@ pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n, PyO
 
     if (first != NULL)
         *first = NULL;
-    if (pq_exec(h, sql, vals, n, &cur) != 0)
+    if (pt_pq_exec(h, sql, vals, n, &cur) != 0)
         return -1;
-    while ((rc = pq_next(cur)) == 1) {
+    while ((rc = pt_pq_next(cur)) == 1) {
         if (first != NULL && *first == NULL && pt_wh_cursor_ncols(cur) > 0) {
             pq_conv conv = {.python_types = 1, .dt_as_str = 1};
             pt_value v;
             pt_wh_cursor_value(cur, 0, &v);
-            *first = pq_value_to_py(&v, pt_wh_cursor_coltype(cur, 0), &conv);
+            *first = pt_pq_value_to_py(&v, pt_wh_cursor_coltype(cur, 0), &conv);
             if (*first == NULL) {
-                pq_cursor_free(cur);
+                pt_pq_cursor_free(cur);
                 return -1;
             }
         }
     }
     if (rc < 0) {
-        pq_raise_wh(h->wh, rc);
-        pq_cursor_free(cur);
+        pt_pq_raise_wh(h->wh, rc);
+        pt_pq_cursor_free(cur);
         if (first != NULL)
             Py_CLEAR(*first);
         return -1;
@@ -222,23 +222,23 @@ pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n, PyO
     if (first != NULL && *first == NULL && pt_wh_cursor_last_id(cur) > 0 &&
         strcmp(pt_wh_kind(h->wh), "sqlite") == 0)
         *first = PyLong_FromLongLong(pt_wh_cursor_last_id(cur));
-    pq_cursor_free(cur);
+    pt_pq_cursor_free(cur);
     return changes;
 }
 
 int
-pq_exec_simple(pq_handle *h, const char *sql)
+pt_pq_exec_simple(pq_handle *h, const char *sql)
 {
-    return pq_exec_count(h, sql, NULL, 0, NULL) < 0 ? -1 : 0;
+    return pt_pq_exec_count(h, sql, NULL, 0, NULL) < 0 ? -1 : 0;
 }
 
 void
-pq_rollback_keeping_error(pq_handle *h)
+pt_pq_rollback_keeping_error(pq_handle *h)
 {
     PyObject *type, *value, *tb;
 
     PyErr_Fetch(&type, &value, &tb);
-    if (pq_exec_simple(h, "ROLLBACK") != 0)
+    if (pt_pq_exec_simple(h, "ROLLBACK") != 0)
         PyErr_Clear();
     PyErr_Restore(type, value, tb);
 }
@@ -256,7 +256,7 @@ end_transaction(pq_handle *h, const char *script_name)
 
     if (h->wh == NULL)
         return 0;
-    if (h->active != NULL && pq_handle_settle(h) != 0) {
+    if (h->active != NULL && pt_pq_handle_settle(h) != 0) {
         PyErr_Clear();
         if (h->active != NULL)
             return 0; /* being read by another thread, which has the connection now */
@@ -327,27 +327,28 @@ conn_repr(pq_conn *self)
     }
 
 static PyMethodDef conn_methods[] = {
-    METHOD("fetch", pq_conn_fetch,
+    METHOD("fetch", pt_pq_conn_fetch,
            "fetch(db_name, schema_name=None, table_name=None, query=None, df=False, "
            "fillna_with=None, fillnat_with=None, enable_python_types=True, "
            "enable_datetime_as_string=True, tz='UTC', params=None) -> rows (a list of dicts), "
            "or a DataFrame with df=True"),
-    METHOD("insert", pq_conn_insert,
+    METHOD("insert", pt_pq_conn_insert,
            "insert(db_name, schema_name, table_name, *records, **columns) -> {'inserted', 'id'}"),
-    METHOD("update", pq_conn_update,
+    METHOD("update", pt_pq_conn_update,
            "update(db_name, schema_name, table_name, pk, *records, **columns) -> {'updated'}"),
-    METHOD("upsert", pq_conn_upsert,
+    METHOD("upsert", pt_pq_conn_upsert,
            "upsert(db_name, schema_name, table_name, pk, *records, **columns) -> "
            "{'action': 'inserted'|'updated'|'unchanged', 'id'}"),
-    METHOD("delete", pq_conn_delete, "delete(db_name, schema_name, table_name, pk) -> {'deleted'}"),
-    METHOD("execute", pq_conn_execute,
+    METHOD("delete", pt_pq_conn_delete,
+           "delete(db_name, schema_name, table_name, pk) -> {'deleted'}"),
+    METHOD("execute", pt_pq_conn_execute,
            "execute(db_name, query, params=None) -> {'rowcount'[, 'rows']}"),
-    METHOD("write", pq_conn_write,
+    METHOD("write", pt_pq_conn_write,
            "write(schema_name, table_name, records, object_schema=None, pk=None, db_name=None, "
            "transformer_mode='lossless', decimal_separator='.') -> {'rows', ...}"),
-    METHOD("create_schema", pq_conn_create_schema,
+    METHOD("create_schema", pt_pq_conn_create_schema,
            "create_schema(db_name, schema_name) -> {'created'}"),
-    METHOD("create_table", pq_conn_create_table,
+    METHOD("create_table", pt_pq_conn_create_table,
            "create_table(db_name, schema_name, table_name, fields=None, pk=None) -> {'created'}"),
     {NULL, NULL, 0, NULL},
 };
@@ -402,7 +403,7 @@ dsn_name(PyObject *props, PyObject **dbname)
         PyObject *text;
         if (key == NULL) {
             PyErr_Clear();
-            PyErr_SetString(pq_bad_arg, "dbconnect(dict): property names must be str");
+            PyErr_SetString(pt_pq_bad_arg, "dbconnect(dict): property names must be str");
             goto fail;
         }
         for (size_t i = 0; dsn_keys[i][0] != NULL && lib == NULL; i++)
@@ -411,7 +412,7 @@ dsn_name(PyObject *props, PyObject **dbname)
         if (lib == NULL) {
             if (strcmp(key, "type") == 0 || strcmp(key, "name") == 0)
                 continue; /* what kind of connection it is: PostgreSQL is the one there is */
-            PyErr_Format(pq_bad_arg,
+            PyErr_Format(pt_pq_bad_arg,
                          "dbconnect(dict): unknown property %R (use host, port, database, user, "
                          "password, sslmode, connect_timeout)",
                          k);
@@ -436,7 +437,7 @@ dsn_name(PyObject *props, PyObject **dbname)
         pt_buf_putc(&b, '\'');
         Py_DECREF(text);
     }
-    if (pq_sql_ready(&b) != 0)
+    if (pt_pq_sql_ready(&b) != 0)
         goto fail;
     out = PyUnicode_FromStringAndSize(b.data, (Py_ssize_t)b.len);
     sodium_memzero(b.data, b.len); /* it holds the password */
@@ -459,13 +460,13 @@ pq_dbconnect(PyObject *self, PyObject *args, PyObject *kwargs)
     pq_conn *c = NULL;
 
     (void)self;
-    if (pq_bind_args("dbconnect", args, kwargs, specs, 1, a, NULL, NULL) != 0)
+    if (pt_pq_bind_args("dbconnect", args, kwargs, specs, 1, a, NULL, NULL) != 0)
         return NULL;
     if (a[0] == NULL || a[0] == Py_None ||
         (PyUnicode_Check(a[0]) && PyUnicode_GET_LENGTH(a[0]) == 0)) {
-        PyErr_SetString(pq_bad_arg, "dbconnect() needs a connection: its name (e.g. "
-                                    "pq.dbconnect(pq.DW_NAME)) or a dict of connection "
-                                    "properties");
+        PyErr_SetString(pt_pq_bad_arg, "dbconnect() needs a connection: its name (e.g. "
+                                       "pq.dbconnect(pq.DW_NAME)) or a dict of connection "
+                                       "properties");
         return NULL;
     }
     if (PyDict_Check(a[0])) {
@@ -478,11 +479,11 @@ pq_dbconnect(PyObject *self, PyObject *args, PyObject *kwargs)
         name = Py_NewRef(a[0]);
         label = Py_NewRef(a[0]);
     } else {
-        PyErr_Format(pq_bad_arg, "dbconnect() takes a connection name or a dict, not %.100s",
+        PyErr_Format(pt_pq_bad_arg, "dbconnect() takes a connection name or a dict, not %.100s",
                      Py_TYPE(a[0])->tp_name);
         return NULL;
     }
-    if (label == NULL || (h = pq_handle_get(name)) == NULL)
+    if (label == NULL || (h = pt_pq_handle_get(name)) == NULL)
         goto fail;
     if (dbname == NULL &&
         (dbname = PyUnicode_DecodeUTF8(pt_wh_dbname(h->wh), (Py_ssize_t)strlen(pt_wh_dbname(h->wh)),
@@ -562,22 +563,23 @@ pt_py_pq_module(void)
     if (PyType_Ready(&conn_type) != 0 || PyType_Ready(&handle_type) != 0 ||
         pt_py_pq_rows_setup() != 0)
         return NULL;
-    if (pq_read_setup() != 0)
+    if (pt_pq_read_setup() != 0)
         return NULL;
     m = PyModule_Create(&pq_def);
     if (m == NULL)
         return NULL;
-    if ((pq_error = new_error(m, "Error", PyExc_Exception, NULL)) == NULL ||
-        (pq_unknown_conn = new_error(m, "UnknownConnection", pq_error, PyExc_KeyError)) == NULL ||
-        (pq_not_found = new_error(m, "TableNotFound", pq_error, NULL)) == NULL ||
-        (pq_sql_error = new_error(m, "SQLError", pq_error, NULL)) == NULL ||
-        (pq_unavailable = new_error(m, "DatabaseUnavailable", pq_error, NULL)) == NULL ||
-        (pq_bad_arg = new_error(m, "InvalidArgument", pq_error, PyExc_ValueError)) == NULL ||
-        (pq_unknown_db = new_error(m, "UnknownDatabase", pq_error, PyExc_KeyError)) == NULL)
+    if ((pt_pq_error = new_error(m, "Error", PyExc_Exception, NULL)) == NULL ||
+        (pt_pq_unknown_conn = new_error(m, "UnknownConnection", pt_pq_error, PyExc_KeyError)) ==
+            NULL ||
+        (pt_pq_not_found = new_error(m, "TableNotFound", pt_pq_error, NULL)) == NULL ||
+        (pt_pq_sql_error = new_error(m, "SQLError", pt_pq_error, NULL)) == NULL ||
+        (pt_pq_unavailable = new_error(m, "DatabaseUnavailable", pt_pq_error, NULL)) == NULL ||
+        (pt_pq_bad_arg = new_error(m, "InvalidArgument", pt_pq_error, PyExc_ValueError)) == NULL ||
+        (pt_pq_unknown_db = new_error(m, "UnknownDatabase", pt_pq_error, PyExc_KeyError)) == NULL)
         goto fail;
     if (PyModule_AddStringConstant(m, "DW_NAME", "dw") != 0 ||
         PyModule_AddObjectRef(m, "Connection", (PyObject *)&conn_type) != 0 ||
-        PyModule_AddObjectRef(m, "Rows", (PyObject *)&pq_rows_type) != 0)
+        PyModule_AddObjectRef(m, "Rows", (PyObject *)&pt_pq_rows_type) != 0)
         goto fail;
     return m;
 fail:

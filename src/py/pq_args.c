@@ -16,8 +16,8 @@ spec_matches(const pq_argspec *spec, PyObject *key)
 }
 
 int
-pq_bind_args(const char *fname, PyObject *args, PyObject *kwargs, const pq_argspec *specs,
-             size_t nspecs, PyObject **out, PyObject **extra, PyObject **rest)
+pt_pq_bind_args(const char *fname, PyObject *args, PyObject *kwargs, const pq_argspec *specs,
+                size_t nspecs, PyObject **out, PyObject **extra, PyObject **rest)
 {
     Py_ssize_t nargs = PyTuple_GET_SIZE(args), pos = 0;
     PyObject *k, *v; /* borrowed */
@@ -74,7 +74,7 @@ fail:
 }
 
 int
-pq_require_args(const char *fname, const pq_argspec *specs, PyObject **out, size_t nrequired)
+pt_pq_require_args(const char *fname, const pq_argspec *specs, PyObject **out, size_t nrequired)
 {
     for (size_t i = 0; i < nrequired; i++)
         if (out[i] == NULL) {
@@ -86,23 +86,24 @@ pq_require_args(const char *fname, const pq_argspec *specs, PyObject **out, size
 }
 
 const char *
-pq_ident_arg(PyObject *arg, const char *what)
+pt_pq_ident_arg(PyObject *arg, const char *what)
 {
     Py_ssize_t n;
     const char *s;
 
     if (arg == NULL || arg == Py_None) {
-        PyErr_Format(pq_bad_arg, "%s name is required", what);
+        PyErr_Format(pt_pq_bad_arg, "%s name is required", what);
         return NULL;
     }
     if (!PyUnicode_Check(arg)) {
-        PyErr_Format(pq_bad_arg, "%s name must be a str, not %.100s", what, Py_TYPE(arg)->tp_name);
+        PyErr_Format(pt_pq_bad_arg, "%s name must be a str, not %.100s", what,
+                     Py_TYPE(arg)->tp_name);
         return NULL;
     }
     s = PyUnicode_AsUTF8AndSize(arg, &n);
     if (s == NULL || strlen(s) != (size_t)n || !pt_wh_ident_valid(s)) {
         PyErr_Clear();
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "invalid %s name %R (letters, digits, '_' and '$', not starting with a "
                      "digit, at most 63)",
                      what, arg);
@@ -112,7 +113,7 @@ pq_ident_arg(PyObject *arg, const char *what)
 }
 
 void
-pq_quote(pt_buf *b, const char *ident)
+pt_pq_quote(pt_buf *b, const char *ident)
 {
     pt_buf_putc(b, '"');
     for (; *ident != '\0'; ident++) {
@@ -124,15 +125,15 @@ pq_quote(pt_buf *b, const char *ident)
 }
 
 void
-pq_quote_table(pt_buf *b, const char *schema, const char *table)
+pt_pq_quote_table(pt_buf *b, const char *schema, const char *table)
 {
-    pq_quote(b, schema);
+    pt_pq_quote(b, schema);
     pt_buf_putc(b, '.');
-    pq_quote(b, table);
+    pt_pq_quote(b, table);
 }
 
 int
-pq_sql_ready(pt_buf *b)
+pt_pq_sql_ready(pt_buf *b)
 {
     if (b->data == NULL) {
         PyErr_NoMemory();
@@ -142,15 +143,15 @@ pq_sql_ready(pt_buf *b)
 }
 
 const char *
-pq_sql_text(PyObject *query)
+pt_pq_sql_text(PyObject *query)
 {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(query, &n);
 
     if (s == NULL || strlen(s) != (size_t)n) {
         PyErr_Clear();
-        PyErr_SetString(pq_bad_arg, "query must be text without NUL characters or lone "
-                                    "surrogates");
+        PyErr_SetString(pt_pq_bad_arg, "query must be text without NUL characters or lone "
+                                       "surrogates");
         return NULL;
     }
     return s;
@@ -169,23 +170,23 @@ names_database(pq_conn *c, PyObject *db)
 }
 
 pq_handle *
-pq_conn_handle(pq_conn *c, PyObject *db)
+pt_pq_conn_handle(pq_conn *c, PyObject *db)
 {
     if (db != NULL && db != Py_None) {
         if (!PyUnicode_Check(db)) {
-            PyErr_Format(pq_bad_arg, "db_name must be a database name (str), not %.100s",
+            PyErr_Format(pt_pq_bad_arg, "db_name must be a database name (str), not %.100s",
                          Py_TYPE(db)->tp_name);
             return NULL;
         }
         if (!names_database(c, db)) {
-            PyErr_Format(pq_unknown_db,
+            PyErr_Format(pt_pq_unknown_db,
                          "database %R is not in connection %R, whose database is %R "
                          "(dbconnect() the connection that holds it)",
                          db, c->label, c->dbname != NULL ? c->dbname : c->name);
             return NULL;
         }
     }
-    return pq_handle_get(c->name);
+    return pt_pq_handle_get(c->name);
 }
 
 /* A record argument: a dict with str keys that are valid column names. */
@@ -196,28 +197,22 @@ check_record(PyObject *record, int allow_empty)
     PyObject *k, *v; /* borrowed */
 
     if (record == NULL || !PyDict_Check(record)) {
-        PyErr_Format(pq_bad_arg, "record must be a dict of column -> value, not %.100s",
+        PyErr_Format(pt_pq_bad_arg, "record must be a dict of column -> value, not %.100s",
                      record != NULL ? Py_TYPE(record)->tp_name : "nothing");
         return -1;
     }
     if (!allow_empty && PyDict_GET_SIZE(record) == 0) {
-        PyErr_SetString(pq_bad_arg, "record is empty");
+        PyErr_SetString(pt_pq_bad_arg, "record is empty");
         return -1;
     }
     if (PyDict_GET_SIZE(record) > PT_WH_MAX_PARAMS - 1) {
-        PyErr_SetString(pq_bad_arg, "record has too many columns");
+        PyErr_SetString(pt_pq_bad_arg, "record has too many columns");
         return -1;
     }
     while (PyDict_Next(record, &pos, &k, &v))
-        if (pq_ident_arg(k, "column") == NULL)
+        if (pt_pq_ident_arg(k, "column") == NULL)
             return -1;
     return 0;
-}
-
-int
-pq_check_record(PyObject *record, int allow_empty)
-{
-    return check_record(record, allow_empty);
 }
 
 /* A private copy of a record, checked as check_record does. pq works from the copy: converting
@@ -225,7 +220,7 @@ pq_check_record(PyObject *record, int allow_empty)
  * released, and neither may find the caller's dict changed under it (a key added that was never
  * validated, a value freed while its text is bound). The copy holds the values. */
 PyObject *
-pq_record_snapshot(PyObject *record, int allow_empty)
+pt_pq_record_snapshot(PyObject *record, int allow_empty)
 {
     PyObject *copy;
 
@@ -238,7 +233,7 @@ pq_record_snapshot(PyObject *record, int allow_empty)
 }
 
 PyObject *
-pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra, PyObject *rest)
+pt_pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra, PyObject *rest)
 {
     PyObject *record = PyDict_New();
     Py_ssize_t i;
@@ -252,7 +247,7 @@ pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra, PyObje
     for (i = 0; extra != NULL && i < PyTuple_GET_SIZE(extra); i++) {
         PyObject *d = PyTuple_GET_ITEM(extra, i); /* borrowed */
         if (!PyDict_Check(d)) {
-            PyErr_Format(pq_bad_arg,
+            PyErr_Format(pt_pq_bad_arg,
                          "%s() takes the record as dicts and column=value keywords; argument "
                          "%zd is a %.100s",
                          fname, i + 4, Py_TYPE(d)->tp_name);
@@ -263,14 +258,14 @@ pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra, PyObje
     }
     if (legacy != NULL && legacy != Py_None) {
         if (!PyDict_Check(legacy)) {
-            PyErr_Format(pq_bad_arg, "record must be a dict of column -> value, not %.100s",
+            PyErr_Format(pt_pq_bad_arg, "record must be a dict of column -> value, not %.100s",
                          Py_TYPE(legacy)->tp_name);
             goto fail;
         }
         if (PyDict_Update(record, legacy) != 0)
             goto fail;
     }
-    Py_SETREF(record, pq_record_snapshot(record, 0));
+    Py_SETREF(record, pt_pq_record_snapshot(record, 0));
     return record;
 fail:
     Py_DECREF(record);

@@ -44,37 +44,37 @@ typedef struct pq_conv {
     } while (0)
 
 /* The exception types (module globals, set by pt_py_pq_module). */
-extern PyObject *pq_error, *pq_unknown_conn, *pq_not_found, *pq_sql_error, *pq_unavailable,
-    *pq_bad_arg, *pq_unknown_db;
-extern PyTypeObject pq_rows_type;
+extern PyObject *pt_pq_error, *pt_pq_unknown_conn, *pt_pq_not_found, *pt_pq_sql_error,
+    *pt_pq_unavailable, *pt_pq_bad_arg, *pt_pq_unknown_db;
+extern PyTypeObject pt_pq_rows_type;
 
-/* Raises the pq exception matching a warehouse error of wh (pq_not_found for PT_ENOTFOUND,
+/* Raises the pq exception matching a warehouse error of wh (pt_pq_not_found for PT_ENOTFOUND,
  * ...), with the driver's message. */
-void pq_raise_wh(pt_wh *wh, int rc);
+void pt_pq_raise_wh(pt_wh *wh, int rc);
 /* The calling thread's handle of connection `name`, opened on first use. New reference; NULL
  * with a pq exception set. */
-pq_handle *pq_handle_get(PyObject *name);
+pq_handle *pt_pq_handle_get(PyObject *name);
 /* Reads the rest of h's active lazy row list into Python objects so that wh is free for
  * another statement. Returns 0 or -1 with an exception set. */
-int pq_handle_settle(pq_handle *h);
+int pt_pq_handle_settle(pq_handle *h);
 /* Runs sql on h (settling it first) with the GIL released while the database works. Returns
- * 0 with *cur (caller frees with pq_cursor_free), or -1 with a pq exception set. */
-int pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cursor **cur);
+ * 0 with *cur (caller frees with pt_pq_cursor_free), or -1 with a pq exception set. */
+int pt_pq_exec(pq_handle *h, const char *sql, const pt_value *vals, size_t n, pt_wh_cursor **cur);
 /* pt_wh_cursor_next, with the GIL released when it may wait for the database
  * (pt_wh_cursor_may_block). The caller makes sure no other thread uses the connection. */
-int pq_next(pt_wh_cursor *cur);
+int pt_pq_next(pt_wh_cursor *cur);
 /* pt_wh_cursor_free with the GIL released: freeing a PostgreSQL cursor whose rows are still
- * arriving cancels the query and waits for the server. Same condition as pq_next. */
-void pq_cursor_free(pt_wh_cursor *cur);
+ * arriving cancels the query and waits for the server. Same condition as pt_pq_next. */
+void pt_pq_cursor_free(pt_wh_cursor *cur);
 
 /* Runs sql to completion; returns rows changed (and the first column of the first row, when
  * first is not NULL and there is one: RETURNING; a new reference). -1 with an error set. */
-int64_t pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n,
-                      PyObject **first);
-/* pq_exec_count without results: 0 or -1 with an error set. */
-int pq_exec_simple(pq_handle *h, const char *sql);
+int64_t pt_pq_exec_count(pq_handle *h, const char *sql, const pt_value *vals, size_t n,
+                         PyObject **first);
+/* pt_pq_exec_count without results: 0 or -1 with an error set. */
+int pt_pq_exec_simple(pq_handle *h, const char *sql);
 /* Rolls back the transaction pq opened, keeping the exception that made it fail. */
-void pq_rollback_keeping_error(pq_handle *h);
+void pt_pq_rollback_keeping_error(pq_handle *h);
 
 /* ---- arguments (pq_args.c) ---- */
 
@@ -89,68 +89,68 @@ typedef struct pq_argspec {
  * tuple, never NULL on success) when extra is not NULL; keywords that name no spec go to *rest
  * (a new dict) when rest is not NULL. Otherwise, and for an argument given twice, TypeError
  * naming it, as Python words it. Returns 0 or -1 (nothing to free then). */
-int pq_bind_args(const char *fname, PyObject *args, PyObject *kwargs, const pq_argspec *specs,
-                 size_t nspecs, PyObject **out, PyObject **extra, PyObject **rest);
+int pt_pq_bind_args(const char *fname, PyObject *args, PyObject *kwargs, const pq_argspec *specs,
+                    size_t nspecs, PyObject **out, PyObject **extra, PyObject **rest);
 /* TypeError naming the first of out[0..nrequired) that is missing. Returns 0 or -1. */
-int pq_require_args(const char *fname, const pq_argspec *specs, PyObject **out, size_t nrequired);
+int pt_pq_require_args(const char *fname, const pq_argspec *specs, PyObject **out,
+                       size_t nrequired);
 /* A validated identifier argument (borrowed UTF-8 of arg); NULL with pq.InvalidArgument naming
  * `what` ("schema", "table", "column"). */
-const char *pq_ident_arg(PyObject *arg, const char *what);
+const char *pt_pq_ident_arg(PyObject *arg, const char *what);
 /* Appends ident as a quoted SQL identifier (embedded quotes doubled), or "schema"."table". */
-void pq_quote(pt_buf *b, const char *ident);
-void pq_quote_table(pt_buf *b, const char *schema, const char *table);
+void pt_pq_quote(pt_buf *b, const char *ident);
+void pt_pq_quote_table(pt_buf *b, const char *schema, const char *table);
 /* 0 when b holds its text, -1 with MemoryError when appending to it failed. */
-int pq_sql_ready(pt_buf *b);
+int pt_pq_sql_ready(pt_buf *b);
 /* The UTF-8 text of a query (a str, borrowed); NULL with pq.InvalidArgument when it holds a NUL
  * or a lone surrogate. */
-const char *pq_sql_text(PyObject *query);
+const char *pt_pq_sql_text(PyObject *query);
 /* The calling thread's handle of c's connection, after checking that db (the call's db_name;
  * NULL or None: the connection's own) names the database c reaches. New reference; NULL with
- * pq.UnknownDatabase or the errors of pq_handle_get. */
-pq_handle *pq_conn_handle(pq_conn *c, PyObject *db);
-/* Checks a record: a dict of valid column names (-1 with pq.InvalidArgument otherwise). */
-int pq_check_record(PyObject *record, int allow_empty);
+ * pq.UnknownDatabase or the errors of pt_pq_handle_get. */
+pq_handle *pt_pq_conn_handle(pq_conn *c, PyObject *db);
 /* A checked private copy of a record (pq_args.c says why). New reference or NULL. */
-PyObject *pq_record_snapshot(PyObject *record, int allow_empty);
+PyObject *pt_pq_record_snapshot(PyObject *record, int allow_empty);
 /* The row of insert/update/upsert built Peliqan's way from column keywords (rest), then each
  * positional dict (extra), then the older record= argument (legacy): a checked snapshot. New
  * reference or NULL with pq.InvalidArgument (a positional argument that is not a dict). */
-PyObject *pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra, PyObject *rest);
+PyObject *pt_pq_record_from_args(const char *fname, PyObject *legacy, PyObject *extra,
+                                 PyObject *rest);
 
 /* ---- the Connection's calls (pq_read.c, pq_write.c) ---- */
 
-PyObject *pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_execute(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_insert(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_update(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_create_schema(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs);
-PyObject *pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_execute(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_insert(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_update(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_create_schema(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs);
 /* Creates pq_read.c's interned strings; 0 or -1 with an error set. */
-int pq_read_setup(void);
+int pt_pq_read_setup(void);
 
 /* A new value -> Python object conversion of one row value (coltype: its column's type). */
-PyObject *pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv);
+PyObject *pt_pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv);
 
 /* The row list of a query that ran on h: takes ownership of cur (even on error), keeps sql (str)
  * and params (tuple or NULL) to run the query again if it is touched after being served from
  * C. conv's references are copied. Becomes h->active. New reference or NULL. */
-PyObject *pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params,
-                      const pq_conv *conv);
+PyObject *pt_pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params,
+                         const pq_conv *conv);
 /* Makes sure the list holds its rows as Python objects (materialises a lazy one). Returns 0 or
  * -1 with an exception set. */
-int pq_rows_ready(PyObject *rows);
+int pt_pq_rows_ready(PyObject *rows);
 /* Converts an argument into the pt_value array of a statement: items of seq (a sequence),
  * or one object. Strings are borrowed from the objects (which the caller keeps alive, and which
  * must not change: str and bytes cannot), or from new objects appended to keep (a list) when a
  * conversion (JSON, isoformat, a bytearray's copy) was needed. Conversions may run Python code.
- * pq_params snapshots params into a tuple (held by keep, and borrowed into *snapshot when
+ * pt_pq_params snapshots params into a tuple (held by keep, and borrowed into *snapshot when
  * snapshot is not NULL: fetch() keeps it to run the query again) and converts its items; no
  * params (NULL or None) gives n = 0 and no snapshot. Return 0 or -1 with an error set. */
-int pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
-int pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot);
+int pt_pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
+int pt_pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot);
 
 /* The metadata family (pq_meta.c): sets pq.list_connections, list_databases, get_schema,
  * get_table, get_or_create_schema, delete_schema, delete_table, generate_sql_union, refresh_*,

@@ -85,15 +85,15 @@ id_arg(PyObject *o, const char *what, int64_t *out)
         num = PyLong_FromUnicodeObject(o, 10);
     if (num == NULL) {
         PyErr_Clear();
-        PyErr_Format(pq_bad_arg, "%s must be an integer id, not %R", what, o);
+        PyErr_Format(pt_pq_bad_arg, "%s must be an integer id, not %R", what, o);
         return -1;
     }
     v = PyLong_AsLongLong(num);
     Py_DECREF(num);
     if (v <= 0 || v >= (1LL << ID_BITS)) {
         PyErr_Clear();
-        PyErr_Format(pq_bad_arg, "%s %R is not an id (ids are positive integers below 2**53)", what,
-                     o);
+        PyErr_Format(pt_pq_bad_arg, "%s %R is not an id (ids are positive integers below 2**53)",
+                     what, o);
         return -1;
     }
     *out = v;
@@ -108,13 +108,13 @@ name_arg(PyObject *o, const char *what)
     Py_ssize_t n;
 
     if (!PyUnicode_Check(o)) {
-        PyErr_Format(pq_bad_arg, "%s must be a str, not %.100s", what, Py_TYPE(o)->tp_name);
+        PyErr_Format(pt_pq_bad_arg, "%s must be a str, not %.100s", what, Py_TYPE(o)->tp_name);
         return NULL;
     }
     s = PyUnicode_AsUTF8AndSize(o, &n);
     if (s == NULL || strlen(s) != (size_t)n || n == 0) {
         PyErr_Clear();
-        PyErr_Format(pq_bad_arg, "invalid %s %R", what, o);
+        PyErr_Format(pt_pq_bad_arg, "invalid %s %R", what, o);
         return NULL;
     }
     return s;
@@ -157,7 +157,7 @@ connections(void)
         rc = pt_store_connection_list(st, &list, &n);
     Py_END_ALLOW_THREADS if (rc != 0)
     {
-        PyErr_Format(pq_error, "cannot list connections: %s",
+        PyErr_Format(pt_pq_error, "cannot list connections: %s",
                      st != NULL ? pt_store_errmsg(st) : err);
         goto done;
     }
@@ -199,19 +199,19 @@ static int
 read_catalog(PyObject *conn, const char *schema, const char *table, pt_wh_cat_level level,
              pt_wh_catalog **cat)
 {
-    pq_handle *h = pq_handle_get(conn);
+    pq_handle *h = pt_pq_handle_get(conn);
     int rc;
 
     *cat = NULL;
     if (h == NULL)
         return -1;
-    if (pq_handle_settle(h) != 0) {
+    if (pt_pq_handle_settle(h) != 0) {
         Py_DECREF(h);
         return -1;
     }
     PQ_WITHOUT_GIL(rc = pt_wh_catalog_read(h->wh, schema, table, level, cat));
     if (rc != 0)
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
     Py_DECREF(h);
     return rc != 0 ? -1 : 0;
 }
@@ -221,7 +221,7 @@ read_catalog(PyObject *conn, const char *schema, const char *table, pt_wh_cat_le
 static int
 skip_unavailable(PyObject *conn, PyObject *skipped)
 {
-    if (!PyErr_ExceptionMatches(pq_unavailable))
+    if (!PyErr_ExceptionMatches(pt_pq_unavailable))
         return -1;
     PyErr_Clear();
     return PyList_Append(skipped, conn);
@@ -417,7 +417,7 @@ database_dict(PyObject *conn, PyObject *kindobj, int is_dw, pt_wh_cat_level leve
         return NULL;
     if (read_catalog(conn, NULL, NULL, level, &cat) != 0) {
         PyObject *type, *value, *tb;
-        if (!PyErr_ExceptionMatches(pq_unavailable))
+        if (!PyErr_ExceptionMatches(pt_pq_unavailable))
             return NULL;
         PyErr_Fetch(&type, &value, &tb);
         err = value != NULL ? PyObject_Str(value) : NULL;
@@ -631,7 +631,7 @@ find_database(PyObject *db_id, PyObject *db_name)
         PyObject *t = PyList_GET_ITEM(conns, i); /* borrowed */
         pt_wh_catalog *cat = NULL;
         if (read_catalog(PyTuple_GET_ITEM(t, 0), "", NULL, PT_WH_CAT_SCHEMAS, &cat) != 0) {
-            if (!PyErr_ExceptionMatches(pq_unavailable))
+            if (!PyErr_ExceptionMatches(pt_pq_unavailable))
                 goto done;
             PyErr_Clear();
             continue;
@@ -650,7 +650,7 @@ find_database(PyObject *db_id, PyObject *db_name)
         goto done;
     if (PyList_GET_SIZE(names) > 1) {
         Py_CLEAR(match);
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "database name '%s' is ambiguous: connections %R all hold a database of "
                      "that name (give the connection name or database_id)",
                      want, names);
@@ -682,13 +682,13 @@ find_schema(PyObject *schema_id, PyObject *schema_name, PyObject *db_id, PyObjec
         return find_by_id('s', id, f);
     }
     if (schema_name == Py_None) {
-        PyErr_SetString(pq_bad_arg, "schema_id or schema_name is required");
+        PyErr_SetString(pt_pq_bad_arg, "schema_id or schema_name is required");
         return -1;
     }
     if ((schema = name_arg(schema_name, "schema_name")) == NULL)
         return -1;
     if (db_id == Py_None && db_name == Py_None) {
-        PyErr_SetString(pq_bad_arg, "database_name or database_id is required with schema_name");
+        PyErr_SetString(pt_pq_bad_arg, "database_name or database_id is required with schema_name");
         return -1;
     }
     if ((t = find_database(db_id, db_name)) == NULL)
@@ -804,28 +804,28 @@ meta_get_or_create_schema(PyObject *self, PyObject *args, PyObject *kwargs)
     if ((schema = name_arg(schema_name, "schema_name")) == NULL)
         return NULL;
     if (!pt_wh_ident_valid(schema)) {
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "invalid schema name %R (letters, digits, '_' and '$', not starting with a "
                      "digit, at most 63)",
                      schema_name);
         return NULL;
     }
     if (db_id == Py_None && db_name == Py_None) {
-        PyErr_SetString(pq_bad_arg, "database_name or database_id is required");
+        PyErr_SetString(pt_pq_bad_arg, "database_name or database_id is required");
         return NULL;
     }
     if ((t = find_database(db_id, db_name)) == NULL)
         return NULL;
-    if ((h = pq_handle_get(PyTuple_GET_ITEM(t, 0))) == NULL || pq_handle_settle(h) != 0)
+    if ((h = pt_pq_handle_get(PyTuple_GET_ITEM(t, 0))) == NULL || pt_pq_handle_settle(h) != 0)
         goto done;
     PQ_WITHOUT_GIL(rc = ensure_schema(h->wh, schema, &existed, &cat));
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         goto done;
     }
     conn = PyUnicode_AsUTF8(PyTuple_GET_ITEM(t, 0));
     if (cat->nschemas != 1) {
-        PyErr_Format(pq_error, "schema '%s' was created but is not in the catalog", schema);
+        PyErr_Format(pt_pq_error, "schema '%s' was created but is not in the catalog", schema);
         goto done;
     }
     out = conn != NULL ? schema_dict(conn, cat, &cat->schemas[0], 1) : NULL;
@@ -859,11 +859,11 @@ meta_delete_schema(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     schema = f.cat->schemas[f.si].name;
     conn = PyUnicode_AsUTF8(f.conn);
-    if (conn == NULL || (h = pq_handle_get(f.conn)) == NULL || pq_handle_settle(h) != 0)
+    if (conn == NULL || (h = pt_pq_handle_get(f.conn)) == NULL || pt_pq_handle_settle(h) != 0)
         goto done;
     PQ_WITHOUT_GIL(rc = pt_wh_drop_schema(h->wh, schema));
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         goto done;
     }
     out = Py_BuildValue("{sOsLsssL}", "deleted", Py_True, "id",
@@ -905,7 +905,7 @@ find_table_by_name(const char *table, PyObject *schema_id, PyObject *schema_name
         return 0;
     }
     if (schema_name == Py_None) {
-        PyErr_SetString(pq_bad_arg, "schema_id or schema_name is required with table_name");
+        PyErr_SetString(pt_pq_bad_arg, "schema_id or schema_name is required with table_name");
         return -1;
     }
     if ((schema = name_arg(schema_name, "schema_name")) == NULL)
@@ -918,7 +918,7 @@ find_table_by_name(const char *table, PyObject *schema_id, PyObject *schema_name
         PyObject *t = PyList_GET_ITEM(conns, i); /* borrowed */
         pt_wh_catalog *cat = NULL;
         if (read_catalog(PyTuple_GET_ITEM(t, 0), schema, table, PT_WH_CAT_TABLES, &cat) != 0) {
-            if (!PyErr_ExceptionMatches(pq_unavailable))
+            if (!PyErr_ExceptionMatches(pt_pq_unavailable))
                 goto done;
             PyErr_Clear();
             continue;
@@ -943,7 +943,7 @@ find_table_by_name(const char *table, PyObject *schema_id, PyObject *schema_name
         PyErr_Format(meta_not_found, "no table '%s' in a schema named '%s'", table, schema);
         rc = 0;
     } else {
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "table '%s.%s' exists in several connections (%R): give table_id or "
                      "schema_id",
                      schema, table, hits);
@@ -981,7 +981,7 @@ meta_delete_table(PyObject *self, PyObject *args, PyObject *kwargs)
         if (id_arg(table_id, "table_id", &id) != 0 || find_by_id('t', id, &f) != 1)
             goto done;
     } else if (table_name == Py_None) {
-        PyErr_SetString(pq_bad_arg, "table_id or table_name is required");
+        PyErr_SetString(pt_pq_bad_arg, "table_id or table_name is required");
         goto done;
     } else if ((table = name_arg(table_name, "table_name")) == NULL ||
                find_table_by_name(table, schema_id, schema_name, &f) != 1) {
@@ -990,11 +990,11 @@ meta_delete_table(PyObject *self, PyObject *args, PyObject *kwargs)
     const pt_wh_schema_info *s = &f.cat->schemas[f.si];
     const pt_wh_table_info *t = &s->tables[f.ti];
     conn = PyUnicode_AsUTF8(f.conn);
-    if (conn == NULL || (h = pq_handle_get(f.conn)) == NULL || pq_handle_settle(h) != 0)
+    if (conn == NULL || (h = pt_pq_handle_get(f.conn)) == NULL || pt_pq_handle_settle(h) != 0)
         goto done;
     PQ_WITHOUT_GIL(rc = pt_wh_drop_table(h->wh, s->name, t->name, t->is_view, cascade));
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         goto done;
     }
     out = Py_BuildValue("{sOsLsssssL}", "deleted", Py_True, "id",
@@ -1055,11 +1055,11 @@ meta_generate_sql_union(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     n = PySequence_Fast_GET_SIZE(seq);
     if (n == 0) {
-        PyErr_SetString(pq_bad_arg, "table_ids is empty");
+        PyErr_SetString(pt_pq_bad_arg, "table_ids is empty");
         goto done;
     }
     if (sources != Py_None && !PyDict_Check(sources)) {
-        PyErr_SetString(pq_bad_arg, "sources must be a dict of table id -> label");
+        PyErr_SetString(pt_pq_bad_arg, "sources must be a dict of table id -> label");
         goto done;
     }
     tabs = PyMem_Calloc((size_t)n, sizeof *tabs);
@@ -1079,7 +1079,7 @@ meta_generate_sql_union(PyObject *self, PyObject *args, PyObject *kwargs)
             goto done;
         }
         if (PyUnicode_Compare(f->conn, tabs[0].conn) != 0) {
-            PyErr_Format(pq_bad_arg,
+            PyErr_Format(pt_pq_bad_arg,
                          "generate_sql_union: the tables must be in one database connection; "
                          "table %lld is in '%U', table %R in '%U'",
                          (long long)id, f->conn, PySequence_Fast_GET_ITEM(seq, 0), tabs[0].conn);
@@ -1099,17 +1099,17 @@ meta_generate_sql_union(PyObject *self, PyObject *args, PyObject *kwargs)
             labels[got] = PyUnicode_AsUTF8AndSize(label, &len);
             if (labels[got] == NULL || strlen(labels[got]) != (size_t)len) {
                 PyErr_Clear();
-                PyErr_Format(pq_bad_arg, "invalid source label %R", label);
+                PyErr_Format(pt_pq_bad_arg, "invalid source label %R", label);
                 got++;
                 goto done;
             }
         }
     }
-    if ((h = pq_handle_get(tabs[0].conn)) == NULL)
+    if ((h = pt_pq_handle_get(tabs[0].conn)) == NULL)
         goto done;
     rc = pt_wh_union_sql(h->wh, cats, (size_t)n, sources != Py_None ? labels : NULL, &sql);
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         goto done;
     }
     out = PyUnicode_FromString(sql);
@@ -1360,9 +1360,9 @@ pt_py_pq_meta_setup(PyObject *module)
         return -1;
     Py_CLEAR(meta_not_found);
     Py_CLEAR(not_available);
-    meta_not_found = add_error(module, "NotFound", pq_error, PyExc_LookupError,
+    meta_not_found = add_error(module, "NotFound", pt_pq_error, PyExc_LookupError,
                                "Raised by pq's metadata functions for an unknown id or name.");
-    not_available = add_error(module, "NotAvailable", pq_error, PyExc_NotImplementedError,
+    not_available = add_error(module, "NotAvailable", pt_pq_error, PyExc_NotImplementedError,
                               "Raised by the functions of Peliqan's client that cannot exist in "
                               "a self-hosted server.");
     if (meta_not_found == NULL || not_available == NULL)

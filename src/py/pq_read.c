@@ -63,7 +63,7 @@ set_time_zone(pq_handle *h, const char *tz, size_t tzlen)
 
     if (strcmp(pt_wh_kind(h->wh), "postgres") != 0 || strcmp(h->tz, tz) == 0)
         return 0;
-    if (pq_exec_count(h, "SELECT set_config('TimeZone', $1, false)", &v, 1, NULL) < 0)
+    if (pt_pq_exec_count(h, "SELECT set_config('TimeZone', $1, false)", &v, 1, NULL) < 0)
         return -1;
     /* Inside a transaction the setting lasts only if it commits: remember it only when it is
      * sure to last, else set it again next time. */
@@ -110,20 +110,20 @@ table_query(PyObject *schema, PyObject *table)
     const char *t, *s = NULL;
 
     if (table == NULL || table == Py_None) {
-        PyErr_SetString(pq_bad_arg, "fetch() needs a table_name (with its schema_name) or a "
-                                    "query");
+        PyErr_SetString(pt_pq_bad_arg, "fetch() needs a table_name (with its schema_name) or a "
+                                       "query");
         return NULL;
     }
-    t = pq_ident_arg(table, "table");
+    t = pt_pq_ident_arg(table, "table");
     if (t == NULL ||
-        (schema != NULL && schema != Py_None && (s = pq_ident_arg(schema, "schema")) == NULL))
+        (schema != NULL && schema != Py_None && (s = pt_pq_ident_arg(schema, "schema")) == NULL))
         return NULL;
     return s != NULL ? PyUnicode_FromFormat("SELECT * FROM \"%s\".\"%s\"", s, t)
                      : PyUnicode_FromFormat("SELECT * FROM \"%s\"", t);
 }
 
 PyObject *
-pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *a[F_COUNT];
     PyObject *sql = NULL, *keep = NULL, *rows = NULL, *frame = NULL, *cols = NULL;
@@ -138,8 +138,8 @@ pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
     size_t n = 0;
     int want_df;
 
-    if (pq_bind_args("fetch", args, kwargs, fetch_specs, F_COUNT, a, NULL, NULL) != 0 ||
-        pq_require_args("fetch", fetch_specs, a, 1) != 0)
+    if (pt_pq_bind_args("fetch", args, kwargs, fetch_specs, F_COUNT, a, NULL, NULL) != 0 ||
+        pt_pq_require_args("fetch", fetch_specs, a, 1) != 0)
         return NULL;
     want_df = a[F_DF] != NULL ? PyObject_IsTrue(a[F_DF]) : 0;
     conv.python_types = a[F_PYTYPES] != NULL ? PyObject_IsTrue(a[F_PYTYPES]) : 1;
@@ -153,8 +153,8 @@ pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
         PyObject *pandas = PyImport_ImportModule("pandas");
         if (pandas == NULL) {
             PyErr_Clear();
-            PyErr_SetString(pq_error, "fetch(df=True) needs pandas, which cannot be imported "
-                                      "here (install Debian's python3-pandas), or use df=False");
+            PyErr_SetString(pt_pq_error, "fetch(df=True) needs pandas, which cannot be imported "
+                                         "here (install Debian's python3-pandas), or use df=False");
             return NULL;
         }
         Py_DECREF(pandas);
@@ -163,39 +163,39 @@ pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
     tzname = PyUnicode_Check(tz) ? PyUnicode_AsUTF8AndSize(tz, &tzlen) : NULL;
     if (tzname == NULL || strlen(tzname) != (size_t)tzlen || (size_t)tzlen >= sizeof h->tz) {
         PyErr_Clear();
-        PyErr_SetString(pq_bad_arg, "tz must be a time zone name (str), e.g. 'UTC'");
+        PyErr_SetString(pt_pq_bad_arg, "tz must be a time zone name (str), e.g. 'UTC'");
         return NULL;
     }
 
     if (a[F_QUERY] != NULL && a[F_QUERY] != Py_None) {
         if (!PyUnicode_Check(a[F_QUERY])) {
-            PyErr_Format(pq_bad_arg, "query must be a str, not %.100s",
+            PyErr_Format(pt_pq_bad_arg, "query must be a str, not %.100s",
                          Py_TYPE(a[F_QUERY])->tp_name);
             return NULL;
         }
         sql = Py_NewRef(a[F_QUERY]);
     } else {
         if (a[F_PARAMS] != NULL && a[F_PARAMS] != Py_None) {
-            PyErr_SetString(pq_bad_arg, "params go with query=, not with a table");
+            PyErr_SetString(pt_pq_bad_arg, "params go with query=, not with a table");
             return NULL;
         }
         if ((sql = table_query(a[F_SCHEMA], a[F_TABLE])) == NULL)
             return NULL;
     }
-    sqltext = pq_sql_text(sql);
+    sqltext = pt_pq_sql_text(sql);
     keep = sqltext != NULL ? PyList_New(0) : NULL;
-    if (keep == NULL || pq_params(a[F_PARAMS], &vals, &n, keep, &params) != 0)
+    if (keep == NULL || pt_pq_params(a[F_PARAMS], &vals, &n, keep, &params) != 0)
         goto fail;
-    h = pq_conn_handle((pq_conn *)self, a[F_DB]);
+    h = pt_pq_conn_handle((pq_conn *)self, a[F_DB]);
     if (h == NULL || set_time_zone(h, tzname, (size_t)tzlen) != 0)
         goto fail;
-    if (pq_exec(h, sqltext, vals, n, &cur) != 0)
+    if (pt_pq_exec(h, sqltext, vals, n, &cur) != 0)
         goto fail;
     if (want_df && (cols = cursor_columns(cur)) == NULL) {
-        pq_cursor_free(cur);
+        pt_pq_cursor_free(cur);
         goto fail;
     }
-    rows = pq_rows_new(h, cur, sql, params, &conv);
+    rows = pt_pq_rows_new(h, cur, sql, params, &conv);
     cur = NULL; /* the list owns it, even on error */
     if (rows == NULL)
         goto fail;
@@ -215,7 +215,7 @@ fail:
 /* execute(db_name, query, params=None) -> {"rowcount": n} (+ "rows" when the statement returns
  * some). */
 PyObject *
-pq_conn_execute(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_execute(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static const pq_argspec specs[] = {{"db_name", "db"}, {"query", NULL}, {"params", NULL}};
     PyObject *a[3], *keep = NULL, *out = NULL, *rows = NULL;
@@ -226,28 +226,28 @@ pq_conn_execute(PyObject *self, PyObject *args, PyObject *kwargs)
     pq_conv conv = {.python_types = 1, .dt_as_str = 1};
     size_t n = 0;
 
-    if (pq_bind_args("execute", args, kwargs, specs, 3, a, NULL, NULL) != 0 ||
-        pq_require_args("execute", specs, a, 2) != 0)
+    if (pt_pq_bind_args("execute", args, kwargs, specs, 3, a, NULL, NULL) != 0 ||
+        pt_pq_require_args("execute", specs, a, 2) != 0)
         return NULL;
     if (!PyUnicode_Check(a[1])) {
-        PyErr_Format(pq_bad_arg, "execute() needs query= (a str of SQL), not %.100s",
+        PyErr_Format(pt_pq_bad_arg, "execute() needs query= (a str of SQL), not %.100s",
                      Py_TYPE(a[1])->tp_name);
         return NULL;
     }
-    sqltext = pq_sql_text(a[1]);
+    sqltext = pt_pq_sql_text(a[1]);
     keep = sqltext != NULL ? PyList_New(0) : NULL;
-    if (keep == NULL || pq_params(a[2], &vals, &n, keep, NULL) != 0)
+    if (keep == NULL || pt_pq_params(a[2], &vals, &n, keep, NULL) != 0)
         goto done;
-    h = pq_conn_handle((pq_conn *)self, a[0]);
-    if (h == NULL || pq_exec(h, sqltext, vals, n, &cur) != 0)
+    h = pt_pq_conn_handle((pq_conn *)self, a[0]);
+    if (h == NULL || pt_pq_exec(h, sqltext, vals, n, &cur) != 0)
         goto done;
     if (pt_wh_cursor_ncols(cur) == 0) {
         out = Py_BuildValue("{sL}", "rowcount", (long long)pt_wh_cursor_changes(cur));
-        pq_cursor_free(cur);
+        pt_pq_cursor_free(cur);
         goto done;
     }
-    rows = pq_rows_new(h, cur, a[1], NULL, &conv);
-    if (rows == NULL || pq_rows_ready(rows) != 0)
+    rows = pt_pq_rows_new(h, cur, a[1], NULL, &conv);
+    if (rows == NULL || pt_pq_rows_ready(rows) != 0)
         goto done;
     out = Py_BuildValue("{snsO}", "rowcount", PyList_GET_SIZE(rows), "rows", rows);
 done:
@@ -259,7 +259,7 @@ done:
 }
 
 int
-pq_read_setup(void)
+pt_pq_read_setup(void)
 {
     if (s_utc == NULL && (s_utc = PyUnicode_InternFromString("UTC")) == NULL)
         return -1;

@@ -20,13 +20,13 @@
  *    covered: calling the list type's methods on the object explicitly (list.append(rows, x)).
  *
  * 3. One cursor per connection: a lazy list is its handle's `active` list. Any other statement
- *    on that connection first reads the lazy list's remaining rows (pq_handle_settle), so
+ *    on that connection first reads the lazy list's remaining rows (pt_pq_handle_settle), so
  *    holding several fetch() results at once works, at the cost of materialising all but the
  *    last.
  *
  * 4. A list being read is marked BUSY: converting values may run Python code (json.loads for
  *    JSON that jansson rejects), and reading the cursor releases the GIL whenever the next row
- *    has not arrived yet (pq_next), as does freeing a cursor and writing rows out in C; another
+ *    has not arrived yet (pt_pq_next), as does freeing a cursor and writing rows out in C; another
  *    thread that touches the same list meanwhile gets a RuntimeError rather than a half-read
  *    list, and the handle's own thread, which must not use the connection meanwhile, finds the
  *    list active and busy and gets the same error.
@@ -54,7 +54,7 @@ typedef struct rows_object {
     pq_conv conv;
 } rows_object;
 
-#define ROWS_CHECK(o) PyObject_TypeCheck((o), &pq_rows_type)
+#define ROWS_CHECK(o) PyObject_TypeCheck((o), &pt_pq_rows_type)
 
 static PyObject *py_json_loads, *py_json_dumps;               /* json.loads, json.dumps */
 static PyObject *from_iso_date, *from_iso_time, *from_iso_dt; /* date.fromisoformat ... */
@@ -146,7 +146,7 @@ json_text_to_py(const char *s, size_t n)
 }
 
 PyObject *
-pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv)
+pt_pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv)
 {
     PyObject *text, *out, *fn;
 
@@ -227,7 +227,7 @@ keep_text(PyObject *s, pt_value *v, pt_vtype type, PyObject *keep)
 }
 
 int
-pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
+pt_pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
 {
     if (obj == Py_None) {
         v->type = PT_V_NULL;
@@ -273,7 +273,7 @@ pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
         PyObject *s = PyObject_CallOneArg(py_json_dumps, obj);
         if (s == NULL) {
             PyObject *exc = pt_py_fetch_exc();
-            PyErr_Format(pq_bad_arg, "cannot store a %.100s value as JSON: %S",
+            PyErr_Format(pt_pq_bad_arg, "cannot store a %.100s value as JSON: %S",
                          Py_TYPE(obj)->tp_name, exc != NULL ? exc : Py_None);
             Py_XDECREF(exc);
             return -1;
@@ -284,7 +284,7 @@ pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
     } else if (strcmp(Py_TYPE(obj)->tp_name, "decimal.Decimal") == 0) {
         return keep_text(PyObject_Str(obj), v, PT_V_NUMERIC, keep);
     } else {
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "cannot store a value of type %.100s (use None, bool, int, float, str, "
                      "bytes, dict, list, date/datetime or Decimal)",
                      Py_TYPE(obj)->tp_name);
@@ -294,7 +294,7 @@ pq_to_value(PyObject *obj, pt_value *v, PyObject *keep)
 }
 
 int
-pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot)
+pt_pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot)
 {
     PyObject *seq = NULL;
     size_t i, count;
@@ -306,7 +306,7 @@ pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject
     if (params == NULL || params == Py_None)
         return 0;
     if (PyDict_Check(params) || PyUnicode_Check(params) || PyBytes_Check(params)) {
-        PyErr_SetString(pq_bad_arg, "params must be a list or tuple of values");
+        PyErr_SetString(pt_pq_bad_arg, "params must be a list or tuple of values");
         return -1;
     }
     /* A tuple of the items, never the caller's list (which PySequence_Fast would return): the
@@ -315,12 +315,12 @@ pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject
     seq = PySequence_Tuple(params);
     if (seq == NULL) {
         PyErr_Clear();
-        PyErr_SetString(pq_bad_arg, "params must be a list or tuple of values");
+        PyErr_SetString(pt_pq_bad_arg, "params must be a list or tuple of values");
         return -1;
     }
     count = (size_t)PyTuple_GET_SIZE(seq);
     if (count > PT_WH_MAX_PARAMS) {
-        PyErr_Format(pq_bad_arg, "too many params (at most %d)", PT_WH_MAX_PARAMS);
+        PyErr_Format(pt_pq_bad_arg, "too many params (at most %d)", PT_WH_MAX_PARAMS);
         goto fail;
     }
     *vals = PyMem_Calloc(count > 0 ? count : 1, sizeof **vals);
@@ -329,7 +329,7 @@ pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject
         goto fail;
     }
     for (i = 0; i < count; i++)
-        if (pq_to_value(PyTuple_GET_ITEM(seq, (Py_ssize_t)i), &(*vals)[i], keep) != 0)
+        if (pt_pq_to_value(PyTuple_GET_ITEM(seq, (Py_ssize_t)i), &(*vals)[i], keep) != 0)
             goto fail;
     /* The items must outlive the call: keep the tuple. */
     if (PyList_Append(keep, seq) != 0)
@@ -349,7 +349,7 @@ fail:
 /* ---- the database without the GIL -------------------------------------------------------- */
 
 int
-pq_next(pt_wh_cursor *cur)
+pt_pq_next(pt_wh_cursor *cur)
 {
     int rc;
 
@@ -360,7 +360,7 @@ pq_next(pt_wh_cursor *cur)
 }
 
 void
-pq_cursor_free(pt_wh_cursor *cur)
+pt_pq_cursor_free(pt_wh_cursor *cur)
 {
     if (cur != NULL)
         PQ_WITHOUT_GIL(pt_wh_cursor_free(cur));
@@ -381,7 +381,7 @@ release_cursor(rows_object *r)
     if (cur != NULL) {
         r->cur = NULL;
         r->state = RL_BUSY;
-        pq_cursor_free(cur);
+        pt_pq_cursor_free(cur);
         r->state = state;
     }
     r->handle = NULL;
@@ -409,9 +409,10 @@ column_names(pt_wh_cursor *cur)
 }
 
 PyObject *
-pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params, const pq_conv *conv)
+pt_pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params,
+               const pq_conv *conv)
 {
-    rows_object *r = (rows_object *)PyList_Type.tp_new(&pq_rows_type, NULL, NULL);
+    rows_object *r = (rows_object *)PyList_Type.tp_new(&pt_pq_rows_type, NULL, NULL);
 
     if (r == NULL) {
         pt_wh_cursor_free(cur);
@@ -445,14 +446,14 @@ read_rows(rows_object *r)
     int rc;
 
     r->state = RL_BUSY;
-    while ((rc = pq_next(cur)) == 1) {
+    while ((rc = pt_pq_next(cur)) == 1) {
         row = PyDict_New();
         if (row == NULL)
             goto fail;
         for (i = 0; i < ncols; i++) {
             pt_value v;
             pt_wh_cursor_value(cur, i, &v);
-            val = pq_value_to_py(&v, pt_wh_cursor_coltype(cur, i), &r->conv);
+            val = pt_pq_value_to_py(&v, pt_wh_cursor_coltype(cur, i), &r->conv);
             if (val == NULL ||
                 PyDict_SetItem(row, PyTuple_GET_ITEM(r->names, (Py_ssize_t)i), val) != 0)
                 goto fail;
@@ -463,7 +464,7 @@ read_rows(rows_object *r)
         Py_CLEAR(row);
     }
     if (rc < 0) {
-        pq_raise_wh(r->handle->wh, rc);
+        pt_pq_raise_wh(r->handle->wh, rc);
         goto fail;
     }
     release_cursor(r);
@@ -492,10 +493,10 @@ rerun(rows_object *r)
 
     if (keep == NULL)
         return -1;
-    h = pq_handle_get(r->conn);
-    if (h == NULL || pq_params(r->params, &vals, &n, keep, NULL) != 0)
+    h = pt_pq_handle_get(r->conn);
+    if (h == NULL || pt_pq_params(r->params, &vals, &n, keep, NULL) != 0)
         goto done;
-    if (pq_exec(h, PyUnicode_AsUTF8(r->sql), vals, n, &cur) != 0)
+    if (pt_pq_exec(h, PyUnicode_AsUTF8(r->sql), vals, n, &cur) != 0)
         goto done;
     r->cur = cur;
     r->handle = (pq_handle *)Py_NewRef((PyObject *)h);
@@ -510,7 +511,7 @@ done:
 }
 
 int
-pq_rows_ready(PyObject *obj)
+pt_pq_rows_ready(PyObject *obj)
 {
     rows_object *r = (rows_object *)obj;
 
@@ -529,16 +530,16 @@ pq_rows_ready(PyObject *obj)
 }
 
 int
-pq_handle_settle(pq_handle *h)
+pt_pq_handle_settle(pq_handle *h)
 {
-    return h->active != NULL ? pq_rows_ready(h->active) : 0;
+    return h->active != NULL ? pt_pq_rows_ready(h->active) : 0;
 }
 
 /* Readies o when it is a row list. */
 static int
 ready_any(PyObject *o)
 {
-    return ROWS_CHECK(o) ? pq_rows_ready(o) : 0;
+    return ROWS_CHECK(o) ? pt_pq_rows_ready(o) : 0;
 }
 
 /* ---- serving from C (py_int.h) ----------------------------------------------------------- */
@@ -612,7 +613,7 @@ pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part, siz
         else if (wrc == PT_ETOOBIG)
             PyErr_SetString(PyExc_ValueError, "response body too large");
         else
-            pq_raise_wh(h->wh, wrc);
+            pt_pq_raise_wh(h->wh, wrc);
         release_cursor(r);
         goto done;
     }
@@ -660,7 +661,7 @@ done:
 static Py_ssize_t
 rl_length(PyObject *self)
 {
-    return pq_rows_ready(self) != 0 ? -1 : PyList_GET_SIZE(self);
+    return pt_pq_rows_ready(self) != 0 ? -1 : PyList_GET_SIZE(self);
 }
 
 static PyObject *
@@ -672,25 +673,25 @@ rl_concat(PyObject *a, PyObject *b)
 static PyObject *
 rl_repeat(PyObject *self, Py_ssize_t n)
 {
-    return pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_repeat(self, n);
+    return pt_pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_repeat(self, n);
 }
 
 static PyObject *
 rl_item(PyObject *self, Py_ssize_t i)
 {
-    return pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_item(self, i);
+    return pt_pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_item(self, i);
 }
 
 static int
 rl_ass_item(PyObject *self, Py_ssize_t i, PyObject *v)
 {
-    return pq_rows_ready(self) != 0 ? -1 : LIST_SQ->sq_ass_item(self, i, v);
+    return pt_pq_rows_ready(self) != 0 ? -1 : LIST_SQ->sq_ass_item(self, i, v);
 }
 
 static int
 rl_contains(PyObject *self, PyObject *v)
 {
-    return pq_rows_ready(self) != 0 ? -1 : LIST_SQ->sq_contains(self, v);
+    return pt_pq_rows_ready(self) != 0 ? -1 : LIST_SQ->sq_contains(self, v);
 }
 
 static PyObject *
@@ -703,19 +704,19 @@ rl_inplace_concat(PyObject *self, PyObject *other)
 static PyObject *
 rl_inplace_repeat(PyObject *self, Py_ssize_t n)
 {
-    return pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_inplace_repeat(self, n);
+    return pt_pq_rows_ready(self) != 0 ? NULL : LIST_SQ->sq_inplace_repeat(self, n);
 }
 
 static PyObject *
 rl_subscript(PyObject *self, PyObject *key)
 {
-    return pq_rows_ready(self) != 0 ? NULL : LIST_MP->mp_subscript(self, key);
+    return pt_pq_rows_ready(self) != 0 ? NULL : LIST_MP->mp_subscript(self, key);
 }
 
 static int
 rl_ass_subscript(PyObject *self, PyObject *key, PyObject *v)
 {
-    return pq_rows_ready(self) != 0 ? -1 : LIST_MP->mp_ass_subscript(self, key, v);
+    return pt_pq_rows_ready(self) != 0 ? -1 : LIST_MP->mp_ass_subscript(self, key, v);
 }
 
 /* `[] + rows`: the left list's concat would read our storage: ready both, then let the
@@ -731,13 +732,13 @@ rl_nb_add(PyObject *a, PyObject *b)
 static PyObject *
 rl_iter(PyObject *self)
 {
-    return pq_rows_ready(self) != 0 ? NULL : PyList_Type.tp_iter(self);
+    return pt_pq_rows_ready(self) != 0 ? NULL : PyList_Type.tp_iter(self);
 }
 
 static PyObject *
 rl_repr(PyObject *self)
 {
-    return pq_rows_ready(self) != 0 ? NULL : PyList_Type.tp_repr(self);
+    return pt_pq_rows_ready(self) != 0 ? NULL : PyList_Type.tp_repr(self);
 }
 
 static PyObject *
@@ -785,7 +786,7 @@ call_list_method(size_t k, PyObject *self, PyObject *const *args, Py_ssize_t nar
     PyObject *stack[16];
     Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0, i;
 
-    if (pq_rows_ready(self) != 0)
+    if (pt_pq_rows_ready(self) != 0)
         return NULL;
     if (nargs + nkw + 1 > 16) {
         PyErr_SetString(PyExc_TypeError, "too many arguments");
@@ -886,7 +887,7 @@ rl_dealloc(PyObject *self)
     PyList_Type.tp_dealloc(self); /* untracks, frees the items and the object */
 }
 
-PyTypeObject pq_rows_type = {
+PyTypeObject pt_pq_rows_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pq.Rows",
     .tp_basicsize = sizeof(rows_object),
     .tp_dealloc = rl_dealloc,
@@ -911,8 +912,8 @@ pt_py_pq_rows_setup(void)
     PyObject *json = NULL, *dt = NULL, *cls = NULL;
     size_t k;
 
-    pq_rows_type.tp_base = &PyList_Type;
-    if (PyType_Ready(&pq_rows_type) != 0)
+    pt_pq_rows_type.tp_base = &PyList_Type;
+    if (PyType_Ready(&pt_pq_rows_type) != 0)
         return -1;
     for (k = 0; k < NMETHODS; k++) {
         list_methods[k] = PyDict_GetItemString(PyList_Type.tp_dict, method_names[k]);

@@ -17,7 +17,7 @@
 
 #define WRITE_BATCH 500 /* rows per transaction in write() */
 
-/* Appends "col1", "col2" ... of record (a snapshot: pq_record_snapshot) and fills vals[off..]
+/* Appends "col1", "col2" ... of record (a snapshot: pt_pq_record_snapshot) and fills vals[off..]
  * with its values, at most n of them (the room in vals). */
 static int
 record_columns(PyObject *record, pt_buf *sql, const char *sep, const char *suffix, pt_value *vals,
@@ -28,18 +28,18 @@ record_columns(PyObject *record, pt_buf *sql, const char *sep, const char *suffi
     size_t i = 0;
 
     while (PyDict_Next(record, &pos, &k, &v)) {
-        const char *col = pq_ident_arg(k, "column"); /* checked again: this goes into the SQL */
+        const char *col = pt_pq_ident_arg(k, "column"); /* checked again: this goes into the SQL */
         if (col == NULL)
             return -1;
         if (i == n) {
-            PyErr_SetString(pq_bad_arg, "record changed while it was read");
+            PyErr_SetString(pt_pq_bad_arg, "record changed while it was read");
             return -1;
         }
         if (i > 0)
             pt_buf_puts(sql, sep);
-        pq_quote(sql, col);
+        pt_pq_quote(sql, col);
         pt_buf_puts(sql, suffix);
-        if (pq_to_value(v, &vals[off + i], keep) != 0)
+        if (pt_pq_to_value(v, &vals[off + i], keep) != 0)
             return -1;
         i++;
     }
@@ -60,16 +60,16 @@ table_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t p
 {
     int rc, pkrc = 0;
 
-    if (pq_handle_settle(h) != 0)
+    if (pt_pq_handle_settle(h) != 0)
         return -1;
     PQ_WITHOUT_GIL(rc = pt_wh_table_exists(h->wh, schema, table);
                    if (rc > 0) pkrc = pt_wh_primary_key(h->wh, schema, table, pk, pksz));
     if (rc == 0) {
-        PyErr_Format(pq_not_found, "table %s.%s not found", schema, table);
+        PyErr_Format(pt_pq_not_found, "table %s.%s not found", schema, table);
         return -1;
     }
     if (rc < 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         return -1;
     }
     rc = pkrc;
@@ -78,7 +78,7 @@ table_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t p
         return 0;
     }
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         return -1;
     }
     return 0;
@@ -92,11 +92,11 @@ existing_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_
     int exists;
 
     pk[0] = '\0';
-    if (pq_handle_settle(h) != 0)
+    if (pt_pq_handle_settle(h) != 0)
         return -1;
     PQ_WITHOUT_GIL(exists = pt_wh_table_exists(h->wh, schema, table));
     if (exists < 0) {
-        pq_raise_wh(h->wh, exists);
+        pt_pq_raise_wh(h->wh, exists);
         return -1;
     }
     return exists ? table_pk(h, schema, table, pk, pksz) : 0;
@@ -108,7 +108,7 @@ need_pk(pq_handle *h, const char *schema, const char *table, char *pk, size_t pk
     if (table_pk(h, schema, table, pk, pksz) != 0)
         return -1;
     if (pk[0] == '\0') {
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "table %s.%s has no single-column primary key, so rows cannot be found by "
                      "key (use execute() with a WHERE clause)",
                      schema, table);
@@ -151,22 +151,23 @@ parse_keyed(const char *fname, PyObject *args, PyObject *kwargs, int want_record
     int rc = -1;
 
     memset(k, 0, sizeof *k);
-    if (pq_bind_args(fname, args, kwargs, keyed_specs, nspecs, a, want_record ? &extra : NULL,
-                     want_record ? &rest : NULL) != 0 ||
-        pq_require_args(fname, keyed_specs, a, want_record ? K_PK : K_PK + 1) != 0)
+    if (pt_pq_bind_args(fname, args, kwargs, keyed_specs, nspecs, a, want_record ? &extra : NULL,
+                        want_record ? &rest : NULL) != 0 ||
+        pt_pq_require_args(fname, keyed_specs, a, want_record ? K_PK : K_PK + 1) != 0)
         goto done;
     if (a[K_PK] == NULL || a[K_PK] == Py_None) {
-        PyErr_Format(pq_bad_arg, "%s() needs pk: the primary key value of the row (not None)",
+        PyErr_Format(pt_pq_bad_arg, "%s() needs pk: the primary key value of the row (not None)",
                      fname);
         goto done;
     }
     k->db = a[K_DB];
-    k->schema = pq_ident_arg(a[K_SCHEMA], "schema");
-    k->table = k->schema != NULL ? pq_ident_arg(a[K_TABLE], "table") : NULL;
+    k->schema = pt_pq_ident_arg(a[K_SCHEMA], "schema");
+    k->table = k->schema != NULL ? pt_pq_ident_arg(a[K_TABLE], "table") : NULL;
     k->pk_value = a[K_PK];
     if (k->table == NULL)
         goto done;
-    if (want_record && (k->record = pq_record_from_args(fname, a[K_RECORD], extra, rest)) == NULL)
+    if (want_record &&
+        (k->record = pt_pq_record_from_args(fname, a[K_RECORD], extra, rest)) == NULL)
         goto done;
     rc = 0;
 done:
@@ -189,7 +190,7 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
     if (vals == NULL)
         return PyErr_NoMemory();
     pt_buf_puts(&sql, "INSERT INTO ");
-    pq_quote_table(&sql, schema, table);
+    pt_pq_quote_table(&sql, schema, table);
     pt_buf_puts(&sql, " (");
     if (record_columns(record, &sql, ", ", "", vals, 0, n, keep) != 0)
         goto done;
@@ -198,11 +199,11 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
     pt_buf_putc(&sql, ')');
     if (pk[0] != '\0') {
         pt_buf_puts(&sql, " RETURNING ");
-        pq_quote(&sql, pk);
+        pt_pq_quote(&sql, pk);
     }
-    if (pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_ready(&sql) != 0)
         goto done;
-    *changes = pq_exec_count(h, pt_buf_cstr(&sql), vals, n, &id);
+    *changes = pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n, &id);
     if (*changes < 0)
         Py_CLEAR(id);
     else if (id == NULL)
@@ -215,7 +216,7 @@ done:
 
 /* insert(db_name, schema_name, table_name, *records, **columns) -> {"inserted": n, "id": key} */
 PyObject *
-pq_conn_insert(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_insert(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *a[4], *extra = NULL, *rest = NULL, *record = NULL, *keep = NULL, *id = NULL;
     PyObject *out = NULL;
@@ -224,16 +225,16 @@ pq_conn_insert(PyObject *self, PyObject *args, PyObject *kwargs)
     char pk[128];
     int64_t changes = 0;
 
-    if (pq_bind_args("insert", args, kwargs, insert_specs, 4, a, &extra, &rest) != 0)
+    if (pt_pq_bind_args("insert", args, kwargs, insert_specs, 4, a, &extra, &rest) != 0)
         return NULL;
-    if (pq_require_args("insert", insert_specs, a, 3) != 0)
+    if (pt_pq_require_args("insert", insert_specs, a, 3) != 0)
         goto done;
-    schema = pq_ident_arg(a[1], "schema");
-    table = schema != NULL ? pq_ident_arg(a[2], "table") : NULL;
-    if (table == NULL || (record = pq_record_from_args("insert", a[3], extra, rest)) == NULL)
+    schema = pt_pq_ident_arg(a[1], "schema");
+    table = schema != NULL ? pt_pq_ident_arg(a[2], "table") : NULL;
+    if (table == NULL || (record = pt_pq_record_from_args("insert", a[3], extra, rest)) == NULL)
         goto done;
     keep = PyList_New(0);
-    h = keep != NULL ? pq_conn_handle((pq_conn *)self, a[0]) : NULL;
+    h = keep != NULL ? pt_pq_conn_handle((pq_conn *)self, a[0]) : NULL;
     if (h == NULL || table_pk(h, schema, table, pk, sizeof pk) != 0)
         goto done;
     id = do_insert(h, schema, table, pk, record, keep, &changes);
@@ -264,16 +265,16 @@ do_update(pq_handle *h, const keyed *k, const char *pk, PyObject *keep)
         return -1;
     }
     pt_buf_puts(&sql, "UPDATE ");
-    pq_quote_table(&sql, k->schema, k->table);
+    pt_pq_quote_table(&sql, k->schema, k->table);
     pt_buf_puts(&sql, " SET ");
     if (record_columns(k->record, &sql, ", ", " = ?", vals, 0, n, keep) != 0 ||
-        pq_to_value(k->pk_value, &vals[n], keep) != 0)
+        pt_pq_to_value(k->pk_value, &vals[n], keep) != 0)
         goto done;
     pt_buf_puts(&sql, " WHERE ");
-    pq_quote(&sql, pk);
+    pt_pq_quote(&sql, pk);
     pt_buf_puts(&sql, " = ?");
-    if (pq_sql_ready(&sql) == 0)
-        changes = pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL);
+    if (pt_pq_sql_ready(&sql) == 0)
+        changes = pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL);
 done:
     PyMem_Free(vals);
     pt_buf_free(&sql);
@@ -282,7 +283,7 @@ done:
 
 /* update(db_name, schema_name, table_name, pk, *records, **columns) -> {"updated": n} */
 PyObject *
-pq_conn_update(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_update(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *keep = NULL, *out = NULL;
     pq_handle *h = NULL;
@@ -293,7 +294,7 @@ pq_conn_update(PyObject *self, PyObject *args, PyObject *kwargs)
     if (parse_keyed("update", args, kwargs, 1, &k) != 0)
         return NULL;
     keep = PyList_New(0);
-    h = keep != NULL ? pq_conn_handle((pq_conn *)self, k.db) : NULL;
+    h = keep != NULL ? pt_pq_conn_handle((pq_conn *)self, k.db) : NULL;
     if (h == NULL || need_pk(h, k.schema, k.table, pk, sizeof pk) != 0)
         goto done;
     changes = do_update(h, &k, pk, keep);
@@ -325,7 +326,7 @@ drop_key_column(PyObject *record, const char *pk, PyObject *pk_value)
     same = PyObject_RichCompareBool(v, pk_value, Py_EQ);
     Py_DECREF(v);
     if (same == 0)
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "record's %s differs from pk (upsert cannot change a row's key; use "
                      "update)",
                      pk);
@@ -352,10 +353,10 @@ changed_condition(pt_buf *sql, const char *const *cols, size_t n, const char *sk
             continue;
         pt_buf_puts(sql, any++ == 0 ? " WHERE NOT (" : " AND ");
         pt_buf_puts(sql, "pq_t.");
-        pq_quote(sql, cols[i]);
+        pt_pq_quote(sql, cols[i]);
         pt_buf_puts(sql, cast);
         pt_buf_puts(sql, " IS NOT DISTINCT FROM excluded.");
-        pq_quote(sql, cols[i]);
+        pt_pq_quote(sql, cols[i]);
         pt_buf_puts(sql, cast);
     }
     if (any > 0)
@@ -393,7 +394,7 @@ record_names(PyObject *record)
  * row; BEGIN IMMEDIATE would lock every attached schema file, in each connection's own order of
  * attachment, and two connections could then wait for each other until the busy timeout. */
 PyObject *
-pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *keep = NULL, *out = NULL, *first = NULL;
     const char **names = NULL;
@@ -411,7 +412,7 @@ pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
     if (parse_keyed("upsert", args, kwargs, 1, &k) != 0)
         return NULL;
     keep = PyList_New(0);
-    h = keep != NULL ? pq_conn_handle((pq_conn *)self, k.db) : NULL;
+    h = keep != NULL ? pt_pq_conn_handle((pq_conn *)self, k.db) : NULL;
     if (h == NULL || need_pk(h, k.schema, k.table, pk, sizeof pk) != 0 ||
         drop_key_column(k.record, pk, k.pk_value) != 0)
         goto done;
@@ -422,12 +423,12 @@ pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto done;
     }
-    if (pq_to_value(k.pk_value, &vals[0], keep) != 0 || (names = record_names(k.record)) == NULL)
+    if (pt_pq_to_value(k.pk_value, &vals[0], keep) != 0 || (names = record_names(k.record)) == NULL)
         goto done;
     pt_buf_puts(&sql, "INSERT INTO ");
-    pq_quote_table(&sql, k.schema, k.table);
+    pt_pq_quote_table(&sql, k.schema, k.table);
     pt_buf_puts(&sql, " AS pq_t (");
-    pq_quote(&sql, pk);
+    pt_pq_quote(&sql, pk);
     if (n > 0)
         pt_buf_puts(&sql, ", ");
     if (record_columns(k.record, &sql, ", ", "", vals, 1, n, keep) != 0)
@@ -435,55 +436,57 @@ pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
     pt_buf_puts(&sql, ") VALUES (");
     placeholders(&sql, n + 1);
     pt_buf_puts(&sql, ") ON CONFLICT (");
-    pq_quote(&sql, pk);
+    pt_pq_quote(&sql, pk);
     if (n == 0) { /* only the key: an existing row has nothing to change */
         pt_buf_puts(&sql, ") DO NOTHING");
     } else {
         pt_buf_puts(&sql, ") DO UPDATE SET ");
         for (size_t i = 0; i < n; i++) {
             pt_buf_puts(&sql, i > 0 ? ", " : "");
-            pq_quote(&sql, names[i]);
+            pt_pq_quote(&sql, names[i]);
             pt_buf_puts(&sql, " = excluded.");
-            pq_quote(&sql, names[i]);
+            pt_pq_quote(&sql, names[i]);
         }
         changed_condition(&sql, names, n, NULL, is_pg);
     }
     if (is_pg)
         pt_buf_puts(&sql, " RETURNING (xmax = 0) AS inserted");
-    if (pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_ready(&sql) != 0)
         goto done;
     if (is_pg) {
-        if (pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, &first) < 0)
+        if (pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, &first) < 0)
             goto done;
         action = first == NULL ? "unchanged" : first == Py_True ? "inserted" : "updated";
     } else {
         pt_buf key;
         int64_t found;
         if (!pt_wh_in_transaction(h->wh)) {
-            if (pq_exec_simple(h, "BEGIN") != 0)
+            if (pt_pq_exec_simple(h, "BEGIN") != 0)
                 goto done;
             own_txn = 1;
         }
         pt_buf_init(&key, 0);
         pt_buf_puts(&key, "DELETE FROM ");
-        pq_quote_table(&key, k.schema, k.table);
+        pt_pq_quote_table(&key, k.schema, k.table);
         pt_buf_puts(&key, " WHERE 0");
-        found = pq_sql_ready(&key) == 0 ? pq_exec_count(h, pt_buf_cstr(&key), NULL, 0, NULL) : -1;
+        found =
+            pt_pq_sql_ready(&key) == 0 ? pt_pq_exec_count(h, pt_buf_cstr(&key), NULL, 0, NULL) : -1;
         if (found < 0) {
             pt_buf_free(&key);
             goto done;
         }
         pt_buf_reset(&key);
         pt_buf_puts(&key, "SELECT 1 FROM ");
-        pq_quote_table(&key, k.schema, k.table);
+        pt_pq_quote_table(&key, k.schema, k.table);
         pt_buf_puts(&key, " WHERE ");
-        pq_quote(&key, pk);
+        pt_pq_quote(&key, pk);
         pt_buf_puts(&key, " = ?");
-        found = pq_sql_ready(&key) == 0 ? pq_exec_count(h, pt_buf_cstr(&key), vals, 1, &first) : -1;
+        found = pt_pq_sql_ready(&key) == 0 ? pt_pq_exec_count(h, pt_buf_cstr(&key), vals, 1, &first)
+                                           : -1;
         pt_buf_free(&key);
         if (found < 0)
             goto done;
-        changed = pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL);
+        changed = pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL);
         if (changed < 0)
             goto done;
         action = first == NULL ? "inserted" : changed > 0 ? "updated" : "unchanged";
@@ -491,12 +494,12 @@ pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
     out = Py_BuildValue("{sssO}", "action", action, "id", k.pk_value);
     if (out != NULL && own_txn) {
         own_txn = 0;
-        if (pq_exec_simple(h, "COMMIT") != 0)
+        if (pt_pq_exec_simple(h, "COMMIT") != 0)
             Py_CLEAR(out);
     }
 done:
     if (own_txn)
-        pq_rollback_keeping_error(h);
+        pt_pq_rollback_keeping_error(h);
     PyMem_Free(names);
     PyMem_Free(vals);
     pt_buf_free(&sql);
@@ -509,7 +512,7 @@ done:
 
 /* delete(db_name, schema_name, table_name, pk) -> {"deleted": n} */
 PyObject *
-pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *keep = NULL, *out = NULL;
     pq_handle *h = NULL;
@@ -523,18 +526,18 @@ pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs)
     if (parse_keyed("delete", args, kwargs, 0, &k) != 0)
         return NULL;
     keep = PyList_New(0);
-    h = keep != NULL ? pq_conn_handle((pq_conn *)self, k.db) : NULL;
+    h = keep != NULL ? pt_pq_conn_handle((pq_conn *)self, k.db) : NULL;
     if (h == NULL || need_pk(h, k.schema, k.table, pk, sizeof pk) != 0 ||
-        pq_to_value(k.pk_value, &v, keep) != 0)
+        pt_pq_to_value(k.pk_value, &v, keep) != 0)
         goto done;
     pt_buf_puts(&sql, "DELETE FROM ");
-    pq_quote_table(&sql, k.schema, k.table);
+    pt_pq_quote_table(&sql, k.schema, k.table);
     pt_buf_puts(&sql, " WHERE ");
-    pq_quote(&sql, pk);
+    pt_pq_quote(&sql, pk);
     pt_buf_puts(&sql, " = ?");
-    if (pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_ready(&sql) != 0)
         goto done;
-    changes = pq_exec_count(h, pt_buf_cstr(&sql), &v, 1, NULL);
+    changes = pt_pq_exec_count(h, pt_buf_cstr(&sql), &v, 1, NULL);
     if (changes >= 0)
         out = Py_BuildValue("{sL}", "deleted", (long long)changes);
 done:
@@ -548,7 +551,7 @@ done:
 
 /* create_schema(db_name, schema_name) -> {"schema": name, "created": bool} */
 PyObject *
-pq_conn_create_schema(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_create_schema(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static const pq_argspec specs[] = {{"db_name", "db"}, {"schema_name", "schema"}};
     PyObject *a[2];
@@ -556,22 +559,22 @@ pq_conn_create_schema(PyObject *self, PyObject *args, PyObject *kwargs)
     pq_handle *h;
     int existed, rc;
 
-    if (pq_bind_args("create_schema", args, kwargs, specs, 2, a, NULL, NULL) != 0 ||
-        pq_require_args("create_schema", specs, a, 1) != 0)
+    if (pt_pq_bind_args("create_schema", args, kwargs, specs, 2, a, NULL, NULL) != 0 ||
+        pt_pq_require_args("create_schema", specs, a, 1) != 0)
         return NULL;
     if (a[1] == NULL) { /* create_schema('name'): Portico's older form, on the connection */
         a[1] = a[0];
         a[0] = NULL;
     }
-    schema = pq_ident_arg(a[1], "schema");
-    if (schema == NULL || (h = pq_conn_handle((pq_conn *)self, a[0])) == NULL)
+    schema = pt_pq_ident_arg(a[1], "schema");
+    if (schema == NULL || (h = pt_pq_conn_handle((pq_conn *)self, a[0])) == NULL)
         return NULL;
-    if (pq_handle_settle(h) != 0)
+    if (pt_pq_handle_settle(h) != 0)
         goto fail;
     PQ_WITHOUT_GIL(existed = pt_wh_schema_exists(h->wh, schema);
                    rc = existed < 0 ? existed : pt_wh_create_schema(h->wh, schema));
     if (rc < 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         goto fail;
     }
     Py_DECREF(h);
@@ -601,7 +604,7 @@ sql_type(pq_handle *h, PyObject *name, const char *column)
     sql = t != NULL ? pt_wh_sql_type(h->wh, t) : NULL;
     if (sql == NULL) {
         PyErr_Clear();
-        PyErr_Format(pq_bad_arg,
+        PyErr_Format(pt_pq_bad_arg,
                      "column %s: unknown type %R (use int, float, numeric, text, bool, date, "
                      "time, timestamp, timestamptz, json or bytes)",
                      column, name);
@@ -626,12 +629,12 @@ key_list(PyObject *pk)
     } else if (PyList_Check(pk) || PyTuple_Check(pk)) {
         Py_SETREF(list, PySequence_List(pk));
     } else {
-        PyErr_Format(pq_bad_arg, "pk must be a column name or a list of them, not %.100s",
+        PyErr_Format(pt_pq_bad_arg, "pk must be a column name or a list of them, not %.100s",
                      Py_TYPE(pk)->tp_name);
         Py_CLEAR(list);
     }
     for (Py_ssize_t i = 0; list != NULL && i < PyList_GET_SIZE(list); i++)
-        if (pq_ident_arg(PyList_GET_ITEM(list, i), "pk column") == NULL)
+        if (pt_pq_ident_arg(PyList_GET_ITEM(list, i), "pk column") == NULL)
             Py_CLEAR(list);
     return list;
 }
@@ -648,7 +651,7 @@ primary_key_clause(pt_buf *sql, PyObject *keys)
     for (i = 0; i < n; i++) {
         if (i > 0)
             pt_buf_puts(sql, ", ");
-        pq_quote(sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i)));
+        pt_pq_quote(sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i)));
     }
     pt_buf_putc(sql, ')');
 }
@@ -676,8 +679,9 @@ field_defs(pq_handle *h, PyObject *fields, PyObject *keys, pt_buf *sql, Py_ssize
     seq = items != NULL && !PyUnicode_Check(fields) ? PySequence_Tuple(items) : NULL;
     if (seq == NULL || (n = PyTuple_GET_SIZE(seq)) == 0) {
         PyErr_Clear();
-        PyErr_SetString(pq_bad_arg, "fields must be a non-empty dict {column: type} or a list of "
-                                    "(column, type) pairs or {'name': ..., 'type': ...} dicts");
+        PyErr_SetString(pt_pq_bad_arg,
+                        "fields must be a non-empty dict {column: type} or a list of "
+                        "(column, type) pairs or {'name': ..., 'type': ...} dicts");
         goto done;
     }
     for (i = 0; i < n; i++) {
@@ -692,16 +696,16 @@ field_defs(pq_handle *h, PyObject *fields, PyObject *keys, pt_buf *sql, Py_ssize
             type = PyTuple_GET_ITEM(f, 1);
         }
         if (name == NULL || type == NULL) {
-            PyErr_Format(pq_bad_arg, "field %zd must name a column and its type", i + 1);
+            PyErr_Format(pt_pq_bad_arg, "field %zd must name a column and its type", i + 1);
             goto done;
         }
-        col = pq_ident_arg(name, "column");
+        col = pt_pq_ident_arg(name, "column");
         t = col != NULL ? sql_type(h, type, col) : NULL;
         if (t == NULL)
             goto done;
         if (i > 0)
             pt_buf_puts(sql, ", ");
-        pq_quote(sql, col);
+        pt_pq_quote(sql, col);
         pt_buf_putc(sql, ' ');
         pt_buf_puts(sql, t);
         *seen += is_key(keys, col);
@@ -717,7 +721,7 @@ done:
  * {"schema", "table", "created": bool}. Without fields, the table has only its key column(s),
  * as int: write() adds the rest when it first writes. */
 PyObject *
-pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static const pq_argspec specs[] = {{"db_name", "db"},
                                        {"schema_name", "schema"},
@@ -732,49 +736,49 @@ pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs)
     pt_buf sql;
 
     pt_buf_init(&sql, 0);
-    if (pq_bind_args("create_table", args, kwargs, specs, 5, a, NULL, NULL) != 0 ||
-        pq_require_args("create_table", specs, a, 3) != 0)
+    if (pt_pq_bind_args("create_table", args, kwargs, specs, 5, a, NULL, NULL) != 0 ||
+        pt_pq_require_args("create_table", specs, a, 3) != 0)
         return NULL;
-    schema = pq_ident_arg(a[1], "schema");
-    table = schema != NULL ? pq_ident_arg(a[2], "table") : NULL;
+    schema = pt_pq_ident_arg(a[1], "schema");
+    table = schema != NULL ? pt_pq_ident_arg(a[2], "table") : NULL;
     if (table == NULL || (keys = key_list(a[4])) == NULL)
         return NULL;
     if ((a[3] == NULL || a[3] == Py_None) && PyList_GET_SIZE(keys) == 0) {
-        PyErr_SetString(pq_bad_arg, "create_table() needs fields (or at least a pk)");
+        PyErr_SetString(pt_pq_bad_arg, "create_table() needs fields (or at least a pk)");
         goto done;
     }
-    h = pq_conn_handle((pq_conn *)self, a[0]);
-    if (h == NULL || pq_handle_settle(h) != 0)
+    h = pt_pq_conn_handle((pq_conn *)self, a[0]);
+    if (h == NULL || pt_pq_handle_settle(h) != 0)
         goto done;
     pt_buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-    pq_quote_table(&sql, schema, table);
+    pt_pq_quote_table(&sql, schema, table);
     pt_buf_puts(&sql, " (");
     if (a[3] != NULL && a[3] != Py_None) {
         if (field_defs(h, a[3], keys, &sql, &seen) != 0)
             goto done;
         if (seen != PyList_GET_SIZE(keys)) {
-            PyErr_Format(pq_bad_arg, "pk %R is not among the fields", a[4]);
+            PyErr_Format(pt_pq_bad_arg, "pk %R is not among the fields", a[4]);
             goto done;
         }
     } else {
         for (i = 0; i < PyList_GET_SIZE(keys); i++) {
             pt_buf_puts(&sql, i > 0 ? ", " : "");
-            pq_quote(&sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i)));
+            pt_pq_quote(&sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i)));
             pt_buf_putc(&sql, ' ');
             pt_buf_puts(&sql, pt_wh_sql_type(h->wh, "int"));
         }
     }
     primary_key_clause(&sql, keys);
     pt_buf_putc(&sql, ')');
-    if (pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_ready(&sql) != 0)
         goto done;
     PQ_WITHOUT_GIL(rc = pt_wh_create_schema(h->wh, schema);
                    existed = rc == 0 ? pt_wh_table_exists(h->wh, schema, table) : rc);
     if (existed < 0) {
-        pq_raise_wh(h->wh, existed);
+        pt_pq_raise_wh(h->wh, existed);
         goto done;
     }
-    if (pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
+    if (pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
         goto done;
     out = Py_BuildValue("{sssssO}", "schema", schema, "table", table, "created",
                         existed ? Py_False : Py_True);
@@ -807,7 +811,7 @@ table_columns(pq_handle *h, const char *schema, const char *table, char ***names
     *names = NULL;
     PQ_WITHOUT_GIL(rc = pt_wh_columns(h->wh, schema, table, names, n));
     if (rc != 0) {
-        pq_raise_wh(h->wh, rc);
+        pt_pq_raise_wh(h->wh, rc);
         return -1;
     }
     return 0;
@@ -832,32 +836,32 @@ ensure_table(pq_handle *h, const char *schema, const char *table, PyObject *colu
     int rc = -1;
 
     pt_buf_init(&sql, 0);
-    if (pq_handle_settle(h) != 0)
+    if (pt_pq_handle_settle(h) != 0)
         return -1;
     PQ_WITHOUT_GIL(exists = pt_wh_create_schema(h->wh, schema);
                    if (exists == 0) exists = pt_wh_table_exists(h->wh, schema, table));
     if (exists < 0) {
-        pq_raise_wh(h->wh, exists);
+        pt_pq_raise_wh(h->wh, exists);
         return -1;
     }
     if (!exists) {
         pt_buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-        pq_quote_table(&sql, schema, table);
+        pt_pq_quote_table(&sql, schema, table);
         pt_buf_puts(&sql, " (");
         for (i = 0; i < n; i++) {
             PyObject *col = PyList_GET_ITEM(columns, i); /* borrowed (name, type) */
-            const char *name = pq_ident_arg(PyTuple_GET_ITEM(col, 0), "column");
+            const char *name = pt_pq_ident_arg(PyTuple_GET_ITEM(col, 0), "column");
             const char *t = name != NULL ? sql_type(h, PyTuple_GET_ITEM(col, 1), name) : NULL;
             if (t == NULL)
                 goto done;
             pt_buf_puts(&sql, i > 0 ? ", " : "");
-            pq_quote(&sql, name);
+            pt_pq_quote(&sql, name);
             pt_buf_putc(&sql, ' ');
             pt_buf_puts(&sql, t);
         }
         primary_key_clause(&sql, keys);
         pt_buf_putc(&sql, ')');
-        if (pq_sql_ready(&sql) != 0 || pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
+        if (pt_pq_sql_ready(&sql) != 0 || pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
             goto done;
         res->created = 1;
     }
@@ -865,7 +869,7 @@ ensure_table(pq_handle *h, const char *schema, const char *table, PyObject *colu
         goto done;
     for (i = 0; i < n; i++) {
         PyObject *col = PyList_GET_ITEM(columns, i);
-        const char *name = pq_ident_arg(PyTuple_GET_ITEM(col, 0), "column");
+        const char *name = pt_pq_ident_arg(PyTuple_GET_ITEM(col, 0), "column");
         const char *t;
         if (name == NULL)
             goto done;
@@ -875,12 +879,12 @@ ensure_table(pq_handle *h, const char *schema, const char *table, PyObject *colu
             goto done;
         pt_buf_reset(&sql);
         pt_buf_puts(&sql, "ALTER TABLE ");
-        pq_quote_table(&sql, schema, table);
+        pt_pq_quote_table(&sql, schema, table);
         pt_buf_puts(&sql, " ADD COLUMN ");
-        pq_quote(&sql, name);
+        pt_pq_quote(&sql, name);
         pt_buf_putc(&sql, ' ');
         pt_buf_puts(&sql, t);
-        if (pq_sql_ready(&sql) != 0 || pq_exec_simple(h, pt_buf_cstr(&sql)) != 0 ||
+        if (pt_pq_sql_ready(&sql) != 0 || pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0 ||
             PyList_Append(res->added, PyTuple_GET_ITEM(col, 0)) != 0)
             goto done;
     }
@@ -904,21 +908,21 @@ row_statement(pq_handle *h, const char *schema, const char *table, char **cols, 
     size_t i, ndata = 0, nset = 0;
 
     pt_buf_puts(sql, "INSERT INTO ");
-    pq_quote_table(sql, schema, table);
+    pt_pq_quote_table(sql, schema, table);
     pt_buf_puts(sql, " AS pq_t (");
     for (i = 0; i < ncols; i++) {
         pt_buf_puts(sql, i > 0 ? ", " : "");
-        pq_quote(sql, cols[i]);
+        pt_pq_quote(sql, cols[i]);
     }
     pt_buf_puts(sql, ") VALUES (");
     placeholders(sql, ncols);
     pt_buf_putc(sql, ')');
     if (PyList_GET_SIZE(keys) == 0)
-        return pq_sql_ready(sql);
+        return pt_pq_sql_ready(sql);
     pt_buf_puts(sql, " ON CONFLICT (");
     for (i = 0; i < (size_t)PyList_GET_SIZE(keys); i++) {
         pt_buf_puts(sql, i > 0 ? ", " : "");
-        pq_quote(sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, (Py_ssize_t)i)));
+        pt_pq_quote(sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, (Py_ssize_t)i)));
     }
     pt_buf_puts(sql, ") DO ");
     data = PyMem_Calloc(ncols + 1, sizeof *data);
@@ -930,9 +934,9 @@ row_statement(pq_handle *h, const char *schema, const char *table, char **cols, 
         if (is_key(keys, cols[i]))
             continue;
         pt_buf_puts(sql, nset++ > 0 ? ", " : "UPDATE SET ");
-        pq_quote(sql, cols[i]);
+        pt_pq_quote(sql, cols[i]);
         pt_buf_puts(sql, " = excluded.");
-        pq_quote(sql, cols[i]);
+        pt_pq_quote(sql, cols[i]);
         data[ndata++] = cols[i];
     }
     if (nset == 0)
@@ -940,7 +944,7 @@ row_statement(pq_handle *h, const char *schema, const char *table, char **cols, 
     else
         changed_condition(sql, data, ndata, "_sdc_", is_pg);
     PyMem_Free(data);
-    return pq_sql_ready(sql);
+    return pt_pq_sql_ready(sql);
 }
 
 /* Runs `DELETE FROM schema.table WHERE c1 = ? AND ...` for each tuple of values in clear
@@ -964,20 +968,20 @@ clear_children(pq_handle *h, const char *schema, const char *table, PyObject *cl
         return 0;
     pt_buf_init(&sql, 0);
     pt_buf_puts(&sql, "DELETE FROM ");
-    pq_quote_table(&sql, schema, table);
+    pt_pq_quote_table(&sql, schema, table);
     for (i = 0; i < ncols; i++) {
-        const char *c = pq_ident_arg(PyList_GET_ITEM(cols, i), "column");
+        const char *c = pt_pq_ident_arg(PyList_GET_ITEM(cols, i), "column");
         if (c == NULL)
             goto done;
         pt_buf_puts(&sql, i > 0 ? " AND " : " WHERE ");
-        pq_quote(&sql, c);
+        pt_pq_quote(&sql, c);
         pt_buf_puts(&sql, " = ?");
     }
-    if (pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_ready(&sql) != 0)
         goto done;
     PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
     if (wrc != 0) {
-        pq_raise_wh(h->wh, wrc);
+        pt_pq_raise_wh(h->wh, wrc);
         goto done;
     }
     for (i = 0; i < PyList_GET_SIZE(parents); i++) {
@@ -985,11 +989,11 @@ clear_children(pq_handle *h, const char *schema, const char *table, PyObject *cl
         if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != ncols)
             continue;
         for (j = 0; j < ncols; j++)
-            if (pq_to_value(PyTuple_GET_ITEM(t, j), &vals[j], keep) != 0)
+            if (pt_pq_to_value(PyTuple_GET_ITEM(t, j), &vals[j], keep) != 0)
                 goto done;
         PQ_WITHOUT_GIL(wrc = pt_wh_stmt_run(stmt, vals, (size_t)ncols));
         if (wrc != 0) {
-            pq_raise_wh(h->wh, wrc);
+            pt_pq_raise_wh(h->wh, wrc);
             goto done;
         }
     }
@@ -1023,18 +1027,18 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
     pt_buf_init(&sql, 0);
     if (tname == NULL || rows == NULL || columns == NULL || !PyList_Check(rows) ||
         !PyList_Check(columns)) {
-        PyErr_SetString(pq_error, "write(): malformed plan");
+        PyErr_SetString(pt_pq_error, "write(): malformed plan");
         return -1;
     }
     nrows = PyList_GET_SIZE(rows);
-    table = pq_ident_arg(tname, "table");
+    table = pt_pq_ident_arg(tname, "table");
     keys = table != NULL ? key_list(PyDict_GetItemString(plan, "keys")) : NULL;
     keep = PyList_New(0);
     if (keys == NULL || keep == NULL)
         goto done;
     if (PyList_GET_SIZE(columns) == 0) { /* no rows: only old child rows may need to go */
         int exists;
-        if (clear == NULL || pq_handle_settle(h) != 0)
+        if (clear == NULL || pt_pq_handle_settle(h) != 0)
             goto ok;
         PQ_WITHOUT_GIL(exists = pt_wh_table_exists(h->wh, schema, table));
         if (exists <= 0)
@@ -1043,7 +1047,7 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
         goto done;
     }
     if (clear != NULL) {
-        if (pq_exec_simple(h, "BEGIN") != 0)
+        if (pt_pq_exec_simple(h, "BEGIN") != 0)
             goto done;
         in_txn = 1;
         res->batches++;
@@ -1055,7 +1059,7 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
     if (existing == NULL && table_columns(h, schema, table, &existing, &nexisting) != 0)
         goto done;
     if (nexisting >= PT_WH_MAX_PARAMS) {
-        PyErr_SetString(pq_bad_arg, "table has too many columns");
+        PyErr_SetString(pt_pq_bad_arg, "table has too many columns");
         goto done;
     }
     if (row_statement(h, schema, table, existing, nexisting, keys, &sql) != 0)
@@ -1074,7 +1078,7 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
     }
     PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
     if (wrc != 0) {
-        pq_raise_wh(h->wh, wrc);
+        pt_pq_raise_wh(h->wh, wrc);
         goto done;
     }
     for (r = 0; r < nrows; r++) {
@@ -1084,13 +1088,13 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
         if (!PyDict_Check(row) || (row = PyDict_Copy(row)) == NULL ||
             PyList_Append(keep, row) != 0) {
             if (!PyErr_Occurred())
-                PyErr_SetString(pq_error, "write(): malformed plan row");
+                PyErr_SetString(pt_pq_error, "write(): malformed plan row");
             Py_XDECREF(row);
             goto done;
         }
         Py_DECREF(row); /* keep holds it */
         if (!in_txn) {
-            if (pq_exec_simple(h, "BEGIN") != 0)
+            if (pt_pq_exec_simple(h, "BEGIN") != 0)
                 goto done;
             in_txn = 1;
             res->batches++;
@@ -1108,28 +1112,28 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
                         val = v;
                 }
             }
-            if (pq_to_value(val != NULL ? val : Py_None, &vals[i], keep) != 0)
+            if (pt_pq_to_value(val != NULL ? val : Py_None, &vals[i], keep) != 0)
                 goto done;
         }
         PQ_WITHOUT_GIL(wrc = pt_wh_stmt_run(stmt, vals, nexisting));
         if (wrc != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s row %zd: %s", table, r + 1, pt_wh_errmsg(h->wh));
-            PyErr_SetString(wrc == PT_EUNAVAIL ? pq_unavailable : pq_sql_error, msg);
+            PyErr_SetString(wrc == PT_EUNAVAIL ? pt_pq_unavailable : pt_pq_sql_error, msg);
             goto done;
         }
         if (PyList_SetSlice(keep, 0, PyList_GET_SIZE(keep), NULL) != 0)
             goto done;
         if ((r + 1) % WRITE_BATCH == 0) {
             in_txn = 0;
-            if (pq_exec_simple(h, "COMMIT") != 0)
+            if (pt_pq_exec_simple(h, "COMMIT") != 0)
                 goto done;
         }
     }
 commit:
     if (in_txn) {
         in_txn = 0;
-        if (pq_exec_simple(h, "COMMIT") != 0)
+        if (pt_pq_exec_simple(h, "COMMIT") != 0)
             goto done;
     }
 ok:
@@ -1138,7 +1142,7 @@ done:
     if (stmt != NULL)
         PQ_WITHOUT_GIL(pt_wh_stmt_free(stmt));
     if (in_txn)
-        pq_rollback_keeping_error(h);
+        pt_pq_rollback_keeping_error(h);
     PyMem_Free(vals);
     free(existing);
     pt_buf_free(&sql);
@@ -1152,7 +1156,7 @@ done:
  * transformer_mode='lossless', decimal_separator='.') -> {"schema", "table", "rows", "batches",
  * "table_created", "columns_added", "child_tables"} */
 PyObject *
-pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
+pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static const pq_argspec specs[] = {
         {"schema_name", "schema"},
@@ -1174,19 +1178,19 @@ pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
     char stamp[32];
     struct tm tm;
 
-    if (pq_bind_args("write", args, kwargs, specs, 8, a, NULL, NULL) != 0 ||
-        pq_require_args("write", specs, a, 3) != 0)
+    if (pt_pq_bind_args("write", args, kwargs, specs, 8, a, NULL, NULL) != 0 ||
+        pt_pq_require_args("write", specs, a, 3) != 0)
         return NULL;
-    schema = pq_ident_arg(a[0], "schema");
-    table = schema != NULL ? pq_ident_arg(a[1], "table") : NULL;
+    schema = pt_pq_ident_arg(a[0], "schema");
+    table = schema != NULL ? pt_pq_ident_arg(a[1], "table") : NULL;
     if (table == NULL)
         return NULL;
     if (a[6] != NULL && a[6] != Py_None && !PyUnicode_Check(a[6])) {
-        PyErr_SetString(pq_bad_arg, "transformer_mode must be a str");
+        PyErr_SetString(pt_pq_bad_arg, "transformer_mode must be a str");
         return NULL;
     }
     if (a[7] != NULL && a[7] != Py_None && !PyUnicode_Check(a[7])) {
-        PyErr_SetString(pq_bad_arg, "decimal_separator must be a str");
+        PyErr_SetString(pt_pq_bad_arg, "decimal_separator must be a str");
         return NULL;
     }
     /* One batch time and sequence number for every row of this call. */
@@ -1197,7 +1201,7 @@ pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
     seq = PyLong_FromLongLong((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     if (now == NULL || seq == NULL)
         goto done;
-    h = pq_conn_handle((pq_conn *)self, a[5]);
+    h = pt_pq_conn_handle((pq_conn *)self, a[5]);
     if (h == NULL)
         goto done;
     pk = a[4] != NULL ? Py_NewRef(a[4]) : Py_NewRef(Py_None);
@@ -1214,7 +1218,7 @@ pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
                                   a[3] != NULL ? a[3] : Py_None, now, seq);
     if (plans == NULL || !PyList_Check(plans) || PyList_GET_SIZE(plans) == 0) {
         if (plans != NULL)
-            PyErr_SetString(pq_error, "write(): malformed plan");
+            PyErr_SetString(pt_pq_error, "write(): malformed plan");
         goto done;
     }
     nrows = PyList_GET_SIZE(PyDict_GetItemString(PyList_GET_ITEM(plans, 0), "rows"));

@@ -102,7 +102,7 @@ int pt_py_rows_serve(PyObject *obj, int format, pt_buf *body, size_t first_part,
 int pt_py_pq_rows_setup(void);
 /* pq.DatabaseUnavailable (NULL before the pq module exists): handlers that let it escape get a
  * 503 instead of a 500. Borrowed. */
-extern PyObject *pq_unavailable;
+extern PyObject *pt_pq_unavailable;
 
 /* Creates the pq module (PyInit style). New reference. GIL. */
 PyObject *pt_py_pq_module(void);

@@ -195,11 +195,11 @@ dump(pt_buf *b, PyObject *obj, int depth)
         return buf_fail(pt_json_double(b, PyFloat_AS_DOUBLE(obj)));
     if (PyDict_Check(obj))
         return dump_dict(b, obj, depth);
-    if (PyObject_TypeCheck(obj, &pq_rows_type)) {
+    if (PyObject_TypeCheck(obj, &pt_pq_rows_type)) {
         /* pq rows: straight from the cursor when untouched (nested in a dict, say). */
         if (pt_py_rows_lazy(obj))
             return pt_py_rows_serve(obj, PT_ROWS_JSON, b, 0, 0, NULL);
-        if (pq_rows_ready(obj) != 0)
+        if (pt_pq_rows_ready(obj) != 0)
             return -1;
         return dump_seq(b, obj, depth);
     }
@@ -264,7 +264,7 @@ is_row_list(PyObject *body)
 
     if (!PyList_Check(body))
         return 0;
-    if (PyObject_TypeCheck(body, &pq_rows_type) && pq_rows_ready(body) != 0)
+    if (PyObject_TypeCheck(body, &pt_pq_rows_type) && pt_pq_rows_ready(body) != 0)
         return -1;
     for (i = 0; i < PyList_GET_SIZE(body); i++)
         if (!PyDict_Check(PyList_GET_ITEM(body, i)))
