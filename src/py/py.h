@@ -34,8 +34,6 @@ typedef struct pt_py_run_spec {
  * line buffered. Returns the exit status to use, as pt_py_run_file does. */
 int pt_py_run(const pt_py_run_spec *spec);
 
-#endif
-
 /* ---- Worker side ------------------------------------------------------------------------ */
 
 #include "server/request.h"
@@ -98,3 +96,5 @@ void pt_py_clear_interrupt(void);
  * in-flight requests; returns 1 when it did (the process is the worker), 0 otherwise (a child
  * a handler forked). Set by the worker. */
 extern int (*pt_py_on_exit_hook)(int status);
+
+#endif
