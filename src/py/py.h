@@ -44,8 +44,6 @@ int pt_py_init_worker(const char *datadir);
 /* Lets Python's heap grow by at most `bytes` from now on (MemoryError past it). Thread-safe;
  * no GIL needed. */
 void pt_py_set_memory_budget(size_t bytes);
-/* Bytes Python's allocators hold now (approximate). */
-size_t pt_py_memory_used(void);
 /* Gives the calling thread a Python thread state (needed once per pool thread). */
 void pt_py_thread_attach(void);
 /* Take and drop the GIL on a thread that called pt_py_thread_attach. */

@@ -260,13 +260,6 @@ pt_py_set_memory_budget(size_t bytes)
     atomic_store(&py_budget, b);
 }
 
-size_t
-pt_py_memory_used(void)
-{
-    long long used = atomic_load(&py_bytes);
-    return used > 0 ? (size_t)used : 0;
-}
-
 static int
 start_interpreter(void)
 {
