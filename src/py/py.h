@@ -94,5 +94,9 @@ void pt_py_clear_interrupt(void);
  * in-flight requests; returns 1 when it did (the process is the worker), 0 otherwise (a child
  * a handler forked). Set by the worker. */
 extern int (*pt_py_on_exit_hook)(int status);
+/* The status a worker process exits with after a handler called os._exit() and the hook
+ * above returned 1 (the handler's own status is logged); server/worker.h names it
+ * PT_WORKER_EXIT_PYEXIT for the master. */
+enum { PT_PY_EXIT_OSEXIT = 122 };
 
 #endif

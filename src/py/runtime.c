@@ -14,7 +14,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "py/py.h"
-#include "server/worker.h"
 
 pt_py_globals pt_pyg;
 _Thread_local const char *pt_py_current_request_id = "";
@@ -78,7 +77,7 @@ c_exit(PyObject *self, PyObject *args)
         pt_log_error("request %s: handler called os._exit(%d); the worker exits",
                      pt_py_current_request_id, status);
         fflush(NULL);
-        _exit(PT_WORKER_EXIT_PYEXIT); /* the master logs why the worker went */
+        _exit(PT_PY_EXIT_OSEXIT); /* the master logs why the worker went */
     }
     fflush(NULL);
     _exit(status);
