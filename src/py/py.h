@@ -36,7 +36,7 @@ int pt_py_run(const pt_py_run_spec *spec);
 
 /* ---- Worker side ------------------------------------------------------------------------ */
 
-#include "server/request.h"
+#include "core/request.h"
 
 /* Starts the interpreter for a worker process (sys.path, the pq module, the os._exit guard).
  * Call once from the main thread; returns with the GIL released. */

@@ -1,5 +1,6 @@
-/* request.c - response helpers shared by the worker and the Python runtime. */
-#include "server/request.h"
+/* request.c - the pt_response helpers (core/request.h) shared by the worker and the Python
+ * runtime, and HTTP reason phrases. */
+#include "core/request.h"
 
 #include <string.h>
 
