@@ -34,6 +34,10 @@ void pt_http_format_methods(unsigned mask, char *out, size_t outsz);
  * NULL). */
 int pt_http_check_path(const char *pattern, char *err, size_t errsz);
 
+/* The standard reason phrase of an HTTP status ("OK", "Not Found"); "Unknown" if none.
+ * A static string; async-signal-safe (the crash paths use it). */
+const char *pt_http_reason(int status);
+
 /* One {param} or `*` capture of a matched path. */
 typedef struct pt_route_param {
     const char *name; /* borrowed from the router */

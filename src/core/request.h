@@ -76,7 +76,4 @@ void pt_response_error(pt_response *r, int status, const char *message, const ch
 int pt_response_add_header(pt_response *r, const char *name, size_t nlen, const char *value,
                            size_t vlen);
 
-/* The standard reason phrase of an HTTP status ("OK", "Not Found"); "Unknown" if none. */
-const char *pt_http_reason(int status);
-
 #endif
