@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "auth/ratelimit.h"
-#include "server/request.h"
+#include "core/request.h"
 #include "store/store.h"
 
 enum pt_auth_mode { PT_AUTH_PUBLIC = 0, PT_AUTH_JWT, PT_AUTH_APIKEY };

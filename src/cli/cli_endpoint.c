@@ -33,7 +33,7 @@ methods_compact(unsigned mask, char *out, size_t outsz)
     const char *s;
     size_t o = 0;
 
-    pt_router_format_methods(mask, tmp, sizeof tmp);
+    pt_http_format_methods(mask, tmp, sizeof tmp);
     for (s = tmp; *s != '\0' && o + 1 < outsz; s++)
         if (*s != ' ')
             out[o++] = *s;
@@ -67,7 +67,7 @@ endpoint_add(const char *datadir, int argc, char **argv)
                             "use --auth public, jwt or apikey");
     if (strcmp(auth, "public") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "apikey") != 0)
         return pt_cli_error("unknown --auth '%s' (public, jwt or apikey)", auth);
-    if (method != NULL && pt_router_parse_methods(method, &mask) != 0)
+    if (method != NULL && pt_http_parse_methods(method, &mask) != 0)
         return pt_cli_error("invalid --method '%s' (a list of GET, POST, PUT, PATCH, DELETE, "
                             "HEAD, OPTIONS)",
                             method);
@@ -84,7 +84,7 @@ endpoint_add(const char *datadir, int argc, char **argv)
         goto done;
     }
     base_url(url, sizeof url);
-    pt_router_format_methods(mask, methods, sizeof methods);
+    pt_http_format_methods(mask, methods, sizeof methods);
     printf("endpoint %s: %s %s%s (script %s, auth %s)\n", pos[0], methods, url, path, script, auth);
 done:
     pt_store_close(st);
@@ -140,7 +140,7 @@ endpoint_show(const char *datadir, int argc, char **argv)
         goto done;
     }
     base_url(url, sizeof url);
-    pt_router_format_methods(ep.methods, methods, sizeof methods);
+    pt_http_format_methods(ep.methods, methods, sizeof methods);
     pt_cli_format_time(ep.created, when, sizeof when);
     printf("name:     %s\n", ep.name);
     printf("path:     %s\n", ep.path);

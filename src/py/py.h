@@ -34,11 +34,9 @@ typedef struct pt_py_run_spec {
  * line buffered. Returns the exit status to use, as pt_py_run_file does. */
 int pt_py_run(const pt_py_run_spec *spec);
 
-#endif
-
 /* ---- Worker side ------------------------------------------------------------------------ */
 
-#include "server/request.h"
+#include "core/request.h"
 
 /* Starts the interpreter for a worker process (sys.path, the pq module, the os._exit guard).
  * Call once from the main thread; returns with the GIL released. */
@@ -46,8 +44,6 @@ int pt_py_init_worker(const char *datadir);
 /* Lets Python's heap grow by at most `bytes` from now on (MemoryError past it). Thread-safe;
  * no GIL needed. */
 void pt_py_set_memory_budget(size_t bytes);
-/* Bytes Python's allocators hold now (approximate). */
-size_t pt_py_memory_used(void);
 /* Gives the calling thread a Python thread state (needed once per pool thread). */
 void pt_py_thread_attach(void);
 /* Take and drop the GIL on a thread that called pt_py_thread_attach. */
@@ -98,3 +94,9 @@ void pt_py_clear_interrupt(void);
  * in-flight requests; returns 1 when it did (the process is the worker), 0 otherwise (a child
  * a handler forked). Set by the worker. */
 extern int (*pt_py_on_exit_hook)(int status);
+/* The status a worker process exits with after a handler called os._exit() and the hook
+ * above returned 1 (the handler's own status is logged); server/worker.h names it
+ * PT_WORKER_EXIT_PYEXIT for the master. */
+enum { PT_PY_EXIT_OSEXIT = 122 };
+
+#endif

@@ -6,7 +6,7 @@
 #include <Python.h>
 
 #include "core/buf.h"
-#include "server/request.h"
+#include "core/request.h"
 
 /* Interned strings and objects created once by pt_py_runtime_setup(). */
 typedef struct pt_py_globals {

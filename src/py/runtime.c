@@ -14,7 +14,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "py/py.h"
-#include "server/worker.h"
 
 pt_py_globals pt_pyg;
 _Thread_local const char *pt_py_current_request_id = "";
@@ -78,7 +77,7 @@ c_exit(PyObject *self, PyObject *args)
         pt_log_error("request %s: handler called os._exit(%d); the worker exits",
                      pt_py_current_request_id, status);
         fflush(NULL);
-        _exit(PT_WORKER_EXIT_PYEXIT); /* the master logs why the worker went */
+        _exit(PT_PY_EXIT_OSEXIT); /* the master logs why the worker went */
     }
     fflush(NULL);
     _exit(status);
@@ -264,13 +263,6 @@ pt_py_set_memory_budget(size_t bytes)
     long long b =
         bytes > (size_t)(LLONG_MAX / 2) ? LLONG_MAX : (used > 0 ? used : 0) + (long long)bytes;
     atomic_store(&py_budget, b);
-}
-
-size_t
-pt_py_memory_used(void)
-{
-    long long used = atomic_load(&py_bytes);
-    return used > 0 ? (size_t)used : 0;
 }
 
 static int

@@ -15,7 +15,7 @@
 #include "core/err.h"
 #include "py/py.h"
 #include "server/holds.h"
-#include "server/request.h"
+#include "core/request.h"
 #include "server/worker_int.h"
 
 #define WHY_MAX 320 /* bytes of escaped reason in the body */

@@ -8,7 +8,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "server/reqid.h"
-#include "server/request.h"
+#include "core/request.h"
 
 typedef struct replace_ostream {
     h2o_ostream_t super;

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "server/request.h"
+#include "core/request.h"
 
 typedef struct pt_inbox_event {
     /* Set by the caller; borrowed until the event is handed back. */

@@ -123,7 +123,7 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
     const char *type = "application/json";
     int rc = PT_EUNAVAIL;
 
-    if (pt_router_method_bit(req->method.base, req->method.len) & ~(PT_M_GET | PT_M_HEAD)) {
+    if (pt_http_method_bit(req->method.base, req->method.len) & ~(PT_M_GET | PT_M_HEAD)) {
         pt_send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", "GET, HEAD");
         return;
     }
@@ -216,14 +216,14 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     pt_route_match m;
-    unsigned method = pt_router_method_bit(req->method.base, req->method.len);
+    unsigned method = pt_http_method_bit(req->method.base, req->method.len);
     switch (pt_router_match(snap->router, method, path, plen, &m)) {
     case PT_ROUTE_NOT_FOUND:
         pt_send_error(w, req, 404, "no endpoint at this path");
         return 0;
     case PT_ROUTE_METHOD: {
         char allow[128];
-        pt_router_format_methods(m.allow, allow, sizeof(allow));
+        pt_http_format_methods(m.allow, allow, sizeof(allow));
         pt_send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", allow);
         return 0;
     }

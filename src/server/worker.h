@@ -2,15 +2,16 @@
 #ifndef PT_WORKER_H
 #define PT_WORKER_H
 
+#include "py/py.h"
 #include "server/server.h"
 
 /* Exit statuses a worker uses, read by the master to log why a worker went away. */
 enum {
-    PT_WORKER_EXIT_OK = 0,       /* graceful stop after SIGTERM */
-    PT_WORKER_EXIT_FAILED = 1,   /* could not start (bad data dir, Python init) */
-    PT_WORKER_EXIT_MEMORY = 120, /* a handler ran past the memory limit; recycled */
-    PT_WORKER_EXIT_STUCK = 121,  /* every thread stuck in handlers past the timeout */
-    PT_WORKER_EXIT_PYEXIT = 122, /* a handler called os._exit() (its status is logged) */
+    PT_WORKER_EXIT_OK = 0,                     /* graceful stop after SIGTERM */
+    PT_WORKER_EXIT_FAILED = 1,                 /* could not start (bad data dir, Python init) */
+    PT_WORKER_EXIT_MEMORY = 120,               /* a handler ran past the memory limit; recycled */
+    PT_WORKER_EXIT_STUCK = 121,                /* every thread stuck in handlers past the timeout */
+    PT_WORKER_EXIT_PYEXIT = PT_PY_EXIT_OSEXIT, /* a handler called os._exit() (status logged) */
 };
 
 /* Runs worker `index` on the shared listening socket until SIGTERM; never returns. `ctl` is

@@ -190,7 +190,7 @@ pt_hook_intake(worker *w, h2o_req_t *req, const char *rest, size_t n)
             return;
         }
     }
-    unsigned m = pt_router_method_bit(req->method.base, req->method.len);
+    unsigned m = pt_http_method_bit(req->method.base, req->method.len);
     if ((m & (PT_M_POST | PT_M_PUT | PT_M_PATCH)) == 0) {
         pt_send_simple(w, req, NULL, 405, NULL, NULL, "webhooks accept POST, PUT and PATCH",
                        "allow", "POST, PUT, PATCH");

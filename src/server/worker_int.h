@@ -59,7 +59,7 @@
 #include "core/buf.h"
 #include "server/inbox.h"
 #include "server/processor.h"
-#include "server/request.h"
+#include "core/request.h"
 #include "server/router.h"
 #include "server/worker.h"
 #include "store/changes.h"

@@ -92,7 +92,7 @@ void pt_store_scripts_free(pt_script *list, size_t n);
 typedef struct pt_endpoint {
     char *name;
     char *path;       /* pattern, e.g. /customers/{id} */
-    unsigned methods; /* PT_M_* bits from router.h */
+    unsigned methods; /* PT_M_* bits from core/http.h */
     char *script;     /* script name */
     char *auth;       /* "public", "jwt", "apikey" */
     int64_t created;

@@ -87,7 +87,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "server/router.h"
+#include "core/http.h"
 #include "store/changes.h"
 #include "store/store_sqlite_int.h"
 
@@ -1425,7 +1425,7 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
     rc = check_name(st, "endpoint", ep->name);
     if (rc != 0)
         return rc;
-    if (ep->path == NULL || pt_router_check_path(ep->path, reason, sizeof reason) != 0) {
+    if (ep->path == NULL || pt_http_check_path(ep->path, reason, sizeof reason) != 0) {
         seterr(st, "invalid path '%s': %s", ep->path != NULL ? ep->path : "",
                reason[0] != '\0' ? reason : "not a valid endpoint path");
         return PT_EINVAL;

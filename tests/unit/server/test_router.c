@@ -162,7 +162,7 @@ TEST(router_405_with_allow)
     ASSERT_EQ(match(r, PT_M_DELETE, "/accounts", &m), PT_ROUTE_METHOD);
     ASSERT_EQ(m.allow, PT_M_GET | PT_M_HEAD | PT_M_POST);
     ASSERT_TRUE(m.data == NULL);
-    pt_router_format_methods(m.allow, allow, sizeof(allow));
+    pt_http_format_methods(m.allow, allow, sizeof(allow));
     ASSERT_STREQ(allow, "GET, POST, HEAD");
     /* The allow mask is the union of every route matching the path. */
     ASSERT_EQ(match(r, PT_M_POST, "/accounts/me", &m), PT_ROUTE_METHOD);
@@ -275,12 +275,12 @@ TEST(router_segment_and_param_limits)
     /* 32 segments: the maximum. */
     for (int i = 0; i < PT_ROUTER_MAX_SEGMENTS; i++)
         len += (size_t)snprintf(pat + len, sizeof(pat) - len, "/s%d", i);
-    ASSERT_EQ(pt_router_check_path(pat, err, sizeof(err)), 0);
+    ASSERT_EQ(pt_http_check_path(pat, err, sizeof(err)), 0);
     ASSERT_EQ(pt_router_add(r, pat, PT_M_GET, &deep), 0);
     ASSERT_EQ(match(r, PT_M_GET, pat, &m), PT_ROUTE_FOUND);
     /* One more is too many, as a pattern and as a path. */
     snprintf(pat + len, sizeof(pat) - len, "/s32");
-    ASSERT_EQ(pt_router_check_path(pat, err, sizeof(err)), PT_EINVAL);
+    ASSERT_EQ(pt_http_check_path(pat, err, sizeof(err)), PT_EINVAL);
     ASSERT_STREQ(err, "too many segments in path (max 32)");
     ASSERT_EQ(match(r, PT_M_GET, pat, &m), PT_ROUTE_NOT_FOUND);
 
@@ -294,7 +294,7 @@ TEST(router_segment_and_param_limits)
     ASSERT_MEMSTR(m.params[15].name, m.params[15].name_len, "p15");
     ASSERT_MEMSTR(m.params[15].value, m.params[15].value_len, "p");
     snprintf(pat + len, sizeof(pat) - len, "/{p16}");
-    ASSERT_EQ(pt_router_check_path(pat, err, sizeof(err)), PT_EINVAL);
+    ASSERT_EQ(pt_http_check_path(pat, err, sizeof(err)), PT_EINVAL);
     ASSERT_STREQ(err, "too many parameters in path (max 16)");
     pt_router_free(r);
 }
@@ -304,7 +304,7 @@ static void
 check_bad(const char *pattern, const char *want)
 {
     char err[128] = "";
-    ASSERT_EQ(pt_router_check_path(pattern, err, sizeof(err)), PT_EINVAL);
+    ASSERT_EQ(pt_http_check_path(pattern, err, sizeof(err)), PT_EINVAL);
     ASSERT_STREQ(err, want);
     ASSERT_TRUE(strchr(err, '\n') == NULL);
 }
@@ -319,7 +319,7 @@ TEST(router_check_path_accepts)
     };
     char err[128];
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        ASSERT_EQ(pt_router_check_path(good[i], err, sizeof(err)), 0);
+        ASSERT_EQ(pt_http_check_path(good[i], err, sizeof(err)), 0);
         ASSERT_STREQ(err, "");
     }
 }
@@ -363,11 +363,11 @@ TEST(router_check_path_too_long)
     memset(pat, 'a', sizeof(pat) - 1);
     pat[0] = '/';
     pat[sizeof(pat) - 1] = '\0';
-    ASSERT_EQ(pt_router_check_path(pat, err, sizeof(err)), PT_EINVAL);
+    ASSERT_EQ(pt_http_check_path(pat, err, sizeof(err)), PT_EINVAL);
     ASSERT_STREQ(err, "path is too long (max 1024 bytes)");
     /* A NULL or tiny error buffer is fine. */
-    ASSERT_EQ(pt_router_check_path(pat, NULL, 0), PT_EINVAL);
-    ASSERT_EQ(pt_router_check_path(pat, err, 1), PT_EINVAL);
+    ASSERT_EQ(pt_http_check_path(pat, NULL, 0), PT_EINVAL);
+    ASSERT_EQ(pt_http_check_path(pat, err, 1), PT_EINVAL);
     ASSERT_STREQ(err, "");
 }
 
@@ -375,38 +375,38 @@ TEST(router_methods_parse_and_format)
 {
     unsigned mask = 0;
     char out[64];
-    ASSERT_EQ(pt_router_parse_methods("GET", &mask), 0);
+    ASSERT_EQ(pt_http_parse_methods("GET", &mask), 0);
     ASSERT_EQ(mask, PT_M_GET);
-    ASSERT_EQ(pt_router_parse_methods(" get , Post,DELETE ", &mask), 0);
+    ASSERT_EQ(pt_http_parse_methods(" get , Post,DELETE ", &mask), 0);
     ASSERT_EQ(mask, PT_M_GET | PT_M_POST | PT_M_DELETE);
-    ASSERT_EQ(pt_router_parse_methods("put,patch,head,options", &mask), 0);
+    ASSERT_EQ(pt_http_parse_methods("put,patch,head,options", &mask), 0);
     ASSERT_EQ(mask, PT_M_PUT | PT_M_PATCH | PT_M_HEAD | PT_M_OPTIONS);
     mask = 99;
-    ASSERT_EQ(pt_router_parse_methods("", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods("GET,", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods("GET,,POST", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods("GET POST", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods("TRACE", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods("GETS", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods("OPTIONSX", &mask), PT_EINVAL);
-    ASSERT_EQ(pt_router_parse_methods(NULL, &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("GET,", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("GET,,POST", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("GET POST", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("TRACE", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("GETS", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods("OPTIONSX", &mask), PT_EINVAL);
+    ASSERT_EQ(pt_http_parse_methods(NULL, &mask), PT_EINVAL);
     ASSERT_EQ(mask, 99);
 
-    ASSERT_EQ(pt_router_method_bit("GET", 3), PT_M_GET);
-    ASSERT_EQ(pt_router_method_bit("OPTIONS", 7), PT_M_OPTIONS);
-    ASSERT_EQ(pt_router_method_bit("GETX", 3), PT_M_GET);
-    ASSERT_EQ(pt_router_method_bit("get", 3), 0);
-    ASSERT_EQ(pt_router_method_bit("GE", 2), 0);
-    ASSERT_EQ(pt_router_method_bit("", 0), 0);
+    ASSERT_EQ(pt_http_method_bit("GET", 3), PT_M_GET);
+    ASSERT_EQ(pt_http_method_bit("OPTIONS", 7), PT_M_OPTIONS);
+    ASSERT_EQ(pt_http_method_bit("GETX", 3), PT_M_GET);
+    ASSERT_EQ(pt_http_method_bit("get", 3), 0);
+    ASSERT_EQ(pt_http_method_bit("GE", 2), 0);
+    ASSERT_EQ(pt_http_method_bit("", 0), 0);
 
-    pt_router_format_methods(PT_M_GET | PT_M_POST, out, sizeof(out));
+    pt_http_format_methods(PT_M_GET | PT_M_POST, out, sizeof(out));
     ASSERT_STREQ(out, "GET, POST");
-    pt_router_format_methods(0x7f, out, sizeof(out));
+    pt_http_format_methods(0x7f, out, sizeof(out));
     ASSERT_STREQ(out, "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
-    pt_router_format_methods(0, out, sizeof(out));
+    pt_http_format_methods(0, out, sizeof(out));
     ASSERT_STREQ(out, "");
-    pt_router_format_methods(PT_M_GET | PT_M_POST, out, 8);
+    pt_http_format_methods(PT_M_GET | PT_M_POST, out, 8);
     ASSERT_STREQ(out, "GET"); /* cut at a whole name */
-    pt_router_format_methods(PT_M_GET, out, 3);
+    pt_http_format_methods(PT_M_GET, out, 3);
     ASSERT_STREQ(out, "");
 }

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "server/router.h"
+#include "core/http.h"
 #include "store/changes.h"
 #include "store/store.h"
 #include "test.h"

@@ -1,9 +1,12 @@
-/* request.h - one HTTP request as handler code sees it, copied out of the HTTP library into
- * memory Portico owns, and the response a handler produces.
+/* request.h - both halves of an exchange: one HTTP request as handler code sees it (pt_request),
+ * copied out of the HTTP library into memory Portico owns, and the response a handler produces
+ * (pt_response, with the pt_response_* helpers of request.c). It sits in core/ because every
+ * layer that handles a request uses it: server/ fills and sends them, auth/ checks them, py/
+ * hands them to handlers.
  *
  * The copy matters: a handler may run on a thread that is no longer driving the event loop
- * (see worker_pool.c), and the library may dispose of its request object when the client goes
- * away. Everything a handler can read lives in one malloc'd block owned by the pt_request. */
+ * (see server/worker_pool.c), and the library may dispose of its request object when the client
+ * goes away. Everything a handler can read lives in one malloc'd block owned by the pt_request. */
 #ifndef PT_REQUEST_H
 #define PT_REQUEST_H
 
@@ -12,7 +15,7 @@
 
 #include "core/buf.h"
 #include "core/stream.h"
-#include "server/router.h"
+#include "core/http.h"
 
 typedef struct pt_str {
     const char *p;
@@ -72,8 +75,5 @@ void pt_response_error(pt_response *r, int status, const char *message, const ch
 /* Appends a header; returns 0 or a pt_buf error. */
 int pt_response_add_header(pt_response *r, const char *name, size_t nlen, const char *value,
                            size_t vlen);
-
-/* The standard reason phrase of an HTTP status ("OK", "Not Found"); "Unknown" if none. */
-const char *pt_http_reason(int status);
 
 #endif
