@@ -441,3 +441,19 @@ result = [by_id == mine, by_name == mine, by_str == mine,
     assert out[:3] == [True, True, True]
     assert "accounts" in out[3]
     assert out[4] == ["InvalidArgument", "NotFound", "InvalidArgument"]
+
+
+def test_write_composite_keys_and_a_series(env):
+    out = env.run("""
+import pandas as pd
+dbconn = pq.dbconnect(CONN)
+DB = %r
+dbconn.execute(DB, query='DROP TABLE IF EXISTS pipe.stock')
+dbconn.write('pipe', 'stock', [{'shop': 1, 'sku': 'a', 'qty': 5}, {'shop': 1, 'sku': 'b', 'qty': 2}],
+             pk=['shop', 'sku'])
+dbconn.write('pipe', 'stock', pd.Series({'shop': 1, 'sku': 'a', 'qty': 7}), pk=['shop', 'sku'])
+dbconn.write('pipe', 'stock', [{'shop': 2, 'sku': 'a', 'qty': 1}])  # no key given: appended
+result = list(dbconn.fetch(DB, query='SELECT shop, sku, qty FROM pipe.stock ORDER BY shop, sku'))
+""" % (env.db,))
+    assert out == [{"shop": 1, "sku": "a", "qty": 7}, {"shop": 1, "sku": "b", "qty": 2},
+                   {"shop": 2, "sku": "a", "qty": 1}]
