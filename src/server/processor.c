@@ -71,6 +71,16 @@ free_event(pt_py_event *ev)
     free((char *)ev->remote_addr.p);
 }
 
+double
+pt_processor_retry_delay(double backoff, int attempts)
+{
+    double delay = backoff;
+
+    for (int i = 1; i < attempts && delay < 3600; i++)
+        delay *= 2;
+    return delay;
+}
+
 /* Records the outcome of an attempt. */
 static void
 finish(pt_processor *p, const pt_py_event *ev, const char *error)
@@ -81,11 +91,9 @@ finish(pt_processor *p, const pt_py_event *ev, const char *error)
         if (ev->attempts >= p->cfg.max_attempts) {
             status = "failed";
         } else {
-            double delay = p->cfg.backoff;
-            for (int i = 1; i < ev->attempts && delay < 3600; i++)
-                delay *= 2;
             status = "pending";
-            next = now_ms() + (int64_t)(delay * 1000);
+            next =
+                now_ms() + (int64_t)(pt_processor_retry_delay(p->cfg.backoff, ev->attempts) * 1000);
         }
     }
     sqlite3_bind_text(p->finish, 1, status, -1, SQLITE_STATIC);

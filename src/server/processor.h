@@ -21,5 +21,9 @@ typedef struct pt_processor_config {
 int pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err, size_t errsz);
 /* Wakes the thread early: an event that needs processing was just stored. Thread-safe. */
 void pt_processor_kick(pt_processor *p);
+/* Seconds to wait before retrying an event whose attempts-th attempt (1 or more) failed:
+ * backoff, doubled for each earlier failure; the doubling stops once the delay has reached an
+ * hour, so a long-failing event is still retried about every one to two hours. */
+double pt_processor_retry_delay(double backoff, int attempts);
 
 #endif

@@ -80,6 +80,10 @@ int pt_wh_pg_open(const char *name, const char *dsn, pt_wh **out, char *err, siz
  * is open). */
 const char *pt_wh_pg_dbname(const pt_wh *wh);
 
+/* Returns 0 when s (borrowed; NULL is invalid) is a valid identifier (pt_wh_ident_valid), else
+ * PT_EINVAL with a message naming it as a `what` ("schema", "table") set on wh. */
+int pt_wh_check_ident(pt_wh *wh, const char *what, const char *s);
+
 /* Longest ISO 8601 date/time text a driver writes (with its NUL). */
 #define PT_WH_ISO_MAX 64
 

@@ -1,0 +1,888 @@
+/* wh_import.c - CSV / JSON import into a warehouse table: parsing, type inference, and one
+ * transaction of prepared INSERTs through the driver interface (the same for every driver). */
+
+/*
+ * Import notes
+ *
+ * CSV follows RFC 4180: fields separated by ',', records by CRLF or LF (a lone CR too);
+ * a field in double quotes may hold commas, line breaks and "" (one quote). A quote inside an
+ * unquoted field is kept as is (as Python's csv module does); text after a closing quote is an
+ * error. A UTF-8 byte order mark is skipped; blank lines are skipped. The first record names
+ * the columns (surrounding spaces trimmed), which must be identifiers. An empty field is NULL.
+ *
+ * Type inference per column, over its non-empty values: INTEGER if every one is an integer
+ * that fits in 64 bits, REAL if every one is a decimal number, TEXT otherwise (and when the
+ * column is all empty). Numbers written with a leading zero ("007", "0123.5") are TEXT: they
+ * are codes (ZIP, account numbers), and a numeric type would lose the zeros; so are integers
+ * too large for 64 bits, which REAL would round.
+ *
+ * JSON: an array of objects. Columns are the union of the objects' keys in first-seen order.
+ * Integers, floats, strings, booleans (as INTEGER 0/1) and null map to columns as expected;
+ * nested objects and arrays are stored as compact JSON text. A column is TEXT if any value is a
+ * string or nested, else REAL if any is a float, else INTEGER.
+ *
+ * Both formats are read whole and walked twice (infer, then insert), all rows in one
+ * transaction through one prepared INSERT. An existing table is appended to; it must have
+ * every imported column (names compare case-insensitively, as SQL does).
+ */
+#include "warehouse/wh.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "warehouse/wh_int.h"
+
+/* ---- import: shared ----------------------------------------------------------------------- */
+
+enum coltype { COL_INT, COL_REAL, COL_TEXT };
+
+typedef struct column {
+    char *name; /* owned */
+    /* CSV inference */
+    int any, all_int, all_num;
+    /* JSON inference */
+    int has_int, has_real, has_text;
+    enum coltype type;
+} column;
+
+typedef struct import {
+    pt_wh *wh;
+    const char *path; /* for messages */
+    const char *schema;
+    const char *table;
+    column *cols;
+    size_t ncols;
+    pt_value *vals; /* one row of parameters, ncols long */
+    pt_wh_stmt *ins;
+    int in_txn;
+    int64_t rows;
+} import;
+
+static int import_error(import *im, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+import_error(import *im, int rc, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pt_wh_set_error(im->wh, "%s: %s", im->path, msg);
+    return rc;
+}
+
+/* Reads a whole file. Caller frees *data. */
+static int
+read_file(import *im, char **data, size_t *len)
+{
+    struct stat sb;
+    char *buf = NULL;
+    size_t got = 0;
+    int fd, rc;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(im->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return import_error(im, PT_EIO, "cannot open: %s", strerror(errno));
+    if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
+        rc = import_error(im, PT_EIO, "cannot read: %s",
+                          S_ISDIR(sb.st_mode) ? "is a directory" : strerror(errno));
+        goto done;
+    }
+    buf = malloc((size_t)sb.st_size + 1);
+    if (buf == NULL) {
+        rc = import_error(im, PT_ENOMEM, "out of memory");
+        goto done;
+    }
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = import_error(im, PT_EIO, "cannot read: %s", strerror(errno));
+            goto done;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Adds a column; names must be identifiers and distinct ignoring case. */
+static int
+add_column(import *im, const char *name, size_t len, size_t *cap)
+{
+    column *c;
+    size_t i;
+
+    if (im->ncols == *cap) {
+        size_t ncap = *cap != 0 ? *cap * 2 : 16;
+        column *nc = realloc(im->cols, ncap * sizeof *nc);
+        if (nc == NULL)
+            return import_error(im, PT_ENOMEM, "out of memory");
+        im->cols = nc;
+        *cap = ncap;
+    }
+    c = &im->cols[im->ncols];
+    memset(c, 0, sizeof *c);
+    c->name = strndup(name, len);
+    if (c->name == NULL)
+        return import_error(im, PT_ENOMEM, "out of memory");
+    im->ncols++; /* owned by im from here on */
+    c->all_int = c->all_num = 1;
+    if (strlen(c->name) != len || !pt_wh_ident_valid(c->name))
+        return import_error(im, PT_EINVAL,
+                            "column %zu name \"%s\" is not a valid identifier (letters, digits, "
+                            "'_' and '$', not starting with a digit)",
+                            im->ncols, c->name);
+    for (i = 0; i + 1 < im->ncols; i++)
+        if (strcasecmp(im->cols[i].name, c->name) == 0)
+            return import_error(im, PT_EINVAL, "duplicate column \"%s\"", c->name);
+    return 0;
+}
+
+static void
+quote_ident(pt_buf *b, const char *name)
+{
+    /* Names are validated identifiers; doubling quotes keeps this safe regardless. */
+    pt_buf_putc(b, '"');
+    for (; *name != '\0'; name++) {
+        if (*name == '"')
+            pt_buf_putc(b, '"');
+        pt_buf_putc(b, *name);
+    }
+    pt_buf_putc(b, '"');
+}
+
+static int
+exec_simple(pt_wh *wh, const char *sql)
+{
+    pt_wh_cursor *c = NULL;
+    int rc = pt_wh_exec(wh, sql, NULL, 0, &c);
+
+    pt_wh_cursor_free(c);
+    return rc;
+}
+
+/* Checks that an existing table has every imported column. */
+static int
+check_columns(import *im)
+{
+    pt_wh_cursor *cur = NULL;
+    pt_buf sql;
+    size_t i, j;
+    int rc;
+
+    pt_buf_init(&sql, 0);
+    pt_buf_puts(&sql, "SELECT * FROM ");
+    quote_ident(&sql, im->schema);
+    pt_buf_putc(&sql, '.');
+    quote_ident(&sql, im->table);
+    pt_buf_puts(&sql, " LIMIT 0");
+    if (sql.data == NULL) {
+        rc = import_error(im, PT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = pt_wh_exec(im->wh, pt_buf_cstr(&sql), NULL, 0, &cur);
+    if (rc != 0)
+        goto done;
+    for (i = 0; i < im->ncols; i++) {
+        for (j = 0; j < pt_wh_cursor_ncols(cur); j++)
+            if (strcasecmp(pt_wh_cursor_colname(cur, j), im->cols[i].name) == 0)
+                break;
+        if (j == pt_wh_cursor_ncols(cur)) {
+            rc = import_error(im, PT_EINVAL, "table %s.%s exists and has no column \"%s\"",
+                              im->schema, im->table, im->cols[i].name);
+            goto done;
+        }
+    }
+done:
+    pt_wh_cursor_free(cur);
+    pt_buf_free(&sql);
+    return rc;
+}
+
+/* Creates the schema and (if missing) the table, opens the transaction and prepares the
+ * INSERT. On error the transaction is rolled back by import_finish. */
+static int
+import_begin(import *im)
+{
+    const pt_wh_driver *drv = im->wh->drv;
+    pt_buf sql;
+    size_t i;
+    int exists, rc;
+
+    pt_buf_init(&sql, 0);
+    if (im->ncols == 0) {
+        rc = import_error(im, PT_EINVAL, "no columns to import");
+        goto done;
+    }
+    im->vals = calloc(im->ncols, sizeof *im->vals);
+    if (im->vals == NULL) {
+        rc = import_error(im, PT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = pt_wh_create_schema(im->wh, im->schema);
+    if (rc != 0)
+        goto done;
+    exists = pt_wh_table_exists(im->wh, im->schema, im->table);
+    if (exists < 0) {
+        rc = exists;
+        goto done;
+    }
+    if (exists) {
+        rc = check_columns(im);
+        if (rc != 0)
+            goto done;
+    }
+    rc = exec_simple(im->wh, "BEGIN");
+    if (rc != 0)
+        goto done;
+    im->in_txn = 1;
+
+    pt_buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
+    quote_ident(&sql, im->schema);
+    pt_buf_putc(&sql, '.');
+    quote_ident(&sql, im->table);
+    pt_buf_putc(&sql, '(');
+    for (i = 0; i < im->ncols; i++) {
+        const column *c = &im->cols[i];
+        if (i > 0)
+            pt_buf_puts(&sql, ", ");
+        quote_ident(&sql, c->name);
+        pt_buf_putc(&sql, ' ');
+        pt_buf_puts(&sql, c->type == COL_INT    ? drv->type_int
+                          : c->type == COL_REAL ? drv->type_real
+                                                : drv->type_text);
+    }
+    pt_buf_putc(&sql, ')');
+    if (sql.data == NULL) {
+        rc = import_error(im, PT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = exec_simple(im->wh, pt_buf_cstr(&sql));
+    if (rc != 0)
+        goto done;
+
+    pt_buf_reset(&sql);
+    pt_buf_puts(&sql, "INSERT INTO ");
+    quote_ident(&sql, im->schema);
+    pt_buf_putc(&sql, '.');
+    quote_ident(&sql, im->table);
+    pt_buf_puts(&sql, " (");
+    for (i = 0; i < im->ncols; i++) {
+        if (i > 0)
+            pt_buf_puts(&sql, ", ");
+        quote_ident(&sql, im->cols[i].name);
+    }
+    pt_buf_puts(&sql, ") VALUES (");
+    for (i = 0; i < im->ncols; i++)
+        pt_buf_puts(&sql, i > 0 ? ", ?" : "?");
+    pt_buf_putc(&sql, ')');
+    if (sql.data == NULL) {
+        rc = import_error(im, PT_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = pt_wh_prepare(im->wh, pt_buf_cstr(&sql), &im->ins);
+done:
+    pt_buf_free(&sql);
+    return rc;
+}
+
+/* Inserts im->vals; `where` names the row in error messages ("line 7", "element 3"). */
+static int
+import_row(import *im, const char *where)
+{
+    int rc = pt_wh_stmt_run(im->ins, im->vals, im->ncols);
+
+    if (rc != 0) {
+        char msg[sizeof im->wh->err];
+        snprintf(msg, sizeof msg, "%s", pt_wh_errmsg(im->wh));
+        return import_error(im, rc, "%s: %s", where, msg);
+    }
+    im->rows++;
+    return 0;
+}
+
+/* Commits when rc is 0, else rolls back; frees everything im owns. Returns the final rc. */
+static int
+import_finish(import *im, int rc)
+{
+    size_t i;
+
+    pt_wh_stmt_free(im->ins);
+    im->ins = NULL;
+    if (im->in_txn) {
+        if (rc == 0) {
+            rc = exec_simple(im->wh, "COMMIT");
+            if (rc != 0) {
+                char msg[sizeof im->wh->err];
+                snprintf(msg, sizeof msg, "%s", pt_wh_errmsg(im->wh));
+                import_error(im, rc, "commit failed: %s", msg);
+            }
+        }
+        if (rc != 0) {
+            char saved[sizeof im->wh->err];
+            snprintf(saved, sizeof saved, "%s", pt_wh_errmsg(im->wh));
+            exec_simple(im->wh, "ROLLBACK");
+            snprintf(im->wh->err, sizeof im->wh->err, "%s", saved);
+        }
+    }
+    for (i = 0; i < im->ncols; i++)
+        free(im->cols[i].name);
+    free(im->cols);
+    free(im->vals);
+    return rc;
+}
+
+/* ---- import: CSV -------------------------------------------------------------------------- */
+
+typedef struct csv_reader {
+    const char *p;
+    size_t n;
+    size_t i;
+    size_t line;     /* line of the next byte */
+    size_t rec_line; /* first line of the record just read */
+    pt_buf buf;      /* field bytes, each field NUL-terminated */
+    size_t *off;     /* field offsets into buf */
+    size_t *len;     /* field lengths */
+    const char **fields;
+    size_t nf;
+    size_t cap;
+} csv_reader;
+
+static void
+csv_rewind(csv_reader *r)
+{
+    r->i = 0;
+    r->line = 1;
+    if (r->n >= 3 && memcmp(r->p, "\xEF\xBB\xBF", 3) == 0)
+        r->i = 3;
+}
+
+static int
+csv_push(csv_reader *r, size_t off)
+{
+    if (r->nf == r->cap) {
+        size_t ncap = r->cap != 0 ? r->cap * 2 : 16;
+        size_t *noff = realloc(r->off, ncap * sizeof *noff);
+        if (noff == NULL)
+            return PT_ENOMEM;
+        r->off = noff;
+        size_t *nlen = realloc(r->len, ncap * sizeof *nlen);
+        if (nlen == NULL)
+            return PT_ENOMEM;
+        r->len = nlen;
+        const char **nf = realloc(r->fields, ncap * sizeof *nf);
+        if (nf == NULL)
+            return PT_ENOMEM;
+        r->fields = nf;
+        r->cap = ncap;
+    }
+    r->off[r->nf] = off;
+    r->len[r->nf] = r->buf.len - off;
+    r->nf++;
+    return pt_buf_putc(&r->buf, '\0');
+}
+
+/* Reads the next non-blank record into r->fields / r->len / r->nf. Returns 1, 0 at the end,
+ * or a pt_err with the message set on im. */
+static int
+csv_next(csv_reader *r, import *im)
+{
+    const char *p = r->p;
+    size_t n = r->n;
+
+    for (;;) {
+        int first_quoted = 0;
+
+        if (r->i >= n)
+            return 0;
+        r->nf = 0;
+        r->rec_line = r->line;
+        pt_buf_reset(&r->buf);
+        for (;;) {
+            size_t off = r->buf.len;
+            int rc = 0;
+            if (r->i < n && p[r->i] == '"') {
+                size_t start_line = r->line;
+                if (r->nf == 0)
+                    first_quoted = 1;
+                r->i++;
+                for (;;) {
+                    if (r->i >= n)
+                        return import_error(im, PT_EINVAL, "line %zu: quoted field is never closed",
+                                            start_line);
+                    if (p[r->i] == '"') {
+                        if (r->i + 1 < n && p[r->i + 1] == '"') {
+                            rc |= pt_buf_putc(&r->buf, '"');
+                            r->i += 2;
+                            continue;
+                        }
+                        r->i++;
+                        break;
+                    }
+                    if (p[r->i] == '\n')
+                        r->line++;
+                    rc |= pt_buf_putc(&r->buf, p[r->i]);
+                    r->i++;
+                }
+                if (r->i < n && p[r->i] != ',' && p[r->i] != '\r' && p[r->i] != '\n')
+                    return import_error(im, PT_EINVAL,
+                                        "line %zu: unexpected text after a closing quote", r->line);
+            } else {
+                size_t s = r->i;
+                while (r->i < n && p[r->i] != ',' && p[r->i] != '\r' && p[r->i] != '\n')
+                    r->i++;
+                rc |= pt_buf_append(&r->buf, p + s, r->i - s);
+            }
+            if (rc != 0 || csv_push(r, off) != 0)
+                return import_error(im, PT_ENOMEM, "out of memory");
+            if (r->i < n && p[r->i] == ',') {
+                r->i++;
+                continue;
+            }
+            /* End of record: CRLF, LF, CR or the end of the data. */
+            if (r->i < n && p[r->i] == '\r')
+                r->i++;
+            if (r->i < n && p[r->i] == '\n')
+                r->i++;
+            r->line++;
+            break;
+        }
+        if (r->nf == 1 && r->len[0] == 0 && !first_quoted)
+            continue; /* blank line */
+        for (size_t k = 0; k < r->nf; k++)
+            r->fields[k] = r->buf.data + r->off[k];
+        return 1;
+    }
+}
+
+/* [+-]?(0|[1-9][0-9]*) within int64. */
+static int
+is_int_text(const char *s, size_t n)
+{
+    size_t i = 0;
+    char *end;
+
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    if (i == n || (s[i] == '0' && i + 1 < n))
+        return 0;
+    for (; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    errno = 0;
+    (void)strtoll(s, &end, 10);
+    return errno == 0 && end == s + n;
+}
+
+/* A decimal number: [+-]? digits? (. digits?)? ([eE][+-]?digits)?, at least one mantissa
+ * digit, no leading zero before another digit, finite. Integers that overflow int64 are not
+ * numbers here (REAL would round them). */
+static int
+is_num_text(const char *s, size_t n)
+{
+    size_t i = 0, digits = 0;
+    int has_dot_or_exp = 0;
+    char *end;
+    double d;
+
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        i++;
+    if (i + 1 < n && s[i] == '0' && isdigit((unsigned char)s[i + 1]))
+        return 0;
+    while (i < n && isdigit((unsigned char)s[i])) {
+        i++;
+        digits++;
+    }
+    if (i < n && s[i] == '.') {
+        has_dot_or_exp = 1;
+        i++;
+        while (i < n && isdigit((unsigned char)s[i])) {
+            i++;
+            digits++;
+        }
+    }
+    if (digits == 0)
+        return 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e;
+        has_dot_or_exp = 1;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        e = i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == e)
+            return 0;
+    }
+    if (i != n)
+        return 0;
+    if (!has_dot_or_exp)
+        return is_int_text(s, n);
+    d = strtod(s, &end);
+    return end == s + n && isfinite(d);
+}
+
+static int
+import_csv(import *im, const char *data, size_t len)
+{
+    csv_reader r = {.p = data, .n = len};
+    size_t cap = 0, k;
+    char where[48];
+    int rc;
+
+    pt_buf_init(&r.buf, 0);
+    csv_rewind(&r);
+    rc = csv_next(&r, im);
+    if (rc == 0)
+        rc = import_error(im, PT_EINVAL, "empty file (a header row is needed)");
+    if (rc < 0)
+        goto done;
+    for (k = 0; k < r.nf; k++) {
+        const char *f = r.fields[k];
+        size_t n = r.len[k];
+        while (n > 0 && isspace((unsigned char)*f)) {
+            f++;
+            n--;
+        }
+        while (n > 0 && isspace((unsigned char)f[n - 1]))
+            n--;
+        rc = add_column(im, f, n, &cap);
+        if (rc != 0)
+            goto done;
+    }
+
+    /* Pass 1: check the shape and infer the types. */
+    while ((rc = csv_next(&r, im)) == 1) {
+        if (r.nf != im->ncols) {
+            rc = import_error(im, PT_EINVAL, "line %zu: expected %zu fields, found %zu", r.rec_line,
+                              im->ncols, r.nf);
+            goto done;
+        }
+        for (k = 0; k < r.nf; k++) {
+            column *c = &im->cols[k];
+            if (r.len[k] == 0)
+                continue;
+            c->any = 1;
+            if (c->all_int && !is_int_text(r.fields[k], r.len[k]))
+                c->all_int = 0;
+            if (c->all_num && !c->all_int && !is_num_text(r.fields[k], r.len[k]))
+                c->all_num = 0;
+        }
+    }
+    if (rc < 0)
+        goto done;
+    for (k = 0; k < im->ncols; k++) {
+        column *c = &im->cols[k];
+        c->type = !c->any ? COL_TEXT : c->all_int ? COL_INT : c->all_num ? COL_REAL : COL_TEXT;
+    }
+
+    /* Pass 2: insert. */
+    rc = import_begin(im);
+    if (rc != 0)
+        goto done;
+    csv_rewind(&r);
+    rc = csv_next(&r, im); /* the header */
+    if (rc < 0)
+        goto done;
+    while ((rc = csv_next(&r, im)) == 1) {
+        for (k = 0; k < im->ncols; k++) {
+            pt_value *v = &im->vals[k];
+            const char *f = r.fields[k];
+            if (r.len[k] == 0) {
+                v->type = PT_V_NULL;
+            } else if (im->cols[k].type == COL_INT) {
+                v->type = PT_V_INT;
+                v->u.i = strtoll(f, NULL, 10);
+            } else if (im->cols[k].type == COL_REAL) {
+                v->type = PT_V_FLOAT;
+                v->u.f = strtod(f, NULL);
+            } else {
+                v->type = PT_V_TEXT;
+                v->u.s.p = f;
+                v->u.s.n = r.len[k];
+            }
+        }
+        snprintf(where, sizeof where, "line %zu", r.rec_line);
+        rc = import_row(im, where);
+        if (rc != 0)
+            goto done;
+    }
+done:
+    pt_buf_free(&r.buf);
+    free(r.off);
+    free(r.len);
+    free(r.fields);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- import: JSON ------------------------------------------------------------------------- */
+
+/* Parses data[0..len) into *root (caller frees with json_decref): a non-empty array, whose
+ * elements are checked to be objects by json_infer. Returns 0 or PT_EINVAL (message set). */
+static int
+json_load_rows(import *im, const char *data, size_t len, json_t **root)
+{
+    json_error_t jerr;
+
+    *root = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
+    if (*root == NULL)
+        return import_error(im, PT_EINVAL, "line %d: invalid JSON: %s", jerr.line, jerr.text);
+    if (!json_is_array(*root))
+        return import_error(im, PT_EINVAL, "expected a JSON array of objects");
+    if (json_array_size(*root) == 0)
+        return import_error(im, PT_EINVAL, "empty JSON array: nothing to import");
+    return 0;
+}
+
+/* Finds the column for key (borrowed) in *out, adding it when new; pos is the key's position in
+ * its object. Returns 0, PT_EINVAL for keys that differ only in case, or PT_ENOMEM. */
+static int
+json_column(import *im, const char *key, size_t pos, size_t *cap, column **out)
+{
+    size_t k;
+    int rc;
+
+    /* Objects usually list their keys in the same order: try the same position first. */
+    if (pos < im->ncols && strcmp(im->cols[pos].name, key) == 0) {
+        *out = &im->cols[pos];
+        return 0;
+    }
+    for (k = 0; k < im->ncols; k++) {
+        if (strcasecmp(im->cols[k].name, key) != 0)
+            continue;
+        if (strcmp(im->cols[k].name, key) != 0)
+            return import_error(im, PT_EINVAL,
+                                "keys \"%s\" and \"%s\" differ only in case "
+                                "(column names are case-insensitive)",
+                                im->cols[k].name, key);
+        *out = &im->cols[k];
+        return 0;
+    }
+    rc = add_column(im, key, strlen(key), cap);
+    if (rc != 0)
+        return rc;
+    *out = &im->cols[im->ncols - 1];
+    return 0;
+}
+
+/* Pass 1: the columns are the union of the objects' keys, in first-seen order; each column's
+ * type is the widest its values need. Returns 0, PT_EINVAL (message set) or PT_ENOMEM. */
+static int
+json_infer(import *im, json_t *root)
+{
+    size_t cap = 0, i, k;
+    int rc;
+
+    for (i = 0; i < json_array_size(root); i++) {
+        json_t *obj = json_array_get(root, i);
+        const char *key;
+        json_t *val;
+        size_t pos = 0;
+        if (!json_is_object(obj))
+            return import_error(im, PT_EINVAL, "element %zu is not an object", i + 1);
+        json_object_foreach(obj, key, val)
+        {
+            column *c = NULL;
+            rc = json_column(im, key, pos, &cap, &c);
+            if (rc != 0)
+                return rc;
+            pos++;
+            switch (json_typeof(val)) {
+            case JSON_INTEGER:
+            case JSON_TRUE:
+            case JSON_FALSE:
+                c->has_int = 1;
+                break;
+            case JSON_REAL:
+                c->has_real = 1;
+                break;
+            case JSON_STRING:
+            case JSON_OBJECT:
+            case JSON_ARRAY:
+                c->has_text = 1;
+                break;
+            case JSON_NULL:
+                break;
+            }
+        }
+    }
+    for (k = 0; k < im->ncols; k++) {
+        column *c = &im->cols[k];
+        c->type = c->has_text ? COL_TEXT : c->has_real ? COL_REAL : c->has_int ? COL_INT : COL_TEXT;
+    }
+    return 0;
+}
+
+/* Sets *v from val (borrowed; NULL when the object lacks the key, which is NULL). Strings point
+ * into val; a nested object or array is dumped to compact JSON text in *text (caller frees with
+ * free()). Returns 0 or PT_ENOMEM (message set). */
+static int
+json_value(import *im, json_t *val, pt_value *v, char **text)
+{
+    v->type = PT_V_NULL;
+    if (val == NULL)
+        return 0;
+    switch (json_typeof(val)) {
+    case JSON_INTEGER:
+        v->type = PT_V_INT;
+        v->u.i = json_integer_value(val);
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        v->type = PT_V_INT;
+        v->u.i = json_is_true(val);
+        break;
+    case JSON_REAL:
+        v->type = PT_V_FLOAT;
+        v->u.f = json_real_value(val);
+        break;
+    case JSON_STRING:
+        v->type = PT_V_TEXT;
+        v->u.s.p = json_string_value(val);
+        v->u.s.n = json_string_length(val);
+        break;
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        *text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (*text == NULL)
+            return import_error(im, PT_ENOMEM, "out of memory");
+        v->type = PT_V_TEXT;
+        v->u.s.p = *text;
+        v->u.s.n = strlen(*text);
+        break;
+    case JSON_NULL:
+        break;
+    }
+    return 0;
+}
+
+/* Pass 2: one INSERT per element, in the transaction import_begin opens. Returns 0 or a pt_err
+ * (message set); import_finish commits or rolls back. */
+static int
+json_insert(import *im, json_t *root)
+{
+    char **texts = NULL; /* JSON text of nested values in the current row */
+    size_t i, k;
+    char where[48];
+    int rc;
+
+    rc = import_begin(im);
+    if (rc != 0)
+        goto done;
+    texts = calloc(im->ncols, sizeof *texts);
+    if (texts == NULL) {
+        rc = import_error(im, PT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (i = 0; i < json_array_size(root); i++) {
+        json_t *obj = json_array_get(root, i);
+        for (k = 0; k < im->ncols && rc == 0; k++)
+            rc = json_value(im, json_object_get(obj, im->cols[k].name), &im->vals[k], &texts[k]);
+        if (rc == 0) {
+            snprintf(where, sizeof where, "element %zu", i + 1);
+            rc = import_row(im, where);
+        }
+        for (k = 0; k < im->ncols; k++) {
+            free(texts[k]);
+            texts[k] = NULL;
+        }
+        if (rc != 0)
+            goto done;
+    }
+done:
+    free(texts);
+    return rc;
+}
+
+/* Imports a JSON array of objects: parse, infer the columns, insert. */
+static int
+import_json(import *im, const char *data, size_t len)
+{
+    json_t *root = NULL;
+    int rc;
+
+    rc = json_load_rows(im, data, len, &root);
+    if (rc == 0)
+        rc = json_infer(im, root);
+    if (rc == 0)
+        rc = json_insert(im, root);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- import: entry ------------------------------------------------------------------------ */
+
+static int
+looks_like_json(const char *path, const char *data, size_t len)
+{
+    size_t n = strlen(path), i = 0;
+
+    if (n >= 5 && strcasecmp(path + n - 5, ".json") == 0)
+        return 1;
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+        i = 3;
+    while (i < len && isspace((unsigned char)data[i]))
+        i++;
+    return i < len && data[i] == '[';
+}
+
+int
+pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows)
+{
+import im = {.wh = wh, .path = path, .schema = schema, .table = table };
+    char *data = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (rows != NULL)
+        *rows = 0;
+    wh->err[0] = '\0';
+    rc = pt_wh_check_ident(wh, "schema", schema);
+    if (rc == 0)
+        rc = pt_wh_check_ident(wh, "table", table);
+    if (rc != 0)
+        return rc;
+    rc = read_file(&im, &data, &len);
+    if (rc != 0)
+        return rc;
+    if (looks_like_json(path, data, len))
+        rc = import_json(&im, data, len);
+    else
+        rc = import_csv(&im, data, len);
+    rc = import_finish(&im, rc);
+    if (rc == 0 && rows != NULL)
+        *rows = im.rows;
+    free(data);
+    return rc;
+}
