@@ -148,11 +148,15 @@ p256_key(json_t *key)
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     EVP_PKEY *pkey = NULL;
 
-    if (x == NULL || y == NULL || bld == NULL || xlen != 32 || ylen != 32)
+    /* RFC 7518 wants both coordinates 32 bytes long, but some encoders (PyJWT 2.6, which
+     * Debian ships) drop leading zero bytes, one key in about 64: such a coordinate is the same
+     * number, so it is padded back instead of refusing the key. */
+    if (x == NULL || y == NULL || bld == NULL || xlen == 0 || xlen > 32 || ylen == 0 || ylen > 32)
         goto done;
+    memset(point, 0, sizeof point);
     point[0] = 0x04; /* uncompressed: x || y */
-    memcpy(point + 1, x, 32);
-    memcpy(point + 33, y, 32);
+    memcpy(point + 1 + (32 - xlen), x, xlen);
+    memcpy(point + 33 + (32 - ylen), y, ylen);
     if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
         !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point))
         goto done;

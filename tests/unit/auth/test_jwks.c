@@ -86,6 +86,29 @@ TEST(jwks_verifies_pyjwt_tokens)
     pt_jwks_free(set);
 }
 
+/* A P-256 key whose x coordinate starts with a zero byte, as PyJWT 2.6 writes it: 31 bytes,
+ * the leading zero dropped (one key in about 128). The same number: accepted. */
+static const char jwks_short_x[] =
+    "{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-256\", "
+    "\"x\": \"5T5z2k4L3ZhGnBESotJbYYehgAbvUWyBeiWuDPDdag\", "
+    "\"y\": \"XKNNj3T1HoOof2yga-tuwjNHy0VpjM3fr4sdkBLMen8\", \"kid\": \"short-x\"}]}";
+static const char es256_short_x[] =
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6InNob3J0LXgiLCJ0eXAiOiJKV1QifQ."
+    "eyJpc3MiOiJpZHAiLCJzdWIiOiJ1IiwiZXhwIjo0MTAyNDQ0ODAwfQ."
+    "gCUAfWfLHR5p5SBfJlJDpRE7G8wEkwKt1jN5zZq4_YkSKOQK4e1BsdTA70J_G7e9bFg5k7XOSTpJ-KkTm3z40g";
+
+TEST(jwks_accepts_ec_coordinates_without_leading_zeros)
+{
+    pt_jwks *set = NULL;
+    char err[256];
+
+    ASSERT_EQ(pt_jwks_parse(jwks_short_x, strlen(jwks_short_x), &set, NULL, err, sizeof err), 0);
+    ASSERT_EQ(pt_jwks_count(set), 1);
+    ASSERT_EQ(verify(set, es256_short_x), 0);
+    ASSERT_STREQ(t.sub, "u");
+    pt_jwks_free(set);
+}
+
 TEST(jwks_key_must_fit_the_algorithm)
 {
     pt_jwks *set = NULL;
