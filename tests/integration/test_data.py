@@ -998,7 +998,9 @@ def test_slow_postgres_stream_leaves_the_loop_to_other_requests(be):
         srv.close()
     print(f"\nstream took {total:.2f} s; slowest quick request meanwhile {worst:.3f} s")
     assert total >= 2.5  # the server did sleep while the loop read the rows
-    assert worst < 0.3, f"a quick request took {worst:.2f} s behind a slow streamed read"
+    # A loop that waited for the rows would hold a quick request for a whole 1 s sleep; the
+    # bound leaves room for a loaded machine or a sanitizer build (0.3 s was seen there).
+    assert worst < 0.75, f"a quick request took {worst:.2f} s behind a slow streamed read"
 
 
 def test_client_leaving_a_slow_postgres_stream_cancels_the_query(be):
