@@ -1,6 +1,6 @@
 /* stream.h - a response body produced piece by piece after the headers went out (large row
  * lists): the interface between whoever makes the body (warehouse/rows.c) and the worker that
- * sends it (server/worker.c). */
+ * sends it (server/worker_send.c). */
 #ifndef PT_STREAM_H
 #define PT_STREAM_H
 
