@@ -178,7 +178,7 @@ entry_fill(entry *e, const char *kind, const char *id, const char *name, const c
     if (e->id == NULL || e->name == NULL || entry_scope(e, scope) != 0)
         return PT_ENOMEM;
     e->revoked = revoked != 0;
-    if (rate != NULL && pt_rate_parse(rate, &e->rate) != 0)
+    if (rate != NULL && pt_ratelimit_parse(rate, &e->rate) != 0)
         pt_log_warn("%s %s: ignoring malformed rate '%s'", kind, name, rate);
     e->rl_key = pt_ratelimit_key(kind, id);
     e->used = e->flushed = last_used;
@@ -189,11 +189,11 @@ static void
 load_keys(pt_auth *a, const char *datadir)
 {
     char err[256];
-    int rc = pt_key_load(datadir, PT_KEY_JWT, &a->jwt_key, err, sizeof err);
+    int rc = pt_keys_load(datadir, PT_KEY_JWT, &a->jwt_key, err, sizeof err);
 
     if (rc != 0)
         snprintf(a->key_err, sizeof a->key_err, "%s", err);
-    rc = pt_key_load(datadir, PT_KEY_APIKEY, &a->apikey_key, err, sizeof err);
+    rc = pt_keys_load(datadir, PT_KEY_APIKEY, &a->apikey_key, err, sizeof err);
     if (rc != 0 && a->key_err[0] == '\0')
         snprintf(a->key_err, sizeof a->key_err, "%s", err);
 }
@@ -273,8 +273,8 @@ pt_auth_free(pt_auth *a)
 {
     if (a == NULL)
         return;
-    pt_key_free(a->jwt_key);
-    pt_key_free(a->apikey_key);
+    pt_keys_free(a->jwt_key);
+    pt_keys_free(a->apikey_key);
     for (size_t i = 0; i < a->ntokens; i++)
         entry_clear(&a->tokens[i]);
     for (size_t i = 0; i < a->nkeys; i++)

@@ -23,7 +23,7 @@ pt_keys_sodium_init(void)
 }
 
 int
-pt_key_path(const char *datadir, enum pt_key_kind kind, char *out, size_t outsz)
+pt_keys_path(const char *datadir, enum pt_key_kind kind, char *out, size_t outsz)
 {
     int n = snprintf(out, outsz, "%s/keys/%s", datadir, key_files[kind]);
 
@@ -31,7 +31,7 @@ pt_key_path(const char *datadir, enum pt_key_kind kind, char *out, size_t outsz)
 }
 
 unsigned char *
-pt_key_new(void)
+pt_keys_new(void)
 {
     unsigned char *key;
 
@@ -46,14 +46,14 @@ pt_key_new(void)
 }
 
 void
-pt_key_free(unsigned char *key)
+pt_keys_free(unsigned char *key)
 {
     if (key != NULL)
         sodium_free(key); /* wipes the memory before releasing it */
 }
 
 int
-pt_key_parse(const char *text, size_t n, unsigned char *out)
+pt_keys_parse(const char *text, size_t n, unsigned char *out)
 {
     unsigned char tmp[PT_KEY_BYTES];
     size_t got = 0;
@@ -91,7 +91,7 @@ key_from_text(const char *text, size_t n, unsigned char **key)
 
     if (k == NULL)
         return PT_ENOMEM;
-    if (pt_key_parse(text, n, k) != 0) {
+    if (pt_keys_parse(text, n, k) != 0) {
         sodium_free(k);
         return PT_EINVAL;
     }
@@ -101,7 +101,7 @@ key_from_text(const char *text, size_t n, unsigned char **key)
 }
 
 int
-pt_key_load_file(const char *path, unsigned char **key, char *err, size_t errsz)
+pt_keys_load_file(const char *path, unsigned char **key, char *err, size_t errsz)
 {
     char text[256];
     struct stat sb;
@@ -150,8 +150,8 @@ done:
 }
 
 int
-pt_key_load(const char *datadir, enum pt_key_kind kind, unsigned char **key, char *err,
-            size_t errsz)
+pt_keys_load(const char *datadir, enum pt_key_kind kind, unsigned char **key, char *err,
+             size_t errsz)
 {
     char path[4096];
     const char *env;
@@ -173,11 +173,11 @@ pt_key_load(const char *datadir, enum pt_key_kind kind, unsigned char **key, cha
             snprintf(err, errsz, "out of memory");
         return rc;
     }
-    if (pt_key_path(datadir, kind, path, sizeof path) != 0) {
+    if (pt_keys_path(datadir, kind, path, sizeof path) != 0) {
         snprintf(err, errsz, "data dir path too long");
         return PT_EINVAL;
     }
-    return pt_key_load_file(path, key, err, errsz);
+    return pt_keys_load_file(path, key, err, errsz);
 }
 
 /* fsyncs the directory holding path, so that a rename or link in it is durable. */
@@ -203,7 +203,7 @@ sync_parent(const char *path)
 }
 
 int
-pt_key_write(const char *path, const unsigned char *key, int replace, char *err, size_t errsz)
+pt_keys_write(const char *path, const unsigned char *key, int replace, char *err, size_t errsz)
 {
     char tmp[4200], text[2 * PT_KEY_BYTES + 2];
     size_t len = 2 * PT_KEY_BYTES + 1;
@@ -274,19 +274,19 @@ pt_keys_init(const char *datadir, int *created, char *err, size_t errsz)
     for (int kind = PT_KEY_JWT; kind <= PT_KEY_MASTER; kind++) {
         if (kind == PT_KEY_MASTER && env != NULL && env[0] != '\0')
             continue;
-        if (pt_key_path(datadir, (enum pt_key_kind)kind, path, sizeof path) != 0) {
+        if (pt_keys_path(datadir, (enum pt_key_kind)kind, path, sizeof path) != 0) {
             snprintf(err, errsz, "data dir path too long");
             return PT_EINVAL;
         }
         if (lstat(path, &sb) == 0)
             continue; /* never overwrite a key: data encrypted or signed with it depends on it */
-        key = pt_key_new();
+        key = pt_keys_new();
         if (key == NULL) {
             snprintf(err, errsz, "out of memory");
             return PT_ENOMEM;
         }
-        rc = pt_key_write(path, key, 0, err, errsz);
-        pt_key_free(key);
+        rc = pt_keys_write(path, key, 0, err, errsz);
+        pt_keys_free(key);
         if (rc == PT_EEXIST)
             continue; /* another init won the race */
         if (rc != 0)
@@ -299,7 +299,7 @@ pt_keys_init(const char *datadir, int *created, char *err, size_t errsz)
 }
 
 void
-pt_key_id(const unsigned char *key, char *out)
+pt_keys_id(const unsigned char *key, char *out)
 {
     static const unsigned char ctx[] = "portico key id v1";
     unsigned char h[PT_KEY_ID_LEN / 2];

@@ -25,35 +25,35 @@ enum pt_key_kind { PT_KEY_JWT, PT_KEY_APIKEY, PT_KEY_MASTER };
 int pt_keys_init(const char *datadir, int *created, char *err, size_t errsz);
 
 /* Path of a key file into out ("DATA/keys/jwt.key"). Returns 0 or PT_EINVAL (too long). */
-int pt_key_path(const char *datadir, enum pt_key_kind kind, char *out, size_t outsz);
+int pt_keys_path(const char *datadir, enum pt_key_kind kind, char *out, size_t outsz);
 
 /* Loads a key: the master key from $PORTICO_MASTER_KEY when set, else from its file. A file
  * that other users can read is refused, as ssh refuses such keys. Returns 0 and *key (caller
- * frees with pt_key_free), PT_ENOTFOUND when there is no such key, or PT_EINVAL / PT_EIO with a
+ * frees with pt_keys_free), PT_ENOTFOUND when there is no such key, or PT_EINVAL / PT_EIO with a
  * one-line reason in err. */
-int pt_key_load(const char *datadir, enum pt_key_kind kind, unsigned char **key, char *err,
-                size_t errsz);
+int pt_keys_load(const char *datadir, enum pt_key_kind kind, unsigned char **key, char *err,
+                 size_t errsz);
 /* Loads the key stored in file `path` (same rules). */
-int pt_key_load_file(const char *path, unsigned char **key, char *err, size_t errsz);
+int pt_keys_load_file(const char *path, unsigned char **key, char *err, size_t errsz);
 
 /* A new random key in sodium_malloc'd memory; NULL when out of memory. Free with
- * pt_key_free. */
-unsigned char *pt_key_new(void);
-/* Wipes and frees a key from pt_key_load or pt_key_new. NULL is a no-op. */
-void pt_key_free(unsigned char *key);
+ * pt_keys_free. */
+unsigned char *pt_keys_new(void);
+/* Wipes and frees a key from pt_keys_load or pt_keys_new. NULL is a no-op. */
+void pt_keys_free(unsigned char *key);
 
 /* Parses a key written as 64 hex digits or 44 characters of base64 (surrounding white space
  * ignored) into out (PT_KEY_BYTES). Returns 0 or PT_EINVAL. */
-int pt_key_parse(const char *text, size_t n, unsigned char *out);
+int pt_keys_parse(const char *text, size_t n, unsigned char *out);
 
 /* Writes key to path (0600) through a temporary file: with replace == 0 an existing file is
  * kept and PT_EEXIST returned; with replace == 1 it is replaced atomically. The file and its
  * directory are fsynced. Returns 0 or a pt_err with the reason in err. */
-int pt_key_write(const char *path, const unsigned char *key, int replace, char *err, size_t errsz);
+int pt_keys_write(const char *path, const unsigned char *key, int replace, char *err, size_t errsz);
 
 /* The key's public fingerprint: 16 hex digits of an unkeyed BLAKE2b hash of it, NUL-terminated in
  * out (at least PT_KEY_ID_LEN + 1 bytes). Reveals nothing about the key. */
-void pt_key_id(const unsigned char *key, char *out);
+void pt_keys_id(const unsigned char *key, char *out);
 
 /* Calls sodium_init() once; returns 0 or PT_EIO. Every function above calls it. */
 int pt_keys_sodium_init(void);

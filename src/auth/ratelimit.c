@@ -25,7 +25,7 @@ struct pt_ratelimit {
 };
 
 int
-pt_rate_parse(const char *s, pt_rate *out)
+pt_ratelimit_parse(const char *s, pt_rate *out)
 {
     static const struct {
         const char *unit;
@@ -53,7 +53,7 @@ pt_rate_parse(const char *s, pt_rate *out)
 }
 
 void
-pt_rate_format(const pt_rate *r, char *out, size_t outsz)
+pt_ratelimit_format(const pt_rate *r, char *out, size_t outsz)
 {
     const char *unit = r->period == 1      ? "s"
                        : r->period == 60   ? "min"

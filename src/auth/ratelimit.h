@@ -20,9 +20,9 @@ typedef struct pt_rate {
 
 /* Parses "N/s", "N/sec", "N/second", "N/m", "N/min", "N/minute", "N/h", "N/hour", "N/d",
  * "N/day" (N from 1 to 1000000000). Returns 0 or PT_EINVAL; *out is unchanged on error. */
-int pt_rate_parse(const char *s, pt_rate *out);
+int pt_ratelimit_parse(const char *s, pt_rate *out);
 /* Writes the canonical form ("100/min") into out; "" for no limit. */
-void pt_rate_format(const pt_rate *r, char *out, size_t outsz);
+void pt_ratelimit_format(const pt_rate *r, char *out, size_t outsz);
 
 typedef struct pt_ratelimit pt_ratelimit;
 

@@ -36,7 +36,7 @@ pending_path(const char *datadir, char *out, size_t outsz)
 {
     char path[4096];
 
-    if (pt_key_path(datadir, PT_KEY_MASTER, path, sizeof path) != 0)
+    if (pt_keys_path(datadir, PT_KEY_MASTER, path, sizeof path) != 0)
         return PT_EINVAL;
     return snprintf(out, outsz, "%s.new", path) >= (int)outsz ? PT_EINVAL : 0;
 }
@@ -57,7 +57,7 @@ pt_secrets_open(const char *datadir, pt_secrets **out, char *err, size_t errsz)
         goto fail;
     }
     s->from_env = env != NULL && env[0] != '\0';
-    rc = pt_key_load(datadir, PT_KEY_MASTER, &s->key, err, errsz);
+    rc = pt_keys_load(datadir, PT_KEY_MASTER, &s->key, err, errsz);
     if (rc == PT_ENOTFOUND)
         snprintf(err, errsz,
                  "the secret store has no master key: %s/keys/master.key is missing and "
@@ -65,7 +65,7 @@ pt_secrets_open(const char *datadir, pt_secrets **out, char *err, size_t errsz)
                  datadir);
     if (rc != 0)
         goto fail;
-    pt_key_id(s->key, s->kid);
+    pt_keys_id(s->key, s->kid);
     if (s->from_env) {
         const char *next = getenv("PORTICO_NEW_MASTER_KEY");
         if (next != NULL && next[0] != '\0') {
@@ -75,7 +75,7 @@ pt_secrets_open(const char *datadir, pt_secrets **out, char *err, size_t errsz)
                 rc = PT_ENOMEM;
                 goto fail;
             }
-            if (pt_key_parse(next, strlen(next), s->pending) != 0) {
+            if (pt_keys_parse(next, strlen(next), s->pending) != 0) {
                 snprintf(err, errsz,
                          "PORTICO_NEW_MASTER_KEY is malformed (expected 64 hex digits or 44 "
                          "characters of base64)");
@@ -83,18 +83,18 @@ pt_secrets_open(const char *datadir, pt_secrets **out, char *err, size_t errsz)
                 goto fail;
             }
             sodium_mprotect_readonly(s->pending);
-            pt_key_id(s->pending, s->pending_kid);
+            pt_keys_id(s->pending, s->pending_kid);
         }
     } else {
         rc = pending_path(datadir, path, sizeof path);
         if (rc == 0)
-            rc = pt_key_load_file(path, &s->pending, err, errsz);
+            rc = pt_keys_load_file(path, &s->pending, err, errsz);
         if (rc == PT_ENOTFOUND)
             rc = 0;
         if (rc != 0)
             goto fail;
         if (s->pending != NULL)
-            pt_key_id(s->pending, s->pending_kid);
+            pt_keys_id(s->pending, s->pending_kid);
     }
     *out = s;
     return 0;
@@ -108,8 +108,8 @@ pt_secrets_close(pt_secrets *s)
 {
     if (s == NULL)
         return;
-    pt_key_free(s->key);
-    pt_key_free(s->pending);
+    pt_keys_free(s->key);
+    pt_keys_free(s->pending);
     free(s->datadir);
     free(s);
 }
@@ -432,7 +432,7 @@ promote_pending(pt_secrets *s, char *err, size_t errsz)
     char from[4200], to[4096];
 
     if (pending_path(s->datadir, from, sizeof from) != 0 ||
-        pt_key_path(s->datadir, PT_KEY_MASTER, to, sizeof to) != 0) {
+        pt_keys_path(s->datadir, PT_KEY_MASTER, to, sizeof to) != 0) {
         snprintf(err, errsz, "data dir path too long");
         return PT_EINVAL;
     }
@@ -440,7 +440,7 @@ promote_pending(pt_secrets *s, char *err, size_t errsz)
         snprintf(err, errsz, "cannot rename %s to %s: %s", from, to, strerror(errno));
         return PT_EIO;
     }
-    pt_key_free(s->key);
+    pt_keys_free(s->key);
     s->key = s->pending;
     memcpy(s->kid, s->pending_kid, sizeof s->kid);
     s->pending = NULL;
@@ -456,7 +456,7 @@ lock_rotation(const pt_secrets *s, char *err, size_t errsz)
     char key[4096], path[4200];
     int fd;
 
-    if (pt_key_path(s->datadir, PT_KEY_MASTER, key, sizeof key) != 0 ||
+    if (pt_keys_path(s->datadir, PT_KEY_MASTER, key, sizeof key) != 0 ||
         snprintf(path, sizeof path, "%s.lock", key) >= (int)sizeof path) {
         snprintf(err, errsz, "data dir path too long");
         return -1;
@@ -497,7 +497,7 @@ rotate_env(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t errsz)
     rc = reseal_all(s, st, s->pending, s->pending_kid, count, NULL, err, errsz);
     if (rc != 0)
         return rc;
-    pt_key_free(s->key);
+    pt_keys_free(s->key);
     s->key = s->pending;
     memcpy(s->kid, s->pending_kid, sizeof s->kid);
     s->pending = NULL;
@@ -526,14 +526,14 @@ rotate_file(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t errsz)
         snprintf(err, errsz, "data dir path too long");
         return PT_EINVAL;
     }
-    next = pt_key_new();
+    next = pt_keys_new();
     if (next == NULL) {
         snprintf(err, errsz, "out of memory");
         return PT_ENOMEM;
     }
-    pt_key_id(next, kid);
+    pt_keys_id(next, kid);
     /* Step 1: the new key is durable before any secret depends on it (invariant 1). */
-    rc = pt_key_write(path, next, 0, err, errsz);
+    rc = pt_keys_write(path, next, 0, err, errsz);
     if (rc != 0)
         goto done;
     /* Step 2: one transaction. */
@@ -551,7 +551,7 @@ rotate_file(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t errsz)
     next = NULL;
     rc = promote_pending(s, err, errsz);
 done:
-    pt_key_free(next);
+    pt_keys_free(next);
     return rc;
 }
 

@@ -57,18 +57,18 @@ token_create(const char *datadir, int argc, char **argv)
                             "never)",
                             expires);
     if (rate != NULL) {
-        if (pt_rate_parse(rate, &r) != 0)
+        if (pt_ratelimit_parse(rate, &r) != 0)
             return pt_cli_error("invalid --rate '%s' (N/s, N/min, N/h or N/day, for example "
                                 "100/min)",
                                 rate);
-        pt_rate_format(&r, rate_text, sizeof rate_text);
+        pt_ratelimit_format(&r, rate_text, sizeof rate_text);
     }
     if (pt_cli_scope(endpoints, nendpoints, scope, sizeof scope) != 0)
         return PT_CLI_ERROR;
     rc = pt_cli_open_store(datadir, &st);
     if (rc != 0)
         return rc;
-    if (pt_key_load(datadir, PT_KEY_JWT, &key, err, sizeof err) != 0) {
+    if (pt_keys_load(datadir, PT_KEY_JWT, &key, err, sizeof err) != 0) {
         rc = pt_cli_error("cannot load the token signing key: %s", err);
         goto done;
     }
@@ -109,7 +109,7 @@ token_create(const char *datadir, int argc, char **argv)
     rc = 0;
 done:
     sodium_memzero(token, sizeof token);
-    pt_key_free(key);
+    pt_keys_free(key);
     pt_store_close(st);
     return rc;
 }

@@ -155,7 +155,7 @@ answer_inflight(int status, const char *why)
         int fd = atomic_exchange(&s->fd, -1);
         if (fd >= 0 && atomic_load(&s->job) != NULL) {
             if (atomic_exchange(&s->lent, 0))
-                pt_hold_take_back(w->ctl, fd);
+                pt_holds_take_back(w->ctl, fd);
             pt_crash_reply(fd, status, why, s->id);
         }
         int owed = atomic_exchange(&s->owed_fd, -1);

@@ -59,7 +59,7 @@ send_msg(int ctl, const hold_msg *m, int fd)
 }
 
 int
-pt_hold_lend(int ctl, int fd, const char *id)
+pt_holds_lend(int ctl, int fd, const char *id)
 {
     hold_msg m;
     memset(&m, 0, sizeof(m));
@@ -71,7 +71,7 @@ pt_hold_lend(int ctl, int fd, const char *id)
 }
 
 int
-pt_hold_take_back(int ctl, int fd)
+pt_holds_take_back(int ctl, int fd)
 {
     hold_msg m;
     memset(&m, 0, sizeof(m));

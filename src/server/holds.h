@@ -15,9 +15,9 @@
 /* ---- Worker side (async-signal-safe) --------------------------------------------------- */
 
 /* Lends connection `fd` (the worker's fd number, sent along) for request `id`. 0 or -1. */
-int pt_hold_lend(int ctl, int fd, const char *id);
+int pt_holds_lend(int ctl, int fd, const char *id);
 /* Takes connection `fd` back: the master closes its duplicate. 0 or -1. */
-int pt_hold_take_back(int ctl, int fd);
+int pt_holds_take_back(int ctl, int fd);
 
 /* ---- Master side ----------------------------------------------------------------------- */
 

@@ -174,7 +174,7 @@ start_due(const pt_server_config *cfg, int fd)
 
 /* Answers the requests a dead worker lent us, and forgets its custody socket. */
 static void
-settle(worker_proc *p, const char *why)
+answer_lent(worker_proc *p, const char *why)
 {
     if (p->ctl < 0)
         return;
@@ -301,7 +301,8 @@ reap(master *m)
                 log_exit(i + 1, pid, status);
                 pt_metrics_restart(m->cfg->metrics, i + 1);
             }
-            settle(p, m->stopping ? "server stopped before the handler finished" : "worker died");
+            answer_lent(p,
+                        m->stopping ? "server stopped before the handler finished" : "worker died");
             if (m->stopping)
                 break;
             double lived = mono() - p->started;

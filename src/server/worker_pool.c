@@ -281,7 +281,7 @@ monitor_main(void *arg)
             int fd = atomic_load(&s->fd);
             if (j != NULL && fd >= 0 && !atomic_load(&j->lent) &&
                 atomic_load(&j->state) == JOB_RUNNING && now - atomic_load(&s->started) > 0.002 &&
-                pt_hold_lend(w->ctl, fd, j->req.id) == 0) {
+                pt_holds_lend(w->ctl, fd, j->req.id) == 0) {
                 atomic_store(&j->lent, 1);
                 atomic_store(&s->lent, 1);
             }

@@ -295,7 +295,7 @@ pt_send_finish(worker *w, job *j, int timed_out)
                resp->body.len);
     /* Take the connection back from the master before writing on it. */
     if (atomic_exchange(&j->lent, 0))
-        pt_hold_take_back(w->ctl, j->fd);
+        pt_holds_take_back(w->ctl, j->fd);
     if (j->hreq != NULL) {
         *j->guard = NULL;
         send_response(j->hreq, j->req.id, resp);

@@ -54,8 +54,8 @@ fixture_open(fixture *f)
     unsetenv("PORTICO_MASTER_KEY");
     if (mkdtemp(f->dir) == NULL || pt_keys_init(f->dir, NULL, err, sizeof err) != 0 ||
         pt_store_open(f->dir, &f->st, err, sizeof err) != 0 ||
-        pt_key_load(f->dir, PT_KEY_JWT, &f->jwt_key, err, sizeof err) != 0 ||
-        pt_key_load(f->dir, PT_KEY_APIKEY, &f->hash_key, err, sizeof err) != 0 ||
+        pt_keys_load(f->dir, PT_KEY_JWT, &f->jwt_key, err, sizeof err) != 0 ||
+        pt_keys_load(f->dir, PT_KEY_APIKEY, &f->hash_key, err, sizeof err) != 0 ||
         pt_store_script_put(f->st, "s", "x", 1, &version) != 0 ||
         pt_store_endpoint_add(f->st, &ep) != 0)
         return -1;
@@ -71,8 +71,8 @@ fixture_open(fixture *f)
 static void
 fixture_close(fixture *f)
 {
-    pt_key_free(f->jwt_key);
-    pt_key_free(f->hash_key);
+    pt_keys_free(f->jwt_key);
+    pt_keys_free(f->hash_key);
     pt_store_close(f->st);
     rm_tree(f->dir);
 }

@@ -90,39 +90,39 @@ TEST(keys_load_checks_mode_and_format)
 
     unsetenv("PORTICO_MASTER_KEY");
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_JWT, &k1, err, sizeof err), PT_ENOTFOUND);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_JWT, &k1, err, sizeof err), PT_ENOTFOUND);
     ASSERT_EQ(pt_keys_init(dir, NULL, err, sizeof err), 0);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_JWT, &k1, err, sizeof err), 0);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_JWT, &k2, err, sizeof err), 0);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_JWT, &k1, err, sizeof err), 0);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_JWT, &k2, err, sizeof err), 0);
     ASSERT_MEMEQ(k1, PT_KEY_BYTES, k2, PT_KEY_BYTES);
-    pt_key_id(k1, id1);
+    pt_keys_id(k1, id1);
     ASSERT_EQ(strlen(id1), PT_KEY_ID_LEN);
-    pt_key_free(k2);
+    pt_keys_free(k2);
     k2 = NULL;
     /* Readable by others: refused, like ssh refuses such keys. */
     snprintf(path, sizeof path, "%s/keys/jwt.key", dir);
     ASSERT_EQ(chmod(path, 0644), 0);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_JWT, &k2, err, sizeof err), PT_EINVAL);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_JWT, &k2, err, sizeof err), PT_EINVAL);
     ASSERT_TRUE(strstr(err, "chmod 600") != NULL);
     /* The master key from the environment wins over the file, hex or base64. */
     setenv("PORTICO_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
            1);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_MASTER, &k2, err, sizeof err), 0);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_MASTER, &k2, err, sizeof err), 0);
     ASSERT_EQ(k2[31], 31);
-    pt_key_id(k2, id2);
+    pt_keys_id(k2, id2);
     ASSERT_TRUE(strcmp(id1, id2) != 0);
-    pt_key_free(k2);
+    pt_keys_free(k2);
     k2 = NULL;
     setenv("PORTICO_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", 1);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_MASTER, &k2, err, sizeof err), 0);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_MASTER, &k2, err, sizeof err), 0);
     ASSERT_EQ(k2[31], 31);
-    pt_key_free(k2);
+    pt_keys_free(k2);
     k2 = NULL;
     setenv("PORTICO_MASTER_KEY", "too short", 1);
-    ASSERT_EQ(pt_key_load(dir, PT_KEY_MASTER, &k2, err, sizeof err), PT_EINVAL);
+    ASSERT_EQ(pt_keys_load(dir, PT_KEY_MASTER, &k2, err, sizeof err), PT_EINVAL);
     ASSERT_TRUE(strstr(err, "too short") == NULL); /* the value is never echoed */
     unsetenv("PORTICO_MASTER_KEY");
-    pt_key_free(k1);
+    pt_keys_free(k1);
     rm_tree(dir);
 }
 
@@ -131,11 +131,11 @@ TEST(keys_parse)
     unsigned char k[PT_KEY_BYTES];
     const char *hex = "  000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
 
-    ASSERT_EQ(pt_key_parse(hex, strlen(hex), k), 0);
+    ASSERT_EQ(pt_keys_parse(hex, strlen(hex), k), 0);
     ASSERT_EQ(k[1], 1);
-    ASSERT_EQ(pt_key_parse("00", 2, k), PT_EINVAL);
+    ASSERT_EQ(pt_keys_parse("00", 2, k), PT_EINVAL);
     ASSERT_EQ(
-        pt_key_parse("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 64, k),
+        pt_keys_parse("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 64, k),
         PT_EINVAL);
 }
 

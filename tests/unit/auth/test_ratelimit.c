@@ -16,24 +16,24 @@ TEST(rate_parse_and_format)
     pt_rate r = {0, 0};
     char out[32];
 
-    ASSERT_EQ(pt_rate_parse("100/min", &r), 0);
+    ASSERT_EQ(pt_ratelimit_parse("100/min", &r), 0);
     ASSERT_EQ(r.count, 100);
     ASSERT_EQ(r.period, 60);
-    pt_rate_format(&r, out, sizeof out);
+    pt_ratelimit_format(&r, out, sizeof out);
     ASSERT_STREQ(out, "100/min");
-    ASSERT_EQ(pt_rate_parse("5/s", &r), 0);
+    ASSERT_EQ(pt_ratelimit_parse("5/s", &r), 0);
     ASSERT_EQ(r.period, 1);
-    ASSERT_EQ(pt_rate_parse("7/hour", &r), 0);
+    ASSERT_EQ(pt_ratelimit_parse("7/hour", &r), 0);
     ASSERT_EQ(r.period, 3600);
-    pt_rate_format(&r, out, sizeof out);
+    pt_ratelimit_format(&r, out, sizeof out);
     ASSERT_STREQ(out, "7/h");
-    ASSERT_EQ(pt_rate_parse("1/day", &r), 0);
+    ASSERT_EQ(pt_ratelimit_parse("1/day", &r), 0);
     ASSERT_EQ(r.period, 86400);
     const char *bad[] = {"",      "100", "0/min",         "-1/min", "1/week", "/min",
                          "x/min", "1/",  "10000000000/s", "1.5/s",  " 1/s"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pt_rate keep = {42, 42};
-        if (pt_rate_parse(bad[i], &keep) == 0 || keep.count != 42)
+        if (pt_ratelimit_parse(bad[i], &keep) == 0 || keep.count != 42)
             pt_test_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
     }
 }

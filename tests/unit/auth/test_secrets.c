@@ -219,9 +219,9 @@ TEST(secrets_rotate_master)
     char newpath[4200];
     snprintf(newpath, sizeof newpath, "%s/keys/master.key.new", dir);
     ASSERT_EQ(rename(path, newpath), 0);
-    unsigned char *stale = pt_key_new();
-    ASSERT_EQ(pt_key_write(path, stale, 0, err, sizeof err), 0);
-    pt_key_free(stale);
+    unsigned char *stale = pt_keys_new();
+    ASSERT_EQ(pt_keys_write(path, stale, 0, err, sizeof err), 0);
+    pt_keys_free(stale);
     ASSERT_EQ(pt_secrets_open(dir, &reopened, err, sizeof err), 0);
     expect(reopened, st, "two", "22");
     /* A secret set now is sealed under the key the rows use (master.key.new), not under the
@@ -252,8 +252,8 @@ kid_of(const char *hex, char kid[PT_KEY_ID_LEN + 1])
     unsigned char k[PT_KEY_BYTES];
 
     kid[0] = '\0';
-    if (pt_key_parse(hex, strlen(hex), k) == 0)
-        pt_key_id(k, kid);
+    if (pt_keys_parse(hex, strlen(hex), k) == 0)
+        pt_keys_id(k, kid);
 }
 
 TEST(secrets_rotate_with_the_key_in_the_environment)
