@@ -1,6 +1,7 @@
 /* main.c - runs the registered unit tests and reports "N passed, N failed".
  *
  * Usage: unit-tests [-v] [FILTER...]; a test runs when its name or file contains a FILTER. */
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,4 +106,19 @@ main(int argc, char **argv)
     free(list);
     printf("%zu passed, %zu failed\n", passed, failed);
     return failed ? 1 : 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+pt_test_rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

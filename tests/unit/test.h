@@ -24,6 +24,8 @@ void pt_test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prints a byte string in quotes with non-printable bytes as \xNN (for failure messages). */
 void pt_test_print_bytes(const char *p, size_t n);
+/* Removes the directory tree at path (a test's temporary data dir); errors are ignored. */
+void pt_test_rm_tree(const char *path);
 
 #define TEST(name)                                                                                 \
     static void test_##name(void);                                                                 \

@@ -1,6 +1,5 @@
 /* test_auth.c - unit tests for auth/auth: the request check against a real store, for every
  * way a token or key can be refused, and for what a handler is told about the caller. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +16,6 @@
 #include "core/err.h"
 #include "store/store.h"
 #include "test.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 typedef struct fixture {
     char dir[64];
@@ -74,7 +58,7 @@ fixture_close(fixture *f)
     pt_keys_free(f->jwt_key);
     pt_keys_free(f->hash_key);
     pt_store_close(f->st);
-    rm_tree(f->dir);
+    pt_test_rm_tree(f->dir);
 }
 
 /* Issues a token as `portico token create` does: signed, and on file. */

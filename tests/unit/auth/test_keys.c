@@ -1,6 +1,5 @@
 /* test_keys.c - unit tests for auth/keys (install key files) and auth/apikey. */
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,21 +12,6 @@
 #include "auth/keys.h"
 #include "core/err.h"
 #include "test.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Reads a whole small file into buf; returns its length or -1. */
 static ssize_t
@@ -79,7 +63,7 @@ TEST(keys_init_creates_private_keys_once)
     ASSERT_EQ(unlink(path), 0);
     ASSERT_EQ(pt_keys_init(dir, &created, err, sizeof err), 0);
     ASSERT_EQ(created, 1);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(keys_load_checks_mode_and_format)
@@ -123,7 +107,7 @@ TEST(keys_load_checks_mode_and_format)
     ASSERT_TRUE(strstr(err, "too short") == NULL); /* the value is never echoed */
     unsetenv("PORTICO_MASTER_KEY");
     pt_keys_free(k1);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(keys_parse)

@@ -18,21 +18,6 @@
 
 static const char value[] = "correct horse battery staple \xe2\x9c\x93";
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Does any file under dir contain needle? */
 static const char *found_in;
 static const char *needle;
@@ -124,7 +109,7 @@ TEST(secrets_round_trip_without_plaintext_at_rest)
     ASSERT_FALSE(tree_contains(dir, "battery staple"));
     ASSERT_TRUE(tree_contains(dir, "partner-a")); /* names are not secret, and the scan works */
     pt_secrets_close(sec);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(secrets_are_bound_to_their_name)
@@ -153,7 +138,7 @@ TEST(secrets_are_bound_to_their_name)
     pt_secret_clear(&b);
     pt_secrets_close(sec);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(secrets_name_the_master_key_they_need)
@@ -175,7 +160,7 @@ TEST(secrets_name_the_master_key_they_need)
     pt_secrets_close(other);
     pt_secrets_close(sec);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(secrets_rotate_master)
@@ -239,7 +224,7 @@ TEST(secrets_rotate_master)
     pt_secrets_close(reopened);
     pt_secrets_close(sec);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 static const char key0[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -347,7 +332,7 @@ TEST(secrets_rotate_with_the_key_in_the_environment)
     ASSERT_FALSE(tree_contains(dir, key1));
     pt_secrets_close(old);
     pt_secrets_close(sec);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* master.key is lost after a rotation recorded it, and `portico init` writes a new one: sets
@@ -383,7 +368,7 @@ TEST(secrets_recover_from_a_lost_master_key)
     pt_secrets_close(fresh);
     pt_secrets_close(sec);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* pt_store_secret_rewrite callback that leaves a row as it is. */
@@ -433,7 +418,7 @@ TEST(secrets_set_after_a_rotation_never_seals_under_the_retired_key)
     pt_secrets_close(rot);
     pt_secrets_close(sec);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* `secret set` in one process while another rotates again and again: every set that succeeds
@@ -502,5 +487,5 @@ TEST(secrets_set_racing_rotations_never_loses_a_secret)
     pt_secrets_close(fresh);
     pt_secrets_close(sec);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }

@@ -1,6 +1,5 @@
 /* test_inbox.c - unit tests for server/inbox: the webhook writer thread, without a server. Events
  * go in through pt_inbox_submit and are read back from DATA/warehouse/dw/webhooks.db. */
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -56,21 +55,6 @@ wait_done(int n)
     got = done_count;
     pthread_mutex_unlock(&done_mu);
     return got;
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Makes a data dir from the template in dir, with the warehouse/ folder an initialised data dir
@@ -185,7 +169,7 @@ TEST(inbox_stores_an_event_with_its_request)
     ASSERT_STREQ(got, "1");
     sqlite3_close(db);
     ASSERT_FALSE(done_twice);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(inbox_stores_a_binary_body_as_base64)
@@ -214,7 +198,7 @@ TEST(inbox_stores_a_binary_body_as_base64)
     query_text(db, "SELECT coalesce(content_type, 'NULL') FROM events", got, sizeof got);
     ASSERT_STREQ(got, "NULL");
     sqlite3_close(db);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(inbox_dedup_key_is_per_source)
@@ -261,7 +245,7 @@ TEST(inbox_dedup_key_is_per_source)
     ASSERT_STREQ(got, "2");
     sqlite3_close(db);
     ASSERT_FALSE(done_twice);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(inbox_close_writes_what_is_queued)
@@ -298,7 +282,7 @@ TEST(inbox_close_writes_what_is_queued)
     query_text(db, "SELECT count(*) FROM events WHERE source = 'bulk'", got, sizeof got);
     ASSERT_STREQ(got, "200");
     sqlite3_close(db);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(inbox_open_fails_cleanly)
@@ -329,5 +313,5 @@ TEST(inbox_prepare_creates_the_table)
     query_text(db, "PRAGMA journal_mode", got, sizeof got);
     ASSERT_STREQ(got, "wal");
     sqlite3_close(db);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }

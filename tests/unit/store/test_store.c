@@ -1,5 +1,4 @@
 /* test_store.c - unit tests for store/store_sqlite and store/changes, on a temporary data dir. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,27 +12,12 @@
 #include "store/store.h"
 #include "test.h"
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Creates an empty data dir; returns its path (static buffer). */
 static const char *
 tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-store-XXXXXX");
     return mkdtemp(buf);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static uint64_t
@@ -154,7 +138,7 @@ TEST(store_scripts_versions_rollback)
     ASSERT_EQ(pt_store_script_put(st, " bad name", "x", 1, &v), PT_EINVAL);
     ASSERT_EQ(pt_store_script_put(st, "nul", "a\0b", 3, &v), PT_EINVAL);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_endpoints)
@@ -238,7 +222,7 @@ TEST(store_endpoints)
     ASSERT_EQ(pt_store_endpoint_rm(st, "cust2"), 0);
     ASSERT_EQ(pt_store_script_rm(st, "acc"), 0);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_connections)
@@ -291,7 +275,7 @@ TEST(store_connections)
     ASSERT_EQ(pt_store_connection_rm(st, "abs"), 0);
     ASSERT_EQ(pt_store_connection_rm(st, "abs"), PT_ENOTFOUND);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_reopen_keeps_data)
@@ -314,7 +298,7 @@ TEST(store_reopen_keeps_data)
     ASSERT_EQ(pt_store_script_get(a, "s", 1, &s), 0);
     pt_script_free(s);
     pt_store_close(a);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(changes_counter_shared)
@@ -337,5 +321,5 @@ TEST(changes_counter_shared)
     pt_changes_close(b);
     pt_changes_close(NULL);
     ASSERT_EQ(pt_changes_bump_dir("/nonexistent/pt-test"), PT_EIO);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }

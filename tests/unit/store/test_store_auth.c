@@ -1,7 +1,6 @@
 /* test_store_auth.c - unit tests for the authorization tables of store/store_sqlite: the
  * migration from schema version 1, which mutations bump the change counter, and last-used
  * times that only ever move forward. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +13,6 @@
 #include "store/changes.h"
 #include "store/store.h"
 #include "test.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static uint64_t
 counter(const char *dir)
@@ -63,7 +53,7 @@ TEST(store_migrates_version_1_to_the_auth_tables)
     ASSERT_EQ(n, 0);
     pt_store_tokens_free(list, n);
     pt_store_close(st);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_auth_mutations_bump_but_last_used_does_not)
@@ -100,5 +90,5 @@ TEST(store_auth_mutations_bump_but_last_used_does_not)
     ASSERT_EQ(counter(dir), c0 + 2);
     ASSERT_EQ(pt_store_token_revoke(st, "nope"), PT_ENOTFOUND);
     pt_store_close(st);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pt_test_rm_tree(dir);
 }

@@ -1,7 +1,6 @@
 /* test_store_scripts.c - unit tests for what schema version 3 added to the store: script ids,
  * free-text names, run modes, script state (store_sqlite.c) and run records (store_runs.c),
  * and the migration from a version 2 store. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,21 +14,6 @@
 #include "store/store.h"
 #include "store/store_runs.h"
 #include "test.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static const char *
 tmp_datadir(char *buf, size_t n)
@@ -141,7 +125,7 @@ TEST(store_script_ids)
     pt_script_free(s);
 
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_script_state)
@@ -199,7 +183,7 @@ TEST(store_script_state)
     ASSERT_EQ(pt_store_script_rm(st, "sync"), 0);
     ASSERT_EQ(pt_store_state_get(st, id, &value, &len), PT_ENOTFOUND);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_runs)
@@ -304,7 +288,7 @@ TEST(store_runs)
 
     ASSERT_EQ(counter(dir), c0); /* run records never make workers reload */
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* The version 2 tables a store made before script ids has (store_sqlite.c of that time). */
@@ -365,7 +349,7 @@ TEST(store_migrates_v2_to_v3)
     ASSERT_EQ(s->id, 3);
     pt_script_free(s);
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(store_script_rename)
@@ -427,5 +411,5 @@ TEST(store_script_rename)
     pt_script_free(s);
 
     pt_store_close(st);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }

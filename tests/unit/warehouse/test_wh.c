@@ -1,5 +1,4 @@
 /* test_wh.c - unit tests for the warehouse: SQLite driver, schemas, errors, CSV/JSON import. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,21 +10,6 @@
 #include "store/store.h"
 #include "test.h"
 #include "warehouse/wh.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static const char *
 tmp_datadir(char *buf, size_t n)
@@ -113,7 +97,7 @@ TEST(wh_open_unknown)
     ASSERT_EQ(pt_wh_open(dir, "nope", &wh, err, sizeof err), PT_ENOTFOUND);
     ASSERT_TRUE(strstr(err, "nope") != NULL);
     ASSERT_EQ(pt_wh_open("/nonexistent/pt", "dw", &wh, err, sizeof err), PT_EUNAVAIL);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_exec_params_and_values)
@@ -215,7 +199,7 @@ TEST(wh_exec_params_and_values)
     ASSERT_EQ(pt_wh_cursor_ncols(c), 0);
     pt_wh_cursor_free(c);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_errors_name_table_and_schema)
@@ -244,7 +228,7 @@ TEST(wh_errors_name_table_and_schema)
     ASSERT_EQ(pt_wh_exec(wh, "INSERT INTO s.k VALUES (1)", NULL, 0, &c), PT_EDB);
     ASSERT_TRUE(strstr(pt_wh_errmsg(wh), "UNIQUE") != NULL);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_schemas_beyond_attach_limit_and_late_schemas)
@@ -279,7 +263,7 @@ TEST(wh_schemas_beyond_attach_limit_and_late_schemas)
     ASSERT_EQ(scalar(a, "SELECT v FROM s0.t"), 0);
     ASSERT_EQ(scalar(a, "SELECT v FROM s13.t"), 13);
     pt_wh_close(a);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_import_csv)
@@ -341,7 +325,7 @@ TEST(wh_import_csv)
     ASSERT_EQ(pt_wh_table_exists(wh, "sales", "e"), 0);
     ASSERT_EQ(pt_wh_import(wh, "sales", "bad-table", path, &rows), PT_EINVAL);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_import_json)
@@ -382,7 +366,7 @@ TEST(wh_import_json)
     ASSERT_EQ(pt_wh_import(wh, "geo", "e", path, &rows), 0); /* detected by content */
     ASSERT_EQ(rows, 1);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* may_block tells callers when to let other threads run: SQLite's first step runs the query,
@@ -407,7 +391,7 @@ TEST(wh_cursor_may_block)
     ASSERT_EQ(pt_wh_cursor_may_block(c), 0); /* ran to completion in exec */
     pt_wh_cursor_free(c);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* SQLite reads local files: next_nowait reads as next does and has no socket to wait on. */
@@ -431,7 +415,7 @@ TEST(wh_cursor_next_nowait_sqlite)
     ASSERT_EQ(pt_wh_cursor_next_nowait(c), 0);
     pt_wh_cursor_free(c);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_other_sqlite_connection)
@@ -466,5 +450,5 @@ TEST(wh_other_sqlite_connection)
     ASSERT_EQ(pt_wh_exec(wh, "SELECT * FROM crm.p", NULL, 0, &c), PT_ENOTFOUND);
     pt_wh_close(wh);
     ASSERT_EQ(pt_wh_open(dir, "pg", &wh, err, sizeof err), PT_EUNAVAIL);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }

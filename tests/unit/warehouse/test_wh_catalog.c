@@ -1,6 +1,5 @@
 /* test_wh_catalog.c - unit tests for the warehouse catalog (wh_catalog.c and the SQLite
  * driver's part): levels, filters, columns and keys, portable types, dropping. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,21 +9,6 @@
 #include "core/err.h"
 #include "test.h"
 #include "warehouse/wh.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Runs sql (no parameters, statements separated by ';'); returns 0 or the pt_err. */
 static int
@@ -87,7 +71,7 @@ TEST(wh_catalog_levels_and_order)
     ASSERT_EQ(cat->schemas[1].tables[2].nfields, 0);
     pt_wh_catalog_free(cat);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_catalog_fields_keys_and_filters)
@@ -132,7 +116,7 @@ TEST(wh_catalog_fields_keys_and_filters)
     ASSERT_STREQ(cat->schemas[0].tables[0].fields[0].type, "text");
     pt_wh_catalog_free(cat);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_portable_types)
@@ -204,7 +188,7 @@ TEST(wh_drop_table_and_schema)
     ASSERT_EQ(pt_wh_table_exists(other, "hr", "people"), 1);
     pt_wh_close(other);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 /* A connection that had a schema attached when another dropped it does not keep writing into
@@ -233,7 +217,7 @@ TEST(wh_schema_dropped_by_another_connection)
     pt_wh_catalog_free(cat);
     pt_wh_close(other);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_qualified_name_and_union_sql)
@@ -270,5 +254,5 @@ TEST(wh_qualified_name_and_union_sql)
     pt_wh_catalog_free(a);
     pt_wh_catalog_free(b);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }

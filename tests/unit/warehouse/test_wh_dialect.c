@@ -1,6 +1,5 @@
 /* test_wh_dialect.c - unit tests for the PostgreSQL-to-SQLite translation of the embedded
  * warehouse (wh_dialect.c), its execution (wh_sqlite.c) and a PostgreSQL default warehouse. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +11,6 @@
 #include "test.h"
 #include "warehouse/wh.h"
 #include "warehouse/wh_dialect.h"
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* The one-statement translation of sql, or "" when it needs none, or "ERR: message". Static
  * buffer. */
@@ -224,7 +208,7 @@ TEST(whd_sqlite_runs_translations)
     ASSERT_EQ(one(wh, "SELECT now()::date = current_date"), 1);
     ASSERT_EQ(one(wh, "SELECT count(*) FROM app.t WHERE v ILIKE 'C'"), 1);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
 
 TEST(wh_default_warehouse_postgres_row)
@@ -264,5 +248,5 @@ TEST(wh_default_warehouse_postgres_row)
     ASSERT_STREQ(pt_wh_kind(wh), "sqlite");
     ASSERT_STREQ(pt_wh_name(wh), PT_WH_EMBEDDED);
     pt_wh_close(wh);
-    rm_tree(dir);
+    pt_test_rm_tree(dir);
 }
