@@ -132,6 +132,22 @@ def make_portico(base):
     return Portico(data, os.path.join(str(base), "files"))
 
 
+def wait_marks(path, n, timeout=10):
+    """Waits until n handlers have started: each appends a line 'started' to the file `path`
+    (tests write that line first in the handlers they hold up). Asserts that they did."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                got = f.read().count("started")
+        except FileNotFoundError:
+            got = 0
+        if got >= n:
+            return
+        assert time.monotonic() < deadline, f"only {got} of {n} handlers started"
+        time.sleep(0.01)
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

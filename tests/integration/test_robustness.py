@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from conftest import assert_json_error
+from conftest import assert_json_error, wait_marks
 
 FAST = "def handler(request):\n    return {'ok': True}\n"
 
@@ -20,21 +20,6 @@ def marking(body):
     return ("import time\n\ndef handler(request):\n"
             "    with open(request['query']['mark'], 'a') as f:\n"
             "        f.write('started\\n')\n" + body)
-
-
-def wait_marks(path, n, timeout=10):
-    """Waits until n handlers have started (n lines in the mark file); asserts they did."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with open(path) as f:
-                got = f.read().count("started")
-        except FileNotFoundError:
-            got = 0
-        if got >= n:
-            return
-        assert time.monotonic() < deadline, f"only {got} of {n} handlers started"
-        time.sleep(0.01)
 
 
 def test_every_thread_stuck_replaces_the_worker(portico, server):

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from conftest import Handlers, assert_json_error, rid_of, start_module_server
+from conftest import Handlers, assert_json_error, rid_of, start_module_server, wait_marks
 
 H = Handlers()
 
@@ -39,21 +39,6 @@ SLOW = H.add("slow", """\
         return 'slow done'
     """)
 RAISES = H.add("raises", "def handler(request):\n    raise RuntimeError('x')\n")
-
-
-def wait_marks(path, n, timeout=10):
-    """Waits until n handlers have started (each appends a line to the file `path`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with open(path) as f:
-                got = f.read().count("started")
-        except FileNotFoundError:
-            got = 0
-        if got >= n:
-            return
-        assert time.monotonic() < deadline, f"only {got} of {n} handlers started"
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
