@@ -97,9 +97,10 @@ int pt_pq_require_args(const char *fname, const pq_argspec *specs, PyObject **ou
 /* A validated identifier argument (borrowed UTF-8 of arg); NULL with pq.InvalidArgument naming
  * `what` ("schema", "table", "column"). */
 const char *pt_pq_ident_arg(PyObject *arg, const char *what);
-/* Appends ident as a quoted SQL identifier (embedded quotes doubled), or "schema"."table". */
-void pt_pq_quote(pt_buf *b, const char *ident);
-void pt_pq_quote_table(pt_buf *b, const char *schema, const char *table);
+/* The result rc of a warehouse/wh_sql.h builder called for pq's fname(): 0, or -1 with
+ * pq.InvalidArgument (PT_EINVAL: callers validate names first, so this is a last guard) or
+ * MemoryError. */
+int pt_pq_sql_built(const char *fname, int rc);
 /* 0 when b holds its text, -1 with MemoryError when appending to it failed. */
 int pt_pq_sql_ready(pt_buf *b);
 /* The UTF-8 text of a query (a str, borrowed); NULL with pq.InvalidArgument when it holds a NUL
