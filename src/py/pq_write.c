@@ -870,83 +870,51 @@ done:
     return rc;
 }
 
-/* Writes the rows of one plan entry into schema.table (see prelude.write_plan), WRITE_BATCH rows
- * per transaction, after deleting the old child rows the entry's `clear` names. */
-static int
-write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
+/* The value of column cols[i] in row (a dict), borrowed from it: looked up by colnames[i] (the
+ * same name as a str), or on SQLite, where names are case-insensitive, by any spelling. None
+ * when the row lacks it. */
+static PyObject *
+row_value(PyObject *row, PyObject *colnames, char **cols, size_t i, int nocase)
 {
-    PyObject *tname = PyDict_GetItemString(plan, "table"); /* borrowed */
-    PyObject *rows = PyDict_GetItemString(plan, "rows");   /* borrowed */
-    PyObject *columns = PyDict_GetItemString(plan, "columns");
-    PyObject *clear = PyDict_GetItemString(plan, "clear");
-    PyObject *keys = NULL, *keep = NULL, *colnames = NULL;
-    const char *table;
-    char **existing = NULL;
-    size_t nexisting = 0, i;
-    pt_wh_stmt *stmt = NULL;
-    pt_value *vals = NULL;
-    pt_buf sql;
-    Py_ssize_t r, nrows;
-    int in_txn = 0, rc = -1, wrc, nocase = strcmp(pt_wh_kind(h->wh), "sqlite") == 0;
+    PyObject *val = PyDict_GetItem(row, PyList_GET_ITEM(colnames, (Py_ssize_t)i));
+    Py_ssize_t pos = 0;
+    PyObject *k, *v; /* borrowed */
 
-    pt_buf_init(&sql, 0);
-    if (tname == NULL || rows == NULL || columns == NULL || !PyList_Check(rows) ||
-        !PyList_Check(columns)) {
-        PyErr_SetString(pt_pq_error, "write(): malformed plan");
-        return -1;
+    while (val == NULL && nocase && PyDict_Next(row, &pos, &k, &v)) {
+        const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+        if (name == NULL)
+            PyErr_Clear();
+        else if (strcasecmp(name, cols[i]) == 0)
+            val = v;
     }
-    nrows = PyList_GET_SIZE(rows);
-    table = pt_pq_ident_arg(tname, "table");
-    keys = table != NULL ? key_list(PyDict_GetItemString(plan, "keys")) : NULL;
-    keep = PyList_New(0);
-    if (keys == NULL || keep == NULL)
-        goto done;
-    if (PyList_GET_SIZE(columns) == 0) { /* no rows: only old child rows may need to go */
-        int exists;
-        if (clear == NULL || pt_pq_handle_settle(h) != 0)
-            goto ok;
-        PQ_WITHOUT_GIL(exists = pt_wh_table_exists(h->wh, schema, table));
-        if (exists <= 0)
-            goto ok;
-    } else if (ensure_table(h, schema, table, columns, keys, res, &existing, &nexisting) != 0) {
-        goto done;
-    }
-    if (clear != NULL) {
-        if (pt_pq_exec_simple(h, "BEGIN") != 0)
-            goto done;
-        in_txn = 1;
-        res->batches++;
-        if (clear_children(h, schema, table, clear, keep) != 0)
-            goto done;
-    }
-    if (nrows == 0)
-        goto commit;
-    if (existing == NULL && table_columns(h, schema, table, &existing, &nexisting) != 0)
-        goto done;
-    if (nexisting >= PT_WH_MAX_PARAMS) {
-        PyErr_SetString(pt_pq_bad_arg, "table has too many columns");
-        goto done;
-    }
-    if (row_statement(h, schema, table, existing, nexisting, keys, &sql) != 0)
-        goto done;
-    colnames = PyList_New((Py_ssize_t)nexisting);
-    vals = PyMem_Calloc(nexisting > 0 ? nexisting : 1, sizeof *vals);
-    if (colnames == NULL || vals == NULL) {
+    return val != NULL ? val : Py_None;
+}
+
+/* Runs stmt (row_statement's, prepared) for each row of rows (plan dicts), binding the values
+ * of cols (ncols of them) and opening a transaction whenever none is open (*in_txn), committing
+ * it every WRITE_BATCH rows. Returns 0 or -1 with an error set (the open transaction is the
+ * caller's to roll back). */
+static int
+write_rows(pq_handle *h, const char *table, pt_wh_stmt *stmt, PyObject *rows, char **cols,
+           size_t ncols, int *in_txn, table_result *res)
+{
+    int nocase = pt_wh_dialect_of(h->wh) == PT_WH_SQLITE, rc = -1, wrc;
+    PyObject *colnames = PyList_New((Py_ssize_t)ncols), *keep = PyList_New(0);
+    pt_value *vals = PyMem_Calloc(ncols > 0 ? ncols : 1, sizeof *vals);
+    Py_ssize_t r;
+    size_t i;
+
+    if (colnames == NULL || keep == NULL || vals == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (i = 0; i < nexisting; i++) {
-        PyObject *name = PyUnicode_FromString(existing[i]);
+    for (i = 0; i < ncols; i++) {
+        PyObject *name = PyUnicode_FromString(cols[i]);
         if (name == NULL)
             goto done;
         PyList_SET_ITEM(colnames, (Py_ssize_t)i, name); /* steals */
     }
-    PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
-    if (wrc != 0) {
-        pt_pq_raise_wh(h->wh, wrc);
-        goto done;
-    }
-    for (r = 0; r < nrows; r++) {
+    for (r = 0; r < PyList_GET_SIZE(rows); r++) {
         /* The row as it is now, copied: the copy (in keep until the row is written) holds the
          * values whose text is bound while the GIL is released. */
         PyObject *row = PyList_GET_ITEM(rows, r); /* borrowed */
@@ -958,29 +926,16 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
             goto done;
         }
         Py_DECREF(row); /* keep holds it */
-        if (!in_txn) {
+        if (!*in_txn) {
             if (pt_pq_exec_simple(h, "BEGIN") != 0)
                 goto done;
-            in_txn = 1;
+            *in_txn = 1;
             res->batches++;
         }
-        for (i = 0; i < nexisting; i++) {
-            PyObject *val = PyDict_GetItem(row, PyList_GET_ITEM(colnames, (Py_ssize_t)i));
-            if (val == NULL && nocase) { /* SQLite: the record may spell it differently */
-                Py_ssize_t pos = 0;
-                PyObject *k, *v; /* borrowed */
-                while (PyDict_Next(row, &pos, &k, &v)) {
-                    const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
-                    if (name == NULL)
-                        PyErr_Clear();
-                    else if (strcasecmp(name, existing[i]) == 0)
-                        val = v;
-                }
-            }
-            if (pt_pq_to_value(val != NULL ? val : Py_None, &vals[i], keep) != 0)
+        for (i = 0; i < ncols; i++)
+            if (pt_pq_to_value(row_value(row, colnames, cols, i, nocase), &vals[i], keep) != 0)
                 goto done;
-        }
-        PQ_WITHOUT_GIL(wrc = pt_wh_stmt_run(stmt, vals, nexisting));
+        PQ_WITHOUT_GIL(wrc = pt_wh_stmt_run(stmt, vals, ncols));
         if (wrc != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s row %zd: %s", table, r + 1, pt_wh_errmsg(h->wh));
@@ -990,12 +945,100 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
         if (PyList_SetSlice(keep, 0, PyList_GET_SIZE(keep), NULL) != 0)
             goto done;
         if ((r + 1) % WRITE_BATCH == 0) {
-            in_txn = 0;
+            *in_txn = 0;
             if (pt_pq_exec_simple(h, "COMMIT") != 0)
                 goto done;
         }
     }
-commit:
+    rc = 0;
+done:
+    PyMem_Free(vals);
+    Py_XDECREF(keep);
+    Py_XDECREF(colnames);
+    return rc;
+}
+
+/* Makes schema.table ready for the plan entry's rows: creates it or adds the columns it lacks
+ * (existing and nexisting: its columns after), or, for an entry without columns (no rows: only
+ * old child rows may need to go), finds whether it exists. *skip is set when there is nothing
+ * to do. Returns 0 or -1 with an error set. */
+static int
+prepare_table(pq_handle *h, const char *schema, const char *table, PyObject *plan, PyObject *keys,
+              table_result *res, char ***existing, size_t *nexisting, int *skip)
+{
+    PyObject *columns = PyDict_GetItemString(plan, "columns"); /* borrowed */
+    int exists;
+
+    *skip = 0;
+    if (PyList_GET_SIZE(columns) > 0)
+        return ensure_table(h, schema, table, columns, keys, res, existing, nexisting);
+    if (PyDict_GetItemString(plan, "clear") == NULL) {
+        *skip = 1;
+        return 0;
+    }
+    if (pt_pq_handle_settle(h) != 0)
+        return -1;
+    PQ_WITHOUT_GIL(exists = pt_wh_table_exists(h->wh, schema, table));
+    *skip = exists <= 0; /* an error reads as "no table": there are no child rows to clear */
+    return 0;
+}
+
+/* Writes the rows of one plan entry into schema.table (see prelude.write_plan), WRITE_BATCH rows
+ * per transaction, after deleting the old child rows the entry's `clear` names. */
+static int
+write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
+{
+    PyObject *tname = PyDict_GetItemString(plan, "table"); /* borrowed */
+    PyObject *rows = PyDict_GetItemString(plan, "rows");   /* borrowed */
+    PyObject *columns = PyDict_GetItemString(plan, "columns");
+    PyObject *clear = PyDict_GetItemString(plan, "clear");
+    PyObject *keys = NULL, *keep = NULL;
+    const char *table;
+    char **existing = NULL;
+    size_t nexisting = 0;
+    pt_wh_stmt *stmt = NULL;
+    pt_buf sql;
+    int in_txn = 0, rc = -1, wrc, skip;
+
+    pt_buf_init(&sql, 0);
+    if (tname == NULL || rows == NULL || columns == NULL || !PyList_Check(rows) ||
+        !PyList_Check(columns)) {
+        PyErr_SetString(pt_pq_error, "write(): malformed plan");
+        return -1;
+    }
+    table = pt_pq_ident_arg(tname, "table");
+    keys = table != NULL ? key_list(PyDict_GetItemString(plan, "keys")) : NULL;
+    keep = PyList_New(0);
+    if (keys == NULL || keep == NULL ||
+        prepare_table(h, schema, table, plan, keys, res, &existing, &nexisting, &skip) != 0)
+        goto done;
+    if (skip)
+        goto ok;
+    if (clear != NULL) {
+        if (pt_pq_exec_simple(h, "BEGIN") != 0)
+            goto done;
+        in_txn = 1;
+        res->batches++;
+        if (clear_children(h, schema, table, clear, keep) != 0)
+            goto done;
+    }
+    if (PyList_GET_SIZE(rows) > 0) {
+        if (existing == NULL && table_columns(h, schema, table, &existing, &nexisting) != 0)
+            goto done;
+        if (nexisting >= PT_WH_MAX_PARAMS) {
+            PyErr_SetString(pt_pq_bad_arg, "table has too many columns");
+            goto done;
+        }
+        if (row_statement(h, schema, table, existing, nexisting, keys, &sql) != 0)
+            goto done;
+        PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
+        if (wrc != 0) {
+            pt_pq_raise_wh(h->wh, wrc);
+            goto done;
+        }
+        if (write_rows(h, table, stmt, rows, existing, nexisting, &in_txn, res) != 0)
+            goto done;
+    }
     if (in_txn) {
         in_txn = 0;
         if (pt_pq_exec_simple(h, "COMMIT") != 0)
@@ -1008,13 +1051,76 @@ done:
         PQ_WITHOUT_GIL(pt_wh_stmt_free(stmt));
     if (in_txn)
         pt_pq_rollback_keeping_error(h);
-    PyMem_Free(vals);
     free(existing);
     pt_buf_free(&sql);
-    Py_XDECREF(colnames);
     Py_XDECREF(keep);
     Py_XDECREF(keys);
     return rc;
+}
+
+/* One batch time (ISO 8601 str) and sequence number (int, ms) for every row of a write() call,
+ * as new references. Returns 0 or -1 with an error set. */
+static int
+batch_stamp(PyObject **now, PyObject **seq)
+{
+    struct timespec ts;
+    char stamp[32];
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    *now = PyUnicode_FromString(stamp);
+    *seq = PyLong_FromLongLong((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    return *now != NULL && *seq != NULL ? 0 : -1;
+}
+
+/* write()'s key: pk as given, or when None the key of the table written before (so that
+ * writing a row again replaces it instead of failing on the key), or None. New reference or
+ * NULL with an error set. */
+static PyObject *
+write_key(pq_handle *h, const char *schema, const char *table, PyObject *pk)
+{
+    char name[128];
+
+    if (pk != NULL && pk != Py_None)
+        return Py_NewRef(pk);
+    if (existing_pk(h, schema, table, name, sizeof name) != 0)
+        return NULL;
+    return name[0] != '\0' ? PyUnicode_FromString(name) : Py_NewRef(Py_None);
+}
+
+/* Writes every entry of plans (the target table first, then its child tables), filling target
+ * and appending a {"table", "rows", "created"} dict per child table to children. Returns 0 or
+ * -1 with an error set. */
+static int
+write_plans(pq_handle *h, const char *schema, PyObject *plans, table_result *target,
+            PyObject *children)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(plans); i++) {
+        PyObject *plan = PyList_GET_ITEM(plans, i); /* borrowed */
+        table_result child = {0};
+        PyObject *info;
+        int rc;
+        if (i == 0) {
+            if (write_table(h, schema, plan, target) != 0)
+                return -1;
+            continue;
+        }
+        child.added = PyList_New(0);
+        rc = child.added != NULL ? write_table(h, schema, plan, &child) : -1;
+        info = rc == 0 ? Py_BuildValue("{sOsnsO}", "table", PyDict_GetItemString(plan, "table"),
+                                       "rows", PyList_GET_SIZE(PyDict_GetItemString(plan, "rows")),
+                                       "created", child.created ? Py_True : Py_False)
+                       : NULL;
+        Py_XDECREF(child.added);
+        if (info == NULL || PyList_Append(children, info) != 0) {
+            Py_XDECREF(info);
+            return -1;
+        }
+        Py_DECREF(info);
+    }
+    return 0;
 }
 
 /* write(schema_name, table_name, records, object_schema=None, pk=None, db_name=None,
@@ -1034,14 +1140,11 @@ pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
         {"decimal_separator", NULL},
     };
     PyObject *a[8], *plans = NULL, *children = NULL, *out = NULL, *now = NULL, *seq = NULL;
-    PyObject *pk = NULL;
+    PyObject *pk = NULL, *first, *cols; /* first, cols: borrowed */
     const char *schema, *table;
     pq_handle *h = NULL;
     table_result target = {0};
-    Py_ssize_t i, nrows;
-    struct timespec ts;
-    char stamp[32];
-    struct tm tm;
+    Py_ssize_t nrows;
 
     if (pt_pq_bind_args("write", args, kwargs, specs, 8, a, NULL, NULL) != 0 ||
         pt_pq_require_args("write", specs, a, 3) != 0)
@@ -1058,27 +1161,9 @@ pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(pt_pq_bad_arg, "decimal_separator must be a str");
         return NULL;
     }
-    /* One batch time and sequence number for every row of this call. */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    now = PyUnicode_FromString(stamp);
-    seq = PyLong_FromLongLong((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    if (now == NULL || seq == NULL)
+    if (batch_stamp(&now, &seq) != 0 || (h = pt_pq_conn_handle((pq_conn *)self, a[5])) == NULL ||
+        (pk = write_key(h, schema, table, a[4])) == NULL)
         goto done;
-    h = pt_pq_conn_handle((pq_conn *)self, a[5]);
-    if (h == NULL)
-        goto done;
-    pk = a[4] != NULL ? Py_NewRef(a[4]) : Py_NewRef(Py_None);
-    if (pk == Py_None) {
-        /* No key given: a table written before keeps its key, so that writing a row again
-         * replaces it instead of failing on the key. */
-        char name[128];
-        if (existing_pk(h, schema, table, name, sizeof name) != 0)
-            goto done;
-        if (name[0] != '\0' && (pk = PyUnicode_FromString(name)) == NULL)
-            goto done;
-    }
     plans = PyObject_CallFunction(pt_pyg.write_plan, "OOOOOO", a[1], a[2], pk,
                                   a[3] != NULL ? a[3] : Py_None, now, seq);
     if (plans == NULL || !PyList_Check(plans) || PyList_GET_SIZE(plans) == 0) {
@@ -1086,45 +1171,21 @@ pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
             PyErr_SetString(pt_pq_error, "write(): malformed plan");
         goto done;
     }
-    nrows = PyList_GET_SIZE(PyDict_GetItemString(PyList_GET_ITEM(plans, 0), "rows"));
-    if (nrows == 0) {
+    first = PyList_GET_ITEM(plans, 0);
+    nrows = PyList_GET_SIZE(PyDict_GetItemString(first, "rows"));
+    cols = PyDict_GetItemString(first, "columns");
+    if (nrows == 0 && cols != NULL && PyList_GET_SIZE(cols) == 0) {
         /* Nothing to write: the table is made only when there are columns to make it from. */
-        PyObject *cols = PyDict_GetItemString(PyList_GET_ITEM(plans, 0), "columns");
-        if (cols != NULL && PyList_GET_SIZE(cols) == 0) {
-            out = Py_BuildValue("{sssssnsisOs[]s[]}", "schema", schema, "table", table, "rows",
-                                (Py_ssize_t)0, "batches", 0, "table_created", Py_False,
-                                "columns_added", "child_tables");
-            goto done;
-        }
+        out = Py_BuildValue("{sssssnsisOs[]s[]}", "schema", schema, "table", table, "rows",
+                            (Py_ssize_t)0, "batches", 0, "table_created", Py_False, "columns_added",
+                            "child_tables");
+        goto done;
     }
     children = PyList_New(0);
     target.added = PyList_New(0);
-    if (children == NULL || target.added == NULL)
+    if (children == NULL || target.added == NULL ||
+        write_plans(h, schema, plans, &target, children) != 0)
         goto done;
-    for (i = 0; i < PyList_GET_SIZE(plans); i++) {
-        PyObject *plan = PyList_GET_ITEM(plans, i); /* borrowed */
-        table_result child = {0};
-        PyObject *info;
-        int rc;
-        if (i == 0) {
-            rc = write_table(h, schema, plan, &target);
-            if (rc != 0)
-                goto done;
-            continue;
-        }
-        child.added = PyList_New(0);
-        rc = child.added != NULL ? write_table(h, schema, plan, &child) : -1;
-        info = rc == 0 ? Py_BuildValue("{sOsnsO}", "table", PyDict_GetItemString(plan, "table"),
-                                       "rows", PyList_GET_SIZE(PyDict_GetItemString(plan, "rows")),
-                                       "created", child.created ? Py_True : Py_False)
-                       : NULL;
-        Py_XDECREF(child.added);
-        if (info == NULL || PyList_Append(children, info) != 0) {
-            Py_XDECREF(info);
-            goto done;
-        }
-        Py_DECREF(info);
-    }
     out = Py_BuildValue("{sssssnsLsOsOsO}", "schema", schema, "table", table, "rows", nrows,
                         "batches", target.batches, "table_created",
                         target.created ? Py_True : Py_False, "columns_added", target.added,
