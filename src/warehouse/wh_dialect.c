@@ -255,7 +255,7 @@ name_of(const tok *t, size_t n, size_t i, char *out)
         }
     }
     out[k] = '\0';
-    return pt_wh_ident_valid(out) ? 0 : -1;
+    return pt_wh_ident_valid(out) ? 0 : PT_EINVAL;
 }
 
 /* Parses [schema.]name at *i; advances *i past it. schema is "" when not given. Returns 0 or

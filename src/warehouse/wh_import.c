@@ -146,10 +146,7 @@ check_columns(import *im)
     int rc;
 
     pt_buf_init(&sql, 0);
-    rc = pt_buf_puts(&sql, "SELECT * FROM ");
-    rc = rc != 0 ? rc : pt_wh_sql_quote(&sql, im->schema);
-    rc = rc != 0 ? rc : pt_buf_putc(&sql, '.');
-    rc = rc != 0 ? rc : pt_wh_sql_quote(&sql, im->table);
+    rc = pt_wh_sql_select_all(&sql, im->schema, im->table);
     rc = rc != 0 ? rc : pt_buf_puts(&sql, " LIMIT 0");
     if (rc != 0) {
         rc = import_error(im, PT_ENOMEM, "out of memory");
@@ -481,24 +478,16 @@ is_num_text(const char *s, size_t n)
     return end == s + n && isfinite(d);
 }
 
+/* The header row (already read into r): one column per field, surrounding spaces trimmed. */
 static int
-import_csv(import *im, const char *data, size_t len)
+csv_header(import *im, const csv_reader *r)
 {
-    csv_reader r = {.p = data, .n = len};
     size_t cap = 0, k;
-    char where[48];
-    int rc;
+    int rc = 0;
 
-    pt_buf_init(&r.buf, 0);
-    csv_rewind(&r);
-    rc = csv_next(&r, im);
-    if (rc == 0)
-        rc = import_error(im, PT_EINVAL, "empty file (a header row is needed)");
-    if (rc < 0)
-        goto done;
-    for (k = 0; k < r.nf; k++) {
-        const char *f = r.fields[k];
-        size_t n = r.len[k];
+    for (k = 0; rc == 0 && k < r->nf; k++) {
+        const char *f = r->fields[k];
+        size_t n = r->len[k];
         while (n > 0 && isspace((unsigned char)*f)) {
             f++;
             n--;
@@ -506,48 +495,59 @@ import_csv(import *im, const char *data, size_t len)
         while (n > 0 && isspace((unsigned char)f[n - 1]))
             n--;
         rc = add_column(im, f, n, &cap);
-        if (rc != 0)
-            goto done;
     }
+    return rc;
+}
 
-    /* Pass 1: check the shape and infer the types. */
-    while ((rc = csv_next(&r, im)) == 1) {
-        if (r.nf != im->ncols) {
-            rc = import_error(im, PT_EINVAL, "line %zu: expected %zu fields, found %zu", r.rec_line,
-                              im->ncols, r.nf);
-            goto done;
-        }
-        for (k = 0; k < r.nf; k++) {
+/* Pass 1 over the records after the header: checks their shape and infers the column types.
+ * Returns 0 or a negative pt_err (message set). */
+static int
+csv_infer(import *im, csv_reader *r)
+{
+    size_t k;
+    int rc;
+
+    while ((rc = csv_next(r, im)) == 1) {
+        if (r->nf != im->ncols)
+            return import_error(im, PT_EINVAL, "line %zu: expected %zu fields, found %zu",
+                                r->rec_line, im->ncols, r->nf);
+        for (k = 0; k < r->nf; k++) {
             column *c = &im->cols[k];
-            if (r.len[k] == 0)
+            if (r->len[k] == 0)
                 continue;
             c->any = 1;
-            if (c->all_int && !is_int_text(r.fields[k], r.len[k]))
+            if (c->all_int && !is_int_text(r->fields[k], r->len[k]))
                 c->all_int = 0;
-            if (c->all_num && !c->all_int && !is_num_text(r.fields[k], r.len[k]))
+            if (c->all_num && !c->all_int && !is_num_text(r->fields[k], r->len[k]))
                 c->all_num = 0;
         }
     }
     if (rc < 0)
-        goto done;
+        return rc;
     for (k = 0; k < im->ncols; k++) {
         column *c = &im->cols[k];
         c->type = !c->any ? COL_TEXT : c->all_int ? COL_INT : c->all_num ? COL_REAL : COL_TEXT;
     }
+    return 0;
+}
 
-    /* Pass 2: insert. */
-    rc = import_begin(im);
-    if (rc != 0)
-        goto done;
-    csv_rewind(&r);
-    rc = csv_next(&r, im); /* the header */
+/* Pass 2: inserts every record after the header, typed as pass 1 inferred. */
+static int
+csv_insert(import *im, csv_reader *r)
+{
+    char where[48];
+    size_t k;
+    int rc;
+
+    csv_rewind(r);
+    rc = csv_next(r, im); /* the header */
     if (rc < 0)
-        goto done;
-    while ((rc = csv_next(&r, im)) == 1) {
+        return rc;
+    while ((rc = csv_next(r, im)) == 1) {
         for (k = 0; k < im->ncols; k++) {
             pt_value *v = &im->vals[k];
-            const char *f = r.fields[k];
-            if (r.len[k] == 0) {
+            const char *f = r->fields[k];
+            if (r->len[k] == 0) {
                 v->type = PT_V_NULL;
             } else if (im->cols[k].type == COL_INT) {
                 v->type = PT_V_INT;
@@ -558,15 +558,36 @@ import_csv(import *im, const char *data, size_t len)
             } else {
                 v->type = PT_V_TEXT;
                 v->u.s.p = f;
-                v->u.s.n = r.len[k];
+                v->u.s.n = r->len[k];
             }
         }
-        snprintf(where, sizeof where, "line %zu", r.rec_line);
+        snprintf(where, sizeof where, "line %zu", r->rec_line);
         rc = import_row(im, where);
         if (rc != 0)
-            goto done;
+            return rc;
     }
-done:
+    return rc < 0 ? rc : 0;
+}
+
+static int
+import_csv(import *im, const char *data, size_t len)
+{
+    csv_reader r = {.p = data, .n = len};
+    int rc;
+
+    pt_buf_init(&r.buf, 0);
+    csv_rewind(&r);
+    rc = csv_next(&r, im);
+    if (rc == 0)
+        rc = import_error(im, PT_EINVAL, "empty file (a header row is needed)");
+    if (rc > 0)
+        rc = csv_header(im, &r);
+    if (rc == 0)
+        rc = csv_infer(im, &r);
+    if (rc == 0)
+        rc = import_begin(im);
+    if (rc == 0)
+        rc = csv_insert(im, &r);
     pt_buf_free(&r.buf);
     free(r.off);
     free(r.len);

@@ -92,6 +92,14 @@ name_list(sqlw *w, const char *const *cols, size_t n, const char *sep, const cha
     }
 }
 
+/* " WHERE "k1" = ? AND ...": one bound value per key. */
+static void
+where_keys(sqlw *w, const char *const *keys, size_t n)
+{
+    put(w, " WHERE ");
+    name_list(w, keys, n, " AND ", " = ?");
+}
+
 static void
 placeholders(sqlw *w, size_t n)
 {
@@ -216,9 +224,7 @@ pt_wh_sql_update(pt_buf *out, const char *schema, const char *table, const char 
     table_name(&w, schema, table);
     put(&w, " SET ");
     name_list(&w, cols, ncols, ", ", " = ?");
-    put(&w, " WHERE ");
-    name(&w, key);
-    put(&w, " = ?");
+    where_keys(&w, &key, 1);
     return finish(&w);
 }
 
@@ -230,8 +236,7 @@ pt_wh_sql_delete(pt_buf *out, const char *schema, const char *table, const char 
 
     put(&w, "DELETE FROM ");
     table_name(&w, schema, table);
-    put(&w, " WHERE ");
-    name_list(&w, keys, nkeys, " AND ", " = ?");
+    where_keys(&w, keys, nkeys);
     return finish(&w);
 }
 
@@ -242,9 +247,21 @@ pt_wh_sql_select_key(pt_buf *out, const char *schema, const char *table, const c
 
     put(&w, "SELECT 1 FROM ");
     table_name(&w, schema, table);
-    put(&w, " WHERE ");
-    name(&w, key);
-    put(&w, " = ?");
+    where_keys(&w, &key, 1);
+    return finish(&w);
+}
+
+int
+pt_wh_sql_select_all(pt_buf *out, const char *schema, const char *table)
+{
+    sqlw w = start(out, 1, 0);
+
+    put(&w, "SELECT * FROM ");
+    if (schema != NULL) {
+        ident(&w, schema);
+        put(&w, ".");
+    }
+    ident(&w, table);
     return finish(&w);
 }
 

@@ -65,6 +65,9 @@ int pt_wh_sql_delete(pt_buf *out, const char *schema, const char *table, const c
                      size_t nkeys);
 /* SELECT 1 FROM "schema"."table" WHERE "key" = ?: is there a row with that key? */
 int pt_wh_sql_select_key(pt_buf *out, const char *schema, const char *table, const char *key);
+/* SELECT * FROM "schema"."table", or SELECT * FROM "table" when schema is NULL (the connection's
+ * search path finds it). */
+int pt_wh_sql_select_all(pt_buf *out, const char *schema, const char *table);
 /* DELETE FROM "schema"."table" WHERE 0: on SQLite, takes the write lock of the table's schema
  * file and changes nothing (a transaction that must read and then write without another
  * connection writing in between). SQLite only. */

@@ -79,6 +79,9 @@ TEST(whsql_insert_update_delete)
     ASSERT_STREQ(got(pt_wh_sql_select_key(&b, "s", "t", "id"), &b),
                  "SELECT 1 FROM \"s\".\"t\" WHERE \"id\" = ?");
     ASSERT_STREQ(got(pt_wh_sql_lock_table(&b, "s", "t"), &b), "DELETE FROM \"s\".\"t\" WHERE 0");
+    ASSERT_STREQ(got(pt_wh_sql_select_all(&b, "s", "t"), &b), "SELECT * FROM \"s\".\"t\"");
+    ASSERT_STREQ(got(pt_wh_sql_select_all(&b, NULL, "t"), &b), "SELECT * FROM \"t\"");
+    ASSERT_STREQ(got(pt_wh_sql_select_all(&b, NULL, "t;"), &b), "ERR -2");
     pt_buf_free(&b);
 }
 
