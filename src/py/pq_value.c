@@ -155,7 +155,7 @@ pt_pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv)
     Py_RETURN_NONE;
 }
 
-/* ---- Python values to statement parameters ------------------------------------------------ */
+/* ---- Python values to statement parameters ----------------------------------------------- */
 
 /* str(obj) or obj.isoformat() / json.dumps(obj) kept alive in keep; v borrows its UTF-8. */
 static int

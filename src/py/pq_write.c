@@ -607,11 +607,11 @@ field_def(pq_handle *h, PyObject *fields, Py_ssize_t i, pt_wh_coldef *def)
 
 /* Builds into sql the CREATE TABLE IF NOT EXISTS of schema.table with columns fields ({"col":
  * "type"}, [("col", "type")] or [{"name": "col", "type": "type"}]; NULL: the key columns alone,
- * as int) and primary key keys (a list of validated str). With check_keys, every key must be
- * one of the fields. Returns 0 or -1 with an error set. */
+ * as int) and primary key keys (a list of validated str), for pq's fname(). With check_keys,
+ * every key must be one of the fields. Returns 0 or -1 with an error set. */
 static int
-create_table_sql(pq_handle *h, const char *schema, const char *table, PyObject *fields,
-                 PyObject *keys, int check_keys, pt_buf *sql)
+create_table_sql(const char *fname, pq_handle *h, const char *schema, const char *table,
+                 PyObject *fields, PyObject *keys, int check_keys, pt_buf *sql)
 {
     PyObject *items = NULL, *seq = NULL;
     Py_ssize_t i, n, seen = 0, nkeys = PyList_GET_SIZE(keys);
@@ -648,8 +648,8 @@ create_table_sql(pq_handle *h, const char *schema, const char *table, PyObject *
         PyErr_Format(pt_pq_bad_arg, "pk %R is not among the fields", keys);
         goto done;
     }
-    rc = pt_pq_sql_built("create_table", pt_wh_sql_create_table(sql, schema, table, defs, (size_t)n,
-                                                                knames, (size_t)nkeys));
+    rc = pt_pq_sql_built(
+        fname, pt_wh_sql_create_table(sql, schema, table, defs, (size_t)n, knames, (size_t)nkeys));
 done:
     PyMem_Free(defs);
     PyMem_Free(knames);
@@ -690,7 +690,8 @@ pt_pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs)
     h = pt_pq_conn_handle((pq_conn *)self, a[0]);
     if (h == NULL || pt_pq_handle_settle(h) != 0)
         goto done;
-    if (create_table_sql(h, schema, table, a[3] != Py_None ? a[3] : NULL, keys, 1, &sql) != 0)
+    if (create_table_sql("create_table", h, schema, table, a[3] != Py_None ? a[3] : NULL, keys, 1,
+                         &sql) != 0)
         goto done;
     PQ_WITHOUT_GIL(rc = pt_wh_create_schema(h->wh, schema);
                    existed = rc == 0 ? pt_wh_table_exists(h->wh, schema, table) : rc);
@@ -768,7 +769,7 @@ ensure_table(pq_handle *h, const char *schema, const char *table, PyObject *colu
         return -1;
     }
     if (!exists) {
-        if (create_table_sql(h, schema, table, columns, keys, 0, &sql) != 0 ||
+        if (create_table_sql("write", h, schema, table, columns, keys, 0, &sql) != 0 ||
             pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
             goto done;
         res->created = 1;
