@@ -17,14 +17,14 @@
 static const char malformed[] = "malformed token";
 
 /* Strict base64url (no padding, canonical last bits): src[0..n) into dst (cap bytes).
- * Returns 0 and *len, or -1. */
+ * Returns 0 and *len, or PT_EINVAL. */
 static int
 b64url_decode(const char *src, size_t n, unsigned char *dst, size_t cap, size_t *len)
 {
     const char *end = NULL;
 
     if (sodium_base642bin(dst, cap, src, n, NULL, len, &end, B64URL) != 0 || end != src + n)
-        return -1;
+        return PT_EINVAL;
     return 0;
 }
 
@@ -44,7 +44,7 @@ keep(pt_jwt *t, const json_t *s)
     return p;
 }
 
-/* A NumericDate: a JSON integer or a finite real, as whole seconds. */
+/* A NumericDate: a JSON integer or a finite real, as whole seconds. 0 or PT_EINVAL. */
 static int
 numeric_date(const json_t *v, int64_t *out)
 {
@@ -55,14 +55,14 @@ numeric_date(const json_t *v, int64_t *out)
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (!isfinite(d) || d < -9.2e18 || d > 9.2e18)
-            return -1;
+            return PT_EINVAL;
         *out = (int64_t)floor(d);
         return 0;
     }
-    return -1;
+    return PT_EINVAL;
 }
 
-/* An optional string claim; absent leaves *out NULL. */
+/* An optional string claim; absent leaves *out NULL. 0 or PT_EINVAL. */
 static int
 string_claim(pt_jwt *t, json_t *obj, const char *name, const char **out)
 {
@@ -72,11 +72,11 @@ string_claim(pt_jwt *t, json_t *obj, const char *name, const char **out)
     if (v == NULL)
         return 0;
     if (!json_is_string(v) || (*out = keep(t, v)) == NULL)
-        return -1;
+        return PT_EINVAL;
     return 0;
 }
 
-/* `aud` (RFC 7519 4.1.3): a string or an array of strings. */
+/* `aud` (RFC 7519 4.1.3): a string or an array of strings. 0 or PT_EINVAL. */
 static int
 aud_claim(pt_jwt *t, json_t *obj)
 {
@@ -87,21 +87,21 @@ aud_claim(pt_jwt *t, json_t *obj)
         return 0;
     if (json_is_string(v)) {
         if ((t->aud[0] = keep(t, v)) == NULL)
-            return -1;
+            return PT_EINVAL;
         t->naud = 1;
         return 0;
     }
     if (!json_is_array(v) || json_array_size(v) > PT_JWT_MAX_LIST)
-        return -1;
+        return PT_EINVAL;
     json_array_foreach(v, i, e)
     {
         if (!json_is_string(e) || (t->aud[t->naud++] = keep(t, e)) == NULL)
-            return -1;
+            return PT_EINVAL;
     }
     return 0;
 }
 
-/* `scope`: a space-separated string (RFC 8693) or an array of strings. */
+/* `scope`: a space-separated string (RFC 8693) or an array of strings. 0 or PT_EINVAL. */
 static int
 scope_claim(pt_jwt *t, json_t *obj)
 {
@@ -113,19 +113,19 @@ scope_claim(pt_jwt *t, json_t *obj)
     t->has |= PT_JWT_HAS_SCOPE;
     if (json_is_array(v)) {
         if (json_array_size(v) > PT_JWT_MAX_LIST)
-            return -1;
+            return PT_EINVAL;
         json_array_foreach(v, i, e)
         {
             if (!json_is_string(e) || (t->scope[t->nscope++] = keep(t, e)) == NULL)
-                return -1;
+                return PT_EINVAL;
         }
         return 0;
     }
     if (!json_is_string(v))
-        return -1;
+        return PT_EINVAL;
     char *s = (char *)keep(t, v);
     if (s == NULL)
-        return -1;
+        return PT_EINVAL;
     /* Split in place at spaces. */
     while (*s != '\0') {
         while (*s == ' ')
@@ -133,7 +133,7 @@ scope_claim(pt_jwt *t, json_t *obj)
         if (*s == '\0')
             break;
         if (t->nscope == PT_JWT_MAX_LIST)
-            return -1;
+            return PT_EINVAL;
         t->scope[t->nscope++] = s;
         while (*s != '\0' && *s != ' ')
             s++;

@@ -449,7 +449,8 @@ promote_pending(pt_secrets *s, char *err, size_t errsz)
 }
 
 /* Takes the rotation lock (invariant 3), waiting while another rotation holds it. Returns the
- * descriptor to close to release it, or -1 with the reason in err. */
+ * descriptor to close to release it, or PT_ETOOBIG (path too long) or PT_EIO with the reason in
+ * err. */
 static int
 lock_rotation(const pt_secrets *s, char *err, size_t errsz)
 {
@@ -459,18 +460,18 @@ lock_rotation(const pt_secrets *s, char *err, size_t errsz)
     if (pt_keys_path(s->datadir, PT_KEY_MASTER, key, sizeof key) != 0 ||
         snprintf(path, sizeof path, "%s.lock", key) >= (int)sizeof path) {
         snprintf(err, errsz, "data dir path too long");
-        return -1;
+        return PT_ETOOBIG;
     }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errsz, "cannot open %s: %s", path, strerror(errno));
-        return -1;
+        return PT_EIO;
     }
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             snprintf(err, errsz, "cannot lock %s: %s", path, strerror(errno));
             close(fd);
-            return -1;
+            return PT_EIO;
         }
     }
     return fd;
@@ -564,7 +565,7 @@ pt_secrets_rotate(pt_secrets *s, pt_store *st, size_t *count, char *err, size_t 
         *count = 0;
     lock = lock_rotation(s, err, errsz);
     if (lock < 0)
-        return PT_EIO;
+        return lock;
     /* Another rotation may have run since s was loaded, or while this one waited. */
     rc = reload(s, err, errsz);
     if (rc == 0)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/file.h"
 
 int
 pt_cli_error(const char *fmt, ...)
@@ -229,55 +230,11 @@ pt_cli_store_list_cmd(const char *datadir, int argc, char **argv, const char *us
 int
 pt_cli_read_file(const char *path, size_t max, char **data, size_t *len)
 {
-    struct stat sb;
-    char *buf = NULL;
-    size_t got = 0;
-    int fd, rc = PT_CLI_ERROR;
+    char err[256];
 
-    *data = NULL;
-    *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return pt_cli_error("cannot read %s: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0) {
-        pt_cli_error("cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        pt_cli_error("cannot read %s: is a directory", path);
-        goto done;
-    }
-    if ((uint64_t)sb.st_size > max) {
-        pt_cli_error("cannot read %s: file too big (%lld bytes, at most %zu)", path,
-                     (long long)sb.st_size, max);
-        goto done;
-    }
-    buf = malloc((size_t)sb.st_size + 1);
-    if (buf == NULL) {
-        pt_cli_error("cannot read %s: out of memory", path);
-        goto done;
-    }
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            pt_cli_error("cannot read %s: %s", path, strerror(errno));
-            goto done;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = 0;
-done:
-    free(buf);
-    close(fd);
-    return rc;
+    if (pt_file_read(path, max, data, len, err, sizeof err) != 0)
+        return pt_cli_error("cannot read %s: %s", path, err);
+    return 0;
 }
 
 int

@@ -112,24 +112,14 @@ pt_pq_ident_arg(PyObject *arg, const char *what)
     return s;
 }
 
-void
-pt_pq_quote(pt_buf *b, const char *ident)
+int
+pt_pq_sql_built(const char *fname, int rc)
 {
-    pt_buf_putc(b, '"');
-    for (; *ident != '\0'; ident++) {
-        if (*ident == '"')
-            pt_buf_putc(b, '"');
-        pt_buf_putc(b, *ident);
-    }
-    pt_buf_putc(b, '"');
-}
-
-void
-pt_pq_quote_table(pt_buf *b, const char *schema, const char *table)
-{
-    pt_pq_quote(b, schema);
-    pt_buf_putc(b, '.');
-    pt_pq_quote(b, table);
+    if (rc == PT_EINVAL)
+        PyErr_Format(pt_pq_bad_arg, "%s(): a name or column type the statement cannot hold", fname);
+    else if (rc != 0)
+        PyErr_NoMemory();
+    return rc != 0 ? -1 : 0;
 }
 
 int

@@ -1,6 +1,9 @@
-/* pq_int.h - internals shared by the files of the pq module: pq.c (module, handles,
- * Connection), pq_args.c (arguments), pq_read.c and pq_write.c (the Connection's calls),
- * pq_rows.c (the lazy row list fetch() returns, value conversion). GIL for all. */
+/* pq_int.h - internals shared by the files of the pq module. The bindings: pq.c (module,
+ * Connection, the end of a request), pq_read.c and pq_write.c (the Connection's calls),
+ * pq_meta.c, pq_scripts.c, pq_secret.c; pq_args.c binds their arguments. Below them, each
+ * calling only further down: pq_rows.c (the lazy row list fetch() returns), pq_handle.c (each
+ * thread's connections, statements without the GIL), pq_value.c (value conversion). GIL for
+ * all. */
 #ifndef PT_PQ_INT_H
 #define PT_PQ_INT_H
 
@@ -10,11 +13,16 @@
 
 /* One open warehouse connection of one thread (design notes in pq.c). */
 typedef struct pq_handle {
-    PyObject_HEAD pt_wh *wh; /* owned; NULL once given to a response stream */
-    PyObject *name;          /* str: the connection name */
-    PyObject *active;        /* borrowed: the lazy row list whose cursor is open on wh */
-    char tz[64];             /* PostgreSQL session time zone */
+    PyObject_HEAD pt_wh *wh;         /* owned; NULL once given to a response stream */
+    PyObject *name;                  /* str: the connection name */
+    PyObject *active;                /* borrowed: the lazy row list whose cursor is open on wh */
+    int (*settle)(PyObject *active); /* set with active: reads the rest of it (0 or -1) */
+    char tz[64];                     /* PostgreSQL session time zone */
 } pq_handle;
+
+/* The handle name of a dbconnect(dict) connection: this byte, then the DSN. No connection name
+ * starts with it (pt_store_name_valid), so the two kinds never meet in a thread's handles. */
+#define DSN_MARK '\x01'
 
 /* A pq.Connection (dbconnect()'s result). */
 typedef struct pq_conn {
@@ -48,6 +56,10 @@ extern PyObject *pt_pq_error, *pt_pq_unknown_conn, *pt_pq_not_found, *pt_pq_sql_
     *pt_pq_unavailable, *pt_pq_bad_arg, *pt_pq_unknown_db;
 extern PyTypeObject pt_pq_rows_type;
 
+/* ---- handles (pq_handle.c) ---- */
+
+/* Readies the handle type; 0 or -1 with an error set. */
+int pt_pq_handle_setup(void);
 /* Raises the pq exception matching a warehouse error of wh (pt_pq_not_found for PT_ENOTFOUND,
  * ...), with the driver's message. */
 void pt_pq_raise_wh(pt_wh *wh, int rc);
@@ -97,9 +109,10 @@ int pt_pq_require_args(const char *fname, const pq_argspec *specs, PyObject **ou
 /* A validated identifier argument (borrowed UTF-8 of arg); NULL with pq.InvalidArgument naming
  * `what` ("schema", "table", "column"). */
 const char *pt_pq_ident_arg(PyObject *arg, const char *what);
-/* Appends ident as a quoted SQL identifier (embedded quotes doubled), or "schema"."table". */
-void pt_pq_quote(pt_buf *b, const char *ident);
-void pt_pq_quote_table(pt_buf *b, const char *schema, const char *table);
+/* The result rc of a warehouse/wh_sql.h builder called for pq's fname(): 0, or -1 with
+ * pq.InvalidArgument (PT_EINVAL: callers validate names first, so this is a last guard) or
+ * MemoryError. */
+int pt_pq_sql_built(const char *fname, int rc);
 /* 0 when b holds its text, -1 with MemoryError when appending to it failed. */
 int pt_pq_sql_ready(pt_buf *b);
 /* The UTF-8 text of a query (a str, borrowed); NULL with pq.InvalidArgument when it holds a NUL
@@ -131,17 +144,13 @@ PyObject *pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs);
 /* Creates pq_read.c's interned strings; 0 or -1 with an error set. */
 int pt_pq_read_setup(void);
 
+/* ---- value conversion (pq_value.c) ---- */
+
+/* Imports what the conversions use (json, datetime); 0 or -1 with an error set. */
+int pt_pq_value_setup(void);
 /* A new value -> Python object conversion of one row value (coltype: its column's type). */
 PyObject *pt_pq_value_to_py(const pt_value *v, pt_vtype coltype, const pq_conv *conv);
 
-/* The row list of a query that ran on h: takes ownership of cur (even on error), keeps sql (str)
- * and params (tuple or NULL) to run the query again if it is touched after being served from
- * C. conv's references are copied. Becomes h->active. New reference or NULL. */
-PyObject *pt_pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params,
-                         const pq_conv *conv);
-/* Makes sure the list holds its rows as Python objects (materialises a lazy one). Returns 0 or
- * -1 with an exception set. */
-int pt_pq_rows_ready(PyObject *rows);
 /* Converts an argument into the pt_value array of a statement: items of seq (a sequence),
  * or one object. Strings are borrowed from the objects (which the caller keeps alive, and which
  * must not change: str and bytes cannot), or from new objects appended to keep (a list) when a
@@ -151,6 +160,17 @@ int pt_pq_rows_ready(PyObject *rows);
  * params (NULL or None) gives n = 0 and no snapshot. Return 0 or -1 with an error set. */
 int pt_pq_to_value(PyObject *obj, pt_value *v, PyObject *keep);
 int pt_pq_params(PyObject *params, pt_value **vals, size_t *n, PyObject *keep, PyObject **snapshot);
+
+/* ---- the row list (pq_rows.c) ---- */
+
+/* The row list of a query that ran on h: takes ownership of cur (even on error), keeps sql (str)
+ * and params (tuple or NULL) to run the query again if it is touched after being served from
+ * C. conv's references are copied. Becomes h->active. New reference or NULL. */
+PyObject *pt_pq_rows_new(pq_handle *h, pt_wh_cursor *cur, PyObject *sql, PyObject *params,
+                         const pq_conv *conv);
+/* Makes sure the list holds its rows as Python objects (materialises a lazy one). Returns 0 or
+ * -1 with an exception set. */
+int pt_pq_rows_ready(PyObject *rows);
 
 /* The metadata family (pq_meta.c): sets pq.list_connections, list_databases, get_schema,
  * get_table, get_or_create_schema, delete_schema, delete_table, generate_sql_union, refresh_*,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "warehouse/wh_sql.h"
 
 static PyObject *s_utc; /* "UTC": fetch's default tz */
 
@@ -108,6 +109,8 @@ static PyObject *
 table_query(PyObject *schema, PyObject *table)
 {
     const char *t, *s = NULL;
+    PyObject *out = NULL;
+    pt_buf b;
 
     if (table == NULL || table == Py_None) {
         PyErr_SetString(pt_pq_bad_arg, "fetch() needs a table_name (with its schema_name) or a "
@@ -118,8 +121,57 @@ table_query(PyObject *schema, PyObject *table)
     if (t == NULL ||
         (schema != NULL && schema != Py_None && (s = pt_pq_ident_arg(schema, "schema")) == NULL))
         return NULL;
-    return s != NULL ? PyUnicode_FromFormat("SELECT * FROM \"%s\".\"%s\"", s, t)
-                     : PyUnicode_FromFormat("SELECT * FROM \"%s\"", t);
+    pt_buf_init(&b, 0);
+    if (pt_pq_sql_built("fetch", pt_wh_sql_select_all(&b, s, t)) == 0)
+        out = PyUnicode_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+    pt_buf_free(&b);
+    return out;
+}
+
+/* fetch()'s conversion options into conv (borrowing fillna and fillnat from a) and *want_df;
+ * with df=True, pandas must import. Returns 0 or -1 with an error set. */
+static int
+fetch_options(PyObject **a, pq_conv *conv, int *want_df)
+{
+    *want_df = a[F_DF] != NULL ? PyObject_IsTrue(a[F_DF]) : 0;
+    conv->python_types = a[F_PYTYPES] != NULL ? PyObject_IsTrue(a[F_PYTYPES]) : 1;
+    conv->dt_as_str = a[F_DTSTR] != NULL ? PyObject_IsTrue(a[F_DTSTR]) : 1;
+    if (*want_df < 0 || conv->python_types < 0 || conv->dt_as_str < 0)
+        return -1;
+    conv->fillna = a[F_FILLNA] != NULL && a[F_FILLNA] != Py_None ? a[F_FILLNA] : NULL;
+    conv->fillnat = a[F_FILLNAT] != NULL && a[F_FILLNAT] != Py_None ? a[F_FILLNAT] : NULL;
+    if (*want_df) {
+        /* Before any work: say so when pandas is missing. */
+        PyObject *pandas = PyImport_ImportModule("pandas");
+        if (pandas == NULL) {
+            PyErr_Clear();
+            PyErr_SetString(pt_pq_error, "fetch(df=True) needs pandas, which cannot be imported "
+                                         "here (install Debian's python3-pandas), or use df=False");
+            return -1;
+        }
+        Py_DECREF(pandas);
+    }
+    return 0;
+}
+
+/* fetch()'s statement: query= (a str), or the SELECT of its table (params only go with a
+ * query). New reference or NULL with pq.InvalidArgument. */
+static PyObject *
+fetch_query(PyObject **a)
+{
+    if (a[F_QUERY] != NULL && a[F_QUERY] != Py_None) {
+        if (!PyUnicode_Check(a[F_QUERY])) {
+            PyErr_Format(pt_pq_bad_arg, "query must be a str, not %.100s",
+                         Py_TYPE(a[F_QUERY])->tp_name);
+            return NULL;
+        }
+        return Py_NewRef(a[F_QUERY]);
+    }
+    if (a[F_PARAMS] != NULL && a[F_PARAMS] != Py_None) {
+        PyErr_SetString(pt_pq_bad_arg, "params go with query=, not with a table");
+        return NULL;
+    }
+    return table_query(a[F_SCHEMA], a[F_TABLE]);
 }
 
 PyObject *
@@ -139,26 +191,9 @@ pt_pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
     int want_df;
 
     if (pt_pq_bind_args("fetch", args, kwargs, fetch_specs, F_COUNT, a, NULL, NULL) != 0 ||
-        pt_pq_require_args("fetch", fetch_specs, a, 1) != 0)
+        pt_pq_require_args("fetch", fetch_specs, a, 1) != 0 ||
+        fetch_options(a, &conv, &want_df) != 0)
         return NULL;
-    want_df = a[F_DF] != NULL ? PyObject_IsTrue(a[F_DF]) : 0;
-    conv.python_types = a[F_PYTYPES] != NULL ? PyObject_IsTrue(a[F_PYTYPES]) : 1;
-    conv.dt_as_str = a[F_DTSTR] != NULL ? PyObject_IsTrue(a[F_DTSTR]) : 1;
-    if (want_df < 0 || conv.python_types < 0 || conv.dt_as_str < 0)
-        return NULL;
-    conv.fillna = a[F_FILLNA] != NULL && a[F_FILLNA] != Py_None ? a[F_FILLNA] : NULL;
-    conv.fillnat = a[F_FILLNAT] != NULL && a[F_FILLNAT] != Py_None ? a[F_FILLNAT] : NULL;
-    if (want_df) {
-        /* Before any work: say so when pandas is missing. */
-        PyObject *pandas = PyImport_ImportModule("pandas");
-        if (pandas == NULL) {
-            PyErr_Clear();
-            PyErr_SetString(pt_pq_error, "fetch(df=True) needs pandas, which cannot be imported "
-                                         "here (install Debian's python3-pandas), or use df=False");
-            return NULL;
-        }
-        Py_DECREF(pandas);
-    }
     tz = a[F_TZ] != NULL && a[F_TZ] != Py_None ? a[F_TZ] : s_utc;
     tzname = PyUnicode_Check(tz) ? PyUnicode_AsUTF8AndSize(tz, &tzlen) : NULL;
     if (tzname == NULL || strlen(tzname) != (size_t)tzlen || (size_t)tzlen >= sizeof h->tz) {
@@ -166,22 +201,8 @@ pt_pq_conn_fetch(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(pt_pq_bad_arg, "tz must be a time zone name (str), e.g. 'UTC'");
         return NULL;
     }
-
-    if (a[F_QUERY] != NULL && a[F_QUERY] != Py_None) {
-        if (!PyUnicode_Check(a[F_QUERY])) {
-            PyErr_Format(pt_pq_bad_arg, "query must be a str, not %.100s",
-                         Py_TYPE(a[F_QUERY])->tp_name);
-            return NULL;
-        }
-        sql = Py_NewRef(a[F_QUERY]);
-    } else {
-        if (a[F_PARAMS] != NULL && a[F_PARAMS] != Py_None) {
-            PyErr_SetString(pt_pq_bad_arg, "params go with query=, not with a table");
-            return NULL;
-        }
-        if ((sql = table_query(a[F_SCHEMA], a[F_TABLE])) == NULL)
-            return NULL;
-    }
+    if ((sql = fetch_query(a)) == NULL)
+        return NULL;
     sqltext = pt_pq_sql_text(sql);
     keep = sqltext != NULL ? PyList_New(0) : NULL;
     if (keep == NULL || pt_pq_params(a[F_PARAMS], &vals, &n, keep, &params) != 0)

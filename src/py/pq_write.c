@@ -3,10 +3,10 @@
  * pipeline writer (which creates tables and columns, and shapes records through the prelude's
  * write_plan()). GIL for all.
  *
- * SQL built here only ever contains double-quoted identifiers (embedded quotes doubled: names
- * read back from the database may hold any character) that are validated when they come from
- * the caller; every value is a bound parameter. Column types of tables pq creates come from a
- * fixed list of portable names (pt_wh_sql_type), never from the caller's text. */
+ * The statements themselves are built by warehouse/wh_sql.c (quoted, validated names; every
+ * value a bound parameter): this file binds Python's side of them. Column types of tables pq
+ * creates come from a fixed list of portable names (pt_wh_sql_type), never from the caller's
+ * text. */
 #include "py/pq_int.h"
 
 #include <string.h>
@@ -14,43 +14,33 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "warehouse/wh_sql.h"
 
 #define WRITE_BATCH 500 /* rows per transaction in write() */
 
-/* Appends "col1", "col2" ... of record (a snapshot: pt_pq_record_snapshot) and fills vals[off..]
- * with its values, at most n of them (the room in vals). */
+/* Splits record (a snapshot: pt_pq_record_snapshot) into its column names (names[0..n),
+ * validated, borrowed from the snapshot) and values (vals[off..off+n)), at most n of them (the
+ * room in names and vals). Returns 0 or -1 with an error set. */
 static int
-record_columns(PyObject *record, pt_buf *sql, const char *sep, const char *suffix, pt_value *vals,
-               size_t off, size_t n, PyObject *keep)
+record_split(PyObject *record, const char **names, pt_value *vals, size_t off, size_t n,
+             PyObject *keep)
 {
     Py_ssize_t pos = 0;
     PyObject *k, *v; /* borrowed from the snapshot, which nothing else can reach */
     size_t i = 0;
 
     while (PyDict_Next(record, &pos, &k, &v)) {
-        const char *col = pt_pq_ident_arg(k, "column"); /* checked again: this goes into the SQL */
-        if (col == NULL)
-            return -1;
         if (i == n) {
             PyErr_SetString(pt_pq_bad_arg, "record changed while it was read");
             return -1;
         }
-        if (i > 0)
-            pt_buf_puts(sql, sep);
-        pt_pq_quote(sql, col);
-        pt_buf_puts(sql, suffix);
-        if (pt_pq_to_value(v, &vals[off + i], keep) != 0)
+        /* checked again: this goes into the SQL */
+        if ((names[i] = pt_pq_ident_arg(k, "column")) == NULL ||
+            pt_pq_to_value(v, &vals[off + i], keep) != 0)
             return -1;
         i++;
     }
     return 0;
-}
-
-static void
-placeholders(pt_buf *sql, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        pt_buf_puts(sql, i > 0 ? ", ?" : "?");
 }
 
 /* The table's primary key column into pk; "" when it has none. -1 with TableNotFound when the
@@ -183,25 +173,18 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
 {
     size_t n = (size_t)PyDict_GET_SIZE(record);
     pt_value *vals = PyMem_Calloc(n + 1, sizeof *vals);
+    const char **names = PyMem_Calloc(n + 1, sizeof *names);
     PyObject *id = NULL;
     pt_buf sql;
 
     pt_buf_init(&sql, 0);
-    if (vals == NULL)
-        return PyErr_NoMemory();
-    pt_buf_puts(&sql, "INSERT INTO ");
-    pt_pq_quote_table(&sql, schema, table);
-    pt_buf_puts(&sql, " (");
-    if (record_columns(record, &sql, ", ", "", vals, 0, n, keep) != 0)
+    if (vals == NULL || names == NULL) {
+        PyErr_NoMemory();
         goto done;
-    pt_buf_puts(&sql, ") VALUES (");
-    placeholders(&sql, n);
-    pt_buf_putc(&sql, ')');
-    if (pk[0] != '\0') {
-        pt_buf_puts(&sql, " RETURNING ");
-        pt_pq_quote(&sql, pk);
     }
-    if (pt_pq_sql_ready(&sql) != 0)
+    if (record_split(record, names, vals, 0, n, keep) != 0 ||
+        pt_pq_sql_built("insert", pt_wh_sql_insert(&sql, schema, table, names, n,
+                                                   pk[0] != '\0' ? pk : NULL)) != 0)
         goto done;
     *changes = pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n, &id);
     if (*changes < 0)
@@ -209,6 +192,7 @@ do_insert(pq_handle *h, const char *schema, const char *table, const char *pk, P
     else if (id == NULL)
         id = Py_NewRef(Py_None);
 done:
+    PyMem_Free(names);
     PyMem_Free(vals);
     pt_buf_free(&sql);
     return id;
@@ -256,26 +240,22 @@ do_update(pq_handle *h, const keyed *k, const char *pk, PyObject *keep)
 {
     size_t n = (size_t)PyDict_GET_SIZE(k->record);
     pt_value *vals = PyMem_Calloc(n + 1, sizeof *vals);
+    const char **names = PyMem_Calloc(n + 1, sizeof *names);
     int64_t changes = -1;
     pt_buf sql;
 
     pt_buf_init(&sql, 0);
-    if (vals == NULL) {
+    if (vals == NULL || names == NULL) {
         PyErr_NoMemory();
-        return -1;
+        goto done;
     }
-    pt_buf_puts(&sql, "UPDATE ");
-    pt_pq_quote_table(&sql, k->schema, k->table);
-    pt_buf_puts(&sql, " SET ");
-    if (record_columns(k->record, &sql, ", ", " = ?", vals, 0, n, keep) != 0 ||
+    if (record_split(k->record, names, vals, 0, n, keep) != 0 ||
         pt_pq_to_value(k->pk_value, &vals[n], keep) != 0)
         goto done;
-    pt_buf_puts(&sql, " WHERE ");
-    pt_pq_quote(&sql, pk);
-    pt_buf_puts(&sql, " = ?");
-    if (pt_pq_sql_ready(&sql) == 0)
+    if (pt_pq_sql_built("update", pt_wh_sql_update(&sql, k->schema, k->table, names, n, pk)) == 0)
         changes = pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL);
 done:
+    PyMem_Free(names);
     PyMem_Free(vals);
     pt_buf_free(&sql);
     return changes;
@@ -337,49 +317,46 @@ done:
     return rc;
 }
 
-/* Appends " WHERE NOT (t.a IS NOT DISTINCT FROM excluded.a AND ...)" over columns cols (n of
- * them, skipping those whose name starts with skip_prefix when it is not NULL): the condition
- * under which an ON CONFLICT update changes something. PostgreSQL compares the text of the
- * values, since some types (json) have no equality. */
-static void
-changed_condition(pt_buf *sql, const char *const *cols, size_t n, const char *skip_prefix,
-                  int is_pg)
+/* Runs the upsert statement sql (vals[0] is the key) on SQLite, where the statement cannot say
+ * what it did: the key is looked up first, after taking the write lock of the table's schema
+ * file, in the caller's transaction or one opened here. Returns the action ("inserted",
+ * "updated", "unchanged") or NULL with an error set. */
+static const char *
+upsert_sqlite(pq_handle *h, const keyed *k, const char *pk, const char *sql, const pt_value *vals,
+              size_t nvals)
 {
-    const char *cast = is_pg ? "::text" : "";
-    size_t i, any = 0;
+    const char *action = NULL;
+    PyObject *first = NULL;
+    int64_t changed;
+    int own_txn = 0;
+    pt_buf key;
 
-    for (i = 0; i < n; i++) {
-        if (skip_prefix != NULL && strncmp(cols[i], skip_prefix, strlen(skip_prefix)) == 0)
-            continue;
-        pt_buf_puts(sql, any++ == 0 ? " WHERE NOT (" : " AND ");
-        pt_buf_puts(sql, "pq_t.");
-        pt_pq_quote(sql, cols[i]);
-        pt_buf_puts(sql, cast);
-        pt_buf_puts(sql, " IS NOT DISTINCT FROM excluded.");
-        pt_pq_quote(sql, cols[i]);
-        pt_buf_puts(sql, cast);
+    pt_buf_init(&key, 0);
+    if (!pt_wh_in_transaction(h->wh)) {
+        if (pt_pq_exec_simple(h, "BEGIN") != 0)
+            goto done;
+        own_txn = 1;
     }
-    if (any > 0)
-        pt_buf_putc(sql, ')');
-}
-
-/* The names of a record snapshot's keys, borrowed from it (an array the caller frees with
- * PyMem_Free). NULL with an error set. */
-static const char **
-record_names(PyObject *record)
-{
-    Py_ssize_t pos = 0, i = 0;
-    PyObject *k, *v; /* borrowed */
-    const char **names = PyMem_Calloc((size_t)PyDict_GET_SIZE(record) + 1, sizeof *names);
-
-    if (names == NULL)
-        return (const char **)PyErr_NoMemory();
-    while (PyDict_Next(record, &pos, &k, &v))
-        if ((names[i++] = PyUnicode_AsUTF8(k)) == NULL) {
-            PyMem_Free(names);
-            return NULL;
-        }
-    return names;
+    if (pt_pq_sql_built("upsert", pt_wh_sql_lock_table(&key, k->schema, k->table)) != 0 ||
+        pt_pq_exec_count(h, pt_buf_cstr(&key), NULL, 0, NULL) < 0 ||
+        pt_pq_sql_built("upsert", pt_wh_sql_select_key(&key, k->schema, k->table, pk)) != 0 ||
+        pt_pq_exec_count(h, pt_buf_cstr(&key), vals, 1, &first) < 0)
+        goto done;
+    changed = pt_pq_exec_count(h, sql, vals, nvals, NULL);
+    if (changed < 0)
+        goto done;
+    action = first == NULL ? "inserted" : changed > 0 ? "updated" : "unchanged";
+    if (own_txn) {
+        own_txn = 0;
+        if (pt_pq_exec_simple(h, "COMMIT") != 0)
+            action = NULL;
+    }
+done:
+    if (own_txn)
+        pt_pq_rollback_keeping_error(h);
+    Py_XDECREF(first);
+    pt_buf_free(&key);
+    return action;
 }
 
 /* upsert: updates only the given columns of the row with that key, or inserts it; a row whose
@@ -398,14 +375,13 @@ pt_pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *keep = NULL, *out = NULL, *first = NULL;
     const char **names = NULL;
-    const char *action;
+    const char *action = NULL, *keys[1];
     pq_handle *h = NULL;
     pt_value *vals = NULL;
+    pt_wh_dialect d;
     pt_buf sql;
     char pk[128];
     size_t n;
-    int own_txn = 0, is_pg;
-    int64_t changed;
     keyed k;
 
     pt_buf_init(&sql, 0);
@@ -416,90 +392,35 @@ pt_pq_conn_upsert(PyObject *self, PyObject *args, PyObject *kwargs)
     if (h == NULL || need_pk(h, k.schema, k.table, pk, sizeof pk) != 0 ||
         drop_key_column(k.record, pk, k.pk_value) != 0)
         goto done;
-    is_pg = strcmp(pt_wh_kind(h->wh), "postgres") == 0;
+    d = pt_wh_dialect_of(h->wh);
     n = (size_t)PyDict_GET_SIZE(k.record);
     vals = PyMem_Calloc(n + 1, sizeof *vals);
-    if (vals == NULL) {
+    names = PyMem_Calloc(n + 1, sizeof *names);
+    if (vals == NULL || names == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    if (pt_pq_to_value(k.pk_value, &vals[0], keep) != 0 || (names = record_names(k.record)) == NULL)
+    /* The key first, then the record's columns. */
+    names[0] = keys[0] = pk;
+    if (pt_pq_to_value(k.pk_value, &vals[0], keep) != 0 ||
+        record_split(k.record, names + 1, vals, 1, n, keep) != 0)
         goto done;
-    pt_buf_puts(&sql, "INSERT INTO ");
-    pt_pq_quote_table(&sql, k.schema, k.table);
-    pt_buf_puts(&sql, " AS pq_t (");
-    pt_pq_quote(&sql, pk);
-    if (n > 0)
-        pt_buf_puts(&sql, ", ");
-    if (record_columns(k.record, &sql, ", ", "", vals, 1, n, keep) != 0)
+    if (pt_pq_sql_built(
+            "upsert",
+            pt_wh_sql_upsert(
+                &sql, d, k.schema, k.table, names, n + 1,
+                &(pt_wh_upsert){.keys = keys, .nkeys = 1, .report = d == PT_WH_POSTGRES})) != 0)
         goto done;
-    pt_buf_puts(&sql, ") VALUES (");
-    placeholders(&sql, n + 1);
-    pt_buf_puts(&sql, ") ON CONFLICT (");
-    pt_pq_quote(&sql, pk);
-    if (n == 0) { /* only the key: an existing row has nothing to change */
-        pt_buf_puts(&sql, ") DO NOTHING");
-    } else {
-        pt_buf_puts(&sql, ") DO UPDATE SET ");
-        for (size_t i = 0; i < n; i++) {
-            pt_buf_puts(&sql, i > 0 ? ", " : "");
-            pt_pq_quote(&sql, names[i]);
-            pt_buf_puts(&sql, " = excluded.");
-            pt_pq_quote(&sql, names[i]);
-        }
-        changed_condition(&sql, names, n, NULL, is_pg);
-    }
-    if (is_pg)
-        pt_buf_puts(&sql, " RETURNING (xmax = 0) AS inserted");
-    if (pt_pq_sql_ready(&sql) != 0)
-        goto done;
-    if (is_pg) {
+    if (d == PT_WH_POSTGRES) {
         if (pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, &first) < 0)
             goto done;
         action = first == NULL ? "unchanged" : first == Py_True ? "inserted" : "updated";
     } else {
-        pt_buf key;
-        int64_t found;
-        if (!pt_wh_in_transaction(h->wh)) {
-            if (pt_pq_exec_simple(h, "BEGIN") != 0)
-                goto done;
-            own_txn = 1;
-        }
-        pt_buf_init(&key, 0);
-        pt_buf_puts(&key, "DELETE FROM ");
-        pt_pq_quote_table(&key, k.schema, k.table);
-        pt_buf_puts(&key, " WHERE 0");
-        found =
-            pt_pq_sql_ready(&key) == 0 ? pt_pq_exec_count(h, pt_buf_cstr(&key), NULL, 0, NULL) : -1;
-        if (found < 0) {
-            pt_buf_free(&key);
-            goto done;
-        }
-        pt_buf_reset(&key);
-        pt_buf_puts(&key, "SELECT 1 FROM ");
-        pt_pq_quote_table(&key, k.schema, k.table);
-        pt_buf_puts(&key, " WHERE ");
-        pt_pq_quote(&key, pk);
-        pt_buf_puts(&key, " = ?");
-        found = pt_pq_sql_ready(&key) == 0 ? pt_pq_exec_count(h, pt_buf_cstr(&key), vals, 1, &first)
-                                           : -1;
-        pt_buf_free(&key);
-        if (found < 0)
-            goto done;
-        changed = pt_pq_exec_count(h, pt_buf_cstr(&sql), vals, n + 1, NULL);
-        if (changed < 0)
-            goto done;
-        action = first == NULL ? "inserted" : changed > 0 ? "updated" : "unchanged";
+        action = upsert_sqlite(h, &k, pk, pt_buf_cstr(&sql), vals, n + 1);
     }
-    out = Py_BuildValue("{sssO}", "action", action, "id", k.pk_value);
-    if (out != NULL && own_txn) {
-        own_txn = 0;
-        if (pt_pq_exec_simple(h, "COMMIT") != 0)
-            Py_CLEAR(out);
-    }
+    if (action != NULL)
+        out = Py_BuildValue("{sssO}", "action", action, "id", k.pk_value);
 done:
-    if (own_txn)
-        pt_pq_rollback_keeping_error(h);
     PyMem_Free(names);
     PyMem_Free(vals);
     pt_buf_free(&sql);
@@ -530,12 +451,8 @@ pt_pq_conn_delete(PyObject *self, PyObject *args, PyObject *kwargs)
     if (h == NULL || need_pk(h, k.schema, k.table, pk, sizeof pk) != 0 ||
         pt_pq_to_value(k.pk_value, &v, keep) != 0)
         goto done;
-    pt_buf_puts(&sql, "DELETE FROM ");
-    pt_pq_quote_table(&sql, k.schema, k.table);
-    pt_buf_puts(&sql, " WHERE ");
-    pt_pq_quote(&sql, pk);
-    pt_buf_puts(&sql, " = ?");
-    if (pt_pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_built(
+            "delete", pt_wh_sql_delete(&sql, k.schema, k.table, (const char *const[]){pk}, 1)) != 0)
         goto done;
     changes = pt_pq_exec_count(h, pt_buf_cstr(&sql), &v, 1, NULL);
     if (changes >= 0)
@@ -639,23 +556,6 @@ key_list(PyObject *pk)
     return list;
 }
 
-/* Appends ", PRIMARY KEY (k1, k2)" for the names in keys (a list of validated str). */
-static void
-primary_key_clause(pt_buf *sql, PyObject *keys)
-{
-    Py_ssize_t i, n = PyList_GET_SIZE(keys);
-
-    if (n == 0)
-        return;
-    pt_buf_puts(sql, ", PRIMARY KEY (");
-    for (i = 0; i < n; i++) {
-        if (i > 0)
-            pt_buf_puts(sql, ", ");
-        pt_pq_quote(sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i)));
-    }
-    pt_buf_putc(sql, ')');
-}
-
 /* Is name (a str) one of keys (a list of str)? */
 static int
 is_key(PyObject *keys, const char *name)
@@ -666,52 +566,93 @@ is_key(PyObject *keys, const char *name)
     return 0;
 }
 
-/* fields: {"col": "type"}, [("col", "type")], or [{"name": "col", "type": "type"}]. Appends the
- * column definitions; *seen counts the key columns among them. */
+/* The names of keys (a list of validated str, so their UTF-8 is cached), borrowed from it: an
+ * array the caller frees with PyMem_Free. NULL with MemoryError. */
+static const char **
+key_names(PyObject *keys)
+{
+    Py_ssize_t i, n = PyList_GET_SIZE(keys);
+    const char **names = PyMem_Calloc((size_t)n + 1, sizeof *names);
+
+    if (names == NULL)
+        return (const char **)PyErr_NoMemory();
+    for (i = 0; i < n; i++)
+        names[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i));
+    return names;
+}
+
+/* The definition of field i of fields (a tuple): ("col", "type") or {"name": "col", "type":
+ * "type"}, both borrowed from it. Returns 0 or -1 with pq.InvalidArgument. */
 static int
-field_defs(pq_handle *h, PyObject *fields, PyObject *keys, pt_buf *sql, Py_ssize_t *seen)
+field_def(pq_handle *h, PyObject *fields, Py_ssize_t i, pt_wh_coldef *def)
+{
+    PyObject *f = PyTuple_GET_ITEM(fields, i); /* borrowed */
+    PyObject *name = NULL, *type = NULL;       /* borrowed */
+
+    if (PyDict_Check(f)) {
+        name = PyDict_GetItemString(f, "name");
+        type = PyDict_GetItemString(f, "type");
+    } else if (PyTuple_Check(f) && PyTuple_GET_SIZE(f) == 2) {
+        name = PyTuple_GET_ITEM(f, 0);
+        type = PyTuple_GET_ITEM(f, 1);
+    }
+    if (name == NULL || type == NULL) {
+        PyErr_Format(pt_pq_bad_arg, "field %zd must name a column and its type", i + 1);
+        return -1;
+    }
+    def->name = pt_pq_ident_arg(name, "column");
+    def->type = def->name != NULL ? sql_type(h, type, def->name) : NULL;
+    return def->type != NULL ? 0 : -1;
+}
+
+/* Builds into sql the CREATE TABLE IF NOT EXISTS of schema.table with columns fields ({"col":
+ * "type"}, [("col", "type")] or [{"name": "col", "type": "type"}]; NULL: the key columns alone,
+ * as int) and primary key keys (a list of validated str), for pq's fname(). With check_keys,
+ * every key must be one of the fields. Returns 0 or -1 with an error set. */
+static int
+create_table_sql(const char *fname, pq_handle *h, const char *schema, const char *table,
+                 PyObject *fields, PyObject *keys, int check_keys, pt_buf *sql)
 {
     PyObject *items = NULL, *seq = NULL;
-    Py_ssize_t i, n = 0;
+    Py_ssize_t i, n, seen = 0, nkeys = PyList_GET_SIZE(keys);
+    const char **knames = key_names(keys);
+    pt_wh_coldef *defs = NULL;
     int rc = -1;
 
-    items = PyDict_Check(fields) ? PyDict_Items(fields) : Py_NewRef(fields);
-    seq = items != NULL && !PyUnicode_Check(fields) ? PySequence_Tuple(items) : NULL;
-    if (seq == NULL || (n = PyTuple_GET_SIZE(seq)) == 0) {
-        PyErr_Clear();
-        PyErr_SetString(pt_pq_bad_arg,
-                        "fields must be a non-empty dict {column: type} or a list of "
-                        "(column, type) pairs or {'name': ..., 'type': ...} dicts");
+    if (knames == NULL)
+        return -1;
+    if (fields != NULL) {
+        items = PyDict_Check(fields) ? PyDict_Items(fields) : Py_NewRef(fields);
+        seq = items != NULL && !PyUnicode_Check(fields) ? PySequence_Tuple(items) : NULL;
+        if (seq == NULL || PyTuple_GET_SIZE(seq) == 0) {
+            PyErr_Clear();
+            PyErr_SetString(pt_pq_bad_arg,
+                            "fields must be a non-empty dict {column: type} or a list of "
+                            "(column, type) pairs or {'name': ..., 'type': ...} dicts");
+            goto done;
+        }
+    }
+    n = seq != NULL ? PyTuple_GET_SIZE(seq) : nkeys;
+    if ((defs = PyMem_Calloc((size_t)n + 1, sizeof *defs)) == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
     for (i = 0; i < n; i++) {
-        PyObject *f = PyTuple_GET_ITEM(seq, i); /* borrowed */
-        PyObject *name = NULL, *type = NULL;    /* borrowed */
-        const char *col, *t;
-        if (PyDict_Check(f)) {
-            name = PyDict_GetItemString(f, "name");
-            type = PyDict_GetItemString(f, "type");
-        } else if (PyTuple_Check(f) && PyTuple_GET_SIZE(f) == 2) {
-            name = PyTuple_GET_ITEM(f, 0);
-            type = PyTuple_GET_ITEM(f, 1);
-        }
-        if (name == NULL || type == NULL) {
-            PyErr_Format(pt_pq_bad_arg, "field %zd must name a column and its type", i + 1);
+        if (seq == NULL)
+            defs[i] = (pt_wh_coldef){knames[i], pt_wh_sql_type(h->wh, "int")};
+        else if (field_def(h, seq, i, &defs[i]) != 0)
             goto done;
-        }
-        col = pt_pq_ident_arg(name, "column");
-        t = col != NULL ? sql_type(h, type, col) : NULL;
-        if (t == NULL)
-            goto done;
-        if (i > 0)
-            pt_buf_puts(sql, ", ");
-        pt_pq_quote(sql, col);
-        pt_buf_putc(sql, ' ');
-        pt_buf_puts(sql, t);
-        *seen += is_key(keys, col);
+        seen += is_key(keys, defs[i].name);
     }
-    rc = 0;
+    if (check_keys && seen != nkeys) {
+        PyErr_Format(pt_pq_bad_arg, "pk %R is not among the fields", keys);
+        goto done;
+    }
+    rc = pt_pq_sql_built(
+        fname, pt_wh_sql_create_table(sql, schema, table, defs, (size_t)n, knames, (size_t)nkeys));
 done:
+    PyMem_Free(defs);
+    PyMem_Free(knames);
     Py_XDECREF(seq);
     Py_XDECREF(items);
     return rc;
@@ -731,7 +672,6 @@ pt_pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *a[5], *keys = NULL, *out = NULL;
     const char *schema, *table;
     pq_handle *h = NULL;
-    Py_ssize_t seen = 0, i;
     int existed, rc;
     pt_buf sql;
 
@@ -750,27 +690,8 @@ pt_pq_conn_create_table(PyObject *self, PyObject *args, PyObject *kwargs)
     h = pt_pq_conn_handle((pq_conn *)self, a[0]);
     if (h == NULL || pt_pq_handle_settle(h) != 0)
         goto done;
-    pt_buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-    pt_pq_quote_table(&sql, schema, table);
-    pt_buf_puts(&sql, " (");
-    if (a[3] != NULL && a[3] != Py_None) {
-        if (field_defs(h, a[3], keys, &sql, &seen) != 0)
-            goto done;
-        if (seen != PyList_GET_SIZE(keys)) {
-            PyErr_Format(pt_pq_bad_arg, "pk %R is not among the fields", a[4]);
-            goto done;
-        }
-    } else {
-        for (i = 0; i < PyList_GET_SIZE(keys); i++) {
-            pt_buf_puts(&sql, i > 0 ? ", " : "");
-            pt_pq_quote(&sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, i)));
-            pt_buf_putc(&sql, ' ');
-            pt_buf_puts(&sql, pt_wh_sql_type(h->wh, "int"));
-        }
-    }
-    primary_key_clause(&sql, keys);
-    pt_buf_putc(&sql, ')');
-    if (pt_pq_sql_ready(&sql) != 0)
+    if (create_table_sql("create_table", h, schema, table, a[3] != Py_None ? a[3] : NULL, keys, 1,
+                         &sql) != 0)
         goto done;
     PQ_WITHOUT_GIL(rc = pt_wh_create_schema(h->wh, schema);
                    existed = rc == 0 ? pt_wh_table_exists(h->wh, schema, table) : rc);
@@ -830,8 +751,11 @@ static int
 ensure_table(pq_handle *h, const char *schema, const char *table, PyObject *columns, PyObject *keys,
              table_result *res, char ***existing, size_t *nexisting)
 {
-    int exists, nocase = strcmp(pt_wh_kind(h->wh), "sqlite") == 0;
-    Py_ssize_t i, n = PyList_GET_SIZE(columns);
+    int exists, nocase = pt_wh_dialect_of(h->wh) == PT_WH_SQLITE;
+    PyObject *seq = NULL, *name;
+    Py_ssize_t i;
+    pt_wh_coldef def;
+    int added;
     pt_buf sql;
     int rc = -1;
 
@@ -845,53 +769,33 @@ ensure_table(pq_handle *h, const char *schema, const char *table, PyObject *colu
         return -1;
     }
     if (!exists) {
-        pt_buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-        pt_pq_quote_table(&sql, schema, table);
-        pt_buf_puts(&sql, " (");
-        for (i = 0; i < n; i++) {
-            PyObject *col = PyList_GET_ITEM(columns, i); /* borrowed (name, type) */
-            const char *name = pt_pq_ident_arg(PyTuple_GET_ITEM(col, 0), "column");
-            const char *t = name != NULL ? sql_type(h, PyTuple_GET_ITEM(col, 1), name) : NULL;
-            if (t == NULL)
-                goto done;
-            pt_buf_puts(&sql, i > 0 ? ", " : "");
-            pt_pq_quote(&sql, name);
-            pt_buf_putc(&sql, ' ');
-            pt_buf_puts(&sql, t);
-        }
-        primary_key_clause(&sql, keys);
-        pt_buf_putc(&sql, ')');
-        if (pt_pq_sql_ready(&sql) != 0 || pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
+        if (create_table_sql("write", h, schema, table, columns, keys, 0, &sql) != 0 ||
+            pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0)
             goto done;
         res->created = 1;
     }
-    if (table_columns(h, schema, table, existing, nexisting) != 0)
+    if (table_columns(h, schema, table, existing, nexisting) != 0 ||
+        (seq = PySequence_Tuple(columns)) == NULL)
         goto done;
-    for (i = 0; i < n; i++) {
-        PyObject *col = PyList_GET_ITEM(columns, i);
-        const char *name = pt_pq_ident_arg(PyTuple_GET_ITEM(col, 0), "column");
-        const char *t;
-        if (name == NULL)
+    for (i = 0; i < PyTuple_GET_SIZE(seq); i++) {
+        if (field_def(h, seq, i, &def) != 0)
             goto done;
-        if (has_column(*existing, *nexisting, name, nocase))
+        if (has_column(*existing, *nexisting, def.name, nocase))
             continue;
-        if ((t = sql_type(h, PyTuple_GET_ITEM(col, 1), name)) == NULL)
+        if (pt_pq_sql_built("write", pt_wh_sql_add_column(&sql, schema, table, &def)) != 0 ||
+            pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0 ||
+            (name = PyUnicode_FromString(def.name)) == NULL)
             goto done;
-        pt_buf_reset(&sql);
-        pt_buf_puts(&sql, "ALTER TABLE ");
-        pt_pq_quote_table(&sql, schema, table);
-        pt_buf_puts(&sql, " ADD COLUMN ");
-        pt_pq_quote(&sql, name);
-        pt_buf_putc(&sql, ' ');
-        pt_buf_puts(&sql, t);
-        if (pt_pq_sql_ready(&sql) != 0 || pt_pq_exec_simple(h, pt_buf_cstr(&sql)) != 0 ||
-            PyList_Append(res->added, PyTuple_GET_ITEM(col, 0)) != 0)
+        added = PyList_Append(res->added, name);
+        Py_DECREF(name);
+        if (added != 0)
             goto done;
     }
     rc = res->added != NULL && PyList_GET_SIZE(res->added) > 0
              ? table_columns(h, schema, table, existing, nexisting)
              : 0;
 done:
+    Py_XDECREF(seq);
     pt_buf_free(&sql);
     return rc;
 }
@@ -903,48 +807,16 @@ static int
 row_statement(pq_handle *h, const char *schema, const char *table, char **cols, size_t ncols,
               PyObject *keys, pt_buf *sql)
 {
-    int is_pg = strcmp(pt_wh_kind(h->wh), "postgres") == 0;
-    const char **data = NULL;
-    size_t i, ndata = 0, nset = 0;
+    const char **knames = key_names(keys);
+    pt_wh_upsert how = {knames, (size_t)PyList_GET_SIZE(keys), "_sdc_", 0};
+    int rc;
 
-    pt_buf_puts(sql, "INSERT INTO ");
-    pt_pq_quote_table(sql, schema, table);
-    pt_buf_puts(sql, " AS pq_t (");
-    for (i = 0; i < ncols; i++) {
-        pt_buf_puts(sql, i > 0 ? ", " : "");
-        pt_pq_quote(sql, cols[i]);
-    }
-    pt_buf_puts(sql, ") VALUES (");
-    placeholders(sql, ncols);
-    pt_buf_putc(sql, ')');
-    if (PyList_GET_SIZE(keys) == 0)
-        return pt_pq_sql_ready(sql);
-    pt_buf_puts(sql, " ON CONFLICT (");
-    for (i = 0; i < (size_t)PyList_GET_SIZE(keys); i++) {
-        pt_buf_puts(sql, i > 0 ? ", " : "");
-        pt_pq_quote(sql, PyUnicode_AsUTF8(PyList_GET_ITEM(keys, (Py_ssize_t)i)));
-    }
-    pt_buf_puts(sql, ") DO ");
-    data = PyMem_Calloc(ncols + 1, sizeof *data);
-    if (data == NULL) {
-        PyErr_NoMemory();
+    if (knames == NULL)
         return -1;
-    }
-    for (i = 0; i < ncols; i++) {
-        if (is_key(keys, cols[i]))
-            continue;
-        pt_buf_puts(sql, nset++ > 0 ? ", " : "UPDATE SET ");
-        pt_pq_quote(sql, cols[i]);
-        pt_buf_puts(sql, " = excluded.");
-        pt_pq_quote(sql, cols[i]);
-        data[ndata++] = cols[i];
-    }
-    if (nset == 0)
-        pt_buf_puts(sql, "NOTHING");
-    else
-        changed_condition(sql, data, ndata, "_sdc_", is_pg);
-    PyMem_Free(data);
-    return pt_pq_sql_ready(sql);
+    rc = pt_pq_sql_built("write", pt_wh_sql_upsert(sql, pt_wh_dialect_of(h->wh), schema, table,
+                                                   (const char *const *)cols, ncols, &how));
+    PyMem_Free(knames);
+    return rc;
 }
 
 /* Runs `DELETE FROM schema.table WHERE c1 = ? AND ...` for each tuple of values in clear
@@ -955,6 +827,7 @@ clear_children(pq_handle *h, const char *schema, const char *table, PyObject *cl
     PyObject *cols, *parents;
     pt_wh_stmt *stmt = NULL;
     pt_value vals[8];
+    const char *names[8];
     Py_ssize_t i, j, ncols;
     pt_buf sql;
     int rc = -1, wrc;
@@ -967,17 +840,10 @@ clear_children(pq_handle *h, const char *schema, const char *table, PyObject *cl
     if (ncols == 0 || ncols > 8 || !PyList_Check(parents))
         return 0;
     pt_buf_init(&sql, 0);
-    pt_buf_puts(&sql, "DELETE FROM ");
-    pt_pq_quote_table(&sql, schema, table);
-    for (i = 0; i < ncols; i++) {
-        const char *c = pt_pq_ident_arg(PyList_GET_ITEM(cols, i), "column");
-        if (c == NULL)
+    for (i = 0; i < ncols; i++)
+        if ((names[i] = pt_pq_ident_arg(PyList_GET_ITEM(cols, i), "column")) == NULL)
             goto done;
-        pt_buf_puts(&sql, i > 0 ? " AND " : " WHERE ");
-        pt_pq_quote(&sql, c);
-        pt_buf_puts(&sql, " = ?");
-    }
-    if (pt_pq_sql_ready(&sql) != 0)
+    if (pt_pq_sql_built("write", pt_wh_sql_delete(&sql, schema, table, names, (size_t)ncols)) != 0)
         goto done;
     PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
     if (wrc != 0) {
@@ -1005,83 +871,51 @@ done:
     return rc;
 }
 
-/* Writes the rows of one plan entry into schema.table (see prelude.write_plan), WRITE_BATCH rows
- * per transaction, after deleting the old child rows the entry's `clear` names. */
-static int
-write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
+/* The value of column cols[i] in row (a dict), borrowed from it: looked up by colnames[i] (the
+ * same name as a str), or on SQLite, where names are case-insensitive, by any spelling. None
+ * when the row lacks it. */
+static PyObject *
+row_value(PyObject *row, PyObject *colnames, char **cols, size_t i, int nocase)
 {
-    PyObject *tname = PyDict_GetItemString(plan, "table"); /* borrowed */
-    PyObject *rows = PyDict_GetItemString(plan, "rows");   /* borrowed */
-    PyObject *columns = PyDict_GetItemString(plan, "columns");
-    PyObject *clear = PyDict_GetItemString(plan, "clear");
-    PyObject *keys = NULL, *keep = NULL, *colnames = NULL;
-    const char *table;
-    char **existing = NULL;
-    size_t nexisting = 0, i;
-    pt_wh_stmt *stmt = NULL;
-    pt_value *vals = NULL;
-    pt_buf sql;
-    Py_ssize_t r, nrows;
-    int in_txn = 0, rc = -1, wrc, nocase = strcmp(pt_wh_kind(h->wh), "sqlite") == 0;
+    PyObject *val = PyDict_GetItem(row, PyList_GET_ITEM(colnames, (Py_ssize_t)i));
+    Py_ssize_t pos = 0;
+    PyObject *k, *v; /* borrowed */
 
-    pt_buf_init(&sql, 0);
-    if (tname == NULL || rows == NULL || columns == NULL || !PyList_Check(rows) ||
-        !PyList_Check(columns)) {
-        PyErr_SetString(pt_pq_error, "write(): malformed plan");
-        return -1;
+    while (val == NULL && nocase && PyDict_Next(row, &pos, &k, &v)) {
+        const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+        if (name == NULL)
+            PyErr_Clear();
+        else if (strcasecmp(name, cols[i]) == 0)
+            val = v;
     }
-    nrows = PyList_GET_SIZE(rows);
-    table = pt_pq_ident_arg(tname, "table");
-    keys = table != NULL ? key_list(PyDict_GetItemString(plan, "keys")) : NULL;
-    keep = PyList_New(0);
-    if (keys == NULL || keep == NULL)
-        goto done;
-    if (PyList_GET_SIZE(columns) == 0) { /* no rows: only old child rows may need to go */
-        int exists;
-        if (clear == NULL || pt_pq_handle_settle(h) != 0)
-            goto ok;
-        PQ_WITHOUT_GIL(exists = pt_wh_table_exists(h->wh, schema, table));
-        if (exists <= 0)
-            goto ok;
-    } else if (ensure_table(h, schema, table, columns, keys, res, &existing, &nexisting) != 0) {
-        goto done;
-    }
-    if (clear != NULL) {
-        if (pt_pq_exec_simple(h, "BEGIN") != 0)
-            goto done;
-        in_txn = 1;
-        res->batches++;
-        if (clear_children(h, schema, table, clear, keep) != 0)
-            goto done;
-    }
-    if (nrows == 0)
-        goto commit;
-    if (existing == NULL && table_columns(h, schema, table, &existing, &nexisting) != 0)
-        goto done;
-    if (nexisting >= PT_WH_MAX_PARAMS) {
-        PyErr_SetString(pt_pq_bad_arg, "table has too many columns");
-        goto done;
-    }
-    if (row_statement(h, schema, table, existing, nexisting, keys, &sql) != 0)
-        goto done;
-    colnames = PyList_New((Py_ssize_t)nexisting);
-    vals = PyMem_Calloc(nexisting > 0 ? nexisting : 1, sizeof *vals);
-    if (colnames == NULL || vals == NULL) {
+    return val != NULL ? val : Py_None;
+}
+
+/* Runs stmt (row_statement's, prepared) for each row of rows (plan dicts), binding the values
+ * of cols (ncols of them) and opening a transaction whenever none is open (*in_txn), committing
+ * it every WRITE_BATCH rows. Returns 0 or -1 with an error set (the open transaction is the
+ * caller's to roll back). */
+static int
+write_rows(pq_handle *h, const char *table, pt_wh_stmt *stmt, PyObject *rows, char **cols,
+           size_t ncols, int *in_txn, table_result *res)
+{
+    int nocase = pt_wh_dialect_of(h->wh) == PT_WH_SQLITE, rc = -1, wrc;
+    PyObject *colnames = PyList_New((Py_ssize_t)ncols), *keep = PyList_New(0);
+    pt_value *vals = PyMem_Calloc(ncols > 0 ? ncols : 1, sizeof *vals);
+    Py_ssize_t r;
+    size_t i;
+
+    if (colnames == NULL || keep == NULL || vals == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (i = 0; i < nexisting; i++) {
-        PyObject *name = PyUnicode_FromString(existing[i]);
+    for (i = 0; i < ncols; i++) {
+        PyObject *name = PyUnicode_FromString(cols[i]);
         if (name == NULL)
             goto done;
         PyList_SET_ITEM(colnames, (Py_ssize_t)i, name); /* steals */
     }
-    PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
-    if (wrc != 0) {
-        pt_pq_raise_wh(h->wh, wrc);
-        goto done;
-    }
-    for (r = 0; r < nrows; r++) {
+    for (r = 0; r < PyList_GET_SIZE(rows); r++) {
         /* The row as it is now, copied: the copy (in keep until the row is written) holds the
          * values whose text is bound while the GIL is released. */
         PyObject *row = PyList_GET_ITEM(rows, r); /* borrowed */
@@ -1093,29 +927,16 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
             goto done;
         }
         Py_DECREF(row); /* keep holds it */
-        if (!in_txn) {
+        if (!*in_txn) {
             if (pt_pq_exec_simple(h, "BEGIN") != 0)
                 goto done;
-            in_txn = 1;
+            *in_txn = 1;
             res->batches++;
         }
-        for (i = 0; i < nexisting; i++) {
-            PyObject *val = PyDict_GetItem(row, PyList_GET_ITEM(colnames, (Py_ssize_t)i));
-            if (val == NULL && nocase) { /* SQLite: the record may spell it differently */
-                Py_ssize_t pos = 0;
-                PyObject *k, *v; /* borrowed */
-                while (PyDict_Next(row, &pos, &k, &v)) {
-                    const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
-                    if (name == NULL)
-                        PyErr_Clear();
-                    else if (strcasecmp(name, existing[i]) == 0)
-                        val = v;
-                }
-            }
-            if (pt_pq_to_value(val != NULL ? val : Py_None, &vals[i], keep) != 0)
+        for (i = 0; i < ncols; i++)
+            if (pt_pq_to_value(row_value(row, colnames, cols, i, nocase), &vals[i], keep) != 0)
                 goto done;
-        }
-        PQ_WITHOUT_GIL(wrc = pt_wh_stmt_run(stmt, vals, nexisting));
+        PQ_WITHOUT_GIL(wrc = pt_wh_stmt_run(stmt, vals, ncols));
         if (wrc != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s row %zd: %s", table, r + 1, pt_wh_errmsg(h->wh));
@@ -1125,12 +946,100 @@ write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
         if (PyList_SetSlice(keep, 0, PyList_GET_SIZE(keep), NULL) != 0)
             goto done;
         if ((r + 1) % WRITE_BATCH == 0) {
-            in_txn = 0;
+            *in_txn = 0;
             if (pt_pq_exec_simple(h, "COMMIT") != 0)
                 goto done;
         }
     }
-commit:
+    rc = 0;
+done:
+    PyMem_Free(vals);
+    Py_XDECREF(keep);
+    Py_XDECREF(colnames);
+    return rc;
+}
+
+/* Makes schema.table ready for the plan entry's rows: creates it or adds the columns it lacks
+ * (existing and nexisting: its columns after), or, for an entry without columns (no rows: only
+ * old child rows may need to go), finds whether it exists. *skip is set when there is nothing
+ * to do. Returns 0 or -1 with an error set. */
+static int
+prepare_table(pq_handle *h, const char *schema, const char *table, PyObject *plan, PyObject *keys,
+              table_result *res, char ***existing, size_t *nexisting, int *skip)
+{
+    PyObject *columns = PyDict_GetItemString(plan, "columns"); /* borrowed */
+    int exists;
+
+    *skip = 0;
+    if (PyList_GET_SIZE(columns) > 0)
+        return ensure_table(h, schema, table, columns, keys, res, existing, nexisting);
+    if (PyDict_GetItemString(plan, "clear") == NULL) {
+        *skip = 1;
+        return 0;
+    }
+    if (pt_pq_handle_settle(h) != 0)
+        return -1;
+    PQ_WITHOUT_GIL(exists = pt_wh_table_exists(h->wh, schema, table));
+    *skip = exists <= 0; /* an error reads as "no table": there are no child rows to clear */
+    return 0;
+}
+
+/* Writes the rows of one plan entry into schema.table (see prelude.write_plan), WRITE_BATCH rows
+ * per transaction, after deleting the old child rows the entry's `clear` names. */
+static int
+write_table(pq_handle *h, const char *schema, PyObject *plan, table_result *res)
+{
+    PyObject *tname = PyDict_GetItemString(plan, "table"); /* borrowed */
+    PyObject *rows = PyDict_GetItemString(plan, "rows");   /* borrowed */
+    PyObject *columns = PyDict_GetItemString(plan, "columns");
+    PyObject *clear = PyDict_GetItemString(plan, "clear");
+    PyObject *keys = NULL, *keep = NULL;
+    const char *table;
+    char **existing = NULL;
+    size_t nexisting = 0;
+    pt_wh_stmt *stmt = NULL;
+    pt_buf sql;
+    int in_txn = 0, rc = -1, wrc, skip;
+
+    pt_buf_init(&sql, 0);
+    if (tname == NULL || rows == NULL || columns == NULL || !PyList_Check(rows) ||
+        !PyList_Check(columns)) {
+        PyErr_SetString(pt_pq_error, "write(): malformed plan");
+        return -1;
+    }
+    table = pt_pq_ident_arg(tname, "table");
+    keys = table != NULL ? key_list(PyDict_GetItemString(plan, "keys")) : NULL;
+    keep = PyList_New(0);
+    if (keys == NULL || keep == NULL ||
+        prepare_table(h, schema, table, plan, keys, res, &existing, &nexisting, &skip) != 0)
+        goto done;
+    if (skip)
+        goto ok;
+    if (clear != NULL) {
+        if (pt_pq_exec_simple(h, "BEGIN") != 0)
+            goto done;
+        in_txn = 1;
+        res->batches++;
+        if (clear_children(h, schema, table, clear, keep) != 0)
+            goto done;
+    }
+    if (PyList_GET_SIZE(rows) > 0) {
+        if (existing == NULL && table_columns(h, schema, table, &existing, &nexisting) != 0)
+            goto done;
+        if (nexisting >= PT_WH_MAX_PARAMS) {
+            PyErr_SetString(pt_pq_bad_arg, "table has too many columns");
+            goto done;
+        }
+        if (row_statement(h, schema, table, existing, nexisting, keys, &sql) != 0)
+            goto done;
+        PQ_WITHOUT_GIL(wrc = pt_wh_prepare(h->wh, pt_buf_cstr(&sql), &stmt));
+        if (wrc != 0) {
+            pt_pq_raise_wh(h->wh, wrc);
+            goto done;
+        }
+        if (write_rows(h, table, stmt, rows, existing, nexisting, &in_txn, res) != 0)
+            goto done;
+    }
     if (in_txn) {
         in_txn = 0;
         if (pt_pq_exec_simple(h, "COMMIT") != 0)
@@ -1143,13 +1052,76 @@ done:
         PQ_WITHOUT_GIL(pt_wh_stmt_free(stmt));
     if (in_txn)
         pt_pq_rollback_keeping_error(h);
-    PyMem_Free(vals);
     free(existing);
     pt_buf_free(&sql);
-    Py_XDECREF(colnames);
     Py_XDECREF(keep);
     Py_XDECREF(keys);
     return rc;
+}
+
+/* One batch time (ISO 8601 str) and sequence number (int, ms) for every row of a write() call,
+ * as new references. Returns 0 or -1 with an error set. */
+static int
+batch_stamp(PyObject **now, PyObject **seq)
+{
+    struct timespec ts;
+    char stamp[32];
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    *now = PyUnicode_FromString(stamp);
+    *seq = PyLong_FromLongLong((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    return *now != NULL && *seq != NULL ? 0 : -1;
+}
+
+/* write()'s key: pk as given, or when None the key of the table written before (so that
+ * writing a row again replaces it instead of failing on the key), or None. New reference or
+ * NULL with an error set. */
+static PyObject *
+write_key(pq_handle *h, const char *schema, const char *table, PyObject *pk)
+{
+    char name[128];
+
+    if (pk != NULL && pk != Py_None)
+        return Py_NewRef(pk);
+    if (existing_pk(h, schema, table, name, sizeof name) != 0)
+        return NULL;
+    return name[0] != '\0' ? PyUnicode_FromString(name) : Py_NewRef(Py_None);
+}
+
+/* Writes every entry of plans (the target table first, then its child tables), filling target
+ * and appending a {"table", "rows", "created"} dict per child table to children. Returns 0 or
+ * -1 with an error set. */
+static int
+write_plans(pq_handle *h, const char *schema, PyObject *plans, table_result *target,
+            PyObject *children)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(plans); i++) {
+        PyObject *plan = PyList_GET_ITEM(plans, i); /* borrowed */
+        table_result child = {0};
+        PyObject *info;
+        int rc;
+        if (i == 0) {
+            if (write_table(h, schema, plan, target) != 0)
+                return -1;
+            continue;
+        }
+        child.added = PyList_New(0);
+        rc = child.added != NULL ? write_table(h, schema, plan, &child) : -1;
+        info = rc == 0 ? Py_BuildValue("{sOsnsO}", "table", PyDict_GetItemString(plan, "table"),
+                                       "rows", PyList_GET_SIZE(PyDict_GetItemString(plan, "rows")),
+                                       "created", child.created ? Py_True : Py_False)
+                       : NULL;
+        Py_XDECREF(child.added);
+        if (info == NULL || PyList_Append(children, info) != 0) {
+            Py_XDECREF(info);
+            return -1;
+        }
+        Py_DECREF(info);
+    }
+    return 0;
 }
 
 /* write(schema_name, table_name, records, object_schema=None, pk=None, db_name=None,
@@ -1169,14 +1141,11 @@ pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
         {"decimal_separator", NULL},
     };
     PyObject *a[8], *plans = NULL, *children = NULL, *out = NULL, *now = NULL, *seq = NULL;
-    PyObject *pk = NULL;
+    PyObject *pk = NULL, *first, *cols; /* first, cols: borrowed */
     const char *schema, *table;
     pq_handle *h = NULL;
     table_result target = {0};
-    Py_ssize_t i, nrows;
-    struct timespec ts;
-    char stamp[32];
-    struct tm tm;
+    Py_ssize_t nrows;
 
     if (pt_pq_bind_args("write", args, kwargs, specs, 8, a, NULL, NULL) != 0 ||
         pt_pq_require_args("write", specs, a, 3) != 0)
@@ -1193,27 +1162,9 @@ pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(pt_pq_bad_arg, "decimal_separator must be a str");
         return NULL;
     }
-    /* One batch time and sequence number for every row of this call. */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    now = PyUnicode_FromString(stamp);
-    seq = PyLong_FromLongLong((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    if (now == NULL || seq == NULL)
+    if (batch_stamp(&now, &seq) != 0 || (h = pt_pq_conn_handle((pq_conn *)self, a[5])) == NULL ||
+        (pk = write_key(h, schema, table, a[4])) == NULL)
         goto done;
-    h = pt_pq_conn_handle((pq_conn *)self, a[5]);
-    if (h == NULL)
-        goto done;
-    pk = a[4] != NULL ? Py_NewRef(a[4]) : Py_NewRef(Py_None);
-    if (pk == Py_None) {
-        /* No key given: a table written before keeps its key, so that writing a row again
-         * replaces it instead of failing on the key. */
-        char name[128];
-        if (existing_pk(h, schema, table, name, sizeof name) != 0)
-            goto done;
-        if (name[0] != '\0' && (pk = PyUnicode_FromString(name)) == NULL)
-            goto done;
-    }
     plans = PyObject_CallFunction(pt_pyg.write_plan, "OOOOOO", a[1], a[2], pk,
                                   a[3] != NULL ? a[3] : Py_None, now, seq);
     if (plans == NULL || !PyList_Check(plans) || PyList_GET_SIZE(plans) == 0) {
@@ -1221,45 +1172,21 @@ pt_pq_conn_write(PyObject *self, PyObject *args, PyObject *kwargs)
             PyErr_SetString(pt_pq_error, "write(): malformed plan");
         goto done;
     }
-    nrows = PyList_GET_SIZE(PyDict_GetItemString(PyList_GET_ITEM(plans, 0), "rows"));
-    if (nrows == 0) {
+    first = PyList_GET_ITEM(plans, 0);
+    nrows = PyList_GET_SIZE(PyDict_GetItemString(first, "rows"));
+    cols = PyDict_GetItemString(first, "columns");
+    if (nrows == 0 && cols != NULL && PyList_GET_SIZE(cols) == 0) {
         /* Nothing to write: the table is made only when there are columns to make it from. */
-        PyObject *cols = PyDict_GetItemString(PyList_GET_ITEM(plans, 0), "columns");
-        if (cols != NULL && PyList_GET_SIZE(cols) == 0) {
-            out = Py_BuildValue("{sssssnsisOs[]s[]}", "schema", schema, "table", table, "rows",
-                                (Py_ssize_t)0, "batches", 0, "table_created", Py_False,
-                                "columns_added", "child_tables");
-            goto done;
-        }
+        out = Py_BuildValue("{sssssnsisOs[]s[]}", "schema", schema, "table", table, "rows",
+                            (Py_ssize_t)0, "batches", 0, "table_created", Py_False, "columns_added",
+                            "child_tables");
+        goto done;
     }
     children = PyList_New(0);
     target.added = PyList_New(0);
-    if (children == NULL || target.added == NULL)
+    if (children == NULL || target.added == NULL ||
+        write_plans(h, schema, plans, &target, children) != 0)
         goto done;
-    for (i = 0; i < PyList_GET_SIZE(plans); i++) {
-        PyObject *plan = PyList_GET_ITEM(plans, i); /* borrowed */
-        table_result child = {0};
-        PyObject *info;
-        int rc;
-        if (i == 0) {
-            rc = write_table(h, schema, plan, &target);
-            if (rc != 0)
-                goto done;
-            continue;
-        }
-        child.added = PyList_New(0);
-        rc = child.added != NULL ? write_table(h, schema, plan, &child) : -1;
-        info = rc == 0 ? Py_BuildValue("{sOsnsO}", "table", PyDict_GetItemString(plan, "table"),
-                                       "rows", PyList_GET_SIZE(PyDict_GetItemString(plan, "rows")),
-                                       "created", child.created ? Py_True : Py_False)
-                       : NULL;
-        Py_XDECREF(child.added);
-        if (info == NULL || PyList_Append(children, info) != 0) {
-            Py_XDECREF(info);
-            goto done;
-        }
-        Py_DECREF(info);
-    }
     out = Py_BuildValue("{sssssnsLsOsOsO}", "schema", schema, "table", table, "rows", nrows,
                         "batches", target.batches, "table_created",
                         target.created ? Py_True : Py_False, "columns_added", target.added,

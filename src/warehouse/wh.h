@@ -160,7 +160,9 @@ int pt_wh_in_transaction(pt_wh *wh);
 /* Imports a CSV file (header row) or a JSON array of objects (file name ending in .json, or
  * content starting with '[') into schema.table, creating the schema and the table and
  * inferring column types (INTEGER, REAL, TEXT). Replaces an existing table's rows? No:
- * appends; a table that exists must have compatible columns. Returns 0 and the row count. */
+ * appends; a table that exists must have compatible columns. Files over 1 GiB are refused
+ * (PT_ETOOBIG). Returns 0 and the row count, or a negative pt_err with the message (which names
+ * the file) in pt_wh_errmsg. */
 int pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows);
 
 /* ---- catalog (wh_catalog.c): what pq's metadata functions list ------------------------- */

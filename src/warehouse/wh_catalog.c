@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "warehouse/wh_int.h"
+#include "warehouse/wh_sql.h"
 
 /* Grows *arr (elements of size `size`) so that index n fits: capacities are powers of two, so
  * the array is reallocated only when n is one. Returns 0 or PT_ENOMEM. */
@@ -196,28 +197,6 @@ pt_wh_drop_schema(pt_wh *wh, const char *schema)
     return wh->drv->drop_schema(wh, schema);
 }
 
-/* Appends text between quotes q (an identifier with '"', a string literal with '\''), quotes in
- * it doubled. Returns 0 or PT_ENOMEM. */
-static int
-put_quoted(pt_buf *b, const char *text, char q)
-{
-    int rc = pt_buf_putc(b, q);
-
-    for (; rc == 0 && *text != '\0'; text++) {
-        if (*text == q)
-            rc = pt_buf_putc(b, q);
-        if (rc == 0)
-            rc = pt_buf_putc(b, *text);
-    }
-    return rc == 0 ? pt_buf_putc(b, q) : rc;
-}
-
-static int
-quote(pt_buf *b, const char *name)
-{
-    return put_quoted(b, name, '"');
-}
-
 char *
 pt_wh_qualified_name(const char *schema, const char *table)
 {
@@ -225,9 +204,9 @@ pt_wh_qualified_name(const char *schema, const char *table)
     int rc;
 
     pt_buf_init(&b, 0);
-    rc = quote(&b, schema);
+    rc = pt_wh_sql_quote(&b, schema);
     rc = rc != 0 ? rc : pt_buf_putc(&b, '.');
-    rc = rc != 0 ? rc : quote(&b, table);
+    rc = rc != 0 ? rc : pt_wh_sql_quote(&b, table);
     if (rc != 0) {
         pt_buf_free(&b);
         return NULL;
@@ -243,15 +222,12 @@ pt_wh_drop_table(pt_wh *wh, const char *schema, const char *table, int is_view, 
     int rc;
 
     pt_buf_init(&sql, 0);
-    rc = pt_buf_puts(&sql, is_view ? "DROP VIEW " : "DROP TABLE ");
-    if (rc == 0)
-        rc = quote(&sql, schema);
-    if (rc == 0)
-        rc = pt_buf_putc(&sql, '.');
-    if (rc == 0)
-        rc = quote(&sql, table);
-    if (rc == 0 && cascade)
-        rc = pt_buf_puts(&sql, wh->drv->drop_cascade);
+    rc = pt_wh_sql_drop_table(&sql, pt_wh_dialect_of(wh), schema, table, is_view, cascade);
+    if (rc == PT_EINVAL) {
+        pt_buf_free(&sql);
+        pt_wh_set_error(wh, "a table name cannot be empty");
+        return rc;
+    }
     if (rc != 0) {
         pt_buf_free(&sql);
         return nomem(wh);
@@ -282,7 +258,7 @@ union_select(pt_buf *b, const pt_wh_schema_info *s, const char *label,
     int rc = pt_buf_puts(b, "SELECT "), first = 1;
 
     if (rc == 0 && label != NULL) {
-        rc = put_quoted(b, label, '\'');
+        rc = pt_wh_sql_literal(b, label);
         rc = rc != 0 ? rc : pt_buf_puts(b, " AS \"source\"");
         first = 0;
     }
@@ -296,19 +272,19 @@ union_select(pt_buf *b, const pt_wh_schema_info *s, const char *label,
         else if (rc == 0 && cast[k])
             rc = pt_buf_puts(b, "CAST(");
         if (rc == 0 && f != NULL)
-            rc = quote(b, f->name);
+            rc = pt_wh_sql_quote(b, f->name);
         if (rc == 0 && f != NULL && cast[k])
             rc = pt_buf_puts(b, " AS TEXT)");
         /* An alias wherever the output name would differ from the union's column name. */
         if (rc == 0 && (f == NULL || cast[k] || strcmp(f->name, cols[k]->name) != 0)) {
             rc = pt_buf_puts(b, " AS ");
-            rc = rc != 0 ? rc : quote(b, cols[k]->name);
+            rc = rc != 0 ? rc : pt_wh_sql_quote(b, cols[k]->name);
         }
     }
     rc = rc != 0 ? rc : pt_buf_puts(b, " FROM ");
-    rc = rc != 0 ? rc : quote(b, s->name);
+    rc = rc != 0 ? rc : pt_wh_sql_quote(b, s->name);
     rc = rc != 0 ? rc : pt_buf_putc(b, '.');
-    return rc != 0 ? rc : quote(b, t->name);
+    return rc != 0 ? rc : pt_wh_sql_quote(b, t->name);
 }
 
 int

@@ -231,33 +231,35 @@ kw_in(const tok *t, size_t n, size_t i, const char *const *list)
 }
 
 /* The name token i stands for: an unquoted identifier folded to lower case (as PostgreSQL
- * does), or a quoted one unescaped. Returns 0 when it is a valid warehouse identifier. */
+ * does), or a quoted one unescaped. Returns 0 when it is a valid warehouse identifier, else
+ * PT_EINVAL. */
 static int
 name_of(const tok *t, size_t n, size_t i, char *out)
 {
     size_t k = 0, j;
 
     if (i >= n || (t[i].t != T_IDENT && t[i].t != T_QIDENT))
-        return -1;
+        return PT_EINVAL;
     if (t[i].t == T_IDENT) {
         if (t[i].n >= PT_WHD_NAME_MAX)
-            return -1;
+            return PT_EINVAL;
         for (j = 0; j < t[i].n; j++)
             out[k++] = (char)tolower((unsigned char)t[i].p[j]);
     } else {
         for (j = 1; j + 1 < t[i].n; j++) {
             if (k + 1 >= PT_WHD_NAME_MAX)
-                return -1;
+                return PT_EINVAL;
             out[k++] = t[i].p[j];
             if (t[i].p[j] == t[i].p[0])
                 j++; /* a doubled quote */
         }
     }
     out[k] = '\0';
-    return pt_wh_ident_valid(out) ? 0 : -1;
+    return pt_wh_ident_valid(out) ? 0 : PT_EINVAL;
 }
 
-/* Parses [schema.]name at *i; advances *i past it. schema is "" when not given. */
+/* Parses [schema.]name at *i; advances *i past it. schema is "" when not given. Returns 0 or
+ * PT_EINVAL. */
 static int
 qname(const tok *t, size_t n, size_t *i, char *schema, char *name)
 {
@@ -267,12 +269,12 @@ qname(const tok *t, size_t n, size_t *i, char *schema, char *name)
     if (punct(t, n, dot, '.')) {
         size_t b = sig(t, n, dot + 1);
         if (name_of(t, n, a, schema) != 0 || name_of(t, n, b, name) != 0)
-            return -1;
+            return PT_EINVAL;
         *i = b + 1;
         return 0;
     }
     if (name_of(t, n, a, name) != 0)
-        return -1;
+        return PT_EINVAL;
     *i = a + 1;
     return 0;
 }
@@ -335,8 +337,8 @@ syntax(char *err, size_t errsz, const char *what)
 enum { TY_INTEGER, TY_REAL, TY_TEXT, TY_BLOB, TY_DATE, TY_TIMESTAMP, TY_TIME, TY_JSON, TY_BOOL };
 
 /* Parses the type name after `::` starting at token i: returns its kind and sets *after to the
- * token after it, or -1 with err set. Lengths and precisions ("varchar(20)", "numeric(12,2)")
- * are read and ignored: SQLite does not enforce them. */
+ * token after it, or PT_EINVAL with err set. Lengths and precisions ("varchar(20)",
+ * "numeric(12,2)") are read and ignored: SQLite does not enforce them. */
 static int
 cast_type(const tok *t, size_t n, size_t i, size_t *after, char *err, size_t errsz)
 {
@@ -365,7 +367,7 @@ cast_type(const tok *t, size_t n, size_t i, size_t *after, char *err, size_t err
         i = sig(t, n, sig(t, n, i + 1) + 1);
     if (name_of(t, n, i, name) != 0) {
         snprintf(err, errsz, "cannot translate a '::' cast here: no type name after it");
-        return -1;
+        return PT_EINVAL;
     }
     for (k = 0; k < sizeof types / sizeof types[0]; k++)
         if (strcmp(types[k].name, name) == 0)
@@ -375,7 +377,7 @@ cast_type(const tok *t, size_t n, size_t i, size_t *after, char *err, size_t err
                  "the embedded SQLite warehouse cannot cast to %s (casts to integer, numeric, "
                  "text, date, timestamp, time, json, boolean and bytea types are translated)",
                  name);
-        return -1;
+        return PT_EINVAL;
     }
     /* *after is the token just after the type's last one: the white space after it stays. */
     *after = i + 1;
@@ -403,7 +405,7 @@ cast_type(const tok *t, size_t n, size_t i, size_t *after, char *err, size_t err
     if (punct(t, n, i, '[')) {
         snprintf(err, errsz, "the embedded SQLite warehouse has no array types (cast to %s[])",
                  name);
-        return -1;
+        return PT_EINVAL;
     }
     return kind;
 }

@@ -44,9 +44,14 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "warehouse/wh_int.h"
+#include "warehouse/wh_sql.h"
 
 /* ---- import: shared ----------------------------------------------------------------------- */
+
+/* The largest file pt_wh_import reads (it is read whole, then parsed). */
+#define IMPORT_MAX ((size_t)1 << 30)
 
 enum coltype { COL_INT, COL_REAL, COL_TEXT };
 
@@ -88,53 +93,6 @@ import_error(import *im, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Reads a whole file. Caller frees *data. */
-static int
-read_file(import *im, char **data, size_t *len)
-{
-    struct stat sb;
-    char *buf = NULL;
-    size_t got = 0;
-    int fd, rc;
-
-    *data = NULL;
-    *len = 0;
-    fd = open(im->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return import_error(im, PT_EIO, "cannot open: %s", strerror(errno));
-    if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
-        rc = import_error(im, PT_EIO, "cannot read: %s",
-                          S_ISDIR(sb.st_mode) ? "is a directory" : strerror(errno));
-        goto done;
-    }
-    buf = malloc((size_t)sb.st_size + 1);
-    if (buf == NULL) {
-        rc = import_error(im, PT_ENOMEM, "out of memory");
-        goto done;
-    }
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = import_error(im, PT_EIO, "cannot read: %s", strerror(errno));
-            goto done;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = 0;
-done:
-    free(buf);
-    close(fd);
-    return rc;
-}
-
 /* Adds a column; names must be identifiers and distinct ignoring case. */
 static int
 add_column(import *im, const char *name, size_t len, size_t *cap)
@@ -168,19 +126,6 @@ add_column(import *im, const char *name, size_t len, size_t *cap)
     return 0;
 }
 
-static void
-quote_ident(pt_buf *b, const char *name)
-{
-    /* Names are validated identifiers; doubling quotes keeps this safe regardless. */
-    pt_buf_putc(b, '"');
-    for (; *name != '\0'; name++) {
-        if (*name == '"')
-            pt_buf_putc(b, '"');
-        pt_buf_putc(b, *name);
-    }
-    pt_buf_putc(b, '"');
-}
-
 static int
 exec_simple(pt_wh *wh, const char *sql)
 {
@@ -201,12 +146,9 @@ check_columns(import *im)
     int rc;
 
     pt_buf_init(&sql, 0);
-    pt_buf_puts(&sql, "SELECT * FROM ");
-    quote_ident(&sql, im->schema);
-    pt_buf_putc(&sql, '.');
-    quote_ident(&sql, im->table);
-    pt_buf_puts(&sql, " LIMIT 0");
-    if (sql.data == NULL) {
+    rc = pt_wh_sql_select_all(&sql, im->schema, im->table);
+    rc = rc != 0 ? rc : pt_buf_puts(&sql, " LIMIT 0");
+    if (rc != 0) {
         rc = import_error(im, PT_ENOMEM, "out of memory");
         goto done;
     }
@@ -235,6 +177,8 @@ static int
 import_begin(import *im)
 {
     const pt_wh_driver *drv = im->wh->drv;
+    pt_wh_coldef *defs = NULL;
+    const char **names = NULL;
     pt_buf sql;
     size_t i;
     int exists, rc;
@@ -245,7 +189,9 @@ import_begin(import *im)
         goto done;
     }
     im->vals = calloc(im->ncols, sizeof *im->vals);
-    if (im->vals == NULL) {
+    defs = calloc(im->ncols, sizeof *defs);
+    names = calloc(im->ncols, sizeof *names);
+    if (im->vals == NULL || defs == NULL || names == NULL) {
         rc = import_error(im, PT_ENOMEM, "out of memory");
         goto done;
     }
@@ -267,51 +213,30 @@ import_begin(import *im)
         goto done;
     im->in_txn = 1;
 
-    pt_buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-    quote_ident(&sql, im->schema);
-    pt_buf_putc(&sql, '.');
-    quote_ident(&sql, im->table);
-    pt_buf_putc(&sql, '(');
     for (i = 0; i < im->ncols; i++) {
         const column *c = &im->cols[i];
-        if (i > 0)
-            pt_buf_puts(&sql, ", ");
-        quote_ident(&sql, c->name);
-        pt_buf_putc(&sql, ' ');
-        pt_buf_puts(&sql, c->type == COL_INT    ? drv->type_int
-                          : c->type == COL_REAL ? drv->type_real
-                                                : drv->type_text);
+        defs[i].name = names[i] = c->name;
+        defs[i].type = c->type == COL_INT    ? drv->type_int
+                       : c->type == COL_REAL ? drv->type_real
+                                             : drv->type_text;
     }
-    pt_buf_putc(&sql, ')');
-    if (sql.data == NULL) {
-        rc = import_error(im, PT_ENOMEM, "out of memory");
+    rc = pt_wh_sql_create_table(&sql, im->schema, im->table, defs, im->ncols, NULL, 0);
+    if (rc != 0) {
+        rc = import_error(im, rc, "cannot build the CREATE TABLE statement");
         goto done;
     }
     rc = exec_simple(im->wh, pt_buf_cstr(&sql));
     if (rc != 0)
         goto done;
-
-    pt_buf_reset(&sql);
-    pt_buf_puts(&sql, "INSERT INTO ");
-    quote_ident(&sql, im->schema);
-    pt_buf_putc(&sql, '.');
-    quote_ident(&sql, im->table);
-    pt_buf_puts(&sql, " (");
-    for (i = 0; i < im->ncols; i++) {
-        if (i > 0)
-            pt_buf_puts(&sql, ", ");
-        quote_ident(&sql, im->cols[i].name);
-    }
-    pt_buf_puts(&sql, ") VALUES (");
-    for (i = 0; i < im->ncols; i++)
-        pt_buf_puts(&sql, i > 0 ? ", ?" : "?");
-    pt_buf_putc(&sql, ')');
-    if (sql.data == NULL) {
-        rc = import_error(im, PT_ENOMEM, "out of memory");
+    rc = pt_wh_sql_insert(&sql, im->schema, im->table, names, im->ncols, NULL);
+    if (rc != 0) {
+        rc = import_error(im, rc, "cannot build the INSERT statement");
         goto done;
     }
     rc = pt_wh_prepare(im->wh, pt_buf_cstr(&sql), &im->ins);
 done:
+    free(defs);
+    free(names);
     pt_buf_free(&sql);
     return rc;
 }
@@ -553,24 +478,16 @@ is_num_text(const char *s, size_t n)
     return end == s + n && isfinite(d);
 }
 
+/* The header row (already read into r): one column per field, surrounding spaces trimmed. */
 static int
-import_csv(import *im, const char *data, size_t len)
+csv_header(import *im, const csv_reader *r)
 {
-    csv_reader r = {.p = data, .n = len};
     size_t cap = 0, k;
-    char where[48];
-    int rc;
+    int rc = 0;
 
-    pt_buf_init(&r.buf, 0);
-    csv_rewind(&r);
-    rc = csv_next(&r, im);
-    if (rc == 0)
-        rc = import_error(im, PT_EINVAL, "empty file (a header row is needed)");
-    if (rc < 0)
-        goto done;
-    for (k = 0; k < r.nf; k++) {
-        const char *f = r.fields[k];
-        size_t n = r.len[k];
+    for (k = 0; rc == 0 && k < r->nf; k++) {
+        const char *f = r->fields[k];
+        size_t n = r->len[k];
         while (n > 0 && isspace((unsigned char)*f)) {
             f++;
             n--;
@@ -578,48 +495,59 @@ import_csv(import *im, const char *data, size_t len)
         while (n > 0 && isspace((unsigned char)f[n - 1]))
             n--;
         rc = add_column(im, f, n, &cap);
-        if (rc != 0)
-            goto done;
     }
+    return rc;
+}
 
-    /* Pass 1: check the shape and infer the types. */
-    while ((rc = csv_next(&r, im)) == 1) {
-        if (r.nf != im->ncols) {
-            rc = import_error(im, PT_EINVAL, "line %zu: expected %zu fields, found %zu", r.rec_line,
-                              im->ncols, r.nf);
-            goto done;
-        }
-        for (k = 0; k < r.nf; k++) {
+/* Pass 1 over the records after the header: checks their shape and infers the column types.
+ * Returns 0 or a negative pt_err (message set). */
+static int
+csv_infer(import *im, csv_reader *r)
+{
+    size_t k;
+    int rc;
+
+    while ((rc = csv_next(r, im)) == 1) {
+        if (r->nf != im->ncols)
+            return import_error(im, PT_EINVAL, "line %zu: expected %zu fields, found %zu",
+                                r->rec_line, im->ncols, r->nf);
+        for (k = 0; k < r->nf; k++) {
             column *c = &im->cols[k];
-            if (r.len[k] == 0)
+            if (r->len[k] == 0)
                 continue;
             c->any = 1;
-            if (c->all_int && !is_int_text(r.fields[k], r.len[k]))
+            if (c->all_int && !is_int_text(r->fields[k], r->len[k]))
                 c->all_int = 0;
-            if (c->all_num && !c->all_int && !is_num_text(r.fields[k], r.len[k]))
+            if (c->all_num && !c->all_int && !is_num_text(r->fields[k], r->len[k]))
                 c->all_num = 0;
         }
     }
     if (rc < 0)
-        goto done;
+        return rc;
     for (k = 0; k < im->ncols; k++) {
         column *c = &im->cols[k];
         c->type = !c->any ? COL_TEXT : c->all_int ? COL_INT : c->all_num ? COL_REAL : COL_TEXT;
     }
+    return 0;
+}
 
-    /* Pass 2: insert. */
-    rc = import_begin(im);
-    if (rc != 0)
-        goto done;
-    csv_rewind(&r);
-    rc = csv_next(&r, im); /* the header */
+/* Pass 2: inserts every record after the header, typed as pass 1 inferred. */
+static int
+csv_insert(import *im, csv_reader *r)
+{
+    char where[48];
+    size_t k;
+    int rc;
+
+    csv_rewind(r);
+    rc = csv_next(r, im); /* the header */
     if (rc < 0)
-        goto done;
-    while ((rc = csv_next(&r, im)) == 1) {
+        return rc;
+    while ((rc = csv_next(r, im)) == 1) {
         for (k = 0; k < im->ncols; k++) {
             pt_value *v = &im->vals[k];
-            const char *f = r.fields[k];
-            if (r.len[k] == 0) {
+            const char *f = r->fields[k];
+            if (r->len[k] == 0) {
                 v->type = PT_V_NULL;
             } else if (im->cols[k].type == COL_INT) {
                 v->type = PT_V_INT;
@@ -630,15 +558,36 @@ import_csv(import *im, const char *data, size_t len)
             } else {
                 v->type = PT_V_TEXT;
                 v->u.s.p = f;
-                v->u.s.n = r.len[k];
+                v->u.s.n = r->len[k];
             }
         }
-        snprintf(where, sizeof where, "line %zu", r.rec_line);
+        snprintf(where, sizeof where, "line %zu", r->rec_line);
         rc = import_row(im, where);
         if (rc != 0)
-            goto done;
+            return rc;
     }
-done:
+    return rc < 0 ? rc : 0;
+}
+
+static int
+import_csv(import *im, const char *data, size_t len)
+{
+    csv_reader r = {.p = data, .n = len};
+    int rc;
+
+    pt_buf_init(&r.buf, 0);
+    csv_rewind(&r);
+    rc = csv_next(&r, im);
+    if (rc == 0)
+        rc = import_error(im, PT_EINVAL, "empty file (a header row is needed)");
+    if (rc > 0)
+        rc = csv_header(im, &r);
+    if (rc == 0)
+        rc = csv_infer(im, &r);
+    if (rc == 0)
+        rc = import_begin(im);
+    if (rc == 0)
+        rc = csv_insert(im, &r);
     pt_buf_free(&r.buf);
     free(r.off);
     free(r.len);
@@ -861,7 +810,7 @@ int
 pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows)
 {
 import im = {.wh = wh, .path = path, .schema = schema, .table = table };
-    char *data = NULL;
+    char *data = NULL, msg[256];
     size_t len = 0;
     int rc;
 
@@ -873,9 +822,9 @@ import im = {.wh = wh, .path = path, .schema = schema, .table = table };
         rc = pt_wh_check_ident(wh, "table", table);
     if (rc != 0)
         return rc;
-    rc = read_file(&im, &data, &len);
+    rc = pt_file_read(path, IMPORT_MAX, &data, &len, msg, sizeof msg);
     if (rc != 0)
-        return rc;
+        return import_error(&im, rc, "cannot read: %s", msg);
     if (looks_like_json(path, data, len))
         rc = import_json(&im, data, len);
     else

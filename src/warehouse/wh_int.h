@@ -38,7 +38,6 @@ typedef struct pt_wh_driver {
     int (*catalog)(pt_wh *wh, const char *schema, const char *table, pt_wh_cat_level level,
                    pt_wh_catalog *cat);
     int (*drop_schema)(pt_wh *wh, const char *schema);
-    const char *drop_cascade; /* appended to DROP TABLE/VIEW for cascade: " CASCADE" or "" */
 } pt_wh_driver;
 
 /* The part of every connection that wh.c sees; drivers embed it as their first member. */

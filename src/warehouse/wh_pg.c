@@ -1525,7 +1525,6 @@ static const pt_wh_driver pg_driver = {
     .types = pg_types,
     .catalog = pg_catalog,
     .drop_schema = pg_drop_schema,
-    .drop_cascade = " CASCADE",
 };
 
 const char *

@@ -1435,5 +1435,4 @@ static const pt_wh_driver sqlite_driver = {
     .types = sqlite_types,
     .catalog = sq_catalog,
     .drop_schema = sq_drop_schema,
-    .drop_cascade = "",
 };
