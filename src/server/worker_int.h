@@ -239,6 +239,9 @@ void pt_job_release(job *j);
  * a malformed or cut '%' sequence, is copied as it is. dst must hold n bytes; it is not
  * terminated. Returns the length written (<= n). */
 size_t pt_job_percent_decode(char *dst, const char *src, size_t n);
+/* Whether a raw path parameter value src[0..n) may reach a handler: once percent-decoded it
+ * holds no '/' and no NUL byte and is not "." or "..". */
+int pt_job_param_ok(const char *src, size_t n);
 
 /* ---- worker_send.c --------------------------------------------------------------------- */
 

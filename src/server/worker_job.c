@@ -53,6 +53,24 @@ pt_job_percent_decode(char *dst, const char *src, size_t n)
     return o;
 }
 
+int
+pt_job_param_ok(const char *src, size_t n)
+{
+    size_t dots = 0, len = 0;
+    for (size_t i = 0; i < n; i++, len++) {
+        int c = (unsigned char)src[i], hi, lo;
+        if (c == '%' && i + 2 < n && (hi = pt_hex_digit((unsigned char)src[i + 1])) >= 0 &&
+            (lo = pt_hex_digit((unsigned char)src[i + 2])) >= 0) {
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == '/' || c == '\0')
+            return 0;
+        dots += c == '.';
+    }
+    return !(dots == len && (len == 1 || len == 2));
+}
+
 /* A bump allocator over the job's single block, sized beforehand (job_size). */
 typedef struct arena {
     char *p;
