@@ -31,7 +31,8 @@ static phr_parse_request_fn real_parse;
 static size_t max_head = 16384;
 
 /* The refused heads: each marker's path is a distinct static string, so on_req recognises a
- * marker by the address alone; no client can send one. */
+ * marker by the address alone; no client can send one. The path is what the access log shows
+ * (no spaces: one field of the line). */
 enum reason {
     R_TOO_LARGE,
     R_CONTENT_LENGTHS,
@@ -49,16 +50,16 @@ static const struct {
     int status;
     const char *message;
 } reasons[R_COUNT] = {
-    [R_TOO_LARGE] = {"/(request head too large)", 431, "request headers too large"},
-    [R_CONTENT_LENGTHS] = {"/(conflicting content-length)", 400,
+    [R_TOO_LARGE] = {"/(request-head-too-large)", 431, "request headers too large"},
+    [R_CONTENT_LENGTHS] = {"/(conflicting-content-length)", 400,
                            "conflicting Content-Length headers"},
-    [R_LENGTH_AND_CHUNKED] = {"/(content-length with transfer-encoding)", 400,
+    [R_LENGTH_AND_CHUNKED] = {"/(content-length-with-transfer-encoding)", 400,
                               "Content-Length together with Transfer-Encoding"},
-    [R_ENCODINGS] = {"/(several transfer-encoding)", 400, "more than one Transfer-Encoding"},
+    [R_ENCODINGS] = {"/(several-transfer-encoding)", 400, "more than one Transfer-Encoding"},
     [R_OBS_FOLD] = {"/(obs-fold)", 400, "folded header line (obs-fold)"},
-    [R_NO_HOST] = {"/(no host)", 400, "HTTP/1.1 request without Host"},
-    [R_HOSTS] = {"/(several host)", 400, "more than one Host header"},
-    [R_TARGET] = {"/(bad absolute-form target)", 400, "malformed absolute-form request target"},
+    [R_NO_HOST] = {"/(no-host)", 400, "HTTP/1.1 request without Host"},
+    [R_HOSTS] = {"/(several-host)", 400, "more than one Host header"},
+    [R_TARGET] = {"/(bad-absolute-form-target)", 400, "malformed absolute-form request target"},
 };
 
 int

@@ -190,12 +190,13 @@ def test_head_limit_enforced_while_reading(srv):
 
 
 def test_large_heads_do_not_grow_workers(srv):
-    # Many 400 KiB heads at once: each is refused as soon as it passes the limit, so a
-    # worker's memory stays where it was (it grew by ~900 MB before).
+    # Many 400 KiB heads at once: each is refused as soon as it passes the limit, so the
+    # workers' memory stays where it was (h2o alone buffered each whole head: 200 of them grew
+    # the workers by 67 MB).
     before = worker_rss_kb(srv)
     big = f"GET /echo HTTP/1.1\r\n{host(srv)}X-Big: ".encode() + b"b" * (400 << 10)
     socks = []
-    for _ in range(64):
+    for _ in range(128):
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
         s.setblocking(False)
         socks.append(s)
@@ -226,9 +227,9 @@ def test_large_heads_do_not_grow_workers(srv):
         s.close()
         parsed = parse_response(data)
         statuses.append(parsed[0] if parsed else None)
-    assert statuses.count(431) >= 60, statuses
+    assert statuses.count(431) >= 120, statuses
     grown_mb = (worker_rss_kb(srv) - before) / 1024
-    assert grown_mb < 24, f"workers grew by {grown_mb:.0f} MB"
+    assert grown_mb < 16, f"workers grew by {grown_mb:.0f} MB"
 
 
 # ---------------------------------------------------------------- what a handler sees
