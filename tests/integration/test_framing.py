@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import Handlers, start_module_server
+from conftest import Handlers
 from test_server import assert_raw_json_error, parse_response
 
 H = Handlers()
@@ -23,14 +23,7 @@ H.add("files", """
 def handler(request):
     return {'path': request['path'], 'params': request['params']}
 """, path="/files/{name}")
-
-
-@pytest.fixture(scope="module")
-def srv(module_portico):
-    H.publish_all(module_portico)
-    s = start_module_server(module_portico)
-    yield s
-    s.close()
+srv = H.server_fixture()
 
 
 def talk(port, data, timeout=5.0):
