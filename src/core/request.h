@@ -10,6 +10,7 @@
 #ifndef PT_REQUEST_H
 #define PT_REQUEST_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,10 @@ typedef struct pt_request {
     pt_caller auth; /* who authenticated; strings in the block */
     char id[24];    /* request id, NUL-terminated, also sent as X-Request-Id */
     char *block;    /* owns every string above */
+    /* Becomes non-zero once the client has gone (connection closed, HTTP/2 stream reset): the
+     * answer would reach nobody. Owned by whoever made the request; NULL when no client can
+     * leave (a webhook event, `portico run`). Any thread may read it. */
+    const atomic_int *cancelled;
 } pt_request;
 
 /* Extra response headers are kept as "name\0value\0" pairs in one buffer. */

@@ -8,6 +8,13 @@
 #include "py/py.h"
 
 _Thread_local const struct pt_script_ref *pt_py_current_script;
+_Thread_local const atomic_int *pt_py_current_cancelled;
+
+int
+pt_py_cancelled(void)
+{
+    return pt_py_current_cancelled != NULL && atomic_load(pt_py_current_cancelled);
+}
 
 /* Returns the cache entry (version, handler, flask_style, module) of the script version,
  * loading it on first use. Borrowed reference; NULL with an error set. */
@@ -86,6 +93,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
 
     pt_py_current_request_id = req->id;
     pt_py_current_script = script; /* pq.INTERFACE_ID, pq.get_state() */
+    pt_py_current_cancelled = req->cancelled;
     PyObject *entry = script_entry(script);
     if (entry == NULL) {
         fail_with_exception(req, resp, "cannot load the script");
@@ -110,7 +118,10 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
     }
     Py_DECREF(entry);
     if (ret == NULL) {
-        fail_with_exception(req, resp, "handler raised");
+        if (pt_py_cancelled()) /* pq.Cancelled, or anything else: nobody reads the answer */
+            PyErr_Clear();
+        else
+            fail_with_exception(req, resp, "handler raised");
         goto done;
     }
     if (pt_py_response_fill(ret, resp, pt_py_rows_format(req), why, sizeof(why)) != 0) {
@@ -120,6 +131,8 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
         resp->fatal = fatal;
     }
 done:
+    if (pt_py_cancelled()) /* nobody to answer: the access log says so */
+        pt_response_error(resp, 499, "client closed request", req->id);
     if (pt_py_print_pending) {
         /* A handler printed a line without its newline: log it with this request's id. */
         pt_py_print_pending = 0;
@@ -136,6 +149,7 @@ done:
     pt_py_pq_end_request(script->name);
     pt_py_current_request_id = "";
     pt_py_current_script = NULL;
+    pt_py_current_cancelled = NULL;
 }
 
 /* "ExceptionType: message" of the raised exception into err; logs the traceback. */

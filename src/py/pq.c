@@ -54,6 +54,18 @@ PyObject *pt_pq_sql_error;    /* pq.SQLError(Error) */
 PyObject *pt_pq_unavailable;  /* pq.DatabaseUnavailable(Error) */
 PyObject *pt_pq_bad_arg;      /* pq.InvalidArgument(Error, ValueError) */
 PyObject *pt_pq_unknown_db;   /* pq.UnknownDatabase(Error, KeyError) */
+/* pq.Cancelled(BaseException): the client left. Not an Exception, as asyncio.CancelledError,
+ * so that a script's `except Exception` does not swallow it. */
+PyObject *pt_pq_cancelled;
+
+/* cancelled() -> bool: whether the client of this request has left. */
+static PyObject *
+pq_is_cancelled(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    return PyBool_FromLong(pt_py_cancelled());
+}
 
 /* ---- the end of a request (design note 5) ------------------------------------------------ */
 
@@ -323,6 +335,9 @@ static PyMethodDef pq_methods[] = {
      "pq.DW_NAME, or a dict of PostgreSQL connection properties)"},
     {"get_secret", pt_py_pq_get_secret, METH_VARARGS,
      "get_secret(name) -> str, from the encrypted secret store"},
+    {"cancelled", pq_is_cancelled, METH_NOARGS,
+     "cancelled() -> True once the client of the running request has left (closed the "
+     "connection, reset the stream): its answer would reach nobody"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -387,7 +402,8 @@ pt_py_pq_module(void)
         (pt_pq_sql_error = new_error(m, "SQLError", pt_pq_error, NULL)) == NULL ||
         (pt_pq_unavailable = new_error(m, "DatabaseUnavailable", pt_pq_error, NULL)) == NULL ||
         (pt_pq_bad_arg = new_error(m, "InvalidArgument", pt_pq_error, PyExc_ValueError)) == NULL ||
-        (pt_pq_unknown_db = new_error(m, "UnknownDatabase", pt_pq_error, PyExc_KeyError)) == NULL)
+        (pt_pq_unknown_db = new_error(m, "UnknownDatabase", pt_pq_error, PyExc_KeyError)) == NULL ||
+        (pt_pq_cancelled = new_error(m, "Cancelled", PyExc_BaseException, NULL)) == NULL)
         goto fail;
     if (PyModule_AddStringConstant(m, "DW_NAME", "dw") != 0 ||
         PyModule_AddObjectRef(m, "Connection", (PyObject *)&conn_type) != 0 ||

@@ -29,6 +29,8 @@ pt_pq_bind_args(const char *fname, PyObject *args, PyObject *kwargs, const pq_ar
         *extra = NULL;
     if (rest != NULL)
         *rest = NULL;
+    if (pt_pq_check_cancelled() != 0)
+        return -1;
     if ((size_t)nargs > nspecs && extra == NULL) {
         PyErr_Format(PyExc_TypeError, "%s() takes at most %zu positional arguments (%zd given)",
                      fname, nspecs, nargs);

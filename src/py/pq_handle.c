@@ -43,6 +43,15 @@ pt_pq_raise_wh(pt_wh *wh, int rc)
     PyErr_SetString(type, msg != NULL && msg[0] ? msg : pt_strerror(rc));
 }
 
+int
+pt_pq_check_cancelled(void)
+{
+    if (!pt_py_cancelled())
+        return 0;
+    PyErr_SetString(pt_pq_cancelled, "the client closed the request; nobody reads the answer");
+    return -1;
+}
+
 pq_handle *
 pt_pq_handle_get(PyObject *name)
 {
@@ -56,6 +65,8 @@ pt_pq_handle_get(PyObject *name)
     char err[512] = "";
     int rc;
 
+    if (pt_pq_check_cancelled() != 0)
+        return NULL;
     if (tdict == NULL) {
         PyErr_SetString(pt_pq_error, "no thread state");
         return NULL;

@@ -53,7 +53,7 @@ typedef struct pq_conv {
 
 /* The exception types (module globals, set by pt_py_pq_module). */
 extern PyObject *pt_pq_error, *pt_pq_unknown_conn, *pt_pq_not_found, *pt_pq_sql_error,
-    *pt_pq_unavailable, *pt_pq_bad_arg, *pt_pq_unknown_db;
+    *pt_pq_unavailable, *pt_pq_bad_arg, *pt_pq_unknown_db, *pt_pq_cancelled;
 extern PyTypeObject pt_pq_rows_type;
 
 /* ---- handles (pq_handle.c) ---- */

@@ -54,6 +54,14 @@ int pt_py_pq_scripts_setup(PyObject *module);
 /* The request id of the request the calling thread is running ("" if none): print() lines
  * and log lines from Python carry it. */
 extern _Thread_local const char *pt_py_current_request_id;
+/* The cancelled flag of the request the calling thread is running (pt_request.cancelled), or
+ * NULL. */
+extern _Thread_local const atomic_int *pt_py_current_cancelled;
+/* Whether the client of the calling thread's request has left (pq.cancelled()). */
+int pt_py_cancelled(void);
+/* Raises pq.Cancelled and returns -1 when the client of the calling thread's request has
+ * left; else 0. Every pq call that binds arguments or opens a database handle asks. GIL. */
+int pt_pq_check_cancelled(void);
 /* Set when print() left a partial line in the calling thread's buffer. */
 extern _Thread_local int pt_py_print_pending;
 

@@ -1,9 +1,13 @@
 /* http_errors.c - rewrites error responses generated inside h2o (body too large, malformed
- * request) into Portico's JSON error shape. Responses Portico built itself carry an
- * X-Request-Id header already and pass through untouched. */
+ * request) into Portico's JSON error shape, and closes the connections an error ends with a
+ * lingering close. Responses Portico built itself carry an X-Request-Id header already and
+ * keep their body. */
 #include "server/http_errors.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/buf.h"
 #include "core/json.h"
@@ -45,6 +49,96 @@ message_for(int status)
     }
 }
 
+/* ---- Lingering close ------------------------------------------------------------------
+ *
+ * An HTTP/1 error that ends the connection (413 over --max-body, a refused head) is often
+ * sent while the client is still sending its body. Closing a socket with unread data makes
+ * the kernel reset the connection, and a client still writing then sees the reset, not the
+ * answer. So the filter keeps a duplicate of the connection's descriptor: when h2o closes its
+ * own, the socket lives on, the duplicate sends FIN after the answer, and whatever the client
+ * still sends is read and thrown away, up to LINGER_BYTES or LINGER_MS, before the real close.
+ * At most LINGER_MAX connections per worker linger; past that they close at once. */
+#define LINGER_MS 5000
+#define LINGER_BYTES ((size_t)32 << 20)
+#define LINGER_MAX 512
+
+typedef struct lingering {
+    int fd;
+    h2o_loop_t *loop;
+    h2o_socket_t *sock;
+    size_t discarded;
+    h2o_timeout_entry_t timeout;
+} lingering;
+
+static h2o_timeout_t linger_timeout;
+static h2o_loop_t *linger_loop; /* the loop linger_timeout was made for */
+static size_t nlinger;
+
+static void
+linger_end(lingering *l)
+{
+    h2o_timeout_unlink(&l->timeout);
+    h2o_socket_close(l->sock); /* closes l->fd */
+    free(l);
+    nlinger--;
+}
+
+static void
+linger_on_read(h2o_socket_t *sock, const char *err)
+{
+    lingering *l = sock->data;
+    l->discarded += sock->input->size;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    if (err != NULL || l->discarded > LINGER_BYTES)
+        linger_end(l);
+}
+
+static void
+linger_on_timeout(h2o_timeout_entry_t *entry)
+{
+    linger_end(H2O_STRUCT_FROM_MEMBER(lingering, timeout, entry));
+}
+
+/* h2o closed its descriptor (its socket's on_close): start draining through ours. */
+static void
+linger_start(void *p)
+{
+    lingering *l = p;
+    shutdown(l->fd, SHUT_WR);
+    l->sock = h2o_evloop_socket_create(l->loop, l->fd, 0);
+    l->sock->data = l;
+    h2o_socket_read_start(l->sock, linger_on_read);
+    if (linger_loop != l->loop) {
+        h2o_timeout_init(l->loop, &linger_timeout, LINGER_MS);
+        linger_loop = l->loop;
+    }
+    l->timeout.cb = linger_on_timeout;
+    h2o_timeout_link(l->loop, &linger_timeout, &l->timeout);
+}
+
+/* Arranges a lingering close for req's HTTP/1 connection (clear text only). */
+static void
+linger_arm(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->ssl != NULL || sock->on_close.cb != NULL || nlinger >= LINGER_MAX)
+        return;
+    lingering *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return;
+    l->fd = fcntl(h2o_socket_get_fd(sock), F_DUPFD_CLOEXEC, 0);
+    if (l->fd < 0) {
+        free(l);
+        return;
+    }
+    l->loop = req->conn->ctx->loop;
+    nlinger++;
+    sock->on_close.cb = linger_start;
+    sock->on_close.data = l;
+}
+
+/* ---- Rewriting h2o's errors ---------------------------------------------------------- */
+
 typedef struct errors_filter {
     h2o_filter_t super;
     pt_http_errors_log_cb log;
@@ -55,6 +149,8 @@ on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     static const h2o_iovec_t rid_name = {H2O_STRLIT("x-request-id")};
     errors_filter *f = (errors_filter *)self;
+    if (req->res.status >= 400 && req->version < 0x200 && !req->http1_is_persistent)
+        linger_arm(req);
     if (req->res.status >= 400 &&
         h2o_find_header_by_str(&req->res.headers, rid_name.base, rid_name.len, -1) == -1) {
         char id[PT_REQID_SIZE];

@@ -1,6 +1,8 @@
 /* http_errors.h - makes the errors h2o answers by itself once it has parsed a request (413,
  * a bad Content-Length, ...) look like Portico's own: a JSON body {"error": ...,
- * "request_id": ...} and an X-Request-Id header. Requests h2o cannot parse at all (a garbled
+ * "request_id": ...} and an X-Request-Id header; and closes an HTTP/1 connection that any
+ * error response ends with a lingering close (the client's unread body is drained, so that it
+ * reads the answer instead of a reset). Requests h2o cannot parse at all (a garbled
  * request line, more than 100 header fields) are answered by its HTTP/1 code directly, with a
  * fixed plain-text 400 that no filter sees. */
 #ifndef PT_HTTP_ERRORS_H

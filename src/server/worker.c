@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "py/py.h"
 #include "server/http_errors.h"
+#include "server/http_framing.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
 #include "server/reqid.h"
@@ -191,6 +192,12 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     worker *w = &pt_worker_self;
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
+    const char *why;
+    int refused = pt_framing_rejected(req, &why);
+    if (refused != 0) {
+        pt_send_error(w, req, refused, why);
+        return 0;
+    }
 
     size_t header_bytes = req->path.len;
     for (size_t i = 0; i < req->headers.size; i++)
@@ -231,6 +238,15 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         break;
     }
     const struct route *route = m.data;
+    for (size_t i = 0; i < m.nparams; i++) {
+        if (!pt_job_param_ok(m.params[i].value, m.params[i].value_len)) {
+            pt_send_simple(w, req, route, 400, NULL, NULL,
+                           "a path parameter may not hold an encoded '/' or NUL, nor be '.' or "
+                           "'..'",
+                           NULL, NULL);
+            return 0;
+        }
+    }
     pt_auth_result ar;
     ar.caller = (pt_caller){0};
     if (route->auth != PT_AUTH_PUBLIC && authorize(w, req, snap, route, &ar) != 0)
@@ -357,6 +373,8 @@ open_data(worker *w, const char *tag)
 static void
 setup_loop(worker *w, const sigset_t *set)
 {
+    if (pt_framing_init(w->cfg->max_header) != 0)
+        _exit(PT_WORKER_EXIT_FAILED);
     h2o_config_init(&w->globalconf);
     w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("portico"));
     w->globalconf.max_request_entity_size = w->cfg->max_body;

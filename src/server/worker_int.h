@@ -38,6 +38,9 @@
  *
  *     webhook intake ──> RUNNING (in the inbox) ──(stored, or not: 503)──> DONE ──> freed
  *
+ * A queued job whose client left (j->cancelled, pt_job_cancelled) skips RUNNING: the leader
+ * logs it as 499 and frees it (pt_job_drop) without running it.
+ *
  * A job finished by a demoted thread, a timeout and a stored webhook event all reach the loop
  * through the `done` queue (pt_send_on_done); a job the leader ran itself is answered inline.
  * The running thread's reference goes when its handler returns, whichever state won.
@@ -127,9 +130,11 @@ typedef struct job {
     unsigned long py_ident; /* Python id of the thread running the handler */
     struct slot *slot;      /* the pool thread that runs (or ran) it, NULL before */
     struct job *next;
-    const char *label;   /* what the access log names instead of an endpoint, or NULL */
-    pt_inbox_event hook; /* webhook jobs: the event handed to the inbox */
-    char *dedup_key;     /* webhook jobs: owned */
+    atomic_int cancelled; /* the client left (req.cancelled points here) */
+    double next_poll;     /* monitor: when to look at the connection again (pt_job_poll) */
+    const char *label;    /* what the access log names instead of an endpoint, or NULL */
+    pt_inbox_event hook;  /* webhook jobs: the event handed to the inbox */
+    char *dedup_key;      /* webhook jobs: owned */
 } job;
 
 /* What the monitor and the crash handler know about each pool thread. */
@@ -239,6 +244,24 @@ void pt_job_release(job *j);
  * a malformed or cut '%' sequence, is copied as it is. dst must hold n bytes; it is not
  * terminated. Returns the length written (<= n). */
 size_t pt_job_percent_decode(char *dst, const char *src, size_t n);
+/* Whether the client of j has left: the request was disposed of (HTTP/2 stream reset, the
+ * connection closed) or, over HTTP/1, the peer closed its side of the connection (a
+ * non-blocking MSG_PEEK reads end of file or an error). Sets j->cancelled when so. Any thread:
+ * it reads only j's atomics and descriptor. */
+int pt_job_cancelled(job *j);
+/* pt_job_cancelled for a job about to run, where it costs a system call only for a job that
+ * waited in the queue (JOB_PEEK_AFTER): one that runs as it arrives is not worth it. Loop
+ * side. */
+int pt_job_waited_cancelled(job *j);
+/* The monitor's look at a running job: pt_job_cancelled at most every 10 ms. Caller holds
+ * the slot's lock (j cannot be freed meanwhile). */
+void pt_job_poll(job *j, double now);
+/* Ends a queued job whose client left without running it: a 499 in the access log, nothing
+ * the client can read. Drops the queue's reference. Loop side. */
+void pt_job_drop(worker *w, job *j);
+/* Whether a raw path parameter value src[0..n) may reach a handler: once percent-decoded it
+ * holds no '/' and no NUL byte and is not "." or "..". */
+int pt_job_param_ok(const char *src, size_t n);
 
 /* ---- worker_send.c --------------------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
  * thread once the leader is demoted), when h2o may have reused or freed its buffers, so nothing
  * a handler reads may point into h2o's memory. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +28,59 @@ pt_job_release(job *j)
     free(j);
 }
 
-/* Runs when h2o frees the request's pool: the job must not touch the request any more. */
+/* Runs when h2o frees the request's pool: the job must not touch the request any more. The
+ * guard is cleared once the answer is sent, so a job still here was not answered: its client
+ * left (a reset HTTP/2 stream, a closed connection). */
 static void
 on_req_dispose(void *p)
 {
     job **guard = p;
-    if (*guard != NULL)
+    if (*guard != NULL) {
         (*guard)->hreq = NULL;
+        atomic_store(&(*guard)->cancelled, 1);
+    }
+}
+
+int
+pt_job_cancelled(job *j)
+{
+    if (atomic_load(&j->cancelled))
+        return 1;
+    if (j->fd < 0)
+        return 0;
+    char c;
+    ssize_t n = recv(j->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+        return 0;
+    atomic_store(&j->cancelled, 1);
+    return 1;
+}
+
+/* A queued job is looked at (one recv) only after it waited this long, in seconds. */
+#define JOB_PEEK_AFTER 0.001
+
+int
+pt_job_waited_cancelled(job *j)
+{
+    if (atomic_load(&j->cancelled))
+        return 1;
+    return now_sec() - j->start >= JOB_PEEK_AFTER && pt_job_cancelled(j);
+}
+
+void
+pt_job_poll(job *j, double now)
+{
+    if (now < j->next_poll)
+        return;
+    j->next_poll = now + 0.010;
+    pt_job_cancelled(j);
+}
+
+void
+pt_job_drop(worker *w, job *j)
+{
+    pt_response_error(&j->resp, 499, "client closed request", j->req.id);
+    pt_send_finish(w, j, 0);
 }
 
 size_t
@@ -51,6 +98,24 @@ pt_job_percent_decode(char *dst, const char *src, size_t n)
         }
     }
     return o;
+}
+
+int
+pt_job_param_ok(const char *src, size_t n)
+{
+    size_t dots = 0, len = 0;
+    for (size_t i = 0; i < n; i++, len++) {
+        int c = (unsigned char)src[i], hi, lo;
+        if (c == '%' && i + 2 < n && (hi = pt_hex_digit((unsigned char)src[i + 1])) >= 0 &&
+            (lo = pt_hex_digit((unsigned char)src[i + 2])) >= 0) {
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == '/' || c == '\0')
+            return 0;
+        dots += c == '.';
+    }
+    return !(dots == len && (len == 1 || len == 2));
 }
 
 /* A bump allocator over the job's single block, sized beforehand (job_size). */
@@ -217,6 +282,8 @@ pt_job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_r
     atomic_init(&j->refs, 1);
     atomic_init(&j->state, JOB_QUEUED);
     atomic_init(&j->lent, 0);
+    atomic_init(&j->cancelled, 0);
+    j->req.cancelled = &j->cancelled;
     j->hreq = req;
     j->snap = snap;
     atomic_fetch_add(&snap->refs, 1);

@@ -91,6 +91,11 @@ lead_jobs(worker *w, slot *s)
         if (j == NULL)
             break;
         j->next = NULL;
+        /* framing: a request whose client left while it waited never runs (issue 14 s3). */
+        if (pt_job_waited_cancelled(j)) {
+            pt_job_drop(w, j);
+            continue;
+        }
         if (!have_gil) {
             pt_py_gil_acquire();
             have_gil = 1;
@@ -276,9 +281,12 @@ monitor_main(void *arg)
             job *j = atomic_load(&s->job);
             if (j == NULL)
                 s->stuck = 0;
+            int fd = atomic_load(&s->fd);
+            /* framing: notice a client that leaves while its handler runs (pq.Cancelled). */
+            if (j != NULL && fd >= 0 && atomic_load(&j->state) == JOB_RUNNING)
+                pt_job_poll(j, now);
             /* A handler still running after a tick: lend its connection to the master so
              * that it can answer 502 if this process dies (holds.h). */
-            int fd = atomic_load(&s->fd);
             if (j != NULL && fd >= 0 && !atomic_load(&j->lent) &&
                 atomic_load(&j->state) == JOB_RUNNING && now - atomic_load(&s->started) > 0.002 &&
                 pt_holds_lend(w->ctl, fd, j->req.id) == 0) {

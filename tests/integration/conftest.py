@@ -401,3 +401,13 @@ class Handlers:
     def publish_all(self, portico):
         for name, source, path, methods in self.items:
             portico.publish(name, source, path, methods)
+
+    def server_fixture(self):
+        """A module-scoped fixture: these handlers published, one server for the module."""
+        @pytest.fixture(scope="module")
+        def srv(module_portico):
+            self.publish_all(module_portico)
+            s = start_module_server(module_portico)
+            yield s
+            s.close()
+        return srv

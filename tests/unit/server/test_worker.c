@@ -48,8 +48,8 @@ TEST(percent_decode_malformed_is_kept)
 
 TEST(percent_decode_dangerous_values_are_data)
 {
-    /* A handler gets these as values with their length: a NUL, a dot-dot-slash and a line
-     * break are decoded (handlers must not paste a value into a path), never cut short. */
+    /* The decoder decodes everything, never cutting a value short; which values may reach a
+     * handler is pt_job_param_ok's decision (tested below). */
     size_t n;
     const char *d = decode("a%00b", &n);
     ASSERT_EQ(n, 3);
@@ -67,6 +67,27 @@ TEST(percent_decode_never_longer)
         src[i] = "%4%41"[i % 5];
     size_t n = pt_job_percent_decode(dst, src, sizeof(src));
     ASSERT_LE(n, sizeof(src));
+}
+
+#define PARAM_OK(s) pt_job_param_ok(s, sizeof(s) - 1)
+
+TEST(param_ok_refuses_encoded_slash_nul_and_dot_segments)
+{
+    /* on_req answers 400 for these (docs/HANDLERS.md): a decoded value must not be able to
+     * climb out of a directory a handler pastes it into. */
+    ASSERT_FALSE(PARAM_OK("%2F..%2Fetc"));
+    ASSERT_FALSE(PARAM_OK("a%2fb"));
+    ASSERT_FALSE(PARAM_OK("a%00b"));
+    ASSERT_FALSE(PARAM_OK(".."));
+    ASSERT_FALSE(PARAM_OK("%2E%2e"));
+    ASSERT_FALSE(PARAM_OK("."));
+    ASSERT_FALSE(PARAM_OK("%2e"));
+    ASSERT_TRUE(PARAM_OK("..."));
+    ASSERT_TRUE(PARAM_OK("a..b"));
+    ASSERT_TRUE(PARAM_OK("%252F")); /* decoded once: "%2F" is data */
+    ASSERT_TRUE(PARAM_OK("a%20b"));
+    ASSERT_TRUE(PARAM_OK("100%"));
+    ASSERT_TRUE(PARAM_OK("x"));
 }
 
 /* Redacts the C string s in a copy; returns the result. */
