@@ -21,9 +21,15 @@ import _portico_c
 _tls = threading.local()
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def canonical_header(name):
-    """'x-api-key' -> 'X-Api-Key', the spelling Flask gives header names."""
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    """'x-api-key' -> 'X-Api-Key', the spelling Flask gives header names. ASCII letters only,
+    as request.c spells the names it stores: a name with other bytes is still found."""
+    return "-".join(part[:1].translate(_ASCII_UPPER) + part[1:].translate(_ASCII_LOWER)
+                    for part in name.split("-"))
 
 
 def _canon(key):
@@ -82,7 +88,9 @@ def parse_form(content_type, body):
                 charset = part.get_content_charset() or "utf-8"
                 try:
                     form[name] = payload.decode(charset, "replace")
-                except LookupError:  # a charset Python does not know: the client's mistake
+                except (LookupError, ValueError):
+                    # A charset Python does not know, or cannot name ("la\0", "idna" with
+                    # errors): the client's mistake, read as UTF-8.
                     form[name] = payload.decode("utf-8", "replace")
         return form
     return {}
@@ -129,7 +137,7 @@ class FlaskRequest:
             return None
         try:
             return json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             if silent:
                 return None
             raise BadRequest("the request body is not valid JSON") from None
