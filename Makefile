@@ -34,13 +34,13 @@ TEST_SRCS := $(wildcard tests/unit/*.c tests/unit/*/*.c)
 TEST_OBJS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/test-obj/%.o)
 TEST_BIN := $(BUILD)/unit-tests
 FORMAT_SRCS := $(SRCS) $(wildcard src/main.c src/*/*.h tests/unit/*.[ch] tests/unit/*/*.[ch] \
-               tests/fuzz/*.c)
+               tests/fuzz/*.[ch])
 # libFuzzer targets (tests/fuzz/fuzz_<name>.c) need clang (and libclang-rt-14-dev). The sources
 # are compiled once more with clang, ASan and UBSan into an archive, so each target links only the
 # objects it uses. FUZZ_SECONDS is per target; the total stays under two minutes.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 12
-FUZZ_TARGETS := jwt webhook_sig router config
+FUZZ_TARGETS := jwt webhook_sig router config import json request
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_OBJS    := $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/libportico.a
@@ -49,9 +49,6 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(WARN) -g -O1 \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
                 -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 # (The sources get -Wno-shadow: clang's also warns of locals named like libc globals, `tzname`.)
-# Targets that embed CPython: it keeps its allocations until exit, so no leak detection there.
-FUZZ_OPTS_json    := -detect_leaks=0
-FUZZ_OPTS_request := -detect_leaks=0
 
 .DEFAULT_GOAL := all
 .PHONY: all deps check unit unit-valgrind integration fuzz fuzz-build run bench clean format format-check
@@ -120,7 +117,7 @@ $(FUZZ_LIB): $(FUZZ_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
+$(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/fuzz_py.h $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< $(FUZZ_LIB) -o $@ $(LIBS)
 
 fuzz-build: $(FUZZ_BINS)
@@ -131,10 +128,9 @@ fuzz: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz-corpus/$$t; \
 	    dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
-	    opts=; case $$t in json) opts="$(FUZZ_OPTS_json)";; request) opts="$(FUZZ_OPTS_request)";; esac; \
 	    echo "==> fuzz $$t ($(FUZZ_SECONDS) s)"; \
 	    $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
-	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-corpus/$$t- $$dict $$opts \
+	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-corpus/$$t- $$dict \
 	        $(BUILD)/fuzz-corpus/$$t tests/fuzz/$$t \
 	        2>$(BUILD)/fuzz-corpus/$$t.log || { tail -n 80 $(BUILD)/fuzz-corpus/$$t.log; exit 1; }; \
 	    grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz-corpus/$$t.log || true; \
