@@ -632,6 +632,11 @@ def format_exc(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
+# A partial print() line longer than this is logged in pieces, so that printing without a
+# newline cannot grow the buffer without bound (runtime.c caps the bytes logged per request).
+_PRINT_LINE_MAX = 65536
+
+
 class _LogWriter(io.TextIOBase):
     """sys.stdout/sys.stderr of handlers: complete lines go to the server log."""
 
@@ -649,6 +654,11 @@ class _LogWriter(io.TextIOBase):
         *lines, rest = pending.split("\n")
         for line in lines:
             _portico_c.emit(self._name, line)
+        if len(rest) > _PRINT_LINE_MAX:
+            end = len(rest) - len(rest) % _PRINT_LINE_MAX
+            for i in range(0, end, _PRINT_LINE_MAX):
+                _portico_c.emit(self._name, rest[i:i + _PRINT_LINE_MAX])
+            rest = rest[end:]
         setattr(_tls, self._attr, rest)
         if rest:
             _portico_c.mark_pending()

@@ -72,3 +72,41 @@ def test_decimal_nan_and_infinity_are_valid_json(srv):
     assert r.text.strip() == "[1.50, -0, 1E+2, NaN, NaN, NaN, NaN, Infinity, -Infinity]"
     values = json.loads(r.text)
     assert values[:3] == [1.5, 0, 100.0] and values[7:] == [float("inf"), float("-inf")]
+
+
+# ---------------------------------------------------------------- bounded print() volume
+
+LOUD = H.add("loud", """\
+    def handler(request):
+        line = 'x' * 1023
+        for _ in range(40 * 1024):
+            print(line)                       # 40 MiB in lines
+        print('é' * (5 << 20), end='')       # 10 MiB more, no newline
+        return 'done'
+    """)
+
+QUIET = H.add("quiet", """\
+    def handler(request):
+        print('quiet-marker')
+        return 'ok'
+    """)
+
+
+def test_handler_printing_50_mb_logs_at_most_1_mib(srv):
+    r = srv.get(LOUD, timeout=120)
+    assert r.status_code == 200 and r.text == "done"
+    rid = r.headers["X-Request-Id"]
+    notes = srv.log_lines_with(f"request {rid}: [truncated ", timeout=10)
+    assert len(notes) == 1, notes
+    dropped = int(notes[0].split("[truncated ")[1].split()[0])
+    logged = [l for l in srv.log.splitlines() if f"request {rid}: stdout: " in l]
+    logged_bytes = sum(len(l.split(": stdout: ", 1)[1].encode()) + 1 for l in logged)
+    assert logged_bytes <= 1 << 20
+    total = 40 * 1024 * 1024 + 10 * 1024 * 1024
+    assert total - (1 << 20) <= dropped <= total
+    # The cap is per request: the next one's lines are logged in full.
+    r = srv.get(QUIET)
+    assert r.status_code == 200
+    rid = r.headers["X-Request-Id"]
+    assert srv.log_lines_with(f"request {rid}: stdout: quiet-marker")
+    assert not srv.log_lines_with(f"request {rid}: [truncated", timeout=0)
