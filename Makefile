@@ -1,6 +1,7 @@
 # Portico build.  `make` builds bin/portico; `make check` runs every test (and each fuzz target
 # for FUZZ_SECONDS; not again with SANITIZE, as the fuzz targets always have ASan and UBSan);
-# `make run` starts the demo; `make bench` runs the benchmarks.
+# `make run` starts the demo; `make bench` runs the benchmarks; `make soak` runs SOAK_SECONDS
+# (600) of mixed load and fails when memory or descriptors grow.
 # SANITIZE=address,undefined builds into build-san/ with sanitizers.
 # BUILD=dir puts the objects and binaries elsewhere. When pkg-config cannot find the libraries,
 # the user-facing targets run scripts/install-deps.sh first and then start make over.
@@ -51,7 +52,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(WARN) -g -O1 \
 # (The sources get -Wno-shadow: clang's also warns of locals named like libc globals, `tzname`.)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps check unit unit-valgrind integration fuzz fuzz-build run bench clean format format-check
+.PHONY: all deps check unit unit-valgrind integration fuzz fuzz-build soak run bench clean \
+        format format-check
 
 ifneq ($(DEPS_OK),yes)
 # Libraries missing: install them, then run the same goal in a fresh make, which sees the new
@@ -61,7 +63,7 @@ $(error pkg-config still cannot find some of: $(PKGS) (after scripts/install-dep
 endif
 # One apt-get at a time, even under -j.
 .NOTPARALLEL:
-all check run bench unit unit-valgrind integration fuzz deps:
+all check run bench unit unit-valgrind integration fuzz soak deps:
 	@scripts/install-deps.sh
 	@$(MAKE) --no-print-directory PT_DEPS_TRIED=1 $@
 
@@ -135,6 +137,10 @@ fuzz: fuzz-build
 	        2>$(BUILD)/fuzz-corpus/$$t.log || { tail -n 80 $(BUILD)/fuzz-corpus/$$t.log; exit 1; }; \
 	    grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz-corpus/$$t.log || true; \
 	done
+
+# SOAK_SECONDS (600) of mixed load with RSS and descriptors sampled; fails when they grow.
+soak: all
+	$(PYTHON) tests/soak/soak.py $(abspath $(BIN))
 
 # The test tools (pytest, requests, ...) are not pkg-config packages: check them here too.
 check: deps
