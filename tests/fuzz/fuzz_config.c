@@ -67,28 +67,12 @@ ref_duration(const char *s, int64_t *out)
         *out = -1;
         return 0;
     }
-    if (nd == 0 || (rest[0] != '\0' && rest[1] != '\0'))
+    static const char units[] = "smhdw";
+    static const unsigned mults[] = {1, 60, 3600, 86400, 604800};
+    const char *u = rest[0] != '\0' ? strchr(units, rest[0]) : units;
+    if (nd == 0 || u == NULL || (rest[0] != '\0' && rest[1] != '\0'))
         return -1;
-    switch (rest[0]) {
-    case '\0':
-    case 's':
-        mult = 1;
-        break;
-    case 'm':
-        mult = 60;
-        break;
-    case 'h':
-        mult = 3600;
-        break;
-    case 'd':
-        mult = 86400;
-        break;
-    case 'w':
-        mult = 7 * 86400;
-        break;
-    default:
-        return -1;
-    }
+    mult = mults[u - units];
     if (v * mult > INT64_MAX)
         return -1;
     *out = (int64_t)(v * mult);
