@@ -62,13 +62,13 @@ c_emit(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "ss#", &stream, &line, &n))
         return NULL;
-    size_t len = (size_t)n, room = PT_PY_PRINT_LOG_MAX - print_logged, show = len;
+    size_t len = (size_t)n, show = len;
     if (print_logged >= PT_PY_PRINT_LOG_MAX) {
         print_dropped += len + 1;
         Py_RETURN_NONE;
     }
-    if (show > room) {
-        show = room;
+    if (show > PT_PY_PRINT_LOG_MAX - print_logged) {
+        show = PT_PY_PRINT_LOG_MAX - print_logged;
         while (show > 0 && ((unsigned char)line[show] & 0xC0) == 0x80)
             show--; /* not inside a UTF-8 sequence */
     }
