@@ -15,7 +15,9 @@
 #include "fuzz_py.h"
 
 static const char checker[] =
-    "import base64, datetime, decimal, json, math, struct\n"
+    "import base64, datetime, decimal, json, math, struct, sys\n"
+    /* enc() below takes two frames per level of the 512 the writer accepts. */
+    "sys.setrecursionlimit(4000)\n"
     "class In:\n"
     "    def __init__(self, b): self.b, self.i = b, 0\n"
     "    def byte(self):\n"
