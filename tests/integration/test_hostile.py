@@ -4,6 +4,7 @@ sheds (closes) every connection that has not sent a complete request within its 
 timeout (10 s), however slowly it keeps sending."""
 
 import http.client
+import os
 import socket
 import time
 
@@ -11,8 +12,9 @@ import pytest
 
 HELLO = "def handler(request):\n    return {'hello': 'world'}\n"
 # Hello's latency while the attack runs: every request answered, none slow. Loose bounds: two
-# cores shared with other test runs; an attack that blocked a worker would cost seconds.
-P99_LIMIT = 0.25
+# cores shared with other test runs (and sanitizers, several times slower, in .ci/run's second
+# pass); an attack that blocked a worker would cost seconds.
+P99_LIMIT = 1.0 if os.environ.get("PORTICO_SANITIZED") else 0.25
 SHED_WITHIN = 25  # seconds: the HTTP library's request timeout (10 s) and slack
 
 
