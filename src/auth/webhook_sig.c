@@ -100,12 +100,32 @@ fail(char *why, size_t whysz, const char *msg)
     return PT_EINVAL;
 }
 
-/* Stripe: "t=1492774577,v1=5257a8...,v1=...,v0=..."; every v1 is tried. */
+/* Stripe's timestamp: unix seconds in 1 to PT_STRIPE_TS_DIGITS decimal digits, no sign, no
+ * spaces. Anything else (a sign, 20 digits, a letter) is no timestamp: the bound keeps the
+ * tolerance arithmetic below far from overflow whatever `now` is. Returns 0 or -1. */
+static int
+parse_stripe_ts(const char *s, size_t n, int64_t *t)
+{
+    int64_t v = 0;
+    if (n == 0 || n > PT_STRIPE_TS_DIGITS)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *t = v;
+    return 0;
+}
+
+/* Stripe: "t=1492774577,v1=5257a8...,v1=...,v0=..."; every v1 is tried, the last t counts. */
 static int
 verify_stripe(const unsigned char *key, size_t keylen, const char *h, size_t hn, const char *body,
               size_t blen, int64_t now, char *why, size_t whysz)
 {
-    char ts[32] = "";
+    const char *ts = NULL;
+    size_t tslen = 0;
+    int64_t t = 0;
     unsigned char want[SHA256_LEN], got[SHA256_LEN];
     int have_v1 = 0, match = 0;
     size_t i = 0;
@@ -115,18 +135,19 @@ verify_stripe(const unsigned char *key, size_t keylen, const char *h, size_t hn,
         size_t j = i;
         while (j < hn && h[j] != ',')
             j++;
-        if (j - i > 2 && h[i] == 't' && h[i + 1] == '=' && j - i - 2 < sizeof(ts))
-            snprintf(ts, sizeof(ts), "%.*s", (int)(j - i - 2), h + i + 2);
+        if (j - i >= 2 && h[i] == 't' && h[i + 1] == '=') {
+            ts = h + i + 2;
+            tslen = j - i - 2;
+        }
         i = j + 1;
     }
-    char *end = NULL;
-    long long t = ts[0] != '\0' ? strtoll(ts, &end, 10) : 0;
-    if (ts[0] == '\0' || end == NULL || *end != '\0')
+    if (ts == NULL || parse_stripe_ts(ts, tslen, &t) != 0)
         return fail(why, whysz, "Stripe-Signature has no timestamp");
-    if (now - t > PT_STRIPE_TOLERANCE || t - now > PT_STRIPE_TOLERANCE)
+    /* t is at most 10^PT_STRIPE_TS_DIGITS: t +- tolerance cannot overflow, now may be anything. */
+    if (now < t - PT_STRIPE_TOLERANCE || now > t + PT_STRIPE_TOLERANCE)
         return fail(why, whysz, "Stripe-Signature timestamp outside the 5-minute tolerance");
-    char prefix[40];
-    int pn = snprintf(prefix, sizeof(prefix), "%s.", ts);
+    char prefix[PT_STRIPE_TS_DIGITS + 2];
+    int pn = snprintf(prefix, sizeof(prefix), "%.*s.", (int)tslen, ts);
     if (hmac2(key, keylen, prefix, (size_t)pn, body, blen, want) != 0)
         return fail(why, whysz, "cannot compute the signature");
     for (i = 0; i < hn;) {

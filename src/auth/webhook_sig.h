@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define PT_STRIPE_TOLERANCE 300 /* seconds between Stripe's timestamp and now */
+#define PT_STRIPE_TS_DIGITS 15  /* at most this many digits in its t= (unix seconds) */
 
 enum pt_hooksig_scheme {
     PT_HOOKSIG_NONE,

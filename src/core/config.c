@@ -50,11 +50,12 @@ parse_port(const char *s, int *port)
     return 0;
 }
 
-/* Host names and IPv4 addresses; bracketed IPv6 addresses may also hold ':' and a "%zone". */
+/* Host names and IPv4 addresses; bracketed IPv6 addresses may also hold ':' and a "%zone",
+ * and must hold a ':' (the brackets are for IPv6 only: "[-%]" or "[host]" is no address). */
 static int
 host_ok(const char *h, size_t n, int bracketed)
 {
-    if (n == 0)
+    if (n == 0 || (bracketed && memchr(h, ':', n) == NULL))
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = h[i];

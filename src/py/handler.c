@@ -139,6 +139,7 @@ done:
         tmp = PyObject_CallNoArgs(pt_pyg.flush_print);
         Py_XDECREF(tmp);
     }
+    pt_py_print_end();
     if (flask_style) {
         tmp = PyObject_CallOneArg(pt_pyg.set_current, Py_None);
         Py_XDECREF(tmp);
@@ -221,6 +222,7 @@ done:
         Py_XDECREF(tmp);
         PyErr_Clear();
     }
+    pt_py_print_end();
     Py_XDECREF(ret);
     Py_XDECREF(event);
     Py_DECREF(entry);

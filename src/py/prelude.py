@@ -21,9 +21,15 @@ import _portico_c
 _tls = threading.local()
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def canonical_header(name):
-    """'x-api-key' -> 'X-Api-Key', the spelling Flask gives header names."""
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    """'x-api-key' -> 'X-Api-Key', the spelling Flask gives header names. ASCII letters only,
+    as request.c spells the names it stores: a name with other bytes is still found."""
+    return "-".join(part[:1].translate(_ASCII_UPPER) + part[1:].translate(_ASCII_LOWER)
+                    for part in name.split("-"))
 
 
 def _canon(key):
@@ -82,7 +88,9 @@ def parse_form(content_type, body):
                 charset = part.get_content_charset() or "utf-8"
                 try:
                     form[name] = payload.decode(charset, "replace")
-                except LookupError:  # a charset Python does not know: the client's mistake
+                except (LookupError, ValueError):
+                    # A charset Python does not know, or cannot name ("la\0", "idna" with
+                    # errors): the client's mistake, read as UTF-8.
                     form[name] = payload.decode("utf-8", "replace")
         return form
     return {}
@@ -129,7 +137,7 @@ class FlaskRequest:
             return None
         try:
             return json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             if silent:
                 return None
             raise BadRequest("the request body is not valid JSON") from None
@@ -624,6 +632,11 @@ def format_exc(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
+# A partial print() line longer than this is logged in pieces, so that printing without a
+# newline cannot grow the buffer without bound (runtime.c caps the bytes logged per request).
+_PRINT_LINE_MAX = 65536
+
+
 class _LogWriter(io.TextIOBase):
     """sys.stdout/sys.stderr of handlers: complete lines go to the server log."""
 
@@ -641,6 +654,11 @@ class _LogWriter(io.TextIOBase):
         *lines, rest = pending.split("\n")
         for line in lines:
             _portico_c.emit(self._name, line)
+        if len(rest) > _PRINT_LINE_MAX:
+            end = len(rest) - len(rest) % _PRINT_LINE_MAX
+            for i in range(0, end, _PRINT_LINE_MAX):
+                _portico_c.emit(self._name, rest[i:i + _PRINT_LINE_MAX])
+            rest = rest[end:]
         setattr(_tls, self._attr, rest)
         if rest:
             _portico_c.mark_pending()

@@ -64,6 +64,12 @@ int pt_py_cancelled(void);
 int pt_pq_check_cancelled(void);
 /* Set when print() left a partial line in the calling thread's buffer. */
 extern _Thread_local int pt_py_print_pending;
+/* At most this many bytes of print() output per request (or webhook event) reach the server
+ * log; a longer partial line than _PRINT_LINE_MAX (64 KiB) is logged in pieces (prelude.py). */
+#define PT_PY_PRINT_LOG_MAX (1 << 20)
+/* Ends the calling thread's print() output for a request or event (after flush_print): logs
+ * one "[truncated N bytes ...]" line when output was held back, and resets the count. GIL. */
+void pt_py_print_end(void);
 
 /* Creates the interpreter-wide objects: the _portico_c and pq modules, the prelude.
  * Needs the GIL. Returns 0 or -1 with a Python error set. */

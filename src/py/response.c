@@ -161,6 +161,13 @@ dump_other(pt_buf *b, PyObject *obj)
         return rc;
     }
     if (strcmp(Py_TYPE(obj)->tp_name, "decimal.Decimal") == 0) {
+        /* str() of a NaN is "NaN", "-NaN", "sNaN" or "-sNaN": all but the first are not JSON
+         * (nor json.loads input); every NaN is written as a float NaN is. */
+        PyObject *nan = PyObject_CallMethod(obj, "is_nan", NULL);
+        int is_nan = nan != NULL ? PyObject_IsTrue(nan) : -1;
+        Py_XDECREF(nan);
+        if (is_nan != 0)
+            return is_nan < 0 ? -1 : buf_fail(pt_buf_puts(b, "NaN"));
         PyObject *s = PyObject_Str(obj);
         Py_ssize_t n;
         const char *p = s != NULL ? PyUnicode_AsUTF8AndSize(s, &n) : NULL;

@@ -47,7 +47,13 @@ pt_py_fetch_exc(void)
 
 /* ---- _portico_c: the C helpers the prelude calls --------------------------------------- */
 
-/* emit(stream, line): one print() line into the server log, tagged with the request id. */
+/* What print() of one request (or webhook event) has put in the server log, and what it was
+ * kept from putting there past PT_PY_PRINT_LOG_MAX. */
+static _Thread_local size_t print_logged, print_dropped;
+
+/* emit(stream, line): one print() line into the server log, tagged with the request id. Past
+ * PT_PY_PRINT_LOG_MAX bytes in one request, lines are cut (at a character boundary) and then
+ * only counted; pt_py_print_end says how much. */
 static PyObject *
 c_emit(PyObject *self, PyObject *args)
 {
@@ -56,11 +62,37 @@ c_emit(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "ss#", &stream, &line, &n))
         return NULL;
+    size_t len = (size_t)n, show = len;
+    if (print_logged >= PT_PY_PRINT_LOG_MAX) {
+        print_dropped += len + 1;
+        Py_RETURN_NONE;
+    }
+    if (show > PT_PY_PRINT_LOG_MAX - print_logged) {
+        show = PT_PY_PRINT_LOG_MAX - print_logged;
+        while (show > 0 && ((unsigned char)line[show] & 0xC0) == 0x80)
+            show--; /* not inside a UTF-8 sequence */
+    }
+    print_logged += show + 1;
+    print_dropped += len - show;
     if (pt_py_current_request_id[0] != '\0')
-        pt_log_info("request %s: %s: %.*s", pt_py_current_request_id, stream, (int)n, line);
+        pt_log_info("request %s: %s: %.*s", pt_py_current_request_id, stream, (int)show, line);
     else
-        pt_log_info("%s: %.*s", stream, (int)n, line);
+        pt_log_info("%s: %.*s", stream, (int)show, line);
     Py_RETURN_NONE;
+}
+
+void
+pt_py_print_end(void)
+{
+    if (print_dropped > 0 && pt_py_current_request_id[0] != '\0')
+        pt_log_warn("request %s: [truncated %zu bytes of print() output: at most %d are logged "
+                    "per request]",
+                    pt_py_current_request_id, print_dropped, PT_PY_PRINT_LOG_MAX);
+    else if (print_dropped > 0)
+        pt_log_warn("[truncated %zu bytes of print() output: at most %d are logged per run]",
+                    print_dropped, PT_PY_PRINT_LOG_MAX);
+    print_logged = 0;
+    print_dropped = 0;
 }
 
 /* _exit(status): os._exit for handlers. Answers in-flight requests with 502 first so that

@@ -13,8 +13,7 @@
 #include <sodium.h>
 
 #include "auth/jwt.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* The string s, if set, must lie inside t->text and be NUL-terminated there. */
 static void

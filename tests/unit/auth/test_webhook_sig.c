@@ -1,6 +1,7 @@
 /* test_webhook_sig.c - unit tests for auth/webhook_sig: GitHub, Stripe and generic HMAC-SHA256
  * signatures against vectors computed independently (GitHub's is the one its docs publish). */
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -206,6 +207,15 @@ TEST(hooksig_stripe_stale_timestamp)
                      ST_T - PT_STRIPE_TOLERANCE - 1, why, sizeof why),
               PT_EINVAL);
     ASSERT_STREQ(why, "Stripe-Signature timestamp outside the 5-minute tolerance");
+    /* The largest timestamp accepted, against clocks at both ends of int64: no overflow. */
+    ASSERT_EQ(verify(PT_HOOKSIG_STRIPE, ST_SECRET, "t=999999999999999,v1=" ST_V1, ST_BODY,
+                     INT64_MIN, why, sizeof why),
+              PT_EINVAL);
+    ASSERT_STREQ(why, "Stripe-Signature timestamp outside the 5-minute tolerance");
+    ASSERT_EQ(
+        verify(PT_HOOKSIG_STRIPE, ST_SECRET, "t=0,v1=" ST_V1, ST_BODY, INT64_MAX, why, sizeof why),
+        PT_EINVAL);
+    ASSERT_STREQ(why, "Stripe-Signature timestamp outside the 5-minute tolerance");
 }
 
 TEST(hooksig_stripe_malformed_header)
@@ -222,6 +232,14 @@ TEST(hooksig_stripe_malformed_header)
         "t=17000x0000,v1=" ST_V1,
         "t=1700000000 ,v1=" ST_V1,
         "T=1700000000,v1=" ST_V1,
+        /* Out of range or signed: refused before any arithmetic (this one was undefined
+         * behaviour: strtoll saturated and now - t overflowed). */
+        "t=-99999999999999999999,v1=" ST_V1,
+        "t=99999999999999999999,v1=" ST_V1,
+        "t=1234567890123456,v1=" ST_V1,
+        "t=-1700000000,v1=" ST_V1,
+        "t=+1700000000,v1=" ST_V1,
+        "t=1700000000,t=,v1=" ST_V1,
     };
     for (size_t i = 0; i < sizeof no_ts / sizeof no_ts[0]; i++) {
         int rc = verify(PT_HOOKSIG_STRIPE, ST_SECRET, no_ts[i], ST_BODY, ST_T, why, sizeof why);

@@ -88,6 +88,10 @@ TEST(config_listen_rejects)
         "[::1]:",
         "h/x:80",
         "99999999999999999999999",
+        /* Brackets hold IPv6 addresses only (the fuzz target found "[-%]:0" accepted). */
+        "[-%]:0",
+        "[localhost]:80",
+        "[1.2.3.4]:80",
     };
     char host[64] = "unchanged";
     int port = 7;
