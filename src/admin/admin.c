@@ -24,6 +24,7 @@
 
 #include "auth/users.h"
 #include "core/err.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "store/store_audit.h"
 #include "store/store_users.h"
@@ -126,18 +127,6 @@ pt_admin_query_str(const pt_admin_call *c, const char *name)
 
 /* ---- Parsing the request ----------------------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) (and '+' as a space when plus) into a new string; NULL when out of
  * memory. Caller frees. */
 static char *
@@ -148,8 +137,8 @@ decode(const char *s, size_t n, int plus)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = pt_hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (lo = pt_hex_digit((unsigned char)s[i + 2])) >= 0) {
             *o++ = (char)(hi * 16 + lo);
             i += 2;
         } else if (plus && s[i] == '+') {

@@ -119,6 +119,7 @@ const char *pt_admin_query_str(const pt_admin_call *c, const char *name);
 /* The route tables, each ended by a zeroed entry (admin_routes.c lists them). */
 extern const pt_admin_route pt_admin_session_routes[];
 extern const pt_admin_route pt_admin_users_routes[];
+extern const pt_admin_route pt_admin_tokens_routes[];
 extern const pt_admin_route pt_admin_audit_routes[];
 extern const pt_admin_route pt_admin_health_routes[];
 extern const pt_admin_route pt_admin_scripts_routes[];

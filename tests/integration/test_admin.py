@@ -400,3 +400,25 @@ def test_cli_users(cli):
     assert cp.returncode == 1 and "no user" in cp.stderr
     actions = [e["action"] for e in json.loads(cli("audit", "--json").stdout)]
     assert actions[:4] == ["user.rm", "user.role", "user.passwd", "user.add"]
+
+
+def test_token_routes(admin_server):
+    admin = admin_server.admin()
+    r = admin.post("/users/viewer/tokens", json={"name": "dash", "expires": "1d"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["user"] == "viewer" and body["name"] == "dash" and body["expires"] > 0
+    t = admin_server.client(body["token"])
+    assert t.get("/me").json()["actor"] == "token:dash"
+    listed = admin.get("/users/viewer/tokens").json()["tokens"]
+    assert [x["id"] for x in listed if x["name"] == "dash"] == [body["id"]]
+    assert all("token" not in x for x in listed)  # never shown again
+    n = audit_count(admin)
+    assert_admin_error(admin.post("/users/nobody/tokens", json={}), 404, "not_found")
+    assert_admin_error(admin.post("/users/viewer/tokens", json={"expires": "soon"}), 400,
+                       "bad_request", "expires")
+    assert_admin_error(admin.delete("/users/editor/tokens/" + body["id"]), 404, "not_found")
+    assert_admin_error(t.post("/users/viewer/tokens", json={}), 403, "forbidden")
+    assert audit_count(admin) == n
+    assert admin.delete(f"/users/viewer/tokens/{body['id']}").json() == {"revoked": body["id"]}
+    assert_admin_error(t.get("/me"), 401, "unauthorized")
