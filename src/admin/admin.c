@@ -5,7 +5,8 @@
  * Design notes
  * ------------
  * The checks run in a fixed order, and each refusal happens before anything is written:
- * route (404, 405) -> credentials (401) -> role (403 forbidden) -> CSRF on a non-GET session
+ * route (404, 405) -> credentials (401; not looked at by the open routes, /login and
+ * /openapi.json) -> role (403 forbidden) -> CSRF on a non-GET session
  * call (403 csrf) -> body size (413 too_large) -> JSON (400 bad_request) -> handler. The only
  * writes before the handler are bookkeeping the caller cannot choose: a session's last-seen
  * time, a token's last-used time, and (in the login route) failed-login counters.
@@ -475,7 +476,9 @@ dispatch(const pt_admin_env *env, const pt_request *req, pt_admin_call *c, calle
         return;
     }
     c->store = st;
-    if (authenticate(env, st, req, who, r) != 0)
+    /* Open routes (login, the OpenAPI document) ignore credentials: a browser still holding
+     * an expired session's cookie must be able to log in again. */
+    if (route->min_role != PT_ROLE_NONE && authenticate(env, st, req, who, r) != 0)
         return;
     c->user = who->user;
     c->actor = who->actor;

@@ -121,6 +121,10 @@ def test_expired_session_is_401(admin_server):
     replay = requests.get(admin_server.url + ADMIN_PREFIX + "/me",
                           cookies={"portico_session": sid}, timeout=10)
     assert_admin_error(replay, 401, "unauthorized")
+    # Still holding the dead cookie, the browser can log in again.
+    c.http.cookies.set("portico_session", sid, path="/_portico/")
+    assert c.login("viewer").status_code == 200
+    assert c.get("/me").json()["user"] == "viewer"
 
 
 def test_wrong_password_is_401_then_throttled(tmp_path):
