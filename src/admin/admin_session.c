@@ -79,7 +79,8 @@ login(pt_admin_call *c, pt_admin_reply *r)
         return pt_admin_fail(r, 500, "internal", NULL, "no randomness");
     }
     pt_users_digest(sid, strlen(sid), digest);
-    rc = pt_store_session_add(c->store, digest, u.name, csrf, (int64_t)time(NULL));
+    rc = pt_store_session_add(c->store, digest, u.name, csrf, (int64_t)time(NULL),
+                              c->env->session_idle);
     if (rc == 0 && (r->set_cookie = cookie(c, sid)) == NULL)
         rc = PT_ENOMEM;
     sodium_memzero(sid, sizeof sid);

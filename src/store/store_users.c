@@ -294,15 +294,29 @@ pt_store_users_free(pt_user *list, size_t n)
 
 /* ---- Sessions ---------------------------------------------------------------------------- */
 
+/* Runs sql with integer ?1 = a. */
+static int
+run_int(pt_store *st, const char *sql, int64_t a, const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare(st, sql, &stmt, what);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, a);
+    return pt_store_sqlite_run(st, stmt, what);
+}
+
 int
 pt_store_session_add(pt_store *st, const char *id_hash, const char *user, const char *csrf,
-                     int64_t now)
+                     int64_t now, int64_t idle)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = pt_store_sqlite_begin(st);
     if (rc != 0)
         return rc;
-    rc = need_user(st, user);
+    rc = run_int(st, "DELETE FROM sessions WHERE last_seen < ?1", now - idle, "prune sessions");
+    if (rc == 0)
+        rc = need_user(st, user);
     if (rc == 0)
         rc = prepare(st,
                      "INSERT INTO sessions(id_hash, user, csrf, created, last_seen) "
@@ -558,6 +572,7 @@ pt_store_admin_tokens_free(pt_admin_token *list, size_t n)
 /* ---- Failed logins ----------------------------------------------------------------------- */
 
 #define FAILURE_MEMORY 3600 /* seconds after which a key's failures are forgotten */
+#define PRUNE_AFTER "3600"  /* FAILURE_MEMORY, for the SQL that forgets them */
 
 int
 pt_store_login_blocked(pt_store *st, const char *key, int64_t now, int64_t *retry_after)
@@ -582,7 +597,13 @@ pt_store_login_failed(pt_store *st, const char *key, int64_t now, int64_t (*lock
     int rc = pt_store_sqlite_begin(st);
     if (rc != 0)
         return rc;
-    rc = query_int(st, "SELECT last_failure FROM login_failures WHERE key = ?1", key, NULL, &last);
+    rc = run_int(st,
+                 "DELETE FROM login_failures WHERE last_failure < ?1 - " PRUNE_AFTER
+                 " AND locked_until < ?1",
+                 now, "prune failed logins");
+    if (rc == 0)
+        rc = query_int(st, "SELECT last_failure FROM login_failures WHERE key = ?1", key, NULL,
+                       &last);
     if (rc == 1)
         rc = query_int(st, "SELECT failures FROM login_failures WHERE key = ?1", key, NULL, &count);
     if (rc >= 0) {

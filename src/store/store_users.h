@@ -49,9 +49,10 @@ typedef struct pt_session {
 } pt_session;
 
 /* Records a session: id_hash is the hash of the cookie's value (hex), csrf its CSRF token,
- * both borrowed. PT_ENOTFOUND for an unknown user. */
+ * both borrowed. Sessions of anyone idle for more than `idle` seconds are removed on the way.
+ * PT_ENOTFOUND for an unknown user. */
 int pt_store_session_add(pt_store *st, const char *id_hash, const char *user, const char *csrf,
-                         int64_t now);
+                         int64_t now, int64_t idle);
 /* Looks a session up and, when it was seen within `idle` seconds of now, marks it seen now
  * and fills out (caller frees with pt_session_clear). An idle session is removed.
  * PT_ENOTFOUND (unknown or expired: the message says which). */
@@ -92,8 +93,9 @@ void pt_store_admin_tokens_free(pt_admin_token *list, size_t n);
 /* 0 and *retry_after 0 when key ("user:NAME", "addr:IP") may try to log in at now, else
  * *retry_after is the seconds left of its lock-out. */
 int pt_store_login_blocked(pt_store *st, const char *key, int64_t now, int64_t *retry_after);
-/* Counts a failed login of key at now (failures older than an hour are forgotten first) and
- * locks it out for lock_for(failures) seconds (0: not locked). *failures gets the count. */
+/* Counts a failed login of key at now (failures older than an hour are forgotten first, this
+ * key's and any other's no longer locked out) and locks it out for lock_for(failures) seconds
+ * (0: not locked). *failures gets the count. */
 int pt_store_login_failed(pt_store *st, const char *key, int64_t now,
                           int64_t (*lock_for)(int failures), int *failures);
 /* Forgets key's failures (after a successful login). */

@@ -81,14 +81,16 @@ TEST(store_users_roles_sessions_tokens)
     ASSERT_STREQ(u.hash, "h1");
     pt_user_clear(&u);
 
-    ASSERT_EQ(pt_store_session_add(st, "d1", "bob", "c1", 1000), 0);
+    ASSERT_EQ(pt_store_session_add(st, "d1", "bob", "c1", 1000, 600), 0);
     ASSERT_EQ(pt_store_session_touch(st, "d1", 1500, 600, &s), 0);
     ASSERT_STREQ(s.user, "bob");
     ASSERT_STREQ(s.role, "editor");
     pt_session_clear(&s);
     ASSERT_EQ(pt_store_session_touch(st, "d1", 2101, 600, &s), PT_ENOTFOUND); /* idle */
     ASSERT_EQ(pt_store_session_touch(st, "d1", 2102, 600, &s), PT_ENOTFOUND); /* removed */
-    ASSERT_EQ(pt_store_session_add(st, "d2", "bob", "c2", 3000), 0);
+    ASSERT_EQ(pt_store_session_add(st, "d3", "bob", "c3", 2900, 600), 0);
+    ASSERT_EQ(pt_store_session_add(st, "d2", "bob", "c2", 3000, 50), 0); /* prunes d3 */
+    ASSERT_EQ(pt_store_session_touch(st, "d3", 3000, 600, &s), PT_ENOTFOUND);
     ASSERT_EQ(pt_store_user_set(st, "bob", NULL, "h3"), 0); /* a new password ends sessions */
     ASSERT_EQ(pt_store_session_touch(st, "d2", 3001, 600, &s), PT_ENOTFOUND);
 
