@@ -89,7 +89,6 @@ login(pt_admin_call *c, pt_admin_reply *r)
         return pt_admin_fail_store(r, c->store, rc, NULL);
     }
     r->body = json_pack("{s:s, s:s, s:s}", "user", u.name, "role", u.role, "csrf_token", csrf);
-    c->actor = NULL; /* a login is not a change: no audit entry */
     pt_user_clear(&u);
     return 0;
 }

@@ -373,8 +373,9 @@ pt_server_run(const pt_server_config *cfg)
     char err[512];
     if (pt_inbox_prepare(cfg->datadir, err, sizeof(err)) != 0)
         pt_log_error("webhooks will be unavailable: %s", err);
-    pt_server_config *run = shared_config(cfg);
-    if (run == NULL) {
+    /* Static: it lives as long as the master (and stays reachable for leak checkers). */
+    static pt_server_config *run;
+    if ((run = shared_config(cfg)) == NULL) {
         pt_log_error("out of memory");
         return 1;
     }
