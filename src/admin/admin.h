@@ -131,7 +131,8 @@ extern const pt_admin_route *const pt_admin_tables[];
  * 404). Authenticates (Bearer token, or session cookie and X-CSRF-Token on every non-GET),
  * checks the role, parses the body, runs the route and writes the audit entry of a change.
  * Fills resp (status, JSON body, headers). Runs on a pool thread, without the GIL; opens the
- * thread's own store handle on first use. Everything borrowed. */
+ * thread's own store handle on first use and keeps it (one data dir per process).
+ * Everything borrowed. */
 void pt_admin_handle(const pt_admin_env *env, const pt_request *req, pt_response *resp);
 
 /* The OpenAPI 3 document of the admin API, built from the route tables. Returns a new

@@ -75,7 +75,8 @@
  *   7. Every script has exactly one script_meta row (created with it, removed with it), so
  *      its id and state survive new versions; ids, like versions, are never reused. State and
  *      run records are written without bumping the change counter (invariant 4's other
- *      exception): no worker serves differently because of them.
+ *      exception): no worker serves differently because of them. The same holds for the
+ *      tables of version 4 (users, sessions, admin tokens, failed logins, audit).
  *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy_timeout 5000 ms; synchronous=FULL because metadata is small and rarely
