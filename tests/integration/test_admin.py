@@ -3,6 +3,7 @@ tokens, roles, the audit log, and every route's refusals (each asserted to chang
 
 import json
 import os
+import socket
 import sqlite3
 
 import pytest
@@ -51,6 +52,17 @@ def test_admin_listen_invalid(cli):
     cp = cli("serve", "--admin-listen", "nowhere:x", check=False)
     assert cp.returncode == 1
     assert "--admin-listen" in cp.stderr
+
+
+def test_admin_address_taken_fails_the_start(cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        cp = cli("serve", "--listen", "127.0.0.1:0", "--admin-listen", f"127.0.0.1:{port}",
+                 check=False)
+    assert cp.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in cp.stderr
 
 
 # ---- Sessions, CSRF, throttling ------------------------------------------------------------------
