@@ -280,6 +280,13 @@ store_for_thread(const char *datadir)
     return thread_store;
 }
 
+void
+pt_admin_thread_close(void)
+{
+    pt_store_close(thread_store);
+    thread_store = NULL;
+}
+
 /* ---- Authentication ---------------------------------------------------------------------- */
 
 /* Who is calling. Strings owned. */

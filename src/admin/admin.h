@@ -135,6 +135,10 @@ extern const pt_admin_route *const pt_admin_tables[];
  * Everything borrowed. */
 void pt_admin_handle(const pt_admin_env *env, const pt_request *req, pt_response *resp);
 
+/* Closes the calling thread's store handle (pt_admin_handle opens it again when needed). For
+ * tests; pool threads keep theirs for the process's life. */
+void pt_admin_thread_close(void);
+
 /* The OpenAPI 3 document of the admin API, built from the route tables. Returns a new
  * reference, or NULL when out of memory. */
 json_t *pt_admin_openapi(const char *version);
