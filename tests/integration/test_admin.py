@@ -52,6 +52,9 @@ def test_admin_listen_invalid(cli):
     cp = cli("serve", "--admin-listen", "nowhere:x", check=False)
     assert cp.returncode == 1
     assert "--admin-listen" in cp.stderr
+    for bad in ("0", "soon", "31d"):
+        cp = cli("serve", "--session-idle", bad, check=False)
+        assert cp.returncode == 1 and "--session-idle" in cp.stderr
 
 
 def test_admin_address_taken_fails_the_start(cli):
@@ -438,3 +441,12 @@ def test_token_routes(admin_server):
     assert audit_count(admin) == n
     assert admin.delete(f"/users/viewer/tokens/{body['id']}").json() == {"revoked": body["id"]}
     assert_admin_error(t.get("/me"), 401, "unauthorized")
+    # An expired token is refused like a revoked one.
+    r = admin.post("/users/viewer/tokens", json={"expires": "1h"})
+    late = admin_server.client(r.json()["token"])
+    assert late.get("/me").status_code == 200
+    db = sqlite3.connect(os.path.join(admin_server.portico.data, "portico.db"))
+    with db:
+        db.execute("UPDATE admin_tokens SET expires = 1 WHERE id = ?", (r.json()["id"],))
+    db.close()
+    assert_admin_error(late.get("/me"), 401, "unauthorized")
