@@ -8,8 +8,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
-
-#define PT_VERSION "0.1.0"
+#include "core/version.h"
 
 static const char help_text[] =
     "Portico " PT_VERSION " - publish HTTP API endpoints backed by Python handler scripts.\n"
@@ -21,7 +20,9 @@ static const char help_text[] =
     "  serve [--listen HOST:PORT] [--workers N] [--threads N] [--timeout SECONDS]\n"
     "        [--worker-memory MiB] [--max-body MiB] [--max-header KiB]\n"
     "        [--webhook-attempts N] [--webhook-backoff SECONDS]\n"
-    "                                         run the server (default 127.0.0.1:8080)\n"
+    "        [--admin-listen HOST:PORT|off] [--session-idle DURATION]\n"
+    "                                         run the server (default 127.0.0.1:8080; admin\n"
+    "                                         API on 127.0.0.1:8081)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
     "  script list | show NAME|--id ID [--version V] [--info]\n"
     "  script rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME\n"
@@ -53,6 +54,15 @@ static const char help_text[] =
     "  webhook source add NAME [--verify github|stripe|hmac-sha256] [--secret NAME]\n"
     "        [--header H] [--dedup-header H] [--script SCRIPT] [--base URL]\n"
     "  webhook source list | rm NAME\n"
+    "  user add NAME --role admin|editor|viewer\n"
+    "                                         add an admin API user (password prompted twice,\n"
+    "                                         or read from stdin)\n"
+    "  user list | rm NAME | passwd NAME | role NAME ROLE\n"
+    "  user token create NAME [--name LABEL] [--expires 30d]\n"
+    "                                         print an admin API token (once)\n"
+    "  user token list [NAME] | revoke ID\n"
+    "  audit [--since 1h] [--actor A] [--limit N] [--json]\n"
+    "                                         changes made through the admin API and the CLI\n"
     "  version                                print the version\n"
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
@@ -72,6 +82,8 @@ static const pt_cli_sub commands[] = {
     {"secret", NULL, pt_cli_secret},
     {"auth", NULL, pt_cli_auth},
     {"webhook", NULL, pt_cli_webhook},
+    {"user", NULL, pt_cli_user},
+    {"audit", NULL, pt_cli_audit},
     {NULL, NULL, NULL},
 };
 

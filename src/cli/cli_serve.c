@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "core/config.h"
@@ -13,14 +14,17 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
 {
     const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
-                        "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS]";
+                        "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
+                        "[--admin-listen HOST:PORT|off] [--session-idle DURATION]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
+    const char *admin = NULL, *idle = NULL;
     pt_cli_opt opts[] = {{"--listen", 1, &listen},           {"--workers", 1, &workers},
                          {"--threads", 1, &threads},         {"--timeout", 1, &timeout},
                          {"--worker-memory", 1, &memory},    {"--max-body", 1, &body},
                          {"--max-header", 1, &header},       {"--webhook-attempts", 1, &attempts},
-                         {"--webhook-backoff", 1, &backoff}, {NULL, 0, NULL}};
+                         {"--webhook-backoff", 1, &backoff}, {"--admin-listen", 1, &admin},
+                         {"--session-idle", 1, &idle},       {NULL, 0, NULL}};
     pt_server_config cfg;
     char *pos[1];
     long n;
@@ -36,6 +40,20 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     if (listen != NULL && pt_config_parse_listen(listen, cfg.host, sizeof cfg.host, &cfg.port))
         return pt_cli_error("invalid --listen '%s' (HOST:PORT, for example 127.0.0.1:8080)",
                             listen);
+    if (admin != NULL && strcmp(admin, "off") == 0)
+        cfg.admin_port = -1;
+    else if (admin != NULL &&
+             pt_config_parse_listen(admin, cfg.admin_host, sizeof cfg.admin_host, &cfg.admin_port))
+        return pt_cli_error("invalid --admin-listen '%s' (HOST:PORT, for example 127.0.0.1:8081, "
+                            "or off)",
+                            admin);
+    if (idle != NULL) {
+        int64_t secs;
+        if (pt_config_parse_duration(idle, &secs) != 0 || secs < 1 || secs > 30 * 86400)
+            return pt_cli_error("invalid --session-idle '%s' (a duration such as 30m, at most 30d)",
+                                idle);
+        cfg.session_idle = secs;
+    }
     if (workers != NULL) {
         if (pt_cli_parse_long(workers, 1, 256, &n) != 0)
             return pt_cli_error("invalid --workers '%s' (1 to 256)", workers);

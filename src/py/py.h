@@ -6,7 +6,9 @@
 #include <stddef.h>
 
 /* Compiles source (file name used in messages) without running it. Returns 0, or PT_ESYNTAX
- * with "line N: message" written into err. Initialises Python if needed (CLI use). */
+ * with "line N: message" written into err. Initialises Python if needed (CLI use). In a
+ * worker it may be called from a pool thread that does not hold the GIL (the admin API's
+ * script uploads): it takes and drops the GIL itself. */
 int pt_py_check_syntax(const char *source, size_t len, const char *filename, char *err,
                        size_t errsz);
 

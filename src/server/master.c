@@ -42,6 +42,10 @@ pt_server_config_init(pt_server_config *cfg, const char *datadir)
     cfg->max_header = (size_t)16 << 10;
     cfg->webhook_attempts = 5;
     cfg->webhook_backoff = 1.0;
+    snprintf(cfg->admin_host, sizeof(cfg->admin_host), "127.0.0.1");
+    cfg->admin_port = 8081;
+    cfg->session_idle = 1800;
+    cfg->admin_fd = -1;
 }
 
 /* Binds and listens; returns the fd or -1 (logged). Fills *port when it was 0. */
@@ -276,6 +280,8 @@ on_signals(master *m)
         m->deadline = mono() + m->cfg->timeout + STOP_GRACE_EXTRA;
         close(m->listen_fd);
         m->listen_fd = -1;
+        if (m->cfg->admin_fd >= 0)
+            close(m->cfg->admin_fd);
         for (int i = 0; i < nprocs; i++)
             if (procs[i].pid > 0)
                 kill(procs[i].pid, SIGTERM);
@@ -335,14 +341,14 @@ all_stopped(master *m)
 
 /* Prints the address the server listens on (stdout: scripts and tests read it). */
 static void
-print_listening(const char *host, int port)
+print_listening(const char *what, const char *host, int port)
 {
     char hostbuf[300];
     if (strchr(host, ':') != NULL)
         snprintf(hostbuf, sizeof(hostbuf), "[%s]", host);
     else
         snprintf(hostbuf, sizeof(hostbuf), "%s", host);
-    printf("listening on http://%s:%d\n", hostbuf, port);
+    printf("%slistening on http://%s:%d\n", what, hostbuf, port);
     fflush(stdout);
 }
 
@@ -360,13 +366,22 @@ pt_server_run(const pt_server_config *cfg)
     }
     if ((m.listen_fd = open_listener(cfg->host, &port)) < 0)
         return 1;
+    /* The admin API's own socket (docs/ADMIN.md); the same workers accept on it. */
+    int admin_fd = -1, admin_port = cfg->admin_port;
+    if (admin_port >= 0 && (admin_fd = open_listener(cfg->admin_host, &admin_port)) < 0)
+        return 1;
     char err[512];
     if (pt_inbox_prepare(cfg->datadir, err, sizeof(err)) != 0)
         pt_log_error("webhooks will be unavailable: %s", err);
-    if ((m.cfg = shared_config(cfg)) == NULL) {
+    /* Static: it lives as long as the master (and stays reachable for leak checkers). */
+    static pt_server_config *run;
+    if ((run = shared_config(cfg)) == NULL) {
         pt_log_error("out of memory");
         return 1;
     }
+    run->admin_fd = admin_fd;
+    run->started = (int64_t)time(NULL);
+    m.cfg = run;
     if ((m.sfd = master_sfd = signals_open()) < 0)
         return 1;
 
@@ -374,7 +389,9 @@ pt_server_run(const pt_server_config *cfg)
     for (int i = 0; i < nprocs; i++)
         procs[i].ctl = -1;
     start_due(m.cfg, m.listen_fd);
-    print_listening(cfg->host, port);
+    print_listening("", cfg->host, port);
+    if (admin_fd >= 0)
+        print_listening("admin API ", cfg->admin_host, admin_port);
     pt_log_info("%d workers, %d threads each, timeout %gs, worker memory %zu MiB", nprocs,
                 cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
 

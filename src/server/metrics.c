@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define MAX_SLOTS 256
@@ -94,6 +95,22 @@ family(pt_buf *out, const pt_metrics *m, const char *name, const char *help, con
             pt_buf_printf(out, "%s{worker=\"%d\"} %llu\n", name, i + 1, (unsigned long long)get(v));
     }
     return rc;
+}
+
+void
+pt_metrics_sum(const pt_metrics *m, pt_metrics_total *out)
+{
+    uint64_t micros = 0;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; m != NULL && i < m->nworkers; i++) {
+        for (int c = 0; c < 6; c++) {
+            out->by_class[c] += get(&m->slots[i].by_class[c]);
+            out->requests += get(&m->slots[i].by_class[c]);
+        }
+        out->bytes += get(&m->slots[i].bytes);
+        micros += get(&m->slots[i].micros);
+    }
+    out->seconds = (double)micros / 1e6;
 }
 
 int

@@ -5,6 +5,7 @@
 #define PT_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 
@@ -19,6 +20,17 @@ void pt_metrics_request(pt_metrics *m, int index, int status, double seconds, si
 void pt_metrics_event(pt_metrics *m, int index, int duplicate);
 /* Counts a replacement of worker `index` (the master calls it). */
 void pt_metrics_restart(pt_metrics *m, int index);
+
+/* Every worker's counters added up. */
+typedef struct pt_metrics_total {
+    uint64_t requests;
+    uint64_t by_class[6]; /* [1]..[5]: 1xx..5xx, [0]: anything else */
+    uint64_t bytes;
+    double seconds;
+} pt_metrics_total;
+
+/* Adds up the counters of every worker into out (zeroed when m is NULL). Any process. */
+void pt_metrics_sum(const pt_metrics *m, pt_metrics_total *out);
 
 /* Appends the Prometheus text exposition of every worker's counters. Returns 0 or a pt_buf
  * error. */

@@ -3,6 +3,7 @@
 #define PT_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "auth/ratelimit.h"
 #include "server/metrics.h"
@@ -19,6 +20,11 @@ typedef struct pt_server_config {
     size_t max_header;       /* bytes; default 16 KiB */
     int webhook_attempts;    /* a processing script's tries per event, default 5 */
     double webhook_backoff;  /* seconds before the first retry (doubling), default 1 */
+    char admin_host[256];    /* the admin API's listener (--admin-listen), default 127.0.0.1 */
+    int admin_port;          /* default 8081; 0 picks a free port; -1: no admin listener */
+    int64_t session_idle;    /* seconds an admin session lives without a request, default 1800 */
+    int admin_fd;            /* the admin listening socket, -1 when none; set by pt_server_run */
+    int64_t started;         /* unix seconds; set by pt_server_run */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
 } pt_server_config;

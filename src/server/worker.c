@@ -274,6 +274,7 @@ pt_worker_begin_stop(worker *w)
         h2o_socket_close(w->listener);
         w->listener = NULL;
     }
+    pt_wadmin_stop(w);
 }
 
 void
@@ -403,6 +404,7 @@ setup_loop(worker *w, const sigset_t *set)
     h2o_socket_read_start(w->sigsock, on_signal);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(w->listener, on_accept);
+    pt_wadmin_setup(w);
 }
 
 void

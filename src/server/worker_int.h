@@ -7,6 +7,7 @@
  *   worker_job.c   building a job from an h2o request (one block, percent-decoding)
  *   worker_send.c  responses: plain, streamed (send_*), timeouts, the access log
  *   worker_hook.c  webhook intake: token, source, signature, into the inbox
+ *   worker_admin.c the admin listener: its requests become admin jobs (admin/admin.h)
  *   crash.c        the async-signal-safe paths: fatal signals, os._exit(), every thread stuck
  *
  * A function here is named after its file: pt_worker_, pt_pool_, pt_job_, pt_send_, pt_hook_,
@@ -72,6 +73,8 @@
 #define MAX_THREADS 64
 #define ACCESS_LOG_FLUSH 16384
 
+struct worker;
+
 /* A job's state (job.state); see "A job's life" above. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_TIMED_OUT };
 
@@ -135,6 +138,9 @@ typedef struct job {
     const char *label;    /* what the access log names instead of an endpoint, or NULL */
     pt_inbox_event hook;  /* webhook jobs: the event handed to the inbox */
     char *dedup_key;      /* webhook jobs: owned */
+    /* Admin API jobs (worker_admin.c): run on a pool thread instead of a Python handler,
+     * without the GIL. NULL for handler jobs. */
+    void (*run)(struct worker *w, struct job *j);
 } job;
 
 /* What the monitor and the crash handler know about each pool thread. */
@@ -163,6 +169,9 @@ typedef struct worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_evloop_t *loop;
     h2o_socket_t *listener;
+    h2o_globalconf_t admin_conf;       /* the admin listener's host and handler only */
+    h2o_accept_ctx_t admin_accept_ctx; /* same context, the admin host */
+    h2o_socket_t *admin_listener;      /* NULL when there is no admin listener */
     h2o_socket_t *sigsock;
     h2o_multithread_queue_t *mq;
     h2o_multithread_receiver_t done_rx;
@@ -234,8 +243,9 @@ void pt_pool_submit(worker *w, job *j);
 /* ---- worker_job.c ---------------------------------------------------------------------- */
 
 /* Copies everything a handler may read out of the h2o request req (borrowed) into a new job
- * holding one reference, a reference to snap, and route, m and caller's contents (all
- * borrowed; route must live in snap). Returns NULL on allocation failure. Loop side. */
+ * holding one reference, a reference to snap (may be NULL: admin jobs), and route, m and
+ * caller's contents (all borrowed; route must live in snap). Returns NULL on allocation
+ * failure. Loop side. */
 job *pt_job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_route_match *m,
                 const pt_caller *caller);
 /* Drops one reference to j; the last one frees it and its snapshot reference. Any thread. */
@@ -302,6 +312,15 @@ void pt_hook_redact_token(pt_str *s);
  * "/webhook/", else a redacted copy in buf (bufsz bytes), or a fixed "/webhook/{token}..."
  * when too long to copy. Updates *plen. Returns borrowed memory (path, buf or static). */
 const char *pt_hook_log_path(const char *path, size_t *plen, char *buf, size_t bufsz);
+
+/* ---- worker_admin.c -------------------------------------------------------------------- */
+
+/* Watches the admin listening socket (cfg->admin_fd) on the loop with its own host, whose
+ * handler turns every request into an admin job. No-op without an admin listener. Exits the
+ * process (logged) on failure. Called once from setup. */
+void pt_wadmin_setup(worker *w);
+/* Stops accepting on the admin socket. Loop side. */
+void pt_wadmin_stop(worker *w);
 
 /* ---- crash.c (async-signal-safe) ------------------------------------------------------- */
 

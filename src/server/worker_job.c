@@ -286,7 +286,8 @@ pt_job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_r
     j->req.cancelled = &j->cancelled;
     j->hreq = req;
     j->snap = snap;
-    atomic_fetch_add(&snap->refs, 1);
+    if (snap != NULL)
+        atomic_fetch_add(&snap->refs, 1);
     j->route = route;
     j->fd = -1;
     if (req->version < 0x200) {

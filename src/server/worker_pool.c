@@ -49,7 +49,13 @@ run_handler(worker *w, slot *s, job *j)
     pthread_mutex_unlock(&s->lock);
     j->py_ident = s->py_ident;
     j->slot = s;
-    if (j->route->script == NULL) {
+    if (j->run != NULL) {
+        /* An admin job: C that may wait on the store or a password hash; Python threads
+         * (and the syntax check, which takes the GIL itself) go on meanwhile. */
+        pt_py_gil_release();
+        j->run(w, j);
+        pt_py_gil_acquire();
+    } else if (j->route->script == NULL) {
         pt_response_error(&j->resp, 500, "endpoint script is missing", j->req.id);
         pt_log_error("request %s: endpoint %s has no script '%s'", j->req.id, j->route->ep->name,
                      j->route->ep->script);
@@ -70,7 +76,6 @@ run_handler(worker *w, slot *s, job *j)
         pt_py_clear_interrupt();
         s->interrupted = 0;
     }
-    (void)w;
 }
 
 /* Runs queued jobs as the leader. Returns 1 while still the leader, 0 once demoted (the

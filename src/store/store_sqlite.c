@@ -3,7 +3,7 @@
 /*
  * Design notes
  *
- * Tables (schema version 3, kept in PRAGMA user_version; every statement below is idempotent,
+ * Tables (schema version 4, kept in PRAGMA user_version; every statement below is idempotent,
  * so migrating from any older version runs them all):
  *
  *   scripts(name PK, current, created)           one row per script; `current` is the version
@@ -43,6 +43,19 @@
  *               exit_code, output,
  *               output_dropped, error)
  *
+ * Added by schema version 4 (the admin plane; statements in store_users.c and store_audit.c):
+ *
+ *   users(name PK, role, hash, created)          hash: Argon2id string, never the password
+ *   sessions(id_hash PK, user, csrf, created,    id_hash: hash of the cookie's value
+ *            last_seen)
+ *   admin_tokens(id PK, hash UNIQUE, user,       hash of the token's secret part
+ *                name, created, expires,
+ *                revoked, last_used)
+ *   login_failures(key PK, failures,             "user:NAME" / "addr:IP" lock-outs
+ *                  last_failure, locked_until)
+ *   audit(id PK AUTOINCREMENT, time, actor,      append-only; time in unix ms
+ *         action, object, detail)
+ *
  * Invariants:
  *   1. scripts.current always names an existing row of script_versions.
  *   2. An endpoint's script exists (foreign key, and checked first for a clear message); a
@@ -62,7 +75,8 @@
  *   7. Every script has exactly one script_meta row (created with it, removed with it), so
  *      its id and state survive new versions; ids, like versions, are never reused. State and
  *      run records are written without bumping the change counter (invariant 4's other
- *      exception): no worker serves differently because of them.
+ *      exception): no worker serves differently because of them. The same holds for the
+ *      tables of version 4 (users, sessions, admin tokens, failed logins, audit).
  *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy_timeout 5000 ms; synchronous=FULL because metadata is small and rarely
@@ -91,7 +105,7 @@
 #include "store/changes.h"
 #include "store/store_sqlite_int.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MS 5000
 
 struct pt_store {
@@ -619,6 +633,10 @@ migrate(pt_store *st)
     if (rc != 0)
         return rc;
     rc = exec_sql(st, schema_sql);
+    if (rc == 0)
+        rc = exec_sql(st, pt_store_users_schema);
+    if (rc == 0)
+        rc = exec_sql(st, pt_store_audit_schema);
     if (rc == 0) {
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", SCHEMA_VERSION);

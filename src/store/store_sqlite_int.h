@@ -54,4 +54,10 @@ int pt_store_sqlite_rows(pt_store *st, sqlite3_stmt *stmt, const pt_store_rowkin
 /* Clears the n elements of list with kind->clear and frees the array; NULL is a no-op. */
 void pt_store_sqlite_free_rows(void *list, size_t n, const pt_store_rowkind *kind);
 
+/* The tables other files of the driver add, created by migrate() with the rest (schema
+ * version 4): store_users.c (users, sessions, admin_tokens, login_failures), store_audit.c
+ * (audit). Idempotent SQL. */
+extern const char pt_store_users_schema[];
+extern const char pt_store_audit_schema[];
+
 #endif

@@ -11,6 +11,13 @@ Fixtures and helpers:
   GET /_portico/health. Teardown sends SIGTERM and asserts exit status 0.
 - `module_portico`, `start_module_server`: the same for one server shared by a test module.
 - `Portico.publish(name, source, path, methods=...)`: adds a script and a public endpoint.
+- Every server gets an admin listener on a free port (`--admin-listen 127.0.0.1:0`, read back
+  as `Server.admin_url`) unless the test passes `--admin-listen` itself: the default port 8081
+  would collide between servers.
+- `admin_server`: a module-scoped `AdminServer` (users `admin`, `editor`, `viewer` with
+  password `ADMIN_PASSWORD`, `admin_token` from `portico user token create admin`), and
+  `AdminClient(base, token=None)` with `.get/.post/.put/.patch/.delete(path, json=...)` and
+  `.login(user, password)` (session cookie + CSRF header).
 """
 
 import os
@@ -201,6 +208,9 @@ class Server:
         cmd = [BIN, "--data", portico.data, "serve", "--listen", f"127.0.0.1:{self.port}"]
         if "--workers" not in args:
             cmd += ["--workers", str(workers)]
+        if "--admin-listen" not in args:
+            cmd += ["--admin-listen", "127.0.0.1:0"]
+        self.admin_url = None
         cmd += [str(a) for a in args]
         self.cmd = cmd
         self._logf = open(self.log_path, "wb")
@@ -222,6 +232,8 @@ class Server:
             try:
                 r = requests.get(self.url + "/_portico/health", timeout=0.5)
                 if r.status_code == 200:
+                    m = re.search(r"admin API listening on (http://\S+)", self.log)
+                    self.admin_url = m.group(1) if m else None
                     return
                 last = f"status {r.status_code}"
             except requests.RequestException as e:
@@ -411,3 +423,93 @@ class Handlers:
             yield s
             s.close()
         return srv
+
+
+# ---- The admin API (docs/ADMIN.md) -------------------------------------------------------------
+
+ADMIN_PREFIX = "/_portico/admin/v1"
+ADMIN_PASSWORD = "correct horse battery"
+
+
+class AdminClient:
+    """Speaks to the admin API at base (the admin listener's URL): with an admin API token
+    (Bearer), or after .login() with the session cookie and the CSRF token."""
+
+    def __init__(self, base, token=None):
+        self.base = base.rstrip("/") + ADMIN_PREFIX
+        self.http = requests.Session()
+        self.csrf = None
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def login(self, user, password=ADMIN_PASSWORD):
+        r = self.post("/login", json={"user": user, "password": password})
+        if r.status_code == 200:
+            self.csrf = r.json()["csrf_token"]
+            self.http.headers["X-CSRF-Token"] = self.csrf
+        return r
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return self.http.request(method, self.base + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+def add_admin_users(portico):
+    """Users admin, editor, viewer (password ADMIN_PASSWORD); returns an admin API token."""
+    for role in ("admin", "editor", "viewer"):
+        portico.cli("user", "add", role, "--role", role, input=ADMIN_PASSWORD + "\n")
+    return portico.cli("user", "token", "create", "admin").stdout.strip()
+
+
+class AdminServer:
+    """A server with the admin users, its token and a client per role."""
+
+    def __init__(self, portico, *args):
+        self.portico = portico
+        self.admin_token = add_admin_users(portico)
+        self.server = Server(portico, list(args))
+        assert self.server.admin_url, "no admin listener in the log"
+        self.url = self.server.admin_url
+
+    def client(self, token=None):
+        return AdminClient(self.url, token=token)
+
+    def admin(self):
+        return AdminClient(self.url, token=self.admin_token)
+
+    def close(self):
+        self.server.close()
+
+
+def assert_admin_error(resp, status, code, field=None):
+    """An admin API refusal: the status and {"error": {"code", "message"[, "field"]}}."""
+    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text!r}"
+    assert resp.headers.get("Content-Type", "").startswith("application/json")
+    err = resp.json()["error"]
+    assert err["code"] == code, err
+    assert err["message"], err
+    if field is not None:
+        assert err.get("field") == field, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def admin_server(module_portico):
+    s = AdminServer(module_portico)
+    yield s
+    s.close()

@@ -1,0 +1,112 @@
+/* worker_admin.c - the admin listener inside a worker: its own h2o host on the shared
+ * context, whose one handler turns every request into an admin job. The job runs
+ * pt_admin_handle (admin/admin.h) on a pool thread without the GIL, under the same monitor
+ * and timeout as a handler, and is answered like any job (worker_send.c).
+ *
+ * The public listener's hosts never include this one: a request reaches the admin API only
+ * through the admin socket, whatever its Host header says. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "server/http_errors.h"
+#include "server/metrics.h"
+#include "server/worker_int.h"
+
+static pt_admin_env env;
+
+/* pt_admin_env.traffic: the server's counters (shared memory, any thread). */
+static void
+traffic(pt_admin_traffic *out)
+{
+    pt_metrics_total t;
+    pt_metrics_sum(pt_worker_self.cfg->metrics, &t);
+    out->requests = t.requests;
+    memcpy(out->by_class, t.by_class, sizeof out->by_class);
+    out->bytes = t.bytes;
+    out->seconds = t.seconds;
+}
+
+/* The job's run function, on a pool thread. */
+static void
+run_admin(worker *w, job *j)
+{
+    (void)w;
+    pt_admin_handle(&env, &j->req, &j->resp);
+}
+
+static int
+on_admin_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    worker *w = &pt_worker_self;
+    pt_route_match m;
+    pt_caller nobody = {0};
+    memset(&m, 0, sizeof(m));
+    job *j = pt_job_new(req, NULL, NULL, &m, &nobody);
+    if (j == NULL) {
+        pt_send_error(w, req, 503, "out of memory");
+        return 0;
+    }
+    j->run = run_admin;
+    j->label = "admin";
+    j->start = now_sec();
+    pt_pool_submit(w, j);
+    return 0;
+}
+
+static void
+on_admin_accept(h2o_socket_t *listener, const char *err)
+{
+    worker *w = &pt_worker_self;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16 && !atomic_load(&w->stopping); i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&w->admin_accept_ctx, sock);
+    }
+}
+
+void
+pt_wadmin_setup(worker *w)
+{
+    const pt_server_config *cfg = w->cfg;
+    if (cfg->admin_fd < 0)
+        return;
+    env = (pt_admin_env){.datadir = cfg->datadir,
+                         .version = PT_VERSION,
+                         .started = cfg->started,
+                         .workers = cfg->workers,
+                         .session_idle = cfg->session_idle,
+                         .secure = 0, /* the admin listener has no TLS yet */
+                         .traffic = traffic};
+    h2o_config_init(&w->admin_conf);
+    w->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("portico"));
+    w->admin_conf.max_request_entity_size = w->globalconf.max_request_entity_size;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&w->admin_conf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_admin_req;
+    pt_http_errors_install(pathconf, pt_send_log_h2o_error);
+    pt_http_errors_install(&host->fallback_path, pt_send_log_h2o_error);
+    w->admin_accept_ctx.ctx = &w->ctx;
+    w->admin_accept_ctx.hosts = w->admin_conf.hosts;
+    w->admin_listener = h2o_evloop_socket_create(w->loop, cfg->admin_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(w->admin_listener, on_admin_accept);
+}
+
+void
+pt_wadmin_stop(worker *w)
+{
+    if (w->admin_listener != NULL) {
+        h2o_socket_read_stop(w->admin_listener);
+        h2o_socket_close(w->admin_listener);
+        w->admin_listener = NULL;
+    }
+}
