@@ -10,6 +10,7 @@
 #include "core/http.h"
 #include "store/changes.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "test.h"
 
 /* Creates an empty data dir; returns its path (static buffer). */
@@ -18,19 +19,6 @@ tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-store-XXXXXX");
     return mkdtemp(buf);
-}
-
-static uint64_t
-counter(const char *dir)
-{
-    pt_changes *c = NULL;
-    uint64_t v;
-
-    if (pt_changes_open(dir, &c) != 0)
-        return UINT64_MAX;
-    v = pt_changes_read(c);
-    pt_changes_close(c);
-    return v;
 }
 
 TEST(store_name_valid)
@@ -76,15 +64,15 @@ TEST(store_scripts_versions_rollback)
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
     ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
-    c0 = counter(dir);
+    c0 = pt_test_store_counter(dir);
 
     ASSERT_EQ(pt_store_script_put(st, "greet", "v1", 2, &v), 0);
     ASSERT_EQ(v, 1);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
     ASSERT_EQ(pt_store_script_put(st, "greet", "v2", 2, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "greet", "v3!", 3, &v), 0);
     ASSERT_EQ(v, 3);
-    ASSERT_EQ(counter(dir), c0 + 3);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 3);
 
     ASSERT_EQ(pt_store_script_get(st, "greet", 0, &s), 0);
     ASSERT_EQ(s->version, 3);

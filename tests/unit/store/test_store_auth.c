@@ -12,20 +12,8 @@
 #include "core/err.h"
 #include "store/changes.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "test.h"
-
-static uint64_t
-counter(const char *dir)
-{
-    pt_changes *c = NULL;
-    uint64_t v;
-
-    if (pt_changes_open(dir, &c) != 0)
-        return UINT64_MAX;
-    v = pt_changes_read(c);
-    pt_changes_close(c);
-    return v;
-}
 
 TEST(store_migrates_version_1_to_the_auth_tables)
 {
@@ -67,27 +55,27 @@ TEST(store_auth_mutations_bump_but_last_used_does_not)
 
     ASSERT_TRUE(mkdtemp(dir) != NULL);
     ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
-    c0 = counter(dir);
+    c0 = pt_test_store_counter(dir);
     ASSERT_EQ(pt_store_token_add(st, &t), 0);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
     ASSERT_EQ(pt_store_token_add(st, &t), PT_EEXIST);
     t.id = "t2";
     t.scope = "no-such-endpoint";
     ASSERT_EQ(pt_store_token_add(st, &t), PT_ENOTFOUND);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
 
     pt_store_use use = {"t1", 500};
     ASSERT_EQ(pt_store_mark_used(st, &use, 1, NULL, 0), 0);
     use.when = 400; /* an older batch from another worker: ignored */
     ASSERT_EQ(pt_store_mark_used(st, &use, 1, NULL, 0), 0);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
     ASSERT_EQ(pt_store_token_list(st, &list, &n), 0);
     ASSERT_EQ(n, 1);
     ASSERT_EQ(list[0].last_used, 500);
     pt_store_tokens_free(list, n);
 
     ASSERT_EQ(pt_store_token_revoke(st, "t1"), 0);
-    ASSERT_EQ(counter(dir), c0 + 2);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 2);
     ASSERT_EQ(pt_store_token_revoke(st, "nope"), PT_ENOTFOUND);
     pt_store_close(st);
     pt_test_rm_tree(dir);

@@ -13,6 +13,7 @@
 #include "store/changes.h"
 #include "store/store.h"
 #include "store/store_runs.h"
+#include "store/store_test.h"
 #include "test.h"
 
 static const char *
@@ -20,19 +21,6 @@ tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-scripts-XXXXXX");
     return mkdtemp(buf);
-}
-
-static uint64_t
-counter(const char *dir)
-{
-    pt_changes *c = NULL;
-    uint64_t v;
-
-    if (pt_changes_open(dir, &c) != 0)
-        return UINT64_MAX;
-    v = pt_changes_read(c);
-    pt_changes_close(c);
-    return v;
 }
 
 TEST(store_script_name_valid)
@@ -150,9 +138,9 @@ TEST(store_script_state)
     ASSERT_TRUE(value == NULL);
     ASSERT_EQ(len, 0);
 
-    c0 = counter(dir);
+    c0 = pt_test_store_counter(dir);
     ASSERT_EQ(pt_store_state_set(st, id, "{\"bookmark\": 42}", 16), 0);
-    ASSERT_EQ(counter(dir), c0); /* state does not make workers reload */
+    ASSERT_EQ(pt_test_store_counter(dir), c0); /* state does not make workers reload */
     ASSERT_EQ(pt_store_state_get(st, id, &value, &len), 0);
     ASSERT_MEMSTR(value, len, "{\"bookmark\": 42}");
     free(value);
@@ -198,7 +186,7 @@ TEST(store_runs)
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
     ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
-    c0 = counter(dir);
+    c0 = pt_test_store_counter(dir);
 
     memset(&r, 0, sizeof r);
     r.script = "job.py";
@@ -286,7 +274,7 @@ TEST(store_runs)
     r.script = "x";
     ASSERT_EQ(pt_store_run_start(st, &r), PT_EINVAL); /* no trigger */
 
-    ASSERT_EQ(counter(dir), c0); /* run records never make workers reload */
+    ASSERT_EQ(pt_test_store_counter(dir), c0); /* run records never make workers reload */
     pt_store_close(st);
     pt_test_rm_tree(dir);
 }
