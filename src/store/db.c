@@ -165,6 +165,12 @@ pt_db_bind_null(pt_db_stmt *s, int i)
 }
 
 int
+pt_db_param_count(pt_db_stmt *s)
+{
+    return s->db->drv->param_count(s);
+}
+
+int
 pt_db_bind_opt_text(pt_db_stmt *s, int i, const char *text)
 {
     if (text != NULL && text[0] != '\0')

@@ -63,6 +63,8 @@ int pt_db_bind_text(pt_db_stmt *s, int i, const char *text, size_t len);
 int pt_db_bind_blob(pt_db_stmt *s, int i, const void *p, size_t len);
 int pt_db_bind_int64(pt_db_stmt *s, int i, int64_t v);
 int pt_db_bind_null(pt_db_stmt *s, int i);
+/* The highest parameter number s has (?N). */
+int pt_db_param_count(pt_db_stmt *s);
 /* text, or NULL when text is NULL or empty. */
 int pt_db_bind_opt_text(pt_db_stmt *s, int i, const char *text);
 /* v, or NULL when v is 0. */

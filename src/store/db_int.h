@@ -19,6 +19,7 @@ typedef struct pt_db_driver {
     int (*bind_blob)(pt_db_stmt *s, int i, const void *p, size_t len);
     int (*bind_int64)(pt_db_stmt *s, int i, int64_t v);
     int (*bind_null)(pt_db_stmt *s, int i);
+    int (*param_count)(pt_db_stmt *s);
     int (*step)(pt_db_stmt *s);
     int (*column_is_null)(pt_db_stmt *s, int i);
     int64_t (*column_int64)(pt_db_stmt *s, int i);
@@ -46,6 +47,10 @@ struct pt_db {
 struct pt_db_stmt {
     pt_db *db;
 };
+
+/* The engine's own handle of an SQLite connection (sqlite3 *), or NULL for another engine:
+ * only for store_sqlite_int.h's compatibility functions. */
+void *pt_db_sqlite_handle(pt_db *db);
 
 /* Records a printf-formatted message as db's error (for drivers). */
 void pt_db_seterr(pt_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -165,6 +165,12 @@ sq_bind_null(pt_db_stmt *s, int i)
 }
 
 static int
+sq_param_count(pt_db_stmt *s)
+{
+    return sqlite3_bind_parameter_count(SH(s));
+}
+
+static int
 sq_step(pt_db_stmt *s)
 {
     int rc = sqlite3_step(SH(s));
@@ -298,6 +304,7 @@ static const pt_db_driver sqlite_driver = {
     .bind_blob = sq_bind_blob,
     .bind_int64 = sq_bind_int64,
     .bind_null = sq_bind_null,
+    .param_count = sq_param_count,
     .step = sq_step,
     .column_is_null = sq_column_is_null,
     .column_int64 = sq_column_int64,
@@ -314,6 +321,12 @@ static const pt_db_driver sqlite_driver = {
     .schema_version = sq_schema_version,
     .set_schema_version = sq_set_schema_version,
 };
+
+void *
+pt_db_sqlite_handle(pt_db *db)
+{
+    return db->drv == &sqlite_driver ? H(db) : NULL;
+}
 
 /* Switches to WAL. Another process switching the same file at the same moment holds a lock
  * the busy handler does not wait for, so a busy answer is retried for about a second. */
