@@ -158,7 +158,8 @@ pt_cli_init(const char *datadir, int argc, char **argv)
             goto fail;
         }
     }
-    if (pt_store_open(datadir, &st, err, sizeof err) != 0) {
+    /* The one place a store is made (issue 14): every other command refuses a missing one. */
+    if (pt_store_create(datadir, &st, err, sizeof err) != 0) {
         rc = pt_cli_error("%s", err);
         goto fail;
     }

@@ -32,11 +32,15 @@ enum { PT_DB_DONE = 0, PT_DB_ROW = 1 };
 enum {
     PT_DB_CREATE = 1,   /* create the file when it does not exist */
     PT_DB_READONLY = 2, /* open read-only */
+    /* an existing database must have a schema version (pt_db_schema_version): one without is
+     * someone else's, and is refused before anything in it changes */
+    PT_DB_VERSIONED = 4,
 };
 
-/* Opens the SQLite database at path (flags: PT_DB_*) with a busy timeout of busy_ms. On error
- * returns a pt_err with a one-line reason in err (naming the file). Caller frees with
- * pt_db_close. */
+/* Opens the SQLite database at path (flags: PT_DB_*) with a busy timeout of busy_ms. An existing
+ * file that SQLite cannot read, or that is shorter than its header says (truncated), is PT_EDB
+ * with "PATH is not a database (...)"; nothing in a refused file changes. On error returns a
+ * pt_err with a one-line reason in err (naming the file). Caller frees with pt_db_close. */
 int pt_db_open_sqlite(const char *path, int flags, int busy_ms, pt_db **out, char *err,
                       size_t errsz);
 /* Closes db; its statements must have been finalized. NULL is a no-op. */

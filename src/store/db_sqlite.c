@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -346,12 +347,69 @@ use_wal(pt_db *db)
     return rc == SQLITE_OK ? 0 : fail(db, sqlite3_extended_errcode(H(db)));
 }
 
+/* One integer from a PRAGMA; 0 or a pt_err. */
+static int
+pragma_int(pt_db *db, const char *sql, int64_t *v)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(H(db), sql, -1, &s, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else {
+        rc = fail(db, sqlite3_extended_errcode(H(db)));
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Checks an existing file through SQLite's own descriptor (opening the file a second time in
+ * this process and closing it would drop the POSIX locks of every other connection to it):
+ * readable as a database, not shorter than its header says unless a WAL holds the rest, and
+ * with PT_DB_VERSIONED a schema version. Returns 0 or a pt_err with a reason in err. */
+static int
+check_existing(pt_db *db, const char *path, int flags, char *err, size_t errsz)
+{
+    char wal[4200];
+    struct stat sb, wsb;
+    int64_t version = 0, pages = 0, psize = 0;
+    int wal_has_pages, rc;
+
+    rc = pragma_int(db, "PRAGMA user_version", &version);
+    if (rc == 0)
+        rc = pragma_int(db, "PRAGMA page_count", &pages);
+    if (rc == 0)
+        rc = pragma_int(db, "PRAGMA page_size", &psize);
+    if (rc != 0) {
+        snprintf(err, errsz, "%s is not a database (%s)", path, db->err);
+        return rc == PT_EUNAVAIL ? rc : PT_EDB;
+    }
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    wal_has_pages = stat(wal, &wsb) == 0 && wsb.st_size > 0;
+    if (wal_has_pages || stat(path, &sb) != 0)
+        return 0;
+    if (pages * psize > (int64_t)sb.st_size) {
+        snprintf(err, errsz, "%s is not a database (truncated: %lld of %lld bytes)", path,
+                 (long long)sb.st_size, (long long)(pages * psize));
+        return PT_EDB;
+    }
+    if ((flags & PT_DB_VERSIONED) != 0 && version == 0) {
+        snprintf(err, errsz, "%s has no schema version", path);
+        return PT_EINVAL;
+    }
+    return 0;
+}
+
 int
 pt_db_open_sqlite(const char *path, int flags, int busy_ms, pt_db **out, char *err, size_t errsz)
 {
     int oflags = SQLITE_OPEN_NOMUTEX;
+    struct stat sb;
     sq_db *db;
-    int rc;
+    int rc, existed = stat(path, &sb) == 0 && sb.st_size > 0;
 
     *out = NULL;
     oflags |= (flags & PT_DB_READONLY) != 0 ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
@@ -373,6 +431,11 @@ pt_db_open_sqlite(const char *path, int flags, int busy_ms, pt_db **out, char *e
     }
     sqlite3_extended_result_codes(db->h, 1);
     sqlite3_busy_timeout(db->h, busy_ms);
+    if (existed) {
+        rc = check_existing(&db->base, path, flags, err, errsz);
+        if (rc != 0)
+            goto fail;
+    }
     rc = (flags & PT_DB_READONLY) != 0 ? 0 : use_wal(&db->base);
     if (rc == 0)
         rc = sq_exec(&db->base, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");

@@ -52,11 +52,13 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -90,13 +92,48 @@ pt_store_errmsg(pt_store *st)
 
 /* ---- open and close ---------------------------------------------------------------------- */
 
-int
-pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz)
+/* Says what to do about a store file that cannot be used. */
+#define RESTORE_HINT "restore it from a backup or run `portico init` in a new data dir"
+
+/* Checks, without opening it (see check_existing in db_sqlite.c for why), what can be known of
+ * the file at path before SQLite reads it (invariant 8): a regular file, not empty, writable.
+ * Returns 0, 1 when the file does not exist, or a pt_err with the reason, naming the file, in
+ * err. */
+static int
+check_file(const char *path, char *err, size_t errsz)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return 1;
+        snprintf(err, errsz, "cannot read %s: %s", path, strerror(errno));
+        return PT_EIO;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errsz, "%s is not a regular file: not a Portico store; " RESTORE_HINT, path);
+        return PT_EINVAL;
+    }
+    if (sb.st_size == 0) {
+        snprintf(err, errsz, "%s is empty (0 bytes): not a Portico store; " RESTORE_HINT, path);
+        return PT_EDB;
+    }
+    if (access(path, R_OK | W_OK) != 0) {
+        snprintf(err, errsz, "%s is read-only (%s): portico writes to its store", path,
+                 strerror(errno));
+        return PT_EIO;
+    }
+    return 0;
+}
+
+/* Opens the store of datadir; with create, makes a new one when there is no portico.db. */
+static int
+store_open(const char *datadir, int create, pt_store **out, char *err, size_t errsz)
 {
     char path[4096];
     struct stat sb;
     pt_store *st = NULL;
-    int rc;
+    int rc, fresh;
 
     *out = NULL;
     if (stat(datadir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -107,13 +144,31 @@ pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz)
         snprintf(err, errsz, "data dir path too long");
         return PT_EINVAL;
     }
+    fresh = check_file(path, err, errsz);
+    if (fresh < 0)
+        return fresh;
+    if (fresh && !create) {
+        snprintf(err, errsz, "no Portico store at %s (run `portico init`)", path);
+        return PT_ENOTFOUND;
+    }
+    if (access(datadir, W_OK) != 0) {
+        snprintf(err, errsz, "data dir %s is read-only (%s): portico writes to its store", datadir,
+                 strerror(errno));
+        return PT_EIO;
+    }
     st = calloc(1, sizeof *st);
     if (st == NULL || (st->datadir = strdup(datadir)) == NULL) {
         rc = PT_ENOMEM;
         snprintf(err, errsz, "out of memory");
         goto fail;
     }
-    rc = pt_db_open_sqlite(path, PT_DB_CREATE, PT_STORE_BUSY_TIMEOUT_MS, &st->db, err, errsz);
+    rc = pt_db_open_sqlite(path, fresh ? PT_DB_CREATE : PT_DB_VERSIONED, PT_STORE_BUSY_TIMEOUT_MS,
+                           &st->db, err, errsz);
+    if (rc == PT_EINVAL) /* no schema version: every store init made has one */
+        snprintf(err, errsz,
+                 "%s is not a Portico store (a database without its tables); " RESTORE_HINT, path);
+    else if (rc == PT_EDB && strlen(err) + sizeof RESTORE_HINT + 2 < errsz)
+        strcat(err, "; " RESTORE_HINT);
     if (rc != 0)
         goto fail;
     rc = pt_store_migrate(st);
@@ -126,6 +181,18 @@ pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz)
 fail:
     pt_store_close(st);
     return rc;
+}
+
+int
+pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz)
+{
+    return store_open(datadir, 0, out, err, errsz);
+}
+
+int
+pt_store_create(const char *datadir, pt_store **out, char *err, size_t errsz)
+{
+    return store_open(datadir, 1, out, err, errsz);
 }
 
 void

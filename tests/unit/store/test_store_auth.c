@@ -24,7 +24,7 @@ TEST(store_migrates_version_1_to_the_auth_tables)
     size_t n = 9;
 
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     pt_store_close(st);
     st = NULL;
     /* Make it a version 1 store, as issue 2 left it. */
@@ -36,7 +36,7 @@ TEST(store_migrates_version_1_to_the_auth_tables)
                            NULL, NULL, NULL),
               SQLITE_OK);
     sqlite3_close(db);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_token_list(st, &list, &n), 0);
     ASSERT_EQ(n, 0);
     pt_store_tokens_free(list, n);
@@ -54,7 +54,7 @@ TEST(store_auth_mutations_bump_but_last_used_does_not)
     uint64_t c0;
 
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     c0 = pt_test_store_counter(dir);
     ASSERT_EQ(pt_store_token_add(st, &t), 0);
     ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);

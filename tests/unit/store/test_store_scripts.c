@@ -59,7 +59,7 @@ TEST(store_script_ids)
     int v = 0;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "Load - Data Warehouse", "print(1)\n", 9, &v), 0);
     ASSERT_EQ(pt_store_script_get(st, "Load - Data Warehouse", 0, &s), 0);
     id = s->id;
@@ -127,7 +127,7 @@ TEST(store_script_state)
     int v;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "sync", "x = 1\n", 6, &v), 0);
     ASSERT_EQ(pt_store_script_get(st, "sync", 0, &s), 0);
     id = s->id;
@@ -166,7 +166,7 @@ TEST(store_script_state)
     /* Survives reopening, and goes with the script. */
     pt_store_close(st);
     st = NULL;
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_state_set(st, id, "7", 1), 0);
     ASSERT_EQ(pt_store_script_rm(st, "sync"), 0);
     ASSERT_EQ(pt_store_state_get(st, id, &value, &len), PT_ENOTFOUND);
@@ -185,7 +185,7 @@ TEST(store_runs)
     char *big;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     c0 = pt_test_store_counter(dir);
 
     memset(&r, 0, sizeof r);
@@ -309,7 +309,7 @@ TEST(store_migrates_v2_to_v3)
     ASSERT_EQ(sqlite3_exec(db, v2_sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     /* Existing scripts get ids in the order they were created. */
     ASSERT_EQ(pt_store_script_get(st, "zeta", 0, &s), 0);
     zeta = s->id;
@@ -325,7 +325,7 @@ TEST(store_migrates_v2_to_v3)
     st = NULL;
 
     /* Opening again changes nothing (idempotent), and new scripts go on from there. */
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_get(st, "zeta", 0, &s), 0);
     ASSERT_EQ(s->id, zeta);
     pt_script_free(s);
@@ -351,7 +351,7 @@ TEST(store_script_rename)
     int v = 0;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "load", "v1", 2, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "load", "v2", 2, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "other", "o1", 2, &v), 0);
