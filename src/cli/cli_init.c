@@ -102,7 +102,7 @@ done:
 }
 
 /* Layout of a data dir (0700 throughout: it holds keys and data):
- *   portico.db          the metadata store (store_sqlite.c)
+ *   portico.db          the metadata store (src/store/, made here by pt_store_create)
  *   run/changes         the change counter (changes.c)
  *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c); with
  *                       --warehouse, only the webhook inbox's schema lives here (connection

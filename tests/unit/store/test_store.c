@@ -1,4 +1,5 @@
-/* test_store.c - unit tests for store/store_sqlite and store/changes, on a temporary data dir. */
+/* test_store.c - unit tests for the metadata store (store/store.c and the files per record kind)
+ * and store/changes, on a temporary data dir. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

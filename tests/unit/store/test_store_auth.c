@@ -1,4 +1,4 @@
-/* test_store_auth.c - unit tests for the authorization tables of store/store_sqlite: the
+/* test_store_auth.c - unit tests for the authorization tables of store/store_auth.c: the
  * migration from schema version 1, which mutations bump the change counter, and last-used
  * times that only ever move forward. */
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* test_store_scripts.c - unit tests for what schema version 3 added to the store: script ids,
- * free-text names, run modes, script state (store_sqlite.c) and run records (store_runs.c),
+ * free-text names, run modes, script state (store_scripts.c) and run records (store_runs.c),
  * and the migration from a version 2 store. */
 #include <stdint.h>
 #include <stdio.h>
