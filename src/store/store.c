@@ -353,6 +353,25 @@ pt_store_changed_one(pt_store *st, const char *missing)
 
 /* ---- rows -------------------------------------------------------------------------------- */
 
+void *
+pt_store_rows_add(void **list, size_t len, size_t *cap, size_t size)
+{
+    void *elem;
+
+    if (len == *cap) {
+        size_t ncap = *cap != 0 ? *cap * 2 : 8;
+        void *grown = realloc(*list, ncap * size);
+
+        if (grown == NULL)
+            return NULL;
+        *list = grown;
+        *cap = ncap;
+    }
+    elem = (char *)*list + len * size;
+    memset(elem, 0, size);
+    return elem;
+}
+
 void
 pt_store_free_rows(void *list, size_t n, const pt_store_kind *kind)
 {
@@ -373,22 +392,13 @@ pt_store_collect(pt_store *st, pt_db_stmt *s, const pt_store_kind *kind, void **
     *out = NULL;
     *n = 0;
     while ((rc = pt_db_step(s)) == PT_DB_ROW) {
-        void *elem;
+        void *elem = pt_store_rows_add(&list, len, &cap, kind->size);
 
-        if (len == cap) {
-            size_t ncap = cap != 0 ? cap * 2 : 8;
-            void *grown = realloc(list, ncap * kind->size);
-
-            if (grown == NULL) {
-                rc = PT_ENOMEM;
-                break;
-            }
-            list = grown;
-            cap = ncap;
+        if (elem == NULL) {
+            rc = PT_ENOMEM;
+            break;
         }
-        /* Counted before it is read, so that a half-read element is cleared with the rest. */
-        elem = (char *)list + len++ * kind->size;
-        memset(elem, 0, kind->size);
+        len++; /* counted before it is read, so that a half-read element is cleared too */
         rc = kind->read(st, s, elem);
         if (rc != 0)
             break;

@@ -89,6 +89,10 @@ int pt_store_list(pt_store *st, const char *sql, const char *a, int64_t b,
  * elem zeroed. Caller clears elem as kind does. */
 int pt_store_get_row(pt_store *st, const char *sql, const char *a, const pt_store_kind *kind,
                      void *elem, const char *what);
+/* Makes room for one more element of size bytes after the len elements of *list (capacity
+ * *cap, both updated as it grows) and returns it zeroed; NULL when out of memory (the list is
+ * as it was). */
+void *pt_store_rows_add(void **list, size_t len, size_t *cap, size_t size);
 /* Clears the n elements of list with kind->clear and frees the array; NULL is a no-op. */
 void pt_store_free_rows(void *list, size_t n, const pt_store_kind *kind);
 

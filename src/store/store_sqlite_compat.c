@@ -97,21 +97,13 @@ pt_store_sqlite_rows(pt_store *st, sqlite3_stmt *stmt, const pt_store_rowkind *k
     *out = NULL;
     *n = 0;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        void *elem;
+        void *elem = pt_store_rows_add(&list, len, &cap, kind->size);
 
-        if (len == cap) {
-            size_t ncap = cap != 0 ? cap * 2 : 8;
-            void *grown = realloc(list, ncap * kind->size);
-
-            if (grown == NULL) {
-                rc = PT_ENOMEM;
-                break;
-            }
-            list = grown;
-            cap = ncap;
+        if (elem == NULL) {
+            rc = PT_ENOMEM;
+            break;
         }
-        elem = (char *)list + len++ * kind->size;
-        memset(elem, 0, kind->size);
+        len++; /* counted before it is read, so that a half-read element is cleared too */
         rc = kind->read(st, stmt, elem);
         if (rc != 0)
             break;
