@@ -210,7 +210,7 @@ pt_store_run_get(pt_store *st, int64_t id, pt_script_run *out)
 }
 
 /* The filter of pt_store_run_list: ?1 a script id (0: any), ?2 a script name (NULL: any). */
-#define RUN_WHERE "WHERE (?1 = 0 OR script_id = ?1) AND (?2 IS NULL OR script = ?2) "
+#define RUN_WHERE "WHERE (script_id = ?1 OR ?1 = 0) AND (script = ?2 OR ?2 IS NULL) "
 
 int
 pt_store_run_list(pt_store *st, int64_t script_id, const char *script, int64_t limit,
