@@ -17,7 +17,6 @@
 typedef struct sq_db {
     pt_db base;
     sqlite3 *h;
-    int busy_ms;
 } sq_db;
 
 typedef struct sq_stmt {
@@ -421,7 +420,6 @@ pt_db_open_sqlite(const char *path, int flags, int busy_ms, pt_db **out, char *e
         return PT_ENOMEM;
     }
     db->base.drv = &sqlite_driver;
-    db->busy_ms = busy_ms;
     rc = sqlite3_open_v2(path, &db->h, oflags, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errsz, "cannot open %s: %s", path,
