@@ -185,6 +185,10 @@ pt_store_migrate(pt_store *st)
         return rc;
     /* Another process may have migrated while this one waited for the lock. */
     rc = pt_db_schema_version(st->db, &version);
+    if (rc != 0)
+        pt_store_fail(st, rc, "read the schema version");
+    else if (version > PT_STORE_SCHEMA_VERSION)
+        rc = PT_EINVAL; /* a newer portico migrated meanwhile: the message below */
     for (int64_t v = version; rc == 0 && v < PT_STORE_SCHEMA_VERSION; v++) {
         rc = pt_db_exec(st->db, steps[v]);
         if (rc != 0) {
@@ -193,7 +197,13 @@ pt_store_migrate(pt_store *st)
             pt_store_fail(st, rc, what);
         }
     }
-    if (rc == 0 && version < PT_STORE_SCHEMA_VERSION)
+    if (rc == 0 && version < PT_STORE_SCHEMA_VERSION) {
         rc = pt_db_set_schema_version(st->db, PT_STORE_SCHEMA_VERSION);
+        if (rc != 0)
+            pt_store_fail(st, rc, "record the schema version");
+    }
+    if (rc == PT_EINVAL)
+        pt_store_seterr(st, "metadata store has schema version %lld, newer than this portico (%d)",
+                        (long long)version, PT_STORE_SCHEMA_VERSION);
     return pt_store_finish_quiet(st, rc);
 }

@@ -80,3 +80,23 @@ TEST(store_auth_mutations_bump_but_last_used_does_not)
     pt_store_close(st);
     pt_test_rm_tree(dir);
 }
+
+TEST(store_refuses_a_newer_schema)
+{
+    char dir[] = "/tmp/pt-test-store-auth-XXXXXX", path[4200], err[256];
+    pt_store *st = NULL;
+    sqlite3 *db = NULL;
+
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    pt_store_close(st);
+    st = NULL;
+    snprintf(path, sizeof path, "%s/portico.db", dir);
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_EINVAL);
+    ASSERT_TRUE(st == NULL);
+    ASSERT_TRUE(strstr(err, "schema version 99, newer than this portico") != NULL);
+    pt_test_rm_tree(dir);
+}
