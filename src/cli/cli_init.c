@@ -102,7 +102,7 @@ done:
 }
 
 /* Layout of a data dir (0700 throughout: it holds keys and data):
- *   portico.db          the metadata store (store_sqlite.c)
+ *   portico.db          the metadata store (src/store/, made here by pt_store_create)
  *   run/changes         the change counter (changes.c)
  *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c); with
  *                       --warehouse, only the webhook inbox's schema lives here (connection
@@ -158,7 +158,8 @@ pt_cli_init(const char *datadir, int argc, char **argv)
             goto fail;
         }
     }
-    if (pt_store_open(datadir, &st, err, sizeof err) != 0) {
+    /* The one place a store is made (issue 14): every other command refuses a missing one. */
+    if (pt_store_create(datadir, &st, err, sizeof err) != 0) {
         rc = pt_cli_error("%s", err);
         goto fail;
     }

@@ -26,6 +26,7 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
                          {"--webhook-backoff", 1, &backoff}, {"--admin-listen", 1, &admin},
                          {"--session-idle", 1, &idle},       {NULL, 0, NULL}};
     pt_server_config cfg;
+    pt_store *st = NULL;
     char *pos[1];
     long n;
     int npos = 0, rc;
@@ -33,8 +34,11 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (pt_cli_need_datadir(datadir) != 0)
+    /* A store that cannot be opened (missing, empty, corrupt, read-only) stops serve here with
+     * its one line, before any worker starts. */
+    if (pt_cli_open_store(datadir, &st) != 0)
         return PT_CLI_ERROR;
+    pt_store_close(st);
     pt_server_config_init(&cfg, datadir);
 
     if (listen != NULL && pt_config_parse_listen(listen, cfg.host, sizeof cfg.host, &cfg.port))

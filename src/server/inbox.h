@@ -1,5 +1,5 @@
 /* inbox.h - the durable webhook inbox of one worker: events handed in by the event loop are
- * written to the warehouse table webhooks.events by a writer thread, many per transaction
+ * appended to the webhook event log (store/store_events.h) by a writer thread, many per transaction
  * (group commit: one fsync for every event that arrived meanwhile), and handed back only once
  * they are on disk, so that no sender is told "received" for an event that could be lost. */
 #ifndef PT_INBOX_H
@@ -39,8 +39,5 @@ int pt_inbox_open(const char *datadir, pt_inbox_done_cb done, pt_inbox **out, ch
 void pt_inbox_submit(pt_inbox *ib, pt_inbox_event *ev);
 /* Stops the writer after it has written what is queued. NULL is a no-op. */
 void pt_inbox_close(pt_inbox *ib);
-
-/* The SQL that creates webhooks.events (for the CLI, which reads the table). */
-extern const char pt_inbox_table_sql[];
 
 #endif

@@ -1,17 +1,16 @@
 /* processor.c - hands stored webhook events to their source's script, outside the request
  * path, with retries and exponential backoff.
  *
- * Every worker runs one processing thread. Events are claimed with one atomic statement
- * (UPDATE ... RETURNING on webhooks.events: SQLite's write lock serialises the workers), which
- * sets status `processing` and a lease (next_attempt_at). The outcome is written back: `done`,
- * `pending` with the next attempt's time (backoff * 2^(attempts-1)), or `failed` with the last
- * error once max_attempts is reached. A worker that dies mid-event leaves a lease that expires,
- * after which any worker claims the event again: processing survives crashes and restarts.
+ * Every worker runs one processing thread. Events are claimed through the event log
+ * (store/store_events.h: one atomic UPDATE ... RETURNING, serialised by the engine's write
+ * lock), which sets status `processing` and a lease (next_attempt_at). The outcome is written back:
+ * `done`, `pending` with the next attempt's time (backoff * 2^(attempts-1)), or `failed` with the
+ * last error once max_attempts is reached. A worker that dies mid-event leaves a lease that
+ * expires, after which any worker claims the event again: processing survives crashes and restarts.
  * Events of sources without a script are stored as `received` and never claimed. */
 #include "server/processor.h"
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include "core/log.h"
 #include "py/py.h"
 #include "store/store.h"
+#include "store/store_events.h"
 #include "store/store_webhooks.h"
 
 #define IDLE_POLL_MS 250
@@ -31,8 +31,7 @@ struct pt_processor {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int kicked; /* under mu */
-    sqlite3 *db;
-    sqlite3_stmt *expire, *claim, *finish;
+    pt_events *log;
     pt_store *store;
 };
 
@@ -45,30 +44,31 @@ now_ms(void)
 }
 
 static pt_str
-dup_col(sqlite3_stmt *st, int i)
+str_of(const char *s)
 {
-    const char *s = (const char *)sqlite3_column_text(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-    char *copy = malloc(n + 1);
-    if (copy != NULL) {
-        memcpy(copy, s != NULL ? s : "", n);
-        copy[n] = '\0';
-    }
-    return (pt_str){copy, copy != NULL ? n : 0};
+    return (pt_str){s != NULL ? s : "", s != NULL ? strlen(s) : 0};
 }
 
-static void
-free_event(pt_py_event *ev)
+/* The claimed event as the Python side takes it (fields borrowed from e). */
+static pt_py_event
+py_event(const pt_event *e)
 {
-    free((char *)ev->received_at.p);
-    free((char *)ev->source.p);
-    free((char *)ev->method.p);
-    free((char *)ev->path.p);
-    free((char *)ev->query_string.p);
-    free((char *)ev->headers_json.p);
-    free((char *)ev->content_type.p);
-    free((char *)ev->body.p);
-    free((char *)ev->remote_addr.p);
+    pt_py_event ev;
+
+    memset(&ev, 0, sizeof ev);
+    ev.id = e->id;
+    ev.received_at = str_of(e->received_at);
+    ev.source = str_of(e->source);
+    ev.method = str_of(e->method);
+    ev.path = str_of(e->path);
+    ev.query_string = str_of(e->query_string);
+    ev.headers_json = str_of(e->headers_json);
+    ev.content_type = str_of(e->content_type);
+    ev.body = (pt_str){e->body, e->body_len};
+    ev.body_base64 = e->body_base64;
+    ev.remote_addr = str_of(e->remote_addr);
+    ev.attempts = e->attempts;
+    return ev;
 }
 
 double
@@ -96,20 +96,9 @@ finish(pt_processor *p, const pt_py_event *ev, const char *error)
                 now_ms() + (int64_t)(pt_processor_retry_delay(p->cfg.backoff, ev->attempts) * 1000);
         }
     }
-    sqlite3_bind_text(p->finish, 1, status, -1, SQLITE_STATIC);
-    if (error != NULL)
-        sqlite3_bind_text(p->finish, 2, error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(p->finish, 2);
-    sqlite3_bind_int64(p->finish, 3, next);
-    sqlite3_bind_int64(p->finish, 4, ev->id);
     /* Only this attempt's outcome: a claim that expired meanwhile belongs to someone else. */
-    sqlite3_bind_int(p->finish, 5, ev->attempts);
-    if (sqlite3_step(p->finish) != SQLITE_DONE)
-        pt_log_error("webhook event %lld: cannot record its status: %s", ev->id,
-                     sqlite3_errmsg(p->db));
-    sqlite3_reset(p->finish);
-    sqlite3_clear_bindings(p->finish);
+    if (pt_events_finish(p->log, ev->id, ev->attempts, status, error, next, NULL) != 0)
+        pt_log_error("webhook event %lld: %s", ev->id, pt_events_errmsg(p->log));
     if (error != NULL && strcmp(status, "failed") == 0)
         pt_log_error("webhook event %lld failed after %d attempts: %s", ev->id, ev->attempts,
                      error);
@@ -152,45 +141,21 @@ process_one(pt_processor *p)
     /* An event whose last attempt's worker died (its lease ran out) with no attempts left
      * fails here, instead of being claimed again and again (a script that crashes the worker
      * would otherwise crash one worker per lease forever). */
-    sqlite3_bind_int64(p->expire, 1, now);
-    sqlite3_bind_int(p->expire, 2, p->cfg.max_attempts);
-    if (sqlite3_step(p->expire) != SQLITE_DONE)
-        pt_log_error("webhook processing: %s", sqlite3_errmsg(p->db));
-    sqlite3_reset(p->expire);
-    sqlite3_bind_int64(p->claim, 1, now);
-    sqlite3_bind_int64(p->claim, 2, now + (int64_t)(p->cfg.lease * 1000));
-    sqlite3_bind_int(p->claim, 3, p->cfg.max_attempts);
-    int rc = sqlite3_step(p->claim);
-    if (rc != SQLITE_ROW) {
-        if (rc != SQLITE_DONE && rc != SQLITE_BUSY)
-            pt_log_error("webhook processing: cannot claim an event: %s", sqlite3_errmsg(p->db));
-        sqlite3_reset(p->claim);
+    if (pt_events_expire(p->log, now, p->cfg.max_attempts) != 0)
+        pt_log_error("webhook processing: %s", pt_events_errmsg(p->log));
+    pt_event claimed;
+    int rc = pt_events_claim(p->log, now, now + (int64_t)(p->cfg.lease * 1000), p->cfg.max_attempts,
+                             &claimed);
+    if (rc != 1) {
+        if (rc != 0 && rc != PT_EUNAVAIL)
+            pt_log_error("webhook processing: %s", pt_events_errmsg(p->log));
         return 0;
     }
-    pt_py_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.id = sqlite3_column_int64(p->claim, 0);
-    ev.received_at = dup_col(p->claim, 1);
-    ev.source = dup_col(p->claim, 2);
-    ev.method = dup_col(p->claim, 3);
-    ev.path = dup_col(p->claim, 4);
-    ev.query_string = dup_col(p->claim, 5);
-    ev.headers_json = dup_col(p->claim, 6);
-    ev.content_type = dup_col(p->claim, 7);
-    ev.body = dup_col(p->claim, 8);
-    ev.body_base64 = sqlite3_column_int(p->claim, 9);
-    ev.remote_addr = dup_col(p->claim, 10);
-    ev.attempts = sqlite3_column_int(p->claim, 11);
-    /* Step to the end so that the UPDATE completes (and commits) now. */
-    while (sqlite3_step(p->claim) == SQLITE_ROW)
-        ;
-    sqlite3_reset(p->claim);
+    pt_py_event ev = py_event(&claimed);
 
     char err[512];
     pt_script *script = NULL;
-    if (ev.received_at.p == NULL || ev.body.p == NULL || ev.headers_json.p == NULL) {
-        finish(p, &ev, "out of memory");
-    } else if (script_of(p, ev.source.p, &script, err, sizeof(err)) != 0) {
+    if (script_of(p, ev.source.p, &script, err, sizeof(err)) != 0) {
         finish(p, &ev, err);
     } else {
         pt_script_ref ref = {script->name, script->version, script->source, script->source_len,
@@ -201,7 +166,7 @@ process_one(pt_processor *p)
         finish(p, &ev, rc == 0 ? NULL : err);
     }
     pt_script_free(script);
-    free_event(&ev);
+    pt_event_clear(&claimed);
     return 1;
 }
 
@@ -244,7 +209,6 @@ pt_processor_kick(pt_processor *p)
 int
 pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err, size_t errsz)
 {
-    char path[4096];
     pt_processor *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         snprintf(err, errsz, "out of memory");
@@ -256,32 +220,9 @@ pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err
     int rc = pt_store_open(cfg->datadir, &p->store, err, errsz);
     if (rc != 0)
         goto fail;
-    snprintf(path, sizeof(path), "%s/warehouse/dw/webhooks.db", cfg->datadir);
-    if (sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK)
-        goto dberror;
-    sqlite3_busy_timeout(p->db, 5000);
-    if (sqlite3_prepare_v3(
-            p->db,
-            "UPDATE events SET status = 'processing', attempts = attempts + 1,"
-            " next_attempt_at = ?2 WHERE id = (SELECT id FROM events"
-            " WHERE status IN ('pending', 'processing') AND next_attempt_at <= ?1"
-            " AND attempts < ?3 ORDER BY id LIMIT 1)"
-            " RETURNING id, received_at, source, method, path, query_string, headers,"
-            " content_type, body, body_base64, remote_addr, attempts",
-            -1, SQLITE_PREPARE_PERSISTENT, &p->claim, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(p->db,
-                           "UPDATE events SET status = ?1, last_error = ?2, next_attempt_at = ?3"
-                           " WHERE id = ?4 AND attempts = ?5 AND status = 'processing'",
-                           -1, SQLITE_PREPARE_PERSISTENT, &p->finish, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(p->db,
-                           "UPDATE events SET status = 'failed', last_error ="
-                           " COALESCE(last_error || '; ', '') ||"
-                           " 'the worker processing it stopped before it finished'"
-                           " WHERE status = 'processing' AND next_attempt_at <= ?1"
-                           " AND attempts >= ?2",
-                           -1, SQLITE_PREPARE_PERSISTENT, &p->expire, NULL) != SQLITE_OK)
-        goto dberror;
+    rc = pt_events_open(cfg->datadir, &p->log, err, errsz);
+    if (rc != 0)
+        goto fail;
     if (pthread_create(&p->thread, NULL, processor_main, p) != 0) {
         snprintf(err, errsz, "cannot start the webhook processing thread");
         rc = PT_ENOMEM;
@@ -290,15 +231,8 @@ pt_processor_start(const pt_processor_config *cfg, pt_processor **out, char *err
     pthread_detach(p->thread);
     *out = p;
     return 0;
-dberror:
-    snprintf(err, errsz, "webhook processing: %s: %s", path,
-             p->db != NULL ? sqlite3_errmsg(p->db) : "cannot open");
-    rc = PT_EDB;
 fail:
-    sqlite3_finalize(p->expire);
-    sqlite3_finalize(p->claim);
-    sqlite3_finalize(p->finish);
-    sqlite3_close(p->db);
+    pt_events_close(p->log);
     pt_store_close(p->store);
     free(p);
     return rc;

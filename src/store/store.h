@@ -1,8 +1,8 @@
 /* store.h - the metadata store: scripts and their versions, endpoints, warehouse connections,
  * and what authorization needs: tokens, API keys, encrypted secrets and trusted issuers.
  *
- * One interface, several drivers: store_sqlite.c (embedded, WAL, the default) and later a
- * PostgreSQL driver for several nodes sharing one database. Every mutating call commits before
+ * One store above a thin SQL driver (db.h): db_sqlite.c (embedded, WAL, the default) and later
+ * a PostgreSQL driver for several nodes sharing one database. Every mutating call commits before
  * it returns and then bumps the change counter (changes.h) so that running workers reload on
  * their next request. Not thread-safe: one pt_store per thread. */
 #ifndef PT_STORE_H
@@ -13,9 +13,15 @@
 
 typedef struct pt_store pt_store;
 
-/* Opens (creating if needed) the store of data dir `datadir`. On error returns a pt_err and
- * writes a one-line reason into err. Caller frees with pt_store_close. */
+/* Opens the store of data dir `datadir`, migrating its schema when it is older. Only
+ * pt_store_create makes a store: a missing portico.db is PT_ENOTFOUND, and an empty, corrupt,
+ * truncated or foreign one (PT_EDB, PT_EINVAL) or a read-only one (PT_EIO) is refused and left
+ * as it is. On error returns a pt_err and writes a one-line reason, naming the file and the
+ * cause, into err. Caller frees with pt_store_close. */
 int pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz);
+/* As pt_store_open, but creates the store when the data dir has none (`portico init`). An
+ * existing file is checked and refused as pt_store_open does, never replaced. */
+int pt_store_create(const char *datadir, pt_store **out, char *err, size_t errsz);
 void pt_store_close(pt_store *st); /* NULL is a no-op */
 /* The driver's last error message (borrowed, valid until the next call). */
 const char *pt_store_errmsg(pt_store *st);

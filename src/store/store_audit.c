@@ -1,5 +1,5 @@
-/* store_audit.c - the audit log in the SQLite store (table audit, created by schema version 4;
- * see store_sqlite.c's design notes). Entries are appended, never changed. */
+/* store_audit.c - the audit log in the SQLite store (table audit, created by schema
+ * version 5, store_schema.c). Entries are appended, never changed. */
 #include "store/store_audit.h"
 
 #include <stdlib.h>
@@ -8,15 +8,6 @@
 
 #include "core/err.h"
 #include "store/store_sqlite_int.h"
-
-const char pt_store_audit_schema[] = "CREATE TABLE IF NOT EXISTS audit("
-                                     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                                     "  time INTEGER NOT NULL,"
-                                     "  actor TEXT NOT NULL,"
-                                     "  action TEXT NOT NULL,"
-                                     "  object TEXT NOT NULL,"
-                                     "  detail TEXT NOT NULL);"
-                                     "CREATE INDEX IF NOT EXISTS audit_time ON audit(time);";
 
 int
 pt_store_audit_add(pt_store *st, const char *actor, const char *action, const char *object,

@@ -1,5 +1,5 @@
 /* store_runs.c - the record of script runs in the SQLite store (table script_runs, created by
- * schema version 3: see the design notes of store_sqlite.c). Writes here never bump the change
+ * schema version 3: see store_schema.c). Writes here never bump the change
  * counter (invariant 7). */
 #include "store/store_runs.h"
 
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "core/err.h"
-#include "store/store_sqlite_int.h"
+#include "store/store_int.h"
 
 static int64_t
 now_ms(void)
@@ -18,16 +18,6 @@ now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int
-prepare(pt_store *st, const char *sql, sqlite3_stmt **stmt, const char *what)
-{
-    if (sqlite3_prepare_v2(pt_store_sqlite_db(st), sql, -1, stmt, NULL) != SQLITE_OK) {
-        *stmt = NULL;
-        return pt_store_sqlite_fail(st, what);
-    }
-    return 0;
 }
 
 static int
@@ -40,48 +30,54 @@ valid_status(const char *s)
 int
 pt_store_run_start(pt_store *st, pt_script_run *r)
 {
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     int rc;
 
     if (r->script == NULL || r->script[0] == '\0' || r->trigger == NULL || r->trigger[0] == '\0') {
-        pt_store_sqlite_seterr(st, "a run needs a script and a trigger");
+        pt_store_seterr(st, "a run needs a script and a trigger");
         return PT_EINVAL;
     }
-    rc = pt_store_sqlite_begin(st);
+    rc = pt_store_begin(st);
     if (rc != 0)
         return rc;
     r->started = now_ms();
-    rc = prepare(st,
-                 "INSERT INTO script_runs(script_id, script, version, trigger, status, started) "
-                 "VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-                 &stmt, "record run");
+    rc = pt_store_prepare(
+        st,
+        "INSERT INTO script_runs(script_id, script, version, trigger, status, started) "
+        "VALUES (?1, ?2, ?3, ?4, 'running', ?5) RETURNING id",
+        &stmt);
     if (rc == 0) {
         if (r->script_id != 0)
-            sqlite3_bind_int64(stmt, 1, r->script_id);
+            pt_db_bind_int64(stmt, 1, r->script_id);
         else
-            sqlite3_bind_null(stmt, 1);
-        sqlite3_bind_text(stmt, 2, r->script, -1, SQLITE_STATIC);
-        sqlite3_bind_int(stmt, 3, r->version);
-        sqlite3_bind_text(stmt, 4, r->trigger, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 5, r->started);
-        rc = pt_store_sqlite_run(st, stmt, "record run");
+            pt_db_bind_null(stmt, 1);
+        pt_db_bind_text(stmt, 2, r->script, (size_t)-1);
+        pt_db_bind_int64(stmt, 3, r->version);
+        pt_db_bind_text(stmt, 4, r->trigger, (size_t)-1);
+        pt_db_bind_int64(stmt, 5, r->started);
+        rc = pt_db_step(stmt);
+        if (rc == PT_DB_ROW) {
+            r->id = pt_db_column_int64(stmt, 0);
+            rc = pt_db_run(stmt);
+        }
+        if (rc != 0)
+            rc = pt_store_fail(st, rc, "record run");
+        pt_db_finalize(stmt);
     }
-    if (rc == 0)
-        r->id = sqlite3_last_insert_rowid(pt_store_sqlite_db(st));
-    return pt_store_sqlite_finish_quiet(st, rc);
+    return pt_store_finish_quiet(st, rc);
 }
 
 int
 pt_store_run_finish(pt_store *st, const pt_script_run *r)
 {
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     size_t len = r->output != NULL ? r->output_len : 0;
     int64_t dropped = r->output_dropped;
     char missing[64];
     int rc;
 
     if (!valid_status(r->status) || strcmp(r->status, "running") == 0) {
-        pt_store_sqlite_seterr(st, "a finished run is 'success' or 'error'");
+        pt_store_seterr(st, "a finished run is 'success' or 'error'");
         return PT_EINVAL;
     }
     if (len > PT_STORE_RUN_OUTPUT_MAX) {
@@ -92,32 +88,33 @@ pt_store_run_finish(pt_store *st, const pt_script_run *r)
         dropped += (int64_t)(len - cut);
         len = cut;
     }
-    rc = pt_store_sqlite_begin(st);
+    rc = pt_store_begin(st);
     if (rc != 0)
         return rc;
-    rc = prepare(st,
-                 "UPDATE script_runs SET status = ?2, finished = ?3, exit_code = ?4, "
-                 "output = coalesce(?5, output), "
-                 "output_dropped = iif(?5 IS NULL, output_dropped, ?6), error = ?7 WHERE id = ?1",
-                 &stmt, "record the end of a run");
+    rc = pt_store_prepare(st,
+                          "UPDATE script_runs SET status = ?2, finished = ?3, exit_code = ?4, "
+                          "output = coalesce(?5, output), "
+                          "output_dropped = CASE WHEN ?5 IS NULL THEN output_dropped ELSE ?6 END, "
+                          "error = ?7 WHERE id = ?1",
+                          &stmt);
     if (rc == 0) {
-        sqlite3_bind_int64(stmt, 1, r->id);
-        sqlite3_bind_text(stmt, 2, r->status, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, r->finished != 0 ? r->finished : now_ms());
-        sqlite3_bind_int(stmt, 4, r->exit_code);
+        pt_db_bind_int64(stmt, 1, r->id);
+        pt_db_bind_text(stmt, 2, r->status, (size_t)-1);
+        pt_db_bind_int64(stmt, 3, r->finished != 0 ? r->finished : now_ms());
+        pt_db_bind_int64(stmt, 4, r->exit_code);
         if (r->output != NULL)
-            sqlite3_bind_text(stmt, 5, len > 0 ? r->output : "", (int)len, SQLITE_STATIC);
+            pt_db_bind_text(stmt, 5, len > 0 ? r->output : "", len);
         else
-            sqlite3_bind_null(stmt, 5); /* keep what was recorded */
-        sqlite3_bind_int64(stmt, 6, dropped);
-        pt_store_sqlite_bind_opt_text(stmt, 7, r->error);
-        rc = pt_store_sqlite_run(st, stmt, "record the end of a run");
+            pt_db_bind_null(stmt, 5); /* keep what was recorded */
+        pt_db_bind_int64(stmt, 6, dropped);
+        pt_db_bind_opt_text(stmt, 7, r->error);
+        rc = pt_store_run_stmt(st, stmt, "record the end of a run");
     }
     if (rc == 0) {
         snprintf(missing, sizeof missing, "no run with id %lld", (long long)r->id);
-        rc = pt_store_sqlite_changed_one(st, missing);
+        rc = pt_store_changed_one(st, missing);
     }
-    return pt_store_sqlite_finish_quiet(st, rc);
+    return pt_store_finish_quiet(st, rc);
 }
 
 void
@@ -139,20 +136,6 @@ run_clear(void *elem)
     pt_script_run_clear(elem);
 }
 
-static char *
-coltext(sqlite3_stmt *stmt, int i, int *oom)
-{
-    const unsigned char *s = sqlite3_column_text(stmt, i);
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    d = strdup((const char *)s);
-    if (d == NULL)
-        *oom = 1;
-    return d;
-}
-
 /* The columns run_read reads; ?output is either `output` or `''` (lists). */
 #define RUN_COLS(output)                                                                           \
     "SELECT id, coalesce(script_id, 0), script, version, trigger, status, started, "               \
@@ -161,59 +144,64 @@ coltext(sqlite3_stmt *stmt, int i, int *oom)
 
 /* Fills elem (a zeroed pt_script_run) from a row of RUN_COLS. Returns 0 or PT_ENOMEM. */
 static int
-run_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+run_read(pt_store *st, pt_db_stmt *stmt, void *elem)
 {
     pt_script_run *r = elem;
+    const char *out;
     int oom = 0;
 
     (void)st;
-    r->id = sqlite3_column_int64(stmt, 0);
-    r->script_id = sqlite3_column_int64(stmt, 1);
-    r->script = coltext(stmt, 2, &oom);
-    r->version = sqlite3_column_int(stmt, 3);
-    r->trigger = coltext(stmt, 4, &oom);
-    r->status = coltext(stmt, 5, &oom);
-    r->started = sqlite3_column_int64(stmt, 6);
-    r->finished = sqlite3_column_int64(stmt, 7);
-    r->exit_code = sqlite3_column_int(stmt, 8);
-    r->output_len = (size_t)sqlite3_column_bytes(stmt, 9);
-    r->output = coltext(stmt, 9, &oom);
-    r->output_dropped = sqlite3_column_int64(stmt, 10);
-    r->error = coltext(stmt, 11, &oom);
+    r->id = pt_db_column_int64(stmt, 0);
+    r->script_id = pt_db_column_int64(stmt, 1);
+    r->script = pt_store_colnull(stmt, 2, &oom);
+    r->version = (int)pt_db_column_int64(stmt, 3);
+    r->trigger = pt_store_colnull(stmt, 4, &oom);
+    r->status = pt_store_colnull(stmt, 5, &oom);
+    r->started = pt_db_column_int64(stmt, 6);
+    r->finished = pt_db_column_int64(stmt, 7);
+    r->exit_code = (int)pt_db_column_int64(stmt, 8);
+    out = pt_db_column_text(stmt, 9, &r->output_len);
+    r->output = malloc(r->output_len + 1);
+    if (r->output != NULL) {
+        memcpy(r->output, out, r->output_len);
+        r->output[r->output_len] = '\0';
+    }
+    r->output_dropped = pt_db_column_int64(stmt, 10);
+    r->error = pt_store_colnull(stmt, 11, &oom);
     if (oom || r->script == NULL || r->trigger == NULL || r->status == NULL || r->output == NULL)
         return PT_ENOMEM;
     return 0;
 }
 
-static const pt_store_rowkind run_kind = {
+static const pt_store_kind run_kind = {
     .size = sizeof(pt_script_run), .read = run_read, .clear = run_clear, .what = "list runs"};
 
 void
 pt_store_runs_free(pt_script_run *list, size_t n)
 {
-    pt_store_sqlite_free_rows(list, n, &run_kind);
+    pt_store_free_rows(list, n, &run_kind);
 }
 
 int
 pt_store_run_get(pt_store *st, int64_t id, pt_script_run *out)
 {
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     void *list = NULL;
     size_t n = 0;
     char msg[64];
     int rc;
 
     memset(out, 0, sizeof *out);
-    rc = prepare(st, RUN_COLS("output") "WHERE id = ?1", &stmt, "get run");
+    rc = pt_store_prepare(st, RUN_COLS("output") "WHERE id = ?1", &stmt);
     if (rc != 0)
         return rc;
-    sqlite3_bind_int64(stmt, 1, id);
-    rc = pt_store_sqlite_rows(st, stmt, &run_kind, &list, &n);
+    pt_db_bind_int64(stmt, 1, id);
+    rc = pt_store_collect(st, stmt, &run_kind, &list, &n);
     if (rc != 0)
         return rc;
     if (n == 0) {
         snprintf(msg, sizeof msg, "no run with id %lld", (long long)id);
-        pt_store_sqlite_seterr(st, msg);
+        pt_store_seterr(st, "%s", msg);
         return PT_ENOTFOUND;
     }
     *out = *(pt_script_run *)list;
@@ -222,41 +210,44 @@ pt_store_run_get(pt_store *st, int64_t id, pt_script_run *out)
 }
 
 /* The filter of pt_store_run_list: ?1 a script id (0: any), ?2 a script name (NULL: any). */
-#define RUN_WHERE "WHERE (?1 = 0 OR script_id = ?1) AND (?2 IS NULL OR script = ?2) "
+#define RUN_WHERE "WHERE (script_id = ?1 OR ?1 = 0) AND (script = ?2 OR ?2 IS NULL) "
 
 int
 pt_store_run_list(pt_store *st, int64_t script_id, const char *script, int64_t limit,
                   int64_t offset, pt_script_run **out, size_t *n, int64_t *total)
 {
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     void *list = NULL;
     int rc;
 
     *out = NULL;
     *n = 0;
     if (total != NULL) {
-        rc = prepare(st, "SELECT count(*) FROM script_runs " RUN_WHERE, &stmt, "count runs");
+        rc = pt_store_prepare(st, "SELECT count(*) FROM script_runs " RUN_WHERE, &stmt);
         if (rc != 0)
             return rc;
-        sqlite3_bind_int64(stmt, 1, script_id);
-        pt_store_sqlite_bind_opt_text(stmt, 2, script);
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-            *total = sqlite3_column_int64(stmt, 0);
-        else
-            rc = pt_store_sqlite_fail(st, "count runs");
-        sqlite3_finalize(stmt);
+        pt_db_bind_int64(stmt, 1, script_id);
+        pt_db_bind_opt_text(stmt, 2, script);
+        rc = pt_db_step(stmt);
+        if (rc == PT_DB_ROW) {
+            *total = pt_db_column_int64(stmt, 0);
+            rc = 0;
+        } else {
+            rc = pt_store_fail(st, rc == PT_DB_DONE ? PT_EDB : rc, "count runs");
+        }
+        pt_db_finalize(stmt);
         if (rc != 0)
             return rc;
     }
-    rc = prepare(st, RUN_COLS("''") RUN_WHERE "ORDER BY id DESC LIMIT ?3 OFFSET ?4", &stmt,
-                 "list runs");
+    rc =
+        pt_store_prepare(st, RUN_COLS("''") RUN_WHERE "ORDER BY id DESC LIMIT ?3 OFFSET ?4", &stmt);
     if (rc != 0)
         return rc;
-    sqlite3_bind_int64(stmt, 1, script_id);
-    pt_store_sqlite_bind_opt_text(stmt, 2, script);
-    sqlite3_bind_int64(stmt, 3, limit > 0 ? limit : -1);
-    sqlite3_bind_int64(stmt, 4, offset > 0 ? offset : 0);
-    rc = pt_store_sqlite_rows(st, stmt, &run_kind, &list, n);
+    pt_db_bind_int64(stmt, 1, script_id);
+    pt_db_bind_opt_text(stmt, 2, script);
+    pt_db_bind_int64(stmt, 3, limit > 0 ? limit : INT64_MAX); /* LIMIT -1 is SQLite's */
+    pt_db_bind_int64(stmt, 4, offset > 0 ? offset : 0);
+    rc = pt_store_collect(st, stmt, &run_kind, &list, n);
     *out = list;
     return rc;
 }

@@ -1,6 +1,7 @@
-/* store_sqlite_int.h - what the files of the SQLite metadata driver share (internal to
- * src/store/): store_sqlite.c owns the connection and the transaction and row helpers, the other
- * files (store_webhooks.c) add tables of their own through them. */
+/* store_sqlite_int.h - compatibility names (internal to src/store/) for record-kind files
+ * written against the store's raw SQLite connection before the store moved onto the SQL driver
+ * (db.h). Implemented in store_sqlite_compat.c over store_int.h; new code uses store_int.h
+ * and db.h, whose statements also run on PostgreSQL. These go once every file has moved. */
 #ifndef PT_STORE_SQLITE_INT_H
 #define PT_STORE_SQLITE_INT_H
 
@@ -10,7 +11,8 @@
 
 #include "store/store.h"
 
-/* The connection (borrowed, valid until pt_store_close). */
+/* The connection (borrowed, valid until pt_store_close); NULL when the store is not on
+ * SQLite. */
 sqlite3 *pt_store_sqlite_db(pt_store *st);
 /* Records SQLite's current message after `what` as the store error; returns PT_EDB. */
 int pt_store_sqlite_fail(pt_store *st, const char *what);
@@ -53,11 +55,5 @@ int pt_store_sqlite_rows(pt_store *st, sqlite3_stmt *stmt, const pt_store_rowkin
                          size_t *n);
 /* Clears the n elements of list with kind->clear and frees the array; NULL is a no-op. */
 void pt_store_sqlite_free_rows(void *list, size_t n, const pt_store_rowkind *kind);
-
-/* The tables other files of the driver add, created by migrate() with the rest (schema
- * version 4): store_users.c (users, sessions, admin_tokens, login_failures), store_audit.c
- * (audit). Idempotent SQL. */
-extern const char pt_store_users_schema[];
-extern const char pt_store_audit_schema[];
 
 #endif

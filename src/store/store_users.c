@@ -1,5 +1,5 @@
 /* store_users.c - users, login sessions, admin API tokens and failed-login counters in the
- * SQLite store (tables created by schema version 4, see store_sqlite.c's design notes). Every
+ * SQLite store (tables created by schema version 5, store_schema.c). Every
  * write here commits without bumping the change counter (store_users.h). */
 #include "store/store_users.h"
 
@@ -9,33 +9,6 @@
 
 #include "core/err.h"
 #include "store/store_sqlite_int.h"
-
-const char pt_store_users_schema[] =
-    "CREATE TABLE IF NOT EXISTS users("
-    "  name TEXT PRIMARY KEY,"
-    "  role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),"
-    "  hash TEXT NOT NULL,"
-    "  created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS sessions("
-    "  id_hash TEXT PRIMARY KEY,"
-    "  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
-    "  csrf TEXT NOT NULL,"
-    "  created INTEGER NOT NULL,"
-    "  last_seen INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS admin_tokens("
-    "  id TEXT PRIMARY KEY,"
-    "  hash TEXT NOT NULL UNIQUE,"
-    "  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
-    "  name TEXT NOT NULL,"
-    "  created INTEGER NOT NULL,"
-    "  expires INTEGER,"
-    "  revoked INTEGER,"
-    "  last_used INTEGER);"
-    "CREATE TABLE IF NOT EXISTS login_failures("
-    "  key TEXT PRIMARY KEY,"
-    "  failures INTEGER NOT NULL,"
-    "  last_failure INTEGER NOT NULL,"
-    "  locked_until INTEGER NOT NULL);";
 
 int
 pt_store_role_valid(const char *role)
@@ -252,7 +225,7 @@ pt_store_user_set(pt_store *st, const char *name, const char *role, const char *
     if (rc == 0 && hash != NULL)
         rc = run2(st, "UPDATE users SET hash = ?2 WHERE name = ?1", name, hash, "set password");
     if (rc == 0 && hash != NULL)
-        rc = run2(st, "DELETE FROM sessions WHERE user = ?1", name, NULL, "end sessions");
+        rc = run2(st, "DELETE FROM sessions WHERE username = ?1", name, NULL, "end sessions");
     return pt_store_sqlite_finish_quiet(st, rc);
 }
 
@@ -267,9 +240,9 @@ pt_store_user_rm(pt_store *st, const char *name)
         rc = keeps_an_admin(st, name);
     /* Explicit deletes: the cascade needs foreign_keys, which a connection may not have on. */
     if (rc == 0)
-        rc = run2(st, "DELETE FROM sessions WHERE user = ?1", name, NULL, "end sessions");
+        rc = run2(st, "DELETE FROM sessions WHERE username = ?1", name, NULL, "end sessions");
     if (rc == 0)
-        rc = run2(st, "DELETE FROM admin_tokens WHERE user = ?1", name, NULL, "remove tokens");
+        rc = run2(st, "DELETE FROM admin_tokens WHERE username = ?1", name, NULL, "remove tokens");
     if (rc == 0)
         rc = run2(st, "DELETE FROM users WHERE name = ?1", name, NULL, "remove user");
     return pt_store_sqlite_finish_quiet(st, rc);
@@ -319,7 +292,7 @@ pt_store_session_add(pt_store *st, const char *id_hash, const char *user, const 
         rc = need_user(st, user);
     if (rc == 0)
         rc = prepare(st,
-                     "INSERT INTO sessions(id_hash, user, csrf, created, last_seen) "
+                     "INSERT INTO sessions(id_hash, username, csrf, created, last_seen) "
                      "VALUES (?1, ?2, ?3, ?4, ?4)",
                      &stmt, "add session");
     if (rc == 0) {
@@ -344,8 +317,8 @@ pt_store_session_touch(pt_store *st, const char *id_hash, int64_t now, int64_t i
     if (rc != 0)
         return rc;
     rc = prepare(st,
-                 "SELECT s.user, u.role, s.csrf, s.created, s.last_seen FROM sessions s "
-                 "JOIN users u ON u.name = s.user WHERE s.id_hash = ?1",
+                 "SELECT s.username, u.role, s.csrf, s.created, s.last_seen FROM sessions s "
+                 "JOIN users u ON u.name = s.username WHERE s.id_hash = ?1",
                  &stmt, "read session");
     if (rc == 0) {
         sqlite3_bind_text(stmt, 1, id_hash, -1, SQLITE_STATIC);
@@ -430,7 +403,7 @@ pt_store_admin_token_add(pt_store *st, const pt_admin_token *t, const char *hash
     }
     if (rc == 0)
         rc = prepare(st,
-                     "INSERT INTO admin_tokens(id, hash, user, name, created, expires) "
+                     "INSERT INTO admin_tokens(id, hash, username, name, created, expires) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                      &stmt, "add token");
     if (rc == 0) {
@@ -474,9 +447,9 @@ static const pt_store_rowkind token_kind = {sizeof(pt_admin_token), read_token, 
                                             "list tokens"};
 
 #define TOKEN_COLUMNS                                                                              \
-    "SELECT t.id, t.user, t.name, u.role, t.created, coalesce(t.expires, 0), "                     \
+    "SELECT t.id, t.username, t.name, u.role, t.created, coalesce(t.expires, 0), "                 \
     "coalesce(t.revoked, 0), coalesce(t.last_used, 0) FROM admin_tokens t "                        \
-    "JOIN users u ON u.name = t.user "
+    "JOIN users u ON u.name = t.username "
 
 int
 pt_store_admin_token_find(pt_store *st, const char *hash, int64_t now, pt_admin_token *out)
@@ -523,8 +496,9 @@ int
 pt_store_admin_token_list(pt_store *st, const char *user, pt_admin_token **out, size_t *n)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = prepare(st, TOKEN_COLUMNS "WHERE ?1 IS NULL OR t.user = ?1 ORDER BY t.created, t.id",
-                     &stmt, "list tokens");
+    int rc =
+        prepare(st, TOKEN_COLUMNS "WHERE ?1 IS NULL OR t.username = ?1 ORDER BY t.created, t.id",
+                &stmt, "list tokens");
     *out = NULL;
     *n = 0;
     if (rc != 0)

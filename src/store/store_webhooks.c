@@ -1,5 +1,5 @@
-/* store_webhooks.c - webhook metadata in the SQLite store: the inbox token (table settings)
- * and the named sources (table webhook_sources). Tables are created on first use. */
+/* store_webhooks.c - webhook metadata in the metadata store: the inbox token (table settings)
+ * and the named sources (table webhook_sources), both created by schema version 4. */
 #include "store/store_webhooks.h"
 
 #include <stdio.h>
@@ -9,27 +9,7 @@
 #include <time.h>
 
 #include "core/err.h"
-#include "store/store_sqlite_int.h"
-
-static const char tables_sql[] = "CREATE TABLE IF NOT EXISTS settings("
-                                 "  key TEXT PRIMARY KEY,"
-                                 "  value TEXT NOT NULL);"
-                                 "CREATE TABLE IF NOT EXISTS webhook_sources("
-                                 "  name TEXT PRIMARY KEY,"
-                                 "  verify TEXT NOT NULL,"
-                                 "  secret TEXT,"
-                                 "  header TEXT,"
-                                 "  dedup_header TEXT,"
-                                 "  script TEXT,"
-                                 "  created INTEGER NOT NULL);";
-
-static int
-ensure_tables(pt_store *st)
-{
-    if (sqlite3_exec(pt_store_sqlite_db(st), tables_sql, NULL, NULL, NULL) != SQLITE_OK)
-        return pt_store_sqlite_fail(st, "create webhook tables");
-    return 0;
-}
+#include "store/store_int.h"
 
 /* 32 random bytes as unpadded base64url (43 characters) into out[44]. */
 static int
@@ -54,22 +34,22 @@ random_token(char out[44])
 static int
 get_setting(pt_store *st, const char *key, char **value)
 {
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     int rc;
-    if (sqlite3_prepare_v2(pt_store_sqlite_db(st), "SELECT value FROM settings WHERE key = ?1", -1,
-                           &stmt, NULL) != SQLITE_OK)
-        return pt_store_sqlite_fail(st, "read setting");
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *value = strdup((const char *)sqlite3_column_text(stmt, 0));
+    rc = pt_store_prepare(st, "SELECT value FROM settings WHERE key = ?1", &stmt);
+    if (rc != 0)
+        return rc;
+    pt_db_bind_text(stmt, 1, key, (size_t)-1);
+    rc = pt_db_step(stmt);
+    if (rc == PT_DB_ROW) {
+        *value = strdup(pt_db_column_text(stmt, 0, NULL));
         rc = *value != NULL ? 0 : PT_ENOMEM;
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == PT_DB_DONE) {
         rc = PT_ENOTFOUND;
     } else {
-        rc = pt_store_sqlite_fail(st, "read setting");
+        rc = pt_store_fail(st, rc, "read setting");
     }
-    sqlite3_finalize(stmt);
+    pt_db_finalize(stmt);
     return rc;
 }
 
@@ -78,19 +58,20 @@ static int
 put_token(pt_store *st, char **token)
 {
     char t[44];
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     int rc = random_token(t);
     if (rc != 0) {
-        pt_store_sqlite_seterr(st, "cannot read random bytes for the webhook token");
+        pt_store_seterr(st, "cannot read random bytes for the webhook token");
         return rc;
     }
-    if (sqlite3_prepare_v2(pt_store_sqlite_db(st),
-                           "INSERT INTO settings(key, value) VALUES ('webhook_token', ?1)"
-                           " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return pt_store_sqlite_fail(st, "write webhook token");
-    sqlite3_bind_text(stmt, 1, t, -1, SQLITE_STATIC);
-    rc = pt_store_sqlite_run(st, stmt, "write webhook token");
+    rc = pt_store_prepare(st,
+                          "INSERT INTO settings(key, value) VALUES ('webhook_token', ?1)"
+                          " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                          &stmt);
+    if (rc != 0)
+        return rc;
+    pt_db_bind_text(stmt, 1, t, (size_t)-1);
+    rc = pt_store_run_stmt(st, stmt, "write webhook token");
     if (rc == 0 && (*token = strdup(t)) == NULL)
         rc = PT_ENOMEM;
     return rc;
@@ -99,58 +80,53 @@ put_token(pt_store *st, char **token)
 int
 pt_store_webhook_token(pt_store *st, int create, char **token)
 {
-    int rc = ensure_tables(st);
-    if (rc != 0)
-        return rc;
-    rc = get_setting(st, "webhook_token", token);
+    int rc = get_setting(st, "webhook_token", token);
     if (rc != PT_ENOTFOUND || !create)
         return rc;
-    if ((rc = pt_store_sqlite_begin(st)) != 0)
+    if ((rc = pt_store_begin(st)) != 0)
         return rc;
     /* Another process may have made one meanwhile: keep theirs. */
     rc = get_setting(st, "webhook_token", token);
     if (rc == PT_ENOTFOUND)
         rc = put_token(st, token);
-    return pt_store_sqlite_finish(st, rc);
+    return pt_store_finish(st, rc);
 }
 
 int
 pt_store_webhook_rotate(pt_store *st, char **token)
 {
-    int rc = ensure_tables(st);
-    if (rc == 0)
-        rc = pt_store_sqlite_begin(st);
+    int rc = pt_store_begin(st);
     if (rc != 0)
         return rc;
-    return pt_store_sqlite_finish(st, put_token(st, token));
+    return pt_store_finish(st, put_token(st, token));
 }
 
 int
 pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
 {
     char msg[256];
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     int rc;
 
     if (!pt_store_name_valid(s->name)) {
         snprintf(msg, sizeof(msg), "invalid source name '%s' (letters, digits, '_', '.', '-')",
                  s->name);
-        pt_store_sqlite_seterr(st, msg);
+        pt_store_seterr(st, "%s", msg);
         return PT_EINVAL;
     }
     const char *v = s->verify != NULL ? s->verify : "none";
     if (strcmp(v, "none") != 0 && strcmp(v, "github") != 0 && strcmp(v, "stripe") != 0 &&
         strcmp(v, "hmac-sha256") != 0) {
         snprintf(msg, sizeof(msg), "unknown --verify '%s' (github, stripe or hmac-sha256)", v);
-        pt_store_sqlite_seterr(st, msg);
+        pt_store_seterr(st, "%s", msg);
         return PT_EINVAL;
     }
     if (strcmp(v, "none") != 0 && (s->secret == NULL || s->secret[0] == '\0')) {
         snprintf(msg, sizeof(msg), "--verify %s needs --secret SECRET_NAME", v);
-        pt_store_sqlite_seterr(st, msg);
+        pt_store_seterr(st, "%s", msg);
         return PT_EINVAL;
     }
-    if ((rc = ensure_tables(st)) != 0 || (rc = pt_store_sqlite_begin(st)) != 0)
+    if ((rc = pt_store_begin(st)) != 0)
         return rc;
     if (s->script != NULL) {
         pt_script *sc = NULL;
@@ -158,65 +134,55 @@ pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
         pt_script_free(sc);
         if (rc != 0) {
             snprintf(msg, sizeof(msg), "no script named '%s'", s->script);
-            pt_store_sqlite_seterr(st, msg);
+            pt_store_seterr(st, "%s", msg);
             rc = PT_ENOTFOUND;
             goto done;
         }
     }
-    if (sqlite3_prepare_v2(pt_store_sqlite_db(st),
-                           "INSERT INTO webhook_sources(name, verify, secret, header,"
-                           " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        rc = pt_store_sqlite_fail(st, "add webhook source");
+    rc = pt_store_prepare(st,
+                          "INSERT INTO webhook_sources(name, verify, secret, header,"
+                          " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                          &stmt);
+    if (rc != 0)
         goto done;
-    }
-    sqlite3_bind_text(stmt, 1, s->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, v, -1, SQLITE_STATIC);
-    pt_store_sqlite_bind_opt_text(stmt, 3, s->secret);
-    pt_store_sqlite_bind_opt_text(stmt, 4, s->header);
-    pt_store_sqlite_bind_opt_text(stmt, 5, s->dedup_header);
-    pt_store_sqlite_bind_opt_text(stmt, 6, s->script);
-    sqlite3_bind_int64(stmt, 7, (int64_t)time(NULL));
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_CONSTRAINT) {
+    pt_db_bind_text(stmt, 1, s->name, (size_t)-1);
+    pt_db_bind_text(stmt, 2, v, (size_t)-1);
+    pt_db_bind_opt_text(stmt, 3, s->secret);
+    pt_db_bind_opt_text(stmt, 4, s->header);
+    pt_db_bind_opt_text(stmt, 5, s->dedup_header);
+    pt_db_bind_opt_text(stmt, 6, s->script);
+    pt_db_bind_int64(stmt, 7, (int64_t)time(NULL));
+    rc = pt_db_run(stmt);
+    pt_db_finalize(stmt);
+    if (rc == PT_EEXIST) {
         snprintf(msg, sizeof(msg), "a webhook source named '%s' already exists", s->name);
-        pt_store_sqlite_seterr(st, msg);
+        pt_store_seterr(st, "%s", msg);
         rc = PT_EEXIST;
-    } else if (rc != SQLITE_DONE) {
-        rc = pt_store_sqlite_fail(st, "add webhook source");
-    } else {
-        rc = 0;
+    } else if (rc != 0) {
+        rc = pt_store_fail(st, rc, "add webhook source");
     }
 done:
-    return pt_store_sqlite_finish(st, rc);
+    return pt_store_finish(st, rc);
 }
 
 int
 pt_store_webhook_source_rm(pt_store *st, const char *name)
 {
     char msg[256];
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     int rc;
-    if ((rc = ensure_tables(st)) != 0 || (rc = pt_store_sqlite_begin(st)) != 0)
+    if ((rc = pt_store_begin(st)) != 0)
         return rc;
-    if (sqlite3_prepare_v2(pt_store_sqlite_db(st), "DELETE FROM webhook_sources WHERE name = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return pt_store_sqlite_finish(st, pt_store_sqlite_fail(st, "remove webhook source"));
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = pt_store_sqlite_run(st, stmt, "remove webhook source");
+    rc = pt_store_prepare(st, "DELETE FROM webhook_sources WHERE name = ?1", &stmt);
+    if (rc != 0)
+        return pt_store_finish(st, rc);
+    pt_db_bind_text(stmt, 1, name, (size_t)-1);
+    rc = pt_store_run_stmt(st, stmt, "remove webhook source");
     if (rc == 0) {
         snprintf(msg, sizeof(msg), "no webhook source named '%s'", name);
-        rc = pt_store_sqlite_changed_one(st, msg);
+        rc = pt_store_changed_one(st, msg);
     }
-    return pt_store_sqlite_finish(st, rc);
-}
-
-static char *
-col(sqlite3_stmt *stmt, int i)
-{
-    const unsigned char *s = sqlite3_column_text(stmt, i);
-    return s != NULL ? strdup((const char *)s) : NULL;
+    return pt_store_finish(st, rc);
 }
 
 static void
@@ -234,45 +200,44 @@ source_clear(void *elem)
 /* Fills elem (a zeroed pt_webhook_source) from a row of webhook_sources; PT_ENOMEM when the
  * name or the scheme could not be copied (what was copied is left for source_clear). */
 static int
-source_read(pt_store *st, sqlite3_stmt *stmt, void *elem)
+source_read(pt_store *st, pt_db_stmt *stmt, void *elem)
 {
     pt_webhook_source *s = elem;
+    int oom = 0;
     (void)st;
-    s->name = col(stmt, 0);
-    s->verify = col(stmt, 1);
-    s->secret = col(stmt, 2);
-    s->header = col(stmt, 3);
-    s->dedup_header = col(stmt, 4);
-    s->script = col(stmt, 5);
-    s->created = sqlite3_column_int64(stmt, 6);
-    return s->name == NULL || s->verify == NULL ? PT_ENOMEM : 0;
+    s->name = pt_store_colnull(stmt, 0, &oom);
+    s->verify = pt_store_colnull(stmt, 1, &oom);
+    s->secret = pt_store_colnull(stmt, 2, &oom);
+    s->header = pt_store_colnull(stmt, 3, &oom);
+    s->dedup_header = pt_store_colnull(stmt, 4, &oom);
+    s->script = pt_store_colnull(stmt, 5, &oom);
+    s->created = pt_db_column_int64(stmt, 6);
+    return oom || s->name == NULL || s->verify == NULL ? PT_ENOMEM : 0;
 }
 
-static const pt_store_rowkind source_kind = {.size = sizeof(pt_webhook_source),
-                                             .read = source_read,
-                                             .clear = source_clear,
-                                             .what = "list webhook sources"};
+static const pt_store_kind source_kind = {.size = sizeof(pt_webhook_source),
+                                          .read = source_read,
+                                          .clear = source_clear,
+                                          .what = "list webhook sources"};
 
 void
 pt_store_webhook_sources_free(pt_webhook_source *list, size_t n)
 {
-    pt_store_sqlite_free_rows(list, n, &source_kind);
+    pt_store_free_rows(list, n, &source_kind);
 }
 
 int
 pt_store_webhook_source_list(pt_store *st, pt_webhook_source **out, size_t *n)
 {
-    sqlite3_stmt *stmt = NULL;
+    pt_db_stmt *stmt = NULL;
     void *list = NULL;
-    int rc = ensure_tables(st);
+    int rc = pt_store_prepare(st,
+                              "SELECT name, verify, secret, header, dedup_header, script, created"
+                              " FROM webhook_sources ORDER BY name",
+                              &stmt);
     if (rc != 0)
         return rc;
-    if (sqlite3_prepare_v2(pt_store_sqlite_db(st),
-                           "SELECT name, verify, secret, header, dedup_header, script, created"
-                           " FROM webhook_sources ORDER BY name",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return pt_store_sqlite_fail(st, "list webhook sources");
-    rc = pt_store_sqlite_rows(st, stmt, &source_kind, &list, n);
+    rc = pt_store_collect(st, stmt, &source_kind, &list, n);
     *out = list;
     return rc;
 }

@@ -19,7 +19,7 @@ setup(char *dir, const char *role, char *token)
 {
     char err[256], id[12], digest[PT_USERS_DIGEST_LEN];
     pt_store *st = NULL;
-    if (mkdtemp(dir) == NULL || pt_store_open(dir, &st, err, sizeof err) != 0)
+    if (mkdtemp(dir) == NULL || pt_store_create(dir, &st, err, sizeof err) != 0)
         return -1;
     int rc = pt_store_user_add(st, "ann", role, "no-login");
     if (rc == 0)

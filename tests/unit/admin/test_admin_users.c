@@ -57,7 +57,7 @@ open_store(char *dir)
 {
     char err[256];
     pt_store *st = NULL;
-    if (mkdtemp(dir) == NULL || pt_store_open(dir, &st, err, sizeof err) != 0)
+    if (mkdtemp(dir) == NULL || pt_store_create(dir, &st, err, sizeof err) != 0)
         return NULL;
     return st;
 }

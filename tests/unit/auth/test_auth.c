@@ -37,7 +37,7 @@ fixture_open(fixture *f)
     snprintf(f->dir, sizeof f->dir, "/tmp/pt-test-auth-XXXXXX");
     unsetenv("PORTICO_MASTER_KEY");
     if (mkdtemp(f->dir) == NULL || pt_keys_init(f->dir, NULL, err, sizeof err) != 0 ||
-        pt_store_open(f->dir, &f->st, err, sizeof err) != 0 ||
+        pt_store_create(f->dir, &f->st, err, sizeof err) != 0 ||
         pt_keys_load(f->dir, PT_KEY_JWT, &f->jwt_key, err, sizeof err) != 0 ||
         pt_keys_load(f->dir, PT_KEY_APIKEY, &f->hash_key, err, sizeof err) != 0 ||
         pt_store_script_put(f->st, "s", "x", 1, &version) != 0 ||

@@ -58,7 +58,7 @@ setup(char *dir, pt_store **st, pt_secrets **sec)
     unsetenv("PORTICO_MASTER_KEY");
     unsetenv("PORTICO_NEW_MASTER_KEY");
     if (mkdtemp(dir) == NULL || pt_keys_init(dir, NULL, err, sizeof err) != 0 ||
-        pt_store_open(dir, st, err, sizeof err) != 0 ||
+        pt_store_create(dir, st, err, sizeof err) != 0 ||
         pt_secrets_open(dir, sec, err, sizeof err) != 0)
         return -1;
     return 0;
@@ -258,7 +258,7 @@ TEST(secrets_rotate_with_the_key_in_the_environment)
     ASSERT_EQ(pt_keys_init(dir, NULL, err, sizeof err), 0);
     snprintf(path, sizeof path, "%s/keys/master.key", dir);
     ASSERT_TRUE(access(path, F_OK) != 0); /* not written while the variable holds it */
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_secrets_open(dir, &sec, err, sizeof err), 0);
     ASSERT_EQ(pt_secrets_set(sec, st, "s", "v", 1, err, sizeof err), 0);
 
@@ -445,7 +445,7 @@ TEST(secrets_set_racing_rotations_never_loses_a_secret)
         pt_store *cst = NULL;
         pt_secrets *csec = NULL;
         char byte;
-        int bad = pt_store_open(dir, &cst, err, sizeof err) != 0 ||
+        int bad = pt_store_create(dir, &cst, err, sizeof err) != 0 ||
                   pt_secrets_open(dir, &csec, err, sizeof err) != 0 || read(go[0], &byte, 1) != 1;
         for (int i = 0; !bad && i < ROTATIONS; i++)
             bad = pt_secrets_rotate(csec, cst, NULL, err, sizeof err) != 0;

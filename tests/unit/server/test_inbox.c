@@ -1,7 +1,7 @@
 /* test_inbox.c - unit tests for server/inbox: the webhook writer thread, without a server. Events
- * go in through pt_inbox_submit and are read back from DATA/warehouse/dw/webhooks.db. */
+ * go in through pt_inbox_submit and are read back through the event log (store_events.h), and
+ * the processor's claim, finish and expiry on that log. */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "server/inbox.h"
+#include "store/store_events.h"
 #include "test.h"
 
 /* Events handed back by the writer thread, counted under mu. */
@@ -95,34 +96,19 @@ request(const char *body, size_t n, pt_header *headers, size_t nheaders)
     return r;
 }
 
-/* Opens datadir's events database for reading; NULL on failure. Caller closes. */
-static sqlite3 *
-events_db(const char *datadir)
+/* Reads event id of datadir's log into e (caller clears); returns 0 or a pt_err. */
+static int
+read_event(const char *datadir, int64_t id, pt_event *e)
 {
-    char path[512];
-    sqlite3 *db = NULL;
+    char err[256];
+    pt_events *log = NULL;
+    int rc = pt_events_open(datadir, &log, err, sizeof err);
 
-    snprintf(path, sizeof path, "%s/warehouse/dw/webhooks.db", datadir);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        sqlite3_close(db);
-        return NULL;
-    }
-    return db;
-}
-
-/* The first column of the first row of sql as text into out ("" for none, "NULL" for NULL). */
-static void
-query_text(sqlite3 *db, const char *sql, char *out, size_t outsz)
-{
-    sqlite3_stmt *st = NULL;
-
-    snprintf(out, outsz, "%s", "");
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        snprintf(out, outsz, "%s",
-                 sqlite3_column_type(st, 0) == SQLITE_NULL
-                     ? "NULL"
-                     : (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    memset(e, 0, sizeof *e);
+    if (rc == 0)
+        rc = pt_events_get(log, id, e);
+    pt_events_close(log);
+    return rc;
 }
 
 TEST(inbox_stores_an_event_with_its_request)
@@ -137,7 +123,7 @@ TEST(inbox_stores_an_event_with_its_request)
     pt_request req = request(body, strlen(body), h, 3);
     pt_inbox_event ev = {.req = &req, .source = "gh", .dedup_key = NULL, .status = NULL};
     pt_inbox *ib = NULL;
-    sqlite3 *db = NULL;
+    pt_event e;
 
     reset_done();
     req.content_type = S("application/json");
@@ -150,24 +136,18 @@ TEST(inbox_stores_an_event_with_its_request)
     ASSERT_GT(ev.id, 0);
     pt_inbox_close(ib);
 
-    db = events_db(dir);
-    ASSERT_TRUE(db != NULL);
-    query_text(db,
-               "SELECT source||'|'||method||'|'||path||'|'||query_string||'|'||content_type||'|'"
-               "||remote_addr||'|'||status||'|'||attempts||'|'||body_base64 FROM events",
-               got, sizeof got);
+    ASSERT_EQ(read_event(dir, ev.id, &e), 0);
+    snprintf(got, sizeof got, "%s|%s|%s|%s|%s|%s|%s|%d|%d", e.source, e.method, e.path,
+             e.query_string, e.content_type, e.remote_addr, e.status, e.attempts, e.body_base64);
     ASSERT_STREQ(got, "gh|POST|/hooks/gh|x=1|application/json|192.0.2.7|received|0|0");
-    query_text(db, "SELECT body FROM events", got, sizeof got);
-    ASSERT_STREQ(got, body);
+    ASSERT_STREQ(e.body, body);
     /* Names as handlers see them, repeated headers joined in their order. */
-    query_text(db, "SELECT headers FROM events", got, sizeof got);
-    ASSERT_STREQ(got, "{\"X-Github-Event\": \"push, again\", \"Accept\": \"a/b\"}");
-    query_text(db, "SELECT coalesce(dedup_key, 'NULL') FROM events", got, sizeof got);
-    ASSERT_STREQ(got, "NULL");
-    query_text(db, "SELECT received_at LIKE '____-__-__T__:__:__.______Z' FROM events", got,
-               sizeof got);
-    ASSERT_STREQ(got, "1");
-    sqlite3_close(db);
+    ASSERT_STREQ(e.headers_json, "{\"X-Github-Event\": \"push, again\", \"Accept\": \"a/b\"}");
+    ASSERT_TRUE(e.dedup_key == NULL);
+    /* 2026-12-04T12:00:00.000000Z */
+    ASSERT_EQ(strlen(e.received_at), 27);
+    ASSERT_TRUE(e.received_at[10] == 'T' && e.received_at[26] == 'Z');
+    pt_event_clear(&e);
     ASSERT_FALSE(done_twice);
     pt_test_rm_tree(dir);
 }
@@ -179,7 +159,7 @@ TEST(inbox_stores_a_binary_body_as_base64)
     pt_request req = request(body, sizeof body - 1, NULL, 0);
     pt_inbox_event ev = {.req = &req, .source = "", .status = "pending"};
     pt_inbox *ib = NULL;
-    sqlite3 *db = NULL;
+    pt_event e;
 
     reset_done();
     ASSERT_TRUE(make_datadir(dir) != NULL);
@@ -189,21 +169,18 @@ TEST(inbox_stores_a_binary_body_as_base64)
     ASSERT_EQ(ev.rc, 0);
     pt_inbox_close(ib);
 
-    db = events_db(dir);
-    ASSERT_TRUE(db != NULL);
-    query_text(db, "SELECT body||'|'||body_base64||'|'||status||'|'||headers FROM events", got,
-               sizeof got);
+    ASSERT_EQ(read_event(dir, ev.id, &e), 0);
+    snprintf(got, sizeof got, "%s|%d|%s|%s", e.body, e.body_base64, e.status, e.headers_json);
     ASSERT_STREQ(got, "/wABIG5vdCBVVEYtOA==|1|pending|{}");
     /* No Content-Type header: NULL, not "". */
-    query_text(db, "SELECT coalesce(content_type, 'NULL') FROM events", got, sizeof got);
-    ASSERT_STREQ(got, "NULL");
-    sqlite3_close(db);
+    ASSERT_TRUE(e.content_type == NULL);
+    pt_event_clear(&e);
     pt_test_rm_tree(dir);
 }
 
 TEST(inbox_dedup_key_is_per_source)
 {
-    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256], got[64];
+    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256];
     pt_request req = request("{}", 2, NULL, 0);
     pt_inbox_event a = {.req = &req, .source = "gh", .dedup_key = "delivery-1"};
     pt_inbox_event again = {.req = &req, .source = "gh", .dedup_key = "delivery-1"};
@@ -211,7 +188,7 @@ TEST(inbox_dedup_key_is_per_source)
     pt_inbox_event nokey1 = {.req = &req, .source = "gh"};
     pt_inbox_event nokey2 = {.req = &req, .source = "gh"};
     pt_inbox *ib = NULL;
-    sqlite3 *db = NULL;
+    pt_event e;
 
     reset_done();
     ASSERT_TRUE(make_datadir(dir) != NULL);
@@ -237,13 +214,18 @@ TEST(inbox_dedup_key_is_per_source)
     ASSERT_EQ(nokey2.duplicate, 0);
     ASSERT_NE(nokey1.id, nokey2.id);
 
-    db = events_db(dir);
-    ASSERT_TRUE(db != NULL);
-    query_text(db, "SELECT count(*) FROM events", got, sizeof got);
-    ASSERT_STREQ(got, "4");
-    query_text(db, "SELECT count(*) FROM events WHERE dedup_key = 'delivery-1'", got, sizeof got);
-    ASSERT_STREQ(got, "2");
-    sqlite3_close(db);
+    /* Four rows: the first delivery, the other source's, and the two without a key. */
+    ASSERT_EQ(read_event(dir, a.id, &e), 0);
+    ASSERT_STREQ(e.dedup_key, "delivery-1");
+    pt_event_clear(&e);
+    ASSERT_EQ(read_event(dir, other.id, &e), 0);
+    ASSERT_STREQ(e.source, "stripe");
+    ASSERT_STREQ(e.dedup_key, "delivery-1");
+    pt_event_clear(&e);
+    ASSERT_EQ(read_event(dir, nokey2.id, &e), 0);
+    ASSERT_TRUE(e.dedup_key == NULL);
+    pt_event_clear(&e);
+    ASSERT_EQ(read_event(dir, nokey2.id + 1, &e), PT_ENOTFOUND);
     ASSERT_FALSE(done_twice);
     pt_test_rm_tree(dir);
 }
@@ -251,11 +233,11 @@ TEST(inbox_dedup_key_is_per_source)
 TEST(inbox_close_writes_what_is_queued)
 {
     enum { N = 200 };
-    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256], got[64];
+    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256];
     pt_request req = request("{\"n\":1}", 7, NULL, 0);
     pt_inbox_event *evs = calloc(N, sizeof *evs);
     pt_inbox *ib = NULL;
-    sqlite3 *db = NULL;
+    pt_event e;
 
     reset_done();
     ASSERT_TRUE(evs != NULL);
@@ -274,14 +256,15 @@ TEST(inbox_close_writes_what_is_queued)
             pt_test_fail(__FILE__, __LINE__, "event %d: rc %d, id %lld", i, evs[i].rc,
                          (long long)evs[i].id);
     }
-    free(evs);
     ASSERT_FALSE(done_twice);
+    /* Ids are given in order: the 200 events are the ids from the first to the last. */
+    ASSERT_EQ(evs[N - 1].id - evs[0].id, N - 1);
 
-    db = events_db(dir);
-    ASSERT_TRUE(db != NULL);
-    query_text(db, "SELECT count(*) FROM events WHERE source = 'bulk'", got, sizeof got);
-    ASSERT_STREQ(got, "200");
-    sqlite3_close(db);
+    ASSERT_EQ(read_event(dir, evs[N - 1].id, &e), 0);
+    ASSERT_STREQ(e.source, "bulk");
+    pt_event_clear(&e);
+    ASSERT_EQ(read_event(dir, evs[N - 1].id + 1, &e), PT_ENOTFOUND);
+    free(evs);
     pt_test_rm_tree(dir);
 }
 
@@ -300,18 +283,82 @@ TEST(inbox_open_fails_cleanly)
 
 TEST(inbox_prepare_creates_the_table)
 {
-    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256], got[64];
-    sqlite3 *db = NULL;
+    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256];
+    pt_event e;
 
     ASSERT_TRUE(make_datadir(dir) != NULL);
     ASSERT_EQ(pt_inbox_prepare(dir, err, sizeof err), 0);
     ASSERT_EQ(pt_inbox_prepare(dir, err, sizeof err), 0); /* again: IF NOT EXISTS */
-    db = events_db(dir);
-    ASSERT_TRUE(db != NULL);
-    query_text(db, "SELECT count(*) FROM events", got, sizeof got);
-    ASSERT_STREQ(got, "0");
-    query_text(db, "PRAGMA journal_mode", got, sizeof got);
-    ASSERT_STREQ(got, "wal");
-    sqlite3_close(db);
+    ASSERT_EQ(read_event(dir, 1, &e), PT_ENOTFOUND);
+    pt_test_rm_tree(dir);
+}
+
+/* Stores one event with status "pending" (to be processed) from source gh; returns its id. */
+static int64_t
+store_pending(const char *dir)
+{
+    char err[256];
+    pt_request req = request("{}", 2, NULL, 0);
+    pt_inbox_event ev = {.req = &req, .source = "gh", .status = "pending"};
+    pt_inbox *ib = NULL;
+
+    reset_done();
+    if (pt_inbox_open(dir, on_done, &ib, err, sizeof err) != 0)
+        return 0;
+    pt_inbox_submit(ib, &ev);
+    wait_done(1);
+    pt_inbox_close(ib);
+    return ev.rc == 0 ? ev.id : 0;
+}
+
+TEST(events_claim_finish_retry_and_expire)
+{
+    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256];
+    pt_events *log = NULL;
+    pt_event e;
+    int64_t id;
+    int changed = -1;
+
+    ASSERT_TRUE(make_datadir(dir) != NULL);
+    id = store_pending(dir);
+    ASSERT_GT(id, 0);
+    ASSERT_EQ(pt_events_open(dir, &log, err, sizeof err), 0);
+
+    /* Claimed once: attempt 1, leased until 2000; nobody else can claim it meanwhile. */
+    ASSERT_EQ(pt_events_claim(log, 1000, 2000, 3, &e), 1);
+    ASSERT_EQ(e.id, id);
+    ASSERT_EQ(e.attempts, 1);
+    ASSERT_STREQ(e.status, "processing");
+    ASSERT_STREQ(e.body, "{}");
+    pt_event_clear(&e);
+    ASSERT_EQ(pt_events_claim(log, 1500, 2500, 3, &e), 0);
+
+    /* It failed: retry at 3000. Not due before. */
+    ASSERT_EQ(pt_events_finish(log, id, 1, "pending", "boom", 3000, &changed), 0);
+    ASSERT_EQ(changed, 1);
+    ASSERT_EQ(pt_events_claim(log, 2999, 4000, 3, &e), 0);
+    ASSERT_EQ(pt_events_claim(log, 3000, 4000, 3, &e), 1);
+    ASSERT_EQ(e.attempts, 2);
+    ASSERT_STREQ(e.last_error, "boom");
+    pt_event_clear(&e);
+    /* The lease ran out and someone else claimed it: the old attempt's outcome is ignored. */
+    ASSERT_EQ(pt_events_claim(log, 4000, 5000, 3, &e), 1);
+    ASSERT_EQ(e.attempts, 3);
+    pt_event_clear(&e);
+    ASSERT_EQ(pt_events_finish(log, id, 2, "done", NULL, 0, &changed), 0);
+    ASSERT_EQ(changed, 0);
+
+    /* Attempt 3's worker died: past its lease, with no attempts left, the event fails. */
+    ASSERT_EQ(pt_events_expire(log, 4999, 3), 0);
+    ASSERT_EQ(pt_events_get(log, id, &e), 0);
+    ASSERT_STREQ(e.status, "processing");
+    pt_event_clear(&e);
+    ASSERT_EQ(pt_events_expire(log, 5000, 3), 0);
+    ASSERT_EQ(pt_events_get(log, id, &e), 0);
+    ASSERT_STREQ(e.status, "failed");
+    ASSERT_TRUE(strstr(e.last_error, "stopped before it finished") != NULL);
+    pt_event_clear(&e);
+    ASSERT_EQ(pt_events_claim(log, 9000, 10000, 3, &e), 0);
+    pt_events_close(log);
     pt_test_rm_tree(dir);
 }

@@ -1,4 +1,5 @@
-/* test_store.c - unit tests for store/store_sqlite and store/changes, on a temporary data dir. */
+/* test_store.c - unit tests for the metadata store (store/store.c and the files per record kind)
+ * and store/changes, on a temporary data dir. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "core/http.h"
 #include "store/changes.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "test.h"
 
 /* Creates an empty data dir; returns its path (static buffer). */
@@ -18,19 +20,6 @@ tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-store-XXXXXX");
     return mkdtemp(buf);
-}
-
-static uint64_t
-counter(const char *dir)
-{
-    pt_changes *c = NULL;
-    uint64_t v;
-
-    if (pt_changes_open(dir, &c) != 0)
-        return UINT64_MAX;
-    v = pt_changes_read(c);
-    pt_changes_close(c);
-    return v;
 }
 
 TEST(store_name_valid)
@@ -60,7 +49,7 @@ TEST(store_open_missing_dir)
     pt_store *st = NULL;
     char err[256];
 
-    ASSERT_EQ(pt_store_open("/nonexistent/pt-test", &st, err, sizeof err), PT_ENOTFOUND);
+    ASSERT_EQ(pt_store_create("/nonexistent/pt-test", &st, err, sizeof err), PT_ENOTFOUND);
     ASSERT_TRUE(st == NULL);
     ASSERT_TRUE(strstr(err, "/nonexistent/pt-test") != NULL);
 }
@@ -75,16 +64,16 @@ TEST(store_scripts_versions_rollback)
     uint64_t c0;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
-    c0 = counter(dir);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    c0 = pt_test_store_counter(dir);
 
     ASSERT_EQ(pt_store_script_put(st, "greet", "v1", 2, &v), 0);
     ASSERT_EQ(v, 1);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
     ASSERT_EQ(pt_store_script_put(st, "greet", "v2", 2, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "greet", "v3!", 3, &v), 0);
     ASSERT_EQ(v, 3);
-    ASSERT_EQ(counter(dir), c0 + 3);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 3);
 
     ASSERT_EQ(pt_store_script_get(st, "greet", 0, &s), 0);
     ASSERT_EQ(s->version, 3);
@@ -150,7 +139,7 @@ TEST(store_endpoints)
     int v;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "acc", "x = 1\n", 6, &v), 0);
 
     ep.name = "accounts";
@@ -233,7 +222,7 @@ TEST(store_connections)
     size_t n = 0;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
 
     ASSERT_EQ(pt_store_connection_get(st, "dw", &got), 0);
     ASSERT_STREQ(got.kind, "sqlite");
@@ -286,15 +275,15 @@ TEST(store_reopen_keeps_data)
     int v;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &a, err, sizeof err), 0);
-    ASSERT_EQ(pt_store_open(dir, &b, err, sizeof err), 0); /* two handles, as CLI + worker */
+    ASSERT_EQ(pt_store_create(dir, &a, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &b, err, sizeof err), 0); /* two handles, as CLI + worker */
     ASSERT_EQ(pt_store_script_put(a, "s", "one", 3, &v), 0);
     ASSERT_EQ(pt_store_script_get(b, "s", 0, &s), 0);
     ASSERT_STREQ(s->source, "one");
     pt_script_free(s);
     pt_store_close(a);
     pt_store_close(b);
-    ASSERT_EQ(pt_store_open(dir, &a, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &a, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_get(a, "s", 1, &s), 0);
     pt_script_free(s);
     pt_store_close(a);
@@ -321,5 +310,42 @@ TEST(changes_counter_shared)
     pt_changes_close(b);
     pt_changes_close(NULL);
     ASSERT_EQ(pt_changes_bump_dir("/nonexistent/pt-test"), PT_EIO);
+    pt_test_rm_tree(dir);
+}
+
+TEST(store_only_create_makes_a_store)
+{
+    char dir[64], path[128], err[512];
+    pt_store *st = NULL;
+    struct stat sb;
+    FILE *f;
+
+    ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
+    snprintf(path, sizeof path, "%s/portico.db", dir);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_ENOTFOUND);
+    ASSERT_TRUE(strstr(err, "portico init") != NULL);
+    ASSERT_TRUE(stat(path, &sb) != 0); /* nothing created */
+
+    f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    fclose(f);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_EDB);
+    ASSERT_TRUE(strstr(err, path) != NULL);
+    ASSERT_TRUE(strstr(err, "is empty (0 bytes): not a Portico store") != NULL);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), PT_EDB); /* never replaced either */
+    ASSERT_TRUE(stat(path, &sb) == 0 && sb.st_size == 0);
+
+    f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    fputs("SQLite format 3 is what this file pretends to be, and nothing more.", f);
+    fclose(f);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_EDB);
+    ASSERT_TRUE(strstr(err, "is not a database") != NULL);
+
+    ASSERT_EQ(unlink(path), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    pt_store_close(st);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    pt_store_close(st);
     pt_test_rm_tree(dir);
 }

@@ -1,4 +1,4 @@
-/* test_store_auth.c - unit tests for the authorization tables of store/store_sqlite: the
+/* test_store_auth.c - unit tests for the authorization tables of store/store_auth.c: the
  * migration from schema version 1, which mutations bump the change counter, and last-used
  * times that only ever move forward. */
 #include <stdint.h>
@@ -12,20 +12,8 @@
 #include "core/err.h"
 #include "store/changes.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "test.h"
-
-static uint64_t
-counter(const char *dir)
-{
-    pt_changes *c = NULL;
-    uint64_t v;
-
-    if (pt_changes_open(dir, &c) != 0)
-        return UINT64_MAX;
-    v = pt_changes_read(c);
-    pt_changes_close(c);
-    return v;
-}
 
 TEST(store_migrates_version_1_to_the_auth_tables)
 {
@@ -36,7 +24,7 @@ TEST(store_migrates_version_1_to_the_auth_tables)
     size_t n = 9;
 
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     pt_store_close(st);
     st = NULL;
     /* Make it a version 1 store, as issue 2 left it. */
@@ -48,7 +36,7 @@ TEST(store_migrates_version_1_to_the_auth_tables)
                            NULL, NULL, NULL),
               SQLITE_OK);
     sqlite3_close(db);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_token_list(st, &list, &n), 0);
     ASSERT_EQ(n, 0);
     pt_store_tokens_free(list, n);
@@ -66,29 +54,49 @@ TEST(store_auth_mutations_bump_but_last_used_does_not)
     uint64_t c0;
 
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
-    c0 = counter(dir);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    c0 = pt_test_store_counter(dir);
     ASSERT_EQ(pt_store_token_add(st, &t), 0);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
     ASSERT_EQ(pt_store_token_add(st, &t), PT_EEXIST);
     t.id = "t2";
     t.scope = "no-such-endpoint";
     ASSERT_EQ(pt_store_token_add(st, &t), PT_ENOTFOUND);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
 
     pt_store_use use = {"t1", 500};
     ASSERT_EQ(pt_store_mark_used(st, &use, 1, NULL, 0), 0);
     use.when = 400; /* an older batch from another worker: ignored */
     ASSERT_EQ(pt_store_mark_used(st, &use, 1, NULL, 0), 0);
-    ASSERT_EQ(counter(dir), c0 + 1);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 1);
     ASSERT_EQ(pt_store_token_list(st, &list, &n), 0);
     ASSERT_EQ(n, 1);
     ASSERT_EQ(list[0].last_used, 500);
     pt_store_tokens_free(list, n);
 
     ASSERT_EQ(pt_store_token_revoke(st, "t1"), 0);
-    ASSERT_EQ(counter(dir), c0 + 2);
+    ASSERT_EQ(pt_test_store_counter(dir), c0 + 2);
     ASSERT_EQ(pt_store_token_revoke(st, "nope"), PT_ENOTFOUND);
     pt_store_close(st);
+    pt_test_rm_tree(dir);
+}
+
+TEST(store_refuses_a_newer_schema)
+{
+    char dir[] = "/tmp/pt-test-store-auth-XXXXXX", path[4200], err[256];
+    pt_store *st = NULL;
+    sqlite3 *db = NULL;
+
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    pt_store_close(st);
+    st = NULL;
+    snprintf(path, sizeof path, "%s/portico.db", dir);
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_EINVAL);
+    ASSERT_TRUE(st == NULL);
+    ASSERT_TRUE(strstr(err, "schema version 99, newer than this portico") != NULL);
     pt_test_rm_tree(dir);
 }

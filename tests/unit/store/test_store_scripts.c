@@ -1,5 +1,5 @@
 /* test_store_scripts.c - unit tests for what schema version 3 added to the store: script ids,
- * free-text names, run modes, script state (store_sqlite.c) and run records (store_runs.c),
+ * free-text names, run modes, script state (store_scripts.c) and run records (store_runs.c),
  * and the migration from a version 2 store. */
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "store/changes.h"
 #include "store/store.h"
 #include "store/store_runs.h"
+#include "store/store_test.h"
 #include "test.h"
 
 static const char *
@@ -20,19 +21,6 @@ tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-scripts-XXXXXX");
     return mkdtemp(buf);
-}
-
-static uint64_t
-counter(const char *dir)
-{
-    pt_changes *c = NULL;
-    uint64_t v;
-
-    if (pt_changes_open(dir, &c) != 0)
-        return UINT64_MAX;
-    v = pt_changes_read(c);
-    pt_changes_close(c);
-    return v;
 }
 
 TEST(store_script_name_valid)
@@ -71,7 +59,7 @@ TEST(store_script_ids)
     int v = 0;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "Load - Data Warehouse", "print(1)\n", 9, &v), 0);
     ASSERT_EQ(pt_store_script_get(st, "Load - Data Warehouse", 0, &s), 0);
     id = s->id;
@@ -139,7 +127,7 @@ TEST(store_script_state)
     int v;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "sync", "x = 1\n", 6, &v), 0);
     ASSERT_EQ(pt_store_script_get(st, "sync", 0, &s), 0);
     id = s->id;
@@ -150,9 +138,9 @@ TEST(store_script_state)
     ASSERT_TRUE(value == NULL);
     ASSERT_EQ(len, 0);
 
-    c0 = counter(dir);
+    c0 = pt_test_store_counter(dir);
     ASSERT_EQ(pt_store_state_set(st, id, "{\"bookmark\": 42}", 16), 0);
-    ASSERT_EQ(counter(dir), c0); /* state does not make workers reload */
+    ASSERT_EQ(pt_test_store_counter(dir), c0); /* state does not make workers reload */
     ASSERT_EQ(pt_store_state_get(st, id, &value, &len), 0);
     ASSERT_MEMSTR(value, len, "{\"bookmark\": 42}");
     free(value);
@@ -178,7 +166,7 @@ TEST(store_script_state)
     /* Survives reopening, and goes with the script. */
     pt_store_close(st);
     st = NULL;
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_state_set(st, id, "7", 1), 0);
     ASSERT_EQ(pt_store_script_rm(st, "sync"), 0);
     ASSERT_EQ(pt_store_state_get(st, id, &value, &len), PT_ENOTFOUND);
@@ -197,8 +185,8 @@ TEST(store_runs)
     char *big;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
-    c0 = counter(dir);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    c0 = pt_test_store_counter(dir);
 
     memset(&r, 0, sizeof r);
     r.script = "job.py";
@@ -286,7 +274,7 @@ TEST(store_runs)
     r.script = "x";
     ASSERT_EQ(pt_store_run_start(st, &r), PT_EINVAL); /* no trigger */
 
-    ASSERT_EQ(counter(dir), c0); /* run records never make workers reload */
+    ASSERT_EQ(pt_test_store_counter(dir), c0); /* run records never make workers reload */
     pt_store_close(st);
     pt_test_rm_tree(dir);
 }
@@ -321,7 +309,7 @@ TEST(store_migrates_v2_to_v3)
     ASSERT_EQ(sqlite3_exec(db, v2_sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     /* Existing scripts get ids in the order they were created. */
     ASSERT_EQ(pt_store_script_get(st, "zeta", 0, &s), 0);
     zeta = s->id;
@@ -337,7 +325,7 @@ TEST(store_migrates_v2_to_v3)
     st = NULL;
 
     /* Opening again changes nothing (idempotent), and new scripts go on from there. */
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_get(st, "zeta", 0, &s), 0);
     ASSERT_EQ(s->id, zeta);
     pt_script_free(s);
@@ -363,7 +351,7 @@ TEST(store_script_rename)
     int v = 0;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "load", "v1", 2, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "load", "v2", 2, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "other", "o1", 2, &v), 0);

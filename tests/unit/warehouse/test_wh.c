@@ -91,9 +91,15 @@ TEST(wh_ident_valid)
 TEST(wh_open_unknown)
 {
     char dir[64], err[256];
+    pt_store *st = NULL;
     pt_wh *wh = NULL;
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
+    /* Without a store (only init makes one), no connection but dw can be looked up. */
+    ASSERT_EQ(pt_wh_open(dir, "nope", &wh, err, sizeof err), PT_EUNAVAIL);
+    ASSERT_TRUE(strstr(err, "portico init") != NULL);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    pt_store_close(st);
     ASSERT_EQ(pt_wh_open(dir, "nope", &wh, err, sizeof err), PT_ENOTFOUND);
     ASSERT_TRUE(strstr(err, "nope") != NULL);
     ASSERT_EQ(pt_wh_open("/nonexistent/pt", "dw", &wh, err, sizeof err), PT_EUNAVAIL);
@@ -427,7 +433,7 @@ TEST(wh_other_sqlite_connection)
     pt_connection conn = {"w2", "sqlite", "warehouse/w2"};
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_connection_add(st, &conn), 0);
     conn.name = "pg";
     conn.kind = "postgres";

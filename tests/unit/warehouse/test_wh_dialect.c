@@ -221,7 +221,7 @@ TEST(wh_default_warehouse_postgres_row)
     const char *dsn = "host=127.0.0.1 port=1 dbname=x connect_timeout=2";
 
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_connection_get(st, "dw", &c), 0);
     ASSERT_STREQ(c.kind, "sqlite");
     pt_connection_clear(&c);
