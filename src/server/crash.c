@@ -14,6 +14,7 @@
 
 #include "core/err.h"
 #include "py/py.h"
+#include "server/breaker.h"
 #include "server/holds.h"
 #include "core/request.h"
 #include "server/worker_int.h"
@@ -164,6 +165,16 @@ answer_inflight(int status, const char *why)
     }
 }
 
+/* Names, for the master's crash breaker, the endpoint whose handler this thread runs (the
+ * thread taking the process down). Async-signal-safe. */
+static void
+blame_current(void)
+{
+    slot *s = pt_pool_current;
+    if (s != NULL && atomic_load(&s->job) != NULL)
+        pt_breaker_blame(pt_worker_self.cfg->breaker, pt_worker_self.proc, s->endpoint);
+}
+
 /* Is this the worker process itself, rather than a child a handler forked? */
 static int
 in_worker(void)
@@ -177,6 +188,7 @@ static void
 on_fatal_signal(int sig)
 {
     if (in_worker()) {
+        blame_current();
         answer_inflight(502, "worker crashed");
         /* No stdio or time formatting here: neither is async-signal-safe. */
         char line[128];
@@ -201,6 +213,7 @@ on_python_exit(int status)
     (void)status;
     if (!in_worker())
         return 0;
+    blame_current();
     answer_inflight(502, "worker exited");
     return 1;
 }

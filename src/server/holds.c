@@ -10,12 +10,14 @@
 
 #include "server/crash.h"
 
-enum { MSG_LEND = 1, MSG_TAKE_BACK = 2 };
+enum { MSG_LEND = 1, MSG_TAKE_BACK = 2, MSG_READY = 3, MSG_FAILED = 4, MSG_PROMOTE = 5 };
 
+/* Every message has this size; `text` is the request id (lend) or the failure reason. */
 typedef struct hold_msg {
     int32_t type;
-    int32_t fdnum; /* the connection's fd number in the worker */
+    int32_t fdnum; /* the connection's fd number in the worker; the index of a promotion */
     char id[PT_REQID_SIZE];
+    char reason[PT_HOLDS_REASON_MAX];
 } hold_msg;
 
 typedef struct held {
@@ -80,6 +82,53 @@ pt_holds_take_back(int ctl, int fd)
     return send_msg(ctl, &m, -1);
 }
 
+int
+pt_holds_ready(int ctl)
+{
+    hold_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_READY;
+    return send_msg(ctl, &m, -1);
+}
+
+int
+pt_holds_failed(int ctl, const char *reason)
+{
+    hold_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_FAILED;
+    for (size_t i = 0; i + 1 < sizeof(m.reason) && reason[i] != '\0'; i++)
+        m.reason[i] = reason[i];
+    return send_msg(ctl, &m, -1);
+}
+
+int
+pt_holds_promote(int ctl, int index)
+{
+    hold_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MSG_PROMOTE;
+    m.fdnum = index;
+    return send_msg(ctl, &m, -1);
+}
+
+int
+pt_holds_read_promote(int ctl)
+{
+    for (;;) {
+        hold_msg m;
+        ssize_t rc = recv(ctl, &m, sizeof(m), MSG_DONTWAIT);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (rc <= 0)
+            return -1;
+        if (rc == (ssize_t)sizeof(m) && m.type == MSG_PROMOTE && m.fdnum >= 1)
+            return m.fdnum;
+    }
+}
+
 pt_holds *
 pt_holds_new(void)
 {
@@ -105,7 +154,7 @@ drop(pt_holds *h, size_t i)
 }
 
 int
-pt_holds_receive(pt_holds *h, int ctl)
+pt_holds_receive(pt_holds *h, int ctl, pt_holds_status *st)
 {
     for (;;) {
         hold_msg m;
@@ -131,9 +180,16 @@ pt_holds_receive(pt_holds *h, int ctl)
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
             memcpy(&fd, CMSG_DATA(c), sizeof(int));
-        if (rc != (ssize_t)sizeof(m)) {
+        if (rc != (ssize_t)sizeof(m) || m.type == MSG_READY || m.type == MSG_FAILED) {
             if (fd >= 0)
                 close(fd);
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_READY)
+                st->ready = 1;
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_FAILED) {
+                st->failed = 1;
+                memcpy(st->reason, m.reason, sizeof(st->reason));
+                st->reason[sizeof(st->reason) - 1] = '\0';
+            }
             continue;
         }
         /* A connection number is held at most once: a new lend replaces an old one. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "auth/ratelimit.h"
+#include "server/breaker.h"
 #include "server/metrics.h"
 
 typedef struct pt_server_config {
@@ -21,6 +22,7 @@ typedef struct pt_server_config {
     double webhook_backoff;  /* seconds before the first retry (doubling), default 1 */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
+    pt_breaker *breaker;     /* the crash breaker (breaker.h); mapped by pt_server_run, NULL: off */
 } pt_server_config;
 
 /* Fills the defaults. */
