@@ -22,6 +22,10 @@ int pt_holds_lend(int ctl, int fd, const char *id);
 int pt_holds_take_back(int ctl, int fd);
 /* The worker is ready to serve (its interpreter, store and threads are up). 0 or -1. */
 int pt_holds_ready(int ctl);
+/* The worker takes no more connections and is going away (it finishes what it holds first,
+ * or is crashing): the master hands its place to a spare now, not at its exit. 0 or -1.
+ * Async-signal-safe. */
+int pt_holds_stopping(int ctl);
 /* The worker cannot start: `reason` (borrowed, cut at PT_HOLDS_REASON_MAX - 1 bytes) is what
  * the master prints. 0 or -1. */
 int pt_holds_failed(int ctl, const char *reason);
@@ -35,10 +39,11 @@ typedef struct pt_holds pt_holds;
 
 #define PT_HOLDS_REASON_MAX 256
 
-/* What pt_holds_receive heard besides lends: the worker said it is ready, or that it cannot
- * start and why. */
+/* What pt_holds_receive heard besides lends: the worker said it is ready, that it is going
+ * away, or that it cannot start and why. */
 typedef struct pt_holds_status {
     int ready;
+    int stopping;
     int failed;
     char reason[PT_HOLDS_REASON_MAX];
 } pt_holds_status;

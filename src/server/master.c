@@ -91,6 +91,8 @@ open_listener(const char *host, int *port)
 typedef struct worker_proc {
     pid_t pid;       /* 0 while no process runs in this slot */
     int index;       /* the worker number it serves as (1..--workers), 0 for a spare */
+    int served;      /* the worker number it served as last (log lines), 0: never */
+    int retiring;    /* it is going away and a spare took its place: never promoted */
     int ready;       /* it said it is ready (holds.h) */
     double started;  /* on the mono() clock */
     double next_try; /* when to start this slot's worker again (pid 0), on the mono() clock */
@@ -116,8 +118,8 @@ mono(void)
 static const char *
 name_of(const worker_proc *p, char *buf, size_t n)
 {
-    if (p->index > 0)
-        snprintf(buf, n, "worker %d", p->index);
+    if (p->index > 0 || p->served > 0)
+        snprintf(buf, n, "worker %d", p->index > 0 ? p->index : p->served);
     else
         snprintf(buf, n, "a spare worker");
     return buf;
@@ -127,7 +129,7 @@ name_of(const worker_proc *p, char *buf, size_t n)
  * PT_ENOMEM / PT_EIO (logged) with the slot left empty: the caller tries again later
  * (start_due). */
 static int
-spawn(const pt_server_config *cfg, int fd, int i)
+spawn(const pt_server_config *cfg, int fd, int i, int background)
 {
     worker_proc *p = &procs[i];
     int sv[2];
@@ -158,7 +160,7 @@ spawn(const pt_server_config *cfg, int fd, int i)
         if (master_sfd >= 0)
             close(master_sfd);
         close(sv[0]);
-        pt_worker_main(cfg, fd, sv[1], i, p->index);
+        pt_worker_main(cfg, fd, sv[1], i, p->index, background);
     }
     close(sv[1]);
     if (pid < 0) {
@@ -169,6 +171,8 @@ spawn(const pt_server_config *cfg, int fd, int i)
     }
     p->pid = pid;
     p->ready = 0;
+    p->retiring = 0;
+    p->served = p->index;
     memset(&p->status, 0, sizeof(p->status));
     p->started = mono();
     p->ctl = sv[0];
@@ -180,7 +184,7 @@ spawn(const pt_server_config *cfg, int fd, int i)
  * memory: a passing shortage, usually; or the worker itself could not start) is tried again
  * after a back-off that doubles from 0.1 s up to 5 s, so that no slot is lost for good. */
 static void
-start_due(const pt_server_config *cfg, int fd)
+start_due(const pt_server_config *cfg, int fd, int background)
 {
     double now = mono();
     /* Spares start one at a time: each costs an interpreter start, which competes for the
@@ -192,7 +196,7 @@ start_due(const pt_server_config *cfg, int fd)
         worker_proc *p = &procs[i];
         if (p->pid != 0 || now < p->next_try || (p->index == 0 && spare_starting))
             continue;
-        if (spawn(cfg, fd, i) == 0) {
+        if (spawn(cfg, fd, i, background && p->index == 0) == 0) {
             spare_starting |= p->index == 0;
             continue;
         }
@@ -344,13 +348,43 @@ promote_spare(int index)
     int best = -1;
     for (int i = 0; i < nprocs; i++) {
         worker_proc *p = &procs[i];
-        if (p->pid > 0 && p->index == 0 && !p->status.failed && (best < 0 || p->ready))
+        if (p->pid > 0 && p->index == 0 && !p->retiring && !p->status.failed &&
+            (best < 0 || p->ready))
             best = i;
     }
     if (best < 0 || pt_holds_promote(procs[best].ctl, index) != 0)
         return -1;
     procs[best].index = index;
+    procs[best].served = index;
     return best;
+}
+
+/* Gives the place of active worker p to a spare, if one is there: p's slot then starts a new
+ * spare (once its process is gone). */
+static void
+hand_over(worker_proc *p)
+{
+    if (p->index == 0)
+        return;
+    int k = promote_spare(p->index);
+    if (k < 0)
+        return;
+    pt_log_info("a spare worker (pid %d) took over as worker %d", (int)procs[k].pid, p->index);
+    p->index = 0;
+}
+
+/* Workers that said they are going away (MemoryError, a crash in progress) hand their place
+ * over now: the spare takes connections while they finish or die. */
+static void
+check_stopping(master *m)
+{
+    for (int i = 0; i < nprocs && !m->stopping && !m->starting; i++) {
+        worker_proc *p = &procs[i];
+        if (p->pid > 0 && p->index > 0 && p->status.stopping) {
+            hand_over(p);
+            p->retiring = p->index == 0;
+        }
+    }
 }
 
 /* A worker whose handler killed it: count the death against that endpoint (breaker.h). */
@@ -391,15 +425,10 @@ on_death(master *m, int i, pid_t pid, int status)
         return;
     }
     log_exit(p, pid, status, blamed);
-    if (p->index > 0) {
-        pt_metrics_restart(m->cfg->metrics, p->index);
-        int k = promote_spare(p->index);
-        if (k >= 0) {
-            pt_log_info("a spare worker (pid %d) took over as worker %d", (int)procs[k].pid,
-                        p->index);
-            p->index = 0; /* this slot starts a new spare */
-        }
-    }
+    if (p->served > 0 && (p->index > 0 || p->retiring))
+        pt_metrics_restart(m->cfg->metrics, p->served);
+    p->retiring = 0;
+    hand_over(p);
     /* A process that dies before it is ready is retried with a back-off (start_due); one that
      * served is replaced at once. */
     if (never_ready) {
@@ -511,7 +540,7 @@ pt_server_run(const pt_server_config *cfg)
         procs[i].ctl = -1;
         procs[i].index = i < cfg->workers ? i + 1 : 0;
     }
-    start_due(m.cfg, m.listen_fd);
+    start_due(m.cfg, m.listen_fd, 0);
 
     struct pollfd pfds[MAX_PROCS + 1];
     for (;;) {
@@ -536,10 +565,11 @@ pt_server_run(const pt_server_config *cfg)
                         cfg->workers, SPARES, cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
         }
         on_signals(&m);
+        check_stopping(&m);
         reap(&m);
         pt_breaker_tick(m.cfg->breaker, mono());
         if (!m.stopping)
-            start_due(m.cfg, m.listen_fd);
+            start_due(m.cfg, m.listen_fd, !m.starting);
         else if (all_stopped(&m)) {
             if (m.failed)
                 return 1;

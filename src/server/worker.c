@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,6 +271,7 @@ pt_worker_begin_stop(worker *w)
     if (atomic_exchange(&w->stopping, 1))
         return;
     w->stop_deadline = now_sec() + (w->cfg->timeout < 10 ? w->cfg->timeout + 1 : 10);
+    pt_holds_stopping(w->ctl); /* a spare takes over our connections meanwhile */
     if (w->listener != NULL) {
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
@@ -397,8 +399,8 @@ start_processor(worker *w)
         pt_log_error("webhook processing disabled: %s", err);
 }
 
-/* The store, change counter, secrets, webhook inbox and the interpreter. Exits the process
- * (the reason sent to the master) when the worker cannot serve at all. */
+/* The store, change counter, secrets and the interpreter. Exits the process (the reason sent
+ * to the master) when the worker cannot serve at all. */
 static void
 open_data(worker *w)
 {
@@ -411,15 +413,42 @@ open_data(worker *w)
                      strerror(errno));
     if (pt_secrets_open(cfg->datadir, &w->secrets, err, sizeof(err)) != 0)
         w->secrets = NULL; /* no master key: sources that verify signatures answer 503 */
-    if (pt_inbox_open(cfg->datadir, pt_hook_on_stored, &w->inbox, err, sizeof(err)) != 0) {
+    if (pt_py_init_worker(cfg->datadir) != 0)
+        start_failed(w, "cannot start the Python interpreter");
+}
+
+/* The webhook inbox and, for an active worker, the processor: their threads inherit the
+ * calling thread's priority, so this runs once the main thread is back to normal. Before the
+ * pool starts: the inbox's writer reads w->processor once events arrive. */
+static void
+open_inbox(worker *w)
+{
+    char err[256] = "";
+    if (pt_inbox_open(w->cfg->datadir, pt_hook_on_stored, &w->inbox, err, sizeof(err)) != 0) {
         pt_log_error("webhooks disabled: %s", err);
         w->inbox = NULL;
     }
-    if (pt_py_init_worker(cfg->datadir) != 0)
-        start_failed(w, "cannot start the Python interpreter");
-    /* Before the pool starts: the inbox's writer reads w->processor once events arrive. */
     if (w->index > 0)
         start_processor(w);
+}
+
+/* Can this process raise its priority back after lowering it? CAP_SYS_NICE (bit 23 of the
+ * effective set) or an RLIMIT_NICE that allows nice 0. */
+static int
+may_renice(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur >= 20)
+        return 1;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long caps = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "CapEff: %llx", &caps) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return (caps >> 23) & 1;
 }
 
 /* h2o's configuration, the event loop, the done queue, and the sockets the loop watches: the
@@ -468,7 +497,8 @@ setup_loop(worker *w, const sigset_t *set)
 }
 
 void
-pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index)
+pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index,
+               int background)
 {
     worker *w = &pt_worker_self;
     sigset_t set;
@@ -492,7 +522,15 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, in
     pt_crash_install();
     mallopt(M_ARENA_MAX, 2);
 
+    /* A spare started while the server serves (a replacement) initialises at the lowest
+     * priority: its interpreter start must not take the CPU from the workers serving right
+     * after a crash. Only the main thread is lowered (Linux nice is per thread) and only when
+     * it may come back to normal, which it does before any other thread starts. */
+    int lowered = background && may_renice() && setpriority(PRIO_PROCESS, 0, 19) == 0;
     open_data(w);
+    if (lowered && setpriority(PRIO_PROCESS, 0, 0) != 0)
+        pt_log_warn("cannot restore the priority of the main thread: %s", strerror(errno));
+    open_inbox(w);
     setup_loop(w, &set);
     pt_worker_refresh(w);
     /* Handlers may grow Python's heap by --worker-memory from here (py/runtime.c). */

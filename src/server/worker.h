@@ -19,8 +19,9 @@ enum {
  * (holds.h). index >= 1: serve as worker `index` on the shared listening socket at once;
  * 0: a spare, started and ready but taking no connections until the master promotes it. The
  * master hears "ready" once the worker can serve, or why it cannot start (then it exits with
- * PT_WORKER_EXIT_FAILED). */
-void pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index)
-    __attribute__((noreturn));
+ * PT_WORKER_EXIT_FAILED). background: a replacement started while the server serves, which
+ * initialises at the lowest priority where it may return to normal afterwards. */
+void pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index,
+                    int background) __attribute__((noreturn));
 
 #endif

@@ -136,10 +136,18 @@ lead(worker *w, slot *s)
         pt_send_flush_log(w);
         if (atomic_load(&w->stopping)) {
             if (w->inflight == 0 || now_sec() > w->stop_deadline) {
-                /* Let h2o flush what it has written, then go. */
-                for (int i = 0; i < 5; i++)
+                /* Let h2o flush what it has written, then go. A request that still arrives
+                 * meanwhile (on a connection told to close with its answer, see on_req) is
+                 * answered, not dropped. */
+                for (int i = 0; i < 5; i++) {
                     h2o_evloop_run(w->loop, 20);
-                pt_worker_exit(w);
+                    if (!lead_jobs(w, s))
+                        return;
+                    pt_send_flush_log(w);
+                }
+                if (w->inflight == 0 || now_sec() > w->stop_deadline)
+                    pt_worker_exit(w);
+                continue;
             }
             h2o_evloop_run(w->loop, 50);
         } else {
