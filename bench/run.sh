@@ -5,6 +5,9 @@
 #   rows     100 rows of a 100,000-row SQLite table; Portico (rows served from the cursor in C)
 #            and uWSGI (sqlite3 + json.dumps on the same file)
 #   webhook  durable 1 KiB JSON events posted with keep-alive (no peer: target 10,000/s)
+#   crash    hello alone, then while one client calls, one request after another, a handler
+#            that calls os._exit(1) (bench/crashloop.py; target: >= 90% of hello's req/s,
+#            p99 < 20 ms)
 #
 # Every section uses 2 workers / processes and wrk with keep-alive, alternating the servers
 # RUNS times in the same run, and prints req/s and server CPU microseconds per request with
@@ -14,7 +17,7 @@ BIN=${1:?usage: bench/run.sh PATH/TO/portico}
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-50}
-SECTIONS=${SECTIONS:-hello rows webhook}
+SECTIONS=${SECTIONS:-hello rows webhook crash}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
@@ -147,8 +150,31 @@ for section in $SECTIONS; do
             $PY -c 'import json,sys; print(json.load(sys.stdin)[0]["n"])')
         echo "stored   $((after - before)) events in webhooks.events"
         ;;
+    crash)
+        echo "== crash: hello while a client loops on an os._exit(1) handler, 2 workers, wrk -c8 =="
+        [ -e "$WORK/die.py" ] || printf 'import os\n\ndef handler(request):\n    os._exit(1)\n' >"$WORK/die.py"
+        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
+        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
+            >/dev/null 2>&1 || true
+        "$BIN" --data "$D" script add die "$WORK/die.py" >/dev/null
+        "$BIN" --data "$D" endpoint add die --path /die --script die --auth public >/dev/null
+        for i in $(seq "$RUNS"); do
+            serve_portico "$D" "$WORK/portico-crash.log"
+            wait_http "http://127.0.0.1:$PPORT/hello"
+            echo "run $i (a fresh server)"
+            $PY "$HERE/crashloop.py" "http://127.0.0.1:$PPORT/hello" "http://127.0.0.1:$PPORT/die" \
+                "$SECONDS_PER_RUN" | tee -a "$WORK/crash.txt"
+            stop_all
+        done
+        grep '^alone' "$WORK/crash.txt" | awk '{print $2}' | median |
+            xargs printf "median   alone     %8.0f req/s\n"
+        grep '^crashing' "$WORK/crash.txt" | awk '{print $2}' | median |
+            xargs printf "median   crashing  %8.0f req/s\n"
+        grep '^crashing' "$WORK/crash.txt" | awk '{print $8}' | median |
+            xargs printf "median   crashing  p99 %.2f ms   (target >= 90%% of alone, p99 < 20 ms)\n"
+        ;;
     *)
-        echo "bench: unknown section '$section' (hello, rows, webhook)" >&2
+        echo "bench: unknown section '$section' (hello, rows, webhook, crash)" >&2
         exit 2
         ;;
     esac

@@ -8,12 +8,17 @@
 #include "server/crash.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "py/py.h"
+#include "server/breaker.h"
 #include "server/holds.h"
 #include "core/request.h"
 #include "server/worker_int.h"
@@ -139,6 +144,43 @@ pt_crash_reply(int fd, int status, const char *why, const char *id)
 
 /* ---- The worker's paths out ----------------------------------------------------------- */
 
+/* Closes both directions of every TCP connection of this process except listening sockets:
+ * the clients of the dying worker's keep-alive connections see the end at once and come back
+ * on another worker, instead of waiting for the kernel to tear this process down. Queued
+ * answers (the 502s just written) still go out first. Async-signal-safe: raw syscalls on
+ * /proc/self/fd. */
+static void
+shutdown_connections(void)
+{
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return;
+    char buf[4096] __attribute__((aligned(8)));
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < n;) {
+            /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name */
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof(reclen));
+            const char *name = buf + off + 19;
+            off += reclen;
+            int fd = 0, digits = 0;
+            for (; *name >= '0' && *name <= '9'; name++, digits++)
+                fd = fd * 10 + (*name - '0');
+            if (digits == 0 || *name != '\0' || fd == dir)
+                continue;
+            int v = 0, dom = 0;
+            socklen_t l = sizeof(v), dl = sizeof(dom);
+            if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) != 0 || v != 0 ||
+                getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) != 0 ||
+                (dom != AF_INET && dom != AF_INET6))
+                continue;
+            shutdown(fd, SHUT_RDWR);
+        }
+    }
+    close(dir);
+}
+
 /* Answers, before this process goes away, every request whose handler is running (with
  * `status`) and every timed-out one whose 504 is still owed. Only slot fields are read, never
  * a job (it may be freed concurrently). Async-signal-safe. */
@@ -150,6 +192,7 @@ answer_inflight(int status, const char *why)
      * this process dies, and whatever they accepted now would be reset. */
     if (w->listen_fd >= 0)
         close(w->listen_fd);
+    pt_holds_stopping(w->ctl); /* the master hands our place to a spare at once */
     for (int i = 0; i < MAX_THREADS; i++) {
         slot *s = &w->slots[i];
         int fd = atomic_exchange(&s->fd, -1);
@@ -162,6 +205,17 @@ answer_inflight(int status, const char *why)
         if (owed >= 0)
             pt_crash_reply(owed, 504, "handler timed out", s->id);
     }
+    shutdown_connections();
+}
+
+/* Names, for the master's crash breaker, the endpoint whose handler this thread runs (the
+ * thread taking the process down). Async-signal-safe. */
+static void
+blame_current(void)
+{
+    slot *s = pt_pool_current;
+    if (s != NULL && atomic_load(&s->job) != NULL)
+        pt_breaker_blame(pt_worker_self.cfg->breaker, pt_worker_self.proc, s->endpoint);
 }
 
 /* Is this the worker process itself, rather than a child a handler forked? */
@@ -177,6 +231,7 @@ static void
 on_fatal_signal(int sig)
 {
     if (in_worker()) {
+        blame_current();
         answer_inflight(502, "worker crashed");
         /* No stdio or time formatting here: neither is async-signal-safe. */
         char line[128];
@@ -201,6 +256,7 @@ on_python_exit(int status)
     (void)status;
     if (!in_worker())
         return 0;
+    blame_current();
     answer_inflight(502, "worker exited");
     return 1;
 }

@@ -10,12 +10,21 @@
 
 #include "server/crash.h"
 
-enum { MSG_LEND = 1, MSG_TAKE_BACK = 2 };
+enum {
+    MSG_LEND = 1,
+    MSG_TAKE_BACK = 2,
+    MSG_READY = 3,
+    MSG_FAILED = 4,
+    MSG_PROMOTE = 5,
+    MSG_STOPPING = 6,
+};
 
+/* Every message has this size; `text` is the request id (lend) or the failure reason. */
 typedef struct hold_msg {
     int32_t type;
-    int32_t fdnum; /* the connection's fd number in the worker */
+    int32_t fdnum; /* the connection's fd number in the worker; the index of a promotion */
     char id[PT_REQID_SIZE];
+    char reason[PT_HOLDS_REASON_MAX];
 } hold_msg;
 
 typedef struct held {
@@ -58,26 +67,105 @@ send_msg(int ctl, const hold_msg *m, int fd)
     return rc == (ssize_t)sizeof(*m) ? 0 : -1;
 }
 
-int
-pt_holds_lend(int ctl, int fd, const char *id)
+/* Sends a message of `type` with `num` in fdnum, `text` (borrowed, may be NULL) copied into
+ * the id (field 0) or the reason (field 1), and the descriptor fd (-1: none).
+ * Async-signal-safe. */
+static int
+send_simple(int ctl, int type, int num, int fd, const char *text, size_t field)
 {
     hold_msg m;
     memset(&m, 0, sizeof(m));
-    m.type = MSG_LEND;
-    m.fdnum = fd;
-    for (size_t i = 0; i + 1 < sizeof(m.id) && id[i] != '\0'; i++)
-        m.id[i] = id[i];
+    m.type = type;
+    m.fdnum = num;
+    char *dst = field == 0 ? m.id : m.reason;
+    size_t cap = field == 0 ? sizeof(m.id) : sizeof(m.reason);
+    for (size_t i = 0; text != NULL && i + 1 < cap && text[i] != '\0'; i++)
+        dst[i] = text[i];
     return send_msg(ctl, &m, fd);
+}
+
+int
+pt_holds_lend(int ctl, int fd, const char *id)
+{
+    return send_simple(ctl, MSG_LEND, fd, fd, id, 0);
 }
 
 int
 pt_holds_take_back(int ctl, int fd)
 {
-    hold_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = MSG_TAKE_BACK;
-    m.fdnum = fd;
-    return send_msg(ctl, &m, -1);
+    return send_simple(ctl, MSG_TAKE_BACK, fd, -1, NULL, 0);
+}
+
+int
+pt_holds_ready(int ctl)
+{
+    return send_simple(ctl, MSG_READY, 0, -1, NULL, 0);
+}
+
+int
+pt_holds_stopping(int ctl)
+{
+    return send_simple(ctl, MSG_STOPPING, 0, -1, NULL, 0);
+}
+
+int
+pt_holds_failed(int ctl, const char *reason)
+{
+    return send_simple(ctl, MSG_FAILED, 0, -1, reason, 1);
+}
+
+int
+pt_holds_promote(int ctl, int index)
+{
+    return send_simple(ctl, MSG_PROMOTE, index, -1, NULL, 0);
+}
+
+/* Reads one message (non-blocking) into *m, a descriptor that came with it into *fd (-1:
+ * none). Returns its size (> 0), 0 when none is pending, -1 once the other end is closed. */
+static ssize_t
+recv_one(int ctl, hold_msg *m, int *fd)
+{
+    for (;;) {
+        struct iovec iov = {m, sizeof(*m)};
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        ssize_t rc = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (rc <= 0)
+            return -1;
+        *fd = -1;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        return rc;
+    }
+}
+
+int
+pt_holds_read_promote(int ctl)
+{
+    for (;;) {
+        hold_msg m;
+        int fd;
+        ssize_t rc = recv_one(ctl, &m, &fd);
+        if (rc <= 0)
+            return (int)rc;
+        if (fd >= 0)
+            close(fd);
+        if (rc == (ssize_t)sizeof(m) && m.type == MSG_PROMOTE && m.fdnum >= 1)
+            return m.fdnum;
+    }
 }
 
 pt_holds *
@@ -105,35 +193,27 @@ drop(pt_holds *h, size_t i)
 }
 
 int
-pt_holds_receive(pt_holds *h, int ctl)
+pt_holds_receive(pt_holds *h, int ctl, pt_holds_status *st)
 {
     for (;;) {
         hold_msg m;
-        struct iovec iov = {&m, sizeof(m)};
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } u;
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        ssize_t rc = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
+        int fd;
+        ssize_t rc = recv_one(ctl, &m, &fd);
         if (rc <= 0)
-            return -1;
-        int fd = -1;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(&fd, CMSG_DATA(c), sizeof(int));
-        if (rc != (ssize_t)sizeof(m)) {
+            return (int)rc;
+        if (rc != (ssize_t)sizeof(m) || m.type == MSG_READY || m.type == MSG_FAILED ||
+            m.type == MSG_STOPPING) {
             if (fd >= 0)
                 close(fd);
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_READY)
+                st->ready = 1;
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_STOPPING)
+                st->stopping = 1;
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_FAILED) {
+                st->failed = 1;
+                memcpy(st->reason, m.reason, sizeof(st->reason));
+                st->reason[sizeof(st->reason) - 1] = '\0';
+            }
             continue;
         }
         /* A connection number is held at most once: a new lend replaces an old one. */

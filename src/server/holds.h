@@ -1,4 +1,6 @@
-/* holds.h - custody of slow requests' connections between a worker and the master.
+/* holds.h - custody of slow requests' connections between a worker and the master, and the
+ * few other words they exchange on the same socket: a worker is ready, or could not start
+ * (and why); the master makes a spare worker an active one.
  *
  * A worker that has been running a handler for a while lends the master a duplicate of that
  * request's connection (PT_HOLD, the fd travels with SCM_RIGHTS) and takes it back just
@@ -18,18 +20,44 @@
 int pt_holds_lend(int ctl, int fd, const char *id);
 /* Takes connection `fd` back: the master closes its duplicate. 0 or -1. */
 int pt_holds_take_back(int ctl, int fd);
+/* The worker is ready to serve (its interpreter, store and threads are up). 0 or -1. */
+int pt_holds_ready(int ctl);
+/* The worker takes no more connections and is going away (it finishes what it holds first,
+ * or is crashing): the master hands its place to a spare now, not at its exit. 0 or -1.
+ * Async-signal-safe. */
+int pt_holds_stopping(int ctl);
+/* The worker cannot start: `reason` (borrowed, cut at PT_HOLDS_REASON_MAX - 1 bytes) is what
+ * the master prints. 0 or -1. */
+int pt_holds_failed(int ctl, const char *reason);
+/* Reads a promotion the master sent (non-blocking): returns the worker number to serve as
+ * (>= 1), 0 when none is pending, -1 once the master's end is closed. */
+int pt_holds_read_promote(int ctl);
 
 /* ---- Master side ----------------------------------------------------------------------- */
 
 typedef struct pt_holds pt_holds;
 
+#define PT_HOLDS_REASON_MAX 256
+
+/* What pt_holds_receive heard besides lends: the worker said it is ready, that it is going
+ * away, or that it cannot start and why. */
+typedef struct pt_holds_status {
+    int ready;
+    int stopping;
+    int failed;
+    char reason[PT_HOLDS_REASON_MAX];
+} pt_holds_status;
+
 /* A table of connections lent by one worker. NULL on allocation failure; free with
  * pt_holds_free (which closes every connection still held, without answering). */
 pt_holds *pt_holds_new(void);
 void pt_holds_free(pt_holds *h);
-/* Reads every pending message from ctl (non-blocking). Returns 0 while the worker's end is
- * open, -1 once it is closed (the worker exited). */
-int pt_holds_receive(pt_holds *h, int ctl);
+/* Reads every pending message from ctl (non-blocking), noting readiness and failure in *st
+ * (only ever set, never cleared; st may be NULL). Returns 0 while the worker's end is open, -1
+ * once it is closed (the worker exited). */
+int pt_holds_receive(pt_holds *h, int ctl, pt_holds_status *st);
+/* Tells a spare worker to serve as worker `index` (>= 1). 0 or -1. */
+int pt_holds_promote(int ctl, int index);
 /* Answers 502 {"error": why, "request_id": ...} on every held connection and closes them.
  * Returns how many were answered. */
 size_t pt_holds_answer_all(pt_holds *h, const char *why);

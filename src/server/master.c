@@ -1,5 +1,7 @@
-/* master.c - `portico serve`: binds the listening socket, starts the workers, replaces any
- * that die, and stops them all gracefully on SIGTERM or SIGINT. */
+/* master.c - `portico serve`: binds the listening socket, starts the workers and keeps spares
+ * warm, hands a dead worker's place to a spare at once, counts handler crashes against their
+ * endpoint (breaker.h), gives up when workers cannot start, and stops everything gracefully on
+ * SIGTERM or SIGINT. */
 #include "server/server.h"
 
 #include <errno.h>
@@ -19,11 +21,14 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "server/breaker.h"
 #include "server/holds.h"
 #include "server/inbox.h"
 #include "server/worker.h"
 
 #define MAX_WORKERS 256
+#define SPARES PT_BREAKER_DEATHS /* warm workers beyond --workers (docs/ARCHITECTURE.md) */
+#define MAX_PROCS (MAX_WORKERS + SPARES)
 #define STOP_GRACE_EXTRA 5.0 /* seconds past the handler timeout before SIGKILL */
 
 void
@@ -85,18 +90,24 @@ open_listener(const char *host, int *port)
     return fd;
 }
 
+/* One process slot: an active worker (index >= 1) or a warm spare (index 0). Slots never
+ * move: a worker's slot number is its row in the breaker's blame table (breaker.h). */
 typedef struct worker_proc {
-    pid_t pid; /* 0 while no process runs in this slot */
-    double started;
-    int crashes;     /* consecutive quick deaths, for back-off */
+    pid_t pid;       /* 0 while no process runs in this slot */
+    int index;       /* the worker number it serves as (1..--workers), 0 for a spare */
+    int served;      /* the worker number it served as last (log lines), 0: never */
+    int retiring;    /* it is going away and a spare took its place: never promoted */
+    int ready;       /* it said it is ready (holds.h) */
+    double started;  /* on the mono() clock */
     double next_try; /* when to start this slot's worker again (pid 0), on the mono() clock */
     double backoff;  /* seconds before the next try after a failed start; 0 after a start */
     int ctl;         /* our end of the custody socket (holds.h), -1 when none */
     pt_holds *holds; /* connections the worker lent us */
+    pt_holds_status status; /* what it told us: ready, or why it could not start */
 } worker_proc;
 
-static worker_proc procs[MAX_WORKERS];
-static int nprocs;
+static worker_proc procs[MAX_PROCS];
+static int nprocs;          /* --workers + SPARES */
 static int master_sfd = -1; /* the master's signalfd (workers close their copy) */
 
 static double
@@ -107,20 +118,34 @@ mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Starts worker `index` (1-based) into procs[index - 1]. Returns 0, or PT_ENOMEM / PT_EIO
- * (logged) with the slot left empty: the caller tries again later (start_due). */
-static int
-spawn(const pt_server_config *cfg, int fd, int index)
+/* "worker 3" or "a spare worker", for log lines. Returns buf. */
+static const char *
+name_of(const worker_proc *p, char *buf, size_t n)
 {
-    worker_proc *p = &procs[index - 1];
+    if (p->index > 0 || p->served > 0)
+        snprintf(buf, n, "worker %d", p->index > 0 ? p->index : p->served);
+    else
+        snprintf(buf, n, "a spare worker");
+    return buf;
+}
+
+/* Starts the process of slot `i` (as its index says: active or spare). Returns 0, or
+ * PT_ENOMEM / PT_EIO (logged) with the slot left empty: the caller tries again later
+ * (start_due). */
+static int
+spawn(const pt_server_config *cfg, int fd, int i, int background)
+{
+    worker_proc *p = &procs[i];
     int sv[2];
+    char who[32];
     pt_holds *holds = pt_holds_new();
     if (holds == NULL) {
-        pt_log_error("cannot start worker %d: out of memory", index);
+        pt_log_error("cannot start %s: out of memory", name_of(p, who, sizeof(who)));
         return PT_ENOMEM;
     }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        pt_log_error("cannot start worker %d: socketpair: %s", index, strerror(errno));
+        pt_log_error("cannot start %s: socketpair: %s", name_of(p, who, sizeof(who)),
+                     strerror(errno));
         pt_holds_free(holds);
         return PT_EIO;
     }
@@ -128,51 +153,60 @@ spawn(const pt_server_config *cfg, int fd, int index)
     pid_t pid = fork();
     if (pid == 0) {
         /* The other workers' custody sockets are not this worker's business. */
-        for (int i = 0; i < nprocs; i++) {
-            if (procs[i].ctl >= 0)
-                close(procs[i].ctl);
+        for (int k = 0; k < nprocs; k++) {
+            if (procs[k].ctl >= 0)
+                close(procs[k].ctl);
             /* Nor their clients' connections the master holds: a copy kept open here would
              * keep those connections open after the master closes its own. */
-            pt_holds_free(procs[i].holds);
+            pt_holds_free(procs[k].holds);
         }
         pt_holds_free(holds);
         if (master_sfd >= 0)
             close(master_sfd);
         close(sv[0]);
-        pt_worker_main(cfg, fd, sv[1], index);
+        pt_worker_main(cfg, fd, sv[1], i, p->index, background);
     }
     close(sv[1]);
     if (pid < 0) {
-        pt_log_error("cannot start worker %d: fork: %s", index, strerror(errno));
+        pt_log_error("cannot start %s: fork: %s", name_of(p, who, sizeof(who)), strerror(errno));
         close(sv[0]);
         pt_holds_free(holds);
         return PT_EIO;
     }
     p->pid = pid;
+    p->ready = 0;
+    p->retiring = 0;
+    p->served = p->index;
+    memset(&p->status, 0, sizeof(p->status));
     p->started = mono();
     p->ctl = sv[0];
     p->holds = holds;
     return 0;
 }
 
-/* Starts the worker of every empty slot whose time has come. A start that fails (fork, memory:
- * a passing shortage, usually) is tried again after a back-off that doubles from 0.1 s up to
- * 5 s, so that no slot is lost for good. */
+/* Starts the process of every empty slot whose time has come. A start that fails (fork,
+ * memory: a passing shortage, usually; or the worker itself could not start) is tried again
+ * after a back-off that doubles from 0.1 s up to 5 s, so that no slot is lost for good. */
 static void
-start_due(const pt_server_config *cfg, int fd)
+start_due(const pt_server_config *cfg, int fd, int background)
 {
     double now = mono();
+    /* Spares start one at a time: each costs an interpreter start, which competes for the
+     * CPU with the workers serving right after a crash. */
+    int spare_starting = 0;
+    for (int i = 0; i < nprocs; i++)
+        spare_starting |= procs[i].pid > 0 && procs[i].index == 0 && !procs[i].ready;
     for (int i = 0; i < nprocs; i++) {
         worker_proc *p = &procs[i];
-        if (p->pid != 0 || now < p->next_try)
+        if (p->pid != 0 || now < p->next_try || (p->index == 0 && spare_starting))
             continue;
-        if (spawn(cfg, fd, i + 1) == 0) {
-            p->backoff = 0;
+        if (spawn(cfg, fd, i, background && p->index == 0) == 0) {
+            spare_starting |= p->index == 0;
             continue;
         }
         p->backoff = p->backoff == 0 ? 0.1 : p->backoff * 2 > 5 ? 5 : p->backoff * 2;
         p->next_try = now + p->backoff;
-        pt_log_warn("worker %d: trying again in %g s", i + 1, p->backoff);
+        pt_log_warn("slot %d: trying again in %g s", i + 1, p->backoff);
     }
 }
 
@@ -182,7 +216,7 @@ answer_lent(worker_proc *p, const char *why)
 {
     if (p->ctl < 0)
         return;
-    pt_holds_receive(p->holds, p->ctl);
+    pt_holds_receive(p->holds, p->ctl, &p->status);
     size_t n = pt_holds_answer_all(p->holds, why);
     if (n > 0)
         pt_log_warn("answered %zu in-flight request%s of the dead worker with 502", n,
@@ -193,33 +227,40 @@ answer_lent(worker_proc *p, const char *why)
     p->ctl = -1;
 }
 
-/* Logs why a worker went away, in words. */
+/* Logs why a worker went away, in words; `blamed` names the endpoint whose handler it was
+ * running, or is "". */
 static void
-log_exit(int index, pid_t pid, int status)
+log_exit(const worker_proc *p, pid_t pid, int status, const char *blamed)
 {
+    char who[32], in[PT_BREAKER_NAME_MAX + 32] = "";
+    name_of(p, who, sizeof(who));
+    if (blamed[0] != '\0')
+        snprintf(in, sizeof(in), " in endpoint %s", blamed);
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        pt_log_error("worker %d (pid %d) killed by signal %d (%s)%s; replacing it", index, (int)pid,
-                     sig, strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "");
+        pt_log_error("%s (pid %d) killed by signal %d (%s)%s%s; replacing it", who, (int)pid, sig,
+                     strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "", in);
         return;
     }
     int code = WEXITSTATUS(status);
     switch (code) {
     case PT_WORKER_EXIT_MEMORY:
-        pt_log_error("worker %d (pid %d) exceeded its memory limit; replacing it", index, (int)pid);
+        pt_log_error("%s (pid %d) exceeded its memory limit%s; replacing it", who, (int)pid, in);
         break;
     case PT_WORKER_EXIT_STUCK:
-        pt_log_error("worker %d (pid %d) had every thread stuck in a handler; replacing it", index,
+        pt_log_error("%s (pid %d) had every thread stuck in a handler; replacing it", who,
                      (int)pid);
         break;
     case PT_WORKER_EXIT_PYEXIT:
-        pt_log_error("worker %d (pid %d) exited because a handler called os._exit(); "
-                     "replacing it",
-                     index, (int)pid);
+        pt_log_error("%s (pid %d) exited because a handler called os._exit()%s; replacing it", who,
+                     (int)pid, in);
+        break;
+    case PT_WORKER_EXIT_FAILED:
+        pt_log_error("%s (pid %d) could not start: %s", who, (int)pid,
+                     p->status.failed ? p->status.reason : "(no reason given)");
         break;
     default:
-        pt_log_error("worker %d (pid %d) exited with status %d; replacing it", index, (int)pid,
-                     code);
+        pt_log_error("%s (pid %d) exited with status %d; replacing it", who, (int)pid, code);
     }
 }
 
@@ -228,13 +269,17 @@ typedef struct master {
     const pt_server_config *cfg; /* with the shared tables mapped */
     int listen_fd;               /* closed (-1) once stopping */
     int sfd;                     /* signalfd: SIGTERM, SIGINT, SIGCHLD, SIGHUP */
+    int starting;                /* until every active worker said it is ready */
     int stopping;
+    int failed;      /* a worker could not start while starting: the server gives up */
     double deadline; /* when stopping: workers still alive after this are killed */
+    int killed;      /* the deadline passed and SIGKILL went out */
 } master;
 
 /* A copy of cfg with the tables the workers share (rate limits count requests of all workers
- * together: auth/ratelimit.h; metrics) mapped before they are forked. Without a table that
- * feature is off (logged). Returns NULL when out of memory; lives as long as the master. */
+ * together: auth/ratelimit.h; metrics; the crash breaker) mapped before they are forked.
+ * Without a table that feature is off (logged). Returns NULL when out of memory; lives as long
+ * as the master. */
 static pt_server_config *
 shared_config(const pt_server_config *cfg)
 {
@@ -246,6 +291,8 @@ shared_config(const pt_server_config *cfg)
         pt_log_warn("cannot map the rate limit table: %s; rate limits are off", strerror(errno));
     if ((run->metrics = pt_metrics_create(cfg->workers)) == NULL)
         pt_log_warn("cannot map the metrics table: %s; /_portico/metrics is off", strerror(errno));
+    if ((run->breaker = pt_breaker_create(cfg->workers + SPARES)) == NULL)
+        pt_log_warn("cannot map the crash breaker table: %s; the breaker is off", strerror(errno));
     return run;
 }
 
@@ -267,7 +314,26 @@ signals_open(void)
     return sfd;
 }
 
-/* SIGTERM or SIGINT: stop taking connections and ask every worker to finish. */
+/* Stops taking connections and asks every worker to finish; workers that serve nothing yet
+ * (spares, workers still starting) are killed at once: nothing of theirs can be lost. */
+static void
+begin_stop(master *m, double grace)
+{
+    if (m->stopping)
+        return;
+    m->stopping = 1;
+    m->deadline = mono() + grace;
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    m->listen_fd = -1;
+    if (m->cfg->admin_fd >= 0)
+        close(m->cfg->admin_fd);
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0)
+            kill(procs[i].pid, procs[i].index > 0 && procs[i].ready ? SIGTERM : SIGKILL);
+}
+
+/* SIGTERM or SIGINT: stop, letting in-flight requests finish. */
 static void
 on_signals(master *m)
 {
@@ -276,20 +342,111 @@ on_signals(master *m)
         if ((si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) || m->stopping)
             continue;
         pt_log_info("stopping: finishing in-flight requests");
-        m->stopping = 1;
-        m->deadline = mono() + m->cfg->timeout + STOP_GRACE_EXTRA;
-        close(m->listen_fd);
-        m->listen_fd = -1;
-        if (m->cfg->admin_fd >= 0)
-            close(m->cfg->admin_fd);
-        for (int i = 0; i < nprocs; i++)
-            if (procs[i].pid > 0)
-                kill(procs[i].pid, SIGTERM);
+        begin_stop(m, m->cfg->timeout + STOP_GRACE_EXTRA);
     }
 }
 
-/* Reaps every worker that went away: answers what it lent us and, unless stopping, logs why
- * and schedules its replacement (start_due). */
+/* A spare to take over worker number `index`: a ready one if any, else one still starting
+ * (it serves once ready). Returns its slot or -1. */
+static int
+promote_spare(int index)
+{
+    int best = -1;
+    for (int i = 0; i < nprocs; i++) {
+        worker_proc *p = &procs[i];
+        if (p->pid > 0 && p->index == 0 && !p->retiring && !p->status.failed &&
+            (best < 0 || p->ready))
+            best = i;
+    }
+    if (best < 0 || pt_holds_promote(procs[best].ctl, index) != 0)
+        return -1;
+    procs[best].index = index;
+    procs[best].served = index;
+    return best;
+}
+
+/* Gives the place of active worker p to a spare, if one is there: p's slot then starts a new
+ * spare (once its process is gone). */
+static void
+hand_over(worker_proc *p)
+{
+    if (p->index == 0)
+        return;
+    int k = promote_spare(p->index);
+    if (k < 0)
+        return;
+    pt_log_info("a spare worker (pid %d) took over as worker %d", (int)procs[k].pid, p->index);
+    p->index = 0;
+}
+
+/* Workers that said they are going away (MemoryError, a crash in progress) hand their place
+ * over now: the spare takes connections while they finish or die. */
+static void
+check_stopping(master *m)
+{
+    for (int i = 0; i < nprocs && !m->stopping && !m->starting; i++) {
+        worker_proc *p = &procs[i];
+        if (p->pid > 0 && p->index > 0 && p->status.stopping) {
+            hand_over(p);
+            p->retiring = p->index == 0;
+        }
+    }
+}
+
+/* A worker whose handler killed it: count the death against that endpoint (breaker.h). */
+static void
+blame(master *m, int i, char *blamed)
+{
+    blamed[0] = '\0';
+    if (!pt_breaker_take_blame(m->cfg->breaker, i, blamed))
+        return;
+    double cooldown = pt_breaker_record(m->cfg->breaker, blamed, mono());
+    if (cooldown > 0)
+        pt_log_error("crash breaker: endpoint %s killed workers %d times within %g s; answering "
+                     "it 503 for %g s",
+                     blamed, PT_BREAKER_DEATHS, PT_BREAKER_WINDOW, cooldown);
+}
+
+/* Slot i's process went away: answer what it lent us and, unless stopping, log why, hand its
+ * work to a spare and schedule a new process for the slot (start_due). */
+static void
+on_death(master *m, int i, pid_t pid, int status)
+{
+    worker_proc *p = &procs[i];
+    char blamed[PT_BREAKER_NAME_MAX];
+    p->pid = 0;
+    answer_lent(p, m->stopping ? "server stopped before the handler finished" : "worker died");
+    if (m->stopping)
+        return;
+    blame(m, i, blamed);
+    int never_ready = !p->ready;
+    p->ready = 0;
+    if (never_ready && WIFEXITED(status) && WEXITSTATUS(status) == PT_WORKER_EXIT_FAILED &&
+        m->starting) {
+        /* The server cannot start: say why once, and stop. */
+        pt_log_error("cannot start: %s",
+                     p->status.failed ? p->status.reason : "a worker exited at start");
+        m->failed = 1;
+        begin_stop(m, 2);
+        return;
+    }
+    log_exit(p, pid, status, blamed);
+    if (p->served > 0 && (p->index > 0 || p->retiring))
+        pt_metrics_restart(m->cfg->metrics, p->served);
+    p->retiring = 0;
+    hand_over(p);
+    /* A process that dies before it is ready is retried with a back-off (start_due); one that
+     * served is replaced at once. */
+    if (never_ready) {
+        p->backoff = p->backoff == 0 ? 0.1 : p->backoff * 2 > 5 ? 5 : p->backoff * 2;
+        p->next_try = mono() + p->backoff;
+    } else {
+        p->backoff = 0;
+        p->next_try = 0;
+    }
+}
+
+/* Reaps every process that went away. */
 static void
 reap(master *m)
 {
@@ -298,29 +455,14 @@ reap(master *m)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
-        for (int i = 0; i < nprocs; i++) {
-            worker_proc *p = &procs[i];
-            if (p->pid != pid)
-                continue;
-            p->pid = 0;
-            if (!m->stopping) {
-                log_exit(i + 1, pid, status);
-                pt_metrics_restart(m->cfg->metrics, i + 1);
-            }
-            answer_lent(p,
-                        m->stopping ? "server stopped before the handler finished" : "worker died");
-            if (m->stopping)
-                break;
-            double lived = mono() - p->started;
-            p->crashes = lived < 1.0 ? p->crashes + 1 : 0;
-            /* Crash loop: wait a little before the next try (the loop goes on meanwhile,
-             * other workers' custody included). */
-            p->next_try = p->crashes > 5 ? mono() + 0.5 : 0;
-        }
+        for (int i = 0; i < nprocs; i++)
+            if (procs[i].pid == pid)
+                on_death(m, i, pid, status);
     }
 }
 
-/* While stopping: returns 1 once every worker is gone; kills those left at the deadline. */
+/* While stopping: returns 1 once every worker is gone; kills those left at the deadline and,
+ * should even that not end them, gives up on them 2 s later. */
 static int
 all_stopped(master *m)
 {
@@ -329,14 +471,37 @@ all_stopped(master *m)
         alive += procs[i].pid > 0;
     if (alive == 0)
         return 1;
-    if (mono() > m->deadline) {
-        pt_log_warn("%d workers did not stop in time; killing them", alive);
-        for (int i = 0; i < nprocs; i++)
-            if (procs[i].pid > 0)
-                kill(procs[i].pid, SIGKILL);
-        m->deadline = mono() + 5;
+    if (mono() <= m->deadline)
+        return 0;
+    if (m->killed) {
+        pt_log_error("%d workers did not die after SIGKILL; exiting without them", alive);
+        return 1;
     }
+    if (!m->failed)
+        pt_log_warn("%d workers did not stop in time; killing them", alive);
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0)
+            kill(procs[i].pid, SIGKILL);
+    m->killed = 1;
+    m->deadline = mono() + 2;
     return 0;
+}
+
+/* Notes the workers that said they are ready; once every active one is, the server is up. */
+static void
+check_ready(master *m)
+{
+    int up = 0;
+    for (int i = 0; i < nprocs; i++) {
+        worker_proc *p = &procs[i];
+        if (p->pid > 0 && p->status.ready && !p->ready) {
+            p->ready = 1;
+            p->backoff = 0;
+        }
+        up += p->index > 0 && p->pid > 0 && p->ready;
+    }
+    if (m->starting && up == m->cfg->workers)
+        m->starting = 0;
 }
 
 /* Prints the address the server listens on (stdout: scripts and tests read it). */
@@ -355,15 +520,15 @@ print_listening(const char *what, const char *host, int port)
 int
 pt_server_run(const pt_server_config *cfg)
 {
-    master m = {.listen_fd = -1, .sfd = -1};
+    master m = {.listen_fd = -1, .sfd = -1, .starting = 1};
     int port = cfg->port;
 
     pt_log_init("master");
-    nprocs = cfg->workers;
-    if (nprocs < 1 || nprocs > MAX_WORKERS) {
+    if (cfg->workers < 1 || cfg->workers > MAX_WORKERS) {
         pt_log_error("--workers must be between 1 and %d", MAX_WORKERS);
         return 2;
     }
+    nprocs = cfg->workers + SPARES;
     if ((m.listen_fd = open_listener(cfg->host, &port)) < 0)
         return 1;
     /* The admin API's own socket (docs/ADMIN.md); the same workers accept on it. */
@@ -386,33 +551,45 @@ pt_server_run(const pt_server_config *cfg)
         return 1;
 
     memset(procs, 0, sizeof(procs));
-    for (int i = 0; i < nprocs; i++)
+    for (int i = 0; i < nprocs; i++) {
         procs[i].ctl = -1;
-    start_due(m.cfg, m.listen_fd);
-    print_listening("", cfg->host, port);
-    if (admin_fd >= 0)
-        print_listening("admin API ", cfg->admin_host, admin_port);
-    pt_log_info("%d workers, %d threads each, timeout %gs, worker memory %zu MiB", nprocs,
-                cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
+        procs[i].index = i < cfg->workers ? i + 1 : 0;
+    }
+    start_due(m.cfg, m.listen_fd, 0);
 
-    struct pollfd pfds[MAX_WORKERS + 1];
+    struct pollfd pfds[MAX_PROCS + 1];
     for (;;) {
         int np = 0;
         pfds[np++] = (struct pollfd){.fd = m.sfd, .events = POLLIN};
         for (int i = 0; i < nprocs; i++)
             pfds[np++] = (struct pollfd){.fd = procs[i].ctl, .events = POLLIN};
+        /* Wake up for the next scheduled start, at most 100 ms from now. */
         if (poll(pfds, (nfds_t)np, 100) < 0 && errno != EINTR) {
             pt_log_error("poll: %s", strerror(errno));
             return 1;
         }
         for (int i = 0; i < nprocs; i++)
-            if (procs[i].ctl >= 0 && (pfds[i + 1].revents & POLLIN))
-                pt_holds_receive(procs[i].holds, procs[i].ctl);
+            if (procs[i].ctl >= 0 && (pfds[i + 1].revents & (POLLIN | POLLHUP)))
+                pt_holds_receive(procs[i].holds, procs[i].ctl, &procs[i].status);
+        int was_starting = m.starting;
+        check_ready(&m);
+        if (was_starting && !m.starting && !m.stopping) {
+            print_listening("", cfg->host, port);
+            if (admin_fd >= 0)
+                print_listening("admin API ", cfg->admin_host, admin_port);
+            pt_log_info("%d workers (and %d spares), %d threads each, timeout %gs, worker memory "
+                        "%zu MiB",
+                        cfg->workers, SPARES, cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
+        }
         on_signals(&m);
+        check_stopping(&m);
         reap(&m);
+        pt_breaker_tick(m.cfg->breaker, mono());
         if (!m.stopping)
-            start_due(m.cfg, m.listen_fd);
+            start_due(m.cfg, m.listen_fd, !m.starting);
         else if (all_stopped(&m)) {
+            if (m.failed)
+                return 1;
             pt_log_info("stopped");
             return 0;
         }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "auth/ratelimit.h"
+#include "server/breaker.h"
 #include "server/metrics.h"
 
 typedef struct pt_server_config {
@@ -27,6 +28,7 @@ typedef struct pt_server_config {
     int64_t started;         /* unix seconds; set by pt_server_run */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
+    pt_breaker *breaker;     /* the crash breaker (breaker.h); mapped by pt_server_run, NULL: off */
 } pt_server_config;
 
 /* Fills the defaults. */

@@ -11,12 +11,15 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +27,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "py/py.h"
+#include "server/breaker.h"
+#include "server/holds.h"
 #include "server/http_errors.h"
 #include "server/http_framing.h"
 #include "server/metrics.h"
@@ -32,6 +37,8 @@
 #include "server/worker_int.h"
 
 worker pt_worker_self;
+
+static void start_processor(worker *w);
 
 /* ---- Snapshots ------------------------------------------------------------------------- */
 
@@ -134,6 +141,8 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
     } else if (n == 7 && memcmp(name, "metrics", 7) == 0 && w->cfg->metrics != NULL) {
         type = "text/plain; version=0.0.4; charset=utf-8";
         rc = pt_metrics_render(w->cfg->metrics, &body);
+        if (rc == 0 && w->cfg->breaker != NULL)
+            rc = pt_breaker_render(w->cfg->breaker, &body);
     } else if (n == 12 && memcmp(name, "openapi.json", 12) == 0) {
         pt_worker_refresh(w);
         snprintf(url, sizeof(url), "http://%.*s", (int)req->authority.len, req->authority.base);
@@ -247,6 +256,11 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
     }
+    int retry_after;
+    if (pt_breaker_check(w->cfg->breaker, route->ep->name, &retry_after)) {
+        pt_pause_answer(w, req, snap, route, retry_after);
+        return 0;
+    }
     pt_auth_result ar;
     ar.caller = (pt_caller){0};
     if (route->auth != PT_AUTH_PUBLIC && authorize(w, req, snap, route, &ar) != 0)
@@ -257,6 +271,10 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     j->start = now_sec();
+    /* A stopping worker answers what reached it, then each connection goes: its client comes
+     * back on another worker instead of queueing more requests here. */
+    if (atomic_load(&w->stopping))
+        req->http1_is_persistent = 0;
     pt_pool_submit(w, j);
     return 0;
 }
@@ -269,6 +287,7 @@ pt_worker_begin_stop(worker *w)
     if (atomic_exchange(&w->stopping, 1))
         return;
     w->stop_deadline = now_sec() + (w->cfg->timeout < 10 ? w->cfg->timeout + 1 : 10);
+    pt_holds_stopping(w->ctl); /* a spare takes over our connections meanwhile */
     if (w->listener != NULL) {
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
@@ -302,6 +321,35 @@ on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
+/* Starts taking connections on the shared listening socket. Loop side. */
+static void
+listen_start(worker *w)
+{
+    w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(w->listener, on_accept);
+    pt_wadmin_setup(w);
+}
+
+/* A spare: the master made it worker N (holds.h). It takes the number, then connections. */
+static void
+on_promote(h2o_socket_t *sock, const char *err)
+{
+    worker *w = &pt_worker_self;
+    int index = err == NULL ? pt_holds_read_promote(w->ctl) : -1;
+    if (index == 0)
+        return;
+    h2o_socket_read_stop(sock);
+    h2o_socket_close(sock);
+    w->ctlsock = NULL;
+    if (index < 0 || atomic_load(&w->stopping))
+        return; /* the master is gone (PR_SET_PDEATHSIG stops us) or stopping us */
+    w->index = index;
+    snprintf(w->tag, sizeof(w->tag), "worker %d", index);
+    pt_log_init(w->tag);
+    listen_start(w);
+    start_processor(w);
+}
+
 static void
 on_signal(h2o_socket_t *sock, const char *err)
 {
@@ -316,9 +364,10 @@ on_signal(h2o_socket_t *sock, const char *err)
 
 /* The worker's fields, before any thread or callback can look at them. */
 static void
-init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int index)
+init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index)
 {
     w->cfg = cfg;
+    w->proc = proc;
     w->index = index;
     w->ctl = ctl;
     w->listen_fd = listen_fd;
@@ -338,35 +387,86 @@ init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int i
     pt_buf_init(&w->access_log, 0);
 }
 
-/* The store, change counter, secrets, webhook inbox and processor, and the interpreter. Exits
- * the process (logged) when the worker cannot serve at all. */
+/* The worker cannot start: tells the master why (it prints the reason once) and exits. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+start_failed(worker *w, const char *fmt, ...)
+{
+    char reason[PT_HOLDS_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (pt_holds_failed(w->ctl, reason) != 0)
+        pt_log_error("%s", reason);
+    _exit(PT_WORKER_EXIT_FAILED);
+}
+
+/* Starts the thread that runs webhook processing scripts (active workers only). */
 static void
-open_data(worker *w, const char *tag)
+start_processor(worker *w)
 {
     const pt_server_config *cfg = w->cfg;
     char err[256] = "";
-    if (pt_store_open(cfg->datadir, &w->store, err, sizeof(err)) != 0 ||
-        pt_changes_open(cfg->datadir, &w->changes) != 0) {
-        pt_log_error("cannot open the data dir: %s", err);
-        _exit(PT_WORKER_EXIT_FAILED);
-    }
+    if (w->inbox == NULL || w->processor != NULL)
+        return;
+    /* A claim outlives the handler timeout by a little: past it, the worker running the
+     * script is presumed dead and another may retry (docs/WEBHOOKS.md). */
+    pt_processor_config pc = {cfg->datadir, cfg->webhook_attempts, cfg->webhook_backoff,
+                              cfg->timeout + 2, w->tag};
+    if (pt_processor_start(&pc, &w->processor, err, sizeof(err)) != 0)
+        pt_log_error("webhook processing disabled: %s", err);
+}
+
+/* The store, change counter, secrets and the interpreter. Exits the process (the reason sent
+ * to the master) when the worker cannot serve at all. */
+static void
+open_data(worker *w)
+{
+    const pt_server_config *cfg = w->cfg;
+    char err[256] = "";
+    if (pt_store_open(cfg->datadir, &w->store, err, sizeof(err)) != 0)
+        start_failed(w, "cannot open the data dir: %s", err);
+    if (pt_changes_open(cfg->datadir, &w->changes) != 0)
+        start_failed(w, "cannot open the change counter %s/run/changes: %s", cfg->datadir,
+                     strerror(errno));
     if (pt_secrets_open(cfg->datadir, &w->secrets, err, sizeof(err)) != 0)
         w->secrets = NULL; /* no master key: sources that verify signatures answer 503 */
-    if (pt_inbox_open(cfg->datadir, pt_hook_on_stored, &w->inbox, err, sizeof(err)) != 0) {
+    if (pt_py_init_worker(cfg->datadir) != 0)
+        start_failed(w, "cannot start the Python interpreter");
+}
+
+/* The webhook inbox and, for an active worker, the processor: their threads inherit the
+ * calling thread's priority, so this runs once the main thread is back to normal. Before the
+ * pool starts: the inbox's writer reads w->processor once events arrive. */
+static void
+open_inbox(worker *w)
+{
+    char err[256] = "";
+    if (pt_inbox_open(w->cfg->datadir, pt_hook_on_stored, &w->inbox, err, sizeof(err)) != 0) {
         pt_log_error("webhooks disabled: %s", err);
         w->inbox = NULL;
     }
-    if (pt_py_init_worker(cfg->datadir) != 0)
-        _exit(PT_WORKER_EXIT_FAILED);
-    /* Before the pool starts: the inbox's writer reads w->processor once events arrive. */
-    if (w->inbox != NULL) {
-        /* A claim outlives the handler timeout by a little: past it, the worker running the
-         * script is presumed dead and another may retry (docs/WEBHOOKS.md). */
-        pt_processor_config pc = {cfg->datadir, cfg->webhook_attempts, cfg->webhook_backoff,
-                                  cfg->timeout + 2, tag};
-        if (pt_processor_start(&pc, &w->processor, err, sizeof(err)) != 0)
-            pt_log_error("webhook processing disabled: %s", err);
-    }
+    if (w->index > 0)
+        start_processor(w);
+}
+
+/* Can this process raise its priority back after lowering it? CAP_SYS_NICE (bit 23 of the
+ * effective set) or an RLIMIT_NICE that allows nice 0. */
+static int
+may_renice(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur >= 20)
+        return 1;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long caps = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "CapEff: %llx", &caps) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return (caps >> 23) & 1;
 }
 
 /* h2o's configuration, the event loop, the done queue, and the sockets the loop watches: the
@@ -390,6 +490,7 @@ setup_loop(worker *w, const sigset_t *set)
     h2o_context_init(&w->ctx, w->loop, &w->globalconf);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf.hosts;
+    h2o_timeout_init(w->loop, &w->pause_hold, PT_PAUSE_HOLD_MS);
     w->mq = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->mq, &w->done_rx, pt_send_on_done);
 
@@ -402,22 +503,33 @@ setup_loop(worker *w, const sigset_t *set)
     }
     w->sigsock = h2o_evloop_socket_create(w->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(w->sigsock, on_signal);
-    w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(w->listener, on_accept);
-    pt_wadmin_setup(w);
+    if (w->index > 0) {
+        listen_start(w);
+        return;
+    }
+    /* A spare waits for the master's word on a duplicate of its custody socket (the loop
+     * closes the duplicate with its h2o socket; the custody socket stays). */
+    int dup_ctl = fcntl(w->ctl, F_DUPFD_CLOEXEC, 0);
+    if (dup_ctl < 0)
+        start_failed(w, "cannot watch the custody socket: %s", strerror(errno));
+    w->ctlsock = h2o_evloop_socket_create(w->loop, dup_ctl, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(w->ctlsock, on_promote);
 }
 
 void
-pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
+pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index,
+               int background)
 {
     worker *w = &pt_worker_self;
-    char tag[32];
     sigset_t set;
 
-    snprintf(tag, sizeof(tag), "worker %d", index);
-    pt_log_init(tag);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    init_state(w, cfg, listen_fd, ctl, index);
+    init_state(w, cfg, listen_fd, ctl, proc, index);
+    if (index > 0)
+        snprintf(w->tag, sizeof(w->tag), "worker %d", index);
+    else
+        snprintf(w->tag, sizeof(w->tag), "spare %d", proc + 1);
+    pt_log_init(w->tag);
     pt_reqid_init();
 
     /* Signals: SIGTERM arrives through a signalfd on the loop; SIGINT is the master's. */
@@ -430,13 +542,22 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
     pt_crash_install();
     mallopt(M_ARENA_MAX, 2);
 
-    open_data(w, tag);
+    /* A spare started while the server serves (a replacement) initialises at the lowest
+     * priority: its interpreter start must not take the CPU from the workers serving right
+     * after a crash. Only the main thread is lowered (Linux nice is per thread) and only when
+     * it may come back to normal, which it does before any other thread starts. */
+    int lowered = background && may_renice() && setpriority(PRIO_PROCESS, 0, 19) == 0;
+    open_data(w);
+    if (lowered && setpriority(PRIO_PROCESS, 0, 0) != 0)
+        pt_log_warn("cannot restore the priority of the main thread: %s", strerror(errno));
+    open_inbox(w);
     setup_loop(w, &set);
     pt_worker_refresh(w);
     /* Handlers may grow Python's heap by --worker-memory from here (py/runtime.c). */
     pt_py_set_memory_budget(cfg->worker_memory);
     if (pt_pool_start(w) != 0)
-        _exit(PT_WORKER_EXIT_FAILED);
+        start_failed(w, "cannot start the worker's threads");
+    pt_holds_ready(ctl);
     /* The main thread has nothing left to do: the pool leads the loop. */
     for (;;)
         pause();

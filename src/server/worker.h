@@ -14,9 +14,14 @@ enum {
     PT_WORKER_EXIT_PYEXIT = PT_PY_EXIT_OSEXIT, /* a handler called os._exit() (status logged) */
 };
 
-/* Runs worker `index` on the shared listening socket until SIGTERM; never returns. `ctl` is
- * the worker's end of its custody socket with the master (holds.h). */
-void pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int index)
-    __attribute__((noreturn));
+/* Runs a worker in process slot `proc` (0-based: its row in the breaker's blame table) until
+ * SIGTERM; never returns. `ctl` is the worker's end of its custody socket with the master
+ * (holds.h). index >= 1: serve as worker `index` on the shared listening socket at once;
+ * 0: a spare, started and ready but taking no connections until the master promotes it. The
+ * master hears "ready" once the worker can serve, or why it cannot start (then it exits with
+ * PT_WORKER_EXIT_FAILED). background: a replacement started while the server serves, which
+ * initialises at the lowest priority where it may return to normal afterwards. */
+void pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index,
+                    int background) __attribute__((noreturn));
 
 #endif

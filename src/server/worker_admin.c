@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "server/http_errors.h"
+#include "server/http_framing.h"
 #include "server/metrics.h"
 #include "server/worker_int.h"
 
@@ -45,6 +46,12 @@ on_admin_req(h2o_handler_t *self, h2o_req_t *req)
     worker *w = &pt_worker_self;
     pt_route_match m;
     pt_caller nobody = {0};
+    const char *why;
+    int refused = pt_framing_rejected(req, &why); /* the same strict framing as the public side */
+    if (refused != 0) {
+        pt_send_error(w, req, refused, why);
+        return 0;
+    }
     memset(&m, 0, sizeof(m));
     job *j = pt_job_new(req, NULL, NULL, &m, &nobody);
     if (j == NULL) {

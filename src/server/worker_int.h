@@ -8,10 +8,12 @@
  *   worker_send.c  responses: plain, streamed (send_*), timeouts, the access log
  *   worker_hook.c  webhook intake: token, source, signature, into the inbox
  *   worker_admin.c the admin listener: its requests become admin jobs (admin/admin.h)
+ *   worker_pause.c the crash breaker's held 503 (breaker.h)
  *   crash.c        the async-signal-safe paths: fatal signals, os._exit(), every thread stuck
  *
  * A function here is named after its file: pt_worker_, pt_pool_, pt_job_, pt_send_, pt_hook_,
- * pt_crash_. "Loop side" means: only the thread leading the event loop calls it (no GIL held).
+ * pt_pause_, pt_crash_. "Loop side" means: only the thread leading the event loop calls it (no GIL
+ * held).
  *
  * Invariants
  * ----------
@@ -153,6 +155,7 @@ typedef struct slot {
     atomic_int owed_fd; /* a timed-out job's connection whose 504 is not sent yet, or -1 */
     int interrupted;    /* a TimeoutError was raised in this thread (GIL held to read/write) */
     char id[24];
+    const char *endpoint; /* the running job's endpoint name (its snapshot lives while it runs) */
     unsigned long py_ident;
     int stuck; /* counted as lost to a timed-out handler (monitor only) */
 } slot;
@@ -160,10 +163,13 @@ typedef struct slot {
 /* The worker process: one per process (pt_worker_self). */
 typedef struct worker {
     const pt_server_config *cfg;
-    int index;
-    int ctl;       /* custody socket to the master (holds.h) */
-    int listen_fd; /* the shared listening socket */
-    pid_t pid;     /* this worker's pid (a handler may fork children) */
+    int proc;     /* the master's process slot (breaker.h blame row) */
+    int index;    /* worker number, 0 while a spare (set once, by the loop, on promotion) */
+    char tag[32]; /* "worker 2", "spare 3": log lines */
+    h2o_socket_t *ctlsock; /* a spare's watch for its promotion, NULL otherwise */
+    int ctl;               /* custody socket to the master (holds.h) */
+    int listen_fd;         /* the shared listening socket */
+    pid_t pid;             /* this worker's pid (a handler may fork children) */
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -175,6 +181,7 @@ typedef struct worker {
     h2o_socket_t *sigsock;
     h2o_multithread_queue_t *mq;
     h2o_multithread_receiver_t done_rx;
+    h2o_timeout_t pause_hold; /* PT_PAUSE_HOLD_MS: the crash breaker's held answers */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -236,9 +243,22 @@ void pt_worker_exit(worker *w) __attribute__((noreturn));
 /* Starts the configured pool threads and the monitor; the pool then leads the loop. Returns 0
  * or PT_EIO (logged). Called once, from pt_worker_main. */
 int pt_pool_start(worker *w);
+/* The slot of the calling pool thread, NULL on other threads (read by the crash paths to
+ * blame the endpoint whose handler brought the worker down). */
+extern _Thread_local slot *pt_pool_current;
 /* Queues j (the loop side's reference moves to the queue) for the leader to run after this
  * loop iteration. Loop side. */
 void pt_pool_submit(worker *w, job *j);
+
+/* ---- worker_pause.c -------------------------------------------------------------------- */
+
+#define PT_PAUSE_HOLD_MS 250 /* how long the crash breaker's 503 is held back */
+
+/* Answers req 503 with Retry-After: retry_after (seconds) after PT_PAUSE_HOLD_MS, or not at
+ * all when the client leaves first. Takes a reference to snap (route lives in it); req is
+ * borrowed until h2o disposes of it. Loop side. */
+void pt_pause_answer(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route,
+                     int retry_after);
 
 /* ---- worker_job.c ---------------------------------------------------------------------- */
 

@@ -35,6 +35,8 @@
 #include "server/holds.h"
 #include "server/worker_int.h"
 
+_Thread_local slot *pt_pool_current;
+
 /* Runs the handler of j on the calling thread. Needs the GIL. */
 static void
 run_handler(worker *w, slot *s, job *j)
@@ -42,6 +44,7 @@ run_handler(worker *w, slot *s, job *j)
     atomic_fetch_add(&j->refs, 1); /* the running thread's reference */
     atomic_store(&j->state, JOB_RUNNING);
     memcpy(s->id, j->req.id, sizeof(s->id));
+    s->endpoint = j->route->ep->name;
     atomic_store(&s->fd, j->fd);
     atomic_store(&s->started, now_sec());
     pthread_mutex_lock(&s->lock);
@@ -143,10 +146,18 @@ lead(worker *w, slot *s)
         pt_send_flush_log(w);
         if (atomic_load(&w->stopping)) {
             if (w->inflight == 0 || now_sec() > w->stop_deadline) {
-                /* Let h2o flush what it has written, then go. */
-                for (int i = 0; i < 5; i++)
+                /* Let h2o flush what it has written, then go. A request that still arrives
+                 * meanwhile (on a connection told to close with its answer, see on_req) is
+                 * answered, not dropped. */
+                for (int i = 0; i < 5; i++) {
                     h2o_evloop_run(w->loop, 20);
-                pt_worker_exit(w);
+                    if (!lead_jobs(w, s))
+                        return;
+                    pt_send_flush_log(w);
+                }
+                if (w->inflight == 0 || now_sec() > w->stop_deadline)
+                    pt_worker_exit(w);
+                continue;
             }
             h2o_evloop_run(w->loop, 50);
         } else {
@@ -162,6 +173,7 @@ pool_main(void *arg)
 {
     worker *w = &pt_worker_self;
     slot *s = arg;
+    pt_pool_current = s;
     stack_t ss = {.ss_sp = malloc(65536), .ss_size = 65536};
     if (ss.ss_sp != NULL)
         sigaltstack(&ss, NULL);

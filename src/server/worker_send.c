@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/stream.h"
 #include "py/py.h"
+#include "server/breaker.h"
 #include "server/holds.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
@@ -304,6 +305,8 @@ pt_send_finish(worker *w, job *j, int timed_out)
         pt_response_free(&timeout_resp);
     if (!timed_out && resp->fatal && !atomic_load(&w->stopping)) {
         pt_log_error("worker %d ran out of memory in a handler; it will be replaced", w->index);
+        if (j->route != NULL)
+            pt_breaker_blame(w->cfg->breaker, w->proc, j->route->ep->name);
         atomic_store(&w->exit_code, PT_WORKER_EXIT_MEMORY);
         pt_worker_begin_stop(w);
     }
