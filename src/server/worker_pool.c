@@ -44,7 +44,7 @@ run_handler(worker *w, slot *s, job *j)
     atomic_fetch_add(&j->refs, 1); /* the running thread's reference */
     atomic_store(&j->state, JOB_RUNNING);
     memcpy(s->id, j->req.id, sizeof(s->id));
-    s->endpoint = j->route->ep->name;
+    s->endpoint = j->route != NULL ? j->route->ep->name : NULL; /* NULL: an admin job */
     atomic_store(&s->fd, j->fd);
     atomic_store(&s->started, now_sec());
     pthread_mutex_lock(&s->lock);

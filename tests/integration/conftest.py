@@ -231,8 +231,14 @@ class Server:
                                      f"{' '.join(self.cmd)}\n{self.log}")
             try:
                 r = requests.get(self.url + "/_portico/health", timeout=0.5)
-                if r.status_code == 200:
-                    m = re.search(r"admin API listening on (http://\S+)", self.log)
+                # A worker answers before the master has seen every worker ready and said
+                # "listening" (and then the admin listener's line): wait for the lines too.
+                log = self.log
+                admin_off = "off" in self.cmd[self.cmd.index("--admin-listen") + 1:][:1] \
+                    if "--admin-listen" in self.cmd else False
+                up = re.search(r"^listening on ", log, re.M) is not None
+                m = re.search(r"admin API listening on (http://\S+)", log)
+                if r.status_code == 200 and up and (m or admin_off):
                     self.admin_url = m.group(1) if m else None
                     return
                 last = f"status {r.status_code}"

@@ -41,7 +41,8 @@ def test_corrupt_store_stops_with_one_line(portico):
     with open(db, "wb") as f:
         f.write(os.urandom(8192))
     cp = serve(portico)
-    assert_one_line_failure(cp, "cannot start", "not a database")
+    # `serve` checks the store before it starts anything (test_store_files.py has the rest).
+    assert_one_line_failure(cp, db, "not a database")
 
 
 def test_unusable_change_counter_names_the_file_and_cause(portico):
