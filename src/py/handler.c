@@ -62,9 +62,12 @@ fail_with_exception(const pt_request *req, pt_response *resp, const char *what)
     PyObject *text = NULL;
     if (!nomem && exc != NULL)
         text = PyObject_CallOneArg(pt_pyg.format_exc, exc);
-    if (text != NULL && PyUnicode_Check(text))
-        pt_log_error("request %s: %s:\n%s", req->id, what, PyUnicode_AsUTF8(text));
-    else if (nomem)
+    if (text != NULL && PyUnicode_Check(text)) {
+        Py_ssize_t tlen;
+        const char *t = PyUnicode_AsUTF8AndSize(text, &tlen);
+        pt_log_error("request %s: %s:\n%s", req->id, what, t);
+        pt_response_set_traceback(resp, t, (size_t)tlen);
+    } else if (nomem)
         pt_log_error("request %s: %s: MemoryError (the worker memory limit was reached)", req->id,
                      what);
     else
@@ -86,6 +89,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
 
     pt_py_current_request_id = req->id;
     pt_py_current_script = script; /* pq.INTERFACE_ID, pq.get_state() */
+    pt_py_current_response = resp; /* print() lines */
     PyObject *entry = script_entry(script);
     if (entry == NULL) {
         fail_with_exception(req, resp, "cannot load the script");
@@ -115,6 +119,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
     }
     if (pt_py_response_fill(ret, resp, pt_py_rows_format(req), why, sizeof(why)) != 0) {
         pt_log_error("request %s: %s", req->id, why);
+        pt_response_set_traceback(resp, why, strlen(why));
         int fatal = resp->fatal;
         pt_response_error(resp, 500, "internal error", req->id);
         resp->fatal = fatal;
@@ -134,6 +139,8 @@ done:
     Py_XDECREF(ret);
     Py_XDECREF(request);
     pt_py_pq_end_request(script->name);
+    pt_response_output_end(resp);
+    pt_py_current_response = NULL;
     pt_py_current_request_id = "";
     pt_py_current_script = NULL;
 }

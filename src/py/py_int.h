@@ -56,6 +56,9 @@ int pt_py_pq_scripts_setup(PyObject *module);
 extern _Thread_local const char *pt_py_current_request_id;
 /* Set when print() left a partial line in the calling thread's buffer. */
 extern _Thread_local int pt_py_print_pending;
+/* The response of the request the calling thread is running (NULL if none): print() lines are
+ * kept in it for the request log (pt_response_print). Borrowed, set by handler.c. */
+extern _Thread_local pt_response *pt_py_current_response;
 
 /* Creates the interpreter-wide objects: the _portico_c and pq modules, the prelude.
  * Needs the GIL. Returns 0 or -1 with a Python error set. */

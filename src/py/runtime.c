@@ -18,6 +18,7 @@
 pt_py_globals pt_pyg;
 _Thread_local const char *pt_py_current_request_id = "";
 _Thread_local int pt_py_print_pending;
+_Thread_local pt_response *pt_py_current_response;
 const char *pt_py_datadir;
 int (*pt_py_on_exit_hook)(int status);
 const struct pt_script_ref *pt_py_process_script;
@@ -47,7 +48,8 @@ pt_py_fetch_exc(void)
 
 /* ---- _portico_c: the C helpers the prelude calls --------------------------------------- */
 
-/* emit(stream, line): one print() line into the server log, tagged with the request id. */
+/* emit(stream, line): one print() line into the server log, tagged with the request id, and
+ * into the request's response for the request log. */
 static PyObject *
 c_emit(PyObject *self, PyObject *args)
 {
@@ -56,6 +58,8 @@ c_emit(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "ss#", &stream, &line, &n))
         return NULL;
+    if (pt_py_current_response != NULL)
+        pt_response_print(pt_py_current_response, line, (size_t)n);
     if (pt_py_current_request_id[0] != '\0')
         pt_log_info("request %s: %s: %.*s", pt_py_current_request_id, stream, (int)n, line);
     else
