@@ -21,6 +21,7 @@ static const char help_text[] =
     "  serve [--listen HOST:PORT] [--workers N] [--threads N] [--timeout SECONDS]\n"
     "        [--worker-memory MiB] [--max-body MiB] [--max-header KiB]\n"
     "        [--webhook-attempts N] [--webhook-backoff SECONDS]\n"
+    "        [--log-max-age 7d] [--log-max-rows N]\n"
     "                                         run the server (default 127.0.0.1:8080)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
     "  script list | show NAME|--id ID [--version V] [--info]\n"
@@ -53,6 +54,8 @@ static const char help_text[] =
     "  webhook source add NAME [--verify github|stripe|hmac-sha256] [--secret NAME]\n"
     "        [--header H] [--dedup-header H] [--script SCRIPT] [--base URL]\n"
     "  webhook source list | rm NAME\n"
+    "  logs [--endpoint E] [--status 5xx|500] [--since 1h] [--request-id ID] [--limit N]\n"
+    "       [--json] [--follow]                the stored request log: printed lines, tracebacks\n"
     "  version                                print the version\n"
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
@@ -60,19 +63,13 @@ static const char help_text[] =
     "./portico-data. Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 static const pt_cli_sub commands[] = {
-    {"init", NULL, pt_cli_init},
-    {"serve", NULL, pt_cli_serve},
-    {"script", NULL, pt_cli_script},
-    {"endpoint", NULL, pt_cli_endpoint},
-    {"db", NULL, pt_cli_db},
-    {"run", NULL, pt_cli_run},
-    {"runs", NULL, pt_cli_runs},
-    {"token", NULL, pt_cli_token},
-    {"apikey", NULL, pt_cli_apikey},
-    {"secret", NULL, pt_cli_secret},
-    {"auth", NULL, pt_cli_auth},
-    {"webhook", NULL, pt_cli_webhook},
-    {NULL, NULL, NULL},
+    {"init", NULL, pt_cli_init},     {"serve", NULL, pt_cli_serve},
+    {"script", NULL, pt_cli_script}, {"endpoint", NULL, pt_cli_endpoint},
+    {"db", NULL, pt_cli_db},         {"run", NULL, pt_cli_run},
+    {"runs", NULL, pt_cli_runs},     {"token", NULL, pt_cli_token},
+    {"apikey", NULL, pt_cli_apikey}, {"secret", NULL, pt_cli_secret},
+    {"auth", NULL, pt_cli_auth},     {"webhook", NULL, pt_cli_webhook},
+    {"logs", NULL, pt_cli_logs},     {NULL, NULL, NULL},
 };
 
 int

@@ -27,6 +27,7 @@ int pt_cli_apikey(const char *datadir, int argc, char **argv);
 int pt_cli_secret(const char *datadir, int argc, char **argv);
 int pt_cli_auth(const char *datadir, int argc, char **argv);
 int pt_cli_webhook(const char *datadir, int argc, char **argv);
+int pt_cli_logs(const char *datadir, int argc, char **argv);
 
 /* One subcommand of a command group ("script rm"), or one command of main.c: its name,
  * another name for it or NULL ("ls" for "list"), and the function that runs it with the

@@ -19,9 +19,15 @@ typedef struct pt_server_config {
     size_t max_header;       /* bytes; default 16 KiB */
     int webhook_attempts;    /* a processing script's tries per event, default 5 */
     double webhook_backoff;  /* seconds before the first retry (doubling), default 1 */
+    long long log_max_age;   /* request log: seconds a row is kept; 0: PT_LOG_MAX_AGE_DEFAULT */
+    long long log_max_rows;  /* request log: rows kept; 0: PT_LOG_MAX_ROWS_DEFAULT */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
 } pt_server_config;
+
+/* The request log's bounds when `serve` is not given --log-max-age / --log-max-rows. */
+#define PT_LOG_MAX_AGE_DEFAULT (7 * 86400LL)
+#define PT_LOG_MAX_ROWS_DEFAULT 500000LL
 
 /* Fills the defaults. */
 void pt_server_config_init(pt_server_config *cfg, const char *datadir);

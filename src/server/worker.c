@@ -264,6 +264,8 @@ void
 pt_worker_exit(worker *w)
 {
     pt_send_flush_log(w);
+    pt_reqlog_stop(w->reqlog); /* writes what its buffer still holds */
+    w->reqlog = NULL;
     if (w->snap != NULL)
         pt_auth_flush_used(w->snap->auth, w->store, (int64_t)time(NULL), 1);
     if (w->inflight > 0)
@@ -321,6 +323,28 @@ init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int i
     pt_buf_init(&w->access_log, 0);
 }
 
+/* The stored request log's buffer and writer. PORTICO_REQLOG_BUFFER (bytes; a hidden setting
+ * for tests) sizes the buffer. Without the log the worker serves on, logged. */
+static void
+open_reqlog(worker *w)
+{
+    const pt_server_config *cfg = w->cfg;
+    const char *env = getenv("PORTICO_REQLOG_BUFFER");
+    char err[256] = "";
+    pt_reqlog_config rc = {
+        .datadir = cfg->datadir,
+        .worker = w->index,
+        .buffer_bytes = env != NULL ? strtoul(env, NULL, 10) : 0,
+        .max_age_s = cfg->log_max_age > 0 ? cfg->log_max_age : PT_LOG_MAX_AGE_DEFAULT,
+        .max_rows = cfg->log_max_rows > 0 ? cfg->log_max_rows : PT_LOG_MAX_ROWS_DEFAULT,
+        .metrics = cfg->metrics,
+    };
+    if (pt_reqlog_start(&rc, &w->reqlog, err, sizeof(err)) != 0) {
+        pt_log_error("request log disabled: %s", err);
+        w->reqlog = NULL;
+    }
+}
+
 /* The store, change counter, secrets, webhook inbox and processor, and the interpreter. Exits
  * the process (logged) when the worker cannot serve at all. */
 static void
@@ -339,6 +363,7 @@ open_data(worker *w, const char *tag)
         pt_log_error("webhooks disabled: %s", err);
         w->inbox = NULL;
     }
+    open_reqlog(w);
     if (pt_py_init_worker(cfg->datadir) != 0)
         _exit(PT_WORKER_EXIT_FAILED);
     /* Before the pool starts: the inbox's writer reads w->processor once events arrive. */

@@ -1,0 +1,290 @@
+/* reqlog.c - a worker's request log buffer and its writer thread (see reqlog.h).
+ *
+ * Design notes
+ * ------------
+ * The buffer is a byte ring with one producer (the thread leading the event loop; leader
+ * changes happen under the worker's mutex, which orders them) and one consumer (the writer
+ * thread). Positions `head` (written by the producer) and `tail` (by the consumer) only grow;
+ * a byte's place in the ring is its position modulo the size.
+ *
+ *   1. A record is a header (struct rec) and its strings, each NUL-terminated, padded to 8
+ *      bytes, never split by the ring's end: when it would be, the producer writes a pad
+ *      record to the end and the record at the start.
+ *   2. The producer writes a record's bytes, then publishes it by storing head (release); the
+ *      consumer reads head (acquire), so it never sees a partial record.
+ *   3. The consumer hands the strings to SQLite straight from the ring and only then stores
+ *      tail (release): the producer (acquire) never overwrites bytes still being read.
+ *   4. A record that does not fit is dropped and counted; the producer never waits. The
+ *      writer polls (every 50 ms while idle) rather than being woken, so appending costs no
+ *      system call.
+ */
+#include "server/reqlog.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "store/store_reqlog.h"
+
+#define BATCH_MAX 1024          /* rows per transaction */
+#define IDLE_WAIT_NS 50000000L  /* the writer's poll interval while nothing is new */
+#define PRUNE_EVERY_MS 1000     /* how often the writer prunes */
+#define DROP_LOG_EVERY_MS 10000 /* the "dropped" log line, at most this often */
+
+/* A record's header in the ring; its strings follow. */
+struct rec {
+    uint32_t size; /* the whole record, padded to 8 */
+    uint32_t pad;  /* 1: skip to the ring's start */
+    int64_t ts_ms;
+    double duration_ms;
+    int64_t bytes_in, bytes_out;
+    int32_t status;
+    uint32_t len[PT_RL_NFIELDS]; /* UINT32_MAX: absent */
+};
+
+struct pt_reqlog {
+    pt_reqlog_config cfg;
+    char *ring;
+    size_t size; /* a multiple of 8 */
+    _Alignas(64) atomic_uint_fast64_t head;
+    _Alignas(64) atomic_uint_fast64_t tail;
+    atomic_uint_fast64_t dropped;
+    atomic_int stop;
+    pthread_t thread;
+    pthread_mutex_t mu; /* only for the writer's timed wait and stop */
+    pthread_cond_t cv;
+    pt_store_reqlog *db;
+};
+
+static size_t
+align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+pt_reqlog_append(pt_reqlog *rl, const pt_reqlog_entry *e)
+{
+    if (rl == NULL)
+        return 0;
+    size_t need = sizeof(struct rec);
+    for (int i = 0; i < PT_RL_NFIELDS; i++)
+        if (e->s[i] != NULL)
+            need += e->len[i] + 1;
+    need = align8(need);
+    uint64_t head = atomic_load_explicit(&rl->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&rl->tail, memory_order_acquire);
+    size_t off = (size_t)(head % rl->size);
+    size_t contiguous = rl->size - off;
+    size_t total = need <= contiguous ? need : contiguous + need;
+    if (need > UINT32_MAX || total > rl->size - (size_t)(head - tail)) {
+        atomic_fetch_add_explicit(&rl->dropped, 1, memory_order_relaxed);
+        pt_metrics_log_dropped(rl->cfg.metrics, rl->cfg.worker);
+        return PT_ETOOBIG;
+    }
+    if (need > contiguous) { /* invariant 1: a pad record to the end, the record at the start */
+        struct rec *pad = (struct rec *)(rl->ring + off);
+        pad->size = (uint32_t)contiguous;
+        pad->pad = 1;
+        off = 0;
+    }
+    struct rec *r = (struct rec *)(rl->ring + off);
+    r->size = (uint32_t)need;
+    r->pad = 0;
+    r->ts_ms = e->ts_ms;
+    r->duration_ms = e->duration_ms;
+    r->bytes_in = e->bytes_in;
+    r->bytes_out = e->bytes_out;
+    r->status = e->status;
+    char *p = (char *)(r + 1);
+    for (int i = 0; i < PT_RL_NFIELDS; i++) {
+        if (e->s[i] == NULL) {
+            r->len[i] = UINT32_MAX;
+            continue;
+        }
+        r->len[i] = (uint32_t)e->len[i];
+        memcpy(p, e->s[i], e->len[i]);
+        p[e->len[i]] = '\0';
+        p += e->len[i] + 1;
+    }
+    atomic_store_explicit(&rl->head, head + total, memory_order_release); /* invariant 2 */
+    return 0;
+}
+
+uint64_t
+pt_reqlog_dropped(const pt_reqlog *rl)
+{
+    return rl != NULL ? atomic_load_explicit(&rl->dropped, memory_order_relaxed) : 0;
+}
+
+/* Reads up to BATCH_MAX records from *pos (not past head) into rows, pointing into the ring.
+ * Returns how many; *pos moves past them (and past pad records). Writer thread. */
+static size_t
+collect(pt_reqlog *rl, uint64_t *pos, uint64_t head, pt_reqlog_row *rows)
+{
+    size_t n = 0;
+    while (*pos < head && n < BATCH_MAX) {
+        struct rec *r = (struct rec *)(rl->ring + (size_t)(*pos % rl->size));
+        *pos += r->size;
+        if (r->pad)
+            continue;
+        pt_reqlog_row *row = &rows[n++];
+        char *f[PT_RL_NFIELDS];
+        char *p = (char *)(r + 1);
+        for (int i = 0; i < PT_RL_NFIELDS; i++) {
+            f[i] = r->len[i] == UINT32_MAX ? NULL : p;
+            if (f[i] != NULL)
+                p += r->len[i] + 1;
+        }
+        *row = (pt_reqlog_row){
+            .ts_ms = r->ts_ms,
+            .request_id = f[PT_RL_REQUEST_ID],
+            .endpoint = f[PT_RL_ENDPOINT],
+            .method = f[PT_RL_METHOD],
+            .path = f[PT_RL_PATH],
+            .status = r->status,
+            .duration_ms = r->duration_ms,
+            .bytes_in = r->bytes_in,
+            .bytes_out = r->bytes_out,
+            .caller_type = f[PT_RL_CALLER_TYPE],
+            .caller_id = f[PT_RL_CALLER_ID],
+            .caller_name = f[PT_RL_CALLER_NAME],
+            .worker = rl->cfg.worker,
+            .printed = f[PT_RL_PRINTED],
+            .traceback = f[PT_RL_TRACEBACK],
+        };
+    }
+    return n;
+}
+
+static void *
+writer_main(void *arg)
+{
+    pt_reqlog *rl = arg;
+    pt_reqlog_row *rows = calloc(BATCH_MAX, sizeof(*rows));
+    int64_t last_prune = 0, last_drop_log = 0;
+    uint64_t dropped_logged = 0;
+    int failing = 0;
+
+    if (rows == NULL) {
+        pt_log_error("request log: out of memory; requests are not logged");
+        return NULL;
+    }
+    for (;;) {
+        int stopping = atomic_load(&rl->stop);
+        uint64_t tail = atomic_load_explicit(&rl->tail, memory_order_relaxed);
+        uint64_t head = atomic_load_explicit(&rl->head, memory_order_acquire);
+        uint64_t pos = tail;
+        size_t n = collect(rl, &pos, head, rows);
+        if (n > 0) {
+            int rc = pt_store_reqlog_insert(rl->db, rows, n);
+            if (rc != 0 && !failing)
+                pt_log_error("request log: %s; %zu requests not logged",
+                             pt_store_reqlog_error(rl->db), n);
+            failing = rc != 0;
+        }
+        atomic_store_explicit(&rl->tail, pos, memory_order_release); /* invariant 3 */
+
+        int64_t now = now_ms();
+        uint64_t dropped = atomic_load_explicit(&rl->dropped, memory_order_relaxed);
+        if (dropped != dropped_logged && now - last_drop_log >= DROP_LOG_EVERY_MS) {
+            pt_log_warn("request log: %llu requests dropped since the last report (buffer of "
+                        "%zu bytes full)",
+                        (unsigned long long)(dropped - dropped_logged), rl->size);
+            dropped_logged = dropped;
+            last_drop_log = now;
+        }
+        if (now - last_prune >= PRUNE_EVERY_MS) {
+            int64_t min_ts = rl->cfg.max_age_s > 0 ? now - rl->cfg.max_age_s * 1000 : 0;
+            if (pt_store_reqlog_prune(rl->db, min_ts, rl->cfg.max_rows, NULL) != 0)
+                pt_log_warn("request log: %s", pt_store_reqlog_error(rl->db));
+            last_prune = now;
+        }
+        if (stopping && pos == head)
+            break;
+        if (pos == head) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += IDLE_WAIT_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_mutex_lock(&rl->mu);
+            if (!atomic_load(&rl->stop))
+                pthread_cond_timedwait(&rl->cv, &rl->mu, &ts);
+            pthread_mutex_unlock(&rl->mu);
+        }
+    }
+    free(rows);
+    return NULL;
+}
+
+int
+pt_reqlog_start(const pt_reqlog_config *cfg, pt_reqlog **out, char *err, size_t errsz)
+{
+    pt_reqlog *rl = calloc(1, sizeof(*rl));
+    int rc;
+
+    *out = NULL;
+    if (rl == NULL) {
+        snprintf(err, errsz, "out of memory");
+        return PT_ENOMEM;
+    }
+    rl->cfg = *cfg;
+    rl->size = align8(cfg->buffer_bytes > 0 ? cfg->buffer_bytes : PT_REQLOG_BUFFER_DEFAULT);
+    if (rl->size < PT_REQLOG_BUFFER_MIN)
+        rl->size = PT_REQLOG_BUFFER_MIN;
+    if ((rl->ring = aligned_alloc(8, rl->size)) == NULL) {
+        free(rl);
+        snprintf(err, errsz, "out of memory");
+        return PT_ENOMEM;
+    }
+    atomic_init(&rl->head, 0);
+    atomic_init(&rl->tail, 0);
+    atomic_init(&rl->dropped, 0);
+    atomic_init(&rl->stop, 0);
+    pthread_mutex_init(&rl->mu, NULL);
+    pthread_cond_init(&rl->cv, NULL);
+    rc = pt_store_reqlog_open(cfg->datadir, 0, &rl->db, err, errsz);
+    if (rc == 0 && pthread_create(&rl->thread, NULL, writer_main, rl) != 0) {
+        snprintf(err, errsz, "cannot start the writer thread");
+        rc = PT_EIO;
+    }
+    if (rc != 0) {
+        pt_store_reqlog_close(rl->db);
+        free(rl->ring);
+        free(rl);
+        return rc;
+    }
+    *out = rl;
+    return 0;
+}
+
+void
+pt_reqlog_stop(pt_reqlog *rl)
+{
+    if (rl == NULL)
+        return;
+    pthread_mutex_lock(&rl->mu);
+    atomic_store(&rl->stop, 1);
+    pthread_cond_signal(&rl->cv);
+    pthread_mutex_unlock(&rl->mu);
+    pthread_join(rl->thread, NULL);
+    pt_store_reqlog_close(rl->db);
+    free(rl->ring);
+    free(rl);
+}
