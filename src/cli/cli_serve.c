@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "server/server.h"
+#include "store/store_reqlog.h"
 
 int
 pt_cli_serve(const char *datadir, int argc, char **argv)
@@ -100,5 +101,11 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
             return pt_cli_error("invalid --log-max-rows '%s' (1 to 1000000000)", log_rows);
         cfg.log_max_rows = n;
     }
+    /* The request log's file is set up once here, before the workers open it together. */
+    pt_store_reqlog *log = NULL;
+    char err[512];
+    if (pt_store_reqlog_open(datadir, 0, &log, err, sizeof(err)) != 0)
+        fprintf(stderr, "warning: the request log is off: %s\n", err);
+    pt_store_reqlog_close(log);
     return pt_server_run(&cfg);
 }

@@ -7,13 +7,14 @@
  * thread). Positions `head` (written by the producer) and `tail` (by the consumer) only grow;
  * a byte's place in the ring is its position modulo the size.
  *
- *   1. A record is a header (struct rec) and its strings, each NUL-terminated, padded to 8
- *      bytes, never split by the ring's end: when it would be, the producer writes a pad
- *      record to the end and the record at the start.
+ *   1. A record (pt_reqlog_rec, store_reqlog.h: the file stores records as they are here) is
+ *      never split by the ring's end: when it would be, the producer writes a pad record to
+ *      the end and the record at the start.
  *   2. The producer writes a record's bytes, then publishes it by storing head (release); the
  *      consumer reads head (acquire), so it never sees a partial record.
- *   3. The consumer hands the strings to SQLite straight from the ring and only then stores
- *      tail (release): the producer (acquire) never overwrites bytes still being read.
+ *   3. The consumer hands the records to SQLite straight from the ring (one blob per
+ *      contiguous run) and only then stores tail (release): the producer (acquire) never
+ *      overwrites bytes still being read.
  *   4. A record that does not fit is dropped and counted; the producer never waits. The
  *      writer polls (every 50 ms while idle) rather than being woken, so appending costs no
  *      system call.
@@ -31,21 +32,10 @@
 #include "core/log.h"
 #include "store/store_reqlog.h"
 
-#define BATCH_MAX 1024          /* rows per transaction */
+#define BATCH_RECORDS 65535     /* records per stored batch (store_reqlog.h) */
 #define IDLE_WAIT_NS 50000000L  /* the writer's poll interval while nothing is new */
 #define PRUNE_EVERY_MS 1000     /* how often the writer prunes */
 #define DROP_LOG_EVERY_MS 10000 /* the "dropped" log line, at most this often */
-
-/* A record's header in the ring; its strings follow. */
-struct rec {
-    uint32_t size; /* the whole record, padded to 8 */
-    uint32_t pad;  /* 1: skip to the ring's start */
-    int64_t ts_ms;
-    double duration_ms;
-    int64_t bytes_in, bytes_out;
-    int32_t status;
-    uint32_t len[PT_RL_NFIELDS]; /* UINT32_MAX: absent */
-};
 
 struct pt_reqlog {
     pt_reqlog_config cfg;
@@ -80,46 +70,24 @@ pt_reqlog_append(pt_reqlog *rl, const pt_reqlog_entry *e)
 {
     if (rl == NULL)
         return 0;
-    size_t need = sizeof(struct rec);
-    for (int i = 0; i < PT_RL_NFIELDS; i++)
-        if (e->s[i] != NULL)
-            need += e->len[i] + 1;
-    need = align8(need);
+    size_t need = pt_store_reqlog_rec_size(e);
     uint64_t head = atomic_load_explicit(&rl->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&rl->tail, memory_order_acquire);
     size_t off = (size_t)(head % rl->size);
     size_t contiguous = rl->size - off;
     size_t total = need <= contiguous ? need : contiguous + need;
-    if (need > UINT32_MAX || total > rl->size - (size_t)(head - tail)) {
+    if (need == 0 || total > rl->size - (size_t)(head - tail)) {
         atomic_fetch_add_explicit(&rl->dropped, 1, memory_order_relaxed);
         pt_metrics_log_dropped(rl->cfg.metrics, rl->cfg.worker);
         return PT_ETOOBIG;
     }
     if (need > contiguous) { /* invariant 1: a pad record to the end, the record at the start */
-        struct rec *pad = (struct rec *)(rl->ring + off);
+        pt_reqlog_rec *pad = (pt_reqlog_rec *)(rl->ring + off);
         pad->size = (uint32_t)contiguous;
         pad->pad = 1;
         off = 0;
     }
-    struct rec *r = (struct rec *)(rl->ring + off);
-    r->size = (uint32_t)need;
-    r->pad = 0;
-    r->ts_ms = e->ts_ms;
-    r->duration_ms = e->duration_ms;
-    r->bytes_in = e->bytes_in;
-    r->bytes_out = e->bytes_out;
-    r->status = e->status;
-    char *p = (char *)(r + 1);
-    for (int i = 0; i < PT_RL_NFIELDS; i++) {
-        if (e->s[i] == NULL) {
-            r->len[i] = UINT32_MAX;
-            continue;
-        }
-        r->len[i] = (uint32_t)e->len[i];
-        memcpy(p, e->s[i], e->len[i]);
-        p[e->len[i]] = '\0';
-        p += e->len[i] + 1;
-    }
+    pt_store_reqlog_rec_write(rl->ring + off, e);
     atomic_store_explicit(&rl->head, head + total, memory_order_release); /* invariant 2 */
     return 0;
 }
@@ -130,70 +98,56 @@ pt_reqlog_dropped(const pt_reqlog *rl)
     return rl != NULL ? atomic_load_explicit(&rl->dropped, memory_order_relaxed) : 0;
 }
 
-/* Reads up to BATCH_MAX records from *pos (not past head) into rows, pointing into the ring.
- * Returns how many; *pos moves past them (and past pad records). Writer thread. */
+/* Splits the records between *pos and head into at most two batches (the ring's end cuts a
+ * run; pad records are left out), each of at most BATCH_RECORDS records. Returns how many
+ * batches; *pos moves past what they hold. Writer thread. */
 static size_t
-collect(pt_reqlog *rl, uint64_t *pos, uint64_t head, pt_reqlog_row *rows)
+collect(pt_reqlog *rl, uint64_t *pos, uint64_t head, pt_reqlog_batch b[2])
 {
-    size_t n = 0;
-    while (*pos < head && n < BATCH_MAX) {
-        struct rec *r = (struct rec *)(rl->ring + (size_t)(*pos % rl->size));
-        *pos += r->size;
-        if (r->pad)
+    size_t nb = 0;
+    while (*pos < head && nb < 2) {
+        size_t off = (size_t)(*pos % rl->size);
+        pt_reqlog_rec *r = (pt_reqlog_rec *)(rl->ring + off);
+        if (r->pad) {
+            *pos += r->size;
             continue;
-        pt_reqlog_row *row = &rows[n++];
-        char *f[PT_RL_NFIELDS];
-        char *p = (char *)(r + 1);
-        for (int i = 0; i < PT_RL_NFIELDS; i++) {
-            f[i] = r->len[i] == UINT32_MAX ? NULL : p;
-            if (f[i] != NULL)
-                p += r->len[i] + 1;
         }
-        *row = (pt_reqlog_row){
-            .ts_ms = r->ts_ms,
-            .request_id = f[PT_RL_REQUEST_ID],
-            .endpoint = f[PT_RL_ENDPOINT],
-            .method = f[PT_RL_METHOD],
-            .path = f[PT_RL_PATH],
-            .status = r->status,
-            .duration_ms = r->duration_ms,
-            .bytes_in = r->bytes_in,
-            .bytes_out = r->bytes_out,
-            .caller_type = f[PT_RL_CALLER_TYPE],
-            .caller_id = f[PT_RL_CALLER_ID],
-            .caller_name = f[PT_RL_CALLER_NAME],
-            .worker = rl->cfg.worker,
-            .printed = f[PT_RL_PRINTED],
-            .traceback = f[PT_RL_TRACEBACK],
-        };
+        pt_reqlog_batch *cur = &b[nb++];
+        *cur = (pt_reqlog_batch){.recs = r, .len = 0, .n = 0, .worker = rl->cfg.worker};
+        /* A run ends at head, at a pad record or at the ring's end. */
+        while (*pos < head && cur->n < BATCH_RECORDS) {
+            r = (pt_reqlog_rec *)(rl->ring + (size_t)(*pos % rl->size));
+            if (r->pad || (size_t)(*pos % rl->size) < off)
+                break;
+            cur->len += r->size;
+            cur->n++;
+            *pos += r->size;
+        }
     }
-    return n;
+    return nb;
 }
 
 static void *
 writer_main(void *arg)
 {
     pt_reqlog *rl = arg;
-    pt_reqlog_row *rows = calloc(BATCH_MAX, sizeof(*rows));
+    pt_reqlog_batch batches[2];
     int64_t last_prune = 0, last_drop_log = 0;
     uint64_t dropped_logged = 0;
     int failing = 0;
 
-    if (rows == NULL) {
-        pt_log_error("request log: out of memory; requests are not logged");
-        return NULL;
-    }
     for (;;) {
         int stopping = atomic_load(&rl->stop);
         uint64_t tail = atomic_load_explicit(&rl->tail, memory_order_relaxed);
         uint64_t head = atomic_load_explicit(&rl->head, memory_order_acquire);
         uint64_t pos = tail;
-        size_t n = collect(rl, &pos, head, rows);
-        if (n > 0) {
-            int rc = pt_store_reqlog_insert(rl->db, rows, n);
+        size_t nb = collect(rl, &pos, head, batches);
+        if (nb > 0) {
+            int rc = pt_store_reqlog_insert(rl->db, batches, nb);
             if (rc != 0 && !failing)
                 pt_log_error("request log: %s; %zu requests not logged",
-                             pt_store_reqlog_error(rl->db), n);
+                             pt_store_reqlog_error(rl->db),
+                             batches[0].n + (nb > 1 ? batches[1].n : 0));
             failing = rc != 0;
         }
         atomic_store_explicit(&rl->tail, pos, memory_order_release); /* invariant 3 */
@@ -201,9 +155,10 @@ writer_main(void *arg)
         int64_t now = now_ms();
         uint64_t dropped = atomic_load_explicit(&rl->dropped, memory_order_relaxed);
         if (dropped != dropped_logged && now - last_drop_log >= DROP_LOG_EVERY_MS) {
-            pt_log_warn("request log: %llu requests dropped since the last report (buffer of "
-                        "%zu bytes full)",
-                        (unsigned long long)(dropped - dropped_logged), rl->size);
+            pt_log_warn("request log: %llu request%s dropped since the last report (its buffer "
+                        "of %zu bytes was full)",
+                        (unsigned long long)(dropped - dropped_logged),
+                        dropped - dropped_logged == 1 ? "" : "s", rl->size);
             dropped_logged = dropped;
             last_drop_log = now;
         }
@@ -229,7 +184,6 @@ writer_main(void *arg)
             pthread_mutex_unlock(&rl->mu);
         }
     }
-    free(rows);
     return NULL;
 }
 

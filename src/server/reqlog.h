@@ -9,32 +9,9 @@
 #include <stdint.h>
 
 #include "server/metrics.h"
+#include "store/store_reqlog.h"
 
 typedef struct pt_reqlog pt_reqlog;
-
-/* The strings of one entry, in this order (pt_reqlog_entry.s and .len). */
-enum pt_reqlog_field {
-    PT_RL_REQUEST_ID,
-    PT_RL_ENDPOINT, /* absent (NULL) when no endpoint matched */
-    PT_RL_METHOD,
-    PT_RL_PATH,
-    PT_RL_CALLER_TYPE,
-    PT_RL_CALLER_ID,
-    PT_RL_CALLER_NAME,
-    PT_RL_PRINTED,
-    PT_RL_TRACEBACK,
-    PT_RL_NFIELDS
-};
-
-/* One request to log. Strings are borrowed, s[i] NULL when absent (len ignored then). */
-typedef struct pt_reqlog_entry {
-    int64_t ts_ms; /* unix milliseconds */
-    int status;
-    double duration_ms;
-    long long bytes_in, bytes_out;
-    const char *s[PT_RL_NFIELDS];
-    size_t len[PT_RL_NFIELDS];
-} pt_reqlog_entry;
 
 typedef struct pt_reqlog_config {
     const char *datadir; /* borrowed, must outlive the log */
@@ -52,9 +29,9 @@ typedef struct pt_reqlog_config {
 /* Opens the log file and starts the writer thread. Returns 0 (*out to pt_reqlog_stop), or a
  * pt_err with the reason in err. */
 int pt_reqlog_start(const pt_reqlog_config *cfg, pt_reqlog **out, char *err, size_t errsz);
-/* Appends e (copied) to the buffer: no system call, no lock. Returns 0, or PT_ETOOBIG when it
- * did not fit (the request is counted as dropped). One producer at a time: the thread leading
- * the worker's loop. rl may be NULL (no log: a no-op). */
+/* Appends e (copied, as a pt_reqlog_rec) to the buffer: no system call, no lock. Returns 0, or
+ * PT_ETOOBIG when it did not fit (the request is counted as dropped). One producer at a time: the
+ * thread leading the worker's loop. rl may be NULL (no log: a no-op). */
 int pt_reqlog_append(pt_reqlog *rl, const pt_reqlog_entry *e);
 /* How many entries were dropped so far. */
 uint64_t pt_reqlog_dropped(const pt_reqlog *rl);
