@@ -29,6 +29,10 @@ static const char help_text[] =
     "  endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey\n"
     "               [--method GET,POST]\n"
     "  endpoint list | show NAME | rm NAME\n"
+    "  endpoint test NAME [--method M] [--path P] [--query a=1]... [--header 'K: V']...\n"
+    "                [--data @FILE|TEXT] [--json]\n"
+    "                                         run an endpoint's script on a request, in this\n"
+    "                                         process, without publishing (--data: the body)\n"
     "  token create [--name N] [--expires 30d|never] [--endpoint E]... [--rate 100/min]\n"
     "                                         print a JWT for --auth jwt endpoints\n"
     "  token list | revoke ID\n"
@@ -111,6 +115,10 @@ main(int argc, char **argv)
             passthrough = 1; /* args[1] is the script */
         if (nargs >= 3 && strcmp(args[0], "run") == 0 && strcmp(args[nargs - 2], "--script") == 0)
             passthrough = 1; /* `run --script NAME ARGS`: args[nargs - 1] is the script */
+        /* `endpoint test NAME --data @FILE`: there --data is the request's body; the data dir
+         * is given before the command (or $PORTICO_DATA). */
+        if (nargs == 2 && strcmp(args[0], "endpoint") == 0 && strcmp(a, "test") == 0)
+            passthrough = 1;
     }
 
     if (nargs == 0) {

@@ -53,6 +53,29 @@ typedef struct pt_request {
     char *block;    /* owns every string above */
 } pt_request;
 
+/* A request given by its parts rather than read off a connection: a test run (issue 9). */
+typedef struct pt_request_parts {
+    const char *method;              /* "GET" when NULL */
+    const char *path;                /* "/" when NULL; without the query */
+    const char *query;               /* without the '?'; NULL: none */
+    const char *const *header_names; /* any case (lowered in the copy) */
+    const char *const *header_values;
+    size_t nheaders;
+    const char *body; /* NULL: none */
+    size_t body_len;
+    const char *pattern; /* the endpoint's path pattern, whose {params} path fills; or NULL */
+    const char *host;    /* the URL's authority; "localhost" when NULL */
+} pt_request_parts;
+
+/* Fills r with a copy of p (one block; free with pt_request_clear) and a request id of the
+ * form "test-<16 hex digits>". Returns 0, PT_ENOMEM, or PT_EINVAL with the reason in err when
+ * the method is not a known one, the path does not start with '/' or does not match pattern,
+ * or there are more headers than PT_REQUEST_MAX_HEADERS. */
+int pt_request_from_parts(pt_request *r, const pt_request_parts *p, char *err, size_t errsz);
+/* Frees what pt_request_from_parts made; r is zeroed. */
+void pt_request_clear(pt_request *r);
+#define PT_REQUEST_MAX_HEADERS 100
+
 /* Extra response headers are kept as "name\0value\0" pairs in one buffer. */
 typedef struct pt_response {
     int status;
