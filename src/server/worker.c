@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/admin_tests.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "py/py.h"
@@ -364,6 +365,7 @@ open_data(worker *w, const char *tag)
         w->inbox = NULL;
     }
     open_reqlog(w);
+    pt_admin_tests_set_timeout(cfg->timeout); /* test runs get the handler timeout */
     if (pt_py_init_worker(cfg->datadir) != 0)
         _exit(PT_WORKER_EXIT_FAILED);
     /* Before the pool starts: the inbox's writer reads w->processor once events arrive. */

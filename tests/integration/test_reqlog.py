@@ -290,3 +290,114 @@ def test_a_timed_out_request_is_logged_as_504(portico, server):
     row = by_request_id(portico, rid_of(r))
     assert row["status"] == 504
     assert row["traceback"] == "TimeoutError: the handler ran past the timeout (0.5s)"
+
+
+# ---- Over the admin API (needs helper "admin"'s admin_server and AdminClient) --------------
+
+@pytest.fixture
+def admin(request):
+    try:
+        from conftest import AdminClient  # noqa: F401
+        srv = request.getfixturevalue("admin_server")
+    except (ImportError, pytest.FixtureLookupError):
+        pytest.skip("the admin listener (helper 'admin') is not in this branch")
+    return srv
+
+
+def viewer(admin):
+    from conftest import AdminClient
+    return AdminClient(admin.admin_url, token=admin.tokens["viewer"])
+
+
+def wait_api(c, path, n=1, **params):
+    deadline = time.monotonic() + WAIT
+    while True:
+        r = c.get(path, params=params)
+        assert r.status_code == 200, r.text
+        rows = r.json()["requests"]
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def test_admin_logs_list_and_one_request(admin):
+    admin.portico.publish("printer", PRINTER)
+    admin.portico.publish("failing", FAILING)
+    c = viewer(admin)
+    ok = admin.get("/printer?who=api")
+    bad = admin.get("/failing")
+    rows = wait_api(c, "/logs", n=2)
+    assert {r["request_id"] for r in rows} >= {rid_of(ok), rid_of(bad)}
+    assert "printed" not in rows[0]  # the list is light; one request has the output
+    assert [r["request_id"] for r in wait_api(c, "/logs", status="5xx")] == [rid_of(bad)]
+    assert [r["request_id"] for r in wait_api(c, "/logs", endpoint="printer")] == [rid_of(ok)]
+
+    one = c.get("/logs/" + rid_of(ok))
+    assert one.status_code == 200
+    assert one.json()["printed"] == ["hello api", "no newline at the end"]
+    tb = c.get("/logs/" + rid_of(bad)).json()["traceback"]
+    assert tb.endswith("ValueError: the answer was not 42")
+    missing = c.get("/logs/no-such-request")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_admin_logs_paging(admin):
+    admin.portico.publish("printer", PRINTER)
+    c = viewer(admin)
+    for _ in range(5):
+        assert admin.get("/printer").status_code == 200
+    everything = wait_api(c, "/logs", n=5)
+    page1 = c.get("/logs", params={"limit": "2"}).json()
+    assert page1["requests"] == everything[:2]
+    page2 = c.get("/logs", params={"limit": "2", "before_id": str(page1["next_before_id"])})
+    assert page2.json()["requests"] == everything[2:4]
+
+
+@pytest.mark.parametrize("param, value", [
+    ("status", "9xx"), ("since", "soon"), ("limit", "0"), ("limit", "x"), ("before_id", "-1"),
+])
+def test_admin_logs_bad_filters(admin, param, value):
+    r = viewer(admin).get("/logs", params={param: value})
+    assert r.status_code == 400
+    assert r.json()["error"] == {"code": "bad_request", "field": param,
+                                 "message": r.json()["error"]["message"]}
+
+
+def test_admin_log_stream_gets_a_request_made_after_it_connected(admin):
+    admin.portico.publish("printer", PRINTER)
+    c = viewer(admin)
+    before = admin.get("/printer?who=before")
+    wait_api(c, "/logs", request_id=rid_of(before))
+    with c.get("/logs/stream", stream=True, timeout=WAIT) as r:
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        lines = r.iter_lines(decode_unicode=True)
+        after = admin.get("/printer?who=after")
+        event = {}
+        for line in lines:
+            if line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("data: "):
+                event["data"] = json.loads(line[6:])
+                break
+        # Only what came after the stream started: the first event is the new request.
+        assert event["data"]["request_id"] == rid_of(after)
+        assert event["id"] == event["data"]["id"]
+    # Last-Event-ID resumes after that event: nothing is sent twice.
+    third = admin.get("/printer?who=third")
+    with c.get("/logs/stream", stream=True, timeout=WAIT,
+               headers={"Last-Event-ID": str(event["id"])}) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                assert json.loads(line[6:])["request_id"] == rid_of(third)
+                break
+
+
+def test_admin_calls_are_not_in_the_request_log(admin):
+    c = viewer(admin)
+    assert c.get("/logs").status_code == 200
+    admin.portico.publish("printer", PRINTER)
+    marker = admin.get("/printer")
+    rows = wait_api(c, "/logs", request_id=rid_of(marker))
+    assert rows
+    assert all("/_portico/" not in r["path"] for r in c.get("/logs").json()["requests"])
