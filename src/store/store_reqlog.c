@@ -155,11 +155,8 @@ pt_store_reqlog_open(const char *datadir, int readonly, pt_store_reqlog **out, c
     /* Switching to WAL takes the file exclusively and does not wait for a busy handler: when
      * several workers start at once, try again for a while. */
     for (int tries = 0;; tries++) {
-        int x = sqlite3_exec(
-            db->db,
-            "PRAGMA page_size=65536; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA "
-            "mmap_size=1073741824; PRAGMA cache_size=-16384;",
-            NULL, NULL, NULL);
+        int x = sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
+                             NULL, NULL);
         if (x == SQLITE_OK && !readonly)
             x = sqlite3_exec(db->db, schema_sql, NULL, NULL, NULL);
         if (x == SQLITE_OK)
@@ -294,7 +291,7 @@ pt_store_reqlog_prune(pt_store_reqlog *db, int64_t min_ts_ms, long long max_rows
     if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return fail(db, "begin");
     if (sqlite3_prepare_v2(db->db,
-                           "SELECT id, first_index, n, min_ts, max_ts, recs FROM batches "
+                           "SELECT id, first_index, n, min_ts, max_ts FROM batches "
                            "ORDER BY id DESC",
                            -1, &s, NULL) != SQLITE_OK) {
         rc = fail(db, "prepare prune");
@@ -314,9 +311,18 @@ pt_store_reqlog_prune(pt_store_reqlog *db, int64_t min_ts_ms, long long max_rows
             cut_below = id + 1; /* the whole batch is too old, and every older one */
             break;
         }
-        /* This batch is trimmed: keep its newest records within both bounds. */
-        const char *blob = sqlite3_column_blob(s, 5);
-        size_t len = (size_t)sqlite3_column_bytes(s, 5);
+        /* This batch is trimmed: keep its newest records within both bounds. Its blob is read
+         * by a query of its own: a column in the scan above would read every batch's blob. */
+        sqlite3_finalize(s);
+        s = NULL;
+        if (sqlite3_prepare_v2(db->db, "SELECT recs FROM batches WHERE id = ?1", -1, &s, NULL) !=
+                SQLITE_OK ||
+            sqlite3_bind_int64(s, 1, id) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW) {
+            rc = fail(db, "prune");
+            goto done;
+        }
+        const char *blob = sqlite3_column_blob(s, 0);
+        size_t len = (size_t)sqlite3_column_bytes(s, 0);
         if ((off = malloc((size_t)(n > 0 ? n : 1) * sizeof(*off))) == NULL) {
             rc = PT_ENOMEM;
             goto done;
@@ -331,6 +337,7 @@ pt_store_reqlog_prune(pt_store_reqlog *db, int64_t min_ts_ms, long long max_rows
             goto done;
         gone += (long long)k;
         cut_below = id;
+        step = SQLITE_DONE;
         break;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {

@@ -13,7 +13,11 @@
  * request. So the file holds one row per batch a worker's writer commits (table `batches`): its
  * records, exactly as the worker's buffer holds them (struct pt_reqlog_rec below), in one blob.
  * Writing a batch is one insert; reading filters the records in C, newest first, which for the
- * log's bounded size (--log-max-rows) is a scan of a few tens of megabytes at most.
+ * log's bounded size (--log-max-rows) is a scan of a few tens of megabytes at most. Appending
+ * and pruning cost well under a microsecond per request. (Two things measured worse: 64 KiB
+ * pages, because every worker writes this file and each commit of another makes a writer read
+ * its pages again; and any scan of `batches` that names `recs`, since SQLite then reads every
+ * blob it steps over: pruning never does.)
  *
  * A request's id is its batch's row id times 65536 plus its index in the batch: ids grow with
  * commit order, so newest first is id order, paging is "ids below", following is "ids above".

@@ -11,7 +11,7 @@ import requests
 
 from conftest import BIN, assert_cli_error, rid_of
 
-WAIT = 10  # seconds a row may take to reach the file (the writer commits every 50 ms)
+WAIT = 10  # seconds a row may take to reach the file (a writer commits every 200 ms)
 
 PRINTER = """
 def handler(request):
