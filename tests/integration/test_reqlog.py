@@ -304,9 +304,14 @@ def admin(request):
     return srv
 
 
-def viewer(admin):
+def client(admin, role):
+    """An AdminClient with the token of the fixture's user of that role."""
     from conftest import AdminClient
-    return AdminClient(admin.admin_url, token=admin.tokens["viewer"])
+    return AdminClient(admin.admin_url, token=admin.tokens[role])
+
+
+def viewer(admin):
+    return client(admin, "viewer")
 
 
 def wait_api(c, path, n=1, **params):

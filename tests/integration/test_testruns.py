@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import assert_cli_error
+from test_reqlog import admin, client  # noqa: F401 (admin is a fixture)
 
 PRINTS = """
 def handler(request):
@@ -128,21 +129,6 @@ def test_path_parameters_need_a_path(portico):
 
 
 # ---- Over the admin API (needs helper "admin"'s admin_server and AdminClient) --------------
-
-@pytest.fixture
-def admin(request):
-    try:
-        from conftest import AdminClient  # noqa: F401
-        srv = request.getfixturevalue("admin_server")
-    except (ImportError, pytest.FixtureLookupError):
-        pytest.skip("the admin listener (helper 'admin') is not in this branch")
-    return srv
-
-
-def client(admin, role):
-    from conftest import AdminClient
-    return AdminClient(admin.admin_url, token=admin.tokens[role])
-
 
 def test_admin_test_run_of_an_endpoint(admin):
     admin.portico.publish("hello", PRINTS, path="/things/{id}")
