@@ -14,21 +14,24 @@ _Thread_local const struct pt_script_ref *pt_py_current_script;
 static PyObject *
 script_entry(const pt_script_ref *script)
 {
-    PyObject *entry = PyDict_GetItemString(pt_pyg.script_cache, script->name); /* borrowed */
+    /* A draft (a test run's, version < 0) is cached apart: never in place of a published
+     * version's module. */
+    PyObject *cache = script->version < 0 ? pt_pyg.draft_cache : pt_pyg.script_cache;
+    PyObject *entry = PyDict_GetItemString(cache, script->name); /* borrowed */
     if (entry != NULL && PyLong_AsLong(PyTuple_GET_ITEM(entry, 0)) == script->version)
         return entry;
     PyObject *pq = PyImport_ImportModule("pq");
     if (pq == NULL)
         return NULL;
-    PyObject *loaded = PyObject_CallFunction(
-        pt_pyg.load_script, "sis#OO", script->name, script->version, script->source,
-        (Py_ssize_t)script->source_len, pq, pt_pyg.script_cache);
+    PyObject *loaded =
+        PyObject_CallFunction(pt_pyg.load_script, "sis#OO", script->name, script->version,
+                              script->source, (Py_ssize_t)script->source_len, pq, cache);
     Py_DECREF(pq);
     if (loaded == NULL)
         return NULL;
     Py_DECREF(loaded); /* the cache holds it */
     pt_log_info("loaded script %s v%d", script->name, script->version);
-    return PyDict_GetItemString(pt_pyg.script_cache, script->name);
+    return PyDict_GetItemString(cache, script->name);
 }
 
 /* Turns the raised exception into the response: 400 for BadRequest, 500 otherwise (the

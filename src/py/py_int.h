@@ -24,6 +24,7 @@ typedef struct pt_py_globals {
     PyObject *bad_request;   /* prelude.BadRequest exception type */
     PyObject *write_plan;    /* prelude.write_plan(...) -> what pq's write() writes */
     PyObject *script_cache;  /* dict: script name -> (version, handler, flask_style) */
+    PyObject *draft_cache;   /* the same for drafts (test runs: negative versions) */
     PyObject *empty_str;
 } pt_py_globals;
 

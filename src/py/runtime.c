@@ -351,7 +351,7 @@ pt_py_runtime_setup(const char *datadir)
         (pt_pyg.flush_print = prelude_attr("flush_print")) == NULL ||
         (pt_pyg.bad_request = prelude_attr("BadRequest")) == NULL ||
         (pt_pyg.write_plan = prelude_attr("write_plan")) == NULL ||
-        (pt_pyg.script_cache = PyDict_New()) == NULL)
+        (pt_pyg.script_cache = PyDict_New()) == NULL || (pt_pyg.draft_cache = PyDict_New()) == NULL)
         return -1;
 
     /* os._exit() in a handler must answer its client first: route it through _portico_c. */

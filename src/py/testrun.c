@@ -1,6 +1,7 @@
 /* testrun.c - test runs (issue 9, section 5): one request through a script's handler, exactly
  * as a published request runs (pt_py_handle: same pq, memory budget, print() capture), with a
- * watchdog for the timeout and drafts kept apart from the published versions' modules. */
+ * watchdog for the timeout; a draft gets a version below 0, which handler.c caches apart from
+ * the published versions' modules. */
 #include "py/py_int.h"
 
 #include <pthread.h>
@@ -65,18 +66,12 @@ pt_py_test_run(const pt_script_ref *script, int draft, const pt_request *req, do
                pt_response *resp)
 {
     pt_script_ref ref = *script;
-    char name[300];
     watchdog wd = {.timeout = timeout};
     pthread_t thread;
     int have_watchdog = 0;
 
-    if (draft) {
-        /* A name no published script can have ('<' is not allowed in names): the draft's
-         * module never replaces the published version's in the cache. */
-        snprintf(name, sizeof(name), "<draft>%s", script->name);
-        ref.name = name;
+    if (draft) /* a version below 0: compiled afresh, and cached apart (handler.c) */
         ref.version = -1 - atomic_fetch_add(&draft_versions, 1);
-    }
     PyGILState_STATE st = PyGILState_Ensure();
     double start = now_ms();
     if (timeout > 0) {
