@@ -33,7 +33,6 @@
 #include "core/log.h"
 #include "store/store_reqlog.h"
 
-#define BATCH_RECORDS 65535     /* records per stored batch (store_reqlog.h) */
 #define IDLE_WAIT_NS 200000000L /* the writer's pause after each batch */
 #define PRUNE_EVERY_MS 1000     /* how often the writer prunes */
 #define DROP_LOG_EVERY_MS 10000 /* the "dropped" log line, at most this often */
@@ -100,7 +99,7 @@ pt_reqlog_dropped(const pt_reqlog *rl)
 }
 
 /* Splits the records between *pos and head into at most two batches (the ring's end cuts a
- * run; pad records are left out), each of at most BATCH_RECORDS records. Returns how many
+ * run; pad records are left out), each of at most PT_REQLOG_BATCH_MAX records. Returns how many
  * batches; *pos moves past what they hold. Writer thread. */
 static size_t
 collect(pt_reqlog *rl, uint64_t *pos, uint64_t head, pt_reqlog_batch b[2])
@@ -116,7 +115,7 @@ collect(pt_reqlog *rl, uint64_t *pos, uint64_t head, pt_reqlog_batch b[2])
         pt_reqlog_batch *cur = &b[nb++];
         *cur = (pt_reqlog_batch){.recs = r, .len = 0, .n = 0, .worker = rl->cfg.worker};
         /* A run ends at head, at a pad record or at the ring's end. */
-        while (*pos < head && cur->n < BATCH_RECORDS) {
+        while (*pos < head && cur->n < PT_REQLOG_BATCH_MAX) {
             r = (pt_reqlog_rec *)(rl->ring + (size_t)(*pos % rl->size));
             if (r->pad || (size_t)(*pos % rl->size) < off)
                 break;

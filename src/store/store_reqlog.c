@@ -32,7 +32,6 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS batches ("
                                  "PRAGMA user_version = 1;";
 
 #define ID_SHIFT 16 /* a request's id: batch id << 16 | index in the batch */
-#define BATCH_RECORDS_MAX 65535
 
 static size_t
 align8(size_t n)

@@ -115,8 +115,11 @@ int pt_store_reqlog_open(const char *datadir, int readonly, pt_store_reqlog **ou
                          size_t errsz);
 /* NULL is a no-op. */
 void pt_store_reqlog_close(pt_store_reqlog *db);
-/* One batch to append: n records (at most 65535, no pad records) in recs[0..len), 8-aligned,
- * from worker `worker`. Borrowed. */
+/* The most records one stored batch holds (ids keep 16 bits for a record's index). */
+#define PT_REQLOG_BATCH_MAX 65535
+
+/* One batch to append: n records (at most PT_REQLOG_BATCH_MAX, no pad records) in recs[0..len),
+ * 8-aligned, from worker `worker`. Borrowed. */
 typedef struct pt_reqlog_batch {
     const void *recs;
     size_t len;
