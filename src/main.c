@@ -21,6 +21,7 @@ static const char help_text[] =
     "        [--worker-memory MiB] [--max-body MiB] [--max-header KiB]\n"
     "        [--webhook-attempts N] [--webhook-backoff SECONDS]\n"
     "        [--admin-listen HOST:PORT|off] [--session-idle DURATION]\n"
+    "        [--log-max-age 7d] [--log-max-rows N]\n"
     "                                         run the server (default 127.0.0.1:8080; admin\n"
     "                                         API on 127.0.0.1:8081)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
@@ -29,6 +30,10 @@ static const char help_text[] =
     "  endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey\n"
     "               [--method GET,POST]\n"
     "  endpoint list | show NAME | rm NAME\n"
+    "  endpoint test NAME [--method M] [--path P] [--query a=1]... [--header 'K: V']...\n"
+    "                [--data @FILE|TEXT] [--json]\n"
+    "                                         run an endpoint's script on a request, in this\n"
+    "                                         process, without publishing (--data: the body)\n"
     "  token create [--name N] [--expires 30d|never] [--endpoint E]... [--rate 100/min]\n"
     "                                         print a JWT for --auth jwt endpoints\n"
     "  token list | revoke ID\n"
@@ -63,6 +68,8 @@ static const char help_text[] =
     "  user token list [NAME] | revoke ID\n"
     "  audit [--since 1h] [--actor A] [--limit N] [--json]\n"
     "                                         changes made through the admin API and the CLI\n"
+    "  logs [--endpoint E] [--status 5xx|500] [--since 1h] [--request-id ID] [--limit N]\n"
+    "       [--json] [--follow]                the stored request log: printed lines, tracebacks\n"
     "  version                                print the version\n"
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
@@ -70,21 +77,14 @@ static const char help_text[] =
     "./portico-data. Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 static const pt_cli_sub commands[] = {
-    {"init", NULL, pt_cli_init},
-    {"serve", NULL, pt_cli_serve},
-    {"script", NULL, pt_cli_script},
-    {"endpoint", NULL, pt_cli_endpoint},
-    {"db", NULL, pt_cli_db},
-    {"run", NULL, pt_cli_run},
-    {"runs", NULL, pt_cli_runs},
-    {"token", NULL, pt_cli_token},
-    {"apikey", NULL, pt_cli_apikey},
-    {"secret", NULL, pt_cli_secret},
-    {"auth", NULL, pt_cli_auth},
-    {"webhook", NULL, pt_cli_webhook},
-    {"user", NULL, pt_cli_user},
-    {"audit", NULL, pt_cli_audit},
-    {NULL, NULL, NULL},
+    {"init", NULL, pt_cli_init},     {"serve", NULL, pt_cli_serve},
+    {"script", NULL, pt_cli_script}, {"endpoint", NULL, pt_cli_endpoint},
+    {"db", NULL, pt_cli_db},         {"run", NULL, pt_cli_run},
+    {"runs", NULL, pt_cli_runs},     {"token", NULL, pt_cli_token},
+    {"apikey", NULL, pt_cli_apikey}, {"secret", NULL, pt_cli_secret},
+    {"auth", NULL, pt_cli_auth},     {"webhook", NULL, pt_cli_webhook},
+    {"user", NULL, pt_cli_user},     {"audit", NULL, pt_cli_audit},
+    {"logs", NULL, pt_cli_logs},     {NULL, NULL, NULL},
 };
 
 int
@@ -126,6 +126,10 @@ main(int argc, char **argv)
             passthrough = 1; /* args[1] is the script */
         if (nargs >= 3 && strcmp(args[0], "run") == 0 && strcmp(args[nargs - 2], "--script") == 0)
             passthrough = 1; /* `run --script NAME ARGS`: args[nargs - 1] is the script */
+        /* `endpoint test NAME --data @FILE`: there --data is the request's body; the data dir
+         * is given before the command (or $PORTICO_DATA). */
+        if (nargs == 2 && strcmp(args[0], "endpoint") == 0 && strcmp(a, "test") == 0)
+            passthrough = 1;
     }
 
     if (nargs == 0) {

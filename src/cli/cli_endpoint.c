@@ -3,14 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin_tests.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/request.h"
+#include "py/py.h"
+#include "server/server.h"
 #include "server/router.h"
 #include "store/store.h"
 
 static const char endpoint_usage[] =
     "endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey [--method GET,POST] "
-    "| list | show NAME | rm NAME";
+    "| list | show NAME | rm NAME | test NAME [--method M] [--path P] [--query a=1]... "
+    "[--header 'K: V']... [--data @FILE|TEXT] [--json]";
 
 /* The server's base URL for display: $PORTICO_URL, else the default listen address. */
 static void
@@ -166,11 +172,173 @@ endpoint_rm(const char *datadir, int argc, char **argv)
                                  "endpoint ", " removed");
 }
 
-static const pt_cli_sub endpoint_subs[] = {{"add", NULL, endpoint_add},
-                                           {"list", "ls", endpoint_list},
-                                           {"show", NULL, endpoint_show},
-                                           {"rm", NULL, endpoint_rm},
-                                           {NULL, NULL, NULL}};
+/* ---- endpoint test (issue 9: test runs) ------------------------------------------------ */
+
+#define TEST_MAX 64 /* --query and --header options */
+
+/* Prints the answer of a test run as text: status, headers, body, printed lines, traceback. */
+static void
+print_test_result(const pt_response *resp, double ms)
+{
+    printf("HTTP %d %s\n", resp->status, pt_http_reason(resp->status));
+    if (resp->content_type != NULL)
+        printf("content-type: %s\n", resp->content_type);
+    for (size_t off = 0; off < resp->headers.len;) {
+        const char *name = resp->headers.data + off;
+        const char *value = name + strlen(name) + 1;
+        printf("%s: %s\n", name, value);
+        off += strlen(name) + strlen(value) + 2;
+    }
+    printf("\n");
+    fwrite(resp->body.data != NULL ? resp->body.data : "", 1, resp->body.len, stdout);
+    if (resp->body.len > 0 && resp->body.data[resp->body.len - 1] != '\n')
+        printf("\n");
+    if (resp->printed.len > 0) {
+        printf("\n--- printed\n");
+        fwrite(resp->printed.data, 1, resp->printed.len, stdout);
+    }
+    if (resp->traceback.len > 0) {
+        printf("\n--- traceback\n");
+        fwrite(resp->traceback.data, 1, resp->traceback.len, stdout);
+        printf("\n");
+    }
+    printf("\n--- %.3f ms\n", ms);
+}
+
+static int
+endpoint_test(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "endpoint test NAME [--method M] [--path P] [--query a=1]... "
+                        "[--header 'K: V']... [--data @FILE|TEXT] [--timeout SECONDS] [--json]";
+    const char *method = NULL, *path = NULL, *data = NULL, *json = NULL, *timeout = NULL;
+    const char *queries[TEST_MAX], *headers[TEST_MAX];
+    const char *hnames[TEST_MAX], *hvalues[TEST_MAX];
+    char hbuf[TEST_MAX][256];
+    int nq = 0, nh = 0, npos = 0, rc;
+    pt_cli_opt opts[] = {{"--method", 1, &method},
+                         {"--path", 1, &path},
+                         {"--query", PT_CLI_LIST, NULL, queries, &nq, TEST_MAX},
+                         {"--header", PT_CLI_LIST, NULL, headers, &nh, TEST_MAX},
+                         {"--data", 1, &data},
+                         {"--timeout", 1, &timeout},
+                         {"--json", 0, &json},
+                         {NULL, 0, NULL}};
+    pt_endpoint ep = {0};
+    pt_store *st = NULL;
+    pt_script *s = NULL;
+    pt_request req = {0};
+    pt_response resp;
+    pt_server_config cfg;
+    pt_buf query;
+    char *pos[1], *body = NULL, err[256];
+    size_t body_len = 0;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    pt_server_config_init(&cfg, datadir);
+    if (timeout != NULL) {
+        char *end;
+        cfg.timeout = strtod(timeout, &end);
+        if (*end != '\0' || end == timeout || !(cfg.timeout > 0 && cfg.timeout <= 86400))
+            return pt_cli_error("invalid --timeout '%s' (seconds, more than 0)", timeout);
+    }
+    for (int i = 0; i < nh; i++) {
+        const char *colon = strchr(headers[i], ':');
+        size_t n = colon != NULL ? (size_t)(colon - headers[i]) : 0;
+        if (n == 0 || n >= sizeof(hbuf[i]) || strcspn(headers[i], " \t") < n)
+            return pt_cli_error("invalid --header '%s' (NAME: VALUE)", headers[i]);
+        memcpy(hbuf[i], headers[i], n);
+        hbuf[i][n] = '\0';
+        hnames[i] = hbuf[i];
+        hvalues[i] = colon + 1 + strspn(colon + 1, " \t");
+    }
+    if (data != NULL && data[0] == '@') {
+        if (pt_cli_read_file(data + 1, 64u << 20, &body, &body_len) != 0)
+            return PT_CLI_ERROR;
+    } else if (data != NULL && (body = strdup(data)) != NULL) {
+        body_len = strlen(body);
+    }
+    pt_buf_init(&query, 0);
+    for (int i = 0; i < nq; i++)
+        pt_buf_printf(&query, "%s%s", i > 0 ? "&" : "", queries[i]);
+    pt_response_init(&resp, 0);
+    if ((rc = pt_cli_open_store(datadir, &st)) != 0)
+        goto done;
+    if (pt_store_endpoint_get(st, pos[0], &ep) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    if (pt_store_script_get(st, ep.script, 0, &s) != 0) {
+        rc = pt_cli_error("%s", pt_store_errmsg(st));
+        goto done;
+    }
+    if (path == NULL && strchr(ep.path, '{') != NULL) {
+        rc = pt_cli_error("endpoint %s has path parameters (%s): give --path", ep.name, ep.path);
+        goto done;
+    }
+    char first[16] = "GET";
+    if (!(ep.methods & PT_M_GET))
+        for (unsigned bit = 1; bit <= PT_M_OPTIONS; bit <<= 1)
+            if (ep.methods & bit) {
+                pt_http_format_methods(bit, first, sizeof(first));
+                break;
+            }
+    pt_request_parts parts = {
+        .method = method != NULL ? method : first,
+        .path = path != NULL ? path : ep.path,
+        .query = query.len > 0 ? pt_buf_cstr(&query) : NULL,
+        .header_names = hnames,
+        .header_values = hvalues,
+        .nheaders = (size_t)nh,
+        .body = body,
+        .body_len = body_len,
+        .pattern = ep.path,
+    };
+    if (pt_request_from_parts(&req, &parts, err, sizeof(err)) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto done;
+    }
+    /* In this process, as `portico run` runs scripts: the worker's runtime and limits. The
+     * log's lines would repeat what is printed below. */
+    pt_log_set_level((enum pt_log_level)(PT_LOG_ERROR + 1));
+    if (pt_py_init_worker(datadir) != 0) {
+        rc = pt_cli_error("cannot start the Python runtime");
+        goto done;
+    }
+    pt_py_set_memory_budget(cfg.worker_memory);
+    pt_script_ref ref = {s->name, s->version, s->source, s->source_len, s->id};
+    double ms = pt_py_test_run(&ref, 0, &req, cfg.timeout, &resp);
+    if (json != NULL) {
+        json_t *o = pt_admin_test_result(&resp, ms);
+        char *text = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        json_decref(o);
+        if (text == NULL) {
+            rc = pt_cli_error("out of memory");
+            goto done;
+        }
+        puts(text);
+        free(text);
+    } else {
+        print_test_result(&resp, ms);
+    }
+    rc = resp.status >= 200 && resp.status < 400 ? PT_CLI_OK : PT_CLI_ERROR;
+done:
+    pt_response_free(&resp);
+    pt_request_clear(&req);
+    pt_buf_free(&query);
+    free(body);
+    pt_script_free(s);
+    pt_endpoint_clear(&ep);
+    pt_store_close(st);
+    return rc;
+}
+
+/* ---- end of endpoint test ------------------------------------------------------------- */
+
+static const pt_cli_sub endpoint_subs[] = {
+    {"add", NULL, endpoint_add}, {"list", "ls", endpoint_list}, {"show", NULL, endpoint_show},
+    {"rm", NULL, endpoint_rm},   {"test", NULL, endpoint_test}, {NULL, NULL, NULL}};
 
 int
 pt_cli_endpoint(const char *datadir, int argc, char **argv)

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "server/server.h"
+#include "store/store_reqlog.h"
 
 int
 pt_cli_serve(const char *datadir, int argc, char **argv)
@@ -15,16 +16,18 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
                         "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
-                        "[--admin-listen HOST:PORT|off] [--session-idle DURATION]";
+                        "[--admin-listen HOST:PORT|off] [--session-idle DURATION] "
+                        "[--log-max-age 7d] [--log-max-rows N]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
-    const char *admin = NULL, *idle = NULL;
+    const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
     pt_cli_opt opts[] = {{"--listen", 1, &listen},           {"--workers", 1, &workers},
                          {"--threads", 1, &threads},         {"--timeout", 1, &timeout},
                          {"--worker-memory", 1, &memory},    {"--max-body", 1, &body},
                          {"--max-header", 1, &header},       {"--webhook-attempts", 1, &attempts},
                          {"--webhook-backoff", 1, &backoff}, {"--admin-listen", 1, &admin},
-                         {"--session-idle", 1, &idle},       {NULL, 0, NULL}};
+                         {"--session-idle", 1, &idle},       {"--log-max-age", 1, &log_age},
+                         {"--log-max-rows", 1, &log_rows},   {NULL, 0, NULL}};
     pt_server_config cfg;
     pt_store *st = NULL;
     char *pos[1];
@@ -106,5 +109,24 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
             return pt_cli_error("invalid --max-header '%s' (KiB, 1 to 256)", header);
         cfg.max_header = (size_t)n << 10;
     }
+    if (log_age != NULL) {
+        int64_t secs;
+        if (pt_config_parse_duration(log_age, &secs) != 0 || secs < 60)
+            return pt_cli_error("invalid --log-max-age '%s' (a duration of at least 60s, for "
+                                "example 7d)",
+                                log_age);
+        cfg.log_max_age = secs;
+    }
+    if (log_rows != NULL) {
+        if (pt_cli_parse_long(log_rows, 1, 1000000000L, &n) != 0)
+            return pt_cli_error("invalid --log-max-rows '%s' (1 to 1000000000)", log_rows);
+        cfg.log_max_rows = n;
+    }
+    /* The request log's file is set up once here, before the workers open it together. */
+    pt_store_reqlog *log = NULL;
+    char err[512];
+    if (pt_store_reqlog_open(datadir, 0, &log, err, sizeof(err)) != 0)
+        fprintf(stderr, "warning: the request log is off: %s\n", err);
+    pt_store_reqlog_close(log);
     return pt_server_run(&cfg);
 }

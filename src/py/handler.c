@@ -21,21 +21,24 @@ pt_py_cancelled(void)
 static PyObject *
 script_entry(const pt_script_ref *script)
 {
-    PyObject *entry = PyDict_GetItemString(pt_pyg.script_cache, script->name); /* borrowed */
+    /* A draft (a test run's, version < 0) is cached apart: never in place of a published
+     * version's module. */
+    PyObject *cache = script->version < 0 ? pt_pyg.draft_cache : pt_pyg.script_cache;
+    PyObject *entry = PyDict_GetItemString(cache, script->name); /* borrowed */
     if (entry != NULL && PyLong_AsLong(PyTuple_GET_ITEM(entry, 0)) == script->version)
         return entry;
     PyObject *pq = PyImport_ImportModule("pq");
     if (pq == NULL)
         return NULL;
-    PyObject *loaded = PyObject_CallFunction(
-        pt_pyg.load_script, "sis#OO", script->name, script->version, script->source,
-        (Py_ssize_t)script->source_len, pq, pt_pyg.script_cache);
+    PyObject *loaded =
+        PyObject_CallFunction(pt_pyg.load_script, "sis#OO", script->name, script->version,
+                              script->source, (Py_ssize_t)script->source_len, pq, cache);
     Py_DECREF(pq);
     if (loaded == NULL)
         return NULL;
     Py_DECREF(loaded); /* the cache holds it */
     pt_log_info("loaded script %s v%d", script->name, script->version);
-    return PyDict_GetItemString(pt_pyg.script_cache, script->name);
+    return PyDict_GetItemString(cache, script->name);
 }
 
 /* Turns the raised exception into the response: 400 for BadRequest, 500 otherwise (the
@@ -69,9 +72,12 @@ fail_with_exception(const pt_request *req, pt_response *resp, const char *what)
     PyObject *text = NULL;
     if (!nomem && exc != NULL)
         text = PyObject_CallOneArg(pt_pyg.format_exc, exc);
-    if (text != NULL && PyUnicode_Check(text))
-        pt_log_error("request %s: %s:\n%s", req->id, what, PyUnicode_AsUTF8(text));
-    else if (nomem)
+    if (text != NULL && PyUnicode_Check(text)) {
+        Py_ssize_t tlen;
+        const char *t = PyUnicode_AsUTF8AndSize(text, &tlen);
+        pt_log_error("request %s: %s:\n%s", req->id, what, t);
+        pt_response_set_traceback(resp, t, (size_t)tlen);
+    } else if (nomem)
         pt_log_error("request %s: %s: MemoryError (the worker memory limit was reached)", req->id,
                      what);
     else
@@ -94,6 +100,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
     pt_py_current_request_id = req->id;
     pt_py_current_script = script; /* pq.INTERFACE_ID, pq.get_state() */
     pt_py_current_cancelled = req->cancelled;
+    pt_py_current_response = resp; /* print() lines */
     PyObject *entry = script_entry(script);
     if (entry == NULL) {
         fail_with_exception(req, resp, "cannot load the script");
@@ -126,6 +133,7 @@ pt_py_handle(const pt_script_ref *script, const pt_request *req, pt_response *re
     }
     if (pt_py_response_fill(ret, resp, pt_py_rows_format(req), why, sizeof(why)) != 0) {
         pt_log_error("request %s: %s", req->id, why);
+        pt_response_set_traceback(resp, why, strlen(why));
         int fatal = resp->fatal;
         pt_response_error(resp, 500, "internal error", req->id);
         resp->fatal = fatal;
@@ -148,6 +156,8 @@ done:
     Py_XDECREF(ret);
     Py_XDECREF(request);
     pt_py_pq_end_request(script->name);
+    pt_response_output_end(resp);
+    pt_py_current_response = NULL;
     pt_py_current_request_id = "";
     pt_py_current_script = NULL;
     pt_py_current_cancelled = NULL;

@@ -346,7 +346,8 @@ def load_script(name, version, source, pq, cache):
 
 
 def _load(name, version, source, pq, cache):
-    filename = "<script %s v%d>" % (name, version)
+    # A draft (test runs: versions below 0) keeps one name, so linecache holds one copy.
+    filename = "<script %s v%d>" % (name, version) if version >= 0 else "<draft %s>" % name
     lines = source.splitlines(True)
     linecache.cache[filename] = (len(source), None, lines, filename)
     code = compile(source, filename, "exec")

@@ -84,6 +84,15 @@ typedef struct pt_py_event {
  * GIL. */
 int pt_py_handle_event(const pt_script_ref *script, const pt_py_event *ev, char *err, size_t errsz);
 
+/* A test run (issue 9): runs `script`'s handler for `req` as a published request runs (the
+ * same runtime, pq, memory budget; print() lines and the traceback kept in resp) and fills
+ * resp. A handler still running after `timeout` seconds (0: none) is interrupted with
+ * TimeoutError and resp becomes a 504. With `draft` set the source is compiled as a draft,
+ * cached apart: the published version's module is never replaced. Takes the GIL itself (call
+ * it with or without holding it). Everything borrowed. Returns the run's duration in ms. */
+double pt_py_test_run(const pt_script_ref *script, int draft, const pt_request *req, double timeout,
+                      pt_response *resp);
+
 /* Raises TimeoutError asynchronously in the thread `ident` (interrupts pure-Python code;
  * a blocking C call is not interrupted). Needs the GIL. */
 void pt_py_interrupt(unsigned long ident);

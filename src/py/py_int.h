@@ -24,6 +24,7 @@ typedef struct pt_py_globals {
     PyObject *bad_request;   /* prelude.BadRequest exception type */
     PyObject *write_plan;    /* prelude.write_plan(...) -> what pq's write() writes */
     PyObject *script_cache;  /* dict: script name -> (version, handler, flask_style) */
+    PyObject *draft_cache;   /* the same for drafts (test runs: negative versions) */
     PyObject *empty_str;
 } pt_py_globals;
 
@@ -70,6 +71,9 @@ extern _Thread_local int pt_py_print_pending;
 /* Ends the calling thread's print() output for a request or event (after flush_print): logs
  * one "[truncated N bytes ...]" line when output was held back, and resets the count. GIL. */
 void pt_py_print_end(void);
+/* The response of the request the calling thread is running (NULL if none): print() lines are
+ * kept in it for the request log (pt_response_print). Borrowed, set by handler.c. */
+extern _Thread_local pt_response *pt_py_current_response;
 
 /* Creates the interpreter-wide objects: the _portico_c and pq modules, the prelude.
  * Needs the GIL. Returns 0 or -1 with a Python error set. */

@@ -18,6 +18,7 @@
 pt_py_globals pt_pyg;
 _Thread_local const char *pt_py_current_request_id = "";
 _Thread_local int pt_py_print_pending;
+_Thread_local pt_response *pt_py_current_response;
 const char *pt_py_datadir;
 int (*pt_py_on_exit_hook)(int status);
 const struct pt_script_ref *pt_py_process_script;
@@ -51,7 +52,8 @@ pt_py_fetch_exc(void)
  * kept from putting there past PT_PY_PRINT_LOG_MAX. */
 static _Thread_local size_t print_logged, print_dropped;
 
-/* emit(stream, line): one print() line into the server log, tagged with the request id. Past
+/* emit(stream, line): one print() line into the request's response for the request log
+ * (bounded there by pt_response_print), and into the server log, tagged with the request id. Past
  * PT_PY_PRINT_LOG_MAX bytes in one request, lines are cut (at a character boundary) and then
  * only counted; pt_py_print_end says how much. */
 static PyObject *
@@ -62,6 +64,8 @@ c_emit(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "ss#", &stream, &line, &n))
         return NULL;
+    if (pt_py_current_response != NULL)
+        pt_response_print(pt_py_current_response, line, (size_t)n);
     size_t len = (size_t)n, show = len;
     if (print_logged >= PT_PY_PRINT_LOG_MAX) {
         print_dropped += len + 1;
@@ -379,7 +383,7 @@ pt_py_runtime_setup(const char *datadir)
         (pt_pyg.flush_print = prelude_attr("flush_print")) == NULL ||
         (pt_pyg.bad_request = prelude_attr("BadRequest")) == NULL ||
         (pt_pyg.write_plan = prelude_attr("write_plan")) == NULL ||
-        (pt_pyg.script_cache = PyDict_New()) == NULL)
+        (pt_pyg.script_cache = PyDict_New()) == NULL || (pt_pyg.draft_cache = PyDict_New()) == NULL)
         return -1;
 
     /* os._exit() in a handler must answer its client first: route it through _portico_c. */

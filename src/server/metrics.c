@@ -18,6 +18,7 @@ typedef struct slot {
     atomic_uint_fast64_t micros; /* total request time */
     atomic_uint_fast64_t bytes;  /* total body bytes sent */
     atomic_uint_fast64_t events, duplicates, restarts;
+    atomic_uint_fast64_t log_dropped; /* requests the request log had no room for */
 } slot;
 
 struct pt_metrics {
@@ -74,6 +75,14 @@ pt_metrics_restart(pt_metrics *m, int index)
     slot *s = slot_of(m, index);
     if (s != NULL)
         atomic_fetch_add_explicit(&s->restarts, 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_log_dropped(pt_metrics *m, int index)
+{
+    slot *s = slot_of(m, index);
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->log_dropped, 1, memory_order_relaxed);
 }
 
 static uint64_t
@@ -165,5 +174,9 @@ pt_metrics_render(const pt_metrics *m, pt_buf *out)
         rc = family(out, m, "portico_worker_restarts_total",
                     "Workers replaced after a crash, a kill or the memory limit.", "counter",
                     offsetof(slot, restarts));
+    if (rc == 0)
+        rc = family(out, m, "portico_request_log_dropped_total",
+                    "Requests left out of the stored request log because its buffer was full.",
+                    "counter", offsetof(slot, log_dropped));
     return rc;
 }

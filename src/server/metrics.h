@@ -18,6 +18,8 @@ pt_metrics *pt_metrics_create(int nworkers);
 void pt_metrics_request(pt_metrics *m, int index, int status, double seconds, size_t bytes);
 /* Counts a webhook event stored by worker `index` (duplicate: not stored again). */
 void pt_metrics_event(pt_metrics *m, int index, int duplicate);
+/* Counts a request of worker `index` left out of the request log (its buffer was full). */
+void pt_metrics_log_dropped(pt_metrics *m, int index);
 /* Counts a replacement of worker `index` (the master calls it). */
 void pt_metrics_restart(pt_metrics *m, int index);
 

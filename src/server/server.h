@@ -26,10 +26,16 @@ typedef struct pt_server_config {
     int64_t session_idle;    /* seconds an admin session lives without a request, default 1800 */
     int admin_fd;            /* the admin listening socket, -1 when none; set by pt_server_run */
     int64_t started;         /* unix seconds; set by pt_server_run */
+    long long log_max_age;   /* request log: seconds a row is kept; 0: PT_LOG_MAX_AGE_DEFAULT */
+    long long log_max_rows;  /* request log: rows kept; 0: PT_LOG_MAX_ROWS_DEFAULT */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
     pt_breaker *breaker;     /* the crash breaker (breaker.h); mapped by pt_server_run, NULL: off */
 } pt_server_config;
+
+/* The request log's bounds when `serve` is not given --log-max-age / --log-max-rows. */
+#define PT_LOG_MAX_AGE_DEFAULT (7 * 86400LL)
+#define PT_LOG_MAX_ROWS_DEFAULT 500000LL
 
 /* Fills the defaults. */
 void pt_server_config_init(pt_server_config *cfg, const char *datadir);

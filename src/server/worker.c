@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/admin_tests.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "py/py.h"
@@ -300,6 +301,8 @@ void
 pt_worker_exit(worker *w)
 {
     pt_send_flush_log(w);
+    pt_reqlog_stop(w->reqlog); /* writes what its buffer still holds */
+    w->reqlog = NULL;
     if (w->snap != NULL)
         pt_auth_flush_used(w->snap->auth, w->store, (int64_t)time(NULL), 1);
     if (w->inflight > 0)
@@ -401,6 +404,28 @@ start_failed(worker *w, const char *fmt, ...)
     _exit(PT_WORKER_EXIT_FAILED);
 }
 
+/* The stored request log's buffer and writer. PORTICO_REQLOG_BUFFER (bytes; a hidden setting
+ * for tests) sizes the buffer. Without the log the worker serves on, logged. */
+static void
+open_reqlog(worker *w)
+{
+    const pt_server_config *cfg = w->cfg;
+    const char *env = getenv("PORTICO_REQLOG_BUFFER");
+    char err[256] = "";
+    pt_reqlog_config rc = {
+        .datadir = cfg->datadir,
+        .worker = w->index,
+        .buffer_bytes = env != NULL ? strtoul(env, NULL, 10) : 0,
+        .max_age_s = cfg->log_max_age > 0 ? cfg->log_max_age : PT_LOG_MAX_AGE_DEFAULT,
+        .max_rows = cfg->log_max_rows > 0 ? cfg->log_max_rows : PT_LOG_MAX_ROWS_DEFAULT,
+        .metrics = cfg->metrics,
+    };
+    if (pt_reqlog_start(&rc, &w->reqlog, err, sizeof(err)) != 0) {
+        pt_log_error("request log disabled: %s", err);
+        w->reqlog = NULL;
+    }
+}
+
 /* Starts the thread that runs webhook processing scripts (active workers only). */
 static void
 start_processor(worker *w)
@@ -431,11 +456,13 @@ open_data(worker *w)
                      strerror(errno));
     if (pt_secrets_open(cfg->datadir, &w->secrets, err, sizeof(err)) != 0)
         w->secrets = NULL; /* no master key: sources that verify signatures answer 503 */
+    pt_admin_tests_set_timeout(cfg->timeout); /* test runs get the handler timeout */
     if (pt_py_init_worker(cfg->datadir) != 0)
         start_failed(w, "cannot start the Python interpreter");
 }
 
-/* The webhook inbox and, for an active worker, the processor: their threads inherit the
+/* The webhook inbox, the request log's writer and, for an active worker, the webhook
+ * processor: their threads inherit the
  * calling thread's priority, so this runs once the main thread is back to normal. Before the
  * pool starts: the inbox's writer reads w->processor once events arrive. */
 static void
@@ -446,6 +473,7 @@ open_inbox(worker *w)
         pt_log_error("webhooks disabled: %s", err);
         w->inbox = NULL;
     }
+    open_reqlog(w);
     if (w->index > 0)
         start_processor(w);
 }

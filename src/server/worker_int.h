@@ -65,6 +65,7 @@
 #include "core/buf.h"
 #include "server/inbox.h"
 #include "server/processor.h"
+#include "server/reqlog.h"
 #include "core/request.h"
 #include "server/router.h"
 #include "server/worker.h"
@@ -207,6 +208,7 @@ typedef struct worker {
     snapshot *snap;
 
     pt_buf access_log; /* leader only: lines flushed once per loop iteration */
+    pt_reqlog *reqlog; /* the stored request log's buffer (reqlog.h); NULL when it is off */
 
     atomic_int stopping;
     double stop_deadline;

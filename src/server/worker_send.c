@@ -16,13 +16,55 @@
 #include "server/holds.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
+#include "server/reqlog.h"
 #include "server/worker_int.h"
 
-/* Appends the access-log line of j (status, bytes, duration since j->start) and counts it in
- * the metrics; the buffer is written once per loop iteration, or sooner when large. */
+/* Hands the request to the stored request log (server/reqlog.h): the buffer append only, which
+ * never waits. Requests under /_portico/ are not logged there. out (may be NULL) gives what the
+ * handler printed and its traceback. */
+static void
+log_request(worker *w, const job *j, const char *method, size_t mlen, const char *path, size_t plen,
+            int status, size_t bytes, size_t bytes_in, const pt_response *out, int64_t end_ms,
+            double ms)
+{
+    pt_reqlog_entry e;
+    const pt_caller *c = &j->req.auth;
+    const char *ep = j->label != NULL ? j->label : j->route != NULL ? j->route->ep->name : NULL;
+
+    if (w->reqlog == NULL || (plen >= 10 && memcmp(path, "/_portico/", 10) == 0))
+        return;
+    e.ts_ms = end_ms - (int64_t)ms;
+    e.status = status;
+    e.duration_ms = ms;
+    e.bytes_in = (long long)bytes_in;
+    e.bytes_out = (long long)bytes;
+#define FIELD(i, p, n)                                                                             \
+    do {                                                                                           \
+        e.s[i] = (p);                                                                              \
+        e.len[i] = e.s[i] != NULL ? (n) : 0;                                                       \
+    } while (0)
+    FIELD(PT_RL_REQUEST_ID, j->req.id, strlen(j->req.id));
+    FIELD(PT_RL_ENDPOINT, ep, strlen(ep));
+    FIELD(PT_RL_METHOD, method, mlen);
+    FIELD(PT_RL_PATH, path, plen);
+    FIELD(PT_RL_CALLER_TYPE, c->type, strlen(c->type));
+    FIELD(PT_RL_CALLER_ID, c->id, strlen(c->id));
+    FIELD(PT_RL_CALLER_NAME, c->name, strlen(c->name));
+    FIELD(PT_RL_PRINTED, out != NULL && out->printed.len > 0 ? out->printed.data : NULL,
+          out->printed.len);
+    FIELD(PT_RL_TRACEBACK, out != NULL && out->traceback.len > 0 ? out->traceback.data : NULL,
+          out->traceback.len);
+#undef FIELD
+    pt_reqlog_append(w->reqlog, &e);
+}
+
+/* Appends the access-log line of j (status, bytes, duration since j->start), counts it in the
+ * metrics and hands it to the request log; the buffer is written once per loop iteration, or
+ * sooner when large. bytes_in is the request body's size, out (may be NULL) the handler's
+ * output for the request log. */
 static void
 access_log(worker *w, const job *j, const char *method, size_t mlen, const char *path, size_t plen,
-           int status, size_t bytes)
+           int status, size_t bytes, size_t bytes_in, const pt_response *out)
 {
     double ms = (now_sec() - j->start) * 1000.0;
     char ts[32];
@@ -35,6 +77,8 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     /* The webhook token is a credential: it never reaches the log (worker_hook.c). */
     char redacted[512];
     path = pt_hook_log_path(path, &plen, redacted, sizeof(redacted));
+    log_request(w, j, method, mlen, path, plen, status, bytes, bytes_in, out,
+                (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000, ms);
     pt_buf_printf(&w->access_log,
                   "%s.%03ldZ ACCESS [worker %d] %s %.*s %.*s endpoint=%s status=%d "
                   "duration=%.3fms bytes=%zu\n",
@@ -57,9 +101,10 @@ pt_send_log_h2o_error(h2o_req_t *req, const char *id, int status, size_t bytes)
     memset(&fake, 0, sizeof(fake));
     snprintf(fake.req.id, sizeof(fake.req.id), "%s", id);
     fake.start = now_sec();
-    access_log(
-        &pt_worker_self, &fake, req->input.method.base, req->input.method.len, req->input.path.base,
-        req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len, status, bytes);
+    access_log(&pt_worker_self, &fake, req->input.method.base, req->input.method.len,
+               req->input.path.base,
+               req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len, status,
+               bytes, 0, NULL);
 }
 
 void
@@ -259,7 +304,8 @@ pt_send_simple(worker *w, h2o_req_t *req, const struct route *route, int status,
     if (hname != NULL)
         pt_response_add_header(&resp, hname, strlen(hname), hvalue, strlen(hvalue));
     access_log(w, &fake, req->method.base, req->method.len, req->path.base,
-               req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len);
+               req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len,
+               req->entity.base != NULL ? req->entity.len : 0, NULL);
     send_response(req, fake.req.id, &resp);
     pt_response_free(&resp);
 }
@@ -278,6 +324,10 @@ pt_send_finish(worker *w, job *j, int timed_out)
     if (timed_out) {
         pt_response_init(&timeout_resp, 0);
         pt_response_error(&timeout_resp, 504, "handler timed out", j->req.id);
+        char why[96];
+        int n = snprintf(why, sizeof(why), "TimeoutError: the handler ran past the timeout (%gs)",
+                         w->cfg->timeout);
+        pt_response_set_traceback(&timeout_resp, why, (size_t)n);
         resp = &timeout_resp;
         /* Stop the handler where Python can (pure-Python code; not inside a C call). Timed-out
          * jobs only arrive here through the done queue, inside the loop: no GIL held. */
@@ -292,8 +342,9 @@ pt_send_finish(worker *w, job *j, int timed_out)
         }
         pt_py_gil_release();
     }
+    /* A timed-out handler may still be printing into j->resp: only its 504 is read. */
     access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
-               resp->body.len);
+               resp->body.len, j->req.body.n, resp);
     /* Take the connection back from the master before writing on it. */
     if (atomic_exchange(&j->lent, 0))
         pt_holds_take_back(w->ctl, j->fd);

@@ -476,21 +476,29 @@ class AdminClient:
 
 
 def add_admin_users(portico):
-    """Users admin, editor, viewer (password ADMIN_PASSWORD); returns an admin API token."""
+    """Users admin, editor, viewer (password ADMIN_PASSWORD); returns an admin API token of
+    each, by role."""
+    tokens = {}
     for role in ("admin", "editor", "viewer"):
         portico.cli("user", "add", role, "--role", role, input=ADMIN_PASSWORD + "\n")
-    return portico.cli("user", "token", "create", "admin").stdout.strip()
+        tokens[role] = portico.cli("user", "token", "create", role).stdout.strip()
+    return tokens
 
 
 class AdminServer:
-    """A server with the admin users, its token and a client per role."""
+    """A server with the admin users, their tokens (`tokens[role]`) and a client per role;
+    `get` speaks to the public listener."""
 
     def __init__(self, portico, *args):
         self.portico = portico
-        self.admin_token = add_admin_users(portico)
+        self.tokens = add_admin_users(portico)
+        self.admin_token = self.tokens["admin"]
         self.server = Server(portico, list(args))
         assert self.server.admin_url, "no admin listener in the log"
-        self.url = self.server.admin_url
+        self.url = self.admin_url = self.server.admin_url
+
+    def get(self, path, **kw):
+        return self.server.get(path, **kw)
 
     def client(self, token=None):
         return AdminClient(self.url, token=token)
