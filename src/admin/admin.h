@@ -20,6 +20,9 @@
 #define PT_ADMIN_BODY_MAX (2u << 20)
 /* A script's source larger than this is refused with 413 too_large. */
 #define PT_ADMIN_SCRIPT_MAX (1u << 20)
+/* The content type of a reply that asks the server to start a live tail (GET /logs/stream):
+ * the reply's body is the validated query; server/ answers with the event stream instead. */
+#define PT_ADMIN_EVENT_STREAM "text/event-stream"
 /* The session cookie's name. */
 #define PT_ADMIN_COOKIE "portico_session"
 

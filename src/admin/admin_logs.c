@@ -145,10 +145,33 @@ done:
     return rc;
 }
 
+/* GET /logs/stream: checks the caller (the dispatcher did) and the filters here, on a pool
+ * thread; the answer is a request to the server to start the live tail, which is a long-lived
+ * response on the worker's loop (server/reqlog_sse.h): content type PT_ADMIN_EVENT_STREAM and,
+ * as the body, the validated query object. */
+static int
+logs_stream(pt_admin_call *c, pt_admin_reply *r)
+{
+    pt_reqlog_filter f;
+    int rc = pt_admin_logs_filter(c->query, &f, r);
+    if (rc != 0)
+        return rc;
+    char *text = json_dumps(c->query, JSON_COMPACT);
+    if (text == NULL)
+        return pt_admin_fail(r, 500, "internal", NULL, "out of memory");
+    r->raw = text;
+    r->raw_len = strlen(text);
+    r->content_type = PT_ADMIN_EVENT_STREAM;
+    return 0;
+}
+
 const pt_admin_route pt_admin_logs_routes[] = {
     {"GET", "/logs", PT_ROLE_VIEWER, logs_list,
      "The request log, newest first: filters endpoint, status, since, request_id; paged with "
      "before_id"},
+    {"GET", "/logs/stream", PT_ROLE_VIEWER, logs_stream,
+     "The live tail of the request log as Server-Sent Events (filters endpoint, status, "
+     "request_id; resumes after Last-Event-ID)"},
     {"GET", "/logs/{request_id}", PT_ROLE_VIEWER, logs_get,
      "One logged request with its printed lines and traceback"},
     {NULL, NULL, PT_ROLE_NONE, NULL, NULL},

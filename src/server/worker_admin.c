@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/admin_logs.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "server/http_errors.h"
 #include "server/http_framing.h"
 #include "server/metrics.h"
+#include "server/reqlog_sse.h"
 #include "server/worker_int.h"
 
 static pt_admin_env env;
@@ -116,4 +119,29 @@ pt_wadmin_stop(worker *w)
         h2o_socket_close(w->admin_listener);
         w->admin_listener = NULL;
     }
+}
+
+int
+pt_wadmin_stream(worker *w, job *j)
+{
+    pt_response *resp = &j->resp;
+    if (j->run == NULL || j->hreq == NULL || resp->status != 200 || resp->content_type == NULL ||
+        strcmp(resp->content_type, PT_ADMIN_EVENT_STREAM) != 0)
+        return 0;
+    json_t *query = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+    pt_admin_reply refused = {0};
+    pt_reqlog_filter f;
+    int rc = query != NULL && json_is_object(query)
+                 ? pt_admin_logs_filter(query, &f, &refused) /* checked once already */
+                 : PT_ENOMEM;
+    if (rc == 0)
+        rc = pt_reqlog_sse_start(j->hreq, w->cfg->datadir, &f); /* copies f's strings */
+    json_decref(refused.body);
+    json_decref(query);
+    if (rc == 0)
+        return 1;
+    pt_response_error(resp, rc == PT_EINVAL ? 400 : 500,
+                      rc == PT_EINVAL ? "bad Last-Event-ID" : "cannot start the live tail",
+                      j->req.id);
+    return 0;
 }

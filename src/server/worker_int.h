@@ -343,6 +343,10 @@ const char *pt_hook_log_path(const char *path, size_t *plen, char *buf, size_t b
 void pt_wadmin_setup(worker *w);
 /* Stops accepting on the admin socket. Loop side. */
 void pt_wadmin_stop(worker *w);
+/* Answers admin job j, when its reply asks for the request log's live tail (admin.h,
+ * PT_ADMIN_EVENT_STREAM), with the event stream; returns 1 then, else 0 (the caller sends
+ * j's response as usual). Loop side. */
+int pt_wadmin_stream(worker *w, job *j);
 
 /* ---- crash.c (async-signal-safe) ------------------------------------------------------- */
 

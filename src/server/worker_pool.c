@@ -310,7 +310,10 @@ monitor_main(void *arg)
                 atomic_store(&j->lent, 1);
                 atomic_store(&s->lent, 1);
             }
-            if (j == NULL || s->stuck || now - atomic_load(&s->started) < w->cfg->timeout) {
+            /* An admin job gets a second more: a test run inside it has the handler timeout
+             * of its own, and its 504 (with what the draft printed) must win the race. */
+            if (j == NULL || s->stuck ||
+                now - atomic_load(&s->started) < w->cfg->timeout + (j->run != NULL ? 1 : 0)) {
                 pthread_mutex_unlock(&s->lock);
                 continue;
             }

@@ -350,7 +350,8 @@ pt_send_finish(worker *w, job *j, int timed_out)
         pt_holds_take_back(w->ctl, j->fd);
     if (j->hreq != NULL) {
         *j->guard = NULL;
-        send_response(j->hreq, j->req.id, resp);
+        if (timed_out || !pt_wadmin_stream(w, j))
+            send_response(j->hreq, j->req.id, resp);
     }
     if (timed_out)
         pt_response_free(&timeout_resp);

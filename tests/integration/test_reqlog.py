@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, assert_cli_error, rid_of
+from conftest import BIN, AdminClient, AdminServer, assert_cli_error, rid_of
 
 WAIT = 10  # seconds a row may take to reach the file (a writer commits every 200 ms)
 
@@ -292,21 +292,18 @@ def test_a_timed_out_request_is_logged_as_504(portico, server):
     assert row["traceback"] == "TimeoutError: the handler ran past the timeout (0.5s)"
 
 
-# ---- Over the admin API (needs helper "admin"'s admin_server and AdminClient) --------------
+# ---- Over the admin API ---------------------------------------------------------------------
 
 @pytest.fixture
-def admin(request):
-    try:
-        from conftest import AdminClient  # noqa: F401
-        srv = request.getfixturevalue("admin_server")
-    except (ImportError, pytest.FixtureLookupError):
-        pytest.skip("the admin listener (helper 'admin') is not in this branch")
-    return srv
+def admin(portico):
+    """A server of this test's own (the tests publish and count freely) with the admin users."""
+    s = AdminServer(portico, "--timeout", "1")
+    yield s
+    s.close()
 
 
 def client(admin, role):
     """An AdminClient with the token of the fixture's user of that role."""
-    from conftest import AdminClient
     return AdminClient(admin.admin_url, token=admin.tokens[role])
 
 

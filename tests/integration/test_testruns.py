@@ -1,7 +1,6 @@
 """Test runs (issue 9, section 5): `portico endpoint test` on the data dir, and the admin API's
 POST /endpoints/{name}/test and POST /scripts/test, through the real worker runtime, publishing
-nothing. The admin API tests need the admin listener (helper "admin"); without its fixtures
-they are skipped."""
+nothing."""
 import json
 
 import pytest
@@ -128,7 +127,7 @@ def test_path_parameters_need_a_path(portico):
     assert_cli_error(run_test(portico, "thing"), "--path", "/things/{id}")
 
 
-# ---- Over the admin API (needs helper "admin"'s admin_server and AdminClient) --------------
+# ---- Over the admin API ---------------------------------------------------------------------
 
 def test_admin_test_run_of_an_endpoint(admin):
     admin.portico.publish("hello", PRINTS, path="/things/{id}")
