@@ -259,12 +259,3 @@ def test_secrets_are_admin_only_and_refusals_change_nothing(adm):
         err = refused(adm, p, lambda: a.post("/secrets", data=raw), 400, "bad_request")
         assert SECRET_VALUE not in json.dumps(err)
 
-
-def test_openapi_lists_every_route(adm):
-    doc = requests.get(adm.admin().base + "/openapi.json", timeout=10).json()
-    for path, method in (("/tokens", "post"), ("/tokens/{id}", "delete"), ("/apikeys", "post"),
-                         ("/apikeys/{name}", "delete"), ("/issuers", "post"),
-                         ("/issuers/{issuer}", "delete"), ("/secrets", "get"),
-                         ("/secrets/{name}", "put")):
-        assert method in doc["paths"][path], (path, method)
-    assert doc["paths"]["/secrets"]["get"]["x-min-role"] == "admin"
