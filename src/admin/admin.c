@@ -531,8 +531,13 @@ dispatch(const pt_admin_env *env, const pt_request *req, pt_admin_call *c, calle
         c->body =
             json_loadb(req->body.p, req->body.n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
         if (c->body == NULL) {
-            pt_admin_fail(r, 400, "bad_request", NULL, "malformed JSON body: %s (line %d)",
-                          jerr.text, jerr.line);
+            /* Without jansson's "near '...'": the body may hold a secret's value. */
+            char *near = strstr(jerr.text, " near ");
+            if (near != NULL)
+                *near = '\0';
+            pt_admin_fail(r, 400, "bad_request", NULL,
+                          "malformed JSON body: %s (line %d, column %d)", jerr.text, jerr.line,
+                          jerr.column);
             return;
         }
     }

@@ -127,6 +127,10 @@ extern const pt_admin_route pt_admin_audit_routes[];
 extern const pt_admin_route pt_admin_health_routes[];
 extern const pt_admin_route pt_admin_scripts_routes[];
 extern const pt_admin_route pt_admin_endpoints_routes[];
+extern const pt_admin_route pt_admin_auth_routes[]; /* tokens, API keys, issuers */
+extern const pt_admin_route pt_admin_secrets_routes[];
+extern const pt_admin_route pt_admin_webhooks_routes[];
+extern const pt_admin_route pt_admin_connections_routes[];
 /* Every table, ended by NULL. */
 extern const pt_admin_route *const pt_admin_tables[];
 

@@ -149,42 +149,25 @@ add(pt_admin_call *c, pt_admin_reply *r)
     return 0;
 }
 
-/* PATCH: the store has no update of an endpoint yet, so the change is a removal and an add;
- * when the add is refused, the old endpoint is put back and the refusal reported. */
+/* PATCH: the fields given replace the endpoint's, in one store transaction
+ * (pt_store_endpoint_set): a request meanwhile sees the old endpoint or the new one. */
 static int
 set(pt_admin_call *c, pt_admin_reply *r)
 {
-    pt_endpoint old, ep;
+    pt_endpoint old, ep, now;
     int rc = pt_store_endpoint_get(c->store, c->params[0], &old);
     if (rc != 0)
         return pt_admin_fail_store(r, c->store, rc, NULL);
     ep = old;
-    if ((rc = read_fields(c, r, &ep, 0)) != 0) {
-        pt_endpoint_clear(&old);
-        return rc;
+    if ((rc = read_fields(c, r, &ep, 0)) != 0)
+        goto done;
+    if ((rc = pt_store_endpoint_set(c->store, &ep)) != 0) {
+        rc = pt_admin_fail_store(r, c->store, rc,
+                                 rc == PT_ENOTFOUND ? "script"
+                                 : rc == PT_EEXIST  ? "path"
+                                                    : NULL);
+        goto done;
     }
-    pt_script *s = NULL;
-    rc = pt_store_script_get(c->store, ep.script, 0, &s);
-    pt_script_free(s);
-    if (rc == 0)
-        rc = pt_store_endpoint_rm(c->store, old.name);
-    if (rc == 0 && (rc = pt_store_endpoint_add(c->store, &ep)) != 0) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", pt_store_errmsg(c->store));
-        if (pt_store_endpoint_add(c->store, &old) != 0)
-            pt_admin_fail(r, 500, "internal", NULL, "endpoint %s lost while changing it: %s",
-                          old.name, pt_store_errmsg(c->store));
-        else
-            pt_admin_fail(r, rc == PT_EEXIST ? 409 : 400,
-                          rc == PT_EEXIST ? "conflict" : "bad_request", "path", "%s", msg);
-        pt_endpoint_clear(&old);
-        return -r->status;
-    }
-    if (rc != 0) {
-        pt_endpoint_clear(&old);
-        return add_failed(c, r, rc);
-    }
-    pt_endpoint now;
     if (pt_store_endpoint_get(c->store, old.name, &now) == 0) {
         r->body = endpoint_json(&now);
         c->audit = audit_of(&now);
@@ -193,8 +176,9 @@ set(pt_admin_call *c, pt_admin_reply *r)
         r->body = endpoint_json(&ep); /* ep's strings are old's and the body's */
         c->audit = audit_of(&ep);
     }
+done:
     pt_endpoint_clear(&old);
-    return 0;
+    return rc;
 }
 
 static int

@@ -48,10 +48,6 @@ struct pt_db_stmt {
     pt_db *db;
 };
 
-/* The engine's own handle of an SQLite connection (sqlite3 *), or NULL for another engine:
- * only for store_sqlite_int.h's compatibility functions. */
-void *pt_db_sqlite_handle(pt_db *db);
-
 /* Records a printf-formatted message as db's error (for drivers). */
 void pt_db_seterr(pt_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

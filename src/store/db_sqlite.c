@@ -322,12 +322,6 @@ static const pt_db_driver sqlite_driver = {
     .set_schema_version = sq_set_schema_version,
 };
 
-void *
-pt_db_sqlite_handle(pt_db *db)
-{
-    return db->drv == &sqlite_driver ? H(db) : NULL;
-}
-
 /* Switches to WAL. Another process switching the same file at the same moment holds a lock
  * the busy handler does not wait for, so a busy answer is retried for about a second. */
 static int

@@ -16,7 +16,8 @@
  *   store_auth.c         tokens, API keys, last-used times, secrets, trusted issuers
  *   store_webhooks.c     the inbox token and the named webhook sources
  *   store_runs.c         the record of script runs
- *   store_sqlite_int.h   compatibility names for files written against the raw SQLite handle
+ *   store_users.c        admin API users, sessions, admin tokens, failed logins
+ *   store_audit.c        the audit log
  *
  * The tables and what each holds are described in store_schema.c.
  *

@@ -107,6 +107,11 @@ typedef struct pt_endpoint {
 /* Adds an endpoint; PT_EEXIST if the name or the path is taken, PT_ENOTFOUND if the script
  * does not exist, PT_EINVAL for a bad path (reason in pt_store_errmsg). */
 int pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep);
+/* Replaces the path, methods, script and auth of the endpoint named ep->name (its created time
+ * is kept) in one transaction: a request sees the old endpoint or the new one, never none.
+ * PT_ENOTFOUND when there is no such endpoint or no such script (in that order; the message
+ * says which), PT_EEXIST when another endpoint has the path, PT_EINVAL as for add. ep borrowed. */
+int pt_store_endpoint_set(pt_store *st, const pt_endpoint *ep);
 int pt_store_endpoint_get(pt_store *st, const char *name, pt_endpoint *out); /* free fields */
 int pt_store_endpoint_rm(pt_store *st, const char *name);
 int pt_store_endpoint_list(pt_store *st, pt_endpoint **out, size_t *n);

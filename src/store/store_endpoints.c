@@ -91,8 +91,10 @@ pt_store_endpoints_free(pt_endpoint *list, size_t n)
 static const char endpoint_cols[] = "SELECT name, path, methods, script, auth, created "
                                     "FROM endpoints";
 
-int
-pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
+/* Adds ep (replace 0) or replaces the endpoint named ep->name (replace 1, keeping its created
+ * time), in one transaction: pt_store_endpoint_add and pt_store_endpoint_set. */
+static int
+endpoint_write(pt_store *st, const pt_endpoint *ep, int replace)
 {
     pt_db_stmt *stmt = NULL;
     char reason[256] = "";
@@ -133,6 +135,19 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
         free(shape);
         return rc;
     }
+    rc = pt_store_query_int(st, "SELECT 1 FROM endpoints WHERE name = ?1", ep->name, 0, &one);
+    if (rc < 0)
+        goto done;
+    if (rc == 1 && !replace) {
+        pt_store_seterr(st, "endpoint '%s' already exists", ep->name);
+        rc = PT_EEXIST;
+        goto done;
+    }
+    if (rc == 0 && replace) {
+        pt_store_seterr(st, "no endpoint named '%s'", ep->name);
+        rc = PT_ENOTFOUND;
+        goto done;
+    }
     rc = pt_store_query_int(st, "SELECT 1 FROM scripts WHERE name = ?1", ep->script, 0, &one);
     if (rc < 0)
         goto done;
@@ -141,20 +156,15 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
         rc = PT_ENOTFOUND;
         goto done;
     }
-    rc = pt_store_query_int(st, "SELECT 1 FROM endpoints WHERE name = ?1", ep->name, 0, &one);
-    if (rc < 0)
-        goto done;
-    if (rc == 1) {
-        pt_store_seterr(st, "endpoint '%s' already exists", ep->name);
-        rc = PT_EEXIST;
-        goto done;
-    }
-    rc = pt_store_prepare(
-        st, "SELECT name, path FROM endpoints WHERE path = ?1 OR shape = ?2 LIMIT 1", &stmt);
+    rc = pt_store_prepare(st,
+                          "SELECT name, path FROM endpoints WHERE (path = ?1 OR shape = ?2) "
+                          "AND name <> ?3 LIMIT 1",
+                          &stmt);
     if (rc != 0)
         goto done;
     pt_db_bind_text(stmt, 1, ep->path, (size_t)-1);
     pt_db_bind_text(stmt, 2, shape, (size_t)-1);
+    pt_db_bind_text(stmt, 3, ep->name, (size_t)-1);
     rc = pt_db_step(stmt);
     if (rc == PT_DB_ROW) {
         pt_store_seterr(st, "endpoint '%s' already uses path %s", pt_db_column_text(stmt, 0, NULL),
@@ -169,11 +179,17 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
     if (rc != 0)
         goto done;
 
-    rc =
-        pt_store_prepare(st,
-                         "INSERT INTO endpoints(name, path, shape, methods, script, auth, created) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                         &stmt);
+    if (replace)
+        rc = pt_store_prepare(st,
+                              "UPDATE endpoints SET path = ?2, shape = ?3, methods = ?4, "
+                              "script = ?5, auth = ?6 WHERE name = ?1",
+                              &stmt);
+    else
+        rc = pt_store_prepare(
+            st,
+            "INSERT INTO endpoints(name, path, shape, methods, script, auth, created) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &stmt);
     if (rc != 0)
         goto done;
     pt_db_bind_text(stmt, 1, ep->name, (size_t)-1);
@@ -182,12 +198,25 @@ pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
     pt_db_bind_int64(stmt, 4, (int)ep->methods);
     pt_db_bind_text(stmt, 5, ep->script, (size_t)-1);
     pt_db_bind_text(stmt, 6, ep->auth, (size_t)-1);
-    pt_db_bind_int64(stmt, 7, ep->created != 0 ? ep->created : (int64_t)time(NULL));
-    rc = pt_store_run_stmt(st, stmt, "add endpoint");
+    if (!replace)
+        pt_db_bind_int64(stmt, 7, ep->created != 0 ? ep->created : (int64_t)time(NULL));
+    rc = pt_store_run_stmt(st, stmt, replace ? "change endpoint" : "add endpoint");
 done:
     rc = pt_store_finish(st, rc);
     free(shape);
     return rc;
+}
+
+int
+pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep)
+{
+    return endpoint_write(st, ep, 0);
+}
+
+int
+pt_store_endpoint_set(pt_store *st, const pt_endpoint *ep)
+{
+    return endpoint_write(st, ep, 1);
 }
 
 int
