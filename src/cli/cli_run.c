@@ -57,6 +57,44 @@ capture_add(capture *c, const char *p, size_t n)
     c->dropped += (int64_t)(n - take);
 }
 
+/* What one stream sent after its last newline. The record takes stdout and stderr a whole line
+ * at a time, so their lines interleave but never cut into each other (Python may write a line
+ * and its newline in two calls, and the two pipes are read in any order). A line fragment
+ * longer than the buffer is recorded as it comes. */
+typedef struct partial {
+    char buf[4096];
+    size_t len;
+} partial;
+
+static void
+partial_flush(partial *pl, capture *c)
+{
+    capture_add(c, pl->buf, pl->len);
+    pl->len = 0;
+}
+
+/* Adds n bytes of one stream to the record c, whole lines first (see partial). */
+static void
+record_lines(capture *c, partial *pl, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl != NULL ? (size_t)(nl - p) + 1 : n;
+        if (pl->len + take > sizeof pl->buf)
+            partial_flush(pl, c);
+        if (take > sizeof pl->buf) {
+            capture_add(c, p, take);
+        } else {
+            memcpy(pl->buf + pl->len, p, take);
+            pl->len += take;
+            if (nl != NULL)
+                partial_flush(pl, c);
+        }
+        p += take;
+        n -= take;
+    }
+}
+
 /* Writes all of p to fd, giving up quietly on an error (a closed terminal must not stop the
  * script or its record). */
 static void
@@ -73,13 +111,14 @@ copy_out(int fd, const char *p, size_t n)
     }
 }
 
-/* Reads the three pipes until all are closed: out and err are copied to 1 and 2 and captured
- * into output, errinfo captured into error. */
+/* Reads the three pipes until all are closed: out and err are copied to 1 and 2 as they come
+ * and recorded into output a line at a time, errinfo captured into error. */
 static void
 pump(int out, int err, int errinfo, capture *output, capture *error)
 {
     struct pollfd p[3] = {{out, POLLIN, 0}, {err, POLLIN, 0}, {errinfo, POLLIN, 0}};
     char buf[65536];
+    partial lines[2] = {{{0}, 0}, {{0}, 0}};
     int open = 3;
 
     while (open > 0) {
@@ -98,11 +137,13 @@ pump(int out, int err, int errinfo, capture *output, capture *error)
                 close(p[i].fd);
                 p[i].fd = -1;
                 open--;
+                if (i < 2)
+                    partial_flush(&lines[i], output); /* a last line without newline */
                 continue;
             }
             if (i < 2) {
                 copy_out(i + 1, buf, (size_t)n);
-                capture_add(output, buf, (size_t)n);
+                record_lines(output, &lines[i], buf, (size_t)n);
             } else {
                 capture_add(error, buf, (size_t)n);
             }

@@ -33,6 +33,74 @@ base_url(const char *opt, char *out, size_t outsz)
         out[--n] = '\0';
 }
 
+/* Prints the events cur yields as a JSON array (the `headers` column is stored as a JSON
+ * object and goes out as one). Returns what pt_wh_cursor_next last returned (0 at the end). */
+static int
+print_events_json(pt_wh_cursor *cur)
+{
+    size_t ncols = pt_wh_cursor_ncols(cur);
+    pt_buf b;
+    int rc, first = 1;
+    pt_buf_init(&b, 0);
+    pt_buf_putc(&b, '[');
+    while ((rc = pt_wh_cursor_next(cur)) == 1) {
+        pt_buf_puts(&b, first ? "\n  {" : ",\n  {");
+        first = 0;
+        for (size_t i = 0; i < ncols; i++) {
+            pt_value v;
+            const char *name = pt_wh_cursor_colname(cur, i);
+            pt_wh_cursor_value(cur, i, &v);
+            if (i > 0)
+                pt_buf_puts(&b, ", ");
+            pt_json_string(&b, name, strlen(name));
+            pt_buf_puts(&b, ": ");
+            if (strcmp(name, "headers") == 0 && v.type == PT_V_TEXT)
+                pt_buf_append(&b, v.u.s.p, v.u.s.n); /* stored as a JSON object */
+            else
+                pt_rows_json_value(&b, &v, 1);
+        }
+        pt_buf_putc(&b, '}');
+    }
+    pt_buf_puts(&b, first ? "]\n" : "\n]\n");
+    fwrite(b.data, 1, b.len, stdout);
+    pt_buf_free(&b);
+    return rc;
+}
+
+/* Prints the events cur yields as a table, or says there are none (after_id: the caller asked
+ * for events after an id). Returns what pt_wh_cursor_next last returned (0 at the end). */
+static int
+print_events_table(pt_wh_cursor *cur, int after_id)
+{
+    static const char *const heads[] = {"ID",    "RECEIVED", "SOURCE",   "METHOD",    "TYPE",
+                                        "BYTES", "STATUS",   "ATTEMPTS", "LAST ERROR"};
+    size_t ncols = pt_wh_cursor_ncols(cur), count = 0;
+    pt_cli_table *t = pt_cli_table_new_header(9, heads);
+    int rc = 0;
+    while (t != NULL && (rc = pt_wh_cursor_next(cur)) == 1) {
+        for (size_t i = 0; i < ncols; i++) {
+            pt_value v;
+            char num[32];
+            pt_wh_cursor_value(cur, i, &v);
+            if (v.type == PT_V_INT) {
+                snprintf(num, sizeof(num), "%" PRId64, v.u.i);
+                pt_cli_table_adds(t, num);
+            } else if (v.type == PT_V_NULL) {
+                pt_cli_table_adds(t, "-");
+            } else {
+                pt_cli_table_add(t, v.u.s.p, v.u.s.n);
+            }
+        }
+        count++;
+    }
+    if (count > 0)
+        pt_cli_table_print(t, stdout, 1);
+    else
+        fprintf(stderr, "no events%s\n", after_id ? " after that id" : "");
+    pt_cli_table_free(t);
+    return rc;
+}
+
 /* `webhook url`, and `webhook rotate` when rotate is set (a new token first): prints the
  * install's webhook URL. */
 static int
@@ -123,60 +191,7 @@ webhook_events(const char *datadir, int argc, char **argv)
         pt_wh_close(wh);
         return rc;
     }
-    size_t ncols = pt_wh_cursor_ncols(cur);
-    if (json != NULL) {
-        pt_buf b;
-        pt_buf_init(&b, 0);
-        pt_buf_putc(&b, '[');
-        int first = 1;
-        while ((rc = pt_wh_cursor_next(cur)) == 1) {
-            pt_buf_puts(&b, first ? "\n  {" : ",\n  {");
-            first = 0;
-            for (size_t i = 0; i < ncols; i++) {
-                pt_value v;
-                const char *name = pt_wh_cursor_colname(cur, i);
-                pt_wh_cursor_value(cur, i, &v);
-                if (i > 0)
-                    pt_buf_puts(&b, ", ");
-                pt_json_string(&b, name, strlen(name));
-                pt_buf_puts(&b, ": ");
-                if (strcmp(name, "headers") == 0 && v.type == PT_V_TEXT)
-                    pt_buf_append(&b, v.u.s.p, v.u.s.n); /* stored as a JSON object */
-                else
-                    pt_rows_json_value(&b, &v, 1);
-            }
-            pt_buf_putc(&b, '}');
-        }
-        pt_buf_puts(&b, first ? "]\n" : "\n]\n");
-        fwrite(b.data, 1, b.len, stdout);
-        pt_buf_free(&b);
-    } else {
-        static const char *const heads[] = {"ID",    "RECEIVED", "SOURCE",   "METHOD",    "TYPE",
-                                            "BYTES", "STATUS",   "ATTEMPTS", "LAST ERROR"};
-        pt_cli_table *t = pt_cli_table_new_header(9, heads);
-        size_t count = 0;
-        while (t != NULL && (rc = pt_wh_cursor_next(cur)) == 1) {
-            for (size_t i = 0; i < ncols; i++) {
-                pt_value v;
-                char num[32];
-                pt_wh_cursor_value(cur, i, &v);
-                if (v.type == PT_V_INT) {
-                    snprintf(num, sizeof(num), "%" PRId64, v.u.i);
-                    pt_cli_table_adds(t, num);
-                } else if (v.type == PT_V_NULL) {
-                    pt_cli_table_adds(t, "-");
-                } else {
-                    pt_cli_table_add(t, v.u.s.p, v.u.s.n);
-                }
-            }
-            count++;
-        }
-        if (count > 0)
-            pt_cli_table_print(t, stdout, 1);
-        else
-            fprintf(stderr, "no events%s\n", since != NULL ? " after that id" : "");
-        pt_cli_table_free(t);
-    }
+    rc = json != NULL ? print_events_json(cur) : print_events_table(cur, since != NULL);
     pt_wh_cursor_free(cur);
     if (rc < 0) {
         rc = pt_cli_error("%s", pt_wh_errmsg(wh));
