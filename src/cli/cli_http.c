@@ -33,7 +33,7 @@ parse_url(const char *url, char *host, size_t hostsz, char *port, size_t portsz,
         return -1;
     }
     if (strncasecmp(url, "http://", 7) != 0) {
-        snprintf(err, errsz, "invalid server URL '%s' (http://HOST:PORT)", url);
+        snprintf(err, errsz, "not an http:// URL (give http://HOST:PORT of the admin listener)");
         return -1;
     }
     p = url + 7;
@@ -67,7 +67,7 @@ parse_url(const char *url, char *host, size_t hostsz, char *port, size_t portsz,
     }
     return 0;
 bad:
-    snprintf(err, errsz, "invalid server URL '%s' (http://HOST:PORT)", url);
+    snprintf(err, errsz, "invalid server URL (give http://HOST:PORT of the admin listener)");
     return -1;
 }
 
