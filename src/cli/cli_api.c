@@ -183,6 +183,8 @@ call_http(const char *method, const char *path, json_t *query, json_t *body, pt_
         return pt_cli_error("out of memory");
     rc = pt_cli_http(url, server_token, method, text, text != NULL ? strlen(text) : 0, &out->status,
                      &resp, &resp_len, &is_json, err, sizeof err);
+    if (text != NULL)
+        explicit_bzero(text, strlen(text)); /* it may hold a password */
     free(text);
     if (rc != 0)
         return pt_cli_error("cannot reach the Portico server at %s: %s", server_url, err);
@@ -223,8 +225,11 @@ pt_cli_api_error(const pt_cli_reply *r)
 {
     json_t *err = json_object_get(r->body, "error");
     const char *msg = json_string_value(json_object_get(err, "message"));
-    if (msg == NULL)
-        msg = json_string_value(err);
+    if (msg == NULL && server_url != NULL)
+        /* Not the admin API's error shape: another listener (the public one) or service. */
+        return pt_cli_error("%s is not a Portico admin API (it answered status %d): give the "
+                            "admin listener's address (serve --admin-listen)",
+                            server_url, r->status);
     if (r->status == 401 && server_url != NULL)
         return pt_cli_error("%s (check PORTICO_TOKEN: an admin API token of %s)",
                             msg != NULL ? msg : "unauthorized", server_url);

@@ -104,6 +104,17 @@ done:
     return rc;
 }
 
+/* Zeroes the "password" of a request body (jansson frees without clearing) and releases
+ * the caller's reference to body (NULL is a no-op). */
+static void
+forget_password(json_t *body)
+{
+    json_t *p = json_object_get(body, "password");
+    if (json_is_string(p))
+        sodium_memzero((char *)json_string_value(p), json_string_length(p));
+    json_decref(body);
+}
+
 /* GET /users/NAME: 0 when the user exists; else the error printed and the exit status. */
 static int
 need_user(const char *datadir, const char *name)
@@ -161,10 +172,10 @@ user_add(const char *datadir, int argc, char **argv)
     pt_cli_reply_clear(&rep);
     if (rc != 0 || (rc = read_password(&password)) != 0)
         return rc;
-    rc = pt_cli_api(
-        datadir, "POST", "/users", NULL,
-        json_pack("{s:s, s:s, s:s}", "name", pos[0], "role", role, "password", password), &rep);
+    json_t *body = json_pack("{s:s, s:s, s:s}", "name", pos[0], "role", role, "password", password);
     sodium_free(password);
+    rc = pt_cli_api(datadir, "POST", "/users", NULL, json_incref(body), &rep);
+    forget_password(body);
     if (rc != 0)
         return rc;
     printf("user %s added (%s)\n", str_of(rep.body, "name"), str_of(rep.body, "role"));
@@ -230,7 +241,9 @@ user_change(const char *datadir, int argc, char **argv, const char *usage, const
     } else if (want_value) {
         body = json_pack("{s:s}", "role", pos[1]);
     }
-    rc = pt_cli_api(datadir, body != NULL ? "PATCH" : "DELETE", path, NULL, body, &rep);
+    rc =
+        pt_cli_api(datadir, body != NULL ? "PATCH" : "DELETE", path, NULL, json_incref(body), &rep);
+    forget_password(body);
     if (rc != 0)
         return rc;
     pt_cli_reply_clear(&rep);

@@ -482,6 +482,10 @@ def test_remote_connection_and_token_errors(remote, tmp_path):
     cp = remote.cli_remote("script", "list", env={"PORTICO_TOKEN": "pat_00000000_nope"},
                            check=False)
     assert cp.returncode == 1 and "PORTICO_TOKEN" in assert_cli_error(cp)
+    # The public listener is not the admin API.
+    cp = run_cli(None, "--server", remote.server.url, "script", "list", cwd=cwd,
+                 env={"PORTICO_TOKEN": remote.token}, check=False)
+    assert cp.returncode == 1 and "admin listener" in assert_cli_error(cp)
     # PORTICO_SERVER instead of --server.
     cp = run_cli(None, "script", "list", cwd=cwd, env={"PORTICO_SERVER": remote.server.admin_url,
                                                       "PORTICO_TOKEN": remote.token})
