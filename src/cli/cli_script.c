@@ -157,6 +157,8 @@ script_show(const char *datadir, int argc, char **argv)
         snprintf(name, sizeof name, "%s", pos[0]);
     }
     snprintf(vtext, sizeof vtext, "%ld", version);
+    /* /scripts/NAME/versions/V, or /scripts/NAME (the current one): without --version the
+     * NULL in place of "versions" ends the segments there. */
     if (pt_cli_api_path(path, sizeof path, "scripts", name, version ? "versions" : NULL, vtext,
                         NULL) != 0)
         return pt_cli_error("the script name is too long");

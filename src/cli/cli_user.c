@@ -2,13 +2,10 @@
  * create|list|revoke`: the people and the automation that may use the admin API, managed
  * through that API (cli_api.h). On the data dir every change is audited with the actor
  * "cli:<login name>" and the command's name as the action ("user.add"). */
-#include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -18,7 +15,6 @@
 #include "cli/cli_api.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "store/store_audit.h"
 #include "store/store_users.h"
 
 #define PASSWORD_MAX 1024
