@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -13,7 +14,7 @@
 static const char help_text[] =
     "Portico " PT_VERSION " - publish HTTP API endpoints backed by Python handler scripts.\n"
     "\n"
-    "usage: portico [--data DIR] COMMAND [ARGS...]\n"
+    "usage: portico [--data DIR | --server URL] COMMAND [ARGS...]\n"
     "\n"
     "  init [--warehouse POSTGRESQL_DSN]      create the data dir (idempotent); --warehouse\n"
     "                                         makes the default warehouse dw PostgreSQL\n"
@@ -26,9 +27,11 @@ static const char help_text[] =
     "                                         API on 127.0.0.1:8081)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
     "  script list | show NAME|--id ID [--version V] [--info]\n"
+    "  script diff NAME [--from V] [--to V]   unified diff of two versions\n"
     "  script rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME\n"
     "  endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey\n"
     "               [--method GET,POST]\n"
+    "  endpoint set NAME [--path P] [--script S] [--auth A] [--method M]\n"
     "  endpoint list | show NAME | rm NAME\n"
     "  endpoint test NAME [--method M] [--path P] [--query a=1]... [--header 'K: V']...\n"
     "                [--data @FILE|TEXT] [--json]\n"
@@ -74,23 +77,37 @@ static const char help_text[] =
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
     "The data dir is --data DIR (before or after the command), else $PORTICO_DATA, else\n"
-    "./portico-data. Errors print one line and exit with status 1 (2 for usage errors).\n";
+    "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
+    "token), the script, endpoint, user and audit commands run against a running server's\n"
+    "admin API instead, with the same output; the others say they are not available remotely\n"
+    "yet (exit 2). Errors print one line and exit with status 1 (2 for usage errors).\n";
 
+/* `remote`: the groups whose subcommands say themselves whether they work with --server
+ * (PT_CLI_REMOTE), those that always work on the data dir (PT_CLI_LOCAL), and those that have
+ * no admin API route yet (0: refused with --server). */
 static const pt_cli_sub commands[] = {
-    {"init", NULL, pt_cli_init},     {"serve", NULL, pt_cli_serve},
-    {"script", NULL, pt_cli_script}, {"endpoint", NULL, pt_cli_endpoint},
-    {"db", NULL, pt_cli_db},         {"run", NULL, pt_cli_run},
-    {"runs", NULL, pt_cli_runs},     {"token", NULL, pt_cli_token},
-    {"apikey", NULL, pt_cli_apikey}, {"secret", NULL, pt_cli_secret},
-    {"auth", NULL, pt_cli_auth},     {"webhook", NULL, pt_cli_webhook},
-    {"user", NULL, pt_cli_user},     {"audit", NULL, pt_cli_audit},
-    {"logs", NULL, pt_cli_logs},     {NULL, NULL, NULL},
+    {"init", NULL, pt_cli_init, PT_CLI_LOCAL},
+    {"serve", NULL, pt_cli_serve, PT_CLI_LOCAL},
+    {"script", NULL, pt_cli_script, PT_CLI_REMOTE},
+    {"endpoint", NULL, pt_cli_endpoint, PT_CLI_REMOTE},
+    {"db", NULL, pt_cli_db},
+    {"run", NULL, pt_cli_run},
+    {"runs", NULL, pt_cli_runs},
+    {"token", NULL, pt_cli_token},
+    {"apikey", NULL, pt_cli_apikey},
+    {"secret", NULL, pt_cli_secret},
+    {"auth", NULL, pt_cli_auth},
+    {"webhook", NULL, pt_cli_webhook},
+    {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
+    {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
+    {"logs", NULL, pt_cli_logs},
+    {NULL, NULL, NULL},
 };
 
 int
 main(int argc, char **argv)
 {
-    const char *data = NULL;
+    const char *data = NULL, *server = NULL;
     const pt_cli_sub *cmd;
     char **args = NULL;
     char *datadir = NULL;
@@ -117,6 +134,20 @@ main(int argc, char **argv)
         }
         if (!passthrough && strncmp(a, "--data=", 7) == 0) {
             data = a + 7;
+            continue;
+        }
+        if (!passthrough && strcmp(a, "--server") == 0) {
+            if (i + 1 >= argc) {
+                fputs("error: --server needs a value (http://HOST:PORT of the admin listener)\n",
+                      stderr);
+                rc = 1;
+                goto done;
+            }
+            server = argv[++i];
+            continue;
+        }
+        if (!passthrough && strncmp(a, "--server=", 9) == 0) {
+            server = a + 9;
             continue;
         }
         args[nargs++] = argv[i];
@@ -154,6 +185,14 @@ main(int argc, char **argv)
         rc = 2;
         goto done;
     }
+    pt_cli_api_setup(server, NULL);
+    if (pt_cli_api_server() != NULL && cmd->remote == 0) {
+        rc = pt_cli_api_local_only(cmd->name);
+        goto done;
+    }
+    if (cmd->remote != PT_CLI_REMOTE)
+        pt_cli_api_setup("", NULL);
+    pt_cli_api_command(cmd->name);
     datadir = pt_config_datadir(data);
     if (datadir == NULL) {
         fputs("error: out of memory\n", stderr);

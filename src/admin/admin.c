@@ -15,6 +15,7 @@
  * thread's own store handle, opened on first use and kept for the thread's life (pool threads
  * never exit). */
 #include "admin/admin.h"
+#include "admin/admin_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -401,12 +402,15 @@ reply_clear(pt_admin_reply *r)
     free(r->set_cookie);
 }
 
-/* Writes the audit entry of a successful change (logged, not failed, when it cannot be). */
-static void
-write_audit(pt_store *st, const pt_admin_call *c, const pt_admin_route *route)
+void
+pt_admin_write_audit(pt_store *st, const pt_admin_call *c, const pt_admin_route *route,
+                     const char *cmd)
 {
     char action[160];
-    snprintf(action, sizeof action, "%s %s", route->method, route->pattern);
+    if (cmd != NULL)
+        snprintf(action, sizeof action, "%s", cmd);
+    else
+        snprintf(action, sizeof action, "%s %s", route->method, route->pattern);
     char *detail = json_dumps(c->audit, JSON_COMPACT | JSON_SORT_KEYS);
     /* The object: the route's first parameter, else the name the change is about. */
     const char *object = c->nparams > 0 ? c->params[0] : NULL;
@@ -421,10 +425,9 @@ write_audit(pt_store *st, const pt_admin_call *c, const pt_admin_route *route)
     free(detail);
 }
 
-/* Finds the route of method and path (below the prefix). Returns it with c's params filled,
- * or NULL with the refusal in r. */
-static const pt_admin_route *
-find_route(const char *method, const char *path, size_t n, pt_admin_call *c, pt_admin_reply *r)
+const pt_admin_route *
+pt_admin_find_route(const char *method, const char *path, size_t n, pt_admin_call *c,
+                    pt_admin_reply *r)
 {
     char *params[4];
     char allow[64] = "";
@@ -474,7 +477,7 @@ dispatch(const pt_admin_env *env, const pt_request *req, pt_admin_call *c, calle
         pt_admin_fail(r, 404, "not_found", NULL, "not found");
         return;
     }
-    route = find_route(c->method, req->path.p + pn, req->path.n - pn, c, r);
+    route = pt_admin_find_route(c->method, req->path.p + pn, req->path.n - pn, c, r);
     if (route == NULL)
         return;
     st = store_for_thread(env->datadir);
@@ -542,7 +545,7 @@ dispatch(const pt_admin_env *env, const pt_request *req, pt_admin_call *c, calle
         }
     }
     if (route->fn(c, r) == 0 && (r->status == 0 || r->status < 400) && c->audit != NULL)
-        write_audit(st, c, route);
+        pt_admin_write_audit(st, c, route, NULL);
 }
 
 void

@@ -37,8 +37,8 @@ list(pt_admin_call *c, pt_admin_reply *r)
     if (limit != NULL) {
         char *end;
         long long v = strtoll(limit, &end, 10);
-        if (*end != '\0' || end == limit || v < 1 || v > 10000)
-            return pt_admin_fail(r, 400, "bad_request", "limit", "limit is 1 to 10000");
+        if (*end != '\0' || end == limit || v < 1 || v > 100000)
+            return pt_admin_fail(r, 400, "bad_request", "limit", "limit is 1 to 100000");
         max = v;
     }
     int rc = pt_store_audit_list(c->store, from, actor, max, &list, &n);

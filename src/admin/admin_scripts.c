@@ -64,8 +64,21 @@ list(pt_admin_call *c, pt_admin_reply *r)
     if (rc != 0)
         return pt_admin_fail_store(r, c->store, rc, NULL);
     json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, script_json(&scripts[i], 0));
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        /* With the number of versions and when the newest was stored (`script list`). */
+        pt_script *versions = NULL;
+        size_t nv = 0;
+        int64_t updated = scripts[i].created;
+        if (pt_store_script_versions(c->store, scripts[i].name, &versions, &nv) == 0)
+            for (size_t j = 0; j < nv; j++)
+                if (versions[j].created > updated)
+                    updated = versions[j].created;
+        pt_store_scripts_free(versions, nv);
+        json_t *o = script_json(&scripts[i], 0);
+        json_object_set_new(o, "versions", json_integer((json_int_t)nv));
+        json_object_set_new(o, "updated", json_integer(updated));
+        json_array_append_new(arr, o);
+    }
     pt_store_scripts_free(scripts, n);
     r->body = json_pack("{s:o*}", "scripts", arr);
     return 0;
@@ -124,6 +137,7 @@ show(pt_admin_call *c, pt_admin_reply *r)
         return pt_admin_fail_store(r, c->store, rc, NULL);
     }
     r->body = script_json(s, 1);
+    json_object_set_new(r->body, "version", json_integer(s->version));
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < n; i++)
         json_array_append_new(arr, json_pack("{s:i, s:I}", "version", versions[i].version,

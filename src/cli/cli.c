@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_api.h"
 #include "core/err.h"
 #include "core/file.h"
 
@@ -127,6 +128,9 @@ pt_cli_sub_find(const pt_cli_sub *subs, const char *name)
     return NULL;
 }
 
+/* The running command's name, "user.token.create" (see pt_cli_api_command). */
+static char command[128];
+
 int
 pt_cli_dispatch(const char *group, const char *usage, const pt_cli_sub *subs, const char *datadir,
                 int argc, char **argv)
@@ -147,6 +151,13 @@ pt_cli_dispatch(const char *group, const char *usage, const pt_cli_sub *subs, co
                 usage);
         return PT_CLI_USAGE;
     }
+    snprintf(command, sizeof command, "%s %s", group, s->name);
+    if (pt_cli_api_server() != NULL && s->remote == 0)
+        return pt_cli_api_local_only(command);
+    for (char *p = command; *p != '\0'; p++)
+        if (*p == ' ')
+            *p = '.';
+    pt_cli_api_command(command);
     return s->fn(datadir, argc - 1, argv + 1);
 }
 

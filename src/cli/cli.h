@@ -38,14 +38,20 @@ typedef struct pt_cli_sub {
     const char *name;
     const char *alias;
     int (*fn)(const char *datadir, int argc, char **argv);
+    int remote; /* 0: no admin API route yet, refused with --server; PT_CLI_REMOTE: works
+                   through cli_api.h in both modes; PT_CLI_LOCAL: always on the data dir */
 } pt_cli_sub;
+
+enum { PT_CLI_REMOTE = 1, PT_CLI_LOCAL = 2 };
 
 /* Returns the entry of subs whose name or alias is name (borrowed from subs), or NULL. */
 const pt_cli_sub *pt_cli_sub_find(const pt_cli_sub *subs, const char *name);
 /* Runs the subcommand argv[0] of a command group (group is "script", usage the part after
  * "usage: portico "), and returns its exit status. No argument prints the usage on stderr
  * (PT_CLI_USAGE); "--help", "-h" or "help" print it on stdout (PT_CLI_OK); a name not in
- * subs prints "error: unknown command 'GROUP NAME' (usage: ...)" (PT_CLI_USAGE). */
+ * subs prints "error: unknown command 'GROUP NAME' (usage: ...)" (PT_CLI_USAGE). With
+ * --server, a subcommand whose `remote` is 0 is refused (pt_cli_api_local_only). Sets the
+ * command's name ("script.add") for the audit log (pt_cli_api_command). */
 int pt_cli_dispatch(const char *group, const char *usage, const pt_cli_sub *subs,
                     const char *datadir, int argc, char **argv);
 

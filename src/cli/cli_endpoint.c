@@ -1,10 +1,12 @@
-/* cli_endpoint.c - `portico endpoint add|list|show|rm`: publishing scripts at HTTP paths. */
+/* cli_endpoint.c - `portico endpoint add|set|list|show|rm`: publishing scripts at HTTP paths,
+ * through the admin API (cli_api.h: in-process on the data dir, or --server). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin/admin_tests.h"
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/request.h"
@@ -15,7 +17,8 @@
 
 static const char endpoint_usage[] =
     "endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey [--method GET,POST] "
-    "| list | show NAME | rm NAME | test NAME [--method M] [--path P] [--query a=1]... "
+    "| set NAME [--path PATH] [--script SCRIPT] [--auth AUTH] [--method M,...] | list | "
+    "show NAME | rm NAME | test NAME [--method M] [--path P] [--query a=1]... "
     "[--header 'K: V']... [--data @FILE|TEXT] [--json]";
 
 /* The server's base URL for display: $PORTICO_URL, else the default listen address. */
@@ -46,6 +49,76 @@ methods_compact(unsigned mask, char *out, size_t outsz)
     out[o] = '\0';
 }
 
+/* The methods of an endpoint's JSON (["GET", "POST"]) as a mask. */
+static unsigned
+methods_of(json_t *ep)
+{
+    unsigned mask = 0, bit;
+    size_t i;
+    json_t *m;
+
+    json_array_foreach(json_object_get(ep, "methods"), i, m)
+    {
+        if (json_is_string(m) && pt_http_parse_methods(json_string_value(m), &bit) == 0)
+            mask |= bit;
+    }
+    return mask;
+}
+
+/* String member `key` of o, or "". Borrowed from o. */
+static const char *
+str_of(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
+
+/* Builds the body of `endpoint add` and `set` from the options given (NULL: not given);
+ * checks them first as the CLI always did. Returns 0 with *body (new reference), or the exit
+ * status with the error printed. */
+static int
+endpoint_body(const char *path, const char *script, const char *auth, const char *method,
+              json_t **body)
+{
+    unsigned mask = 0;
+    char methods[128];
+
+    if (auth != NULL && strcmp(auth, "public") != 0 && strcmp(auth, "jwt") != 0 &&
+        strcmp(auth, "apikey") != 0)
+        return pt_cli_error("unknown --auth '%s' (public, jwt or apikey)", auth);
+    if (method != NULL && pt_http_parse_methods(method, &mask) != 0)
+        return pt_cli_error("invalid --method '%s' (a list of GET, POST, PUT, PATCH, DELETE, "
+                            "HEAD, OPTIONS)",
+                            method);
+    *body = json_object();
+    if (path != NULL)
+        json_object_set_new(*body, "path", json_string(path));
+    if (script != NULL)
+        json_object_set_new(*body, "script", json_string(script));
+    if (auth != NULL)
+        json_object_set_new(*body, "auth", json_string(auth));
+    if (method != NULL) {
+        json_t *arr = json_array();
+        pt_http_format_methods(mask, methods, sizeof methods);
+        for (char *tok = strtok(methods, ", "); tok != NULL; tok = strtok(NULL, ", "))
+            json_array_append_new(arr, json_string(tok));
+        json_object_set_new(*body, "methods", arr);
+    }
+    return 0;
+}
+
+/* Prints "endpoint NAME: GET http://.../path (script S, auth A)" from an endpoint's JSON. */
+static void
+print_published(json_t *ep)
+{
+    char url[512], methods[128];
+
+    base_url(url, sizeof url);
+    pt_http_format_methods(methods_of(ep), methods, sizeof methods);
+    printf("endpoint %s: %s %s%s (script %s, auth %s)\n", str_of(ep, "name"), methods, url,
+           str_of(ep, "path"), str_of(ep, "script"), str_of(ep, "auth"));
+}
+
 static int
 endpoint_add(const char *datadir, int argc, char **argv)
 {
@@ -54,10 +127,9 @@ endpoint_add(const char *datadir, int argc, char **argv)
     const char *path = NULL, *script = NULL, *auth = NULL, *method = NULL;
     pt_cli_opt opts[] = {{"--path", 1, &path},     {"--script", 1, &script},  {"--auth", 1, &auth},
                          {"--method", 1, &method}, {"--methods", 1, &method}, {NULL, 0, NULL}};
-    pt_endpoint ep = {0};
-    pt_store *st = NULL;
-    char *pos[1], url[512], methods[128];
-    unsigned mask = PT_M_GET;
+    pt_cli_reply rep;
+    json_t *body = NULL;
+    char *pos[1];
     int npos = 0, rc;
 
     rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
@@ -71,105 +143,135 @@ endpoint_add(const char *datadir, int argc, char **argv)
     if (auth == NULL)
         return pt_cli_error("--auth is required, so that publishing is a deliberate choice: "
                             "use --auth public, jwt or apikey");
-    if (strcmp(auth, "public") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "apikey") != 0)
-        return pt_cli_error("unknown --auth '%s' (public, jwt or apikey)", auth);
-    if (method != NULL && pt_http_parse_methods(method, &mask) != 0)
-        return pt_cli_error("invalid --method '%s' (a list of GET, POST, PUT, PATCH, DELETE, "
-                            "HEAD, OPTIONS)",
-                            method);
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
+    if ((rc = endpoint_body(path, script, auth, method, &body)) != 0)
         return rc;
-    ep.name = pos[0];
-    ep.path = (char *)path;
-    ep.script = (char *)script;
-    ep.auth = (char *)auth;
-    ep.methods = mask;
-    if (pt_store_endpoint_add(st, &ep) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    base_url(url, sizeof url);
-    pt_http_format_methods(mask, methods, sizeof methods);
-    printf("endpoint %s: %s %s%s (script %s, auth %s)\n", pos[0], methods, url, path, script, auth);
-done:
-    pt_store_close(st);
-    return rc;
+    json_object_set_new(body, "name", json_string(pos[0]));
+    if ((rc = pt_cli_api(datadir, "POST", "/endpoints", NULL, body, &rep)) != 0)
+        return rc;
+    print_published(rep.body);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
-endpoint_rows(pt_store *st, pt_cli_table *t)
+endpoint_set(const char *datadir, int argc, char **argv)
 {
-    pt_endpoint *list = NULL;
-    size_t n = 0, i;
-    char methods[128];
-    int bad = 0;
+    const char *usage = "endpoint set NAME [--path PATH] [--script SCRIPT] "
+                        "[--auth public|jwt|apikey] [--method GET,POST]";
+    const char *path = NULL, *script = NULL, *auth = NULL, *method = NULL;
+    pt_cli_opt opts[] = {{"--path", 1, &path},     {"--script", 1, &script},  {"--auth", 1, &auth},
+                         {"--method", 1, &method}, {"--methods", 1, &method}, {NULL, 0, NULL}};
+    pt_cli_reply rep;
+    json_t *body = NULL;
+    char *pos[1], apath[512];
+    int npos = 0, rc;
 
-    if (pt_store_endpoint_list(st, &list, &n) != 0)
-        return pt_cli_error("%s", pt_store_errmsg(st));
-    for (i = 0; !bad && i < n; i++) {
-        methods_compact(list[i].methods, methods, sizeof methods);
-        bad = pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, methods) ||
-              pt_cli_table_adds(t, list[i].path) || pt_cli_table_adds(t, list[i].script) ||
-              pt_cli_table_adds(t, list[i].auth);
-    }
-    pt_store_endpoints_free(list, n);
-    return bad ? pt_cli_error("out of memory") : 0;
+    rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (path == NULL && script == NULL && auth == NULL && method == NULL)
+        return pt_cli_error("nothing to change: give --path, --script, --auth or --method");
+    if (pt_cli_api_path(apath, sizeof apath, "endpoints", pos[0], NULL) != 0)
+        return pt_cli_error("the endpoint name is too long");
+    if ((rc = endpoint_body(path, script, auth, method, &body)) != 0)
+        return rc;
+    if ((rc = pt_cli_api(datadir, "PATCH", apath, NULL, body, &rep)) != 0)
+        return rc;
+    print_published(rep.body);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
 endpoint_list(const char *datadir, int argc, char **argv)
 {
     static const char *const head[] = {"NAME", "METHODS", "PATH", "SCRIPT", "AUTH"};
+    pt_cli_reply rep;
+    char *pos[1], methods[128];
+    int npos = 0, rc, bad = 0;
+    size_t i;
+    json_t *ep;
 
-    return pt_cli_store_list_cmd(datadir, argc, argv, "endpoint list", head, 5, endpoint_rows);
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "endpoint list");
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if ((rc = pt_cli_api(datadir, "GET", "/endpoints", NULL, NULL, &rep)) != 0)
+        return rc;
+    pt_cli_table *t = pt_cli_table_new_header(5, head);
+    json_array_foreach(json_object_get(rep.body, "endpoints"), i, ep)
+    {
+        if (t == NULL)
+            break;
+        methods_compact(methods_of(ep), methods, sizeof methods);
+        bad |= pt_cli_table_adds(t, str_of(ep, "name")) || pt_cli_table_adds(t, methods) ||
+               pt_cli_table_adds(t, str_of(ep, "path")) ||
+               pt_cli_table_adds(t, str_of(ep, "script")) ||
+               pt_cli_table_adds(t, str_of(ep, "auth"));
+    }
+    if (t == NULL || bad)
+        rc = pt_cli_error("out of memory");
+    else
+        pt_cli_table_print(t, stdout, 0);
+    pt_cli_table_free(t);
+    pt_cli_reply_clear(&rep);
+    return rc;
 }
 
 static int
 endpoint_show(const char *datadir, int argc, char **argv)
 {
     const char *usage = "endpoint show NAME";
-    pt_endpoint ep = {0};
-    pt_store *st = NULL;
-    pt_script *s = NULL;
-    char *pos[1], url[512], methods[128], when[64];
+    pt_cli_reply rep, srep = {0};
+    char *pos[1], path[512], url[512], methods[128], when[64];
     int npos = 0, rc;
 
     rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
+    if (pt_cli_api_path(path, sizeof path, "endpoints", pos[0], NULL) != 0)
+        return pt_cli_error("the endpoint name is too long");
+    if ((rc = pt_cli_api(datadir, "GET", path, NULL, NULL, &rep)) != 0)
         return rc;
-    if (pt_store_endpoint_get(st, pos[0], &ep) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
+    json_t *ep = rep.body;
+    const char *script = str_of(ep, "script");
     base_url(url, sizeof url);
-    pt_http_format_methods(ep.methods, methods, sizeof methods);
-    pt_cli_format_time(ep.created, when, sizeof when);
-    printf("name:     %s\n", ep.name);
-    printf("path:     %s\n", ep.path);
+    pt_http_format_methods(methods_of(ep), methods, sizeof methods);
+    pt_cli_format_time(json_integer_value(json_object_get(ep, "created")), when, sizeof when);
+    printf("name:     %s\n", str_of(ep, "name"));
+    printf("path:     %s\n", str_of(ep, "path"));
     printf("methods:  %s\n", methods);
-    if (pt_store_script_get(st, ep.script, 0, &s) == 0)
-        printf("script:   %s (version %d)\n", ep.script, s->version);
+    /* The script's current version, when it can be read. */
+    if (pt_cli_api_path(path, sizeof path, "scripts", script, NULL) == 0 &&
+        pt_cli_api_raw(datadir, "GET", path, NULL, NULL, &srep) == 0 && srep.status == 200)
+        printf("script:   %s (version %d)\n", script,
+               (int)json_integer_value(json_object_get(srep.body, "current")));
     else
-        printf("script:   %s\n", ep.script);
-    printf("auth:     %s\n", ep.auth);
+        printf("script:   %s\n", script);
+    pt_cli_reply_clear(&srep);
+    printf("auth:     %s\n", str_of(ep, "auth"));
     printf("created:  %s\n", when);
-    printf("url:      %s%s\n", url, ep.path);
-done:
-    pt_script_free(s);
-    pt_endpoint_clear(&ep);
-    pt_store_close(st);
-    return rc;
+    printf("url:      %s%s\n", url, str_of(ep, "path"));
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
 endpoint_rm(const char *datadir, int argc, char **argv)
 {
-    return pt_cli_store_name_cmd(datadir, argc, argv, "endpoint rm NAME", pt_store_endpoint_rm,
-                                 "endpoint ", " removed");
+    pt_cli_reply rep;
+    char *pos[1], path[512];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, "endpoint rm NAME");
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_api_path(path, sizeof path, "endpoints", pos[0], NULL) != 0)
+        return pt_cli_error("the endpoint name is too long");
+    if ((rc = pt_cli_api(datadir, "DELETE", path, NULL, NULL, &rep)) != 0)
+        return rc;
+    printf("endpoint %s removed\n", pos[0]);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 /* ---- endpoint test (issue 9: test runs) ------------------------------------------------ */
@@ -336,9 +438,13 @@ done:
 
 /* ---- end of endpoint test ------------------------------------------------------------- */
 
-static const pt_cli_sub endpoint_subs[] = {
-    {"add", NULL, endpoint_add}, {"list", "ls", endpoint_list}, {"show", NULL, endpoint_show},
-    {"rm", NULL, endpoint_rm},   {"test", NULL, endpoint_test}, {NULL, NULL, NULL}};
+static const pt_cli_sub endpoint_subs[] = {{"add", NULL, endpoint_add, PT_CLI_REMOTE},
+                                           {"set", NULL, endpoint_set, PT_CLI_REMOTE},
+                                           {"list", "ls", endpoint_list, PT_CLI_REMOTE},
+                                           {"show", NULL, endpoint_show, PT_CLI_REMOTE},
+                                           {"rm", NULL, endpoint_rm, PT_CLI_REMOTE},
+                                           {"test", NULL, endpoint_test, 0},
+                                           {NULL, NULL, NULL, 0}};
 
 int
 pt_cli_endpoint(const char *datadir, int argc, char **argv)

@@ -1,100 +1,132 @@
-/* cli_script.c - `portico script add|list|show|rollback|rm`: versioned handler scripts. */
+/* cli_script.c - `portico script add|list|show|diff|rollback|rm`: versioned handler scripts,
+ * through the admin API (cli_api.h: in-process on the data dir, or --server); `rename` still
+ * works on the data dir only. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/err.h"
-#include "py/py.h"
 #include "store/store.h"
-
-#define SCRIPT_MAX (16u << 20) /* bytes; handler scripts are small, this catches mistakes */
 
 static const char script_usage[] =
     "script add NAME FILE | list | show NAME|--id ID [--version V] [--info] | "
-    "rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME";
+    "diff NAME [--from V] [--to V] | rollback NAME [VERSION] | rename NAME NEW_NAME | rm NAME";
+
+/* Integer member `key` of o, or 0. */
+static json_int_t
+int_of(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* String member `key` of o, or "". Borrowed from o. */
+static const char *
+str_of(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
 
 static int
 script_add(const char *datadir, int argc, char **argv)
 {
     const char *usage = "script add NAME FILE";
-    pt_store *st = NULL;
-    char *pos[2], *source = NULL, err[1024] = "";
+    pt_cli_reply rep;
+    char *pos[2], *source = NULL, path[1024];
     size_t len = 0;
-    int npos = 0, version = 0, rc;
+    int npos = 0, rc;
 
     rc = pt_cli_parse(argc, argv, NULL, pos, 2, 2, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (pt_cli_need_datadir(datadir) != 0)
-        return PT_CLI_ERROR;
     if (!pt_store_script_name_valid(pos[0]))
         return pt_cli_error("invalid script name '%s' (1 to 128 bytes of UTF-8, no control "
                             "characters, no leading or trailing space)",
                             pos[0]);
-    if (pt_cli_read_file(pos[1], SCRIPT_MAX, &source, &len) != 0)
+    /* One byte over the API's cap, so that the server gives its own refusal (413). */
+    if (pt_cli_read_file(pos[1], PT_ADMIN_SCRIPT_MAX + 1, &source, &len) != 0)
         return PT_CLI_ERROR;
-
-    /* Compile first: a script that cannot run never becomes current. */
-    rc = pt_py_check_syntax(source, len, pos[1], err, sizeof err);
-    if (rc != 0) {
-        rc = pt_cli_error("%s: %s", pos[1], err[0] != '\0' ? err : pt_strerror(rc));
-        goto done;
-    }
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        goto done;
-    if (pt_store_script_put(st, pos[0], source, len, &version) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    printf("script %s version %d\n", pos[0], version);
-done:
-    pt_store_close(st);
+    json_t *src = json_stringn(source, len);
     free(source);
-    return rc;
-}
-
-static int
-script_rows(pt_store *st, pt_cli_table *t)
-{
-    pt_script *list = NULL;
-    size_t n = 0, i, j;
-    int bad = 0;
-
-    if (pt_store_script_list(st, &list, &n) != 0)
-        return pt_cli_error("%s", pt_store_errmsg(st));
-    for (i = 0; !bad && i < n; i++) {
-        pt_script *versions = NULL;
-        size_t nv = 0;
-        int64_t updated = list[i].created;
-        char id[32], num[32], count[32], when[64];
-
-        /* "Updated" is when the newest version was stored. */
-        if (pt_store_script_versions(st, list[i].name, &versions, &nv) == 0)
-            for (j = 0; j < nv; j++)
-                if (versions[j].created > updated)
-                    updated = versions[j].created;
-        pt_store_scripts_free(versions, nv);
-        snprintf(id, sizeof id, "%lld", (long long)list[i].id);
-        snprintf(num, sizeof num, "%d", list[i].current);
-        snprintf(count, sizeof count, "%zu", nv);
-        pt_cli_format_time(updated, when, sizeof when);
-        bad = pt_cli_table_adds(t, id) || pt_cli_table_adds(t, list[i].name) ||
-              pt_cli_table_adds(t, num) || pt_cli_table_adds(t, count) ||
-              pt_cli_table_adds(t, list[i].run_mode) || pt_cli_table_adds(t, when);
+    if (src == NULL)
+        return pt_cli_error("%s is not UTF-8 text", pos[1]);
+    if (pt_cli_api_path(path, sizeof path, "scripts", pos[0], "versions", NULL) != 0) {
+        json_decref(src);
+        return pt_cli_error("the script name is too long");
     }
-    pt_store_scripts_free(list, n);
-    return bad ? pt_cli_error("out of memory") : 0;
+    /* The server compiles it first: a script that cannot run never becomes current. */
+    rc = pt_cli_api(datadir, "POST", path, NULL, json_pack("{s:o}", "source", src), &rep);
+    if (rc != 0)
+        return rc;
+    printf("script %s version %d\n", str_of(rep.body, "name"), (int)int_of(rep.body, "version"));
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
 script_list(const char *datadir, int argc, char **argv)
 {
     static const char *const head[] = {"ID", "NAME", "CURRENT", "VERSIONS", "MODE", "UPDATED"};
+    pt_cli_reply rep;
+    char *pos[1];
+    int npos = 0, rc, bad = 0;
+    size_t i;
+    json_t *s;
 
-    return pt_cli_store_list_cmd(datadir, argc, argv, "script list", head, 6, script_rows);
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "script list");
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if ((rc = pt_cli_api(datadir, "GET", "/scripts", NULL, NULL, &rep)) != 0)
+        return rc;
+    pt_cli_table *t = pt_cli_table_new_header(6, head);
+    json_array_foreach(json_object_get(rep.body, "scripts"), i, s)
+    {
+        char id[32], num[32], count[32], when[64];
+        if (t == NULL)
+            break;
+        snprintf(id, sizeof id, "%lld", (long long)int_of(s, "id"));
+        snprintf(num, sizeof num, "%lld", (long long)int_of(s, "current"));
+        snprintf(count, sizeof count, "%lld", (long long)int_of(s, "versions"));
+        pt_cli_format_time(int_of(s, "updated"), when, sizeof when);
+        bad |= pt_cli_table_adds(t, id) || pt_cli_table_adds(t, str_of(s, "name")) ||
+               pt_cli_table_adds(t, num) || pt_cli_table_adds(t, count) ||
+               pt_cli_table_adds(t, str_of(s, "run_mode")) || pt_cli_table_adds(t, when);
+    }
+    if (t == NULL || bad)
+        rc = pt_cli_error("out of memory");
+    else
+        pt_cli_table_print(t, stdout, 0);
+    pt_cli_table_free(t);
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
+/* The name of the script with id `id` into out (from GET /scripts). 0 or the exit status. */
+static int
+name_of_id(const char *datadir, long id, char *out, size_t outsz)
+{
+    pt_cli_reply rep;
+    size_t i;
+    json_t *s;
+    int rc = pt_cli_api(datadir, "GET", "/scripts", NULL, NULL, &rep);
+
+    if (rc != 0)
+        return rc;
+    rc = PT_CLI_ERROR;
+    json_array_foreach(json_object_get(rep.body, "scripts"), i, s)
+    {
+        if (int_of(s, "id") == id) {
+            snprintf(out, outsz, "%s", str_of(s, "name"));
+            rc = 0;
+            break;
+        }
+    }
+    pt_cli_reply_clear(&rep);
+    return rc == 0 ? 0 : pt_cli_error("no script with id %ld", id);
 }
 
 static int
@@ -104,9 +136,8 @@ script_show(const char *datadir, int argc, char **argv)
     const char *vopt = NULL, *idopt = NULL, *info = NULL;
     pt_cli_opt opts[] = {
         {"--version", 1, &vopt}, {"--id", 1, &idopt}, {"--info", 0, &info}, {NULL, 0, NULL}};
-    pt_store *st = NULL;
-    pt_script *s = NULL;
-    char *pos[1], when[64];
+    pt_cli_reply rep;
+    char *pos[1], name[512], path[1024], when[64], vtext[16];
     long version = 0, id = 0;
     int npos = 0, rc;
 
@@ -119,54 +150,93 @@ script_show(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --version '%s' (a version number: 1, 2, ...)", vopt);
     if (idopt != NULL && pt_cli_parse_long(idopt, 1, INT64_MAX, &id) != 0)
         return pt_cli_error("invalid --id '%s' (a script id: see 'portico script list')", idopt);
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
+    if (idopt != NULL) {
+        if ((rc = name_of_id(datadir, id, name, sizeof name)) != 0)
+            return rc;
+    } else {
+        snprintf(name, sizeof name, "%s", pos[0]);
+    }
+    snprintf(vtext, sizeof vtext, "%ld", version);
+    /* /scripts/NAME/versions/V, or /scripts/NAME (the current one): without --version the
+     * NULL in place of "versions" ends the segments there. */
+    if (pt_cli_api_path(path, sizeof path, "scripts", name, version ? "versions" : NULL, vtext,
+                        NULL) != 0)
+        return pt_cli_error("the script name is too long");
+    if ((rc = pt_cli_api(datadir, "GET", path, NULL, NULL, &rep)) != 0)
         return rc;
-    if ((idopt != NULL ? pt_store_script_get_by_id(st, id, (int)version, &s)
-                       : pt_store_script_get(st, pos[0], (int)version, &s)) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
     if (info != NULL) {
-        pt_cli_format_time(s->created, when, sizeof when);
+        pt_cli_format_time(int_of(rep.body, "created"), when, sizeof when);
         printf("id: %lld\nname: %s\nversion: %d\ncurrent: %d\nrun_mode: %s\ncreated: %s\n",
-               (long long)s->id, s->name, s->version, s->current, s->run_mode, when);
-        goto done;
+               (long long)int_of(rep.body, "id"), str_of(rep.body, "name"),
+               (int)int_of(rep.body, "version"), (int)int_of(rep.body, "current"),
+               str_of(rep.body, "run_mode"), when);
+    } else {
+        /* The source exactly as stored, so that `script show` output can be compared with a
+         * file. */
+        json_t *src = json_object_get(rep.body, "source");
+        fwrite(json_string_value(src), 1, json_string_length(src), stdout);
     }
-    /* The source exactly as stored, so that `script show` output can be compared with a
-     * file. */
-    fwrite(s->source, 1, s->source_len, stdout);
-done:
-    pt_script_free(s);
-    pt_store_close(st);
-    return rc;
+    pt_cli_reply_clear(&rep);
+    return 0;
+}
+
+static int
+script_diff(const char *datadir, int argc, char **argv)
+{
+    const char *usage = "script diff NAME [--from V] [--to V]";
+    const char *from = NULL, *to = NULL;
+    pt_cli_opt opts[] = {{"--from", 1, &from}, {"--to", 1, &to}, {NULL, 0, NULL}};
+    pt_cli_reply rep;
+    char *pos[1], path[1024];
+    long v;
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (from != NULL && pt_cli_parse_long(from, 1, 1000000000, &v) != 0)
+        return pt_cli_error("invalid --from '%s' (a version number: 1, 2, ...)", from);
+    if (to != NULL && pt_cli_parse_long(to, 1, 1000000000, &v) != 0)
+        return pt_cli_error("invalid --to '%s' (a version number: 1, 2, ...)", to);
+    if (pt_cli_api_path(path, sizeof path, "scripts", pos[0], "diff", NULL) != 0)
+        return pt_cli_error("the script name is too long");
+    json_t *query = json_object();
+    if (from != NULL)
+        json_object_set_new(query, "from", json_string(from));
+    if (to != NULL)
+        json_object_set_new(query, "to", json_string(to));
+    if ((rc = pt_cli_api(datadir, "GET", path, query, NULL, &rep)) != 0)
+        return rc;
+    if (rep.raw != NULL)
+        fwrite(rep.raw, 1, rep.raw_len, stdout);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
 script_rollback(const char *datadir, int argc, char **argv)
 {
     const char *usage = "script rollback NAME [VERSION]";
-    pt_store *st = NULL;
-    char *pos[2];
+    pt_cli_reply rep;
+    char *pos[2], path[1024];
     long version = 0;
-    int npos = 0, now = 0, rc;
+    int npos = 0, rc;
 
     rc = pt_cli_parse(argc, argv, NULL, pos, 1, 2, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (npos == 2 && pt_cli_parse_long(pos[1], 1, 1000000000, &version) != 0)
         return pt_cli_error("invalid version '%s' (a version number: 1, 2, ...)", pos[1]);
-    rc = pt_cli_open_store(datadir, &st);
+    if (pt_cli_api_path(path, sizeof path, "scripts", pos[0], "rollback", NULL) != 0)
+        return pt_cli_error("the script name is too long");
+    rc = pt_cli_api(
+        datadir, "POST", path, NULL,
+        version != 0 ? json_pack("{s:I}", "version", (json_int_t)version) : json_object(), &rep);
     if (rc != 0)
         return rc;
-    if (pt_store_script_rollback(st, pos[0], (int)version, &now) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    printf("script %s now runs version %d\n", pos[0], now);
-done:
-    pt_store_close(st);
-    return rc;
+    printf("script %s now runs version %d\n", pos[0], (int)int_of(rep.body, "current"));
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
@@ -194,17 +264,30 @@ script_rename(const char *datadir, int argc, char **argv)
 static int
 script_rm(const char *datadir, int argc, char **argv)
 {
-    return pt_cli_store_name_cmd(datadir, argc, argv, "script rm NAME", pt_store_script_rm,
-                                 "script ", " removed");
+    pt_cli_reply rep;
+    char *pos[1], path[1024];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, "script rm NAME");
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (pt_cli_api_path(path, sizeof path, "scripts", pos[0], NULL) != 0)
+        return pt_cli_error("the script name is too long");
+    if ((rc = pt_cli_api(datadir, "DELETE", path, NULL, NULL, &rep)) != 0)
+        return rc;
+    printf("script %s removed\n", pos[0]);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
-static const pt_cli_sub script_subs[] = {{"add", NULL, script_add},
-                                         {"list", "ls", script_list},
-                                         {"show", NULL, script_show},
-                                         {"rollback", NULL, script_rollback},
-                                         {"rename", NULL, script_rename},
-                                         {"rm", NULL, script_rm},
-                                         {NULL, NULL, NULL}};
+static const pt_cli_sub script_subs[] = {{"add", NULL, script_add, PT_CLI_REMOTE},
+                                         {"list", "ls", script_list, PT_CLI_REMOTE},
+                                         {"show", NULL, script_show, PT_CLI_REMOTE},
+                                         {"diff", NULL, script_diff, PT_CLI_REMOTE},
+                                         {"rollback", NULL, script_rollback, PT_CLI_REMOTE},
+                                         {"rename", NULL, script_rename, 0},
+                                         {"rm", NULL, script_rm, PT_CLI_REMOTE},
+                                         {NULL, NULL, NULL, 0}};
 
 int
 pt_cli_script(const char *datadir, int argc, char **argv)

@@ -14,6 +14,11 @@ Fixtures and helpers:
 - Every server gets an admin listener on a free port (`--admin-listen 127.0.0.1:0`, read back
   as `Server.admin_url`) unless the test passes `--admin-listen` itself: the default port 8081
   would collide between servers.
+- `RemotePortico` (`start_remote_portico(portico)`): the same data dir, but its `cli()` runs
+  the commands that work remotely (`REMOTE_COMMANDS`) as `portico --server URL ...` with
+  `PORTICO_TOKEN` against a server it started (admin user `cli-admin`), from a directory
+  without a data dir; the others still run on the data dir. test_cli.py runs its tests in
+  both modes by parametrizing `portico` with `cli_mode`.
 - `admin_server`: a module-scoped `AdminServer` (users `admin`, `editor`, `viewer` with
   password `ADMIN_PASSWORD`, `admin_token` from `portico user token create admin`), and
   `AdminClient(base, token=None)` with `.get/.post/.put/.patch/.delete(path, json=...)` and
@@ -520,6 +525,67 @@ def assert_admin_error(resp, status, code, field=None):
     if field is not None:
         assert err.get("field") == field, err
     return err
+
+
+# ---- The CLI through --server (docs/ADMIN.md, "Remote CLI") --------------------------------------
+
+# Commands that run through the admin API (`portico --server URL ...`); the others are refused
+# remotely (exit 2) and run on the data dir.
+REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "rm"},
+                   "endpoint": {"add", "set", "list", "ls", "show", "rm"},
+                   "user": {"add", "list", "ls", "rm", "passwd", "role", "token"},
+                   "audit": None}
+
+
+def is_remote_command(args):
+    args = [str(a) for a in args]
+    if not args or args[0] not in REMOTE_COMMANDS:
+        return False
+    subs = REMOTE_COMMANDS[args[0]]
+    return subs is None or (len(args) > 1 and args[1] in subs)
+
+
+class RemotePortico(Portico):
+    """A Portico whose remote-capable commands go through a running server's admin API."""
+
+    USER = "cli-admin"
+
+    def __init__(self, portico):
+        super().__init__(portico.data, portico.scratch)
+        self.cli_local("user", "add", self.USER, "--role", "admin", input=ADMIN_PASSWORD + "\n")
+        self.token = self.cli_local("user", "token", "create", self.USER).stdout.strip()
+        self.server = Server(portico, [])
+        assert self.server.admin_url, "no admin listener in the log"
+        self.nowhere = os.path.join(self.scratch, "no-data-dir")
+        os.makedirs(self.nowhere, exist_ok=True)
+
+    def cli_local(self, *args, **kw):
+        return Portico.cli(self, *args, **kw)
+
+    def cli_remote(self, *args, input=None, check=True, env=None):
+        """`portico --server URL args` with PORTICO_TOKEN, in a directory without a data dir."""
+        e = {"PORTICO_TOKEN": self.token}
+        e.update(env or {})
+        return run_cli(None, "--server", self.server.admin_url, *args, input=input, check=check,
+                       env=e, cwd=self.nowhere)
+
+    def cli(self, *args, input=None, check=True, env=None):
+        if is_remote_command(args):
+            return self.cli_remote(*args, input=input, check=check, env=env)
+        return self.cli_local(*args, input=input, check=check, env=env)
+
+    def close(self):
+        self.server.close()
+
+
+@pytest.fixture(params=["datadir", "server"])
+def cli_mode(request):
+    """"datadir" or "server": how `portico` fixtures that use it run the CLI."""
+    return request.param
+
+
+def start_remote_portico(portico):
+    return RemotePortico(portico)
 
 
 @pytest.fixture(scope="module")

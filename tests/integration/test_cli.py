@@ -1,4 +1,8 @@
-"""The CLI contract (issue 2, §2): init, script, endpoint, db, run; errors are one line, exit != 0."""
+"""The CLI contract (issue 2, §2): init, script, endpoint, db, run; errors are one line, exit != 0.
+
+Every test runs twice (issue 9, §4): on the data dir, and with the commands that work remotely
+(script, endpoint, user, audit) sent through `--server` to a running server's admin API, with
+the same assertions."""
 
 import hashlib
 import json
@@ -7,7 +11,20 @@ import re
 
 import pytest
 
-from conftest import assert_cli_error, output, run_cli
+from conftest import (ADMIN_PASSWORD, RemotePortico, assert_cli_error, make_portico, output,
+                      run_cli, start_remote_portico)
+
+
+@pytest.fixture
+def portico(tmp_path, cli_mode):
+    """A fresh data dir; in "server" mode its remote-capable commands go through --server."""
+    p = make_portico(tmp_path)
+    if cli_mode == "datadir":
+        yield p
+        return
+    remote = start_remote_portico(p)
+    yield remote
+    remote.close()
 
 
 def file_digests(root):
@@ -352,3 +369,160 @@ def test_run_exception_exits_nonzero_with_traceback(portico, cli):
 def test_run_missing_file(portico, cli):
     missing = os.path.join(portico.scratch, "gone.py")
     assert_cli_error(cli("run", missing, check=False), "gone.py")
+
+
+# ---------------------------------------------------------------- user, audit (both modes)
+
+def test_user_commands(portico, cli):
+    cli("user", "add", "boss", "--role", "admin", input="boss password\n")
+    cp = cli("user", "add", "zed", "--role", "editor", input="zeds password\n")
+    assert cp.stdout == "user zed added (editor)\n"
+    cp = cli("user", "add", "zed", "--role", "editor", input="zeds password\n", check=False)
+    assert cp.returncode == 1 and "already exists" in assert_cli_error(cp)
+    cp = cli("user", "add", "yan", "--role", "owner", input="x\n", check=False)
+    assert cp.returncode == 1 and "--role" in assert_cli_error(cp)
+    cp = cli("user", "add", "yan", "--role", "viewer", input="short\n", check=False)
+    assert cp.returncode == 1 and "at least" in assert_cli_error(cp)
+    assert "yan" not in cli("user", "list").stdout
+    assert cli("user", "passwd", "zed", input="zeds new password\n").stdout == \
+        "password of zed changed; its sessions are ended\n"
+    assert cli("user", "role", "zed", "viewer").stdout == "user zed is now viewer\n"
+    rows = {l.split()[0]: l.split()[1] for l in cli("user", "list").stdout.splitlines()[1:]}
+    assert rows["zed"] == "viewer"
+
+    cp = cli("user", "token", "create", "zed", "--name", "ci", "--expires", "1d")
+    token = cp.stdout.strip()
+    assert token.startswith("pat_") and "shown once; expires" in cp.stderr
+    tid = re.search(r"admin API token (at_\w+) for zed", cp.stderr).group(1)
+    listing = cli("user", "token", "list", "zed").stdout
+    assert tid in listing and " ci " in listing
+    assert tid in cli("user", "token", "list").stdout
+    assert cli("user", "token", "revoke", tid).stdout == f"admin API token {tid} revoked\n"
+    row = [l for l in cli("user", "token", "list", "zed").stdout.splitlines() if tid in l][0]
+    assert not row.rstrip().endswith(" -"), row
+    assert_cli_error(cli("user", "token", "revoke", "at_00000000", check=False), "at_00000000")
+    assert_cli_error(cli("user", "token", "list", "nobody", check=False), "nobody")
+
+    assert cli("user", "rm", "zed").stdout == "user zed removed\n"
+    cp = cli("user", "rm", "zed", check=False)
+    assert cp.returncode == 1 and "no user" in assert_cli_error(cp)
+
+
+def test_audit_records_cli_changes(portico, cli, cli_mode):
+    portico.add_script("aud", "def handler(request):\n    return 1\n")
+    cli("script", "rm", "aud")
+    entries = json.loads(cli("audit", "--json", "--limit", "2").stdout)
+    assert [e["object"] for e in entries] == ["aud", "aud"]
+    assert entries[0]["detail"] == {"script": "aud"}
+    assert entries[1]["detail"] == {"script": "aud", "version": 1}
+    if cli_mode == "server":
+        # Through the API: the token's name and the route.
+        assert {e["actor"] for e in entries} == {"token:" + RemotePortico.USER}
+        assert entries[0]["action"] == "DELETE /scripts/{name}"
+    else:
+        # On the data dir: the login name and the command.
+        assert all(e["actor"].startswith("cli:") for e in entries)
+        assert [e["action"] for e in entries] == ["script.rm", "script.add"]
+    table = cli("audit", "--since", "1h").stdout
+    assert table.splitlines()[0].split() == ["TIME", "ACTOR", "ACTION", "OBJECT", "DETAIL"]
+    assert_cli_error(cli("audit", "--since", "soon", check=False), "--since")
+
+
+def test_script_diff_and_endpoint_set(hello, cli):
+    hello.add_script("hello", "def handler(request):\n    return {'hello': 'again'}\n")
+    diff = cli("script", "diff", "hello").stdout
+    assert "--- hello v1" in diff and "+++ hello v2" in diff and "+    return {'hello': 'again'}" in diff
+    assert cli("script", "diff", "hello", "--from", "2", "--to", "1").stdout.startswith("--- hello v2")
+    assert_cli_error(cli("script", "diff", "hello", "--from", "9", check=False))
+    hello.add_endpoint("hi", "/hi", script="hello")
+    out = cli("endpoint", "set", "hi", "--path", "/hi2", "--method", "GET,POST").stdout
+    assert out.startswith("endpoint hi: GET, POST http") and "/hi2 (script hello, auth public)" in out
+    assert_cli_error(cli("endpoint", "set", "hi", "--auth", "maybe", check=False), "maybe")
+    assert_cli_error(cli("endpoint", "set", "nope", "--path", "/x", check=False), "nope")
+    assert "/hi2" in cli("endpoint", "show", "hi").stdout
+
+
+# ---------------------------------------------------------------- --server only
+
+@pytest.fixture
+def remote(tmp_path):
+    p = start_remote_portico(make_portico(tmp_path))
+    yield p
+    p.close()
+
+
+def test_same_output_on_the_data_dir_and_through_the_server(remote):
+    remote.add_script("same", "def handler(request):\n    return 1\n")
+    remote.add_script("same", "def handler(request):\n    return 2\n")
+    remote.add_endpoint("same", "/same/{id}", script="same", methods="GET,POST")
+    remote.cli("user", "add", "ann", "--role", "viewer", input=ADMIN_PASSWORD + "\n")
+    for args in [("script", "list"), ("script", "show", "same"), ("script", "show", "same", "--info"),
+                 ("script", "show", "--id", "1", "--version", "1"), ("script", "diff", "same"),
+                 ("endpoint", "list"), ("endpoint", "show", "same"), ("user", "list"),
+                 ("audit", "--json"), ("audit", "--limit", "3"),
+                 ("script", "show", "nope"), ("endpoint", "rm", "nope"),
+                 ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss")]:
+        local = remote.cli_local(*args, check=False)
+        far = remote.cli_remote(*args, check=False)
+        assert (far.returncode, far.stdout, far.stderr) == \
+            (local.returncode, local.stdout, local.stderr), args
+
+
+def test_remote_connection_and_token_errors(remote, tmp_path):
+    cwd = str(tmp_path)
+    cp = run_cli(None, "--server", f"http://127.0.0.1:{free_port_closed()}", "script", "list",
+                 env={"PORTICO_TOKEN": remote.token}, cwd=cwd, check=False)
+    assert cp.returncode == 1 and "cannot reach" in assert_cli_error(cp)
+    cp = run_cli(None, "--server", "https://127.0.0.1:1", "script", "list",
+                 env={"PORTICO_TOKEN": remote.token}, cwd=cwd, check=False)
+    assert cp.returncode == 1 and "https" in assert_cli_error(cp)
+    cp = run_cli(None, "--server", remote.server.admin_url, "script", "list", cwd=cwd,
+                 env={"PORTICO_TOKEN": ""}, check=False)
+    assert cp.returncode == 1 and "PORTICO_TOKEN" in assert_cli_error(cp)
+    cp = remote.cli_remote("script", "list", env={"PORTICO_TOKEN": "pat_00000000_nope"},
+                           check=False)
+    assert cp.returncode == 1 and "PORTICO_TOKEN" in assert_cli_error(cp)
+    # The public listener is not the admin API.
+    cp = run_cli(None, "--server", remote.server.url, "script", "list", cwd=cwd,
+                 env={"PORTICO_TOKEN": remote.token}, check=False)
+    assert cp.returncode == 1 and "admin listener" in assert_cli_error(cp)
+    # PORTICO_SERVER instead of --server.
+    cp = run_cli(None, "script", "list", cwd=cwd, env={"PORTICO_SERVER": remote.server.admin_url,
+                                                      "PORTICO_TOKEN": remote.token})
+    assert cp.stdout.split() == ["ID", "NAME", "CURRENT", "VERSIONS", "MODE", "UPDATED"]
+
+
+def test_remote_role_is_the_tokens(remote):
+    remote.cli("user", "add", "vic", "--role", "viewer", input=ADMIN_PASSWORD + "\n")
+    viewer = remote.cli_local("user", "token", "create", "vic").stdout.strip()
+    env = {"PORTICO_TOKEN": viewer}
+    assert remote.cli_remote("script", "list", env=env).returncode == 0
+    path = remote.write("v.py", "def handler(request):\n    return 1\n")
+    cp = remote.cli_remote("script", "add", "v", path, env=env, check=False)
+    assert cp.returncode == 1 and "editor" in assert_cli_error(cp)
+    assert "v" not in remote.cli("script", "list").stdout.split()
+    cp = remote.cli_remote("user", "list", env=env, check=False)
+    assert cp.returncode == 1 and "admin" in assert_cli_error(cp)
+
+
+@pytest.mark.parametrize("args", [("db", "list"), ("token", "list"), ("apikey", "list"),
+                                  ("secret", "list"), ("auth", "list"), ("webhook", "url"),
+                                  ("runs",), ("script", "rename", "a", "b")])
+def test_not_available_remotely_yet(remote, args):
+    cp = remote.cli_remote(*args, check=False)
+    assert cp.returncode == 2
+    assert "not available remotely yet" in assert_cli_error(cp)
+
+
+def test_local_only_commands_ignore_portico_server(tmp_path):
+    d = tmp_path / "d"
+    cp = run_cli(d, "init", env={"PORTICO_SERVER": "http://127.0.0.1:1"})
+    assert cp.returncode == 0 and d.is_dir()
+
+
+def free_port_closed():
+    """A port nothing listens on (bound, then released)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

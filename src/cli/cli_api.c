@@ -1,0 +1,253 @@
+/* cli_api.c - the CLI's admin API client: picks the transport (in-process on the data dir, or
+ * HTTP with --server), sends one call and turns a refusal into the CLI's one-line error. */
+#include "cli/cli_api.h"
+
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "admin/admin_local.h"
+#include "cli/cli.h"
+
+static const char *server_url; /* NULL: the data dir */
+static const char *server_token;
+static const char *command_name;
+
+void
+pt_cli_reply_clear(pt_cli_reply *r)
+{
+    json_decref(r->body);
+    free(r->raw);
+    memset(r, 0, sizeof *r);
+}
+
+void
+pt_cli_api_setup(const char *server, const char *token)
+{
+    if (server == NULL)
+        server = getenv("PORTICO_SERVER");
+    if (token == NULL)
+        token = getenv("PORTICO_TOKEN");
+    server_url = server != NULL && server[0] != '\0' ? server : NULL;
+    server_token = token != NULL && token[0] != '\0' ? token : NULL;
+}
+
+const char *
+pt_cli_api_server(void)
+{
+    return server_url;
+}
+
+void
+pt_cli_api_command(const char *name)
+{
+    command_name = name;
+}
+
+int
+pt_cli_api_local_only(const char *name)
+{
+    fprintf(stderr,
+            "error: 'portico %s' is not available remotely yet (run it on the server's data dir, "
+            "without --server or PORTICO_SERVER)\n",
+            name);
+    return PT_CLI_USAGE;
+}
+
+int
+pt_cli_api_path(char *out, size_t outsz, ...)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    va_list ap;
+    const char *seg;
+    int rc = 0;
+
+    va_start(ap, outsz);
+    while ((seg = va_arg(ap, const char *)) != NULL) {
+        if (o + 1 >= outsz) {
+            rc = -1;
+            break;
+        }
+        out[o++] = '/';
+        for (const unsigned char *p = (const unsigned char *)seg; *p != '\0'; p++) {
+            int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                        (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL;
+            if (o + (plain ? 1 : 3) >= outsz) {
+                rc = -1;
+                break;
+            }
+            if (plain) {
+                out[o++] = (char)*p;
+            } else {
+                out[o++] = '%';
+                out[o++] = hex[*p >> 4];
+                out[o++] = hex[*p & 15];
+            }
+        }
+        if (rc != 0)
+            break;
+    }
+    va_end(ap);
+    out[o < outsz ? o : 0] = '\0';
+    return rc;
+}
+
+/* Appends query (an object of strings) to url as ?k=v&... (percent-encoded). 0 or -1. */
+static int
+add_query(char *url, size_t urlsz, json_t *query)
+{
+    const char *k;
+    json_t *v;
+    char sep = '?';
+    size_t o = strlen(url);
+
+    json_object_foreach(query, k, v)
+    {
+        const char *parts[2] = {k, json_string_value(v)};
+        if (parts[1] == NULL)
+            continue;
+        if (o + 1 >= urlsz)
+            return -1;
+        url[o++] = sep;
+        sep = '&';
+        for (int i = 0; i < 2; i++) {
+            char enc[1024];
+            if (i == 1)
+                url[o++] = '=';
+            /* pt_cli_api_path encodes one segment after a '/'; skip that '/'. */
+            if (pt_cli_api_path(enc, sizeof enc, parts[i], NULL) != 0 || o + strlen(enc) >= urlsz)
+                return -1;
+            memcpy(url + o, enc + 1, strlen(enc));
+            o += strlen(enc) - 1;
+        }
+        url[o] = '\0';
+    }
+    return 0;
+}
+
+/* The actor of in-process changes in the audit log: "cli:<login name>". */
+static void
+local_actor(char *out, size_t outsz)
+{
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(out, outsz, "cli:%s", pw != NULL && pw->pw_name != NULL ? pw->pw_name : "unknown");
+}
+
+static int
+call_local(const char *datadir, const char *method, const char *path, json_t *query, json_t *body,
+           pt_cli_reply *out)
+{
+    pt_store *st = NULL;
+    pt_admin_reply r;
+    char actor[128];
+
+    if (pt_cli_open_store(datadir, &st) != 0)
+        return PT_CLI_ERROR;
+    local_actor(actor, sizeof actor);
+    memset(&r, 0, sizeof r);
+    pt_admin_local_call(st, datadir, actor, command_name, method, path, query, body, &r);
+    pt_store_close(st);
+    out->status = r.status != 0 ? r.status : 200;
+    out->body = r.body;
+    out->raw = r.raw;
+    out->raw_len = r.raw_len;
+    free(r.set_cookie);
+    if (out->body == NULL && out->raw == NULL && out->status >= 400)
+        return pt_cli_error("out of memory");
+    return 0;
+}
+
+static int
+call_http(const char *method, const char *path, json_t *query, json_t *body, pt_cli_reply *out)
+{
+    char url[8192], err[512];
+    char *text = NULL, *resp = NULL;
+    size_t resp_len = 0, base = strlen(server_url);
+    int is_json = 0, rc;
+
+    if (server_token == NULL)
+        return pt_cli_error("PORTICO_TOKEN is not set: remote commands need an admin API token "
+                            "(portico user token create NAME, on the server)");
+    while (base > 0 && server_url[base - 1] == '/')
+        base--;
+    if ((size_t)snprintf(url, sizeof url, "%.*s%s%s", (int)base, server_url, PT_ADMIN_PREFIX,
+                         path) >= sizeof url ||
+        (query != NULL && add_query(url, sizeof url, query) != 0))
+        return pt_cli_error("the request is too long");
+    if (body != NULL && (text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+        return pt_cli_error("out of memory");
+    rc = pt_cli_http(url, server_token, method, text, text != NULL ? strlen(text) : 0, &out->status,
+                     &resp, &resp_len, &is_json, err, sizeof err);
+    if (text != NULL)
+        explicit_bzero(text, strlen(text)); /* it may hold a password */
+    free(text);
+    if (rc != 0)
+        return pt_cli_error("cannot reach the Portico server at %s: %s", server_url, err);
+    if (is_json) {
+        out->body = json_loadb(resp, resp_len, JSON_DECODE_ANY, NULL);
+        if (out->body == NULL) {
+            free(resp);
+            return pt_cli_error("%s answered malformed JSON (status %d)", server_url, out->status);
+        }
+        free(resp);
+    } else {
+        out->raw = resp;
+        out->raw_len = resp_len;
+    }
+    return 0;
+}
+
+int
+pt_cli_api_raw(const char *datadir, const char *method, const char *path, json_t *query,
+               json_t *body, pt_cli_reply *out)
+{
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (server_url != NULL)
+        rc = call_http(method, path, query, body, out);
+    else
+        rc = call_local(datadir, method, path, query, body, out);
+    json_decref(query);
+    json_decref(body);
+    if (rc != 0)
+        pt_cli_reply_clear(out);
+    return rc;
+}
+
+int
+pt_cli_api_error(const pt_cli_reply *r)
+{
+    json_t *err = json_object_get(r->body, "error");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    if (msg == NULL && server_url != NULL)
+        /* Not the admin API's error shape: another listener (the public one) or service. */
+        return pt_cli_error("%s is not a Portico admin API (it answered status %d): give the "
+                            "admin listener's address (serve --admin-listen)",
+                            server_url, r->status);
+    if (r->status == 401 && server_url != NULL)
+        return pt_cli_error("%s (check PORTICO_TOKEN: an admin API token of %s)",
+                            msg != NULL ? msg : "unauthorized", server_url);
+    if (msg != NULL)
+        return pt_cli_error("%s", msg);
+    return pt_cli_error("the server answered status %d", r->status);
+}
+
+int
+pt_cli_api(const char *datadir, const char *method, const char *path, json_t *query, json_t *body,
+           pt_cli_reply *out)
+{
+    int rc = pt_cli_api_raw(datadir, method, path, query, body, out);
+    if (rc != 0)
+        return rc;
+    if (out->status >= 300) {
+        rc = pt_cli_api_error(out);
+        pt_cli_reply_clear(out);
+    }
+    return rc;
+}

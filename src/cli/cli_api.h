@@ -1,0 +1,64 @@
+/* cli_api.h - the CLI as a client of the admin API: a command builds one call (method, path,
+ * JSON body) and prints the JSON answer; the transport is in-process against the data dir's
+ * store (no --server) or HTTP to a running server's admin listener (--server URL or
+ * $PORTICO_SERVER, with $PORTICO_TOKEN as the Bearer token). Both print from the same JSON,
+ * so the output and the exit statuses are the same in both modes. */
+#ifndef PT_CLI_API_H
+#define PT_CLI_API_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* The answer to one call. */
+typedef struct pt_cli_reply {
+    int status;   /* the HTTP status (200, 201, 404, ...) */
+    json_t *body; /* the JSON answer (owned), or NULL */
+    char *raw;    /* a non-JSON answer (text/x-diff; owned, NUL-terminated), or NULL */
+    size_t raw_len;
+} pt_cli_reply;
+
+void pt_cli_reply_clear(pt_cli_reply *r);
+
+/* Sets the server the commands go to (main.c): server from --server, or NULL for
+ * $PORTICO_SERVER; an empty value means the data dir. token NULL means $PORTICO_TOKEN. Both
+ * borrowed for the process's life. */
+void pt_cli_api_setup(const char *server, const char *token);
+/* The server's URL when the CLI runs remotely (borrowed), else NULL. */
+const char *pt_cli_api_server(void);
+/* Sets the name of the running command ("user.add", "script.rm"), the action of the audit
+ * entries of in-process changes (static or borrowed for the process's life). */
+void pt_cli_api_command(const char *name);
+
+/* Makes one admin API call: method, path below /_portico/admin/v1 (segments already escaped,
+ * see pt_cli_api_path), query (an object of strings) and body; query and body are stolen
+ * (NULL for none). Returns 0 with *out filled and a 2xx status; or, for a refusal, prints it
+ * as "error: <message>" and returns PT_CLI_ERROR (out cleared); the same for an unreachable
+ * server or a missing token. */
+int pt_cli_api(const char *datadir, const char *method, const char *path, json_t *query,
+               json_t *body, pt_cli_reply *out);
+/* pt_cli_api without the printing: returns 0 with *out filled whatever the status (the
+ * caller looks at out->status), or PT_CLI_ERROR (printed) when no answer came. */
+int pt_cli_api_raw(const char *datadir, const char *method, const char *path, json_t *query,
+                   json_t *body, pt_cli_reply *out);
+/* Prints the error of a refused reply ("error: <message>") and returns its exit status. */
+int pt_cli_api_error(const pt_cli_reply *r);
+
+/* Builds a path below the prefix from NULL-terminated segments, each percent-encoded:
+ * pt_cli_api_path(out, sizeof out, "scripts", name, "versions", NULL) -> "/scripts/a%20b/versions".
+ * Returns 0, or -1 when out is too small. */
+int pt_cli_api_path(char *out, size_t outsz, ...) __attribute__((sentinel));
+
+/* The refusal of a command that has no admin API route yet, in remote mode: prints
+ * "error: 'NAME' is not available remotely yet (...)" and returns PT_CLI_USAGE. */
+int pt_cli_api_local_only(const char *name);
+
+/* One HTTP/1.1 exchange (cli_http.c): sends method to url (http://host[:port]/path?query)
+ * with the Bearer token (NULL: none) and body[0..body_len) as application/json (NULL: none);
+ * fills *status, *resp (malloc'd, NUL-terminated, caller frees), *resp_len and whether the
+ * answer is JSON. Returns 0, or -1 with a one-line reason in err. */
+int pt_cli_http(const char *url, const char *token, const char *method, const char *body,
+                size_t body_len, int *status, char **resp, size_t *resp_len, int *is_json,
+                char *err, size_t errsz);
+
+#endif
