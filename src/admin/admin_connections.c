@@ -55,7 +55,7 @@ list(pt_admin_call *c, pt_admin_reply *r)
 static int
 add(pt_admin_call *c, pt_admin_reply *r)
 {
-    const char *name, *kind, *dsn, *dir;
+    const char *name, *kind, *dsn = NULL, *dir = NULL;
     char err[512], path[PATH_MAX], rel[128];
     pt_connection cn = {0}, old = {0};
     struct stat sb;

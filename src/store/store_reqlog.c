@@ -54,7 +54,11 @@ void
 pt_store_reqlog_rec_write(void *dst, const pt_reqlog_entry *e)
 {
     pt_reqlog_rec *r = dst;
-    r->size = (uint32_t)pt_store_reqlog_rec_size(e);
+    size_t size = pt_store_reqlog_rec_size(e);
+    /* Every byte is written, padding included: records are stored as they are (a batch is one
+     * blob), and no uninitialised byte may reach the file. */
+    memset(r, 0, sizeof *r);
+    r->size = (uint32_t)size;
     r->pad = 0;
     r->ts_ms = e->ts_ms;
     r->duration_ms = e->duration_ms;
@@ -72,6 +76,7 @@ pt_store_reqlog_rec_write(void *dst, const pt_reqlog_entry *e)
         p[e->len[i]] = '\0';
         p += e->len[i] + 1;
     }
+    memset(p, 0, (size_t)((char *)dst + size - p)); /* up to the 8-byte boundary */
 }
 
 /* The strings of the record at r (borrowed from it; NULL when absent). Returns 0, or -1 when
