@@ -21,8 +21,13 @@ KILLERS = {
     "memory": "def handler(request):\n    x = bytearray(2 << 30)\n    return len(x)\n",
 }
 PHASE = 4  # seconds of wrk per phase
-ATTEMPTS = 3
 CONNS = 8
+# Under the sanitizers a spare's start costs several times more CPU and hello's figures are
+# not the product's: the test then asks only that the server stays clearly up (the code
+# before the spares kept 0.07% of hello), once; the 90% target is the plain build's.
+SANITIZED = bool(os.environ.get("PORTICO_SANITIZED"))
+ATTEMPTS = 1 if SANITIZED else 3
+RATIO = 0.5 if SANITIZED else 0.9
 
 
 def metric(s, name):
@@ -54,7 +59,7 @@ def measure(s, killer):
     # p99 < 20 ms is the target on a quiet machine (make bench). When the machine is so busy
     # that hello alone misses it, the crashes must not make it worse than twice that.
     noise = max(before["p99"], after["p99"])
-    ok = loaded["rps"] >= 0.9 * normal and loaded["p99"] < max(20, 2 * noise)
+    ok = loaded["rps"] >= RATIO * normal and loaded["p99"] < max(20, 2 * noise)
     return ok, report
 
 

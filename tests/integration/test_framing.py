@@ -3,6 +3,7 @@ connection before any handler runs; the head-size limit holds while the head is 
 handler sees of percent-encoded paths and parameters and of non-UTF-8 bytes."""
 
 import json
+import os
 import socket
 import time
 
@@ -221,6 +222,8 @@ def test_large_heads_do_not_grow_workers(srv):
         parsed = parse_response(data)
         statuses.append(parsed[0] if parsed else None)
     assert statuses.count(431) >= 120, statuses
+    if os.environ.get("PORTICO_SANITIZED"):
+        return  # ASan's quarantine holds freed memory: RSS says nothing about the server there
     grown_mb = (worker_rss_kb(srv) - before) / 1024
     assert grown_mb < 16, f"workers grew by {grown_mb:.0f} MB"
 
