@@ -105,10 +105,11 @@ unit-valgrind: $(TEST_BIN)
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	    $(TEST_BIN)
 
-# PORTICO_SANITIZED tells the tests that memory figures (RSS) are not meaningful.
+# PORTICO_SANITIZED tells the tests that memory figures (RSS) are not meaningful; the sanitizer
+# pass also leaves out the load-like `heavy` tests (see tests/integration/conftest.py).
 integration: all
 	PORTICO_BIN=$(abspath $(BIN)) PORTICO_SANITIZED=$(SANITIZE) $(PYTHON) -m pytest -q \
-	    tests/integration
+	    --durations=15 $(if $(SANITIZE),-m "not heavy") tests/integration
 
 $(FUZZ_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)

@@ -343,6 +343,14 @@ class Server:
                 self._logf.close()
 
 
+def pytest_configure(config):
+    # `heavy` tests put the machine under load to measure the product's behaviour there
+    # (throughput kept, RSS bounded, every client answered). Their figures mean nothing under
+    # ASan, which slows the server several times over, so the sanitizer pass deselects them
+    # (Makefile: `-m "not heavy"` when SANITIZE is set); the plain pass always runs them.
+    config.addinivalue_line("markers", "heavy: load-like test, skipped by the sanitizer pass")
+
+
 @pytest.fixture
 def portico(tmp_path):
     """A fresh data dir, initialised with `portico --data D init`."""

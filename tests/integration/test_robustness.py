@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import assert_json_error, wait_marks
@@ -134,6 +135,7 @@ def test_webhook_token_never_logged_whatever_the_path(portico, server):
     assert token not in s.log
 
 
+@pytest.mark.heavy
 def test_concurrent_large_bodies_do_not_crash_a_worker(portico, server):
     # Bodies are held in memory by the HTTP parser before routing: many of them at once must
     # not take a worker down (the memory budget applies to Python's heap, not to the process).
@@ -152,7 +154,7 @@ def test_concurrent_large_bodies_do_not_crash_a_worker(portico, server):
         t.start()
     for t in threads:
         t.join(60)
-    assert statuses.count(404) == 40, statuses
+    assert statuses.count(404) == 40, [x for x in statuses if x != 404]
     assert "killed by signal" not in s.log
 
 
