@@ -176,15 +176,17 @@ export async function webhooksScreen(main, rest) {
     const r = await guard(evList, () => api('GET', '/webhooks/events' + qs({ source: fSource.value.trim(), status: fStatus.value, since: fSince.value.trim(), limit: 100 })));
     if (r) evList.append(table([
       { label: 'Id', get: (e) => h('button', { type: 'button', class: 'link', onclick: () => showEvent(e.id) }, String(e.id)) },
-      { label: 'Received', get: (e) => when(e.received || e.created || e.time) },
-      { label: 'Source', get: (e) => e.source || '' }, { label: 'Status', get: (e) => e.status || '' },
+      { label: 'Received', get: (e) => when(e.received_at) },
+      { label: 'Source', get: (e) => e.source || '(none)' }, { label: 'Method', get: (e) => e.method || '' },
+      { label: 'Bytes', get: (e) => String(e.bytes ?? '') }, { label: 'Status', get: (e) => e.status || '' },
+      { label: 'Attempts', get: (e) => String(e.attempts ?? '') }, { label: 'Last error', get: (e) => e.last_error || '' },
     ], r.events, 'No events match: send one to the webhook URL above, or widen the filters.'));
   }
   async function showEvent(id) {
     const e = await guard(payload, () => api('GET', '/webhooks/events/' + enc(id)));
     if (!e) return;
     const body = e.body_base64 ? '(base64) ' + e.body : e.body;
-    payload.append(h('h3', {}, `Event ${id}`),
+    payload.append(h('h3', {}, `Event ${id}: ${e.method || ''} ${e.path || ''}${e.query_string ? '?' + e.query_string : ''}`),
       h('pre', {}, Object.entries(e.headers || {}).map(([k, v]) => `${k}: ${v}`).join('\n')),
       h('pre', { class: 'payload' }, body || ''),
       can('editor') ? h('button', { type: 'button', onclick: async () => {

@@ -45,7 +45,10 @@ export async function logsScreen(main, params) {
       more.append(h('button', { type: 'button', onclick: () => load(r.next_before_id) }, 'Older requests'));
     }
   }
-  function stopTail() { if (tail) { tail.close(); tail = null; } }
+  function stopTail() {
+    if (tail) { tail.close(); tail = null; }
+    delete document.body.dataset.tail;
+  }
   function startTail() {
     stopTail();
     tail = new EventSource(PREFIX + '/logs/stream' + qs(filt()));
@@ -57,7 +60,7 @@ export async function logsScreen(main, params) {
     tail.onerror = () => {
       clear(err).append(h('div', { class: 'notice' }, 'Live tail interrupted: reconnecting…'));
     };
-    tail.onopen = () => clear(err);
+    tail.onopen = () => { clear(err); document.body.dataset.tail = 'open'; }; // tests wait for it
   }
   filters.addEventListener('submit', async (e) => { e.preventDefault(); await load(); if (live.checked) startTail(); });
   live.addEventListener('change', () => (live.checked ? startTail() : stopTail()));
