@@ -89,7 +89,8 @@ $(BUILD)/obj/py/runtime.o: $(BUILD)/gen/prelude.inc
 
 # The web console (console/ and Debian's libjs-codemirror) is compiled in as byte arrays.
 CODEMIRROR_DIR ?= /usr/share/javascript/codemirror
-CONSOLE_FILES := $(wildcard console/*)
+CONSOLE_FILES := $(wildcard console/*) $(wildcard $(CODEMIRROR_DIR)/lib/codemirror.* \
+                 $(CODEMIRROR_DIR)/mode/python/python.js)
 $(BUILD)/gen/console_assets.inc: $(CONSOLE_FILES) scripts/embed-console.py
 	@mkdir -p $(dir $@)
 	@$(PYTHON) scripts/embed-console.py $@ console $(CODEMIRROR_DIR)
