@@ -7,22 +7,11 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 export function fullUrl(ep) { return publicBase() + ep.path; }
 
-// calls / errors / p95 per endpoint over the last hour, from the request log (at most the
-// newest 1000 requests; `capped` says when there were more).
+// calls / errors / p95 per endpoint over the last hour (GET /stats/endpoints, from the
+// request log).
 async function lastHour() {
-  const r = await api('GET', '/logs?since=1h&limit=1000');
-  const by = new Map();
-  for (const q of r.requests) {
-    if (!q.endpoint) continue;
-    const s = by.get(q.endpoint) || { calls: 0, errors: 0, d: [] };
-    s.calls++; if (q.status >= 500) s.errors++; s.d.push(q.duration_ms);
-    by.set(q.endpoint, s);
-  }
-  for (const s of by.values()) {
-    s.d.sort((a, b) => a - b);
-    s.p95 = s.d[Math.min(s.d.length - 1, Math.ceil(s.d.length * 0.95) - 1)];
-  }
-  return { by, capped: r.next_before_id !== null && r.next_before_id !== undefined };
+  const r = await api('GET', '/stats/endpoints?since=1h');
+  return { by: new Map(r.endpoints.map((e) => [e.endpoint, e])), capped: r.truncated };
 }
 
 function authHeader(auth) {
@@ -57,7 +46,7 @@ export async function endpointsScreen(main) {
   if (!r) return;
   const statsErr = h('div', { class: 'slot' });
   const stats = (await guard(statsErr, lastHour)) || { by: new Map(), capped: false };
-  const st = (ep) => stats.by.get(ep.name) || { calls: 0, errors: 0, p95: null };
+  const st = (ep) => stats.by.get(ep.name) || { calls: 0, errors: 0, p95_ms: null };
   list.append(table([
     { label: 'Name', get: (e) => h('a', { href: '#/endpoints/' + enc(e.name) }, e.name) },
     { label: 'Methods', get: (e) => (e.methods || []).join(', ') },
@@ -66,10 +55,10 @@ export async function endpointsScreen(main) {
     { label: 'URL', get: (e) => h('span', { class: 'url' }, h('code', {}, fullUrl(e)), copyButton(() => fullUrl(e))) },
     { label: 'Calls (1h)', get: (e) => String(st(e).calls) + (stats.capped ? '+' : '') },
     { label: 'Errors (1h)', get: (e) => String(st(e).errors) },
-    { label: 'p95 (1h)', get: (e) => st(e).p95 === null || st(e).p95 === undefined ? '–' : `${st(e).p95.toFixed(1)} ms` },
+    { label: 'p95 (1h)', get: (e) => (st(e).p95_ms === null ? '–' : `${st(e).p95_ms.toFixed(1)} ms`) },
   ], r.endpoints, can('editor') ? 'No endpoints yet: create one with "New endpoint", or "Publish as endpoint" on a script.'
     : 'No endpoints yet: an editor publishes them.'), statsErr,
-  stats.capped ? h('p', { class: 'muted' }, 'Traffic counts the newest 1000 requests of the last hour.') : '');
+  stats.capped ? h('p', { class: 'muted' }, 'Traffic counts the newest 200000 requests of the last hour.') : '');
 }
 
 function endpointForm(ep, scripts, onSubmit, submitLabel) {

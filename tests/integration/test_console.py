@@ -12,7 +12,9 @@ import shutil
 import pytest
 import requests
 
-from conftest import ADMIN_PASSWORD, REPO, AdminServer
+import time
+
+from conftest import ADMIN_PASSWORD, REPO, AdminServer, assert_admin_error
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -142,6 +144,52 @@ def test_every_change_needs_the_csrf_token(srv):
             checked += 1
     assert checked >= 30, checked
     assert s.get(srv.url + "/_portico/admin/v1/me", timeout=10).status_code == 200
+
+
+STATS_SCRIPT = """\
+def handler(request):
+    kind = request['path'].rsplit('/', 1)[1]
+    if kind == 'boom':
+        raise ValueError('boom')
+    if kind == 'missing':
+        return '', 404, {}
+    return {'ok': kind}
+"""
+
+
+def test_endpoint_stats_of_the_last_hour(srv):
+    """GET /stats/endpoints (the Endpoints screen's calls, errors and p95) counts what the
+    request log holds per endpoint."""
+    admin = srv.admin()
+    assert admin.post("/scripts", json={"name": "stats_s", "source": STATS_SCRIPT}).status_code == 201
+    r = admin.post("/endpoints", json={"name": "stats_e", "path": "/stats_e/{kind}",
+                                       "script": "stats_s", "auth": "public"})
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 10
+    while srv.get("/stats_e/ok").status_code != 200:  # the workers load the new endpoint
+        assert time.monotonic() < deadline, "the endpoint was never published"
+    kinds = ["ok"] * 5 + ["missing"] * 2 + ["boom"] * 3
+    for k in kinds:
+        srv.get("/stats_e/" + k)
+    viewer = srv.client(srv.tokens["viewer"])
+    deadline = time.monotonic() + 10
+    while True:  # the log is written about every 200 ms
+        r = viewer.get("/stats/endpoints", params={"since": "1h"})
+        assert r.status_code == 200, r.text
+        got = {e["endpoint"]: e for e in r.json()["endpoints"]}.get("stats_e")
+        if got and got["calls"] >= len(kinds) + 1:
+            break
+        assert time.monotonic() < deadline, f"stats never counted every call: {got}"
+    body = r.json()
+    assert body["since_seconds"] == 3600 and body["truncated"] is False
+    assert body["requests"] >= got["calls"]
+    assert got["calls"] == len(kinds) + 1  # and the first call that found the endpoint
+    assert got["errors"] == 3 and got["client_errors"] == 2
+    assert 0 < got["p50_ms"] <= got["p95_ms"]
+    assert_admin_error(viewer.get("/stats/endpoints", params={"since": "soon"}), 400,
+                       "bad_request", "since")
+    assert_admin_error(viewer.get("/stats/endpoints", params={"since": "30d"}), 400,
+                       "bad_request", "since")
 
 
 # ---- In a browser --------------------------------------------------------------------------
