@@ -38,6 +38,21 @@ stats_free(stats *s)
     free(s->e);
 }
 
+/* p (an array of n elements of `size` bytes in *cap, owned by the caller) with room for one
+ * more: p itself, or p reallocated to twice its capacity (`first` when empty) with *cap
+ * updated. NULL when out of memory: p is then still the caller's, unchanged. */
+static void *
+grow(void *p, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return p;
+    size_t c = *cap ? *cap * 2 : first;
+    void *q = realloc(p, c * size);
+    if (q != NULL)
+        *cap = c;
+    return q;
+}
+
 /* The entry of endpoint `name` in s, added when new; NULL when out of memory. Borrowed. */
 static ep_stats *
 stats_of(stats *s, const char *name)
@@ -45,14 +60,10 @@ stats_of(stats *s, const char *name)
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->e[i].name, name) == 0)
             return &s->e[i];
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        ep_stats *e = realloc(s->e, cap * sizeof(*e));
-        if (e == NULL)
-            return NULL;
-        s->e = e;
-        s->cap = cap;
-    }
+    ep_stats *all = grow(s->e, s->n, &s->cap, sizeof(*s->e), 16);
+    if (all == NULL)
+        return NULL;
+    s->e = all;
     ep_stats *e = &s->e[s->n];
     memset(e, 0, sizeof(*e));
     if ((e->name = strdup(name)) == NULL)
@@ -66,16 +77,10 @@ static int
 stats_add(stats *s, const pt_reqlog_row *row)
 {
     ep_stats *e = stats_of(s, row->endpoint);
-    if (e == NULL)
+    double *d = e != NULL ? grow(e->d, e->nd, &e->cap, sizeof(*e->d), 64) : NULL;
+    if (d == NULL)
         return PT_ENOMEM;
-    if (e->nd == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 64;
-        double *d = realloc(e->d, cap * sizeof(*d));
-        if (d == NULL)
-            return PT_ENOMEM;
-        e->d = d;
-        e->cap = cap;
-    }
+    e->d = d;
     e->d[e->nd++] = row->duration_ms;
     e->calls++;
     if (row->status >= 500)
