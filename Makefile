@@ -87,6 +87,15 @@ $(BUILD)/gen/prelude.inc: src/py/prelude.py
 	od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' > $@
 $(BUILD)/obj/py/runtime.o: $(BUILD)/gen/prelude.inc
 
+# The web console (console/ and Debian's libjs-codemirror) is compiled in as byte arrays.
+CODEMIRROR_DIR ?= /usr/share/javascript/codemirror
+CONSOLE_FILES := $(wildcard console/*) $(wildcard $(CODEMIRROR_DIR)/lib/codemirror.* \
+                 $(CODEMIRROR_DIR)/mode/python/python.js)
+$(BUILD)/gen/console_assets.inc: $(CONSOLE_FILES) scripts/embed-console.py
+	@mkdir -p $(dir $@)
+	@$(PYTHON) scripts/embed-console.py $@ console $(CODEMIRROR_DIR)
+$(BUILD)/obj/server/console.o: $(BUILD)/gen/console_assets.inc
+
 $(BUILD)/test-obj/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
@@ -115,6 +124,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-shadow -fsanitize=fuzzer-no-link -c $< -o $@
 $(FUZZ_BUILD)/obj/py/runtime.o: $(BUILD)/gen/prelude.inc
+$(FUZZ_BUILD)/obj/server/console.o: $(BUILD)/gen/console_assets.inc
 
 $(FUZZ_LIB): $(FUZZ_OBJS)
 	@rm -f $@

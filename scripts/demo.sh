@@ -10,6 +10,7 @@ BIN=${1:?usage: scripts/demo.sh PATH/TO/portico}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=./portico-data
 URL=http://127.0.0.1:8080
+CONSOLE=http://127.0.0.1:8081
 
 p() {
     "$BIN" --data "$DATA" "$@"
@@ -34,11 +35,26 @@ if ! p endpoint show accounts >/dev/null 2>&1; then
     p endpoint add accounts --path /accounts --script accounts --auth public
 fi
 
+# The console's first user: only when the data dir has none. Its password is printed once.
+password=""
+if [ "$(p user list | awk 'NR > 1' | wc -l)" -eq 0 ]; then
+    password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    printf '%s\n' "$password" | p user add admin --role admin >/dev/null
+fi
+
 cat <<MSG
 
 Portico demo: $URL/accounts (data dir $DATA)
 Try it:
   curl -H 'X-Api-Client: demo' $URL/accounts
 
+Web console: $CONSOLE/
 MSG
-exec "$BIN" --data "$DATA" serve --listen 127.0.0.1:8080
+if [ -n "$password" ]; then
+    cat <<MSG
+  log in as admin with the password $password
+  (shown this once: change it with \`portico --data $DATA user passwd admin\`)
+MSG
+fi
+echo
+exec "$BIN" --data "$DATA" serve --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:8081

@@ -6,6 +6,7 @@
  * The public listener's hosts never include this one: a request reaches the admin API only
  * through the admin socket, whatever its Host header says. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,12 +16,15 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "server/http_errors.h"
+#include "server/console.h"
 #include "server/http_framing.h"
 #include "server/metrics.h"
 #include "server/reqlog_sse.h"
 #include "server/worker_int.h"
 
 static pt_admin_env env;
+/* The public listener's base URL, for the console ($PORTICO_URL, else http://HOST:PORT). */
+static char public_url[300];
 
 /* pt_admin_env.traffic: the server's counters (shared memory, any thread). */
 static void
@@ -55,6 +59,8 @@ on_admin_req(h2o_handler_t *self, h2o_req_t *req)
         pt_send_error(w, req, refused, why);
         return 0;
     }
+    if (pt_console_serve(req, public_url))
+        return 0;
     memset(&m, 0, sizeof(m));
     job *j = pt_job_new(req, NULL, NULL, &m, &nobody);
     if (j == NULL) {
@@ -95,6 +101,12 @@ pt_wadmin_setup(worker *w)
                          .session_idle = cfg->session_idle,
                          .secure = 0, /* the admin listener has no TLS yet */
                          .traffic = traffic};
+    const char *base = getenv("PORTICO_URL");
+    if (base != NULL && *base != '\0')
+        snprintf(public_url, sizeof public_url, "%s", base);
+    else
+        snprintf(public_url, sizeof public_url,
+                 strchr(cfg->host, ':') ? "http://[%s]:%d" : "http://%s:%d", cfg->host, cfg->port);
     h2o_config_init(&w->admin_conf);
     w->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("portico"));
     w->admin_conf.max_request_entity_size = w->globalconf.max_request_entity_size;
