@@ -18,7 +18,7 @@ START_LIMIT = 15  # seconds a failing `serve` may take to give up
 def serve(portico, *args):
     port = free_port()
     cmd = [BIN, "--data", portico.data, "serve", "--listen", f"127.0.0.1:{port}",
-           "--workers", "2", *args]
+           "--admin-listen", "127.0.0.1:0", "--workers", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(),
                           timeout=START_LIMIT, stdin=subprocess.DEVNULL)
 
