@@ -319,6 +319,78 @@ pt_store_dsn_save(const char *datadir, const char *dsn, char *err, size_t errsz)
     return rc;
 }
 
+int
+pt_store_exists(const char *datadir)
+{
+    char path[4096];
+    struct stat sb;
+
+    if (snprintf(path, sizeof path, "%s/portico.db", datadir) < (int)sizeof path &&
+        stat(path, &sb) == 0)
+        return 1;
+    return snprintf(path, sizeof path, "%s/" PT_STORE_DSN_FILE, datadir) < (int)sizeof path &&
+           stat(path, &sb) == 0;
+}
+
+/* ---- settings ---------------------------------------------------------------------------- */
+
+int
+pt_store_setting_get(pt_store *st, const char *key, char **value)
+{
+    pt_db_stmt *s = NULL;
+    int rc;
+
+    *value = NULL;
+    rc = pt_store_prepare(st, "SELECT value FROM settings WHERE key = ?1", &s);
+    if (rc != 0)
+        return rc;
+    rc = pt_db_bind_text(s, 1, key, (size_t)-1);
+    if (rc == 0)
+        rc = pt_db_step(s);
+    if (rc == PT_DB_ROW) {
+        *value = pt_store_coldup(s, 0);
+        rc = *value != NULL ? 0 : PT_ENOMEM;
+        if (rc != 0)
+            pt_store_seterr(st, "out of memory");
+    } else if (rc == PT_DB_DONE) {
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = pt_store_fail(st, rc, "read a setting");
+    }
+    pt_db_finalize(s);
+    return rc;
+}
+
+int
+pt_store_setting_add(pt_store *st, const char *key, const char *value)
+{
+    pt_db_stmt *s = NULL;
+    int rc = pt_store_begin(st);
+
+    if (rc != 0)
+        return rc;
+    rc = pt_store_prepare(st,
+                          "INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                          "ON CONFLICT(key) DO NOTHING",
+                          &s);
+    if (rc == 0) {
+        rc = pt_db_bind_text(s, 1, key, (size_t)-1);
+        if (rc == 0)
+            rc = pt_db_bind_text(s, 2, value, (size_t)-1);
+        if (rc != 0) {
+            pt_db_finalize(s);
+            rc = pt_store_fail(st, rc, "write a setting");
+        } else {
+            rc = pt_store_run_stmt(st, s, "write a setting"); /* finalizes s */
+        }
+    }
+    if (rc == 0 && pt_db_changes(st->db) == 0) {
+        pt_store_seterr(st, "setting '%s' exists", key);
+        rc = PT_EEXIST;
+    }
+    return pt_store_finish_quiet(st, rc);
+}
+
 void
 pt_store_close(pt_store *st)
 {

@@ -35,6 +35,14 @@ const char *pt_store_engine(const pt_store *st);
 /* Reads the recorded DSN: 0 with *dsn NULL when the data dir has none (SQLite), 0 with *dsn
  * (caller frees) when it has one, or a pt_err with a reason in err. */
 int pt_store_dsn_load(const char *datadir, char **dsn, char *err, size_t errsz);
+/* Does datadir name a store: a portico.db or a store.dsn? (1 or 0; nothing is opened) */
+int pt_store_exists(const char *datadir);
+/* A row of table settings: 0 with *value (caller frees), PT_ENOTFOUND, or a pt_err (reason in
+ * pt_store_errmsg). */
+int pt_store_setting_get(pt_store *st, const char *key, char **value);
+/* Adds the row key = value (both borrowed) unless key has one: 0, or PT_EEXIST when it had
+ * (the row is left as it was). No change counter bump: settings are read when used. */
+int pt_store_setting_add(pt_store *st, const char *key, const char *value);
 /* Records dsn (borrowed) for datadir, replacing the file atomically, mode 0600. */
 int pt_store_dsn_save(const char *datadir, const char *dsn, char *err, size_t errsz);
 /* The driver's last error message (borrowed, valid until the next call). */
