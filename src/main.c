@@ -18,6 +18,8 @@ static const char help_text[] =
     "\n"
     "  init [--warehouse POSTGRESQL_DSN]      create the data dir (idempotent); --warehouse\n"
     "                                         makes the default warehouse dw PostgreSQL\n"
+    "       [--store POSTGRESQL_DSN]          --store (or $PORTICO_STORE) keeps the metadata in\n"
+    "                                         PostgreSQL; run again on another node to join\n"
     "  serve [--listen HOST:PORT] [--workers N] [--threads N] [--timeout SECONDS]\n"
     "        [--worker-memory MiB] [--max-body MiB] [--max-header KiB]\n"
     "        [--webhook-attempts N] [--webhook-backoff SECONDS]\n"

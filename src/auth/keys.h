@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "store/store.h"
+
 #define PT_KEY_BYTES 32
 #define PT_KEY_ID_LEN 16 /* hex digits of a key fingerprint, without the NUL */
 
@@ -54,6 +56,21 @@ int pt_keys_write(const char *path, const unsigned char *key, int replace, char 
 /* The key's public fingerprint: 16 hex digits of an unkeyed BLAKE2b hash of it, NUL-terminated in
  * out (at least PT_KEY_ID_LEN + 1 bytes). Reveals nothing about the key. */
 void pt_keys_id(const unsigned char *key, char *out);
+
+/* A store several nodes share (PostgreSQL) keeps the install's JWT signing key and API-key
+ * hashing key too, sealed under the master key (XChaCha20-Poly1305, settings rows
+ * install_key_jwt / install_key_apikey), so that a token made on one node verifies on all:
+ *   - a key the store lacks is sealed from DATA/keys into it (the first node);
+ *   - a key the store has is opened with this node's master key and written to DATA/keys
+ *     when missing there (a joining node), or, with replace_local, when different (keys that
+ *     this run of init has just made); a different key otherwise is refused;
+ *   - a master key that does not open them is refused, naming both fingerprints.
+ * The master key itself never enters the store. Returns 0 or a pt_err with a one-line reason
+ * in err. */
+int pt_keys_store_sync(const char *datadir, pt_store *st, int replace_local, char *err,
+                       size_t errsz);
+/* Does the store hold an install's sealed keys? 1, 0, or a pt_err. */
+int pt_keys_store_installed(pt_store *st);
 
 /* Calls sodium_init() once; returns 0 or PT_EIO. Every function above calls it. */
 int pt_keys_sodium_init(void);

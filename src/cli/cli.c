@@ -164,13 +164,11 @@ pt_cli_dispatch(const char *group, const char *usage, const pt_cli_sub *subs, co
 int
 pt_cli_need_datadir(const char *datadir)
 {
-    char path[4096];
     struct stat sb;
 
     if (stat(datadir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return pt_cli_error("no data dir at %s (run 'portico init')", datadir);
-    snprintf(path, sizeof path, "%s/portico.db", datadir);
-    if (stat(path, &sb) != 0)
+    if (!pt_store_exists(datadir))
         return pt_cli_error("no data dir at %s (run 'portico init')", datadir);
     return 0;
 }

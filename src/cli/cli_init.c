@@ -1,5 +1,6 @@
 /* cli_init.c - `portico init`: creates the data dir, its layout, the install's keys and the
- * metadata store, and optionally makes the default warehouse a PostgreSQL database. */
+ * metadata store (embedded, or a shared PostgreSQL one it creates or joins), and optionally
+ * makes the default warehouse a PostgreSQL database. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -102,7 +103,8 @@ done:
 }
 
 /* Layout of a data dir (0700 throughout: it holds keys and data):
- *   portico.db          the metadata store (src/store/, made here by pt_store_create)
+ *   portico.db          the metadata store (src/store/, made here by pt_store_create), or
+ *   store.dsn           with --store, the PostgreSQL database that holds it (0600)
  *   run/changes         the change counter (changes.c)
  *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c); with
  *                       --warehouse, only the webhook inbox's schema lives here (connection
@@ -112,20 +114,25 @@ done:
  * init creates only what is missing: a key, once made, is never replaced (tokens, API keys
  * and secrets depend on it). --warehouse DSN (or $PORTICO_WAREHOUSE) is checked against the
  * server before anything is created; a data dir that init created and could not finish is
- * removed again. */
+ * removed again.
+ *
+ * --store DSN (or $PORTICO_STORE) puts the metadata store in PostgreSQL. The first node's init
+ * creates it and seals the JWT and API-key keys into it under the master key; init on another
+ * data dir with the same DSN and the same master key joins: the keys come from the store
+ * (pt_keys_store_sync), so every node accepts the tokens and API keys of every other. */
 int
 pt_cli_init(const char *datadir, int argc, char **argv)
 {
     static const char *subdirs[] = {"run", "warehouse", "warehouse/dw"};
-    const char *usage = "init [--warehouse POSTGRESQL_DSN]";
-    const char *warehouse = NULL;
-    pt_cli_opt opts[] = {{"--warehouse", 1, &warehouse}, {NULL, 0, NULL}};
-    char path[4096], err[512], shown[1024] = "";
+    const char *usage = "init [--warehouse POSTGRESQL_DSN] [--store POSTGRESQL_DSN]";
+    const char *warehouse = NULL, *store = NULL;
+    pt_cli_opt opts[] = {{"--warehouse", 1, &warehouse}, {"--store", 1, &store}, {NULL, 0, NULL}};
+    char path[4096], err[512], shown[1024] = "", shown_store[1024] = "", *cur_dsn = NULL;
     struct stat sb;
     pt_store *st = NULL;
     pt_changes *ch = NULL;
     char *pos[1];
-    int npos = 0, existed, dir_existed, rc, nkeys = 0;
+    int npos = 0, existed, dir_existed, rc, nkeys = 0, joined = 0;
     size_t i;
 
     rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, usage);
@@ -146,9 +153,37 @@ pt_cli_init(const char *datadir, int argc, char **argv)
         }
     }
 
+    if (store == NULL && getenv("PORTICO_STORE") != NULL && getenv("PORTICO_STORE")[0] != '\0')
+        store = getenv("PORTICO_STORE");
+    if (store != NULL) {
+        if (store[0] == '\0' || !looks_postgres(store))
+            return pt_cli_error("--store takes a PostgreSQL connection string "
+                                "(postgresql://USER@HOST/DB or 'host=... dbname=...')");
+        pt_wh_dsn_redact(store, shown_store, sizeof shown_store);
+        if (pt_wh_pg_check(store, err, sizeof err) != 0) {
+            one_line(err);
+            return pt_cli_error("cannot use %s as the metadata store: %s", shown_store, err);
+        }
+    }
+
     dir_existed = stat(datadir, &sb) == 0;
     snprintf(path, sizeof path, "%s/portico.db", datadir);
     existed = stat(path, &sb) == 0;
+    if (existed && store != NULL)
+        return pt_cli_error("data dir %s has an embedded SQLite store; --store applies to a new "
+                            "data dir (moving an install to PostgreSQL is not built yet)",
+                            datadir);
+    if (dir_existed && pt_store_dsn_load(datadir, &cur_dsn, err, sizeof err) != 0)
+        return pt_cli_error("%s", err);
+    if (cur_dsn != NULL) {
+        existed = 1;
+        rc = store != NULL && strcmp(store, cur_dsn) != 0;
+        free(cur_dsn);
+        if (rc)
+            return pt_cli_error("data dir %s already uses another PostgreSQL store (see "
+                                "%s/" PT_STORE_DSN_FILE ")",
+                                datadir, datadir);
+    }
     if (pt_cli_mkdir_p(datadir, 0700) != 0)
         return pt_cli_error("cannot create %s: %s", datadir, strerror(errno));
     for (i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
@@ -158,12 +193,35 @@ pt_cli_init(const char *datadir, int argc, char **argv)
             goto fail;
         }
     }
+    if (store != NULL && !existed && pt_store_dsn_save(datadir, store, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto fail;
+    }
     /* The one place a store is made (issue 14): every other command refuses a missing one. */
     if (pt_store_create(datadir, &st, err, sizeof err) != 0) {
         rc = pt_cli_error("%s", err);
         goto fail;
     }
-    pt_store_close(st);
+    if (strcmp(pt_store_engine(st), "postgres") == 0) {
+        unsigned char *master = NULL;
+        joined = pt_keys_store_installed(st);
+        if (joined < 0) {
+            rc = pt_cli_error("%s", pt_store_errmsg(st));
+            goto fail;
+        }
+        /* Joining needs the install's master key: never make a new one here. */
+        if (joined && pt_keys_load(datadir, PT_KEY_MASTER, &master, err, sizeof err) != 0) {
+            rc = pt_cli_error("this PostgreSQL store already holds an install: give this node "
+                              "its master key (PORTICO_MASTER_KEY, or a copy of its "
+                              "keys/master.key in %s/keys/)",
+                              datadir);
+            goto fail;
+        }
+        pt_keys_free(master);
+    } else {
+        pt_store_close(st);
+        st = NULL;
+    }
     if (warehouse != NULL && (rc = set_warehouse(datadir, warehouse, existed)) != 0)
         goto fail;
     rc = pt_changes_open(datadir, &ch);
@@ -176,6 +234,13 @@ pt_cli_init(const char *datadir, int argc, char **argv)
         rc = pt_cli_error("%s", err);
         goto fail;
     }
+    /* Keys this run made (a new data dir) give way to the install's. */
+    if (st != NULL && pt_keys_store_sync(datadir, st, !existed, err, sizeof err) != 0) {
+        rc = pt_cli_error("%s", err);
+        goto fail;
+    }
+    pt_store_close(st);
+    st = NULL;
 
     if (existed && nkeys > 0)
         printf("data dir %s is ready (it was already initialised; %d missing key%s created)\n",
@@ -184,12 +249,16 @@ pt_cli_init(const char *datadir, int argc, char **argv)
         printf("data dir %s is ready (it was already initialised)\n", datadir);
     else
         printf("initialised data dir %s\n", datadir);
+    if (store != NULL)
+        printf("metadata store: postgres, %s (%s)\n", shown_store,
+               joined ? "joined the existing install" : "a new install");
     if (warehouse != NULL)
         printf("default warehouse dw: postgres, %s (the webhook inbox stays in the embedded "
                "warehouse, connection '%s')\n",
                shown, PT_WH_EMBEDDED);
     return 0;
 fail:
+    pt_store_close(st);
     if (!dir_existed)
         remove_new_datadir(datadir);
     return rc;

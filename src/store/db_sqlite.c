@@ -28,6 +28,7 @@ static const char *const sq_fragments[][2] = {
     {"id", "INTEGER PRIMARY KEY AUTOINCREMENT"},
     {"blob", "BLOB"},
     {"rowid", "rowid"},
+    {"deferrable", ""},
     {NULL, NULL},
 };
 

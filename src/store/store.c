@@ -1,4 +1,5 @@
-/* store.c - the metadata store's core: opening DATA/portico.db over the SQL driver, the error
+/* store.c - the metadata store's core: opening DATA/portico.db (or the PostgreSQL database
+ * DATA/store.dsn names) over the SQL driver, the error
  * message, transactions that bump the change counter, and the statement and row helpers every
  * record kind's file uses (store_int.h). */
 
@@ -45,6 +46,11 @@
  *      empty or foreign file, so a lost or damaged portico.db is never silently replaced by an
  *      empty install.
  *
+ * PostgreSQL (db_pg.c) when the data dir has a store.dsn: the same statements, the same
+ * invariants; the write lock of invariant 4 is an advisory lock held for the transaction, so
+ * writers on every node take turns as they do on one SQLite file. The change counter is still
+ * the node's own (DATA/run): other nodes learn of a change when they reload (issue 11 §3).
+ *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy timeout 5000 ms; synchronous=FULL because metadata is small and rarely
  * written, and a published endpoint must survive a power cut. Validation messages are written
@@ -54,6 +60,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +134,32 @@ check_file(const char *path, char *err, size_t errsz)
     return 0;
 }
 
+/* Opens the PostgreSQL store dsn names for datadir; with create, a database without a store
+ * gets one (the migration makes it), and one with a store is joined. */
+static int
+store_open_pg(pt_store *st, const char *dsn, int create, char *err, size_t errsz)
+{
+    int64_t version = 0;
+    int rc = pt_db_open_pg(dsn, 0, PT_STORE_BUSY_TIMEOUT_MS, &st->db, err, errsz);
+
+    if (rc != 0)
+        return rc;
+    rc = pt_db_schema_version(st->db, &version);
+    if (rc != 0) {
+        snprintf(err, errsz, "PostgreSQL store: cannot read the schema version: %s",
+                 pt_db_errmsg(st->db));
+        return rc;
+    }
+    if (version == 0 && !create) {
+        snprintf(err, errsz,
+                 "the PostgreSQL database named in %s/" PT_STORE_DSN_FILE
+                 " holds no Portico store (run `portico init --store DSN`)",
+                 st->datadir);
+        return PT_ENOTFOUND;
+    }
+    return 0;
+}
+
 /* Opens the store of datadir; with create, makes a new one when there is no portico.db. */
 static int
 store_open(const char *datadir, int create, pt_store **out, char *err, size_t errsz)
@@ -134,7 +167,8 @@ store_open(const char *datadir, int create, pt_store **out, char *err, size_t er
     char path[4096];
     struct stat sb;
     pt_store *st = NULL;
-    int rc, fresh;
+    char *dsn = NULL;
+    int rc, fresh = 0;
 
     *out = NULL;
     if (stat(datadir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -145,17 +179,23 @@ store_open(const char *datadir, int create, pt_store **out, char *err, size_t er
         snprintf(err, errsz, "data dir path too long");
         return PT_EINVAL;
     }
-    fresh = check_file(path, err, errsz);
-    if (fresh < 0)
-        return fresh;
-    if (fresh && !create) {
-        snprintf(err, errsz, "no Portico store at %s (run `portico init`)", path);
-        return PT_ENOTFOUND;
+    rc = pt_store_dsn_load(datadir, &dsn, err, errsz);
+    if (rc != 0)
+        return rc;
+    if (dsn == NULL) {
+        fresh = check_file(path, err, errsz);
+        if (fresh < 0)
+            return fresh;
+        if (fresh && !create) {
+            snprintf(err, errsz, "no Portico store at %s (run `portico init`)", path);
+            return PT_ENOTFOUND;
+        }
     }
     if (access(datadir, W_OK) != 0) {
         snprintf(err, errsz, "data dir %s is read-only (%s): portico writes to its store", datadir,
                  strerror(errno));
-        return PT_EIO;
+        rc = PT_EIO;
+        goto fail;
     }
     st = calloc(1, sizeof *st);
     if (st == NULL || (st->datadir = strdup(datadir)) == NULL) {
@@ -163,13 +203,18 @@ store_open(const char *datadir, int create, pt_store **out, char *err, size_t er
         snprintf(err, errsz, "out of memory");
         goto fail;
     }
-    rc = pt_db_open_sqlite(path, fresh ? PT_DB_CREATE : PT_DB_VERSIONED, PT_STORE_BUSY_TIMEOUT_MS,
-                           &st->db, err, errsz);
-    if (rc == PT_EINVAL) /* no schema version: every store init made has one */
-        snprintf(err, errsz,
-                 "%s is not a Portico store (a database without its tables); " RESTORE_HINT, path);
-    else if (rc == PT_EDB && strlen(err) + sizeof RESTORE_HINT + 2 < errsz)
-        strcat(err, "; " RESTORE_HINT);
+    if (dsn != NULL) {
+        rc = store_open_pg(st, dsn, create, err, errsz);
+    } else {
+        rc = pt_db_open_sqlite(path, fresh ? PT_DB_CREATE : PT_DB_VERSIONED,
+                               PT_STORE_BUSY_TIMEOUT_MS, &st->db, err, errsz);
+        if (rc == PT_EINVAL) /* no schema version: every store init made has one */
+            snprintf(err, errsz,
+                     "%s is not a Portico store (a database without its tables); " RESTORE_HINT,
+                     path);
+        else if (rc == PT_EDB && strlen(err) + sizeof RESTORE_HINT + 2 < errsz)
+            strcat(err, "; " RESTORE_HINT);
+    }
     if (rc != 0)
         goto fail;
     rc = pt_store_migrate(st);
@@ -177,9 +222,11 @@ store_open(const char *datadir, int create, pt_store **out, char *err, size_t er
         snprintf(err, errsz, "%s", st->err);
         goto fail;
     }
+    free(dsn);
     *out = st;
     return 0;
 fail:
+    free(dsn);
     pt_store_close(st);
     return rc;
 }
@@ -194,6 +241,154 @@ int
 pt_store_create(const char *datadir, pt_store **out, char *err, size_t errsz)
 {
     return store_open(datadir, 1, out, err, errsz);
+}
+
+const char *
+pt_store_engine(const pt_store *st)
+{
+    return pt_db_engine(st->db);
+}
+
+/* ---- the recorded DSN -------------------------------------------------------------------- */
+
+int
+pt_store_dsn_load(const char *datadir, char **dsn, char *err, size_t errsz)
+{
+    char path[4096], buf[4096];
+    size_t n;
+    FILE *f;
+
+    *dsn = NULL;
+    if (snprintf(path, sizeof path, "%s/" PT_STORE_DSN_FILE, datadir) >= (int)sizeof path) {
+        snprintf(err, errsz, "data dir path too long");
+        return PT_EINVAL;
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errsz, "cannot read %s: %s", path, strerror(errno));
+        return PT_EIO;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n == 0 || n >= sizeof buf - 2 || strchr(buf, '\n') != NULL) {
+        snprintf(err, errsz, "%s does not hold one PostgreSQL DSN (one line)", path);
+        return PT_EINVAL;
+    }
+    *dsn = strdup(buf);
+    if (*dsn == NULL) {
+        snprintf(err, errsz, "out of memory");
+        return PT_ENOMEM;
+    }
+    return 0;
+}
+
+int
+pt_store_dsn_save(const char *datadir, const char *dsn, char *err, size_t errsz)
+{
+    char path[4096], tmp[4200];
+    size_t n = strlen(dsn);
+    int fd, rc = 0;
+
+    if (n == 0 || strpbrk(dsn, "\r\n") != NULL) {
+        snprintf(err, errsz, "a store DSN is one non-empty line");
+        return PT_EINVAL;
+    }
+    if (snprintf(path, sizeof path, "%s/" PT_STORE_DSN_FILE, datadir) >= (int)sizeof path) {
+        snprintf(err, errsz, "data dir path too long");
+        return PT_EINVAL;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, dsn, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+        snprintf(err, errsz, "cannot write %s: %s", tmp, strerror(errno));
+        rc = PT_EIO;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        snprintf(err, errsz, "cannot write %s: %s", path, strerror(errno));
+        rc = PT_EIO;
+    }
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+int
+pt_store_exists(const char *datadir)
+{
+    char path[4096];
+    struct stat sb;
+
+    if (snprintf(path, sizeof path, "%s/portico.db", datadir) < (int)sizeof path &&
+        stat(path, &sb) == 0)
+        return 1;
+    return snprintf(path, sizeof path, "%s/" PT_STORE_DSN_FILE, datadir) < (int)sizeof path &&
+           stat(path, &sb) == 0;
+}
+
+/* ---- settings ---------------------------------------------------------------------------- */
+
+int
+pt_store_setting_get(pt_store *st, const char *key, char **value)
+{
+    pt_db_stmt *s = NULL;
+    int rc;
+
+    *value = NULL;
+    rc = pt_store_prepare(st, "SELECT value FROM settings WHERE key = ?1", &s);
+    if (rc != 0)
+        return rc;
+    rc = pt_db_bind_text(s, 1, key, (size_t)-1);
+    if (rc == 0)
+        rc = pt_db_step(s);
+    if (rc == PT_DB_ROW) {
+        *value = pt_store_coldup(s, 0);
+        rc = *value != NULL ? 0 : PT_ENOMEM;
+        if (rc != 0)
+            pt_store_seterr(st, "out of memory");
+    } else if (rc == PT_DB_DONE) {
+        rc = PT_ENOTFOUND;
+    } else {
+        rc = pt_store_fail(st, rc, "read a setting");
+    }
+    pt_db_finalize(s);
+    return rc;
+}
+
+int
+pt_store_setting_add(pt_store *st, const char *key, const char *value)
+{
+    pt_db_stmt *s = NULL;
+    int rc = pt_store_begin(st);
+
+    if (rc != 0)
+        return rc;
+    rc = pt_store_prepare(st,
+                          "INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                          "ON CONFLICT(key) DO NOTHING",
+                          &s);
+    if (rc == 0) {
+        rc = pt_db_bind_text(s, 1, key, (size_t)-1);
+        if (rc == 0)
+            rc = pt_db_bind_text(s, 2, value, (size_t)-1);
+        if (rc != 0) {
+            pt_db_finalize(s);
+            rc = pt_store_fail(st, rc, "write a setting");
+        } else {
+            rc = pt_store_run_stmt(st, s, "write a setting"); /* finalizes s */
+        }
+    }
+    if (rc == 0 && pt_db_changes(st->db) == 0) {
+        pt_store_seterr(st, "setting '%s' exists", key);
+        rc = PT_EEXIST;
+    }
+    return pt_store_finish_quiet(st, rc);
 }
 
 void

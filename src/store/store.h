@@ -1,8 +1,9 @@
 /* store.h - the metadata store: scripts and their versions, endpoints, warehouse connections,
  * and what authorization needs: tokens, API keys, encrypted secrets and trusted issuers.
  *
- * One store above a thin SQL driver (db.h): db_sqlite.c (embedded, WAL, the default) and later
- * a PostgreSQL driver for several nodes sharing one database. Every mutating call commits before
+ * One store above a thin SQL driver (db.h): db_sqlite.c (DATA/portico.db: embedded, WAL, the
+ * default) or db_pg.c when the data dir records a PostgreSQL DSN (DATA/store.dsn), so that
+ * several nodes share one database. Every mutating call commits before
  * it returns and then bumps the change counter (changes.h) so that running workers reload on
  * their next request. Not thread-safe: one pt_store per thread. */
 #ifndef PT_STORE_H
@@ -23,6 +24,27 @@ int pt_store_open(const char *datadir, pt_store **out, char *err, size_t errsz);
  * existing file is checked and refused as pt_store_open does, never replaced. */
 int pt_store_create(const char *datadir, pt_store **out, char *err, size_t errsz);
 void pt_store_close(pt_store *st); /* NULL is a no-op */
+/* "sqlite" or "postgres" (static). */
+const char *pt_store_engine(const pt_store *st);
+
+/* The PostgreSQL store a data dir uses: DATADIR/store.dsn holds its DSN (one line, file mode
+ * 0600; it may hold a password, so it is never logged). With it, pt_store_open and
+ * pt_store_create use that database instead of DATADIR/portico.db; the data dir keeps the
+ * keys and the per-node files (change counter, logs). */
+#define PT_STORE_DSN_FILE "store.dsn"
+/* Reads the recorded DSN: 0 with *dsn NULL when the data dir has none (SQLite), 0 with *dsn
+ * (caller frees) when it has one, or a pt_err with a reason in err. */
+int pt_store_dsn_load(const char *datadir, char **dsn, char *err, size_t errsz);
+/* Does datadir name a store: a portico.db or a store.dsn? (1 or 0; nothing is opened) */
+int pt_store_exists(const char *datadir);
+/* A row of table settings: 0 with *value (caller frees), PT_ENOTFOUND, or a pt_err (reason in
+ * pt_store_errmsg). */
+int pt_store_setting_get(pt_store *st, const char *key, char **value);
+/* Adds the row key = value (both borrowed) unless key has one: 0, or PT_EEXIST when it had
+ * (the row is left as it was). No change counter bump: settings are read when used. */
+int pt_store_setting_add(pt_store *st, const char *key, const char *value);
+/* Records dsn (borrowed) for datadir, replacing the file atomically, mode 0600. */
+int pt_store_dsn_save(const char *datadir, const char *dsn, char *err, size_t errsz);
 /* The driver's last error message (borrowed, valid until the next call). */
 const char *pt_store_errmsg(pt_store *st);
 

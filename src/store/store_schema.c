@@ -1,7 +1,8 @@
 /* store_schema.c - the metadata store's tables and their versioned migrations. */
 
 /*
- * Tables (schema version 5, kept by the driver: PRAGMA user_version on SQLite). Each version's
+ * Tables (schema version 5, kept by the driver: PRAGMA user_version on SQLite,
+ * the one-row table portico_schema on PostgreSQL). Each version's
  * statements are idempotent; opening a store at version v runs the steps of every version
  * after v, in one transaction, and records the new version in it.
  *
@@ -62,39 +63,44 @@
  *   None of them bumps the change counter: no worker serves differently because of them.
  *
  * Every statement is written once for SQLite and PostgreSQL: BIGINT for integers (SQLite
- * gives it integer affinity), {id} and {blob} where the types differ (db.h).
+ * gives it integer affinity), {id} and {blob} where the types differ, and {deferrable} after
+ * every REFERENCES (db.h): a rename updates both ends of a key in one transaction, which
+ * PostgreSQL allows only for a key declared deferrable. On PostgreSQL the migration's
+ * transaction holds the store's advisory lock (db_pg.c), so two nodes starting on a fresh
+ * database at once take turns and the second finds the schema made.
  */
 #include <stdio.h>
 
 #include "core/err.h"
 #include "store/store_int.h"
 
-static const char v1_sql[] = "CREATE TABLE IF NOT EXISTS scripts("
-                             "  name TEXT PRIMARY KEY,"
-                             "  current BIGINT NOT NULL,"
-                             "  created BIGINT NOT NULL);"
-                             "CREATE TABLE IF NOT EXISTS script_versions("
-                             "  name TEXT NOT NULL REFERENCES scripts(name) ON DELETE CASCADE,"
-                             "  version BIGINT NOT NULL,"
-                             "  source TEXT NOT NULL,"
-                             "  created BIGINT NOT NULL,"
-                             "  PRIMARY KEY(name, version));"
-                             "CREATE TABLE IF NOT EXISTS script_seq("
-                             "  name TEXT PRIMARY KEY,"
-                             "  last BIGINT NOT NULL);"
-                             "CREATE TABLE IF NOT EXISTS endpoints("
-                             "  name TEXT PRIMARY KEY,"
-                             "  path TEXT NOT NULL UNIQUE,"
-                             "  shape TEXT NOT NULL UNIQUE,"
-                             "  methods BIGINT NOT NULL,"
-                             "  script TEXT NOT NULL REFERENCES scripts(name),"
-                             "  auth TEXT NOT NULL CHECK (auth IN ('public', 'jwt', 'apikey')),"
-                             "  created BIGINT NOT NULL);"
-                             "CREATE INDEX IF NOT EXISTS endpoints_script ON endpoints(script);"
-                             "CREATE TABLE IF NOT EXISTS connections("
-                             "  name TEXT PRIMARY KEY,"
-                             "  kind TEXT NOT NULL CHECK (kind IN ('sqlite', 'postgres')),"
-                             "  dsn TEXT NOT NULL);";
+static const char v1_sql[] =
+    "CREATE TABLE IF NOT EXISTS scripts("
+    "  name TEXT PRIMARY KEY,"
+    "  current BIGINT NOT NULL,"
+    "  created BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS script_versions("
+    "  name TEXT NOT NULL REFERENCES scripts(name) ON DELETE CASCADE {deferrable},"
+    "  version BIGINT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  created BIGINT NOT NULL,"
+    "  PRIMARY KEY(name, version));"
+    "CREATE TABLE IF NOT EXISTS script_seq("
+    "  name TEXT PRIMARY KEY,"
+    "  last BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS endpoints("
+    "  name TEXT PRIMARY KEY,"
+    "  path TEXT NOT NULL UNIQUE,"
+    "  shape TEXT NOT NULL UNIQUE,"
+    "  methods BIGINT NOT NULL,"
+    "  script TEXT NOT NULL REFERENCES scripts(name) {deferrable},"
+    "  auth TEXT NOT NULL CHECK (auth IN ('public', 'jwt', 'apikey')),"
+    "  created BIGINT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS endpoints_script ON endpoints(script);"
+    "CREATE TABLE IF NOT EXISTS connections("
+    "  name TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('sqlite', 'postgres')),"
+    "  dsn TEXT NOT NULL);";
 
 static const char v2_sql[] = "CREATE TABLE IF NOT EXISTS tokens("
                              "  id TEXT PRIMARY KEY,"
@@ -132,7 +138,7 @@ static const char v2_sql[] = "CREATE TABLE IF NOT EXISTS tokens("
 static const char v3_sql[] = "CREATE TABLE IF NOT EXISTS script_meta("
                              "  id {id},"
                              "  name TEXT NOT NULL UNIQUE"
-                             "    REFERENCES scripts(name) ON DELETE CASCADE,"
+                             "    REFERENCES scripts(name) ON DELETE CASCADE {deferrable},"
                              "  run_mode TEXT NOT NULL DEFAULT 'API',"
                              "  state TEXT,"
                              "  state_updated BIGINT);"
@@ -171,39 +177,40 @@ static const char v4_sql[] = "CREATE TABLE IF NOT EXISTS settings("
                              "  script TEXT,"
                              "  created BIGINT NOT NULL);";
 
-static const char v5_sql[] = "CREATE TABLE IF NOT EXISTS users("
-                             "  name TEXT PRIMARY KEY,"
-                             "  role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),"
-                             "  hash TEXT NOT NULL,"
-                             "  created BIGINT NOT NULL);"
-                             "CREATE TABLE IF NOT EXISTS sessions("
-                             "  id_hash TEXT PRIMARY KEY,"
-                             "  username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
-                             "  csrf TEXT NOT NULL,"
-                             "  created BIGINT NOT NULL,"
-                             "  last_seen BIGINT NOT NULL);"
-                             "CREATE TABLE IF NOT EXISTS admin_tokens("
-                             "  id TEXT PRIMARY KEY,"
-                             "  hash TEXT NOT NULL UNIQUE,"
-                             "  username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
-                             "  name TEXT NOT NULL,"
-                             "  created BIGINT NOT NULL,"
-                             "  expires BIGINT,"
-                             "  revoked BIGINT,"
-                             "  last_used BIGINT);"
-                             "CREATE TABLE IF NOT EXISTS login_failures("
-                             "  key TEXT PRIMARY KEY,"
-                             "  failures BIGINT NOT NULL,"
-                             "  last_failure BIGINT NOT NULL,"
-                             "  locked_until BIGINT NOT NULL);"
-                             "CREATE TABLE IF NOT EXISTS audit("
-                             "  id {id},"
-                             "  time BIGINT NOT NULL,"
-                             "  actor TEXT NOT NULL,"
-                             "  action TEXT NOT NULL,"
-                             "  object TEXT NOT NULL,"
-                             "  detail TEXT NOT NULL);"
-                             "CREATE INDEX IF NOT EXISTS audit_time ON audit(time);";
+static const char v5_sql[] =
+    "CREATE TABLE IF NOT EXISTS users("
+    "  name TEXT PRIMARY KEY,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),"
+    "  hash TEXT NOT NULL,"
+    "  created BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS sessions("
+    "  id_hash TEXT PRIMARY KEY,"
+    "  username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE {deferrable},"
+    "  csrf TEXT NOT NULL,"
+    "  created BIGINT NOT NULL,"
+    "  last_seen BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS admin_tokens("
+    "  id TEXT PRIMARY KEY,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE {deferrable},"
+    "  name TEXT NOT NULL,"
+    "  created BIGINT NOT NULL,"
+    "  expires BIGINT,"
+    "  revoked BIGINT,"
+    "  last_used BIGINT);"
+    "CREATE TABLE IF NOT EXISTS login_failures("
+    "  key TEXT PRIMARY KEY,"
+    "  failures BIGINT NOT NULL,"
+    "  last_failure BIGINT NOT NULL,"
+    "  locked_until BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit("
+    "  id {id},"
+    "  time BIGINT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  object TEXT NOT NULL,"
+    "  detail TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_time ON audit(time);";
 
 /* The steps, in order: steps[i] brings a store to version i + 1. */
 static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql};

@@ -65,7 +65,6 @@ pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t
 {
     pt_connection conn = {0};
     pt_store *st = NULL;
-    char path[4096];
     struct stat sb;
     int rc;
 
@@ -81,9 +80,7 @@ pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, size_t
     /* The default warehouse is the embedded one unless `init --warehouse` stored a row for it,
      * which needs a store; a directory without one (unit tests, a bare warehouse) has the
      * embedded one. pq caches the connection it opens, so the store is read once per worker. */
-    if (strcmp(name, PT_WH_DEFAULT) == 0 &&
-        (snprintf(path, sizeof path, "%s/portico.db", datadir) >= (int)sizeof path ||
-         stat(path, &sb) != 0))
+    if (strcmp(name, PT_WH_DEFAULT) == 0 && !pt_store_exists(datadir))
         return open_embedded(datadir, PT_WH_DEFAULT, out, err, errsz);
 
     rc = pt_store_open(datadir, &st, err, errsz);

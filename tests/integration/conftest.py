@@ -18,7 +18,8 @@ Fixtures and helpers:
   the commands that work remotely (`REMOTE_COMMANDS`) as `portico --server URL ...` with
   `PORTICO_TOKEN` against a server it started (admin user `cli-admin`), from a directory
   without a data dir; the others still run on the data dir. test_cli.py runs its tests in
-  both modes by parametrizing `portico` with `cli_mode`.
+  both modes by parametrizing `portico` with `cli_mode` (and a third, "postgres": on a data
+  dir whose metadata store is PostgreSQL; `pg_store_dsn()` gives a fresh one).
 - `admin_server`: a module-scoped `AdminServer` (users `admin`, `editor`, `viewer` with
   password `ADMIN_PASSWORD`, `admin_token` from `portico user token create admin`), and
   `AdminClient(base, token=None)` with `.get/.post/.put/.patch/.delete(path, json=...)` and
@@ -138,10 +139,34 @@ class Portico:
         return path or f"/{name}"
 
 
-def make_portico(base):
+def make_portico(base, store=None):
+    """A data dir initialised in base; with store (a DSN), its metadata store is PostgreSQL."""
     data = os.path.join(str(base), "data")
-    run_cli(data, "init")
+    run_cli(data, "init", *(["--store", store] if store else []))
     return Portico(data, os.path.join(str(base), "files"))
+
+
+_PG_STORE = {}
+
+
+def pg_store_dsn():
+    """A DSN naming a new, empty schema on one PostgreSQL server the session starts on first
+    use (pgserver.py): each PostgreSQL-backed data dir gets a store of its own. Skips the test
+    when no PostgreSQL binaries exist."""
+    import atexit
+    import itertools
+    import pgserver
+    if "server" not in _PG_STORE:
+        if not pgserver.available():
+            pytest.skip(f"no PostgreSQL binaries in {pgserver.PG_BIN} (apt-get install "
+                        "postgresql; CI has them)")
+        _PG_STORE["server"] = pgserver.PgServer()
+        _PG_STORE["n"] = itertools.count()
+        atexit.register(_PG_STORE["server"].close)
+    srv = _PG_STORE["server"]
+    name = f"s_{os.getpid()}_{next(_PG_STORE['n'])}"
+    srv.psql(f"CREATE SCHEMA {name}")
+    return f"{srv.dsn()} options='-csearch_path={name}'"
 
 
 def wait_marks(path, n, timeout=10):
@@ -586,9 +611,10 @@ class RemotePortico(Portico):
         self.server.close()
 
 
-@pytest.fixture(params=["datadir", "server"])
+@pytest.fixture(params=["datadir", "server", "postgres"])
 def cli_mode(request):
-    """"datadir" or "server": how `portico` fixtures that use it run the CLI."""
+    """"datadir" or "server": how `portico` fixtures that use it run the CLI; "postgres": on the
+    data dir, whose metadata store is PostgreSQL (`init --store`, pg_store_dsn)."""
     return request.param
 
 

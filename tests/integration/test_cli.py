@@ -1,8 +1,9 @@
 """The CLI contract (issue 2, §2): init, script, endpoint, db, run; errors are one line, exit != 0.
 
-Every test runs twice (issue 9, §4): on the data dir, and with the commands that work remotely
-(script, endpoint, user, audit) sent through `--server` to a running server's admin API, with
-the same assertions."""
+Every test runs three times (issue 9, §4; issue 11, §1): on the data dir, with the commands
+that work remotely (script, endpoint, user, audit) sent through `--server` to a running
+server's admin API, and on a data dir whose metadata store is PostgreSQL, with the same
+assertions."""
 
 import hashlib
 import json
@@ -12,14 +13,15 @@ import re
 import pytest
 
 from conftest import (ADMIN_PASSWORD, RemotePortico, assert_cli_error, make_portico, output,
-                      run_cli, start_remote_portico)
+                      pg_store_dsn, run_cli, start_remote_portico)
 
 
 @pytest.fixture
 def portico(tmp_path, cli_mode):
-    """A fresh data dir; in "server" mode its remote-capable commands go through --server."""
-    p = make_portico(tmp_path)
-    if cli_mode == "datadir":
+    """A fresh data dir; in "server" mode its remote-capable commands go through --server; in
+    "postgres" mode its store is PostgreSQL."""
+    p = make_portico(tmp_path, pg_store_dsn() if cli_mode == "postgres" else None)
+    if cli_mode != "server":
         yield p
         return
     remote = start_remote_portico(p)

@@ -11,6 +11,7 @@
 #include "admin/admin.h"
 #include "auth/users.h"
 #include "store/store_users.h"
+#include "store/store_test.h"
 #include "test.h"
 
 /* A data dir with user "ann" (role), and an admin API token for her in token. */
@@ -19,7 +20,7 @@ setup(char *dir, const char *role, char *token)
 {
     char err[256], id[12], digest[PT_USERS_DIGEST_LEN];
     pt_store *st = NULL;
-    if (mkdtemp(dir) == NULL || pt_store_create(dir, &st, err, sizeof err) != 0)
+    if (pt_test_store_dir(mkdtemp(dir)) == NULL || pt_store_create(dir, &st, err, sizeof err) != 0)
         return -1;
     int rc = pt_store_user_add(st, "ann", role, "no-login");
     if (rc == 0)

@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "store/store_audit.h"
 #include "store/store_users.h"
+#include "store/store_test.h"
 #include "test.h"
 
 TEST(users_lockout_schedule)
@@ -57,7 +58,7 @@ open_store(char *dir)
 {
     char err[256];
     pt_store *st = NULL;
-    if (mkdtemp(dir) == NULL || pt_store_create(dir, &st, err, sizeof err) != 0)
+    if (pt_test_store_dir(mkdtemp(dir)) == NULL || pt_store_create(dir, &st, err, sizeof err) != 0)
         return NULL;
     return st;
 }

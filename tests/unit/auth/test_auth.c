@@ -15,6 +15,7 @@
 #include "auth/ratelimit.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "test.h"
 
 typedef struct fixture {
@@ -36,7 +37,8 @@ fixture_open(fixture *f)
     memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/pt-test-auth-XXXXXX");
     unsetenv("PORTICO_MASTER_KEY");
-    if (mkdtemp(f->dir) == NULL || pt_keys_init(f->dir, NULL, err, sizeof err) != 0 ||
+    if (pt_test_store_dir(mkdtemp(f->dir)) == NULL ||
+        pt_keys_init(f->dir, NULL, err, sizeof err) != 0 ||
         pt_store_create(f->dir, &f->st, err, sizeof err) != 0 ||
         pt_keys_load(f->dir, PT_KEY_JWT, &f->jwt_key, err, sizeof err) != 0 ||
         pt_keys_load(f->dir, PT_KEY_APIKEY, &f->hash_key, err, sizeof err) != 0 ||

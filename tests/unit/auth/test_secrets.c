@@ -14,6 +14,7 @@
 #include "auth/secrets.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "test.h"
 
 static const char value[] = "correct horse battery staple \xe2\x9c\x93";
@@ -57,7 +58,7 @@ setup(char *dir, pt_store **st, pt_secrets **sec)
 
     unsetenv("PORTICO_MASTER_KEY");
     unsetenv("PORTICO_NEW_MASTER_KEY");
-    if (mkdtemp(dir) == NULL || pt_keys_init(dir, NULL, err, sizeof err) != 0 ||
+    if (pt_test_store_dir(mkdtemp(dir)) == NULL || pt_keys_init(dir, NULL, err, sizeof err) != 0 ||
         pt_store_create(dir, st, err, sizeof err) != 0 ||
         pt_secrets_open(dir, sec, err, sizeof err) != 0)
         return -1;
@@ -107,7 +108,8 @@ TEST(secrets_round_trip_without_plaintext_at_rest)
     /* Nothing under the data dir (database, WAL, keys) holds the value. */
     ASSERT_FALSE(tree_contains(dir, "correct horse"));
     ASSERT_FALSE(tree_contains(dir, "battery staple"));
-    ASSERT_TRUE(tree_contains(dir, "partner-a")); /* names are not secret, and the scan works */
+    /* names are not secret, and the scan works (on SQLite, whose file is in the data dir) */
+    ASSERT_TRUE(pt_test_pg_dsn() != NULL || tree_contains(dir, "partner-a"));
     pt_secrets_close(sec);
     pt_test_rm_tree(dir);
 }

@@ -19,7 +19,7 @@ static const char *
 tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-store-XXXXXX");
-    return mkdtemp(buf);
+    return pt_test_store_dir(mkdtemp(buf));
 }
 
 TEST(store_name_valid)
@@ -319,6 +319,8 @@ TEST(store_only_create_makes_a_store)
     pt_store *st = NULL;
     struct stat sb;
     FILE *f;
+    if (pt_test_pg_dsn() != NULL)
+        return; /* about SQLite's file: see test_store_pg.c */
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
     snprintf(path, sizeof path, "%s/portico.db", dir);

@@ -22,8 +22,10 @@ TEST(store_migrates_version_1_to_the_auth_tables)
     sqlite3 *db = NULL;
     pt_token *list = NULL;
     size_t n = 9;
+    if (pt_test_pg_dsn() != NULL)
+        return; /* about SQLite's file: see test_store_pg.c */
 
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_TRUE(pt_test_store_dir(mkdtemp(dir)) != NULL);
     ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     pt_store_close(st);
     st = NULL;
@@ -53,7 +55,7 @@ TEST(store_auth_mutations_bump_but_last_used_does_not)
     size_t n = 0;
     uint64_t c0;
 
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_TRUE(pt_test_store_dir(mkdtemp(dir)) != NULL);
     ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     c0 = pt_test_store_counter(dir);
     ASSERT_EQ(pt_store_token_add(st, &t), 0);
@@ -86,8 +88,10 @@ TEST(store_refuses_a_newer_schema)
     char dir[] = "/tmp/pt-test-store-auth-XXXXXX", path[4200], err[256];
     pt_store *st = NULL;
     sqlite3 *db = NULL;
+    if (pt_test_pg_dsn() != NULL)
+        return; /* about SQLite's file: see test_store_pg.c */
 
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_TRUE(pt_test_store_dir(mkdtemp(dir)) != NULL);
     ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     pt_store_close(st);
     st = NULL;

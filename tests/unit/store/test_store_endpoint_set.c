@@ -17,7 +17,7 @@ TEST(store_endpoint_set)
     pt_endpoint ep = {0}, got = {0};
     int v;
 
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_TRUE(pt_test_store_dir(mkdtemp(dir)) != NULL);
     ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_script_put(st, "a", "x = 1\n", 6, &v), 0);
     ASSERT_EQ(pt_store_script_put(st, "b", "x = 2\n", 6, &v), 0);

@@ -20,7 +20,7 @@ static const char *
 tmp_datadir(char *buf, size_t n)
 {
     snprintf(buf, n, "/tmp/pt-test-scripts-XXXXXX");
-    return mkdtemp(buf);
+    return pt_test_store_dir(mkdtemp(buf));
 }
 
 TEST(store_script_name_valid)
@@ -302,6 +302,8 @@ TEST(store_migrates_v2_to_v3)
     size_t len = 0;
     int64_t zeta, alpha;
     int v;
+    if (pt_test_pg_dsn() != NULL)
+        return; /* about SQLite's file: see test_store_pg.c */
 
     ASSERT_TRUE(tmp_datadir(dir, sizeof dir) != NULL);
     snprintf(path, sizeof path, "%s/portico.db", dir);
