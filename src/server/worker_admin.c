@@ -93,7 +93,7 @@ pt_wadmin_setup(worker *w)
                          .started = cfg->started,
                          .workers = cfg->workers,
                          .session_idle = cfg->session_idle,
-                         .secure = 0, /* the admin listener has no TLS yet */
+                         .secure = cfg->admin_tls, /* cookies get Secure over TLS */
                          .traffic = traffic};
     h2o_config_init(&w->admin_conf);
     w->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("portico"));
@@ -107,6 +107,7 @@ pt_wadmin_setup(worker *w)
     pt_http_errors_install(&host->fallback_path, pt_send_log_h2o_error);
     w->admin_accept_ctx.ctx = &w->ctx;
     w->admin_accept_ctx.hosts = w->admin_conf.hosts;
+    w->admin_accept_ctx.ssl_ctx = cfg->admin_tls ? pt_wtls_ctx() : NULL; /* worker_tls.c */
     w->admin_listener = h2o_evloop_socket_create(w->loop, cfg->admin_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(w->admin_listener, on_admin_accept);
 }

@@ -291,8 +291,10 @@ pt_job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_r
     j->route = route;
     j->fd = -1;
     if (req->version < 0x200) {
+        /* Raw bytes on a TLS connection would be garbage to its client: TLS connections (and
+         * HTTP/2 ones) get no raw answer, only a clean close when the worker dies. */
         h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-        if (sock != NULL)
+        if (sock != NULL && sock->ssl == NULL)
             j->fd = h2o_socket_get_fd(sock);
     }
     pt_response_init(&j->resp, SIZE_MAX / 2);
