@@ -132,6 +132,7 @@ typedef struct job {
     pt_request req;
     pt_response resp;
     int fd;                 /* cleartext HTTP/1 connection fd, else -1: crash answers go there */
+    int peek_fd;            /* HTTP/1 connection fd (TLS too), else -1: pt_job_cancelled peeks */
     atomic_int lent;        /* the master holds a duplicate of fd (holds.h) */
     double start;           /* when the request arrived */
     unsigned long py_ident; /* Python id of the thread running the handler */

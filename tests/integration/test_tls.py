@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, AdminClient, add_admin_users, assert_cli_error
+from conftest import ADMIN_PASSWORD, AdminClient, add_admin_users, assert_cli_error, wait_marks
 
 HELLO = "def handler(request):\n    return {'hello': 'world'}\n"
 SEGFAULT = "import ctypes\n\ndef handler(request):\n    ctypes.string_at(0)\n"
@@ -265,3 +265,36 @@ def test_admin_listener_over_tls_sets_secure_cookies(portico, server, tmp_path):
     assert_cli_error(portico.cli("serve", "--admin-listen", "127.0.0.1:0", "--admin-listen-tls",
                                  "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
                                  check=False), "--admin-listen-tls")
+
+
+WATCHER = """
+import time
+
+def handler(request):
+    with open({marks!r}, 'a') as f:
+        f.write('started\\n')
+    deadline = time.monotonic() + 8
+    while not pq.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open({marks!r}, 'a') as f:
+        f.write('seen\\n' if pq.cancelled() else 'not seen\\n')
+    return {{'ok': True}}
+"""
+
+
+def test_client_leaving_over_tls_is_noticed(tls, tmp_path):
+    """An HTTP/1.1-over-TLS connection gets no raw crash answer, but a client that leaves
+    while its handler runs is still noticed (the end of the TCP stream)."""
+    s, port, cert = tls
+    marks = str(tmp_path / "marks")
+    s.portico.publish("watch", WATCHER.format(marks=marks))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn = client_ctx(cert, ["http/1.1"]).wrap_socket(raw, server_hostname="127.0.0.1")
+    conn.sendall(b"GET /watch HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_marks(marks, 1)
+    conn.close()
+    deadline = time.monotonic() + 10
+    while len(open(marks).read().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with open(marks) as f:
+        assert f.read().split() == ["started", "seen"]
