@@ -312,18 +312,23 @@ pt_worker_exit(worker *w)
     _exit(atomic_load(&w->exit_code));
 }
 
+void
+pt_worker_accept(worker *w, h2o_socket_t *listener, h2o_accept_ctx_t *ctx, int max)
+{
+    for (int i = 0; i < max && !atomic_load(&w->stopping); i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(ctx, sock);
+    }
+}
+
 static void
 on_accept(h2o_socket_t *listener, const char *err)
 {
     worker *w = &pt_worker_self;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 64 && !atomic_load(&w->stopping); i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&w->accept_ctx, sock);
-    }
+    if (err == NULL)
+        pt_worker_accept(w, listener, &w->accept_ctx, 64);
 }
 
 /* Starts taking connections on the shared listening sockets. Loop side. */

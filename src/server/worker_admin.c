@@ -72,14 +72,8 @@ static void
 on_admin_accept(h2o_socket_t *listener, const char *err)
 {
     worker *w = &pt_worker_self;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 16 && !atomic_load(&w->stopping); i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&w->admin_accept_ctx, sock);
-    }
+    if (err == NULL)
+        pt_worker_accept(w, listener, &w->admin_accept_ctx, 16);
 }
 
 void

@@ -346,6 +346,10 @@ void pt_wadmin_setup(worker *w);
 /* Stops accepting on the admin socket. Loop side. */
 void pt_wadmin_stop(worker *w);
 
+/* Accepts up to max connections waiting on listener into ctx's hosts (fewer once the worker
+ * is stopping). Loop side. */
+void pt_worker_accept(worker *w, h2o_socket_t *listener, h2o_accept_ctx_t *ctx, int max);
+
 /* Builds the worker's SSL_CTX from cfg->tls (the master's last good pair); 0, or -1 with err
  * (errsz bytes) saying why. No-op without TLS. Before the loop runs. */
 int pt_wtls_init(worker *w, char *err, size_t errsz);

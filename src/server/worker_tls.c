@@ -79,15 +79,9 @@ pt_wtls_ctx(void)
 static void
 on_tls_accept(h2o_socket_t *listener, const char *err)
 {
-    worker *w = &pt_worker_self;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 64 && !atomic_load(&w->stopping); i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&tls_accept, sock); /* the handshake, then HTTP/2 or HTTP/1.1 by ALPN */
-    }
+    /* h2o_accept does the handshake, then HTTP/2 or HTTP/1.1 by ALPN. */
+    if (err == NULL)
+        pt_worker_accept(&pt_worker_self, listener, &tls_accept, 64);
 }
 
 void
