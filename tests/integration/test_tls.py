@@ -16,7 +16,8 @@ import warnings
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, AdminClient, assert_cli_error, wait_marks
+from conftest import (BIN, ADMIN_PASSWORD, AdminClient, _env, assert_cli_error, start_module_server,
+                      wait_marks)
 from test_cancel import WATCHER  # noqa: E402 (the handler that watches pq.cancelled())
 
 HELLO = "def handler(request):\n    return {'hello': 'world'}\n"
@@ -87,7 +88,6 @@ def curl(*args):
 @pytest.fixture(scope="module")
 def tls(module_portico, tmp_path_factory):
     """One server with a TLS listener beside the cleartext one: (server, port, cert)."""
-    from conftest import start_module_server
     d = str(tmp_path_factory.mktemp("certs"))
     cert, key = make_cert(d, "server", "portico-test")
     module_portico.publish("hello", HELLO)
@@ -292,3 +292,29 @@ def test_client_leaving_over_tls_is_noticed(tls, tmp_path):
         time.sleep(0.02)
     with open(marks) as f:
         assert f.read().splitlines()[:2] == ["started", "seen"]
+
+
+def test_listen_tls_alone_turns_cleartext_off(portico, tmp_path):
+    """--listen-tls without --listen: only the TLS listener, and the master says so."""
+    cert, key = make_cert(str(tmp_path), "alone", "alone")
+    portico.publish("hello", HELLO)
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([BIN, "--data", portico.data, "serve", "--workers", "1",
+                                 "--listen-tls", "127.0.0.1:0", "--tls-cert", cert,
+                                 "--tls-key", key, "--admin-listen", "off"],
+                                stdout=out, stderr=subprocess.STDOUT, env=_env())
+    try:
+        deadline = time.monotonic() + 15
+        m = None
+        while m is None and time.monotonic() < deadline and proc.poll() is None:
+            m = re.search(r"^listening on https://127\.0\.0\.1:(\d+)$", log.read_text(), re.M)
+            time.sleep(0.05)
+        assert m, log.read_text()
+        assert "listening on http://" not in log.read_text()
+        cp = curl("--cacert", cert, "--http2", "-w", "\n%{http_code}",
+                  f"https://127.0.0.1:{m.group(1)}/hello")
+        assert cp.stdout.endswith("\n200"), cp.stdout + cp.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
