@@ -8,6 +8,8 @@
 #   crash    hello alone, then while one client calls, one request after another, a handler
 #            that calls os._exit(1) (bench/crashloop.py; target: >= 90% of hello's req/s,
 #            p99 < 20 ms)
+#   tls      hello over TLS: HTTP/1.1 (wrk over https) and HTTP/2 (h2load, 1 and 10 streams
+#            per connection), beside cleartext HTTP/1.1, on one server with both listeners
 #
 # Every section uses 2 workers / processes and wrk with keep-alive, alternating the servers
 # RUNS times in the same run, and prints req/s and server CPU microseconds per request with
@@ -17,7 +19,7 @@ BIN=${1:?usage: bench/run.sh PATH/TO/portico}
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-50}
-SECTIONS=${SECTIONS:-hello rows webhook crash}
+SECTIONS=${SECTIONS:-hello rows webhook crash tls}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
@@ -48,7 +50,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 # serve_portico DATA LOG: starts `portico serve` on a free port; sets PPORT and PPID_.
 serve_portico() {
     PPORT=$(free_port)
-    PORTICO_LOG=warn "$BIN" --data "$1" serve --listen "127.0.0.1:$PPORT" --workers 2 >"$2" 2>&1 &
+    PORTICO_LOG=warn "$BIN" --data "$1" serve --listen "127.0.0.1:$PPORT" --workers 2 \
+        --admin-listen off >"$2" 2>&1 &
     PPID_=$!
     PIDS+=("$PPID_")
 }
@@ -173,8 +176,51 @@ for section in $SECTIONS; do
         grep '^crashing' "$WORK/crash.txt" | awk '{print $8}' | median |
             xargs printf "median   crashing  p99 %.2f ms   (target >= 90%% of alone, p99 < 20 ms)\n"
         ;;
+    tls)
+        echo "== tls: hello over TLS (self-signed P-256, TLS 1.3), $head =="
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+            -subj /CN=bench -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
+        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
+            >/dev/null 2>&1 || true
+        TPORT=$(free_port)
+        PPORT=$(free_port)
+        PORTICO_LOG=warn "$BIN" --data "$D" serve --listen "127.0.0.1:$PPORT" --workers 2 \
+            --admin-listen off \
+            --listen-tls "127.0.0.1:$TPORT" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" \
+            >"$WORK/portico-tls.log" 2>&1 &
+        PPID_=$!
+        PIDS+=("$PPID_")
+        wait_http "http://127.0.0.1:$PPORT/hello"
+        curl -fsk -o /dev/null "https://127.0.0.1:$TPORT/hello"
+        : >"$WORK/tls.txt"
+        for i in $(seq "$RUNS"); do
+            for kind in "h1 http" "h1 https" "h2 m1" "h2 m10"; do
+                set -- $kind
+                case $2 in
+                http) r=$($PY "$HERE/measure.py" "http://127.0.0.1:$PPORT/hello" "$PPID_" \
+                    "$SECONDS_PER_RUN" "$CONNS" 2) ;;
+                https) r=$($PY "$HERE/measure.py" "https://127.0.0.1:$TPORT/hello" "$PPID_" \
+                    "$SECONDS_PER_RUN" "$CONNS" 2) ;;
+                m1) r=$($PY "$HERE/measure.py" --h2 "https://127.0.0.1:$TPORT/hello" "$PPID_" \
+                    "$SECONDS_PER_RUN" "$CONNS" 2 1) ;;
+                m10) r=$($PY "$HERE/measure.py" --h2 "https://127.0.0.1:$TPORT/hello" "$PPID_" \
+                    "$SECONDS_PER_RUN" "$CONNS" 2 10) ;;
+                esac
+                echo "$1-$2 $r" >>"$WORK/tls.txt"
+                printf "run %d  %-9s %8s req/s  %7s us CPU/req  errors %s\n" "$i" "$1-$2" $r
+            done
+        done
+        for k in h1-http h1-https h2-m1 h2-m10; do
+            rps=$(grep "^$k " "$WORK/tls.txt" | cut -d' ' -f2 | median)
+            cpu=$(grep "^$k " "$WORK/tls.txt" | cut -d' ' -f3 | median)
+            printf "median   %-9s %8s req/s  %7s us CPU/req\n" "$k" "$rps" "$cpu"
+        done
+        echo "(h1-http: cleartext HTTP/1.1, wrk; h1-https: HTTP/1.1 over TLS, wrk; h2-mN: HTTP/2"
+        echo " over TLS, h2load with N concurrent streams per connection; all keep-alive)"
+        ;;
     *)
-        echo "bench: unknown section '$section' (hello, rows, webhook, crash)" >&2
+        echo "bench: unknown section '$section' (hello, rows, webhook, crash, tls)" >&2
         exit 2
         ;;
     esac

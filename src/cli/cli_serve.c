@@ -13,21 +13,35 @@
 int
 pt_cli_serve(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
+    const char *usage = "serve [--listen HOST:PORT] [--listen-tls HOST:PORT --tls-cert FILE "
+                        "--tls-key FILE] [--workers N] [--threads N] "
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
                         "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
-                        "[--admin-listen HOST:PORT|off] [--session-idle DURATION] "
+                        "[--admin-listen HOST:PORT|off | --admin-listen-tls HOST:PORT] "
+                        "[--session-idle DURATION] "
                         "[--log-max-age 7d] [--log-max-rows N]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
     const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
-    pt_cli_opt opts[] = {{"--listen", 1, &listen},           {"--workers", 1, &workers},
-                         {"--threads", 1, &threads},         {"--timeout", 1, &timeout},
-                         {"--worker-memory", 1, &memory},    {"--max-body", 1, &body},
-                         {"--max-header", 1, &header},       {"--webhook-attempts", 1, &attempts},
-                         {"--webhook-backoff", 1, &backoff}, {"--admin-listen", 1, &admin},
-                         {"--session-idle", 1, &idle},       {"--log-max-age", 1, &log_age},
-                         {"--log-max-rows", 1, &log_rows},   {NULL, 0, NULL}};
+    const char *listen_tls = NULL, *cert = NULL, *key = NULL, *admin_tls = NULL;
+    pt_cli_opt opts[] = {{"--listen", 1, &listen},
+                         {"--workers", 1, &workers},
+                         {"--threads", 1, &threads},
+                         {"--timeout", 1, &timeout},
+                         {"--worker-memory", 1, &memory},
+                         {"--max-body", 1, &body},
+                         {"--max-header", 1, &header},
+                         {"--webhook-attempts", 1, &attempts},
+                         {"--webhook-backoff", 1, &backoff},
+                         {"--admin-listen", 1, &admin},
+                         {"--session-idle", 1, &idle},
+                         {"--log-max-age", 1, &log_age},
+                         {"--log-max-rows", 1, &log_rows},
+                         {"--listen-tls", 1, &listen_tls},
+                         {"--tls-cert", 1, &cert},
+                         {"--tls-key", 1, &key},
+                         {"--admin-listen-tls", 1, &admin_tls},
+                         {NULL, 0, NULL}};
     pt_server_config cfg;
     pt_store *st = NULL;
     char *pos[1];
@@ -47,6 +61,27 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     if (listen != NULL && pt_config_parse_listen(listen, cfg.host, sizeof cfg.host, &cfg.port))
         return pt_cli_error("invalid --listen '%s' (HOST:PORT, for example 127.0.0.1:8080)",
                             listen);
+    if (listen_tls != NULL &&
+        pt_config_parse_listen(listen_tls, cfg.tls_host, sizeof cfg.tls_host, &cfg.tls_port))
+        return pt_cli_error("invalid --listen-tls '%s' (HOST:PORT, for example 0.0.0.0:8443)",
+                            listen_tls);
+    if (listen_tls != NULL && listen == NULL)
+        cfg.port = -1; /* --listen-tls alone: no cleartext listener */
+    if (admin != NULL && admin_tls != NULL)
+        return pt_cli_error("give --admin-listen or --admin-listen-tls, not both");
+    if (admin_tls != NULL) {
+        if (pt_config_parse_listen(admin_tls, cfg.admin_host, sizeof cfg.admin_host,
+                                   &cfg.admin_port))
+            return pt_cli_error("invalid --admin-listen-tls '%s' (HOST:PORT, for example "
+                                "127.0.0.1:8444)",
+                                admin_tls);
+        cfg.admin_tls = 1;
+    }
+    if ((listen_tls != NULL || admin_tls != NULL) && (cert == NULL || key == NULL))
+        return pt_cli_error("--listen-tls and --admin-listen-tls need --tls-cert FILE and "
+                            "--tls-key FILE");
+    if ((cert != NULL || key != NULL) && listen_tls == NULL && admin_tls == NULL)
+        return pt_cli_error("--tls-cert and --tls-key need --listen-tls or --admin-listen-tls");
     if (admin != NULL && strcmp(admin, "off") == 0)
         cfg.admin_port = -1;
     else if (admin != NULL &&
@@ -122,11 +157,20 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
             return pt_cli_error("invalid --log-max-rows '%s' (1 to 1000000000)", log_rows);
         cfg.log_max_rows = n;
     }
+    /* The certificate is checked before anything listens: a bad file stops serve here, with
+     * one line naming it. The master keeps the pair (server/tls.h). */
+    if (cert != NULL) {
+        char tls_err[512];
+        if (pt_tls_load(cert, key, &cfg.tls, tls_err, sizeof tls_err) != 0)
+            return pt_cli_error("%s", tls_err);
+    }
     /* The request log's file is set up once here, before the workers open it together. */
     pt_store_reqlog *log = NULL;
     char err[512];
     if (pt_store_reqlog_open(datadir, 0, &log, err, sizeof(err)) != 0)
         fprintf(stderr, "warning: the request log is off: %s\n", err);
     pt_store_reqlog_close(log);
-    return pt_server_run(&cfg);
+    rc = pt_server_run(&cfg);
+    pt_tls_free(cfg.tls);
+    return rc;
 }

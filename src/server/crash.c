@@ -192,6 +192,8 @@ answer_inflight(int status, const char *why)
      * this process dies, and whatever they accepted now would be reset. */
     if (w->listen_fd >= 0)
         close(w->listen_fd);
+    if (w->cfg != NULL && w->cfg->tls_fd >= 0)
+        close(w->cfg->tls_fd);
     pt_holds_stopping(w->ctl); /* the master hands our place to a spare at once */
     for (int i = 0; i < MAX_THREADS; i++) {
         slot *s = &w->slots[i];

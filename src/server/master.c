@@ -1,7 +1,7 @@
 /* master.c - `portico serve`: binds the listening socket, starts the workers and keeps spares
  * warm, hands a dead worker's place to a spare at once, counts handler crashes against their
- * endpoint (breaker.h), gives up when workers cannot start, and stops everything gracefully on
- * SIGTERM or SIGINT. */
+ * endpoint (breaker.h), gives up when workers cannot start, stops everything gracefully on
+ * SIGTERM or SIGINT, and reloads the TLS certificate on SIGHUP (tls.h). */
 #include "server/server.h"
 
 #include <errno.h>
@@ -51,6 +51,9 @@ pt_server_config_init(pt_server_config *cfg, const char *datadir)
     cfg->admin_port = 8081;
     cfg->session_idle = 1800;
     cfg->admin_fd = -1;
+    snprintf(cfg->tls_host, sizeof(cfg->tls_host), "127.0.0.1");
+    cfg->tls_port = -1;
+    cfg->tls_fd = -1;
 }
 
 /* Binds and listens; returns the fd or -1 (logged). Fills *port when it was 0. */
@@ -326,6 +329,8 @@ begin_stop(master *m, double grace)
     if (m->listen_fd >= 0)
         close(m->listen_fd);
     m->listen_fd = -1;
+    if (m->cfg->tls_fd >= 0)
+        close(m->cfg->tls_fd);
     if (m->cfg->admin_fd >= 0)
         close(m->cfg->admin_fd);
     for (int i = 0; i < nprocs; i++)
@@ -333,12 +338,33 @@ begin_stop(master *m, double grace)
             kill(procs[i].pid, procs[i].index > 0 && procs[i].ready ? SIGTERM : SIGKILL);
 }
 
-/* SIGTERM or SIGINT: stop, letting in-flight requests finish. */
+/* SIGHUP: reads the certificate and key again; when they are good, every worker builds its
+ * TLS context anew (new handshakes get the new certificate, connections made stay as they
+ * are), else the previous pair stays in use (logged). */
+static void
+reload_tls(master *m)
+{
+    char err[512];
+    if (m->cfg->tls == NULL || m->stopping)
+        return;
+    if (pt_tls_reload(m->cfg->tls, err, sizeof(err)) != 0) {
+        pt_log_error("SIGHUP: keeping the previous TLS certificate: %s", err);
+        return;
+    }
+    pt_log_info("SIGHUP: TLS certificate reloaded from %s", pt_tls_cert_path(m->cfg->tls));
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0)
+            kill(procs[i].pid, SIGHUP);
+}
+
+/* SIGTERM or SIGINT: stop, letting in-flight requests finish. SIGHUP: reload_tls. */
 static void
 on_signals(master *m)
 {
     struct signalfd_siginfo si;
     while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP)
+            reload_tls(m);
         if ((si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) || m->stopping)
             continue;
         pt_log_info("stopping: finishing in-flight requests");
@@ -506,14 +532,14 @@ check_ready(master *m)
 
 /* Prints the address the server listens on (stdout: scripts and tests read it). */
 static void
-print_listening(const char *what, const char *host, int port)
+print_listening(const char *what, int tls, const char *host, int port)
 {
     char hostbuf[300];
     if (strchr(host, ':') != NULL)
         snprintf(hostbuf, sizeof(hostbuf), "[%s]", host);
     else
         snprintf(hostbuf, sizeof(hostbuf), "%s", host);
-    printf("%slistening on http://%s:%d\n", what, hostbuf, port);
+    printf("%slistening on %s://%s:%d\n", what, tls ? "https" : "http", hostbuf, port);
     fflush(stdout);
 }
 
@@ -529,7 +555,11 @@ pt_server_run(const pt_server_config *cfg)
         return 2;
     }
     nprocs = cfg->workers + SPARES;
-    if ((m.listen_fd = open_listener(cfg->host, &port)) < 0)
+    if (port >= 0 && (m.listen_fd = open_listener(cfg->host, &port)) < 0)
+        return 1;
+    /* The TLS listener (--listen-tls): the same workers accept on it too (worker_tls.c). */
+    int tls_fd = -1, tls_port = cfg->tls_port;
+    if (tls_port >= 0 && (tls_fd = open_listener(cfg->tls_host, &tls_port)) < 0)
         return 1;
     /* The admin API's own socket (docs/ADMIN.md); the same workers accept on it. */
     int admin_fd = -1, admin_port = cfg->admin_port;
@@ -545,6 +575,7 @@ pt_server_run(const pt_server_config *cfg)
         return 1;
     }
     run->admin_fd = admin_fd;
+    run->tls_fd = tls_fd;
     run->started = (int64_t)time(NULL);
     m.cfg = run;
     if ((m.sfd = master_sfd = signals_open()) < 0)
@@ -574,9 +605,12 @@ pt_server_run(const pt_server_config *cfg)
         int was_starting = m.starting;
         check_ready(&m);
         if (was_starting && !m.starting && !m.stopping) {
-            print_listening("", cfg->host, port);
+            if (m.listen_fd >= 0)
+                print_listening("", 0, cfg->host, port);
+            if (tls_fd >= 0)
+                print_listening("", 1, cfg->tls_host, tls_port);
             if (admin_fd >= 0)
-                print_listening("admin API ", cfg->admin_host, admin_port);
+                print_listening("admin API ", cfg->admin_tls, cfg->admin_host, admin_port);
             pt_log_info("%d workers (and %d spares), %d threads each, timeout %gs, worker memory "
                         "%zu MiB",
                         cfg->workers, SPARES, cfg->threads, cfg->timeout, cfg->worker_memory >> 20);

@@ -8,11 +8,17 @@
 #include "auth/ratelimit.h"
 #include "server/breaker.h"
 #include "server/metrics.h"
+#include "server/tls.h"
 
 typedef struct pt_server_config {
     const char *datadir;
     char host[256];          /* listen address, default 127.0.0.1 */
-    int port;                /* default 8080; 0 picks a free port (printed) */
+    int port;                /* default 8080; 0 picks a free port (printed); -1: no listener */
+    char tls_host[256];      /* the TLS listener's address (--listen-tls) */
+    int tls_port;            /* 0 picks a free port (printed); -1 (default): no TLS listener */
+    pt_tls *tls;             /* the certificate and key (tls.h); NULL without TLS */
+    int admin_tls;           /* the admin listener speaks TLS with the same pair */
+    int tls_fd;              /* the TLS listening socket, -1 when none; set by pt_server_run */
     int workers;             /* default: number of cores */
     int threads;             /* Python threads per worker at start (default 4; grows to 4x) */
     double timeout;          /* handler timeout in seconds, default 30 */

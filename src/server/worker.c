@@ -146,7 +146,8 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
             rc = pt_breaker_render(w->cfg->breaker, &body);
     } else if (n == 12 && memcmp(name, "openapi.json", 12) == 0) {
         pt_worker_refresh(w);
-        snprintf(url, sizeof(url), "http://%.*s", (int)req->authority.len, req->authority.base);
+        snprintf(url, sizeof(url), "%.*s://%.*s", (int)req->scheme->name.len,
+                 req->scheme->name.base, (int)req->authority.len, req->authority.base);
         rc = w->snap != NULL ? pt_openapi_render(w->snap->eps, w->snap->neps, url, &body)
                              : PT_EUNAVAIL;
     } else {
@@ -294,6 +295,7 @@ pt_worker_begin_stop(worker *w)
         h2o_socket_close(w->listener);
         w->listener = NULL;
     }
+    pt_wtls_stop(w);
     pt_wadmin_stop(w);
 }
 
@@ -310,26 +312,34 @@ pt_worker_exit(worker *w)
     _exit(atomic_load(&w->exit_code));
 }
 
+void
+pt_worker_accept(worker *w, h2o_socket_t *listener, h2o_accept_ctx_t *ctx, int max)
+{
+    for (int i = 0; i < max && !atomic_load(&w->stopping); i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(ctx, sock);
+    }
+}
+
 static void
 on_accept(h2o_socket_t *listener, const char *err)
 {
     worker *w = &pt_worker_self;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 64 && !atomic_load(&w->stopping); i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&w->accept_ctx, sock);
-    }
+    if (err == NULL)
+        pt_worker_accept(w, listener, &w->accept_ctx, 64);
 }
 
-/* Starts taking connections on the shared listening socket. Loop side. */
+/* Starts taking connections on the shared listening sockets. Loop side. */
 static void
 listen_start(worker *w)
 {
-    w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(w->listener, on_accept);
+    if (w->listen_fd >= 0) { /* none with --listen-tls alone */
+        w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+        h2o_socket_read_start(w->listener, on_accept);
+    }
+    pt_wtls_listen(w);
     pt_wadmin_setup(w);
 }
 
@@ -362,6 +372,8 @@ on_signal(h2o_socket_t *sock, const char *err)
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGTERM)
             pt_worker_begin_stop(w);
+        else if (si.ssi_signo == SIGHUP)
+            pt_wtls_reload(w);
     }
 }
 
@@ -579,6 +591,9 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, in
     if (lowered && setpriority(PRIO_PROCESS, 0, 0) != 0)
         pt_log_warn("cannot restore the priority of the main thread: %s", strerror(errno));
     open_inbox(w);
+    char tls_err[512];
+    if (pt_wtls_init(w, tls_err, sizeof(tls_err)) != 0)
+        start_failed(w, "%s", tls_err);
     setup_loop(w, &set);
     pt_worker_refresh(w);
     /* Handlers may grow Python's heap by --worker-memory from here (py/runtime.c). */

@@ -78,14 +78,8 @@ static void
 on_admin_accept(h2o_socket_t *listener, const char *err)
 {
     worker *w = &pt_worker_self;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 16 && !atomic_load(&w->stopping); i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&w->admin_accept_ctx, sock);
-    }
+    if (err == NULL)
+        pt_worker_accept(w, listener, &w->admin_accept_ctx, 16);
 }
 
 void
@@ -99,7 +93,7 @@ pt_wadmin_setup(worker *w)
                          .started = cfg->started,
                          .workers = cfg->workers,
                          .session_idle = cfg->session_idle,
-                         .secure = 0, /* the admin listener has no TLS yet */
+                         .secure = cfg->admin_tls, /* cookies get Secure over TLS */
                          .traffic = traffic};
     const char *base = getenv("PORTICO_URL");
     if (base != NULL && *base != '\0')
@@ -119,6 +113,7 @@ pt_wadmin_setup(worker *w)
     pt_http_errors_install(&host->fallback_path, pt_send_log_h2o_error);
     w->admin_accept_ctx.ctx = &w->ctx;
     w->admin_accept_ctx.hosts = w->admin_conf.hosts;
+    w->admin_accept_ctx.ssl_ctx = cfg->admin_tls ? pt_wtls_ctx() : NULL; /* worker_tls.c */
     w->admin_listener = h2o_evloop_socket_create(w->loop, cfg->admin_fd, H2O_SOCKET_FLAG_DONT_READ);
     h2o_socket_read_start(w->admin_listener, on_admin_accept);
 }

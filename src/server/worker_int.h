@@ -8,6 +8,7 @@
  *   worker_send.c  responses: plain, streamed (send_*), timeouts, the access log
  *   worker_hook.c  webhook intake: token, source, signature, into the inbox
  *   worker_admin.c the admin listener: its requests become admin jobs (admin/admin.h)
+ *   worker_tls.c   the TLS listener and its SSL_CTX, replaced on SIGHUP (tls.h)
  *   worker_pause.c the crash breaker's held 503 (breaker.h)
  *   crash.c        the async-signal-safe paths: fatal signals, os._exit(), every thread stuck
  *
@@ -130,7 +131,8 @@ typedef struct job {
     const struct route *route; /* borrowed from snap */
     pt_request req;
     pt_response resp;
-    int fd;                 /* connection fd (HTTP/1 only, else -1): crash answers go there */
+    int fd;                 /* cleartext HTTP/1 connection fd, else -1: crash answers go there */
+    int peek_fd;            /* HTTP/1 connection fd (TLS too), else -1: pt_job_cancelled peeks */
     atomic_int lent;        /* the master holds a duplicate of fd (holds.h) */
     double start;           /* when the request arrived */
     unsigned long py_ident; /* Python id of the thread running the handler */
@@ -343,6 +345,23 @@ const char *pt_hook_log_path(const char *path, size_t *plen, char *buf, size_t b
 void pt_wadmin_setup(worker *w);
 /* Stops accepting on the admin socket. Loop side. */
 void pt_wadmin_stop(worker *w);
+
+/* Accepts up to max connections waiting on listener into ctx's hosts (fewer once the worker
+ * is stopping). Loop side. */
+void pt_worker_accept(worker *w, h2o_socket_t *listener, h2o_accept_ctx_t *ctx, int max);
+
+/* Builds the worker's SSL_CTX from cfg->tls (the master's last good pair); 0, or -1 with err
+ * (errsz bytes) saying why. No-op without TLS. Before the loop runs. */
+int pt_wtls_init(worker *w, char *err, size_t errsz);
+/* The current SSL_CTX (borrowed: replaced by pt_wtls_reload), NULL without TLS. Loop side. */
+SSL_CTX *pt_wtls_ctx(void);
+/* Accepts on the TLS listening socket (cfg->tls_fd). No-op without one. Loop side. */
+void pt_wtls_listen(worker *w);
+/* Stops accepting on the TLS socket. Loop side. */
+void pt_wtls_stop(worker *w);
+/* SIGHUP: rereads the certificate and key; new handshakes (public and admin) use them, open
+ * connections keep theirs. A bad pair is logged and the current one kept. Loop side. */
+void pt_wtls_reload(worker *w);
 /* Answers admin job j, when its reply asks for the request log's live tail (admin.h,
  * PT_ADMIN_EVENT_STREAM), with the event stream; returns 1 then, else 0 (the caller sends
  * j's response as usual). Loop side. */

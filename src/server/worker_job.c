@@ -46,10 +46,10 @@ pt_job_cancelled(job *j)
 {
     if (atomic_load(&j->cancelled))
         return 1;
-    if (j->fd < 0)
+    if (j->peek_fd < 0)
         return 0;
     char c;
-    ssize_t n = recv(j->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(j->peek_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
         return 0;
     atomic_store(&j->cancelled, 1);
@@ -289,11 +289,16 @@ pt_job_new(h2o_req_t *req, snapshot *snap, const struct route *route, const pt_r
     if (snap != NULL)
         atomic_fetch_add(&snap->refs, 1);
     j->route = route;
-    j->fd = -1;
+    j->fd = j->peek_fd = -1;
     if (req->version < 0x200) {
+        /* Raw bytes on a TLS connection would be garbage to its client: TLS connections (and
+         * HTTP/2 ones) get no raw answer, only a clean close when the worker dies. A peek at
+         * the TCP stream still tells a client that left (end of stream). */
         h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
         if (sock != NULL)
-            j->fd = h2o_socket_get_fd(sock);
+            j->peek_fd = h2o_socket_get_fd(sock);
+        if (sock != NULL && sock->ssl == NULL)
+            j->fd = j->peek_fd;
     }
     pt_response_init(&j->resp, SIZE_MAX / 2);
     /* Linked to the request's pool: on_req_dispose runs when h2o frees the request. */

@@ -299,8 +299,9 @@ monitor_main(void *arg)
             if (j == NULL)
                 s->stuck = 0;
             int fd = atomic_load(&s->fd);
-            /* framing: notice a client that leaves while its handler runs (pq.Cancelled). */
-            if (j != NULL && fd >= 0 && atomic_load(&j->state) == JOB_RUNNING)
+            /* framing: notice a client that leaves while its handler runs (pq.Cancelled); over
+             * TLS too, whose connection has no fd for raw answers (job.peek_fd). */
+            if (j != NULL && j->peek_fd >= 0 && atomic_load(&j->state) == JOB_RUNNING)
                 pt_job_poll(j, now);
             /* A handler still running after a tick: lend its connection to the master so
              * that it can answer 502 if this process dies (holds.h). */

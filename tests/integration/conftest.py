@@ -238,7 +238,7 @@ class Server:
         cmd = [BIN, "--data", portico.data, "serve", "--listen", f"127.0.0.1:{self.port}"]
         if "--workers" not in args:
             cmd += ["--workers", str(workers)]
-        if "--admin-listen" not in args:
+        if "--admin-listen" not in args and "--admin-listen-tls" not in args:
             cmd += ["--admin-listen", "127.0.0.1:0"]
         self.admin_url = None
         cmd += [str(a) for a in args]
@@ -267,7 +267,7 @@ class Server:
                 admin_off = "off" in self.cmd[self.cmd.index("--admin-listen") + 1:][:1] \
                     if "--admin-listen" in self.cmd else False
                 up = re.search(r"^listening on ", log, re.M) is not None
-                m = re.search(r"admin API listening on (http://\S+)", log)
+                m = re.search(r"admin API listening on (https?://\S+)", log)
                 if r.status_code == 200 and up and (m or admin_off):
                     self.admin_url = m.group(1) if m else None
                     return
