@@ -23,7 +23,8 @@
 #include "server/worker_int.h"
 
 static pt_admin_env env;
-/* The public listener's base URL, for the console ($PORTICO_URL, else http://HOST:PORT). */
+/* The public listener's base URL, for the console ($PORTICO_URL, else https://HOST:PORT of
+ * --listen-tls, else http://HOST:PORT). */
 static char public_url[300];
 
 /* pt_admin_env.traffic: the server's counters (shared memory, any thread). */
@@ -98,6 +99,10 @@ pt_wadmin_setup(worker *w)
     const char *base = getenv("PORTICO_URL");
     if (base != NULL && *base != '\0')
         snprintf(public_url, sizeof public_url, "%s", base);
+    else if (cfg->tls_port >= 0) /* partners are shown the TLS address when there is one */
+        snprintf(public_url, sizeof public_url,
+                 strchr(cfg->tls_host, ':') ? "https://[%s]:%d" : "https://%s:%d", cfg->tls_host,
+                 cfg->tls_port);
     else
         snprintf(public_url, sizeof public_url,
                  strchr(cfg->host, ':') ? "http://[%s]:%d" : "http://%s:%d", cfg->host, cfg->port);
