@@ -13,7 +13,7 @@
 int
 pt_cli_serve(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] "
+    const char *usage = "serve [--listen HOST:PORT] [--workers N] [--threads N] [--max-threads N] "
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
                         "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
                         "[--admin-listen HOST:PORT|off] [--session-idle DURATION] "
@@ -21,13 +21,22 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
     const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
-    pt_cli_opt opts[] = {{"--listen", 1, &listen},           {"--workers", 1, &workers},
-                         {"--threads", 1, &threads},         {"--timeout", 1, &timeout},
-                         {"--worker-memory", 1, &memory},    {"--max-body", 1, &body},
-                         {"--max-header", 1, &header},       {"--webhook-attempts", 1, &attempts},
-                         {"--webhook-backoff", 1, &backoff}, {"--admin-listen", 1, &admin},
-                         {"--session-idle", 1, &idle},       {"--log-max-age", 1, &log_age},
-                         {"--log-max-rows", 1, &log_rows},   {NULL, 0, NULL}};
+    const char *max_threads = NULL;
+    pt_cli_opt opts[] = {{"--listen", 1, &listen},
+                         {"--workers", 1, &workers},
+                         {"--threads", 1, &threads},
+                         {"--timeout", 1, &timeout},
+                         {"--worker-memory", 1, &memory},
+                         {"--max-body", 1, &body},
+                         {"--max-header", 1, &header},
+                         {"--webhook-attempts", 1, &attempts},
+                         {"--webhook-backoff", 1, &backoff},
+                         {"--admin-listen", 1, &admin},
+                         {"--session-idle", 1, &idle},
+                         {"--log-max-age", 1, &log_age},
+                         {"--log-max-rows", 1, &log_rows},
+                         {"--max-threads", 1, &max_threads},
+                         {NULL, 0, NULL}};
     pt_server_config cfg;
     pt_store *st = NULL;
     char *pos[1];
@@ -71,6 +80,12 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         if (pt_cli_parse_long(threads, 1, 16, &n) != 0)
             return pt_cli_error("invalid --threads '%s' (1 to 16)", threads);
         cfg.threads = (int)n;
+    }
+    if (max_threads != NULL) {
+        /* Runner threads for handlers that wait (server/worker_pool.c, the waiting lane). */
+        if (pt_cli_parse_long(max_threads, 1, 4096, &n) != 0)
+            return pt_cli_error("invalid --max-threads '%s' (1 to 4096)", max_threads);
+        cfg.max_threads = (int)n;
     }
     if (timeout != NULL) {
         /* Seconds, fractions allowed ("0.5"), or a duration with a unit ("2m"). */
