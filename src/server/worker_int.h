@@ -212,11 +212,13 @@ typedef struct worker {
     pthread_mutex_t run_mu;
     pthread_cond_t run_cv;
     job *run_head, *run_tail;
-    int run_queued;   /* jobs in the run queue */
-    int nrunners;     /* runner threads alive */
-    int idle_runners; /* runners waiting on run_cv */
-    int max_runners;  /* cfg->max_threads, or PT_RUNNERS_DEFAULT */
-    int runner_idle;  /* seconds an idle runner waits before it may exit */
+    int run_queued;           /* jobs in the run queue */
+    int nrunners;             /* runner threads alive */
+    int idle_runners;         /* runners waiting on run_cv */
+    int max_runners;          /* cfg->max_threads, or PT_RUNNERS_DEFAULT */
+    int runner_idle;          /* seconds an idle runner waits before it may exit */
+    atomic_int stuck_runners; /* runners in a handler past the timeout (set by the monitor) */
+    h2o_multithread_receiver_t requeue_rx; /* run queue jobs given back to the leader */
 
     /* Jobs waiting for a thread: pushed and popped by the leader; the lock lets the monitor
      * answer them when the worker must go (every thread stuck). Never contended otherwise. */

@@ -270,7 +270,11 @@ static int
 hand_off(worker *w, job *j)
 {
     pthread_mutex_lock(&w->run_mu);
-    if (w->run_queued + 1 > w->idle_runners && spawn_runner(w) != 0 && w->nrunners == 0) {
+    /* No runner may start and every one is lost to a handler past the timeout: the leader
+     * runs the job, and the pool's own limits (stuck threads replaced, then the worker)
+     * apply. */
+    if (w->run_queued + 1 > w->idle_runners && spawn_runner(w) != 0 &&
+        (w->nrunners == 0 || atomic_load(&w->stuck_runners) >= w->nrunners)) {
         pthread_mutex_unlock(&w->run_mu);
         return PT_EIO;
     }
@@ -425,6 +429,57 @@ spawn_thread(worker *w)
     return 0;
 }
 
+/* Counts the runners lost to handlers past the timeout. When all of them are and no more may
+ * start, the jobs still in the run queue would never run: they go back to the leader through
+ * the `requeue` queue (on_requeue), as hand_off sends new ones meanwhile, and the pool's own
+ * limits apply (stuck threads replaced, then the worker). Monitor thread only. */
+static void
+check_stuck_runners(worker *w, int nslots)
+{
+    int stuck = 0;
+    for (int i = MAX_THREADS; i < nslots; i++)
+        stuck += w->slots[i].stuck;
+    atomic_store(&w->stuck_runners, stuck);
+    pthread_mutex_lock(&w->run_mu);
+    job *j = NULL;
+    if (stuck > 0 && stuck >= w->nrunners && w->nrunners >= w->max_runners) {
+        j = w->run_head;
+        w->run_head = w->run_tail = NULL;
+        w->run_queued = 0;
+    }
+    pthread_mutex_unlock(&w->run_mu);
+    if (j != NULL)
+        pt_log_warn("worker %d: all %d runner threads are stuck in handlers", w->index, stuck);
+    while (j != NULL) {
+        job *next = j->next;
+        j->next = NULL;
+        h2o_multithread_send_message(&w->requeue_rx, &j->msg); /* the queue's reference moves */
+        j = next;
+    }
+}
+
+/* The requeue queue's receiver: jobs the run queue gave back go to the leader's queue. Loop
+ * side. */
+static void
+on_requeue(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages)
+{
+    worker *w = &pt_worker_self;
+    (void)rx;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&msg->link);
+        job *j = (job *)msg;
+        pthread_mutex_lock(&w->ready_mu);
+        if (w->ready_tail != NULL)
+            w->ready_tail->next = j;
+        else
+            w->ready_head = j;
+        w->ready_tail = j;
+        pthread_mutex_unlock(&w->ready_mu);
+    }
+}
+
 /* Keeps the worker able to serve when handlers hang past the timeout: a new thread for each
  * stuck one while no thread is idle (up to 4 per configured thread); when every thread is
  * stuck and no more may start, the worker answers what it holds and exits (the master starts
@@ -550,6 +605,7 @@ monitor_main(void *arg)
             s->stuck = 1;
             pthread_mutex_unlock(&s->lock);
         }
+        check_stuck_runners(w, nslots);
         replace_stuck_threads(w, nthreads);
     }
     return NULL;
@@ -569,6 +625,8 @@ pt_pool_start(worker *w)
     for (int i = 0; i < MAX_THREADS; i++)
         slot_init(&w->slots[i]);
     atomic_store(&w->nslots, MAX_THREADS);
+    /* No thread leads the loop yet: registering a receiver is safe. */
+    h2o_multithread_register_receiver(w->mq, &w->requeue_rx, on_requeue);
     pthread_mutex_lock(&w->mu);
     for (int i = 0; i < w->cfg->threads; i++) {
         if (spawn_thread(w) != 0) {
