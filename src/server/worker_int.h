@@ -121,8 +121,8 @@ struct route {
     const pt_endpoint *ep;
     const pt_script *script;
     enum pt_auth_mode auth;
-    /* > 0 while the endpoint's handlers wait (worker_pool.c, "The waiting lane"): its jobs go
-     * to runner threads instead of the leader. Any thread, relaxed. */
+    /* How much the endpoint's handlers wait (worker_pool.c, "The waiting lane"): from SLOW_AT
+     * on, its jobs go to runner threads instead of the leader. Any thread, relaxed. */
     atomic_int slow;
 };
 

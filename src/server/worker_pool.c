@@ -31,9 +31,11 @@
  * exit, so their number must stay small. So an endpoint whose handlers block does not run on
  * the leader at all:
  *
- *   - An endpoint is *slow* (route->slow > 0) once one of its handlers held the leader for a
- *     whole monitor tick, or ran for more than SLOW_AFTER on any thread. Each later run that
- *     ends within SLOW_AFTER counts it down; at 0 its jobs run inline again.
+ *   - An endpoint is *slow* once its handlers waited a few times (route->slow reaches SLOW_AT):
+ *     a run counts as waiting when it held the leader for a whole monitor tick, or ran for
+ *     more than SLOW_AFTER on a runner; quick runs count it down, and below SLOW_AT its jobs
+ *     run inline again. A score, not a flag: on a busy machine a quick handler sometimes
+ *     loses the CPU for milliseconds, and one such run must not send hello to the runners.
  *   - The leader hands a slow endpoint's job to the run queue (a mutex, a condition variable)
  *     and goes on with the next one: fast jobs never wait behind waiting ones.
  *   - Runner threads take jobs from the run queue, run the handler (GIL taken and dropped as
@@ -61,10 +63,16 @@
 
 _Thread_local slot *pt_pool_current;
 
-/* A handler that runs longer than this (seconds) makes its endpoint slow. */
+/* A handler run longer than this (seconds) counts as waiting. */
 #define SLOW_AFTER 0.002
-/* How many quick runs in a row bring a slow endpoint back inline. */
-#define SLOW_RUNS 32
+/* An endpoint's score (route->slow): each waiting run adds SLOW_STEP (up to SLOW_MAX), each
+ * quick one takes 1 off, and its jobs go to the waiting lane from SLOW_AT on. So one run
+ * that merely lost the CPU (a preempted hello on a busy machine) does not send an endpoint
+ * there, a handler that waits every time gets there at its third run, and 41 quick runs
+ * bring it back. */
+#define SLOW_STEP 8
+#define SLOW_MAX 64
+#define SLOW_AT 24
 /* A runner's stack: deep enough for the recursion limit's worth of C recursion in CPython
  * 3.11 (a json.dumps of 1000 nested lists, a recursive repr), small enough that hundreds of
  * runners reserve little address space; RSS is what the thread touches. */
@@ -83,13 +91,13 @@ learn(const struct route *r, double took)
     struct route *rw = (struct route *)r; /* only the atomic counter is written */
     if (r == NULL)
         return;
-    if (took >= SLOW_AFTER) {
-        atomic_store_explicit(&rw->slow, SLOW_RUNS, memory_order_relaxed);
-        return;
-    }
     int v = atomic_load_explicit(&rw->slow, memory_order_relaxed);
-    if (v > 0)
-        atomic_compare_exchange_strong_explicit(&rw->slow, &v, v - 1, memory_order_relaxed,
+    int to = took >= SLOW_AFTER ? (v + SLOW_STEP < SLOW_MAX ? v + SLOW_STEP : SLOW_MAX)
+             : v > 0            ? v - 1
+                                : 0;
+    /* A lost race loses one step of a heuristic: no retry. */
+    if (to != v)
+        atomic_compare_exchange_strong_explicit(&rw->slow, &v, to, memory_order_relaxed,
                                                 memory_order_relaxed);
 }
 
@@ -313,8 +321,9 @@ lead_jobs(worker *w, slot *s)
             continue;
         }
         /* A slow endpoint's job goes to the waiting lane; the next one runs meanwhile. */
-        if (j->route != NULL && atomic_load_explicit(&j->route->slow, memory_order_relaxed) > 0 &&
-            hand_off(w, j) == 0)
+        int slow =
+            j->route != NULL ? atomic_load_explicit(&j->route->slow, memory_order_relaxed) : 0;
+        if (slow >= SLOW_AT && hand_off(w, j) == 0)
             continue;
         if (!have_gil) {
             pt_py_gil_acquire();
@@ -323,8 +332,9 @@ lead_jobs(worker *w, slot *s)
         uint64_t seq = ++w->seq;
         atomic_store(&w->lstate, (seq << 1) | 1);
         run_handler(w, s, j);
-        if (j->route != NULL && now_sec() - atomic_load(&s->started) >= SLOW_AFTER)
-            learn(j->route, SLOW_AFTER);
+        /* A long run here was counted by the monitor (a whole tick); a quick one counts down. */
+        if (slow > 0 && now_sec() - atomic_load(&s->started) < SLOW_AFTER)
+            learn(j->route, 0);
         uint_fast64_t expect = (seq << 1) | 1;
         int still_leader = atomic_compare_exchange_strong(&w->lstate, &expect, seq << 1);
         int expect_state = JOB_RUNNING;
