@@ -10,6 +10,10 @@
 #            p99 < 20 ms)
 #   tls      hello over TLS: HTTP/1.1 (wrk over https) and HTTP/2 (h2load, 1 and 10 streams
 #            per connection), beside cleartext HTTP/1.1, on one server with both listeners
+#   blocking hello (wrk -c8) alone, beside 20 and beside 200 clients of a handler sleeping
+#            0.5 s (bench/blocking.py); Portico and uWSGI (2 processes x 100 threads), and
+#            Portico's RSS per waiting request (targets: >= 360 req/s for 200 sleepers, hello
+#            p99 < 20 ms, no errors)
 #
 # Every section uses 2 workers / processes and wrk with keep-alive, alternating the servers
 # RUNS times in the same run, and prints req/s and server CPU microseconds per request with
@@ -19,7 +23,7 @@ BIN=${1:?usage: bench/run.sh PATH/TO/portico}
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-50}
-SECTIONS=${SECTIONS:-hello rows webhook crash tls}
+SECTIONS=${SECTIONS:-hello rows webhook crash tls blocking}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
@@ -45,6 +49,12 @@ wait_http() {
     echo "bench: server at $1 did not come up" >&2
     return 1
 }
+# rss_of PID: the resident KiB of PID's children (a server's workers and spares).
+rss_of() {
+    local kids
+    kids=$(pgrep -P "$1" | paste -sd,)
+    [ -n "$kids" ] && ps -o rss= -p "$kids" | awk '{s+=$1} END {print s+0}' || echo 0
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # serve_portico DATA LOG: starts `portico serve` on a free port; sets PPORT and PPID_.
@@ -56,16 +66,19 @@ serve_portico() {
     PIDS+=("$PPID_")
 }
 
-# serve_uwsgi APP LOG: starts uWSGI (2 processes, keep-alive HTTP/1.1 socket) on a free port;
-# sets UPORT, UPID and HAVE_UWSGI. uWSGI reloads on SIGTERM unless told --die-on-term.
+# serve_uwsgi APP LOG [ARGS...]: starts uWSGI (2 processes, keep-alive HTTP/1.1 socket, and
+# ARGS) on a free port; sets UPORT, UPID and HAVE_UWSGI. uWSGI reloads on SIGTERM unless told
+# --die-on-term.
 HAVE_UWSGI=0
 command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] && HAVE_UWSGI=1
 serve_uwsgi() {
     [ $HAVE_UWSGI = 1 ] || return 0
     UPORT=$(free_port)
+    local app=$1 log=$2
+    shift 2
     uwsgi --plugin python3 --http11-socket "127.0.0.1:$UPORT" --processes 2 --master \
-        --disable-logging --die-on-term --wsgi-file "$HERE/$1" --pythonpath "$HERE" \
-        >"$2" 2>&1 &
+        --disable-logging --die-on-term --wsgi-file "$HERE/$app" --pythonpath "$HERE" "$@" \
+        >"$log" 2>&1 &
     UPID=$!
     PIDS+=("$UPID")
     wait_http "http://127.0.0.1:$UPORT/" || HAVE_UWSGI=0
@@ -219,8 +232,70 @@ for section in $SECTIONS; do
         echo "(h1-http: cleartext HTTP/1.1, wrk; h1-https: HTTP/1.1 over TLS, wrk; h2-mN: HTTP/2"
         echo " over TLS, h2load with N concurrent streams per connection; all keep-alive)"
         ;;
+    blocking)
+        echo "== blocking: hello (wrk -c8) beside clients of a handler sleeping 0.5 s, 2 workers =="
+        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
+        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
+            >/dev/null 2>&1 || true
+        "$BIN" --data "$D" script add sleep "$HERE/sleep.py" >/dev/null
+        "$BIN" --data "$D" endpoint add sleep --path /sleep --script sleep --auth public >/dev/null
+        serve_portico "$D" "$WORK/portico-blocking.log"
+        wait_http "http://127.0.0.1:$PPORT/hello"
+        serve_uwsgi uwsgi_blocking.py "$WORK/uwsgi-blocking.log" --threads 100
+        : >"$WORK/blocking.txt"
+        for i in $(seq "$RUNS"); do
+            for n in 0 20 200; do
+                for srv in portico uwsgi; do
+                    if [ $srv = portico ]; then base="http://127.0.0.1:$PPORT"; else
+                        [ $HAVE_UWSGI = 1 ] || continue
+                        base="http://127.0.0.1:$UPORT"
+                    fi
+                    $PY "$HERE/blocking.py" "$base/sleep" "$base/hello" "$SECONDS_PER_RUN" "$n" \
+                        >"$WORK/b.txt"
+                    while read -r what rest; do
+                        printf "run %d  %-7s %3d sleepers  %-5s %s\n" "$i" $srv "$n" "$what" "$rest"
+                        echo "$srv $n $what $rest" >>"$WORK/blocking.txt"
+                    done <"$WORK/b.txt"
+                done
+            done
+        done
+        for srv in portico uwsgi; do
+            for n in 0 20 200; do
+                grep -q "^$srv $n hello" "$WORK/blocking.txt" || continue
+                h_p99=$(awk -v s=$srv -v n=$n '$1==s && $2==n && $3=="hello" {print $10}' \
+                    "$WORK/blocking.txt" | median)
+                h_err=$(awk -v s=$srv -v n=$n '$1==s && $2==n && $3=="hello" {e+=$NF} END {print e+0}' \
+                    "$WORK/blocking.txt")
+                line=$(printf "median   %-7s %3d sleepers  hello p99 %7.2f ms (errors %d)" $srv "$n" \
+                    "$h_p99" "$h_err")
+                if [ "$n" -gt 0 ]; then
+                    s_rps=$(awk -v s=$srv -v n=$n '$1==s && $2==n && $3=="sleep" {print $4}' \
+                        "$WORK/blocking.txt" | median)
+                    line="$line  sleep $(printf '%6.1f' "$s_rps") req/s (ideal $((n * 2)))"
+                fi
+                echo "$line"
+            done
+        done
+        echo "targets: 200 sleepers >= 360 req/s; hello p99 < 20 ms beside 20 and 200, no errors"
+        # Memory per waiting request: a fresh server whose sleep endpoint has run once (its
+        # module loaded, the endpoint known to wait), the RSS of its workers and spares before
+        # and while 200 clients wait, over 200.
+        stop_all
+        serve_portico "$D" "$WORK/portico-blocking.log"
+        wait_http "http://127.0.0.1:$PPORT/hello"
+        curl -fs -o /dev/null "http://127.0.0.1:$PPORT/sleep"
+        curl -fs -o /dev/null "http://127.0.0.1:$PPORT/sleep"
+        rss_idle=$(rss_of "$PPID_")
+        wrk -t1 -c200 -d4s --timeout 10s "http://127.0.0.1:$PPORT/sleep" >/dev/null &
+        bpid=$!
+        sleep 2
+        rss_during=$(rss_of "$PPID_")
+        wait $bpid
+        echo "memory   portico  200 waiting requests: RSS $rss_idle -> $rss_during KiB," \
+            "$(((rss_during - rss_idle) / 200)) KiB per waiting request"
+        ;;
     *)
-        echo "bench: unknown section '$section' (hello, rows, webhook, crash, tls)" >&2
+        echo "bench: unknown section '$section' (hello, rows, webhook, crash, tls, blocking)" >&2
         exit 2
         ;;
     esac

@@ -14,7 +14,7 @@ int
 pt_cli_serve(const char *datadir, int argc, char **argv)
 {
     const char *usage = "serve [--listen HOST:PORT] [--listen-tls HOST:PORT --tls-cert FILE "
-                        "--tls-key FILE] [--workers N] [--threads N] "
+                        "--tls-key FILE] [--workers N] [--threads N] [--max-threads N] "
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
                         "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
                         "[--admin-listen HOST:PORT|off | --admin-listen-tls HOST:PORT] "
@@ -24,6 +24,7 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
     const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
     const char *listen_tls = NULL, *cert = NULL, *key = NULL, *admin_tls = NULL;
+    const char *max_threads = NULL;
     pt_cli_opt opts[] = {{"--listen", 1, &listen},
                          {"--workers", 1, &workers},
                          {"--threads", 1, &threads},
@@ -41,6 +42,7 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
                          {"--tls-cert", 1, &cert},
                          {"--tls-key", 1, &key},
                          {"--admin-listen-tls", 1, &admin_tls},
+                         {"--max-threads", 1, &max_threads},
                          {NULL, 0, NULL}};
     pt_server_config cfg;
     pt_store *st = NULL;
@@ -106,6 +108,12 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         if (pt_cli_parse_long(threads, 1, 16, &n) != 0)
             return pt_cli_error("invalid --threads '%s' (1 to 16)", threads);
         cfg.threads = (int)n;
+    }
+    if (max_threads != NULL) {
+        /* Runner threads for handlers that wait (server/worker_pool.c, the waiting lane). */
+        if (pt_cli_parse_long(max_threads, 1, 4096, &n) != 0)
+            return pt_cli_error("invalid --max-threads '%s' (1 to 4096)", max_threads);
+        cfg.max_threads = (int)n;
     }
     if (timeout != NULL) {
         /* Seconds, fractions allowed ("0.5"), or a duration with a unit ("2m"). */

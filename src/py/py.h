@@ -48,6 +48,10 @@ int pt_py_init_worker(const char *datadir);
 void pt_py_set_memory_budget(size_t bytes);
 /* Gives the calling thread a Python thread state (needed once per pool thread). */
 void pt_py_thread_attach(void);
+/* Ends what pt_py_thread_attach began, on a thread that holds no GIL and will run no more
+ * Python: takes the GIL, clears and deletes the thread's state (its thread dict, with the
+ * warehouse handles pq opened in it, goes too) and drops the GIL. */
+void pt_py_thread_detach(void);
 /* Take and drop the GIL on a thread that called pt_py_thread_attach. */
 void pt_py_gil_acquire(void);
 void pt_py_gil_release(void);

@@ -449,6 +449,16 @@ pt_py_thread_attach(void)
 }
 
 void
+pt_py_thread_detach(void)
+{
+    PyEval_RestoreThread(saved_tstate);
+    saved_tstate = NULL;
+    /* Balances pt_py_thread_attach's PyGILState_Ensure: the state is cleared and deleted, and
+     * the GIL released with it. */
+    PyGILState_Release(PyGILState_UNLOCKED);
+}
+
+void
 pt_py_gil_acquire(void)
 {
     PyEval_RestoreThread(saved_tstate);

@@ -195,7 +195,8 @@ answer_inflight(int status, const char *why)
     if (w->cfg != NULL && w->cfg->tls_fd >= 0)
         close(w->cfg->tls_fd);
     pt_holds_stopping(w->ctl); /* the master hands our place to a spare at once */
-    for (int i = 0; i < MAX_THREADS; i++) {
+    int nslots = atomic_load(&w->nslots);
+    for (int i = 0; i < nslots; i++) {
         slot *s = &w->slots[i];
         int fd = atomic_exchange(&s->fd, -1);
         if (fd >= 0 && atomic_load(&s->job) != NULL) {
@@ -285,6 +286,10 @@ pt_crash_exit_stuck(worker *w)
      * the leader (if any is left) from taking them meanwhile; it is never released. */
     pthread_mutex_lock(&w->ready_mu);
     for (job *j = w->ready_head; j != NULL; j = j->next)
+        if (j->fd >= 0)
+            pt_crash_reply(j->fd, 503, "worker restarting; retry", j->req.id);
+    pthread_mutex_lock(&w->run_mu);
+    for (job *j = w->run_head; j != NULL; j = j->next)
         if (j->fd >= 0)
             pt_crash_reply(j->fd, 503, "worker restarting; retry", j->req.id);
     _exit(PT_WORKER_EXIT_STUCK);

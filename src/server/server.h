@@ -21,6 +21,7 @@ typedef struct pt_server_config {
     int tls_fd;              /* the TLS listening socket, -1 when none; set by pt_server_run */
     int workers;             /* default: number of cores */
     int threads;             /* Python threads per worker at start (default 4; grows to 4x) */
+    int max_threads;         /* runner threads per worker for waiting handlers; 0: 256 */
     double timeout;          /* handler timeout in seconds, default 30 */
     size_t worker_memory;    /* bytes; default 512 MiB */
     size_t max_body;         /* bytes; default 10 MiB */

@@ -390,13 +390,10 @@ init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int p
     atomic_init(&w->lstate, 0);
     atomic_init(&w->stopping, 0);
     atomic_init(&w->exit_code, PT_WORKER_EXIT_OK);
-    for (int i = 0; i < MAX_THREADS; i++) {
-        atomic_init(&w->slots[i].fd, -1);
-        atomic_init(&w->slots[i].owed_fd, -1);
-        atomic_init(&w->slots[i].lent, 0);
-        pthread_mutex_init(&w->slots[i].lock, NULL);
-    }
+    atomic_init(&w->nslots, 0); /* the slots come with the pool (pt_pool_start) */
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->run_mu, NULL);
+    pthread_cond_init(&w->run_cv, NULL);
     pthread_cond_init(&w->cv, NULL);
     pthread_mutex_init(&w->ready_mu, NULL);
     pt_buf_init(&w->access_log, 0);

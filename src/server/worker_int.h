@@ -29,7 +29,10 @@
  *   5. The crash paths (crash.c) know running jobs through their slots only, never through
  *      the job (it may be freed concurrently), and write on a connection only after taking
  *      its fd out of the slot (atomic exchange), so each connection gets at most one raw
- *      answer. Queued jobs are read under `ready_mu`.
+ *      answer. Queued jobs are read under `ready_mu` and `run_mu`.
+ *   6. Runner threads (the waiting lane, worker_pool.c) never touch h2o: they hand finished
+ *      jobs to the loop through the `done` queue only. So, unlike pool threads, they may exit
+ *      (when idle), giving their slot back; a slot is reused only after its runner left it.
  *
  * A job's life
  * ------------
@@ -75,6 +78,8 @@
 #include "store/store_webhooks.h"
 
 #define MAX_THREADS 64
+/* Runner threads per worker when `serve --max-threads` is not given (cli_serve.c allows 4096). */
+#define PT_RUNNERS_DEFAULT 256
 #define ACCESS_LOG_FLUSH 16384
 
 struct worker;
@@ -117,6 +122,9 @@ struct route {
     const pt_endpoint *ep;
     const pt_script *script;
     enum pt_auth_mode auth;
+    /* How much the endpoint's handlers wait (worker_pool.c, "The waiting lane"): from SLOW_AT
+     * on, its jobs go to runner threads instead of the leader. Any thread, relaxed. */
+    atomic_int slow;
 };
 
 /* One request on its way through the worker: everything a handler may read, copied out of
@@ -160,7 +168,8 @@ typedef struct slot {
     char id[24];
     const char *endpoint; /* the running job's endpoint name (its snapshot lives while it runs) */
     unsigned long py_ident;
-    int stuck; /* counted as lost to a timed-out handler (monitor only) */
+    int stuck;  /* counted as lost to a timed-out handler (monitor only) */
+    int in_use; /* runner slots: a runner thread owns it (under run_mu) */
 } slot;
 
 /* The worker process: one per process (pt_worker_self). */
@@ -194,7 +203,24 @@ typedef struct worker {
     int nstuck;                  /* under mu */
     atomic_uint_fast64_t lstate; /* (seq << 1) | running-a-job, of the leader */
     uint64_t seq;                /* leader only */
-    slot slots[MAX_THREADS];
+    _Atomic(slot *) lead_slot;   /* the leader's slot (the monitor reads its job's route) */
+    /* slots[0, MAX_THREADS) belong to pool threads, slots[MAX_THREADS, nslots) to runners;
+     * allocated once (init_state) for MAX_THREADS + max_runners, never moved. */
+    slot *slots;
+    atomic_int nslots; /* slots ever used: what the monitor and crash paths look at */
+
+    /* The waiting lane (worker_pool.c): jobs of slow endpoints, run by runner threads that
+     * never touch h2o. All under run_mu. */
+    pthread_mutex_t run_mu;
+    pthread_cond_t run_cv;
+    job *run_head, *run_tail;
+    int run_queued;           /* jobs in the run queue */
+    int nrunners;             /* runner threads alive */
+    int idle_runners;         /* runners waiting on run_cv */
+    int max_runners;          /* cfg->max_threads, or PT_RUNNERS_DEFAULT */
+    int runner_idle;          /* seconds an idle runner waits before it may exit */
+    atomic_int stuck_runners; /* runners in a handler past the timeout (set by the monitor) */
+    h2o_multithread_receiver_t requeue_rx; /* run queue jobs given back to the leader */
 
     /* Jobs waiting for a thread: pushed and popped by the leader; the lock lets the monitor
      * answer them when the worker must go (every thread stuck). Never contended otherwise. */
@@ -244,8 +270,9 @@ void pt_worker_exit(worker *w) __attribute__((noreturn));
 
 /* ---- worker_pool.c --------------------------------------------------------------------- */
 
-/* Starts the configured pool threads and the monitor; the pool then leads the loop. Returns 0
- * or PT_EIO (logged). Called once, from pt_worker_main. */
+/* Allocates the threads' slots, starts the configured pool threads and the monitor; the pool
+ * then leads the loop (runner threads start on demand). Returns 0, PT_ENOMEM or PT_EIO
+ * (logged). Called once, from pt_worker_main. */
 int pt_pool_start(worker *w);
 /* The slot of the calling pool thread, NULL on other threads (read by the crash paths to
  * blame the endpoint whose handler brought the worker down). */

@@ -24,15 +24,17 @@ def marking(body):
 
 
 def test_every_thread_stuck_replaces_the_worker(portico, server):
-    # One thread per worker, handlers that never return: the worker starts replacement
-    # threads up to its cap, then answers what it holds (504, or 503 for a request that was
-    # still waiting for a thread) and is replaced.
+    # One thread per worker, one runner thread (--max-threads 1), handlers that never
+    # return: the first hangs a pool thread, the second the only runner; with every runner
+    # stuck the next ones run on the pool, which starts replacement threads up to its cap,
+    # then answers what it holds (504, or 503 for a request that was still waiting for a
+    # thread) and is replaced.
     # Each request starts only once the previous handler runs: the pool grows to its cap of 4
     # threads, all stuck. The fifth request then waits in the listening socket's queue (no
     # thread polls it), and the replacement worker runs it and times it out in turn.
     portico.publish("hang", marking("    time.sleep(1000)\n"))
     portico.publish("fast", FAST)
-    s = server("--threads", "1", "--timeout", "1", workers=1)
+    s = server("--threads", "1", "--max-threads", "1", "--timeout", "1", workers=1)
     mark = os.path.join(portico.scratch, "hang.marks")
     results = []
 
