@@ -17,6 +17,7 @@ enum {
     MSG_FAILED = 4,
     MSG_PROMOTE = 5,
     MSG_STOPPING = 6,
+    MSG_PID = 7,
 };
 
 /* Every message has this size; `text` is the request id (lend) or the failure reason. */
@@ -115,6 +116,12 @@ pt_holds_failed(int ctl, const char *reason)
 }
 
 int
+pt_holds_pid(int ctl, int pid)
+{
+    return send_simple(ctl, MSG_PID, pid, -1, NULL, 0);
+}
+
+int
 pt_holds_promote(int ctl, int index)
 {
     return send_simple(ctl, MSG_PROMOTE, index, -1, NULL, 0);
@@ -202,13 +209,15 @@ pt_holds_receive(pt_holds *h, int ctl, pt_holds_status *st)
         if (rc <= 0)
             return (int)rc;
         if (rc != (ssize_t)sizeof(m) || m.type == MSG_READY || m.type == MSG_FAILED ||
-            m.type == MSG_STOPPING) {
+            m.type == MSG_STOPPING || m.type == MSG_PID) {
             if (fd >= 0)
                 close(fd);
             if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_READY)
                 st->ready = 1;
             if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_STOPPING)
                 st->stopping = 1;
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_PID && m.fdnum > 0)
+                st->pid = m.fdnum;
             if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_FAILED) {
                 st->failed = 1;
                 memcpy(st->reason, m.reason, sizeof(st->reason));

@@ -29,6 +29,9 @@ int pt_holds_stopping(int ctl);
 /* The worker cannot start: `reason` (borrowed, cut at PT_HOLDS_REASON_MAX - 1 bytes) is what
  * the master prints. 0 or -1. */
 int pt_holds_failed(int ctl, const char *reason);
+/* The worker on the other end of ctl runs as process `pid`: sent by the template's
+ * intermediate child (template.h) for a worker the master did not fork itself. 0 or -1. */
+int pt_holds_pid(int ctl, int pid);
 /* Reads a promotion the master sent (non-blocking): returns the worker number to serve as
  * (>= 1), 0 when none is pending, -1 once the master's end is closed. */
 int pt_holds_read_promote(int ctl);
@@ -39,9 +42,10 @@ typedef struct pt_holds pt_holds;
 
 #define PT_HOLDS_REASON_MAX 256
 
-/* What pt_holds_receive heard besides lends: the worker said it is ready, that it is going
- * away, or that it cannot start and why. */
+/* What pt_holds_receive heard besides lends: the worker's pid (pt_holds_pid, 0 until heard),
+ * it said it is ready, that it is going away, or that it cannot start and why. */
 typedef struct pt_holds_status {
+    int pid;
     int ready;
     int stopping;
     int failed;
