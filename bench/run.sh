@@ -48,7 +48,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 # serve_portico DATA LOG: starts `portico serve` on a free port; sets PPORT and PPID_.
 serve_portico() {
     PPORT=$(free_port)
-    PORTICO_LOG=warn "$BIN" --data "$1" serve --listen "127.0.0.1:$PPORT" --workers 2 >"$2" 2>&1 &
+    PORTICO_LOG=warn "$BIN" --data "$1" serve --listen "127.0.0.1:$PPORT" --admin-listen off \
+        --workers 2 >"$2" 2>&1 &
     PPID_=$!
     PIDS+=("$PPID_")
 }
