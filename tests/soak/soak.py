@@ -159,7 +159,7 @@ def main():
                    "--secret", "soak_secret", "--base", url).strip()
         log = open(os.path.join(work, "serve.log"), "wb")
         proc = subprocess.Popen([bin_, "--data", data, "serve", "--listen", f"127.0.0.1:{port}",
-                                 "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,
+                                 "--admin-listen", "off", "--workers", "2"], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 30
         while True:
