@@ -11,8 +11,21 @@
 #define PT_HOLDS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "server/reqid.h"
+
+/* ---- Both sides: one message and a descriptor on a SOCK_SEQPACKET socket ------------------- */
+
+/* Sends the n bytes at msg (borrowed) with descriptor fd (-1: none; the receiver gets a
+ * duplicate). Returns 0, or -1 when the message could not go whole (the other end closed...).
+ * Async-signal-safe. */
+int pt_holds_sendmsg(int sock, const void *msg, size_t n, int fd);
+/* Reads one message into msg (n bytes at most) and the descriptor that came with it into *fd
+ * (-1: none; the caller closes it). flags: recvmsg's (MSG_DONTWAIT, or 0 to wait). Returns
+ * the message's size (> 0), 0 when none is pending (MSG_DONTWAIT), -1 once the other end is
+ * closed. */
+ssize_t pt_holds_recvmsg(int sock, void *msg, size_t n, int *fd, int flags);
 
 /* ---- Worker side (async-signal-safe) --------------------------------------------------- */
 

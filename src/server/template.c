@@ -44,66 +44,23 @@ typedef struct tpl_msg {
 static int
 send_tpl(int sock, const tpl_msg *m, int fd)
 {
-    struct iovec iov = {(void *)m, sizeof(*m)};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    if (fd >= 0) {
-        memset(&u, 0, sizeof(u));
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    ssize_t rc;
-    do
-        rc = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (rc < 0 && errno == EINTR);
-    return rc == (ssize_t)sizeof(*m) ? 0 : -1;
+    return pt_holds_sendmsg(sock, m, sizeof(*m), fd);
 }
 
-/* Reads one message into *m and its descriptor into *fd (-1: none); `flags` as recvmsg's.
- * Returns 1, 0 when none is pending (MSG_DONTWAIT), -1 once the other end is closed. */
+/* Reads one whole message into *m and its descriptor into *fd (-1: none); `flags` as
+ * recvmsg's. Returns 1, 0 when none is pending (MSG_DONTWAIT), -1 once the other end is
+ * closed. */
 static int
 recv_tpl(int sock, tpl_msg *m, int *fd, int flags)
 {
     for (;;) {
-        struct iovec iov = {m, sizeof(*m)};
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } u;
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        ssize_t rc = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
+        ssize_t rc = pt_holds_recvmsg(sock, m, sizeof(*m), fd, flags);
         if (rc <= 0)
-            return -1;
-        *fd = -1;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
-        if (rc != (ssize_t)sizeof(*m)) {
-            if (*fd >= 0)
-                close(*fd);
-            continue;
-        }
-        return 1;
+            return (int)rc;
+        if (rc == (ssize_t)sizeof(*m))
+            return 1;
+        if (*fd >= 0)
+            close(*fd);
     }
 }
 
