@@ -43,6 +43,16 @@ int pt_py_run(const pt_py_run_spec *spec);
 /* Starts the interpreter for a worker process (sys.path, the pq module, the os._exit guard).
  * Call once from the main thread; returns with the GIL released. */
 int pt_py_init_worker(const char *datadir);
+/* The template process's start (server/template.h): pt_py_init_worker, and pq imported.
+ * Call once from the main thread of a process that runs no other thread; returns with the GIL
+ * released. */
+int pt_py_init_template(const char *datadir);
+/* Around a fork() of such a process: prepare takes the GIL and Python's fork locks; then
+ * exactly one of parent (in the parent) and child (in the child, before any other Python call
+ * or thread) drops them again. */
+void pt_py_fork_prepare(void);
+void pt_py_fork_parent(void);
+void pt_py_fork_child(void);
 /* Lets Python's heap grow by at most `bytes` from now on (MemoryError past it). Thread-safe;
  * no GIL needed. */
 void pt_py_set_memory_budget(size_t bytes);

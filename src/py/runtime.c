@@ -433,6 +433,48 @@ pt_py_init_worker(const char *datadir)
     return 0;
 }
 
+int
+pt_py_init_template(const char *datadir)
+{
+    int rc = pt_py_init_worker(datadir);
+    if (rc != 0)
+        return rc;
+    /* What every handler's first request would import otherwise: pq and its Python half. */
+    PyEval_RestoreThread(saved_tstate);
+    PyObject *pq = PyImport_ImportModule("pq");
+    if (pq == NULL) {
+        pt_py_log_exception("cannot import pq");
+        rc = PT_EPY;
+    }
+    Py_XDECREF(pq);
+    saved_tstate = PyEval_SaveThread();
+    return rc;
+}
+
+void
+pt_py_fork_prepare(void)
+{
+    PyEval_RestoreThread(saved_tstate);
+    saved_tstate = NULL;
+    PyOS_BeforeFork();
+}
+
+void
+pt_py_fork_parent(void)
+{
+    PyOS_AfterFork_Parent();
+    saved_tstate = PyEval_SaveThread();
+}
+
+void
+pt_py_fork_child(void)
+{
+    /* Re-creates the GIL and the thread registry for this process (only the forking thread
+     * exists here), runs os.register_at_fork's child hooks (random's reseed, threading). */
+    PyOS_AfterFork_Child();
+    saved_tstate = PyEval_SaveThread();
+}
+
 void
 pt_py_thread_attach(void)
 {

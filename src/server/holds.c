@@ -17,6 +17,7 @@ enum {
     MSG_FAILED = 4,
     MSG_PROMOTE = 5,
     MSG_STOPPING = 6,
+    MSG_PID = 7,
 };
 
 /* Every message has this size; `text` is the request id (lend) or the failure reason. */
@@ -38,10 +39,10 @@ struct pt_holds {
     size_t n, cap;
 };
 
-static int
-send_msg(int ctl, const hold_msg *m, int fd)
+int
+pt_holds_sendmsg(int sock, const void *msg, size_t n, int fd)
 {
-    struct iovec iov = {(void *)m, sizeof(*m)};
+    struct iovec iov = {(void *)msg, n};
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
@@ -62,9 +63,45 @@ send_msg(int ctl, const hold_msg *m, int fd)
     }
     ssize_t rc;
     do
-        rc = sendmsg(ctl, &mh, MSG_NOSIGNAL);
+        rc = sendmsg(sock, &mh, MSG_NOSIGNAL);
     while (rc < 0 && errno == EINTR);
-    return rc == (ssize_t)sizeof(*m) ? 0 : -1;
+    return rc == (ssize_t)n ? 0 : -1;
+}
+
+ssize_t
+pt_holds_recvmsg(int sock, void *msg, size_t n, int *fd, int flags)
+{
+    for (;;) {
+        struct iovec iov = {msg, n};
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct msghdr mh;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        ssize_t rc = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (rc <= 0)
+            return -1;
+        *fd = -1;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        return rc;
+    }
+}
+
+static int
+send_msg(int ctl, const hold_msg *m, int fd)
+{
+    return pt_holds_sendmsg(ctl, m, sizeof(*m), fd);
 }
 
 /* Sends a message of `type` with `num` in fdnum, `text` (borrowed, may be NULL) copied into
@@ -115,6 +152,12 @@ pt_holds_failed(int ctl, const char *reason)
 }
 
 int
+pt_holds_pid(int ctl, int pid)
+{
+    return send_simple(ctl, MSG_PID, pid, -1, NULL, 0);
+}
+
+int
 pt_holds_promote(int ctl, int index)
 {
     return send_simple(ctl, MSG_PROMOTE, index, -1, NULL, 0);
@@ -125,31 +168,7 @@ pt_holds_promote(int ctl, int index)
 static ssize_t
 recv_one(int ctl, hold_msg *m, int *fd)
 {
-    for (;;) {
-        struct iovec iov = {m, sizeof(*m)};
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } u;
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        ssize_t rc = recvmsg(ctl, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (rc <= 0)
-            return -1;
-        *fd = -1;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
-        return rc;
-    }
+    return pt_holds_recvmsg(ctl, m, sizeof(*m), fd, MSG_DONTWAIT);
 }
 
 int
@@ -202,13 +221,15 @@ pt_holds_receive(pt_holds *h, int ctl, pt_holds_status *st)
         if (rc <= 0)
             return (int)rc;
         if (rc != (ssize_t)sizeof(m) || m.type == MSG_READY || m.type == MSG_FAILED ||
-            m.type == MSG_STOPPING) {
+            m.type == MSG_STOPPING || m.type == MSG_PID) {
             if (fd >= 0)
                 close(fd);
             if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_READY)
                 st->ready = 1;
             if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_STOPPING)
                 st->stopping = 1;
+            if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_PID && m.fdnum > 0)
+                st->pid = m.fdnum;
             if (rc == (ssize_t)sizeof(m) && st != NULL && m.type == MSG_FAILED) {
                 st->failed = 1;
                 memcpy(st->reason, m.reason, sizeof(st->reason));

@@ -11,8 +11,21 @@
 #define PT_HOLDS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "server/reqid.h"
+
+/* ---- Both sides: one message and a descriptor on a SOCK_SEQPACKET socket ------------------- */
+
+/* Sends the n bytes at msg (borrowed) with descriptor fd (-1: none; the receiver gets a
+ * duplicate). Returns 0, or -1 when the message could not go whole (the other end closed...).
+ * Async-signal-safe. */
+int pt_holds_sendmsg(int sock, const void *msg, size_t n, int fd);
+/* Reads one message into msg (n bytes at most) and the descriptor that came with it into *fd
+ * (-1: none; the caller closes it). flags: recvmsg's (MSG_DONTWAIT, or 0 to wait). Returns
+ * the message's size (> 0), 0 when none is pending (MSG_DONTWAIT), -1 once the other end is
+ * closed. */
+ssize_t pt_holds_recvmsg(int sock, void *msg, size_t n, int *fd, int flags);
 
 /* ---- Worker side (async-signal-safe) --------------------------------------------------- */
 
@@ -29,6 +42,9 @@ int pt_holds_stopping(int ctl);
 /* The worker cannot start: `reason` (borrowed, cut at PT_HOLDS_REASON_MAX - 1 bytes) is what
  * the master prints. 0 or -1. */
 int pt_holds_failed(int ctl, const char *reason);
+/* The worker on the other end of ctl runs as process `pid`: sent by the template's
+ * intermediate child (template.h) for a worker the master did not fork itself. 0 or -1. */
+int pt_holds_pid(int ctl, int pid);
 /* Reads a promotion the master sent (non-blocking): returns the worker number to serve as
  * (>= 1), 0 when none is pending, -1 once the master's end is closed. */
 int pt_holds_read_promote(int ctl);
@@ -39,9 +55,10 @@ typedef struct pt_holds pt_holds;
 
 #define PT_HOLDS_REASON_MAX 256
 
-/* What pt_holds_receive heard besides lends: the worker said it is ready, that it is going
- * away, or that it cannot start and why. */
+/* What pt_holds_receive heard besides lends: the worker's pid (pt_holds_pid, 0 until heard),
+ * it said it is ready, that it is going away, or that it cannot start and why. */
 typedef struct pt_holds_status {
+    int pid;
     int ready;
     int stopping;
     int failed;

@@ -10,6 +10,8 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <h2o/cache_digests.h>
+
 /* picohttpparser's header, as libh2o 2.2 was built with it (no public header ships). */
 struct phr_header {
     const char *name;
@@ -27,7 +29,20 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
                       const char **path, size_t *path_len, int *minor_version,
                       struct phr_header *headers, size_t *num_headers, size_t last_len);
 
+/* h2o's HTTP/2 header-block decoder (h2o/http2_internal.h, which needs headers Debian does not
+ * ship); the table stays opaque here. */
+struct st_h2o_hpack_header_table_t;
+int h2o_hpack_parse_headers(h2o_req_t *req, struct st_h2o_hpack_header_table_t *header_table,
+                            const uint8_t *src, size_t len, int *pseudo_header_exists_map,
+                            size_t *content_length, h2o_cache_digests_t **digests,
+                            const char **err_desc);
+typedef int (*hpack_parse_fn)(h2o_req_t *req, struct st_h2o_hpack_header_table_t *header_table,
+                              const uint8_t *src, size_t len, int *pseudo_header_exists_map,
+                              size_t *content_length, h2o_cache_digests_t **digests,
+                              const char **err_desc);
+
 static phr_parse_request_fn real_parse;
+static hpack_parse_fn real_hpack_parse;
 static size_t max_head = 16384;
 
 /* The refused heads: each marker's path is a distinct static string, so on_req recognises a
@@ -70,6 +85,12 @@ pt_framing_init(size_t limit)
         real_parse = (phr_parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
     if (real_parse == NULL) {
         pt_log_error("cannot find h2o's HTTP/1 parser (phr_parse_request)");
+        return PT_EIO;
+    }
+    if (real_hpack_parse == NULL)
+        real_hpack_parse = (hpack_parse_fn)dlsym(RTLD_NEXT, "h2o_hpack_parse_headers");
+    if (real_hpack_parse == NULL) {
+        pt_log_error("cannot find h2o's HTTP/2 header decoder (h2o_hpack_parse_headers)");
         return PT_EIO;
     }
     return 0;
@@ -202,4 +223,26 @@ phr_parse_request(const char *buf, size_t len, const char **method, size_t *meth
     if (r != R_COUNT)
         return reject(r, (size_t)n, method, method_len, path, path_len, minor_version, num_headers);
     return n;
+}
+
+/* HTTP/2: h2o hands each complete header block (HEADERS and its CONTINUATION frames, at most
+ * H2O_MAX_REQLEN bytes, which h2o enforces while collecting them) to this decoder. A block
+ * over the limit is refused before it is decoded, so decoding never allocates for it: HPACK
+ * can expand a block many times over (each one-byte reference to a table entry of up to 4 KiB
+ * becomes a header), and the limit bounds what it can expand from. Refusing to decode a block
+ * leaves the connection's HPACK table out of step with the client's, so the refusal is a
+ * connection error (RFC 9113 4.3): h2o sends GOAWAY with ENHANCE_YOUR_CALM and closes it. A
+ * block under the limit that decodes to more than it still gets 431 from on_req. */
+int
+h2o_hpack_parse_headers(h2o_req_t *req, struct st_h2o_hpack_header_table_t *header_table,
+                        const uint8_t *src, size_t len, int *pseudo_header_exists_map,
+                        size_t *content_length, h2o_cache_digests_t **digests,
+                        const char **err_desc)
+{
+    if (len > max_head) {
+        *err_desc = "request headers too large";
+        return H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM;
+    }
+    return real_hpack_parse(req, header_table, src, len, pseudo_header_exists_map, content_length,
+                            digests, err_desc);
 }

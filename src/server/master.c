@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,12 +25,15 @@
 #include "server/breaker.h"
 #include "server/holds.h"
 #include "server/inbox.h"
+#include "server/template.h"
 #include "server/worker.h"
 
 #define MAX_WORKERS 256
 #define SPARES PT_BREAKER_DEATHS /* warm workers beyond --workers (docs/ARCHITECTURE.md) */
 #define MAX_PROCS (MAX_WORKERS + SPARES)
 #define STOP_GRACE_EXTRA 5.0 /* seconds past the handler timeout before SIGKILL */
+#define FORK_WAIT 2.0        /* seconds a fork through the template may take to report a pid */
+#define TEMPLATE_WAIT 5.0    /* seconds spares wait for a starting template (then start alone) */
 
 void
 pt_server_config_init(pt_server_config *cfg, const char *datadir)
@@ -96,7 +100,8 @@ open_listener(const char *host, int *port)
 /* One process slot: an active worker (index >= 1) or a warm spare (index 0). Slots never
  * move: a worker's slot number is its row in the breaker's blame table (breaker.h). */
 typedef struct worker_proc {
-    pid_t pid;       /* 0 while no process runs in this slot */
+    pid_t pid;       /* 0 while no process runs in this slot; -1 while the template forks it and its
+                      * pid has not arrived (template.h) */
     int index;       /* the worker number it serves as (1..--workers), 0 for a spare */
     int served;      /* the worker number it served as last (log lines), 0: never */
     int retiring;    /* it is going away and a spare took its place: never promoted */
@@ -112,6 +117,10 @@ typedef struct worker_proc {
 static worker_proc procs[MAX_PROCS];
 static int nprocs;          /* --workers + SPARES */
 static int master_sfd = -1; /* the master's signalfd (workers close their copy) */
+
+/* The template process (template.h): NULL while none runs. */
+static pt_template *tpl;
+static double tpl_started, tpl_next_try, tpl_backoff; /* on the mono() clock; seconds */
 
 static double
 mono(void)
@@ -132,7 +141,26 @@ name_of(const worker_proc *p, char *buf, size_t n)
     return buf;
 }
 
-/* Starts the process of slot `i` (as its index says: active or spare). Returns 0, or
+/* In a child of the master (a worker it forks, the template): closes what is the master's
+ * alone. The other workers' custody sockets are not this process's business, nor their
+ * clients' connections the master holds: a copy kept open here would keep those connections
+ * open after the master closes its own. */
+static void
+close_inherited(void)
+{
+    for (int k = 0; k < nprocs; k++) {
+        if (procs[k].ctl >= 0)
+            close(procs[k].ctl);
+        pt_holds_free(procs[k].holds);
+    }
+    if (master_sfd >= 0)
+        close(master_sfd);
+    if (tpl != NULL)
+        close(pt_template_fd(tpl));
+}
+
+/* Starts the process of slot `i` (as its index says: active or spare): forked by the template
+ * when it is ready, by the master otherwise. Returns 0, or
  * PT_ENOMEM / PT_EIO (logged) with the slot left empty: the caller tries again later
  * (start_due). */
 static int
@@ -152,25 +180,25 @@ spawn(const pt_server_config *cfg, int fd, int i, int background)
         pt_holds_free(holds);
         return PT_EIO;
     }
-    fflush(NULL); /* or buffered output would be written twice */
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* The other workers' custody sockets are not this worker's business. */
-        for (int k = 0; k < nprocs; k++) {
-            if (procs[k].ctl >= 0)
-                close(procs[k].ctl);
-            /* Nor their clients' connections the master holds: a copy kept open here would
-             * keep those connections open after the master closes its own. */
-            pt_holds_free(procs[k].holds);
+    unsigned flags = background ? PT_WORKER_BACKGROUND : 0;
+    /* A spare comes from the template when it is ready: its pid arrives on the custody socket
+     * (heard). Active workers are the master's own children: one that the template forked
+     * would not notice the master giving up on it (a spare does: no promotion can come). */
+    pid_t pid = -1;
+    if (p->index > 0 || pt_template_fork(tpl, sv[1], i, p->index, flags) != 0) {
+        fflush(NULL); /* or buffered output would be written twice */
+        pid = fork();
+        if (pid == 0) {
+            pt_holds_free(holds);
+            close(sv[0]);
+            close_inherited();
+            pt_worker_main(cfg, fd, sv[1], i, p->index, flags);
         }
-        pt_holds_free(holds);
-        if (master_sfd >= 0)
-            close(master_sfd);
-        close(sv[0]);
-        pt_worker_main(cfg, fd, sv[1], i, p->index, background);
+        if (pid < 0)
+            pid = 0; /* fork failed: below */
     }
     close(sv[1]);
-    if (pid < 0) {
+    if (pid == 0) {
         pt_log_error("cannot start %s: fork: %s", name_of(p, who, sizeof(who)), strerror(errno));
         close(sv[0]);
         pt_holds_free(holds);
@@ -194,11 +222,13 @@ static void
 start_due(const pt_server_config *cfg, int fd, int background)
 {
     double now = mono();
-    /* Spares start one at a time: each costs an interpreter start, which competes for the
-     * CPU with the workers serving right after a crash. */
-    int spare_starting = 0;
+    /* Spares start one at a time: each costs its opens and threads (and an interpreter start
+     * without the template), which compete for the CPU with the workers serving right after a
+     * crash. While the template is starting, spares wait for it (a fork is far cheaper). */
+    int spare_starting =
+        tpl != NULL && pt_template_poll(tpl) == 0 && now < tpl_started + TEMPLATE_WAIT;
     for (int i = 0; i < nprocs; i++)
-        spare_starting |= procs[i].pid > 0 && procs[i].index == 0 && !procs[i].ready;
+        spare_starting |= procs[i].pid != 0 && procs[i].index == 0 && !procs[i].ready;
     for (int i = 0; i < nprocs; i++) {
         worker_proc *p = &procs[i];
         if (p->pid != 0 || now < p->next_try || (p->index == 0 && spare_starting))
@@ -211,6 +241,86 @@ start_due(const pt_server_config *cfg, int fd, int background)
         p->next_try = now + p->backoff;
         pt_log_warn("slot %d: trying again in %g s", i + 1, p->backoff);
     }
+}
+
+/* Starts the template process when none runs and its time has come (template.h). */
+static void
+template_due(const pt_server_config *cfg, int fd)
+{
+    double now = mono();
+    if (tpl != NULL || now < tpl_next_try)
+        return;
+    if (pt_template_start(cfg, fd, close_inherited, &tpl) != 0) {
+        tpl_backoff = tpl_backoff == 0 ? 1 : tpl_backoff * 2 > 60 ? 60 : tpl_backoff * 2;
+        tpl_next_try = now + tpl_backoff;
+        return;
+    }
+    tpl_started = now;
+}
+
+/* Slot p was being forked by the template and its pid did not arrive (the fork failed, or
+ * the template died): the slot starts again after its back-off. A spare forked meanwhile stops
+ * by itself once its custody socket closes (nobody can promote it). */
+static void
+forget_pending(worker_proc *p, const char *why)
+{
+    char who[32];
+    pt_log_warn("%s: %s; starting it again", name_of(p, who, sizeof(who)), why);
+    pt_holds_free(p->holds);
+    p->holds = NULL;
+    close(p->ctl);
+    p->ctl = -1;
+    p->pid = 0;
+    p->backoff = p->backoff == 0 ? 0.1 : p->backoff * 2 > 5 ? 5 : p->backoff * 2;
+    p->next_try = mono() + p->backoff;
+}
+
+/* Reads what slot i's process said (holds.h), and takes the pid of a process the template
+ * forked from it. */
+static void
+heard(int i, int stopping)
+{
+    worker_proc *p = &procs[i];
+    if (p->ctl < 0)
+        return;
+    pt_holds_receive(p->holds, p->ctl, &p->status);
+    if (p->pid != -1)
+        return;
+    if (p->status.pid > 0) {
+        p->pid = p->status.pid;
+        if (stopping)
+            kill(p->pid, SIGKILL); /* a spare: it holds nothing */
+    } else if (p->status.failed) {
+        forget_pending(p, p->status.reason);
+    } else if (mono() > p->started + FORK_WAIT) {
+        forget_pending(p, "the template did not fork it in time");
+    }
+}
+
+/* The template process went away (reaped): workers start the old way until a new one is
+ * ready, which starts at once if this one had served, else after a back-off. */
+static void
+on_template_death(int status, int stopping)
+{
+    int served = pt_template_poll(tpl);
+    if (!stopping && WIFSIGNALED(status))
+        pt_log_warn("the template process (pid %d) was killed by signal %d (%s); spares start "
+                    "without it until a new one is up",
+                    pt_template_pid(tpl), WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else if (!stopping)
+        pt_log_warn("the template process (pid %d) exited with status %d; spares start without "
+                    "it until a new one is up",
+                    pt_template_pid(tpl), WEXITSTATUS(status));
+    pt_template_free(tpl);
+    tpl = NULL;
+    tpl_backoff = served ? 0 : tpl_backoff == 0 ? 1 : tpl_backoff * 2 > 60 ? 60 : tpl_backoff * 2;
+    tpl_next_try = mono() + tpl_backoff;
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid == -1) {
+            heard(i, stopping);
+            if (procs[i].pid == -1)
+                forget_pending(&procs[i], "the template process went away while forking it");
+        }
 }
 
 /* Answers the requests a dead worker lent us, and forgets its custody socket. */
@@ -336,6 +446,8 @@ begin_stop(master *m, double grace)
     for (int i = 0; i < nprocs; i++)
         if (procs[i].pid > 0)
             kill(procs[i].pid, procs[i].index > 0 && procs[i].ready ? SIGTERM : SIGKILL);
+    if (tpl != NULL)
+        kill(pt_template_pid(tpl), SIGKILL); /* it holds the listening socket too */
 }
 
 /* SIGHUP: reads the certificate and key again; when they are good, every worker builds its
@@ -380,7 +492,7 @@ promote_spare(int index)
     int best = -1;
     for (int i = 0; i < nprocs; i++) {
         worker_proc *p = &procs[i];
-        if (p->pid > 0 && p->index == 0 && !p->retiring && !p->status.failed &&
+        if (p->pid != 0 && p->index == 0 && !p->retiring && !p->status.failed &&
             (best < 0 || p->ready))
             best = i;
     }
@@ -481,9 +593,25 @@ reap(master *m)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
-        for (int i = 0; i < nprocs; i++)
+        if (pid == pt_template_pid(tpl)) {
+            on_template_death(status, m->stopping);
+            continue;
+        }
+        int found = -1;
+        for (int i = 0; i < nprocs && found < 0; i++)
             if (procs[i].pid == pid)
-                on_death(m, i, pid, status);
+                found = i;
+        /* A worker the template forked: its pid was sent before it could die (template.h,
+         * invariant 2), so it is on its custody socket if not heard yet. */
+        for (int i = 0; i < nprocs && found < 0; i++)
+            if (procs[i].pid == -1) {
+                heard(i, m->stopping);
+                if (procs[i].pid == pid)
+                    found = i;
+            }
+        /* Otherwise an orphan of a handler's child, re-parented to us (a subreaper). */
+        if (found >= 0)
+            on_death(m, found, pid, status);
     }
 }
 
@@ -493,8 +621,11 @@ static int
 all_stopped(master *m)
 {
     int alive = 0;
-    for (int i = 0; i < nprocs; i++)
-        alive += procs[i].pid > 0;
+    for (int i = 0; i < nprocs; i++) {
+        if (procs[i].pid == -1)
+            heard(i, 1);
+        alive += procs[i].pid != 0;
+    }
     if (alive == 0)
         return 1;
     if (mono() <= m->deadline)
@@ -520,11 +651,11 @@ check_ready(master *m)
     int up = 0;
     for (int i = 0; i < nprocs; i++) {
         worker_proc *p = &procs[i];
-        if (p->pid > 0 && p->status.ready && !p->ready) {
+        if (p->pid != 0 && p->status.ready && !p->ready) {
             p->ready = 1;
             p->backoff = 0;
         }
-        up += p->index > 0 && p->pid > 0 && p->ready;
+        up += p->index > 0 && p->pid != 0 && p->ready;
     }
     if (m->starting && up == m->cfg->workers)
         m->starting = 0;
@@ -580,28 +711,36 @@ pt_server_run(const pt_server_config *cfg)
     m.cfg = run;
     if ((m.sfd = master_sfd = signals_open()) < 0)
         return 1;
+    /* Workers the template forks are re-parented to the master (template.h, invariant 2). */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        pt_log_warn("cannot become a child subreaper: %s", strerror(errno));
 
     memset(procs, 0, sizeof(procs));
     for (int i = 0; i < nprocs; i++) {
         procs[i].ctl = -1;
         procs[i].index = i < cfg->workers ? i + 1 : 0;
     }
+    template_due(m.cfg, m.listen_fd);
     start_due(m.cfg, m.listen_fd, 0);
 
-    struct pollfd pfds[MAX_PROCS + 1];
+    struct pollfd pfds[MAX_PROCS + 2];
     for (;;) {
         int np = 0;
         pfds[np++] = (struct pollfd){.fd = m.sfd, .events = POLLIN};
         for (int i = 0; i < nprocs; i++)
             pfds[np++] = (struct pollfd){.fd = procs[i].ctl, .events = POLLIN};
+        pfds[np++] = (struct pollfd){.fd = pt_template_fd(tpl), .events = POLLIN};
         /* Wake up for the next scheduled start, at most 100 ms from now. */
         if (poll(pfds, (nfds_t)np, 100) < 0 && errno != EINTR) {
             pt_log_error("poll: %s", strerror(errno));
             return 1;
         }
         for (int i = 0; i < nprocs; i++)
-            if (procs[i].ctl >= 0 && (pfds[i + 1].revents & (POLLIN | POLLHUP)))
-                pt_holds_receive(procs[i].holds, procs[i].ctl, &procs[i].status);
+            if (procs[i].pid == -1 ||
+                (procs[i].ctl >= 0 && (pfds[i + 1].revents & (POLLIN | POLLHUP))))
+                heard(i, m.stopping);
+        if (tpl != NULL && (pfds[nprocs + 1].revents & (POLLIN | POLLHUP)))
+            pt_template_poll(tpl);
         int was_starting = m.starting;
         check_ready(&m);
         if (was_starting && !m.starting && !m.stopping) {
@@ -619,9 +758,10 @@ pt_server_run(const pt_server_config *cfg)
         check_stopping(&m);
         reap(&m);
         pt_breaker_tick(m.cfg->breaker, mono());
-        if (!m.stopping)
+        if (!m.stopping) {
+            template_due(m.cfg, m.listen_fd);
             start_due(m.cfg, m.listen_fd, !m.starting);
-        else if (all_stopped(&m)) {
+        } else if (all_stopped(&m)) {
             if (m.failed)
                 return 1;
             pt_log_info("stopped");

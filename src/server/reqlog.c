@@ -39,6 +39,7 @@
 
 struct pt_reqlog {
     pt_reqlog_config cfg;
+    atomic_int worker; /* the last entry's worker number: stored before head, read after it */
     char *ring;
     size_t size; /* a multiple of 8 */
     _Alignas(64) atomic_uint_fast64_t head;
@@ -78,7 +79,7 @@ pt_reqlog_append(pt_reqlog *rl, const pt_reqlog_entry *e)
     size_t total = need <= contiguous ? need : contiguous + need;
     if (need == 0 || total > rl->size - (size_t)(head - tail)) {
         atomic_fetch_add_explicit(&rl->dropped, 1, memory_order_relaxed);
-        pt_metrics_log_dropped(rl->cfg.metrics, rl->cfg.worker);
+        pt_metrics_log_dropped(rl->cfg.metrics, e->worker);
         return PT_ETOOBIG;
     }
     if (need > contiguous) { /* invariant 1: a pad record to the end, the record at the start */
@@ -88,6 +89,7 @@ pt_reqlog_append(pt_reqlog *rl, const pt_reqlog_entry *e)
         off = 0;
     }
     pt_store_reqlog_rec_write(rl->ring + off, e);
+    atomic_store_explicit(&rl->worker, e->worker, memory_order_relaxed);
     atomic_store_explicit(&rl->head, head + total, memory_order_release); /* invariant 2 */
     return 0;
 }
@@ -113,7 +115,10 @@ collect(pt_reqlog *rl, uint64_t *pos, uint64_t head, pt_reqlog_batch b[2])
             continue;
         }
         pt_reqlog_batch *cur = &b[nb++];
-        *cur = (pt_reqlog_batch){.recs = r, .len = 0, .n = 0, .worker = rl->cfg.worker};
+        *cur = (pt_reqlog_batch){.recs = r,
+                                 .len = 0,
+                                 .n = 0,
+                                 .worker = atomic_load_explicit(&rl->worker, memory_order_relaxed)};
         /* A run ends at head, at a pad record or at the ring's end. */
         while (*pos < head && cur->n < PT_REQLOG_BATCH_MAX) {
             r = (pt_reqlog_rec *)(rl->ring + (size_t)(*pos % rl->size));
@@ -211,6 +216,7 @@ pt_reqlog_start(const pt_reqlog_config *cfg, pt_reqlog **out, char *err, size_t 
     atomic_init(&rl->tail, 0);
     atomic_init(&rl->dropped, 0);
     atomic_init(&rl->stop, 0);
+    atomic_init(&rl->worker, cfg->worker);
     pthread_mutex_init(&rl->mu, NULL);
     pthread_cond_init(&rl->cv, NULL);
     rc = pt_store_reqlog_open(cfg->datadir, 0, &rl->db, err, errsz);

@@ -15,7 +15,7 @@ typedef struct pt_reqlog pt_reqlog;
 
 typedef struct pt_reqlog_config {
     const char *datadir; /* borrowed, must outlive the log */
-    int worker;          /* this worker's index (1-based) */
+    int worker;          /* this worker's index (1-based; 0: a spare, until entries say) */
     size_t buffer_bytes; /* the buffer's size; 0: PT_REQLOG_BUFFER_DEFAULT */
     int64_t max_age_s;   /* prune rows older than this; 0: no age bound */
     long long max_rows;  /* keep at most this many rows; 0: no count bound */
@@ -31,7 +31,9 @@ typedef struct pt_reqlog_config {
 int pt_reqlog_start(const pt_reqlog_config *cfg, pt_reqlog **out, char *err, size_t errsz);
 /* Appends e (copied, as a pt_reqlog_rec) to the buffer: no system call, no lock. Returns 0, or
  * PT_ETOOBIG when it did not fit (the request is counted as dropped). One producer at a time: the
- * thread leading the worker's loop. rl may be NULL (no log: a no-op). */
+ * thread leading the worker's loop. rl may be NULL (no log: a no-op). e->worker labels the batch
+ * the entry is stored in: a worker's number changes once, from 0 (a spare, which logs nothing)
+ * to its number on promotion, so every entry of a batch carries the same. */
 int pt_reqlog_append(pt_reqlog *rl, const pt_reqlog_entry *e);
 /* How many entries were dropped so far. */
 uint64_t pt_reqlog_dropped(const pt_reqlog *rl);

@@ -354,8 +354,14 @@ on_promote(h2o_socket_t *sock, const char *err)
     h2o_socket_read_stop(sock);
     h2o_socket_close(sock);
     w->ctlsock = NULL;
-    if (index < 0 || atomic_load(&w->stopping))
-        return; /* the master is gone (PR_SET_PDEATHSIG stops us) or stopping us */
+    if (index < 0) {
+        /* The master closed our custody socket: it is gone, or gave up waiting for this spare
+         * (a fork through the template it no longer counts on). Nobody will promote us. */
+        pt_worker_begin_stop(w);
+        return;
+    }
+    if (atomic_load(&w->stopping))
+        return; /* the master is stopping us */
     w->index = index;
     snprintf(w->tag, sizeof(w->tag), "worker %d", index);
     pt_log_init(w->tag);
@@ -451,10 +457,11 @@ start_processor(worker *w)
         pt_log_error("webhook processing disabled: %s", err);
 }
 
-/* The store, change counter, secrets and the interpreter. Exits the process (the reason sent
- * to the master) when the worker cannot serve at all. */
+/* The store, change counter, secrets and the interpreter (unless `forked` from the template,
+ * whose interpreter this process inherited). Exits the process (the reason sent to the master)
+ * when the worker cannot serve at all. */
 static void
-open_data(worker *w)
+open_data(worker *w, int forked)
 {
     const pt_server_config *cfg = w->cfg;
     char err[256] = "";
@@ -466,7 +473,7 @@ open_data(worker *w)
     if (pt_secrets_open(cfg->datadir, &w->secrets, err, sizeof(err)) != 0)
         w->secrets = NULL; /* no master key: sources that verify signatures answer 503 */
     pt_admin_tests_set_timeout(cfg->timeout); /* test runs get the handler timeout */
-    if (pt_py_init_worker(cfg->datadir) != 0)
+    if (!forked && pt_py_init_worker(cfg->datadir) != 0)
         start_failed(w, "cannot start the Python interpreter");
 }
 
@@ -555,7 +562,7 @@ setup_loop(worker *w, const sigset_t *set)
 
 void
 pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, int index,
-               int background)
+               unsigned flags)
 {
     worker *w = &pt_worker_self;
     sigset_t set;
@@ -583,8 +590,9 @@ pt_worker_main(const pt_server_config *cfg, int listen_fd, int ctl, int proc, in
      * priority: its interpreter start must not take the CPU from the workers serving right
      * after a crash. Only the main thread is lowered (Linux nice is per thread) and only when
      * it may come back to normal, which it does before any other thread starts. */
-    int lowered = background && may_renice() && setpriority(PRIO_PROCESS, 0, 19) == 0;
-    open_data(w);
+    int lowered =
+        (flags & PT_WORKER_BACKGROUND) && may_renice() && setpriority(PRIO_PROCESS, 0, 19) == 0;
+    open_data(w, (flags & PT_WORKER_FORKED) != 0);
     if (lowered && setpriority(PRIO_PROCESS, 0, 0) != 0)
         pt_log_warn("cannot restore the priority of the main thread: %s", strerror(errno));
     open_inbox(w);

@@ -175,9 +175,11 @@ typedef struct slot {
 /* The worker process: one per process (pt_worker_self). */
 typedef struct worker {
     const pt_server_config *cfg;
-    int proc;     /* the master's process slot (breaker.h blame row) */
-    int index;    /* worker number, 0 while a spare (set once, by the loop, on promotion) */
-    char tag[32]; /* "worker 2", "spare 3": log lines */
+    int proc; /* the master's process slot (breaker.h blame row) */
+    /* The worker number, 0 while a spare: set once, by the loop, on promotion; read by other
+     * threads (the request log, the crash handler), hence atomic. */
+    atomic_int index;
+    char tag[32];          /* "worker 2", "spare 3": log lines */
     h2o_socket_t *ctlsock; /* a spare's watch for its promotion, NULL otherwise */
     int ctl;               /* custody socket to the master (holds.h) */
     int listen_fd;         /* the shared listening socket */

@@ -33,6 +33,7 @@ log_request(worker *w, const job *j, const char *method, size_t mlen, const char
 
     if (w->reqlog == NULL || (plen >= 10 && memcmp(path, "/_portico/", 10) == 0))
         return;
+    e.worker = atomic_load_explicit(&w->index, memory_order_relaxed); /* once: a spare promoted */
     e.ts_ms = end_ms - (int64_t)ms;
     e.status = status;
     e.duration_ms = ms;

@@ -82,6 +82,7 @@ enum pt_reqlog_field {
 
 /* One request to log. Strings are borrowed, s[i] NULL when absent (len ignored then). */
 typedef struct pt_reqlog_entry {
+    int worker;    /* the number of the worker that answered it (server/reqlog.h) */
     int64_t ts_ms; /* unix milliseconds */
     int status;
     double duration_ms;

@@ -228,6 +228,64 @@ def test_large_heads_do_not_grow_workers(srv):
     assert grown_mb < 16, f"workers grew by {grown_mb:.0f} MB"
 
 
+def h2_frame(ftype, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + \
+        stream.to_bytes(4, "big") + payload
+
+
+def h2_read_goaway(sock, timeout=10.0):
+    """Reads frames until GOAWAY; returns its error code, or None when the connection closed
+    without one or a response (HEADERS) came instead."""
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            length, ftype = int.from_bytes(buf[:3], "big"), buf[3]
+            payload, buf = buf[9:9 + length], buf[9 + length:]
+            if ftype == 0x7:
+                return int.from_bytes(payload[4:8], "big")
+            if ftype == 0x1:
+                return None
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+
+
+def test_http2_header_block_limit_enforced_before_decoding(srv):
+    # One 4000-byte header put in the HPACK table, then 300,000 one-byte references to it
+    # (in CONTINUATION frames): 300 KB on the wire that decode to 1.2 GB of headers. The block
+    # is refused before it is decoded: GOAWAY ENHANCE_YOUR_CALM (0xb), the workers' memory
+    # stays where it was, and the server answers the next connection.
+    before = worker_rss_kb(srv)
+    authority = f"127.0.0.1:{srv.port}".encode()
+    block = (b"\x82\x86" + b"\x04\x05/echo" + b"\x01" + bytes([len(authority)]) + authority
+             + b"\x40\x05x-big\x7f" + bytes([0xA1, 0x1E]) + b"z" * 4000  # literal, indexed
+             + b"\xbe" * 300000)                                     # index 62, 300,000 times
+    chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+    frames = [h2_frame(0x1, 0x1, 1, chunks[0])]  # HEADERS, END_STREAM
+    frames += [h2_frame(0x9, 0x4 if i == len(chunks) - 1 else 0, 1, c)  # CONTINUATION
+               for i, c in enumerate(chunks[1:], 1)]
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0))
+        try:
+            s.sendall(b"".join(frames))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the client finished sending: read what it said
+        assert h2_read_goaway(s) == 0xB
+    finally:
+        s.close()
+    assert requests.get(srv.url + "/echo", timeout=10).status_code == 200
+    if os.environ.get("PORTICO_SANITIZED"):
+        return  # ASan's quarantine holds freed memory: RSS says nothing about the server there
+    grown_mb = (worker_rss_kb(srv) - before) / 1024
+    assert grown_mb < 16, f"workers grew by {grown_mb:.0f} MB"
+
+
 # ---------------------------------------------------------------- what a handler sees
 
 def test_params_decoded_path_raw(srv):

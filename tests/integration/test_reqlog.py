@@ -174,6 +174,18 @@ def test_one_worker_logs_in_arrival_order(portico, server):
     assert [row["request_id"] for row in logs(portico)] == rids[::-1]
 
 
+def test_a_promoted_spare_logs_under_its_worker_number(portico, server):
+    portico.publish("printer", PRINTER)
+    portico.publish("die", "import os\n\ndef handler(request):\n    os._exit(1)\n")
+    s = server(workers=1)
+    assert s.get("/die").status_code == 502
+    # The spare that took over serves as worker 1: its rows say so, not 0 (a spare's number).
+    s.wait_log(r"a spare worker \(pid \d+\) took over as worker 1")
+    rids = [rid_of(s.get("/printer")) for _ in range(3)]
+    for rid in rids:
+        assert by_request_id(portico, rid)["worker"] == 1
+
+
 @pytest.mark.parametrize("args, words", [
     (["--status", "6xx"], ["--status", "6xx"]),
     (["--status", "abc"], ["--status"]),
