@@ -440,6 +440,9 @@ query(pt_admin_call *c, pt_admin_reply *r)
     }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    double deadline = (double)t0.tv_sec + t0.tv_nsec / 1e9 + (double)timeout;
+    /* SQLite: stopped inside a step too (a recursive CTE may run long before its first row). */
+    pt_wh_set_deadline(wh, deadline);
     if (pt_wh_exec(wh, sql, NULL, 0, &cur) != 0) {
         if (strstr(pt_wh_errmsg(wh), "statement timeout") != NULL)
             rc = pt_admin_fail(r, 504, "timeout", NULL, "the query ran out of time");
@@ -447,7 +450,7 @@ query(pt_admin_call *c, pt_admin_reply *r)
             rc = pt_admin_fail(r, 400, "bad_request", "sql", "%s", pt_wh_errmsg(wh));
         goto done;
     }
-    rc = read_rows(wh, cur, limit, (double)t0.tv_sec + t0.tv_nsec / 1e9 + (double)timeout, r);
+    rc = read_rows(wh, cur, limit, deadline, r);
 done:
     pt_wh_cursor_free(cur);
     if (pg && wh != NULL) {
