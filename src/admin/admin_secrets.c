@@ -43,9 +43,10 @@ exists(pt_admin_call *c, pt_admin_reply *r, const char *name)
     return rc == 0 ? 1 : pt_admin_fail_store(r, c->store, rc, NULL);
 }
 
-/* Seals the body's "value" as secret `name` and answers its metadata with `status`. */
+/* Seals the body's "value" as secret `name` and answers its metadata: 201 for a new secret
+ * (create: refused with 409 when the name is taken, atomically), 200 for a replaced one. */
 static int
-store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int status)
+store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int create)
 {
     char err[512];
     json_t *v = json_object_get(c->body, "value");
@@ -65,8 +66,12 @@ store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int status)
     pt_secrets *sec = NULL;
     if (pt_secrets_open(c->datadir, &sec, err, sizeof err) != 0)
         return pt_admin_fail(r, 503, "unavailable", NULL, "%s", err);
-    int rc = pt_secrets_set(sec, c->store, name, value, len, err, sizeof err);
+    int rc = create ? pt_secrets_create(sec, c->store, name, value, len, err, sizeof err)
+                    : pt_secrets_set(sec, c->store, name, value, len, err, sizeof err);
     pt_secrets_close(sec);
+    if (rc == PT_EEXIST)
+        return pt_admin_fail(r, 409, "conflict", "name",
+                             "secret '%s' exists (PUT /secrets/{name} replaces it)", name);
     if (rc != 0)
         return pt_admin_fail(r, rc == PT_EINVAL ? 400 : 503,
                              rc == PT_EINVAL ? "bad_request" : "unavailable",
@@ -77,7 +82,7 @@ store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int status)
     else
         r->body = json_pack("{s:s}", "name", name);
     pt_secret_clear(&s);
-    r->status = status;
+    r->status = create ? 201 : 200;
     c->audit = json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)len);
     return 0;
 }
@@ -93,13 +98,9 @@ add(pt_admin_call *c, pt_admin_reply *r)
         return pt_admin_fail(r, 400, "bad_request", "name",
                              "invalid secret name (1 to 128 bytes of UTF-8, no control "
                              "characters)");
-    int rc = exists(c, r, name);
-    if (rc < 0)
-        return rc;
-    if (rc == 1)
-        return pt_admin_fail(r, 409, "conflict", "name",
-                             "secret '%s' exists (PUT /secrets/{name} replaces it)", name);
-    return store_value(c, r, name, 201);
+    /* No look first: the insert itself refuses a taken name (two concurrent creates: one
+     * 201, one 409, never a lost value). */
+    return store_value(c, r, name, 1);
 }
 
 /* PUT /secrets/{name} {value}: replaces an existing secret's value. */
@@ -113,7 +114,7 @@ replace(pt_admin_call *c, pt_admin_reply *r)
         return rc;
     if (rc == 0)
         return pt_admin_fail(r, 404, "not_found", NULL, "no secret named '%.128s'", c->params[0]);
-    return store_value(c, r, c->params[0], 200);
+    return store_value(c, r, c->params[0], 0);
 }
 
 static int
