@@ -53,6 +53,48 @@ int pt_cli_api_path(char *out, size_t outsz, ...) __attribute__((sentinel));
  * "error: 'NAME' is not available remotely yet (...)" and returns PT_CLI_USAGE. */
 int pt_cli_api_local_only(const char *name);
 
+/* ---- printing list answers as tables (every `list` command) ---- */
+
+/* How a column's cell is made from a member of a row object. */
+enum pt_cli_col_kind {
+    PT_CLI_COL_TEXT = 0, /* a string as it is, or an integer in decimal */
+    PT_CLI_COL_TIME,     /* unix seconds as "2026-11-29 02:43:49 UTC" */
+    PT_CLI_COL_TIME_MS,  /* unix milliseconds, likewise */
+    PT_CLI_COL_LIST,     /* an array of strings joined with ',' */
+    PT_CLI_COL_JSON,     /* any JSON value, compact */
+};
+
+/* One column of a list: its header, the row member it shows, how, the cell when the member
+ * is missing, null, "", 0 or [] (NULL: ""), and text appended to a present value (or NULL). */
+typedef struct pt_cli_col {
+    const char *head;
+    const char *field;
+    enum pt_cli_col_kind kind;
+    const char *none;
+    const char *suffix;
+} pt_cli_col;
+
+/* Prints the array `member` of body (borrowed), one row per object, as a table with the
+ * header cols[0..ncols).head (underlined when rule). Returns 0 or PT_CLI_ERROR (printed). */
+int pt_cli_api_table(json_t *body, const char *member, const pt_cli_col *cols, size_t ncols,
+                     int rule);
+/* The `GROUP list` commands: parses argv for no arguments (usage as for pt_cli_parse), GETs
+ * path and prints its array `member` with pt_cli_api_table. Returns the exit status. */
+int pt_cli_api_list_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                        const char *path, const char *member, const pt_cli_col *cols, size_t ncols);
+/* The commands that are one call on one name ("token revoke ID", "secret rm NAME"): parses
+ * argv for exactly that argument, sends method to /collection/NAME and prints
+ * "<before>NAME<after>". Returns the exit status. */
+int pt_cli_api_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                        const char *method, const char *collection, const char *before,
+                        const char *after);
+
+/* Adds "endpoints" (the names of repeated --endpoint options, see pt_cli_scope) and "rate"
+ * (NULL: none) to body (borrowed), checked as the CLI always did: the body of `token create`
+ * and `apikey create` (cli_token.c). 0, or the exit status with the error printed. */
+int pt_cli_limits_body(json_t *body, const char *const *endpoints, int nendpoints,
+                       const char *rate);
+
 /* One HTTP/1.1 exchange (cli_http.c): sends method to url (http://host[:port]/path?query)
  * with the Bearer token (NULL: none) and body[0..body_len) as application/json (NULL: none);
  * fills *status, *resp (malloc'd, NUL-terminated, caller frees), *resp_len and whether the

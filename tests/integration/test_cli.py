@@ -1,8 +1,8 @@
 """The CLI contract (issue 2, §2): init, script, endpoint, db, run; errors are one line, exit != 0.
 
 Every test runs twice (issue 9, §4): on the data dir, and with the commands that work remotely
-(script, endpoint, user, audit) sent through `--server` to a running server's admin API, with
-the same assertions."""
+(script, endpoint, user, audit, token, apikey, auth, secret) sent through `--server` to a running
+server's admin API, with the same assertions."""
 
 import hashlib
 import json
@@ -408,6 +408,69 @@ def test_user_commands(portico, cli):
     assert cp.returncode == 1 and "no user" in assert_cli_error(cp)
 
 
+def test_token_apikey_secret_auth_commands(portico, cli):
+    """The install's JWTs, API keys, secrets and trusted issuers: the same output and exit
+    statuses on the data dir and through --server."""
+    portico.add_script("who", "def handler(request):\n    return 1\n")
+    portico.add_endpoint("who", "/who", script="who", auth="jwt")
+    cp = cli("token", "create", "--name", "ci", "--expires", "1d", "--endpoint", "who",
+             "--rate", "10/min")
+    assert cp.stdout.count(".") == 2 and re.match(r"token [0-9a-f]{16} \(name ci\) created; "
+                                                  r"expires \d{4}-", cp.stderr)
+    tid = cp.stderr.split()[1]
+    rows = cli("token", "list").stdout.splitlines()
+    assert rows[0].split() == ["ID", "NAME", "CREATED", "EXPIRES", "SCOPE", "RATE", "REVOKED",
+                               "LAST", "USED"]
+    row = [r for r in rows if r.startswith(tid)][0]
+    assert " ci " in row and " who " in row and " 10/min " in row and row.endswith("never")
+    assert_cli_error(cli("token", "create", "--expires", "soon", check=False), "--expires")
+    assert_cli_error(cli("token", "create", "--endpoint", "nope", check=False), "nope")
+    assert cli("token", "revoke", tid).stdout == f"token {tid} revoked\n"
+    cp = cli("token", "revoke", "0000000000000000", check=False)
+    assert cp.returncode == 1 and assert_cli_error(cp)
+
+    cp = cli("apikey", "create", "partner", "--endpoint", "who")
+    key = cp.stdout.strip()
+    assert len(key) > 20 and "API key partner created (id " in cp.stderr
+    row = cli("apikey", "ls").stdout.splitlines()[1]
+    assert row.split()[:3] == ["partner", row.split()[1], key[:len(row.split()[2]) - 3] + "..."]
+    cp = cli("apikey", "create", "partner", check=False)
+    assert cp.returncode == 1 and assert_cli_error(cp)
+    assert_cli_error(cli("apikey", "create", "bad name", check=False), "invalid")
+    assert cli("apikey", "revoke", "partner").stdout == "API key partner revoked\n"
+
+    cp = cli("secret", "set", "db password", input="s3cret value\n")
+    assert re.fullmatch(r"secret db password stored \(12 bytes, encrypted under master key "
+                        r"\S+\)\n", cp.stdout), cp.stdout
+    assert cli("secret", "set", "db password", "--value", "other").stdout.startswith(
+        "secret db password stored (5 bytes")
+    listing = cli("secret", "list").stdout
+    assert listing.splitlines()[0].split() == ["NAME", "CREATED", "UPDATED"]
+    assert "db password" in listing and "s3cret" not in listing and "other" not in listing
+    assert_cli_error(cli("secret", "set", "x", input="", check=False), "empty")
+    assert cli("secret", "rm", "db password").stdout == "secret db password removed\n"
+    assert_cli_error(cli("secret", "rm", "db password", check=False), "db password")
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    jwk.update(kid="ec-1", use="sig")
+    jwks = portico.write("jwks.json", json.dumps({"keys": [jwk]}))
+    out = cli("auth", "trust", "--issuer", "https://idp.example", "--jwks", jwks,
+              "--audience", "api").stdout
+    assert out.startswith("trusting tokens from https://idp.example for audience api with 1 key:\n"
+                          "  ") and "ec-1" in out
+    rows = cli("auth", "list").stdout.splitlines()
+    assert rows[0].split() == ["ISSUER", "AUDIENCE", "KEYS", "TRUSTED", "SINCE"]
+    assert rows[1].split()[:3] == ["https://idp.example", "api", "1"]
+    bad = portico.write("bad.json", "{\"keys\": 1}")
+    assert_cli_error(cli("auth", "trust", "--issuer", "x", "--jwks", bad, check=False), bad)
+    assert cli("auth", "untrust", "https://idp.example").stdout == \
+        "tokens from https://idp.example are no longer accepted\n"
+    assert_cli_error(cli("auth", "untrust", "https://idp.example", check=False))
+    assert len(cli("auth", "list").stdout.splitlines()) == 1
+
+
 def test_audit_records_cli_changes(portico, cli, cli_mode):
     portico.add_script("aud", "def handler(request):\n    return 1\n")
     cli("script", "rm", "aud")
@@ -461,7 +524,10 @@ def test_same_output_on_the_data_dir_and_through_the_server(remote):
                  ("endpoint", "list"), ("endpoint", "show", "same"), ("user", "list"),
                  ("audit", "--json"), ("audit", "--limit", "3"),
                  ("script", "show", "nope"), ("endpoint", "rm", "nope"),
-                 ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss")]:
+                 ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss"),
+                 ("token", "list"), ("apikey", "list"), ("secret", "list"), ("auth", "list"),
+                 ("token", "revoke", "nope"), ("secret", "rm", "nope"),
+                 ("auth", "untrust", "nope")]:
         local = remote.cli_local(*args, check=False)
         far = remote.cli_remote(*args, check=False)
         assert (far.returncode, far.stdout, far.stderr) == \
@@ -505,8 +571,7 @@ def test_remote_role_is_the_tokens(remote):
     assert cp.returncode == 1 and "admin" in assert_cli_error(cp)
 
 
-@pytest.mark.parametrize("args", [("db", "list"), ("token", "list"), ("apikey", "list"),
-                                  ("secret", "list"), ("auth", "list"), ("webhook", "url"),
+@pytest.mark.parametrize("args", [("db", "list"), ("secret", "rotate-master"), ("webhook", "url"),
                                   ("runs",), ("script", "rename", "a", "b")])
 def test_not_available_remotely_yet(remote, args):
     cp = remote.cli_remote(*args, check=False)
