@@ -150,6 +150,19 @@ main(int argc, char **argv)
             server = a + 9;
             continue;
         }
+        if (!passthrough && strcmp(a, "--cacert") == 0) {
+            if (i + 1 >= argc) {
+                fputs("error: --cacert needs a value (a PEM file with the server's CA)\n", stderr);
+                rc = 1;
+                goto done;
+            }
+            pt_cli_http_cafile(argv[++i]);
+            continue;
+        }
+        if (!passthrough && strncmp(a, "--cacert=", 9) == 0) {
+            pt_cli_http_cafile(a + 9);
+            continue;
+        }
         args[nargs++] = argv[i];
         if (strcmp(a, "--") == 0 && nargs > 1)
             passthrough = 1;

@@ -95,7 +95,12 @@ int pt_cli_api_name_cmd(const char *datadir, int argc, char **argv, const char *
 int pt_cli_limits_body(json_t *body, const char *const *endpoints, int nendpoints,
                        const char *rate);
 
-/* One HTTP/1.1 exchange (cli_http.c): sends method to url (http://host[:port]/path?query)
+/* Sets the CA file (PEM) that https:// servers' certificates are verified against (main.c,
+ * --cacert; borrowed for the process's life). NULL: $PORTICO_CA_FILE, else the system's
+ * store. */
+void pt_cli_http_cafile(const char *path);
+
+/* One HTTP/1.1 exchange (cli_http.c): sends method to url (http[s]://host[:port]/path?query)
  * with the Bearer token (NULL: none) and body[0..body_len) as application/json (NULL: none);
  * fills *status, *resp (malloc'd, NUL-terminated, caller frees), *resp_len and whether the
  * answer is JSON. Returns 0, or -1 with a one-line reason in err. */

@@ -1,16 +1,25 @@
-/* cli_http.c - the remote CLI's HTTP/1.1 client: one request per connection over a plain TCP
- * socket (http:// only; TLS can come later with OpenSSL, already linked), answers framed by
- * Content-Length, chunked encoding or the end of the connection. */
+/* cli_http.c - the remote CLI's HTTP/1.1 client: one request per connection over TCP, or TLS
+ * for https:// (OpenSSL; the certificate verified against the system store, or the CA file of
+ * --cacert / $PORTICO_CA_FILE), answers framed by Content-Length, chunked encoding or the end
+ * of the connection. */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "cli/cli_api.h"
 #include "core/buf.h"
@@ -19,24 +28,31 @@
 #define HTTP_TIMEOUT_MS 60000         /* per read or write; the server has its own timeout */
 #define HTTP_RESPONSE_MAX (64u << 20) /* an answer larger than this is refused */
 
-/* Splits "http://host[:port]/rest" into host, port and rest ("/" when absent). 0 or -1. */
+/* The CA file of --cacert (NULL: $PORTICO_CA_FILE, else the system store). */
+static const char *ca_file;
+
+void
+pt_cli_http_cafile(const char *path)
+{
+    ca_file = path;
+}
+
+/* Splits "http[s]://host[:port]/rest" into host, port and rest ("/" when absent); *tls is set
+ * for https. 0 or -1. */
 static int
-parse_url(const char *url, char *host, size_t hostsz, char *port, size_t portsz, const char **rest,
-          char *err, size_t errsz)
+parse_url(const char *url, int *tls, char *host, size_t hostsz, char *port, size_t portsz,
+          const char **rest, char *err, size_t errsz)
 {
     const char *p, *end, *colon;
 
-    if (strncasecmp(url, "https://", 8) == 0) {
+    *tls = strncasecmp(url, "https://", 8) == 0;
+    if (!*tls && strncasecmp(url, "http://", 7) != 0) {
         snprintf(err, errsz,
-                 "https:// is not supported yet: use http:// to a private address, "
-                 "or a local TLS proxy");
+                 "not an http:// or https:// URL (give http[s]://HOST:PORT of the admin "
+                 "listener)");
         return -1;
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        snprintf(err, errsz, "not an http:// URL (give http://HOST:PORT of the admin listener)");
-        return -1;
-    }
-    p = url + 7;
+    p = url + (*tls ? 8 : 7);
     end = p + strcspn(p, "/?#");
     *rest = *end != '\0' ? end : "/";
     if (*p == '[') { /* [v6]:port */
@@ -63,7 +79,7 @@ parse_url(const char *url, char *host, size_t hostsz, char *port, size_t portsz,
         memcpy(port, colon + 1, n);
         port[n] = '\0';
     } else {
-        snprintf(port, portsz, "80");
+        snprintf(port, portsz, "%s", *tls ? "443" : "80");
     }
     return 0;
 bad:
@@ -179,6 +195,148 @@ header(const char *head, size_t n, const char *name, size_t *vn)
     return NULL;
 }
 
+/* One connection: a socket, and its TLS session for https. */
+typedef struct conn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+} conn;
+
+static void
+conn_close(conn *c)
+{
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ctx);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->ssl = NULL;
+    c->ctx = NULL;
+    c->fd = -1;
+}
+
+/* The reason of the last TLS failure, one line, into err. */
+static void
+tls_reason(const conn *c, const char *what, const char *host, char *err, size_t errsz)
+{
+    long vr = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    unsigned long e = ERR_peek_last_error();
+    char reason[256];
+
+    if (vr != X509_V_OK)
+        snprintf(reason, sizeof reason, "certificate verify failed: %s%s",
+                 X509_verify_cert_error_string(vr),
+                 ca_file != NULL || getenv("PORTICO_CA_FILE") != NULL
+                     ? ""
+                     : " (give the server's CA with --cacert FILE or PORTICO_CA_FILE)");
+    else if (e != 0)
+        ERR_error_string_n(e, reason, sizeof reason);
+    else
+        snprintf(reason, sizeof reason, "%s", errno != 0 ? strerror(errno) : "connection closed");
+    snprintf(err, errsz, "TLS %s with %s failed: %s", what, host, reason);
+    ERR_clear_error();
+}
+
+/* Starts TLS on c->fd with host, verifying its certificate (and its name or address). 0, or
+ * -1 with err set. */
+static int
+tls_start(conn *c, const char *host, char *err, size_t errsz)
+{
+    const char *cafile = ca_file != NULL ? ca_file : getenv("PORTICO_CA_FILE");
+    struct timeval tv = {.tv_sec = HTTP_TIMEOUT_MS / 1000};
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+
+    ERR_clear_error();
+    /* OpenSSL writes with write(): a server gone mid-answer must be an error, not SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    /* TLS reads and writes block on the socket: bound them as poll() does for plain HTTP. */
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+        tls_reason(c, "setup", host, err, errsz);
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* The answer ends with the connection (Connection: close), close_notify or not. */
+    SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    if (cafile != NULL && cafile[0] != '\0') {
+        if (SSL_CTX_load_verify_locations(c->ctx, cafile, NULL) != 1) {
+            ERR_clear_error();
+            snprintf(err, errsz, "cannot read the CA file %s (a PEM certificate)", cafile);
+            return -1;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+        tls_reason(c, "setup", host, err, errsz);
+        return -1;
+    }
+    if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        tls_reason(c, "setup", host, err, errsz);
+        return -1;
+    }
+    if (is_ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, host);
+        SSL_set1_host(c->ssl, host);
+    }
+    errno = 0;
+    if (SSL_connect(c->ssl) != 1) {
+        tls_reason(c, "handshake", host, err, errsz);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+conn_send(conn *c, const char *p, size_t n)
+{
+    if (c->ssl == NULL)
+        return send_all(c->fd, p, n);
+    while (n > 0) {
+        int w = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads what has come (at most n bytes): > 0, 0 at the end of the answer, -1 with errno or
+ * err set. */
+static ssize_t
+conn_recv(conn *c, char *buf, size_t n, char *err, size_t errsz)
+{
+    if (c->ssl == NULL) {
+        for (;;) {
+            if (wait_fd(c->fd, POLLIN) != 0)
+                return -1;
+            ssize_t r = recv(c->fd, buf, n, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            return r;
+        }
+    }
+    errno = 0;
+    int r = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        errno = ETIMEDOUT;
+    if (errno == 0)
+        tls_reason(c, "read", "the server", err, errsz);
+    return -1;
+}
+
 int
 pt_cli_http(const char *url, const char *token, const char *method, const char *body,
             size_t body_len, int *status, char **resp, size_t *resp_len, int *is_json, char *err,
@@ -187,21 +345,24 @@ pt_cli_http(const char *url, const char *token, const char *method, const char *
     char host[256], port[8];
     const char *rest;
     pt_buf req, in;
-    int fd = -1, rc = -1;
+    conn c = {.fd = -1};
+    int rc = -1, tls = 0;
 
     *resp = NULL;
     *resp_len = 0;
+    err[0] = '\0';
     pt_buf_init(&req, 0);
     pt_buf_init(&in, 0);
-    if (parse_url(url, host, sizeof host, port, sizeof port, &rest, err, errsz) != 0)
+    if (parse_url(url, &tls, host, sizeof host, port, sizeof port, &rest, err, errsz) != 0)
         goto done;
+    const char *dflt = tls ? "443" : "80";
     int bad =
         pt_buf_printf(&req,
                       "%s %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: portico-cli/" PT_VERSION
                       "\r\nAccept: application/json\r\nConnection: close\r\n",
                       method, rest, strchr(host, ':') != NULL ? "[" : "", host,
-                      strchr(host, ':') != NULL ? "]" : "", strcmp(port, "80") ? ":" : "",
-                      strcmp(port, "80") ? port : "") != 0;
+                      strchr(host, ':') != NULL ? "]" : "", strcmp(port, dflt) ? ":" : "",
+                      strcmp(port, dflt) ? port : "") != 0;
     if (!bad && token != NULL)
         bad = pt_buf_printf(&req, "Authorization: Bearer %s\r\n", token) != 0;
     if (!bad && body != NULL)
@@ -214,23 +375,20 @@ pt_cli_http(const char *url, const char *token, const char *method, const char *
         snprintf(err, errsz, "out of memory");
         goto done;
     }
-    if ((fd = dial(host, port, err, errsz)) < 0)
+    if ((c.fd = dial(host, port, err, errsz)) < 0)
         goto done;
-    if (send_all(fd, req.data, req.len) != 0) {
+    if (tls && tls_start(&c, host, err, errsz) != 0)
+        goto done;
+    if (conn_send(&c, req.data, req.len) != 0) {
         snprintf(err, errsz, "cannot send to %s: %s", url, strerror(errno));
         goto done;
     }
     for (;;) {
         char chunk[16384];
-        if (wait_fd(fd, POLLIN) != 0) {
-            snprintf(err, errsz, "no answer from %s: %s", url, strerror(errno));
-            goto done;
-        }
-        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
+        ssize_t r = conn_recv(&c, chunk, sizeof chunk, err, errsz);
         if (r < 0) {
-            snprintf(err, errsz, "cannot read from %s: %s", url, strerror(errno));
+            if (err[0] == '\0')
+                snprintf(err, errsz, "no answer from %s: %s", url, strerror(errno));
             goto done;
         }
         if (r == 0)
@@ -280,8 +438,7 @@ pt_cli_http(const char *url, const char *token, const char *method, const char *
     *status = st;
     rc = 0;
 done:
-    if (fd >= 0)
-        close(fd);
+    conn_close(&c);
     pt_buf_free(&req);
     pt_buf_free(&in);
     return rc;

@@ -539,9 +539,9 @@ def test_remote_connection_and_token_errors(remote, tmp_path):
     cp = run_cli(None, "--server", f"http://127.0.0.1:{free_port_closed()}", "script", "list",
                  env={"PORTICO_TOKEN": remote.token}, cwd=cwd, check=False)
     assert cp.returncode == 1 and "cannot reach" in assert_cli_error(cp)
-    cp = run_cli(None, "--server", "https://127.0.0.1:1", "script", "list",
+    cp = run_cli(None, "--server", "ftp://127.0.0.1:1", "script", "list",
                  env={"PORTICO_TOKEN": remote.token}, cwd=cwd, check=False)
-    assert cp.returncode == 1 and "https" in assert_cli_error(cp)
+    assert cp.returncode == 1 and "https://" in assert_cli_error(cp)
     cp = run_cli(None, "--server", remote.server.admin_url, "script", "list", cwd=cwd,
                  env={"PORTICO_TOKEN": ""}, check=False)
     assert cp.returncode == 1 and "PORTICO_TOKEN" in assert_cli_error(cp)
@@ -591,3 +591,112 @@ def free_port_closed():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- https (--server https://...)
+
+class TLSProxy:
+    """A TLS-terminating TCP proxy in front of the admin listener, with a self-signed
+    certificate for 127.0.0.1 made by `openssl req` (the server has no TLS listener yet)."""
+
+    def __init__(self, tmp_path, target_url):
+        import socket
+        import ssl
+        import subprocess
+        import threading
+        from urllib.parse import urlsplit
+        self.cert = str(tmp_path / "cert.pem")
+        key = str(tmp_path / "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", self.cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        t = urlsplit(target_url)
+        self.target = (t.hostname, t.port)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        import threading
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(raw, socket), daemon=True).start()
+
+    def handle(self, raw, socket):
+        try:
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+        except OSError:
+            raw.close()  # a client that refused the certificate
+            return
+        up = socket.create_connection(self.target)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v)
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            up.sendall(head + b"\r\n\r\n" + rest)
+            while True:
+                chunk = up.recv(65536)
+                if not chunk:
+                    break
+                conn.sendall(chunk)
+            conn.unwrap()
+        except OSError:
+            pass
+        finally:
+            up.close()
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def tls(remote, tmp_path):
+    proxy = TLSProxy(tmp_path, remote.server.admin_url)
+    yield proxy
+    proxy.close()
+
+
+def test_https_server_with_cacert_or_portico_ca_file(remote, tls, tmp_path):
+    cwd = str(tmp_path)
+    env = {"PORTICO_TOKEN": remote.token}
+    want = remote.cli_remote("script", "list").stdout
+    cp = run_cli(None, "--server", tls.url, "--cacert", tls.cert, "script", "list", env=env,
+                 cwd=cwd)
+    assert cp.stdout == want
+    cp = run_cli(None, "--server", tls.url, "token", "list", cwd=cwd,
+                 env=dict(env, PORTICO_CA_FILE=tls.cert))
+    assert cp.stdout.split()[:2] == ["ID", "NAME"]
+    # Not trusted by the system store: one clear line, exit 1, nothing done.
+    cp = run_cli(None, "--server", tls.url, "secret", "set", "s", "--value", "v", env=env,
+                 cwd=cwd, check=False)
+    assert cp.returncode == 1
+    assert "certificate verify failed" in assert_cli_error(cp, "TLS", "--cacert")
+    assert "s " not in remote.cli_local("secret", "list").stdout
+    cp = run_cli(None, "--server", tls.url, "--cacert", str(tmp_path / "none.pem"), "script",
+                 "list", env=env, cwd=cwd, check=False)
+    assert cp.returncode == 1 and "none.pem" in assert_cli_error(cp, "CA file")
+    # https to a plain-HTTP listener: a TLS error, not a hang.
+    cp = run_cli(None, "--server", remote.server.admin_url.replace("http://", "https://"),
+                 "--cacert", tls.cert, "script", "list", env=env, cwd=cwd, check=False)
+    assert cp.returncode == 1 and assert_cli_error(cp, "TLS")
