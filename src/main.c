@@ -90,7 +90,7 @@ static const pt_cli_sub commands[] = {
     {"serve", NULL, pt_cli_serve, PT_CLI_LOCAL},
     {"script", NULL, pt_cli_script, PT_CLI_REMOTE},
     {"endpoint", NULL, pt_cli_endpoint, PT_CLI_REMOTE},
-    {"db", NULL, pt_cli_db},
+    {"db", NULL, pt_cli_db, PT_CLI_REMOTE},
     {"run", NULL, pt_cli_run},
     {"runs", NULL, pt_cli_runs},
     {"token", NULL, pt_cli_token, PT_CLI_REMOTE},

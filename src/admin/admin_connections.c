@@ -126,15 +126,25 @@ add(pt_admin_call *c, pt_admin_reply *r)
     return 0;
 }
 
+/* DELETE /connections/{name}: answers {removed, kind, location} (what the data was). */
 static int
 rm(pt_admin_call *c, pt_admin_reply *r)
 {
-    int rc = pt_store_connection_rm(c->store, c->params[0]);
+    pt_connection old = {0};
+    int rc = pt_store_connection_get(c->store, c->params[0], &old);
+    if (rc == 0)
+        rc = pt_store_connection_rm(c->store, c->params[0]);
     if (rc == PT_EINVAL)
-        return pt_admin_fail(r, 409, "conflict", NULL, "%s", pt_store_errmsg(c->store));
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    r->body = json_pack("{s:s}", "removed", c->params[0]);
+        rc = pt_admin_fail(r, 409, "conflict", NULL, "%s", pt_store_errmsg(c->store));
+    else if (rc != 0)
+        rc = pt_admin_fail_store(r, c->store, rc, NULL);
+    if (rc != 0) {
+        pt_connection_clear(&old);
+        return rc;
+    }
+    r->body = connection_json(&old);
+    pt_connection_clear(&old);
+    json_object_set_new(r->body, "removed", json_string(c->params[0]));
     c->audit = json_pack("{s:s}", "name", c->params[0]);
     return 0;
 }

@@ -538,7 +538,8 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "token": None,
                    "apikey": None,
                    "auth": None,
-                   "secret": {"set", "list", "ls", "rm"}}
+                   "secret": {"set", "list", "ls", "rm"},
+                   "db": {"add", "list", "ls", "rm"}}
 
 
 def is_remote_command(args):

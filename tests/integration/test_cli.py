@@ -274,11 +274,23 @@ def test_endpoint_duplicate_name_or_path_refused(hello, cli):
 
 # ---------------------------------------------------------------- db
 
-def test_db_add_list(cli):
+def test_db_add_list(portico, cli):
     assert re.search(r"\bdw\b", cli("db", "list").stdout)
-    cli("db", "add", "wh2", "--sqlite")
+    assert cli("db", "add", "wh2", "--sqlite").stdout.startswith("connection wh2 added (sqlite, ")
     listing = cli("db", "list").stdout
+    assert listing.splitlines()[0].split() == ["NAME", "KIND", "LOCATION"]
     assert re.search(r"\bdw\b", listing) and re.search(r"\bwh2\b", listing), listing
+    lake = os.path.realpath(os.path.join(portico.scratch, "lake"))
+    os.makedirs(lake)
+    assert cli("db", "add", "lake", "--sqlite", lake).stdout == \
+        f"connection lake added (sqlite, {lake})\n"
+    cp = cli("db", "add", "lake", "--sqlite", check=False)
+    assert cp.returncode == 1 and "already exists" in assert_cli_error(cp)
+    assert_cli_error(cli("db", "add", "dw", "--sqlite", check=False), "built-in")
+    assert cli("db", "rm", "lake").stdout == f"connection lake removed (its data stays in {lake})\n"
+    cp = cli("db", "rm", "lake", check=False)
+    assert cp.returncode == 1 and "lake" in assert_cli_error(cp)
+    assert "lake" not in cli("db", "list").stdout
 
 
 def test_db_import_csv_and_query(portico, cli):
@@ -527,7 +539,7 @@ def test_same_output_on_the_data_dir_and_through_the_server(remote):
                  ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss"),
                  ("token", "list"), ("apikey", "list"), ("secret", "list"), ("auth", "list"),
                  ("token", "revoke", "nope"), ("secret", "rm", "nope"),
-                 ("auth", "untrust", "nope")]:
+                 ("auth", "untrust", "nope"), ("db", "list"), ("db", "rm", "nope")]:
         local = remote.cli_local(*args, check=False)
         far = remote.cli_remote(*args, check=False)
         assert (far.returncode, far.stdout, far.stderr) == \
@@ -571,7 +583,9 @@ def test_remote_role_is_the_tokens(remote):
     assert cp.returncode == 1 and "admin" in assert_cli_error(cp)
 
 
-@pytest.mark.parametrize("args", [("db", "list"), ("secret", "rotate-master"), ("webhook", "url"),
+@pytest.mark.parametrize("args", [("db", "import", "dw", "s", "t", "f.csv"),
+                                  ("db", "query", "dw", "SELECT 1"),
+                                  ("secret", "rotate-master"), ("webhook", "url"),
                                   ("runs",), ("script", "rename", "a", "b")])
 def test_not_available_remotely_yet(remote, args):
     cp = remote.cli_remote(*args, check=False)
