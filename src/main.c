@@ -97,7 +97,7 @@ static const pt_cli_sub commands[] = {
     {"apikey", NULL, pt_cli_apikey, PT_CLI_REMOTE},
     {"secret", NULL, pt_cli_secret, PT_CLI_REMOTE},
     {"auth", NULL, pt_cli_auth, PT_CLI_REMOTE},
-    {"webhook", NULL, pt_cli_webhook},
+    {"webhook", NULL, pt_cli_webhook, PT_CLI_REMOTE},
     {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
     {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
     {"logs", NULL, pt_cli_logs},

@@ -9,8 +9,9 @@
 #include "core/err.h"
 
 static json_t *
-secret_json(const pt_secret *s)
+secret_json(const void *item)
 {
+    const pt_secret *s = item;
     return json_pack("{s:s, s:s, s:I, s:I}", "name", s->name, "key_id", s->key_id, "created",
                      (json_int_t)s->created, "updated", (json_int_t)s->updated);
 }
@@ -21,14 +22,9 @@ list(pt_admin_call *c, pt_admin_reply *r)
     pt_secret *list = NULL;
     size_t n = 0;
     int rc = pt_store_secret_list(c->store, &list, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, secret_json(&list[i]));
+    rc = pt_admin_list_reply(c, r, rc, "secrets", list, n, sizeof *list, secret_json);
     pt_store_secrets_free(list, n);
-    r->body = json_pack("{s:o*}", "secrets", arr);
-    return 0;
+    return rc;
 }
 
 /* Is secret `name` stored? 1, 0, or a refusal (negative) in r. */

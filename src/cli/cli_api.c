@@ -368,7 +368,8 @@ pt_cli_api_name_cmd(const char *datadir, int argc, char **argv, const char *usag
     rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (pt_cli_api_path(path, sizeof path, collection, pos[0], NULL) != 0)
+    size_t n = (size_t)snprintf(path, sizeof path, "/%s", collection);
+    if (n >= sizeof path || pt_cli_api_path(path + n, sizeof path - n, pos[0], NULL) != 0)
         return pt_cli_error("the name is too long");
     if ((rc = pt_cli_api(datadir, method, path, NULL, NULL, &rep)) != 0)
         return rc;

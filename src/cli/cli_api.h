@@ -83,7 +83,8 @@ int pt_cli_api_table(json_t *body, const char *member, const pt_cli_col *cols, s
 int pt_cli_api_list_cmd(const char *datadir, int argc, char **argv, const char *usage,
                         const char *path, const char *member, const pt_cli_col *cols, size_t ncols);
 /* The commands that are one call on one name ("token revoke ID", "secret rm NAME"): parses
- * argv for exactly that argument, sends method to /collection/NAME and prints
+ * argv for exactly that argument, sends method to /collection/NAME (collection as it is,
+ * "webhooks/sources"; NAME percent-encoded) and prints
  * "<before>NAME<after>". Returns the exit status. */
 int pt_cli_api_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
                         const char *method, const char *collection, const char *before,

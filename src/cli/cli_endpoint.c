@@ -34,21 +34,6 @@ base_url(char *out, size_t outsz)
         out[--n] = '\0';
 }
 
-/* "GET, POST" -> "GET,POST" (for tables, where spaces would read as column breaks). */
-static void
-methods_compact(unsigned mask, char *out, size_t outsz)
-{
-    char tmp[128];
-    const char *s;
-    size_t o = 0;
-
-    pt_http_format_methods(mask, tmp, sizeof tmp);
-    for (s = tmp; *s != '\0' && o + 1 < outsz; s++)
-        if (*s != ' ')
-            out[o++] = *s;
-    out[o] = '\0';
-}
-
 /* The methods of an endpoint's JSON (["GET", "POST"]) as a mask. */
 static unsigned
 methods_of(json_t *ep)
@@ -185,36 +170,16 @@ endpoint_set(const char *datadir, int argc, char **argv)
 static int
 endpoint_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "METHODS", "PATH", "SCRIPT", "AUTH"};
-    pt_cli_reply rep;
-    char *pos[1], methods[128];
-    int npos = 0, rc, bad = 0;
-    size_t i;
-    json_t *ep;
+    static const pt_cli_col cols[] = {
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"METHODS", "methods", PT_CLI_COL_LIST, NULL, NULL},
+        {"PATH", "path", PT_CLI_COL_TEXT, NULL, NULL},
+        {"SCRIPT", "script", PT_CLI_COL_TEXT, NULL, NULL},
+        {"AUTH", "auth", PT_CLI_COL_TEXT, NULL, NULL},
+    };
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "endpoint list");
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_api(datadir, "GET", "/endpoints", NULL, NULL, &rep)) != 0)
-        return rc;
-    pt_cli_table *t = pt_cli_table_new_header(5, head);
-    json_array_foreach(json_object_get(rep.body, "endpoints"), i, ep)
-    {
-        if (t == NULL)
-            break;
-        methods_compact(methods_of(ep), methods, sizeof methods);
-        bad |= pt_cli_table_adds(t, str_of(ep, "name")) || pt_cli_table_adds(t, methods) ||
-               pt_cli_table_adds(t, str_of(ep, "path")) ||
-               pt_cli_table_adds(t, str_of(ep, "script")) ||
-               pt_cli_table_adds(t, str_of(ep, "auth"));
-    }
-    if (t == NULL || bad)
-        rc = pt_cli_error("out of memory");
-    else
-        pt_cli_table_print(t, stdout, 0);
-    pt_cli_table_free(t);
-    pt_cli_reply_clear(&rep);
-    return rc;
+    return pt_cli_api_list_cmd(datadir, argc, argv, "endpoint list", "/endpoints", "endpoints",
+                               cols, 5);
 }
 
 static int

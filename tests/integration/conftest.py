@@ -539,7 +539,8 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "apikey": None,
                    "auth": None,
                    "secret": {"set", "list", "ls", "rm"},
-                   "db": {"add", "list", "ls", "rm"}}
+                   "db": {"add", "list", "ls", "rm"},
+                   "webhook": {"url", "rotate", "replay", "source"}}
 
 
 def is_remote_command(args):

@@ -483,6 +483,33 @@ def test_token_apikey_secret_auth_commands(portico, cli):
     assert len(cli("auth", "list").stdout.splitlines()) == 1
 
 
+def test_webhook_url_rotate_sources_replay(portico, cli):
+    env = {"PORTICO_URL": "https://api.example.com/"}
+    url = cli("webhook", "url", env=env).stdout.strip()
+    assert re.fullmatch(r"https://api\.example\.com/webhook/\S+", url), url
+    assert cli("webhook", "url", "--base", "http://h:1").stdout.strip() == \
+        "http://h:1" + url[len("https://api.example.com"):]
+    cp = cli("webhook", "rotate", env=env)
+    assert cp.stdout.strip() != url and "no longer accepts events" in cp.stderr
+    url = cp.stdout.strip()
+    assert cli("webhook", "url", env=env).stdout.strip() == url
+    portico.add_script("hook", "def handler(request):\n    return 1\n")
+    cp = cli("webhook", "source", "add", "gh", "--script", "hook", env=env)
+    assert cp.stdout == url + "/gh\n"
+    assert_cli_error(cli("webhook", "source", "add", "gh", check=False), "gh")
+    assert_cli_error(cli("webhook", "source", "add", "x", "--header", "H", check=False),
+                     "--header")
+    rows = cli("webhook", "source", "list").stdout.splitlines()
+    assert rows[0].split() == ["NAME", "VERIFY", "SECRET", "DEDUP", "HEADER", "SCRIPT", "CREATED"]
+    assert rows[2].split()[:5] == ["gh", "none", "-", "-", "hook"]
+    assert_cli_error(cli("webhook", "replay", "99", check=False), "99")
+    assert_cli_error(cli("webhook", "replay", "x", check=False), "invalid event id")
+    assert cli("webhook", "source", "rm", "gh").stdout == "removed webhook source gh\n"
+    assert_cli_error(cli("webhook", "source", "rm", "gh", check=False), "gh")
+    cp = cli("webhook", "source", "list")
+    assert cp.stdout == "" and "no webhook sources" in cp.stderr
+
+
 def test_audit_records_cli_changes(portico, cli, cli_mode):
     portico.add_script("aud", "def handler(request):\n    return 1\n")
     cli("script", "rm", "aud")
@@ -539,7 +566,8 @@ def test_same_output_on_the_data_dir_and_through_the_server(remote):
                  ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss"),
                  ("token", "list"), ("apikey", "list"), ("secret", "list"), ("auth", "list"),
                  ("token", "revoke", "nope"), ("secret", "rm", "nope"),
-                 ("auth", "untrust", "nope"), ("db", "list"), ("db", "rm", "nope")]:
+                 ("auth", "untrust", "nope"), ("db", "list"), ("db", "rm", "nope"),
+                 ("webhook", "url"), ("webhook", "source", "list"), ("webhook", "replay", "7")]:
         local = remote.cli_local(*args, check=False)
         far = remote.cli_remote(*args, check=False)
         assert (far.returncode, far.stdout, far.stderr) == \
@@ -585,7 +613,7 @@ def test_remote_role_is_the_tokens(remote):
 
 @pytest.mark.parametrize("args", [("db", "import", "dw", "s", "t", "f.csv"),
                                   ("db", "query", "dw", "SELECT 1"),
-                                  ("secret", "rotate-master"), ("webhook", "url"),
+                                  ("secret", "rotate-master"), ("webhook", "events"),
                                   ("runs",), ("script", "rename", "a", "b")])
 def test_not_available_remotely_yet(remote, args):
     cp = remote.cli_remote(*args, check=False)
