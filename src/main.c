@@ -100,7 +100,7 @@ static const pt_cli_sub commands[] = {
     {"webhook", NULL, pt_cli_webhook, PT_CLI_REMOTE},
     {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
     {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
-    {"logs", NULL, pt_cli_logs},
+    {"logs", NULL, pt_cli_logs, PT_CLI_REMOTE},
     {NULL, NULL, NULL},
 };
 

@@ -164,23 +164,59 @@ call_local(const char *datadir, const char *method, const char *path, json_t *qu
     return 0;
 }
 
+/* The URL of path and query (borrowed) on the server into url; checks that there is a token.
+ * 0, or PT_CLI_ERROR (printed). */
 static int
-call_http(const char *method, const char *path, json_t *query, json_t *body, pt_cli_reply *out)
+server_url_of(const char *path, json_t *query, char *url, size_t urlsz)
 {
-    char url[8192], err[512];
-    char *text = NULL, *resp = NULL;
-    size_t resp_len = 0, base = strlen(server_url);
-    int is_json = 0, rc;
+    size_t base = strlen(server_url);
 
     if (server_token == NULL)
         return pt_cli_error("PORTICO_TOKEN is not set: remote commands need an admin API token "
                             "(portico user token create NAME, on the server)");
     while (base > 0 && server_url[base - 1] == '/')
         base--;
-    if ((size_t)snprintf(url, sizeof url, "%.*s%s%s", (int)base, server_url, PT_ADMIN_PREFIX,
-                         path) >= sizeof url ||
-        (query != NULL && add_query(url, sizeof url, query) != 0))
+    if ((size_t)snprintf(url, urlsz, "%.*s%s%s", (int)base, server_url, PT_ADMIN_PREFIX, path) >=
+            urlsz ||
+        (query != NULL && add_query(url, urlsz, query) != 0))
         return pt_cli_error("the request is too long");
+    return 0;
+}
+
+int
+pt_cli_api_events(const char *path, json_t *query,
+                  int (*on_event)(const char *data, size_t n, void *ctx), void *ctx)
+{
+    char url[8192], err[512];
+    pt_cli_reply rep = {0};
+    char *resp = NULL;
+    int rc = server_url_of(path, query, url, sizeof url);
+
+    json_decref(query);
+    if (rc != 0)
+        return rc;
+    if (pt_cli_http_events(url, server_token, on_event, ctx, &rep.status, &resp, &rep.raw_len, err,
+                           sizeof err) != 0)
+        return pt_cli_error("cannot reach the Portico server at %s: %s", server_url, err);
+    if (resp == NULL)
+        return 0;
+    rep.body = json_loadb(resp, rep.raw_len, JSON_DECODE_ANY, NULL);
+    free(resp);
+    rc = pt_cli_api_error(&rep);
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
+static int
+call_http(const char *method, const char *path, json_t *query, json_t *body, pt_cli_reply *out)
+{
+    char url[8192], err[512];
+    char *text = NULL, *resp = NULL;
+    size_t resp_len = 0;
+    int is_json = 0, rc;
+
+    if ((rc = server_url_of(path, query, url, sizeof url)) != 0)
+        return rc;
     if (body != NULL && (text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
         return pt_cli_error("out of memory");
     rc = pt_cli_http(url, server_token, method, text, text != NULL ? strlen(text) : 0, &out->status,

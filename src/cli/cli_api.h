@@ -41,6 +41,12 @@ int pt_cli_api(const char *datadir, const char *method, const char *path, json_t
  * caller looks at out->status), or PT_CLI_ERROR (printed) when no answer came. */
 int pt_cli_api_raw(const char *datadir, const char *method, const char *path, json_t *query,
                    json_t *body, pt_cli_reply *out);
+/* Follows the event stream at path (below the prefix) with query (stolen) on the server
+ * (remote mode only): on_event gets each event's data as it comes (see pt_cli_http_events).
+ * Returns 0 when the stream ends or on_event stops it, or the exit status of a refusal or a
+ * broken connection (printed). */
+int pt_cli_api_events(const char *path, json_t *query,
+                      int (*on_event)(const char *data, size_t n, void *ctx), void *ctx);
 /* Prints the error of a refused reply ("error: <message>") and returns its exit status. */
 int pt_cli_api_error(const pt_cli_reply *r);
 
@@ -108,5 +114,14 @@ void pt_cli_http_cafile(const char *path);
 int pt_cli_http(const char *url, const char *token, const char *method, const char *body,
                 size_t body_len, int *status, char **resp, size_t *resp_len, int *is_json,
                 char *err, size_t errsz);
+
+/* A live event stream (Server-Sent Events, cli_http.c): GETs url with the Bearer token and
+ * calls on_event(data, n, ctx) with the data of each event (NUL-terminated) as it comes, for
+ * as long as the server sends (no timeout) or until on_event returns non-zero. Fills *status;
+ * a refusal (not 200) comes back whole in *resp (malloc'd, caller frees) as pt_cli_http
+ * gives it. Returns 0, or -1 with a one-line reason in err. */
+int pt_cli_http_events(const char *url, const char *token,
+                       int (*on_event)(const char *data, size_t n, void *ctx), void *ctx,
+                       int *status, char **resp, size_t *resp_len, char *err, size_t errsz);
 
 #endif

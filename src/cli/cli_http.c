@@ -87,14 +87,15 @@ bad:
     return -1;
 }
 
-/* Waits until fd is ready for events; 0, or -1 on timeout or error. */
+/* Waits until fd is ready for events (at most timeout_ms; -1: for ever); 0, or -1 on timeout
+ * or error. */
 static int
-wait_fd(int fd, short events)
+wait_fd(int fd, short events, int timeout_ms)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
     int n;
     do
-        n = poll(&pfd, 1, HTTP_TIMEOUT_MS);
+        n = poll(&pfd, 1, timeout_ms);
     while (n < 0 && errno == EINTR);
     if (n == 0)
         errno = ETIMEDOUT;
@@ -130,7 +131,7 @@ static int
 send_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
-        if (wait_fd(fd, POLLOUT) != 0)
+        if (wait_fd(fd, POLLOUT, HTTP_TIMEOUT_MS) != 0)
             return -1;
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
@@ -200,6 +201,7 @@ typedef struct conn {
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
+    int forever; /* reads wait without a timeout (an event stream) */
 } conn;
 
 static void
@@ -290,6 +292,10 @@ tls_start(conn *c, const char *host, char *err, size_t errsz)
         tls_reason(c, "handshake", host, err, errsz);
         return -1;
     }
+    if (c->forever) {
+        struct timeval none = {0};
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+    }
     return 0;
 }
 
@@ -315,7 +321,7 @@ conn_recv(conn *c, char *buf, size_t n, char *err, size_t errsz)
 {
     if (c->ssl == NULL) {
         for (;;) {
-            if (wait_fd(c->fd, POLLIN) != 0)
+            if (wait_fd(c->fd, POLLIN, c->forever ? -1 : HTTP_TIMEOUT_MS) != 0)
                 return -1;
             ssize_t r = recv(c->fd, buf, n, 0);
             if (r < 0 && errno == EINTR)
@@ -337,32 +343,30 @@ conn_recv(conn *c, char *buf, size_t n, char *err, size_t errsz)
     return -1;
 }
 
-int
-pt_cli_http(const char *url, const char *token, const char *method, const char *body,
-            size_t body_len, int *status, char **resp, size_t *resp_len, int *is_json, char *err,
-            size_t errsz)
+/* Connects to url (c->forever already set) and sends the request: method, the Bearer token
+ * (NULL: none), accept, body[0..body_len) as JSON (NULL: none). 0, or -1 with err set (c may
+ * hold a socket either way: conn_close). */
+static int
+http_open(conn *c, const char *url, const char *token, const char *method, const char *accept,
+          const char *body, size_t body_len, char *err, size_t errsz)
 {
     char host[256], port[8];
     const char *rest;
-    pt_buf req, in;
-    conn c = {.fd = -1};
+    pt_buf req;
     int rc = -1, tls = 0;
 
-    *resp = NULL;
-    *resp_len = 0;
     err[0] = '\0';
     pt_buf_init(&req, 0);
-    pt_buf_init(&in, 0);
     if (parse_url(url, &tls, host, sizeof host, port, sizeof port, &rest, err, errsz) != 0)
         goto done;
     const char *dflt = tls ? "443" : "80";
     int bad =
         pt_buf_printf(&req,
                       "%s %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: portico-cli/" PT_VERSION
-                      "\r\nAccept: application/json\r\nConnection: close\r\n",
+                      "\r\nAccept: %s\r\nConnection: close\r\n",
                       method, rest, strchr(host, ':') != NULL ? "[" : "", host,
                       strchr(host, ':') != NULL ? "]" : "", strcmp(port, dflt) ? ":" : "",
-                      strcmp(port, dflt) ? port : "") != 0;
+                      strcmp(port, dflt) ? port : "", accept) != 0;
     if (!bad && token != NULL)
         bad = pt_buf_printf(&req, "Authorization: Bearer %s\r\n", token) != 0;
     if (!bad && body != NULL)
@@ -375,14 +379,34 @@ pt_cli_http(const char *url, const char *token, const char *method, const char *
         snprintf(err, errsz, "out of memory");
         goto done;
     }
-    if ((c.fd = dial(host, port, err, errsz)) < 0)
+    if ((c->fd = dial(host, port, err, errsz)) < 0)
         goto done;
-    if (tls && tls_start(&c, host, err, errsz) != 0)
+    if (tls && tls_start(c, host, err, errsz) != 0)
         goto done;
-    if (conn_send(&c, req.data, req.len) != 0) {
+    if (conn_send(c, req.data, req.len) != 0) {
         snprintf(err, errsz, "cannot send to %s: %s", url, strerror(errno));
         goto done;
     }
+    rc = 0;
+done:
+    pt_buf_free(&req);
+    return rc;
+}
+
+int
+pt_cli_http(const char *url, const char *token, const char *method, const char *body,
+            size_t body_len, int *status, char **resp, size_t *resp_len, int *is_json, char *err,
+            size_t errsz)
+{
+    pt_buf in;
+    conn c = {.fd = -1};
+    int rc = -1;
+
+    *resp = NULL;
+    *resp_len = 0;
+    pt_buf_init(&in, 0);
+    if (http_open(&c, url, token, method, "application/json", body, body_len, err, errsz) != 0)
+        goto done;
     for (;;) {
         char chunk[16384];
         ssize_t r = conn_recv(&c, chunk, sizeof chunk, err, errsz);
@@ -439,7 +463,140 @@ pt_cli_http(const char *url, const char *token, const char *method, const char *
     rc = 0;
 done:
     conn_close(&c);
-    pt_buf_free(&req);
     pt_buf_free(&in);
+    return rc;
+}
+
+/* Hands each complete event of data[0..*n) to on_event (its "data:" lines joined with '\n';
+ * comments and other fields skipped) and drops it from data. 0, or what on_event returned. */
+static int
+split_events(pt_buf *data, int (*on_event)(const char *data, size_t n, void *ctx), void *ctx)
+{
+    pt_buf ev;
+    int rc = 0;
+
+    pt_buf_init(&ev, 0);
+    for (;;) {
+        char *end = data->len > 0 ? memmem(data->data, data->len, "\n\n", 2) : NULL;
+        if (end == NULL)
+            break;
+        size_t blen = (size_t)(end - data->data) + 2;
+        ev.len = 0;
+        for (char *p = data->data; p < end;) {
+            char *eol = memchr(p, '\n', (size_t)(end - p));
+            size_t ln = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+            if (ln >= 5 && strncmp(p, "data:", 5) == 0) {
+                size_t skip = ln > 5 && p[5] == ' ' ? 6 : 5;
+                if (ev.len > 0)
+                    pt_buf_putc(&ev, '\n');
+                pt_buf_append(&ev, p + skip, ln - skip);
+            }
+            p += ln + 1;
+        }
+        memmove(data->data, data->data + blen, data->len - blen);
+        data->len -= blen;
+        if (ev.len > 0 && (rc = on_event(pt_buf_cstr(&ev), ev.len, ctx)) != 0)
+            break;
+    }
+    pt_buf_free(&ev);
+    return rc;
+}
+
+int
+pt_cli_http_events(const char *url, const char *token,
+                   int (*on_event)(const char *data, size_t n, void *ctx), void *ctx, int *status,
+                   char **resp, size_t *resp_len, char *err, size_t errsz)
+{
+    conn c = {.fd = -1, .forever = 1};
+    pt_buf in, data;
+    int rc = -1, chunked = 0, head_done = 0;
+    size_t size = 0; /* chunked: bytes of the current chunk still to come, else 0 */
+
+    *status = 0;
+    *resp = NULL;
+    *resp_len = 0;
+    pt_buf_init(&in, 0);
+    pt_buf_init(&data, 0);
+    if (http_open(&c, url, token, "GET", "text/event-stream", NULL, 0, err, errsz) != 0)
+        goto done;
+    for (;;) {
+        char chunk[16384];
+        ssize_t r = conn_recv(&c, chunk, sizeof chunk, err, errsz);
+        if (r < 0) {
+            if (err[0] == '\0')
+                snprintf(err, errsz, "the event stream from %s broke: %s", url, strerror(errno));
+            goto done;
+        }
+        if (r == 0)
+            break;
+        if (pt_buf_append(&in, chunk, (size_t)r) != 0 || in.len > HTTP_RESPONSE_MAX) {
+            snprintf(err, errsz, "the answer from %s is too large", url);
+            goto done;
+        }
+        if (!head_done) {
+            char *hend = memmem(in.data, in.len, "\r\n\r\n", 4);
+            size_t vn = 0;
+            if (hend == NULL)
+                continue;
+            if (sscanf(in.data, "HTTP/1.%*d %d", status) != 1) {
+                snprintf(err, errsz, "%s did not answer HTTP (is it the admin listener?)", url);
+                goto done;
+            }
+            const char *v =
+                header(in.data, (size_t)(hend - in.data) + 2, "transfer-encoding:", &vn);
+            chunked = v != NULL && vn >= 7 && strncasecmp(v + vn - 7, "chunked", 7) == 0;
+            if (*status != 200) {
+                /* A refusal: the caller prints it from the whole answer (pt_cli_http). */
+                conn_close(&c);
+                pt_buf_free(&in);
+                pt_buf_free(&data);
+                return pt_cli_http(url, token, "GET", NULL, 0, status, resp, resp_len, &chunked,
+                                   err, errsz);
+            }
+            size_t hn = (size_t)(hend - in.data) + 4;
+            memmove(in.data, in.data + hn, in.len - hn);
+            in.len -= hn;
+            head_done = 1;
+        }
+        /* Decode what has come into data. */
+        size_t used = 0;
+        while (used < in.len) {
+            if (!chunked) {
+                pt_buf_append(&data, in.data + used, in.len - used);
+                used = in.len;
+            } else if (size > 0) {
+                size_t take = in.len - used < size ? in.len - used : size;
+                pt_buf_append(&data, in.data + used, take);
+                used += take;
+                size -= take;
+            } else {
+                char *eol = memchr(in.data + used, '\n', in.len - used);
+                if (eol == NULL)
+                    break;
+                char *line = in.data + used;
+                used = (size_t)(eol - in.data) + 1;
+                if (eol == line || (eol == line + 1 && line[0] == '\r'))
+                    continue; /* the CRLF after a chunk's data */
+                size = (size_t)strtoul(line, NULL, 16);
+                if (size == 0) {
+                    rc = 0; /* the last chunk: the stream ended */
+                    goto flush;
+                }
+            }
+        }
+        memmove(in.data, in.data + used, in.len - used);
+        in.len -= used;
+        if (split_events(&data, on_event, ctx) != 0) {
+            rc = 0;
+            goto done;
+        }
+    }
+    rc = 0;
+flush:
+    split_events(&data, on_event, ctx);
+done:
+    conn_close(&c);
+    pt_buf_free(&in);
+    pt_buf_free(&data);
     return rc;
 }
