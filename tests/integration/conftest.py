@@ -532,7 +532,7 @@ def assert_admin_error(resp, status, code, field=None):
 # Commands that run through the admin API (`portico --server URL ...`); the others are refused
 # remotely (exit 2) and run on the data dir.
 REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "rm"},
-                   "endpoint": {"add", "set", "list", "ls", "show", "rm"},
+                   "endpoint": {"add", "set", "list", "ls", "show", "rm", "test"},
                    "user": {"add", "list", "ls", "rm", "passwd", "role", "token"},
                    "audit": None,
                    "token": None,
@@ -540,7 +540,8 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "auth": None,
                    "secret": {"set", "list", "ls", "rm"},
                    "db": {"add", "list", "ls", "rm"},
-                   "webhook": {"url", "rotate", "replay", "source"}}
+                   "webhook": {"url", "rotate", "replay", "source"},
+                   "logs": None}
 
 
 def is_remote_command(args):
