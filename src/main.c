@@ -78,9 +78,11 @@ static const char help_text[] =
     "\n"
     "The data dir is --data DIR (before or after the command), else $PORTICO_DATA, else\n"
     "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
-    "token), the script, endpoint, user and audit commands run against a running server's\n"
-    "admin API instead, with the same output; the others say they are not available remotely\n"
-    "yet (exit 2). Errors print one line and exit with status 1 (2 for usage errors).\n";
+    "token), the commands run against a running server's admin API instead, with the same\n"
+    "output; https:// is verified against the system's CAs, or --cacert FILE ($PORTICO_CA_FILE).\n"
+    "init, serve, run, runs, script rename, db import, db query, webhook events and secret\n"
+    "rotate-master work on the data dir only (with --server: not available remotely, exit 2).\n"
+    "Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 /* `remote`: the groups whose subcommands say themselves whether they work with --server
  * (PT_CLI_REMOTE), those that always work on the data dir (PT_CLI_LOCAL), and those that have
