@@ -80,9 +80,11 @@ static const char help_text[] =
     "\n"
     "The data dir is --data DIR (before or after the command), else $PORTICO_DATA, else\n"
     "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
-    "token), the script, endpoint, user and audit commands run against a running server's\n"
-    "admin API instead, with the same output; the others say they are not available remotely\n"
-    "yet (exit 2). Errors print one line and exit with status 1 (2 for usage errors).\n";
+    "token), the commands run against a running server's admin API instead, with the same\n"
+    "output; https:// is verified against the system's CAs, or --cacert FILE ($PORTICO_CA_FILE).\n"
+    "init, serve, run, runs, script rename, db import, db query, webhook events and secret\n"
+    "rotate-master work on the data dir only (with --server: not available remotely, exit 2).\n"
+    "Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 /* `remote`: the groups whose subcommands say themselves whether they work with --server
  * (PT_CLI_REMOTE), those that always work on the data dir (PT_CLI_LOCAL), and those that have
@@ -92,17 +94,17 @@ static const pt_cli_sub commands[] = {
     {"serve", NULL, pt_cli_serve, PT_CLI_LOCAL},
     {"script", NULL, pt_cli_script, PT_CLI_REMOTE},
     {"endpoint", NULL, pt_cli_endpoint, PT_CLI_REMOTE},
-    {"db", NULL, pt_cli_db},
+    {"db", NULL, pt_cli_db, PT_CLI_REMOTE},
     {"run", NULL, pt_cli_run},
     {"runs", NULL, pt_cli_runs},
-    {"token", NULL, pt_cli_token},
-    {"apikey", NULL, pt_cli_apikey},
-    {"secret", NULL, pt_cli_secret},
-    {"auth", NULL, pt_cli_auth},
-    {"webhook", NULL, pt_cli_webhook},
+    {"token", NULL, pt_cli_token, PT_CLI_REMOTE},
+    {"apikey", NULL, pt_cli_apikey, PT_CLI_REMOTE},
+    {"secret", NULL, pt_cli_secret, PT_CLI_REMOTE},
+    {"auth", NULL, pt_cli_auth, PT_CLI_REMOTE},
+    {"webhook", NULL, pt_cli_webhook, PT_CLI_REMOTE},
     {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
     {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
-    {"logs", NULL, pt_cli_logs},
+    {"logs", NULL, pt_cli_logs, PT_CLI_REMOTE},
     {NULL, NULL, NULL},
 };
 
@@ -150,6 +152,19 @@ main(int argc, char **argv)
         }
         if (!passthrough && strncmp(a, "--server=", 9) == 0) {
             server = a + 9;
+            continue;
+        }
+        if (!passthrough && strcmp(a, "--cacert") == 0) {
+            if (i + 1 >= argc) {
+                fputs("error: --cacert needs a value (a PEM file with the server's CA)\n", stderr);
+                rc = 1;
+                goto done;
+            }
+            pt_cli_http_cafile(argv[++i]);
+            continue;
+        }
+        if (!passthrough && strncmp(a, "--cacert=", 9) == 0) {
+            pt_cli_http_cafile(a + 9);
             continue;
         }
         args[nargs++] = argv[i];

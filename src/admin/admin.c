@@ -81,6 +81,19 @@ pt_admin_fail(pt_admin_reply *r, int status, const char *code, const char *field
 }
 
 int
+pt_admin_list_reply(pt_admin_call *c, pt_admin_reply *r, int rc, const char *member,
+                    const void *items, size_t n, size_t size, json_t *(*to_json)(const void *item))
+{
+    if (rc != 0)
+        return pt_admin_fail_store(r, c->store, rc, NULL);
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++)
+        json_array_append_new(arr, to_json((const char *)items + i * size));
+    r->body = json_pack("{s:o*}", member, arr);
+    return r->body != NULL ? 0 : pt_admin_fail(r, 500, "internal", NULL, "out of memory");
+}
+
+int
 pt_admin_fail_store(pt_admin_reply *r, pt_store *st, int rc, const char *field)
 {
     const char *msg = pt_store_errmsg(st);

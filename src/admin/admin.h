@@ -113,6 +113,14 @@ int pt_admin_fail(pt_admin_reply *r, int status, const char *code, const char *f
  * too_large, PT_EUNAVAIL 503 unavailable, anything else 500 internal. */
 int pt_admin_fail_store(pt_admin_reply *r, pt_store *st, int rc, const char *field);
 
+/* The answer of a list route: r->body = {member: [to_json(item), ...]} for the n items of
+ * `size` bytes at items (borrowed; the caller frees them after). rc is the result of the store
+ * call that read them: when not 0, the refusal is set instead (pt_admin_fail_store). Returns
+ * the handler's result. */
+int pt_admin_list_reply(pt_admin_call *c, pt_admin_reply *r, int rc, const char *member,
+                        const void *items, size_t n, size_t size,
+                        json_t *(*to_json)(const void *item));
+
 /* Helpers for handlers reading the body. Each returns the member, or NULL after setting a
  * 400 bad_request naming the field (when required, or present with the wrong type). */
 const char *pt_admin_body_str(pt_admin_call *c, pt_admin_reply *r, const char *field, int required);

@@ -95,8 +95,9 @@ read_name_expiry(pt_admin_call *c, pt_admin_reply *r, const char **name, int64_t
 /* ---- /tokens: the JWTs of `--auth jwt` endpoints ------------------------------------------ */
 
 static json_t *
-token_json(const pt_token *t)
+token_json(const void *item)
 {
+    const pt_token *t = item;
     return json_pack("{s:s, s:s, s:I, s:I, s:o*, s:s?, s:I, s:I}", "id", t->id, "name", t->name,
                      "created", (json_int_t)t->created, "expires", (json_int_t)t->expires,
                      "endpoints", scope_json(t->scope), "rate", t->rate, "revoked",
@@ -109,14 +110,9 @@ token_list(pt_admin_call *c, pt_admin_reply *r)
     pt_token *list = NULL;
     size_t n = 0;
     int rc = pt_store_token_list(c->store, &list, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, token_json(&list[i]));
+    rc = pt_admin_list_reply(c, r, rc, "tokens", list, n, sizeof *list, token_json);
     pt_store_tokens_free(list, n);
-    r->body = json_pack("{s:o*}", "tokens", arr);
-    return 0;
+    return rc;
 }
 
 static int
@@ -195,8 +191,9 @@ token_revoke(pt_admin_call *c, pt_admin_reply *r)
 /* ---- /apikeys: the keys of `--auth apikey` endpoints --------------------------------------- */
 
 static json_t *
-apikey_json(const pt_apikey *k)
+apikey_json(const void *item)
 {
+    const pt_apikey *k = item;
     return json_pack("{s:s, s:I, s:s, s:I, s:o*, s:s?, s:I, s:I}", "name", k->name, "id",
                      (json_int_t)k->id, "hint", k->hint, "created", (json_int_t)k->created,
                      "endpoints", scope_json(k->scope), "rate", k->rate, "revoked",
@@ -209,14 +206,9 @@ apikey_list(pt_admin_call *c, pt_admin_reply *r)
     pt_apikey *list = NULL;
     size_t n = 0;
     int rc = pt_store_apikey_list(c->store, &list, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, apikey_json(&list[i]));
+    rc = pt_admin_list_reply(c, r, rc, "apikeys", list, n, sizeof *list, apikey_json);
     pt_store_apikeys_free(list, n);
-    r->body = json_pack("{s:o*}", "apikeys", arr);
-    return 0;
+    return rc;
 }
 
 static int
@@ -280,8 +272,9 @@ apikey_revoke(pt_admin_call *c, pt_admin_reply *r)
 /* ---- /issuers: outside identity providers and their JWKS ----------------------------------- */
 
 static json_t *
-issuer_json(const pt_issuer *is)
+issuer_json(const void *item)
 {
+    const pt_issuer *is = item;
     pt_jwks *set = NULL;
     char err[256];
     json_t *keys;
@@ -300,14 +293,9 @@ issuer_list(pt_admin_call *c, pt_admin_reply *r)
     pt_issuer *list = NULL;
     size_t n = 0;
     int rc = pt_store_issuer_list(c->store, &list, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, issuer_json(&list[i]));
+    rc = pt_admin_list_reply(c, r, rc, "issuers", list, n, sizeof *list, issuer_json);
     pt_store_issuers_free(list, n);
-    r->body = json_pack("{s:o*}", "issuers", arr);
-    return 0;
+    return rc;
 }
 
 /* POST /issuers {issuer, jwks, audience?}: trusts it, replacing what was stored for it (as

@@ -23,8 +23,9 @@
 
 /* A connection's location for display: SQLite's directory, or a DSN without its password. */
 static json_t *
-connection_json(const pt_connection *cn)
+connection_json(const void *item)
 {
+    const pt_connection *cn = item;
     char shown[1024];
     if (strcmp(cn->kind, "postgres") == 0)
         pt_wh_dsn_redact(cn->dsn, shown, sizeof shown);
@@ -39,14 +40,9 @@ list(pt_admin_call *c, pt_admin_reply *r)
     pt_connection *conns = NULL;
     size_t n = 0;
     int rc = pt_store_connection_list(c->store, &conns, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, connection_json(&conns[i]));
+    rc = pt_admin_list_reply(c, r, rc, "connections", conns, n, sizeof *conns, connection_json);
     pt_store_connections_free(conns, n);
-    r->body = json_pack("{s:o*}", "connections", arr);
-    return 0;
+    return rc;
 }
 
 /* POST /connections {name, kind: "postgres", dsn} or {name, kind: "sqlite", dir?}: a PostgreSQL
@@ -126,15 +122,25 @@ add(pt_admin_call *c, pt_admin_reply *r)
     return 0;
 }
 
+/* DELETE /connections/{name}: answers {removed, kind, location} (what the data was). */
 static int
 rm(pt_admin_call *c, pt_admin_reply *r)
 {
-    int rc = pt_store_connection_rm(c->store, c->params[0]);
+    pt_connection old = {0};
+    int rc = pt_store_connection_get(c->store, c->params[0], &old);
+    if (rc == 0)
+        rc = pt_store_connection_rm(c->store, c->params[0]);
     if (rc == PT_EINVAL)
-        return pt_admin_fail(r, 409, "conflict", NULL, "%s", pt_store_errmsg(c->store));
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    r->body = json_pack("{s:s}", "removed", c->params[0]);
+        rc = pt_admin_fail(r, 409, "conflict", NULL, "%s", pt_store_errmsg(c->store));
+    else if (rc != 0)
+        rc = pt_admin_fail_store(r, c->store, rc, NULL);
+    if (rc != 0) {
+        pt_connection_clear(&old);
+        return rc;
+    }
+    r->body = connection_json(&old);
+    pt_connection_clear(&old);
+    json_object_set_new(r->body, "removed", json_string(c->params[0]));
     c->audit = json_pack("{s:s}", "name", c->params[0]);
     return 0;
 }
@@ -178,51 +184,30 @@ catalog(pt_admin_call *c, pt_admin_reply *r, pt_wh_cat_level level, pt_wh **wh, 
     return 0;
 }
 
+/* GET .../schemas, .../schemas/{schema}/tables and .../tables/{table}: the catalog one level
+ * below the path's last parameter (schemas of a connection, tables of a schema, columns of a
+ * table). */
 static int
-schemas(pt_admin_call *c, pt_admin_reply *r)
+browse(pt_admin_call *c, pt_admin_reply *r)
 {
+    static const pt_wh_cat_level levels[] = {PT_WH_CAT_SCHEMAS, PT_WH_CAT_TABLES, PT_WH_CAT_FIELDS};
     pt_wh *wh = NULL;
     pt_wh_catalog *cat = NULL;
-    int rc = catalog(c, r, PT_WH_CAT_SCHEMAS, &wh, &cat);
-    if (rc == 0) {
-        json_t *arr = json_array();
+    int rc = catalog(c, r, levels[c->nparams - 1], &wh, &cat);
+    json_t *arr = rc == 0 ? json_array() : NULL;
+
+    if (rc == 0 && c->nparams == 1) {
         for (size_t i = 0; arr != NULL && i < cat->nschemas; i++)
             json_array_append_new(arr, json_string(cat->schemas[i].name));
         r->body = json_pack("{s:s, s:s, s:o*}", "connection", c->params[0], "database",
                             cat->database != NULL ? cat->database : "", "schemas", arr);
-    }
-    pt_wh_catalog_free(cat);
-    pt_wh_close(wh);
-    return rc;
-}
-
-static int
-tables(pt_admin_call *c, pt_admin_reply *r)
-{
-    pt_wh *wh = NULL;
-    pt_wh_catalog *cat = NULL;
-    int rc = catalog(c, r, PT_WH_CAT_TABLES, &wh, &cat);
-    if (rc == 0) {
-        json_t *arr = json_array();
+    } else if (rc == 0 && c->nparams == 2) {
         const pt_wh_schema_info *s = &cat->schemas[0];
         for (size_t i = 0; arr != NULL && i < s->ntables; i++)
             json_array_append_new(arr, json_pack("{s:s, s:b}", "name", s->tables[i].name, "view",
                                                  s->tables[i].is_view));
         r->body = json_pack("{s:s, s:o*}", "schema", s->name, "tables", arr);
-    }
-    pt_wh_catalog_free(cat);
-    pt_wh_close(wh);
-    return rc;
-}
-
-static int
-columns(pt_admin_call *c, pt_admin_reply *r)
-{
-    pt_wh *wh = NULL;
-    pt_wh_catalog *cat = NULL;
-    int rc = catalog(c, r, PT_WH_CAT_FIELDS, &wh, &cat);
-    if (rc == 0) {
-        json_t *arr = json_array();
+    } else if (rc == 0) {
         const pt_wh_table_info *t = &cat->schemas[0].tables[0];
         for (size_t i = 0; arr != NULL && i < t->nfields; i++) {
             const pt_wh_field *f = &t->fields[i];
@@ -440,6 +425,9 @@ query(pt_admin_call *c, pt_admin_reply *r)
     }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    double deadline = (double)t0.tv_sec + t0.tv_nsec / 1e9 + (double)timeout;
+    /* SQLite: stopped inside a step too (a recursive CTE may run long before its first row). */
+    pt_wh_set_deadline(wh, deadline);
     if (pt_wh_exec(wh, sql, NULL, 0, &cur) != 0) {
         if (strstr(pt_wh_errmsg(wh), "statement timeout") != NULL)
             rc = pt_admin_fail(r, 504, "timeout", NULL, "the query ran out of time");
@@ -447,7 +435,7 @@ query(pt_admin_call *c, pt_admin_reply *r)
             rc = pt_admin_fail(r, 400, "bad_request", "sql", "%s", pt_wh_errmsg(wh));
         goto done;
     }
-    rc = read_rows(wh, cur, limit, (double)t0.tv_sec + t0.tv_nsec / 1e9 + (double)timeout, r);
+    rc = read_rows(wh, cur, limit, deadline, r);
 done:
     pt_wh_cursor_free(cur);
     if (pg && wh != NULL) {
@@ -468,10 +456,10 @@ const pt_admin_route pt_admin_connections_routes[] = {
      "database must answer"},
     {"DELETE", "/connections/{name}", PT_ROLE_EDITOR, rm,
      "Remove a connection (its data is not touched)"},
-    {"GET", "/connections/{name}/schemas", PT_ROLE_VIEWER, schemas, "A connection's schemas"},
-    {"GET", "/connections/{name}/schemas/{schema}/tables", PT_ROLE_VIEWER, tables,
+    {"GET", "/connections/{name}/schemas", PT_ROLE_VIEWER, browse, "A connection's schemas"},
+    {"GET", "/connections/{name}/schemas/{schema}/tables", PT_ROLE_VIEWER, browse,
      "A schema's tables and views"},
-    {"GET", "/connections/{name}/schemas/{schema}/tables/{table}", PT_ROLE_VIEWER, columns,
+    {"GET", "/connections/{name}/schemas/{schema}/tables/{table}", PT_ROLE_VIEWER, browse,
      "A table's columns"},
     {"GET", "/connections/{name}/schemas/{schema}/tables/{table}/rows", PT_ROLE_VIEWER, first_rows,
      "A table's first rows (?limit=, at most 1000)"},

@@ -40,7 +40,12 @@ pt_admin_logs_filter(json_t *query, pt_reqlog_filter *f, pt_admin_reply *r)
     int rc;
 
     memset(f, 0, sizeof(*f));
+    const char *output = json_string_value(json_object_get(query, "output"));
     f->endpoint = json_string_value(json_object_get(query, "endpoint"));
+    /* output=1: each row with its printed lines and traceback (as `portico logs` shows). */
+    if (output != NULL && strcmp(output, "1") != 0 && strcmp(output, "0") != 0)
+        return pt_admin_fail(r, 400, "bad_request", "output", "output is 0 or 1");
+    f->with_output = output != NULL && output[0] == '1';
     f->request_id = json_string_value(json_object_get(query, "request_id"));
     if (status != NULL && pt_store_reqlog_parse_status(status, &f->status_min, &f->status_max) != 0)
         return pt_admin_fail(r, 400, "bad_request", "status",
@@ -97,7 +102,7 @@ logs_list(pt_admin_call *c, pt_admin_reply *r)
     }
     json_t *list = json_array();
     for (size_t i = 0; list != NULL && i < n; i++)
-        if (json_array_append_new(list, pt_store_reqlog_row_json(&rows[i], 0)) != 0)
+        if (json_array_append_new(list, pt_store_reqlog_row_json(&rows[i], f.with_output)) != 0)
             json_decref(list), list = NULL;
     /* A full page may have more below it; paging goes on from its last (oldest) id. */
     r->body =

@@ -9,8 +9,9 @@
 #include "core/err.h"
 
 static json_t *
-secret_json(const pt_secret *s)
+secret_json(const void *item)
 {
+    const pt_secret *s = item;
     return json_pack("{s:s, s:s, s:I, s:I}", "name", s->name, "key_id", s->key_id, "created",
                      (json_int_t)s->created, "updated", (json_int_t)s->updated);
 }
@@ -21,14 +22,9 @@ list(pt_admin_call *c, pt_admin_reply *r)
     pt_secret *list = NULL;
     size_t n = 0;
     int rc = pt_store_secret_list(c->store, &list, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, secret_json(&list[i]));
+    rc = pt_admin_list_reply(c, r, rc, "secrets", list, n, sizeof *list, secret_json);
     pt_store_secrets_free(list, n);
-    r->body = json_pack("{s:o*}", "secrets", arr);
-    return 0;
+    return rc;
 }
 
 /* Is secret `name` stored? 1, 0, or a refusal (negative) in r. */
@@ -43,9 +39,10 @@ exists(pt_admin_call *c, pt_admin_reply *r, const char *name)
     return rc == 0 ? 1 : pt_admin_fail_store(r, c->store, rc, NULL);
 }
 
-/* Seals the body's "value" as secret `name` and answers its metadata with `status`. */
+/* Seals the body's "value" as secret `name` and answers its metadata: 201 for a new secret
+ * (create: refused with 409 when the name is taken, atomically), 200 for a replaced one. */
 static int
-store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int status)
+store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int create)
 {
     char err[512];
     json_t *v = json_object_get(c->body, "value");
@@ -65,8 +62,12 @@ store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int status)
     pt_secrets *sec = NULL;
     if (pt_secrets_open(c->datadir, &sec, err, sizeof err) != 0)
         return pt_admin_fail(r, 503, "unavailable", NULL, "%s", err);
-    int rc = pt_secrets_set(sec, c->store, name, value, len, err, sizeof err);
+    int rc = create ? pt_secrets_create(sec, c->store, name, value, len, err, sizeof err)
+                    : pt_secrets_set(sec, c->store, name, value, len, err, sizeof err);
     pt_secrets_close(sec);
+    if (rc == PT_EEXIST)
+        return pt_admin_fail(r, 409, "conflict", "name",
+                             "secret '%s' exists (PUT /secrets/{name} replaces it)", name);
     if (rc != 0)
         return pt_admin_fail(r, rc == PT_EINVAL ? 400 : 503,
                              rc == PT_EINVAL ? "bad_request" : "unavailable",
@@ -77,7 +78,7 @@ store_value(pt_admin_call *c, pt_admin_reply *r, const char *name, int status)
     else
         r->body = json_pack("{s:s}", "name", name);
     pt_secret_clear(&s);
-    r->status = status;
+    r->status = create ? 201 : 200;
     c->audit = json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)len);
     return 0;
 }
@@ -93,13 +94,9 @@ add(pt_admin_call *c, pt_admin_reply *r)
         return pt_admin_fail(r, 400, "bad_request", "name",
                              "invalid secret name (1 to 128 bytes of UTF-8, no control "
                              "characters)");
-    int rc = exists(c, r, name);
-    if (rc < 0)
-        return rc;
-    if (rc == 1)
-        return pt_admin_fail(r, 409, "conflict", "name",
-                             "secret '%s' exists (PUT /secrets/{name} replaces it)", name);
-    return store_value(c, r, name, 201);
+    /* No look first: the insert itself refuses a taken name (two concurrent creates: one
+     * 201, one 409, never a lost value). */
+    return store_value(c, r, name, 1);
 }
 
 /* PUT /secrets/{name} {value}: replaces an existing secret's value. */
@@ -113,7 +110,7 @@ replace(pt_admin_call *c, pt_admin_reply *r)
         return rc;
     if (rc == 0)
         return pt_admin_fail(r, 404, "not_found", NULL, "no secret named '%.128s'", c->params[0]);
-    return store_value(c, r, c->params[0], 200);
+    return store_value(c, r, c->params[0], 0);
 }
 
 static int

@@ -63,8 +63,9 @@ rotate(pt_admin_call *c, pt_admin_reply *r)
 /* ---- sources ------------------------------------------------------------------------------ */
 
 static json_t *
-source_json(const pt_webhook_source *s)
+source_json(const void *item)
 {
+    const pt_webhook_source *s = item;
     return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I}", "name", s->name, "verify",
                      s->verify, "secret", s->secret, "header", s->header, "dedup_header",
                      s->dedup_header, "script", s->script, "created", (json_int_t)s->created);
@@ -76,14 +77,9 @@ source_list(pt_admin_call *c, pt_admin_reply *r)
     pt_webhook_source *list = NULL;
     size_t n = 0;
     int rc = pt_store_webhook_source_list(c->store, &list, &n);
-    if (rc != 0)
-        return pt_admin_fail_store(r, c->store, rc, NULL);
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, source_json(&list[i]));
+    rc = pt_admin_list_reply(c, r, rc, "sources", list, n, sizeof *list, source_json);
     pt_store_webhook_sources_free(list, n);
-    r->body = json_pack("{s:o*}", "sources", arr);
-    return 0;
+    return rc;
 }
 
 /* POST /webhooks/sources {name, verify?, secret?, header?, dedup_header?, script?}; secret is
@@ -364,7 +360,7 @@ replay(pt_admin_call *c, pt_admin_reply *r)
                            (long long)id);
     } else if (script == NULL) {
         rc = pt_admin_fail(r, 409, "conflict", NULL,
-                           "event %lld came in through %s%s%s, which has no script to run",
+                           "event %lld came in through %s%s%s, which has no --script to run",
                            (long long)id, source[0] ? "source '" : "the install's own URL", source,
                            source[0] ? "'" : "");
     } else if (pt_wh_exec(wh,

@@ -275,9 +275,10 @@ sealing_key(const pt_secrets *s, pt_store *st, const unsigned char **key, const 
     return PT_EUNAVAIL;
 }
 
-int
-pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
-               char *err, size_t errsz)
+/* pt_secrets_set (create 0) and pt_secrets_create (create 1). */
+static int
+secrets_store(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
+              int create, char *err, size_t errsz)
 {
     pt_secret row = {0};
     int rc = 0, raced = 0;
@@ -315,7 +316,7 @@ pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value,
             return rc;
         }
         /* Refused (PT_EUNAVAIL) when a rotation recorded another key after sealing_key. */
-        rc = pt_store_secret_put(st, &row);
+        rc = create ? pt_store_secret_create(st, &row) : pt_store_secret_put(st, &row);
         free(row.box);
         row.box = NULL;
         if (rc == 0)
@@ -331,6 +332,20 @@ pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value,
                  "stored, run the command again",
                  name);
     return rc;
+}
+
+int
+pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
+               char *err, size_t errsz)
+{
+    return secrets_store(s, st, name, value, len, 0, err, errsz);
+}
+
+int
+pt_secrets_create(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
+                  char *err, size_t errsz)
+{
+    return secrets_store(s, st, name, value, len, 1, err, errsz);
 }
 
 int

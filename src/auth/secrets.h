@@ -61,6 +61,10 @@ const char *pt_secrets_key_id(const pt_secrets *s);
  * 0 or a pt_err with the reason in err; never puts the value in err. */
 int pt_secrets_set(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
                    char *err, size_t errsz);
+/* pt_secrets_set for a new name only: PT_EEXIST (err says so) when the name is taken, also
+ * when a concurrent create won the race; the loser stores nothing. */
+int pt_secrets_create(pt_secrets *s, pt_store *st, const char *name, const char *value, size_t len,
+                      char *err, size_t errsz);
 
 /* Opens secret `name`. Returns 0 with *value (NUL-terminated, in sodium_malloc'd memory; free
  * with pt_secrets_value_free, which wipes it) and *len; PT_ENOTFOUND when there is no such

@@ -1,5 +1,5 @@
 /* cli.c - helpers shared by the `portico` commands: subcommand dispatch, option parsing, errors,
- * the shapes many store commands share (one call on a NAME, a list as a table), files, tables. */
+ * files, tables. */
 #include "cli/cli.h"
 
 #include <ctype.h>
@@ -184,56 +184,6 @@ pt_cli_open_store(const char *datadir, pt_store **st)
     if (pt_store_open(datadir, st, err, sizeof err) != 0)
         return pt_cli_error("%s", err);
     return 0;
-}
-
-int
-pt_cli_store_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
-                      int (*fn)(pt_store *st, const char *name), const char *before,
-                      const char *after)
-{
-    pt_store *st = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (fn(st, pos[0]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("%s%s%s\n", before, pos[0], after);
-    pt_store_close(st);
-    return rc;
-}
-
-int
-pt_cli_store_list_cmd(const char *datadir, int argc, char **argv, const char *usage,
-                      const char *const *head, size_t ncols, pt_cli_list_fn fill)
-{
-    pt_store *st = NULL;
-    pt_cli_table *t = NULL;
-    char *pos[1];
-    int npos = 0, rc;
-
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    t = pt_cli_table_new_header(ncols, head);
-    if (t == NULL)
-        rc = pt_cli_error("out of memory");
-    else
-        rc = fill(st, t);
-    if (rc == 0)
-        pt_cli_table_print(t, stdout, 0);
-    pt_cli_table_free(t);
-    pt_store_close(st);
-    return rc;
 }
 
 int

@@ -89,25 +89,8 @@ int pt_cli_need_datadir(const char *datadir);
  * pt_store_close) or PT_CLI_ERROR (error printed). */
 int pt_cli_open_store(const char *datadir, pt_store **st);
 
-/* Runs the commands that are one store call on one name ("script rm NAME", "token revoke
- * ID"): parses argv for exactly that argument (usage as for pt_cli_parse), opens the store,
- * calls fn(st, NAME) and prints "<before>NAME<after>" on stdout, or the store's error.
- * Returns the exit status. */
-int pt_cli_store_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
-                          int (*fn)(pt_store *st, const char *name), const char *before,
-                          const char *after);
-
 /* Text tables with aligned columns (widths counted in UTF-8 characters). */
 typedef struct pt_cli_table pt_cli_table;
-
-/* Adds the rows of a `list` command, read from st, to t (both borrowed; t already has its
- * header). Returns 0, or PT_CLI_ERROR with the error printed. */
-typedef int (*pt_cli_list_fn)(pt_store *st, pt_cli_table *t);
-/* Runs the `GROUP list` commands: parses argv for no arguments (usage as for pt_cli_parse),
- * opens the store, lets fill add the rows under the header head[0..ncols) and prints the
- * table on stdout. Returns the exit status. */
-int pt_cli_store_list_cmd(const char *datadir, int argc, char **argv, const char *usage,
-                          const char *const *head, size_t ncols, pt_cli_list_fn fill);
 
 /* Reads a whole file (NUL-terminated; at most max bytes). Returns 0 (caller frees *data) or
  * PT_CLI_ERROR with "error: cannot read PATH: reason" printed. */

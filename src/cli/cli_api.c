@@ -12,6 +12,8 @@
 #include "admin/admin.h"
 #include "admin/admin_local.h"
 #include "cli/cli.h"
+#include "core/buf.h"
+#include "core/err.h"
 
 static const char *server_url; /* NULL: the data dir */
 static const char *server_token;
@@ -162,23 +164,59 @@ call_local(const char *datadir, const char *method, const char *path, json_t *qu
     return 0;
 }
 
+/* The URL of path and query (borrowed) on the server into url; checks that there is a token.
+ * 0, or PT_CLI_ERROR (printed). */
 static int
-call_http(const char *method, const char *path, json_t *query, json_t *body, pt_cli_reply *out)
+server_url_of(const char *path, json_t *query, char *url, size_t urlsz)
 {
-    char url[8192], err[512];
-    char *text = NULL, *resp = NULL;
-    size_t resp_len = 0, base = strlen(server_url);
-    int is_json = 0, rc;
+    size_t base = strlen(server_url);
 
     if (server_token == NULL)
         return pt_cli_error("PORTICO_TOKEN is not set: remote commands need an admin API token "
                             "(portico user token create NAME, on the server)");
     while (base > 0 && server_url[base - 1] == '/')
         base--;
-    if ((size_t)snprintf(url, sizeof url, "%.*s%s%s", (int)base, server_url, PT_ADMIN_PREFIX,
-                         path) >= sizeof url ||
-        (query != NULL && add_query(url, sizeof url, query) != 0))
+    if ((size_t)snprintf(url, urlsz, "%.*s%s%s", (int)base, server_url, PT_ADMIN_PREFIX, path) >=
+            urlsz ||
+        (query != NULL && add_query(url, urlsz, query) != 0))
         return pt_cli_error("the request is too long");
+    return 0;
+}
+
+int
+pt_cli_api_events(const char *path, json_t *query,
+                  int (*on_event)(const char *data, size_t n, void *ctx), void *ctx)
+{
+    char url[8192], err[512];
+    pt_cli_reply rep = {0};
+    char *resp = NULL;
+    int rc = server_url_of(path, query, url, sizeof url);
+
+    json_decref(query);
+    if (rc != 0)
+        return rc;
+    if (pt_cli_http_events(url, server_token, on_event, ctx, &rep.status, &resp, &rep.raw_len, err,
+                           sizeof err) != 0)
+        return pt_cli_error("cannot reach the Portico server at %s: %s", server_url, err);
+    if (resp == NULL)
+        return 0;
+    rep.body = json_loadb(resp, rep.raw_len, JSON_DECODE_ANY, NULL);
+    free(resp);
+    rc = pt_cli_api_error(&rep);
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
+static int
+call_http(const char *method, const char *path, json_t *query, json_t *body, pt_cli_reply *out)
+{
+    char url[8192], err[512];
+    char *text = NULL, *resp = NULL;
+    size_t resp_len = 0;
+    int is_json = 0, rc;
+
+    if ((rc = server_url_of(path, query, url, sizeof url)) != 0)
+        return rc;
     if (body != NULL && (text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
         return pt_cli_error("out of memory");
     rc = pt_cli_http(url, server_token, method, text, text != NULL ? strlen(text) : 0, &out->status,
@@ -250,4 +288,128 @@ pt_cli_api(const char *datadir, const char *method, const char *path, json_t *qu
         pt_cli_reply_clear(out);
     }
     return rc;
+}
+
+/* ---- list answers as tables ----------------------------------------------------------- */
+
+/* The cell of column col for row o into b (reset first). 0 or PT_ENOMEM. */
+static int
+cell_of(json_t *o, const pt_cli_col *col, pt_buf *b)
+{
+    json_t *v = json_object_get(o, col->field);
+    int present = 1, bad = 0;
+
+    b->len = 0;
+    switch (col->kind) {
+    case PT_CLI_COL_TIME:
+    case PT_CLI_COL_TIME_MS: {
+        json_int_t t = json_integer_value(v);
+        char when[64];
+        present = t != 0;
+        if (present) {
+            pt_cli_format_time(col->kind == PT_CLI_COL_TIME_MS ? t / 1000 : t, when, sizeof when);
+            bad = pt_buf_puts(b, when);
+        }
+        break;
+    }
+    case PT_CLI_COL_LIST: {
+        size_t i;
+        json_t *e;
+        present = json_array_size(v) > 0;
+        json_array_foreach(v, i, e)
+        {
+            const char *text = json_string_value(e);
+            bad |= pt_buf_printf(b, "%s%s", i > 0 ? "," : "", text != NULL ? text : "");
+        }
+        break;
+    }
+    case PT_CLI_COL_JSON: {
+        char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        present = text != NULL;
+        bad = text != NULL && pt_buf_puts(b, text) != 0;
+        free(text);
+        break;
+    }
+    case PT_CLI_COL_TEXT:
+    default:
+        if (json_is_integer(v))
+            bad = pt_buf_printf(b, "%lld", (long long)json_integer_value(v));
+        else if (json_is_string(v) && json_string_length(v) > 0)
+            bad = pt_buf_append(b, json_string_value(v), json_string_length(v));
+        else
+            present = 0;
+        break;
+    }
+    if (bad)
+        return PT_ENOMEM;
+    if (!present) {
+        b->len = 0;
+        return col->none != NULL ? pt_buf_puts(b, col->none) : 0;
+    }
+    return col->suffix != NULL ? pt_buf_puts(b, col->suffix) : 0;
+}
+
+int
+pt_cli_api_table(json_t *body, const char *member, const pt_cli_col *cols, size_t ncols, int rule)
+{
+    pt_cli_table *t = pt_cli_table_new(ncols);
+    size_t i, k;
+    json_t *row;
+    pt_buf b;
+    int bad = t == NULL;
+
+    pt_buf_init(&b, 0);
+    for (k = 0; !bad && k < ncols; k++)
+        bad = pt_cli_table_adds(t, cols[k].head) != 0;
+    json_array_foreach(json_object_get(body, member), i, row)
+    {
+        for (k = 0; !bad && k < ncols; k++)
+            bad = cell_of(row, &cols[k], &b) != 0 ||
+                  pt_cli_table_add(t, b.data != NULL ? b.data : "", b.len) != 0;
+    }
+    if (!bad)
+        pt_cli_table_print(t, stdout, rule);
+    pt_cli_table_free(t);
+    pt_buf_free(&b);
+    return bad ? pt_cli_error("out of memory") : 0;
+}
+
+int
+pt_cli_api_list_cmd(const char *datadir, int argc, char **argv, const char *usage, const char *path,
+                    const char *member, const pt_cli_col *cols, size_t ncols)
+{
+    pt_cli_reply rep;
+    char *pos[1];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if ((rc = pt_cli_api(datadir, "GET", path, NULL, NULL, &rep)) != 0)
+        return rc;
+    rc = pt_cli_api_table(rep.body, member, cols, ncols, 0);
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
+int
+pt_cli_api_name_cmd(const char *datadir, int argc, char **argv, const char *usage,
+                    const char *method, const char *collection, const char *before,
+                    const char *after)
+{
+    pt_cli_reply rep;
+    char *pos[1], path[1024];
+    int npos = 0, rc;
+
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    size_t n = (size_t)snprintf(path, sizeof path, "/%s", collection);
+    if (n >= sizeof path || pt_cli_api_path(path + n, sizeof path - n, pos[0], NULL) != 0)
+        return pt_cli_error("the name is too long");
+    if ((rc = pt_cli_api(datadir, method, path, NULL, NULL, &rep)) != 0)
+        return rc;
+    printf("%s%s%s\n", before, pos[0], after);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }

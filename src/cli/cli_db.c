@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -18,6 +19,27 @@ static const char db_usage[] =
     "db add NAME --sqlite [DIR] | add NAME --postgres DSN | list | rm NAME | "
     "import CONN SCHEMA TABLE FILE | "
     "query CONN SQL [--json]";
+
+/* `db add` through --server: DIR is a directory on the server (absolute, existing), the
+ * default DATA/warehouse/NAME there. Prints as on the data dir. */
+static int
+db_add_remote(const char *name, const char *postgres, const char *dir)
+{
+    pt_cli_reply rep;
+    json_t *body = json_pack("{s:s, s:s}", "name", name, "kind", postgres ? "postgres" : "sqlite");
+    int rc;
+
+    if (postgres != NULL)
+        json_object_set_new(body, "dsn", json_string(postgres));
+    if (dir != NULL)
+        json_object_set_new(body, "dir", json_string(dir));
+    if ((rc = pt_cli_api(NULL, "POST", "/connections", NULL, body, &rep)) != 0)
+        return rc;
+    printf("connection %s added (%s, %s)\n", name, postgres ? "postgres" : "sqlite",
+           json_string_value(json_object_get(rep.body, "location")));
+    pt_cli_reply_clear(&rep);
+    return 0;
+}
 
 static int
 db_add(const char *datadir, int argc, char **argv)
@@ -43,6 +65,8 @@ db_add(const char *datadir, int argc, char **argv)
                             pos[0]);
     if (strcmp(pos[0], "dw") == 0)
         return pt_cli_error("connection 'dw' is the built-in warehouse; choose another name");
+    if (pt_cli_api_server() != NULL)
+        return db_add_remote(pos[0], postgres, npos == 2 ? pos[1] : NULL);
     rc = pt_cli_open_store(datadir, &st);
     if (rc != 0)
         return rc;
@@ -98,72 +122,42 @@ done:
     return rc;
 }
 
-/* A connection's location for display: SQLite's directory, or a PostgreSQL DSN without its
- * password. */
-static void
-redact_dsn(const pt_connection *c, char *out, size_t outsz)
-{
-    if (strcmp(c->kind, "postgres") == 0)
-        pt_wh_dsn_redact(c->dsn, out, outsz);
-    else
-        snprintf(out, outsz, "%s", c->dsn);
-}
-
-static int
-db_rows(pt_store *st, pt_cli_table *t)
-{
-    pt_connection *list = NULL;
-    size_t n = 0, i;
-    char shown[1024];
-    int bad = 0;
-
-    if (pt_store_connection_list(st, &list, &n) != 0)
-        return pt_cli_error("%s", pt_store_errmsg(st));
-    for (i = 0; !bad && i < n; i++) {
-        redact_dsn(&list[i], shown, sizeof shown);
-        bad = pt_cli_table_adds(t, list[i].name) || pt_cli_table_adds(t, list[i].kind) ||
-              pt_cli_table_adds(t, shown);
-    }
-    pt_store_connections_free(list, n);
-    return bad ? pt_cli_error("out of memory") : 0;
-}
-
 static int
 db_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "KIND", "LOCATION"};
+    /* The location is SQLite's directory, or a PostgreSQL DSN without its password. */
+    static const pt_cli_col cols[] = {
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"KIND", "kind", PT_CLI_COL_TEXT, NULL, NULL},
+        {"LOCATION", "location", PT_CLI_COL_TEXT, NULL, NULL},
+    };
 
-    return pt_cli_store_list_cmd(datadir, argc, argv, "db list", head, 3, db_rows);
+    return pt_cli_api_list_cmd(datadir, argc, argv, "db list", "/connections", "connections", cols,
+                               3);
 }
 
 static int
 db_rm(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "db rm NAME";
-    pt_connection conn = {0};
-    pt_store *st = NULL;
-    char *pos[1];
+    pt_cli_reply rep;
+    char *pos[1], path[512];
     int npos = 0, rc;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, usage);
+    rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, "db rm NAME");
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
+    if (pt_cli_api_path(path, sizeof path, "connections", pos[0], NULL) != 0)
+        return pt_cli_error("the connection name is too long");
+    if ((rc = pt_cli_api(datadir, "DELETE", path, NULL, NULL, &rep)) != 0)
         return rc;
-    if (pt_store_connection_get(st, pos[0], &conn) != 0 ||
-        pt_store_connection_rm(st, pos[0]) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    if (strcmp(conn.kind, "postgres") == 0)
+    const char *kind = json_string_value(json_object_get(rep.body, "kind"));
+    if (kind != NULL && strcmp(kind, "postgres") == 0)
         printf("connection %s removed (the PostgreSQL database is not touched)\n", pos[0]);
     else
-        printf("connection %s removed (its data stays in %s)\n", pos[0], conn.dsn);
-done:
-    pt_connection_clear(&conn);
-    pt_store_close(st);
-    return rc;
+        printf("connection %s removed (its data stays in %s)\n", pos[0],
+               json_string_value(json_object_get(rep.body, "location")));
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
@@ -364,9 +358,12 @@ done:
     return rc;
 }
 
-static const pt_cli_sub db_subs[] = {{"add", NULL, db_add},     {"list", "ls", db_list},
-                                     {"rm", NULL, db_rm},       {"import", NULL, db_import},
-                                     {"query", NULL, db_query}, {NULL, NULL, NULL}};
+/* No route yet: import (a file of the client's disk into the warehouse) and query (any
+ * statement, writes too; the API's POST /connections/{name}/query is read-only and capped). */
+static const pt_cli_sub db_subs[] = {
+    {"add", NULL, db_add, PT_CLI_REMOTE}, {"list", "ls", db_list, PT_CLI_REMOTE},
+    {"rm", NULL, db_rm, PT_CLI_REMOTE},   {"import", NULL, db_import, 0},
+    {"query", NULL, db_query, 0},         {NULL, NULL, NULL, 0}};
 
 int
 pt_cli_db(const char *datadir, int argc, char **argv)

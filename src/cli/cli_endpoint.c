@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "admin/admin_tests.h"
 #include "cli/cli.h"
 #include "cli/cli_api.h"
@@ -32,21 +34,6 @@ base_url(char *out, size_t outsz)
     n = strlen(out);
     while (n > 0 && out[n - 1] == '/')
         out[--n] = '\0';
-}
-
-/* "GET, POST" -> "GET,POST" (for tables, where spaces would read as column breaks). */
-static void
-methods_compact(unsigned mask, char *out, size_t outsz)
-{
-    char tmp[128];
-    const char *s;
-    size_t o = 0;
-
-    pt_http_format_methods(mask, tmp, sizeof tmp);
-    for (s = tmp; *s != '\0' && o + 1 < outsz; s++)
-        if (*s != ' ')
-            out[o++] = *s;
-    out[o] = '\0';
 }
 
 /* The methods of an endpoint's JSON (["GET", "POST"]) as a mask. */
@@ -185,36 +172,16 @@ endpoint_set(const char *datadir, int argc, char **argv)
 static int
 endpoint_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "METHODS", "PATH", "SCRIPT", "AUTH"};
-    pt_cli_reply rep;
-    char *pos[1], methods[128];
-    int npos = 0, rc, bad = 0;
-    size_t i;
-    json_t *ep;
+    static const pt_cli_col cols[] = {
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"METHODS", "methods", PT_CLI_COL_LIST, NULL, NULL},
+        {"PATH", "path", PT_CLI_COL_TEXT, NULL, NULL},
+        {"SCRIPT", "script", PT_CLI_COL_TEXT, NULL, NULL},
+        {"AUTH", "auth", PT_CLI_COL_TEXT, NULL, NULL},
+    };
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "endpoint list");
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_api(datadir, "GET", "/endpoints", NULL, NULL, &rep)) != 0)
-        return rc;
-    pt_cli_table *t = pt_cli_table_new_header(5, head);
-    json_array_foreach(json_object_get(rep.body, "endpoints"), i, ep)
-    {
-        if (t == NULL)
-            break;
-        methods_compact(methods_of(ep), methods, sizeof methods);
-        bad |= pt_cli_table_adds(t, str_of(ep, "name")) || pt_cli_table_adds(t, methods) ||
-               pt_cli_table_adds(t, str_of(ep, "path")) ||
-               pt_cli_table_adds(t, str_of(ep, "script")) ||
-               pt_cli_table_adds(t, str_of(ep, "auth"));
-    }
-    if (t == NULL || bad)
-        rc = pt_cli_error("out of memory");
-    else
-        pt_cli_table_print(t, stdout, 0);
-    pt_cli_table_free(t);
-    pt_cli_reply_clear(&rep);
-    return rc;
+    return pt_cli_api_list_cmd(datadir, argc, argv, "endpoint list", "/endpoints", "endpoints",
+                               cols, 5);
 }
 
 static int
@@ -278,33 +245,100 @@ endpoint_rm(const char *datadir, int argc, char **argv)
 
 #define TEST_MAX 64 /* --query and --header options */
 
-/* Prints the answer of a test run as text: status, headers, body, printed lines, traceback. */
-static void
-print_test_result(const pt_response *resp, double ms)
+/* Prints the answer of a test run (its JSON, admin_tests.h: pt_admin_test_result) as JSON, or
+ * as text: status, headers, body, printed lines, traceback, duration. Returns the exit status:
+ * 0 for a 2xx or 3xx answer, else PT_CLI_ERROR. */
+static int
+print_test_result(json_t *o, int as_json)
 {
-    printf("HTTP %d %s\n", resp->status, pt_http_reason(resp->status));
-    if (resp->content_type != NULL)
-        printf("content-type: %s\n", resp->content_type);
-    for (size_t off = 0; off < resp->headers.len;) {
-        const char *name = resp->headers.data + off;
-        const char *value = name + strlen(name) + 1;
-        printf("%s: %s\n", name, value);
-        off += strlen(name) + strlen(value) + 2;
+    int status = (int)json_integer_value(json_object_get(o, "status"));
+    const char *k;
+    json_t *v;
+    size_t i;
+
+    if (as_json) {
+        char *text = json_dumps(o, JSON_INDENT(2));
+        if (text == NULL)
+            return pt_cli_error("out of memory");
+        puts(text);
+        free(text);
+        return status >= 200 && status < 400 ? PT_CLI_OK : PT_CLI_ERROR;
+    }
+    printf("HTTP %d %s\n", status, pt_http_reason(status));
+    json_object_foreach(json_object_get(o, "headers"), k, v)
+    {
+        printf("%s: %s\n", k, json_string_value(v) != NULL ? json_string_value(v) : "");
     }
     printf("\n");
-    fwrite(resp->body.data != NULL ? resp->body.data : "", 1, resp->body.len, stdout);
-    if (resp->body.len > 0 && resp->body.data[resp->body.len - 1] != '\n')
+    json_t *b = json_object_get(o, "body");
+    const char *body = json_string_value(b) != NULL ? json_string_value(b) : "";
+    size_t n = json_string_length(b);
+    unsigned char *raw = NULL;
+    if (json_is_true(json_object_get(o, "body_base64")) && (raw = malloc(n + 1)) != NULL &&
+        sodium_base642bin(raw, n, body, n, NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0)
+        body = (const char *)raw;
+    fwrite(body, 1, n, stdout);
+    if (n > 0 && body[n - 1] != '\n')
         printf("\n");
-    if (resp->printed.len > 0) {
+    free(raw);
+    if (json_array_size(json_object_get(o, "printed")) > 0)
         printf("\n--- printed\n");
-        fwrite(resp->printed.data, 1, resp->printed.len, stdout);
+    json_array_foreach(json_object_get(o, "printed"), i, v)
+    {
+        printf("%s\n", json_string_value(v));
     }
-    if (resp->traceback.len > 0) {
-        printf("\n--- traceback\n");
-        fwrite(resp->traceback.data, 1, resp->traceback.len, stdout);
-        printf("\n");
+    const char *tb = json_string_value(json_object_get(o, "traceback"));
+    if (tb != NULL && tb[0] != '\0')
+        printf("\n--- traceback\n%s\n", tb);
+    printf("\n--- %.3f ms\n", json_number_value(json_object_get(o, "duration_ms")));
+    return status >= 200 && status < 400 ? PT_CLI_OK : PT_CLI_ERROR;
+}
+
+/* `endpoint test` through --server: POST /endpoints/{name}/test with the request's parts (a
+ * body that is not UTF-8 goes as base64). Returns the exit status. */
+static int
+test_remote(const char *name, const char *method, const char *path, const char *query,
+            const char *const *hnames, const char *const *hvalues, int nh, const char *body,
+            size_t body_len, int as_json)
+{
+    pt_cli_reply rep;
+    char apath[512];
+    int rc;
+
+    if (pt_cli_api_path(apath, sizeof apath, "endpoints", name, NULL) != 0)
+        return pt_cli_error("the endpoint name is too long");
+    if ((rc = pt_cli_api(NULL, "GET", apath, NULL, NULL, &rep)) != 0)
+        return rc;
+    const char *pattern = str_of(rep.body, "path");
+    if (path == NULL && strchr(pattern, '{') != NULL)
+        rc = pt_cli_error("endpoint %s has path parameters (%s): give --path", name, pattern);
+    pt_cli_reply_clear(&rep);
+    if (rc != 0)
+        return rc;
+    pt_cli_api_path(apath, sizeof apath, "endpoints", name, "test", NULL);
+    json_t *req = json_pack("{s:s*, s:s*, s:s*, s:o}", "method", method, "path", path, "query",
+                            query, "headers", json_object());
+    for (int i = 0; i < nh; i++)
+        json_object_set_new(json_object_get(req, "headers"), hnames[i], json_string(hvalues[i]));
+    if (body != NULL) {
+        json_t *text = json_stringn(body, body_len);
+        if (text == NULL) { /* not UTF-8 */
+            size_t cap = sodium_base64_ENCODED_LEN(body_len, sodium_base64_VARIANT_ORIGINAL);
+            char *enc = malloc(cap);
+            if (enc != NULL)
+                sodium_bin2base64(enc, cap, (const unsigned char *)body, body_len,
+                                  sodium_base64_VARIANT_ORIGINAL);
+            text = enc != NULL ? json_string(enc) : NULL;
+            free(enc);
+            json_object_set_new(req, "body_base64", json_true());
+        }
+        json_object_set_new(req, "body", text != NULL ? text : json_string(""));
     }
-    printf("\n--- %.3f ms\n", ms);
+    if ((rc = pt_cli_api(NULL, "POST", apath, NULL, req, &rep)) != 0)
+        return rc;
+    rc = print_test_result(rep.body, as_json);
+    pt_cli_reply_clear(&rep);
+    return rc;
 }
 
 static int
@@ -365,6 +399,15 @@ endpoint_test(const char *datadir, int argc, char **argv)
     for (int i = 0; i < nq; i++)
         pt_buf_printf(&query, "%s%s", i > 0 ? "&" : "", queries[i]);
     pt_response_init(&resp, 0);
+    if (pt_cli_api_server() != NULL) {
+        /* The server's runtime, with its --timeout. */
+        rc = timeout != NULL
+                 ? pt_cli_error("--timeout is the server's (serve --timeout) with "
+                                "--server")
+                 : test_remote(pos[0], method, path, query.len > 0 ? pt_buf_cstr(&query) : NULL,
+                               hnames, hvalues, nh, body, body_len, json != NULL);
+        goto done;
+    }
     if ((rc = pt_cli_open_store(datadir, &st)) != 0)
         goto done;
     if (pt_store_endpoint_get(st, pos[0], &ep) != 0) {
@@ -411,20 +454,9 @@ endpoint_test(const char *datadir, int argc, char **argv)
     pt_py_set_memory_budget(cfg.worker_memory);
     pt_script_ref ref = {s->name, s->version, s->source, s->source_len, s->id};
     double ms = pt_py_test_run(&ref, 0, &req, cfg.timeout, &resp);
-    if (json != NULL) {
-        json_t *o = pt_admin_test_result(&resp, ms);
-        char *text = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
-        json_decref(o);
-        if (text == NULL) {
-            rc = pt_cli_error("out of memory");
-            goto done;
-        }
-        puts(text);
-        free(text);
-    } else {
-        print_test_result(&resp, ms);
-    }
-    rc = resp.status >= 200 && resp.status < 400 ? PT_CLI_OK : PT_CLI_ERROR;
+    json_t *o = pt_admin_test_result(&resp, ms);
+    rc = o != NULL ? print_test_result(o, json != NULL) : pt_cli_error("out of memory");
+    json_decref(o);
 done:
     pt_response_free(&resp);
     pt_request_clear(&req);
@@ -443,7 +475,7 @@ static const pt_cli_sub endpoint_subs[] = {{"add", NULL, endpoint_add, PT_CLI_RE
                                            {"list", "ls", endpoint_list, PT_CLI_REMOTE},
                                            {"show", NULL, endpoint_show, PT_CLI_REMOTE},
                                            {"rm", NULL, endpoint_rm, PT_CLI_REMOTE},
-                                           {"test", NULL, endpoint_test, 0},
+                                           {"test", NULL, endpoint_test, PT_CLI_REMOTE},
                                            {NULL, NULL, NULL, 0}};
 
 int

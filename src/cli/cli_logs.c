@@ -1,5 +1,6 @@
-/* cli_logs.c - `portico logs`: the stored request log of the data dir, filtered, as text or
- * JSON, and --follow to print new requests as the server logs them. */
+/* cli_logs.c - `portico logs`: the stored request log, filtered, as text or JSON, and --follow
+ * to print new requests as the server logs them: on the data dir from the log file, with
+ * --server from GET /logs and the live tail GET /logs/stream (Server-Sent Events). */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "store/store_reqlog.h"
@@ -31,33 +33,122 @@ print_lines(const char *prefix, const char *text)
     }
 }
 
-/* One row: as a JSON line, or as text (one line, then what it printed and its traceback). */
+/* String member key of o, or "-". Borrowed. */
+static const char *
+str_or_dash(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "-";
+}
+
+/* One row (its JSON with output, as pt_store_reqlog_row_json or GET /logs?output=1 give it):
+ * as a JSON line, or as text (one line, then what it printed and its traceback). */
 static int
-print_row(const pt_reqlog_row *r, int json)
+print_row(json_t *o, int json)
 {
     if (json) {
-        json_t *o = pt_store_reqlog_row_json(r, 1);
         char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
         if (s == NULL)
             return pt_cli_error("out of memory");
         puts(s);
         free(s);
         return 0;
     }
-    char when[40], caller[256] = "";
-    pt_store_reqlog_format_time(r->ts_ms, when, sizeof(when));
-    if (r->caller_type != NULL)
-        snprintf(caller, sizeof(caller), " caller=%s:%s", r->caller_type,
-                 r->caller_name != NULL ? r->caller_name
-                 : r->caller_id != NULL ? r->caller_id
-                                        : "-");
-    printf("%s %s %s %s endpoint=%s status=%d duration=%.3fms in=%lld out=%lld%s worker=%d\n", when,
-           r->request_id, r->method, r->path, r->endpoint != NULL ? r->endpoint : "-", r->status,
-           r->duration_ms, r->bytes_in, r->bytes_out, caller, r->worker);
-    print_lines("  | ", r->printed);
-    print_lines("  ! ", r->traceback);
+    char caller[256] = "";
+    json_t *c = json_object_get(o, "caller");
+    if (json_is_object(c)) {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        snprintf(caller, sizeof(caller), " caller=%s:%s", str_or_dash(c, "type"),
+                 name != NULL ? name : str_or_dash(c, "id"));
+    }
+    printf("%s %s %s %s endpoint=%s status=%d duration=%.3fms in=%lld out=%lld%s worker=%d\n",
+           str_or_dash(o, "time"), str_or_dash(o, "request_id"), str_or_dash(o, "method"),
+           str_or_dash(o, "path"), str_or_dash(o, "endpoint"),
+           (int)json_integer_value(json_object_get(o, "status")),
+           json_number_value(json_object_get(o, "duration_ms")),
+           (long long)json_integer_value(json_object_get(o, "bytes_in")),
+           (long long)json_integer_value(json_object_get(o, "bytes_out")), caller,
+           (int)json_integer_value(json_object_get(o, "worker")));
+    size_t i;
+    json_t *line;
+    json_array_foreach(json_object_get(o, "printed"), i, line)
+    {
+        printf("  | %s\n", json_string_value(line) != NULL ? json_string_value(line) : "");
+    }
+    print_lines("  ! ", json_string_value(json_object_get(o, "traceback")));
     return 0;
+}
+
+/* print_row of a row of the store. */
+static int
+print_store_row(const pt_reqlog_row *r, int json)
+{
+    json_t *o = pt_store_reqlog_row_json(r, 1);
+    int rc = o != NULL ? print_row(o, json) : pt_cli_error("out of memory");
+    json_decref(o);
+    return rc;
+}
+
+/* --follow through --server: one event of GET /logs/stream, a row. */
+static int
+follow_event(const char *data, size_t n, void *ctx)
+{
+    json_t *o = json_loadb(data, n, 0, NULL);
+    int rc = o != NULL ? print_row(o, *(const int *)ctx) : 0;
+    json_decref(o);
+    fflush(stdout);
+    return rc;
+}
+
+/* `portico logs` through --server: GET /logs with the filters (rows with their output), and
+ * for --follow the live tail (GET /logs/stream) after the newest row. Prints as on the data
+ * dir. */
+static int
+logs_remote(json_t *filters, long lim, int json, int follow)
+{
+    char num[24];
+    pt_cli_reply rep;
+    int rc;
+
+    snprintf(num, sizeof num, "%ld", lim);
+    json_t *q = json_deep_copy(filters);
+    json_object_set_new(q, "limit", json_string(num));
+    if ((rc = pt_cli_api(NULL, "GET", "/logs", q, NULL, &rep)) != 0)
+        goto out;
+    json_t *rows = json_object_get(rep.body, "requests");
+    if (json && !follow) {
+        char *s = json_dumps(rows, JSON_INDENT(2));
+        if (s == NULL)
+            rc = pt_cli_error("out of memory");
+        else
+            puts(s);
+        free(s);
+        goto done;
+    }
+    for (size_t i = json_array_size(rows); i > 0 && rc == 0; i--)
+        rc = print_row(json_array_get(rows, i - 1), json);
+    if (rc != 0 || !follow)
+        goto done;
+    /* Follow from the newest row that matched, or from the newest of all. */
+    json_int_t last = json_integer_value(json_object_get(json_array_get(rows, 0), "id"));
+    pt_cli_reply_clear(&rep);
+    if (last == 0) {
+        if ((rc = pt_cli_api(NULL, "GET", "/logs", json_pack("{s:s}", "limit", "1"), NULL, &rep)) !=
+            0)
+            goto out;
+        last = json_integer_value(
+            json_object_get(json_array_get(json_object_get(rep.body, "requests"), 0), "id"));
+    }
+    fflush(stdout);
+    signal(SIGPIPE, SIG_DFL);
+    snprintf(num, sizeof num, "%lld", (long long)last);
+    q = json_deep_copy(filters);
+    json_object_set_new(q, "after_id", json_string(num));
+    rc = pt_cli_api_events("/logs/stream", q, follow_event, &json);
+done:
+    pt_cli_reply_clear(&rep);
+out:
+    return rc;
 }
 
 /* Waits for the log file to exist (a server not started yet); returns the open log. */
@@ -110,6 +201,14 @@ pt_cli_logs(const char *datadir, int argc, char **argv)
     }
     if (limit != NULL && pt_cli_parse_long(limit, 1, 10000, &lim) != 0)
         return pt_cli_error("invalid --limit '%s' (1 to 10000)", limit);
+    if (pt_cli_api_server() != NULL) {
+        json_t *filters =
+            json_pack("{s:s, s:s*, s:s*, s:s*, s:s*}", "output", "1", "endpoint", endpoint,
+                      "status", status, "since", since, "request_id", request_id);
+        rc = logs_remote(filters, lim, json != NULL, follow != NULL);
+        json_decref(filters);
+        return rc;
+    }
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
     f.endpoint = endpoint;
@@ -146,7 +245,7 @@ pt_cli_logs(const char *datadir, int argc, char **argv)
         goto done;
     }
     for (size_t i = n; i > 0 && rc == 0; i--)
-        rc = print_row(&rows[i - 1], json != NULL);
+        rc = print_store_row(&rows[i - 1], json != NULL);
     if (follow == NULL)
         goto done;
 
@@ -169,7 +268,7 @@ pt_cli_logs(const char *datadir, int argc, char **argv)
             goto done;
         }
         for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = print_row(&rows[i], json != NULL);
+            rc = print_store_row(&rows[i], json != NULL);
             last = rows[i].id;
         }
         if (rc != 0)

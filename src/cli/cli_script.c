@@ -70,39 +70,16 @@ script_add(const char *datadir, int argc, char **argv)
 static int
 script_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"ID", "NAME", "CURRENT", "VERSIONS", "MODE", "UPDATED"};
-    pt_cli_reply rep;
-    char *pos[1];
-    int npos = 0, rc, bad = 0;
-    size_t i;
-    json_t *s;
+    static const pt_cli_col cols[] = {
+        {"ID", "id", PT_CLI_COL_TEXT, NULL, NULL},
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"CURRENT", "current", PT_CLI_COL_TEXT, NULL, NULL},
+        {"VERSIONS", "versions", PT_CLI_COL_TEXT, NULL, NULL},
+        {"MODE", "run_mode", PT_CLI_COL_TEXT, NULL, NULL},
+        {"UPDATED", "updated", PT_CLI_COL_TIME, "-", NULL},
+    };
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "script list");
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_api(datadir, "GET", "/scripts", NULL, NULL, &rep)) != 0)
-        return rc;
-    pt_cli_table *t = pt_cli_table_new_header(6, head);
-    json_array_foreach(json_object_get(rep.body, "scripts"), i, s)
-    {
-        char id[32], num[32], count[32], when[64];
-        if (t == NULL)
-            break;
-        snprintf(id, sizeof id, "%lld", (long long)int_of(s, "id"));
-        snprintf(num, sizeof num, "%lld", (long long)int_of(s, "current"));
-        snprintf(count, sizeof count, "%lld", (long long)int_of(s, "versions"));
-        pt_cli_format_time(int_of(s, "updated"), when, sizeof when);
-        bad |= pt_cli_table_adds(t, id) || pt_cli_table_adds(t, str_of(s, "name")) ||
-               pt_cli_table_adds(t, num) || pt_cli_table_adds(t, count) ||
-               pt_cli_table_adds(t, str_of(s, "run_mode")) || pt_cli_table_adds(t, when);
-    }
-    if (t == NULL || bad)
-        rc = pt_cli_error("out of memory");
-    else
-        pt_cli_table_print(t, stdout, 0);
-    pt_cli_table_free(t);
-    pt_cli_reply_clear(&rep);
-    return rc;
+    return pt_cli_api_list_cmd(datadir, argc, argv, "script list", "/scripts", "scripts", cols, 6);
 }
 
 /* The name of the script with id `id` into out (from GET /scripts). 0 or the exit status. */

@@ -12,6 +12,7 @@
 
 #include "auth/secrets.h"
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/err.h"
 #include "store/store.h"
 
@@ -115,6 +116,41 @@ read_value(const char *name, char **out, size_t *len)
     return 0;
 }
 
+/* `secret set` through the admin API: replaces the secret (PUT), or creates it (POST) when
+ * there is none; a create that loses a race to another one replaces it after all. Prints as
+ * on the data dir. Returns the exit status. */
+static int
+remote_set(const char *datadir, const char *name, const char *value, size_t len)
+{
+    pt_cli_reply rep = {0};
+    char path[1024];
+    int rc = PT_CLI_ERROR;
+
+    if (pt_cli_api_path(path, sizeof path, "secrets", name, NULL) != 0)
+        return pt_cli_error("the secret name is too long");
+    for (int attempt = 0; attempt < 3; attempt++) {
+        json_t *body = json_pack("{s:s%}", "value", value, len);
+        if (attempt % 2 == 1)
+            json_object_set_new(body, "name", json_string(name));
+        rc = pt_cli_api_raw(datadir, attempt % 2 == 1 ? "POST" : "PUT",
+                            attempt % 2 == 1 ? "/secrets" : path, NULL, body, &rep);
+        if (rc != 0)
+            return rc;
+        if (rep.status != (attempt % 2 == 1 ? 409 : 404))
+            break;
+        pt_cli_reply_clear(&rep);
+    }
+    if (rep.status >= 300) {
+        rc = pt_cli_api_error(&rep);
+    } else {
+        printf("secret %s stored (%zu bytes, encrypted under master key %s)\n", name, len,
+               json_string_value(json_object_get(rep.body, "key_id")));
+        rc = 0;
+    }
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
 static int
 secret_set(const char *datadir, int argc, char **argv)
 {
@@ -135,12 +171,18 @@ secret_set(const char *datadir, int argc, char **argv)
     if (!pt_store_secret_name_valid(pos[0]))
         return pt_cli_error("invalid secret name (1 to 128 bytes of UTF-8, no control "
                             "characters)");
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
-        return rc;
-    if (pt_secrets_open(datadir, &sec, err, sizeof err) != 0) {
-        rc = pt_cli_error("%s", err);
-        goto done;
+    if (sodium_init() < 0)
+        return pt_cli_error("libsodium cannot start");
+    /* On the data dir the value stays in this process's sodium memory; remotely it goes to
+     * the server's PUT (or POST) /secrets in the request body. */
+    if (pt_cli_api_server() == NULL) {
+        rc = pt_cli_open_store(datadir, &st);
+        if (rc != 0)
+            return rc;
+        if (pt_secrets_open(datadir, &sec, err, sizeof err) != 0) {
+            rc = pt_cli_error("%s", err);
+            goto done;
+        }
     }
     if (value_opt != NULL) {
         len = strlen(value_opt);
@@ -166,6 +208,10 @@ secret_set(const char *datadir, int argc, char **argv)
         rc = pt_cli_error("the value of secret %s is not UTF-8 text (or holds a NUL byte)", pos[0]);
         goto done;
     }
+    if (st == NULL) {
+        rc = remote_set(datadir, pos[0], value, len);
+        goto done;
+    }
     if (pt_secrets_set(sec, st, pos[0], value, len, err, sizeof err) != 0) {
         rc = pt_cli_error("%s", err);
         goto done;
@@ -187,34 +233,22 @@ done:
 
 /* Names and times only: a value is never shown. */
 static int
-secret_rows(pt_store *st, pt_cli_table *t)
-{
-    pt_secret *list = NULL;
-    size_t n = 0, i;
-    int bad = 0;
-
-    if (pt_store_secret_list(st, &list, &n) != 0)
-        return pt_cli_error("%s", pt_store_errmsg(st));
-    for (i = 0; !bad && i < n; i++)
-        bad |= pt_cli_table_adds(t, list[i].name) | pt_cli_table_add_time(t, list[i].created, "-") |
-               pt_cli_table_add_time(t, list[i].updated, "-");
-    pt_store_secrets_free(list, n);
-    return bad ? pt_cli_error("out of memory") : 0;
-}
-
-static int
 secret_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "CREATED", "UPDATED"};
+    static const pt_cli_col cols[] = {
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"CREATED", "created", PT_CLI_COL_TIME, "-", NULL},
+        {"UPDATED", "updated", PT_CLI_COL_TIME, "-", NULL},
+    };
 
-    return pt_cli_store_list_cmd(datadir, argc, argv, "secret list", head, 3, secret_rows);
+    return pt_cli_api_list_cmd(datadir, argc, argv, "secret list", "/secrets", "secrets", cols, 3);
 }
 
 static int
 secret_rm(const char *datadir, int argc, char **argv)
 {
-    return pt_cli_store_name_cmd(datadir, argc, argv, "secret rm NAME", pt_store_secret_rm,
-                                 "secret ", " removed");
+    return pt_cli_api_name_cmd(datadir, argc, argv, "secret rm NAME", "DELETE", "secrets",
+                               "secret ", " removed");
 }
 
 /* Prints no key: the new one is already durable (keys/master.key, or PORTICO_NEW_MASTER_KEY,
@@ -257,11 +291,12 @@ done:
     return rc;
 }
 
-static const pt_cli_sub secret_subs[] = {{"set", NULL, secret_set},
-                                         {"list", "ls", secret_list},
-                                         {"rm", NULL, secret_rm},
-                                         {"rotate-master", NULL, secret_rotate},
-                                         {NULL, NULL, NULL}};
+/* rotate-master needs the master key files on the server's disk: data dir only. */
+static const pt_cli_sub secret_subs[] = {{"set", NULL, secret_set, PT_CLI_REMOTE},
+                                         {"list", "ls", secret_list, PT_CLI_REMOTE},
+                                         {"rm", NULL, secret_rm, PT_CLI_REMOTE},
+                                         {"rotate-master", NULL, secret_rotate, 0},
+                                         {NULL, NULL, NULL, 0}};
 
 int
 pt_cli_secret(const char *datadir, int argc, char **argv)

@@ -182,32 +182,13 @@ user_add(const char *datadir, int argc, char **argv)
 static int
 user_list(const char *datadir, int argc, char **argv)
 {
-    static const char *const head[] = {"NAME", "ROLE", "CREATED"};
-    pt_cli_reply rep;
-    char *pos[1];
-    int npos = 0, rc;
-    size_t i;
-    json_t *u;
+    static const pt_cli_col cols[] = {
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"ROLE", "role", PT_CLI_COL_TEXT, NULL, NULL},
+        {"CREATED", "created", PT_CLI_COL_TIME, "-", NULL},
+    };
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "user list");
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_api(datadir, "GET", "/users", NULL, NULL, &rep)) != 0)
-        return rc;
-    pt_cli_table *t = pt_cli_table_new_header(3, head);
-    json_array_foreach(json_object_get(rep.body, "users"), i, u)
-    {
-        if (t == NULL)
-            break;
-        pt_cli_table_adds(t, str_of(u, "name"));
-        pt_cli_table_adds(t, str_of(u, "role"));
-        pt_cli_table_add_time(t, int_of(u, "created"), "-");
-    }
-    if (t != NULL)
-        pt_cli_table_print(t, stdout, 0);
-    pt_cli_table_free(t);
-    pt_cli_reply_clear(&rep);
-    return t != NULL ? 0 : pt_cli_error("out of memory");
+    return pt_cli_api_list_cmd(datadir, argc, argv, "user list", "/users", "users", cols, 3);
 }
 
 /* One change of a user (rm, passwd, role): parses NAME (and VALUE when want_value) and makes

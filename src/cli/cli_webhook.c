@@ -1,11 +1,12 @@
 /* cli_webhook.c - `portico webhook url|rotate|events|replay|source`: the install's durable
- * webhook inbox (docs/WEBHOOKS.md). */
+ * webhook inbox (docs/WEBHOOKS.md), through the admin API (cli_api.h) but for `events`. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -102,7 +103,7 @@ print_events_table(pt_wh_cursor *cur, int after_id)
 }
 
 /* `webhook url`, and `webhook rotate` when rotate is set (a new token first): prints the
- * install's webhook URL. */
+ * install's webhook URL, on the base of --base or $PORTICO_URL as the client sees it. */
 static int
 url_or_rotate(const char *datadir, int argc, char **argv, int rotate)
 {
@@ -110,27 +111,21 @@ url_or_rotate(const char *datadir, int argc, char **argv, int rotate)
     pt_cli_opt opts[] = {{"--base", 1, &base}, {NULL, 0, NULL}};
     char *pos[1], url[512];
     int npos = 0;
-    pt_store *st = NULL;
-    char *token = NULL;
+    pt_cli_reply rep;
 
     int rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos,
                           rotate ? "webhook rotate [--base URL]" : "webhook url [--base URL]");
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_open_store(datadir, &st)) != 0)
+    rc = rotate ? pt_cli_api(datadir, "POST", "/webhooks/rotate", NULL, NULL, &rep)
+                : pt_cli_api(datadir, "GET", "/webhooks/url", NULL, NULL, &rep);
+    if (rc != 0)
         return rc;
-    rc = rotate ? pt_store_webhook_rotate(st, &token) : pt_store_webhook_token(st, 1, &token);
-    if (rc != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        pt_store_close(st);
-        return rc;
-    }
     base_url(base, url, sizeof(url));
-    printf("%s/webhook/%s\n", url, token);
+    printf("%s%s\n", url, json_string_value(json_object_get(rep.body, "path")));
     if (rotate)
         fprintf(stderr, "the previous webhook URL no longer accepts events\n");
-    free(token);
-    pt_store_close(st);
+    pt_cli_reply_clear(&rep);
     return PT_CLI_OK;
 }
 
@@ -206,69 +201,23 @@ webhook_events(const char *datadir, int argc, char **argv)
 static int
 webhook_replay(const char *datadir, int argc, char **argv)
 {
-    char *pos[1], err[512];
+    char *pos[1], path[128];
     int npos = 0;
     long id;
-    pt_wh *wh = NULL;
-    pt_wh_cursor *cur = NULL;
-    pt_store *st = NULL;
-    pt_webhook_source *srcs = NULL;
-    size_t nsrcs = 0;
-    pt_cli_opt opts[] = {{NULL, 0, NULL}};
+    pt_cli_reply rep;
 
-    int rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, "webhook replay ID");
+    int rc = pt_cli_parse(argc, argv, NULL, pos, 1, 1, &npos, "webhook replay ID");
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (pt_cli_parse_long(pos[0], 1, INT64_MAX / 2, &id) != 0)
         return pt_cli_error("invalid event id '%s'", pos[0]);
-    if ((rc = pt_cli_open_store(datadir, &st)) != 0)
-        return rc;
-    if (pt_store_webhook_source_list(st, &srcs, &nsrcs) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        pt_store_close(st);
-        return rc;
-    }
-    pt_store_close(st);
-    if (pt_wh_open_embedded(datadir, &wh, err, sizeof(err)) != 0) {
-        pt_store_webhook_sources_free(srcs, nsrcs);
-        return pt_cli_error("%s", err);
-    }
-    pt_value p = {.type = PT_V_INT, .u.i = id};
-    rc = pt_wh_table_exists(wh, "webhooks", "events") == 1
-             ? pt_wh_exec(wh, "SELECT source FROM webhooks.events WHERE id = ?1", &p, 1, &cur)
-             : PT_ENOTFOUND;
-    char source[128] = "";
-    int found = rc == 0 && pt_wh_cursor_next(cur) == 1;
-    if (found) {
-        pt_value v;
-        pt_wh_cursor_value(cur, 0, &v);
-        snprintf(source, sizeof(source), "%.*s", (int)v.u.s.n, v.u.s.p);
-    }
-    pt_wh_cursor_free(cur);
-    cur = NULL;
-    const char *script = NULL;
-    for (size_t i = 0; i < nsrcs; i++)
-        if (strcmp(srcs[i].name, source) == 0)
-            script = srcs[i].script;
-    if (!found)
-        rc = pt_cli_error("no webhook event with id %ld", id);
-    else if (script == NULL)
-        rc = pt_cli_error("event %ld came in through %s%s%s, which has no --script to run", id,
-                          source[0] ? "source '" : "the install's own URL", source[0] ? source : "",
-                          source[0] ? "'" : "");
-    else if (pt_wh_exec(wh,
-                        "UPDATE webhooks.events SET status = 'pending', attempts = 0,"
-                        " last_error = NULL, next_attempt_at = 0 WHERE id = ?1",
-                        &p, 1, &cur) != 0)
-        rc = pt_cli_error("%s", pt_wh_errmsg(wh));
-    else {
-        printf("event %ld queued for script %s\n", id, script);
-        rc = PT_CLI_OK;
-    }
-    pt_wh_cursor_free(cur);
-    pt_wh_close(wh);
-    pt_store_webhook_sources_free(srcs, nsrcs);
-    return rc;
+    if (pt_cli_api_path(path, sizeof path, "webhooks", "events", pos[0], "replay", NULL) != 0 ||
+        (rc = pt_cli_api(datadir, "POST", path, NULL, NULL, &rep)) != 0)
+        return rc != 0 ? rc : pt_cli_error("invalid event id '%s'", pos[0]);
+    printf("event %ld queued for script %s\n", id,
+           json_string_value(json_object_get(rep.body, "script")));
+    pt_cli_reply_clear(&rep);
+    return PT_CLI_OK;
 }
 
 static int
@@ -282,8 +231,7 @@ source_add(const char *datadir, int argc, char **argv)
                          {NULL, 0, NULL}};
     char *pos[1], url[512];
     int npos = 0;
-    pt_store *st = NULL;
-    char *token = NULL;
+    pt_cli_reply rep;
 
     int rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos,
                           "webhook source add NAME [--verify github|stripe|hmac-sha256] "
@@ -293,72 +241,51 @@ source_add(const char *datadir, int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (header != NULL && (verify == NULL || strcmp(verify, "hmac-sha256") != 0))
         return pt_cli_error("--header applies to --verify hmac-sha256 only");
-    if ((rc = pt_cli_open_store(datadir, &st)) != 0)
+    json_t *body =
+        json_pack("{s:s, s:s*, s:s*, s:s*, s:s*, s:s*}", "name", pos[0], "verify", verify, "secret",
+                  secret, "header", header, "dedup_header", dedup, "script", script);
+    if ((rc = pt_cli_api(datadir, "POST", "/webhooks/sources", NULL, body, &rep)) != 0)
         return rc;
-    pt_webhook_source s = {.name = pos[0],
-                           .verify = (char *)(verify != NULL ? verify : "none"),
-                           .secret = (char *)secret,
-                           .header = (char *)header,
-                           .dedup_header = (char *)dedup,
-                           .script = (char *)script};
-    if (pt_store_webhook_source_add(st, &s) != 0 || pt_store_webhook_token(st, 1, &token) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        pt_store_close(st);
-        return rc;
-    }
     base_url(base, url, sizeof(url));
-    printf("%s/webhook/%s/%s\n", url, token, pos[0]);
-    free(token);
-    pt_store_close(st);
+    printf("%s%s\n", url,
+           json_string_value(json_object_get(json_object_get(rep.body, "webhook"), "path")));
+    pt_cli_reply_clear(&rep);
     return PT_CLI_OK;
 }
 
 static int
 source_list(const char *datadir, int argc, char **argv)
 {
+    static const pt_cli_col cols[] = {
+        {"NAME", "name", PT_CLI_COL_TEXT, NULL, NULL},
+        {"VERIFY", "verify", PT_CLI_COL_TEXT, NULL, NULL},
+        {"SECRET", "secret", PT_CLI_COL_TEXT, "-", NULL},
+        {"DEDUP HEADER", "dedup_header", PT_CLI_COL_TEXT, "-", NULL},
+        {"SCRIPT", "script", PT_CLI_COL_TEXT, "-", NULL},
+        {"CREATED", "created", PT_CLI_COL_TIME, "-", NULL},
+    };
     char *pos[1];
     int npos = 0;
-    pt_store *st = NULL;
-    pt_webhook_source *list = NULL;
-    size_t n = 0;
-    pt_cli_opt opts[] = {{NULL, 0, NULL}};
+    pt_cli_reply rep;
 
-    int rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, "webhook source list");
+    int rc = pt_cli_parse(argc, argv, NULL, pos, 0, 0, &npos, "webhook source list");
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if ((rc = pt_cli_open_store(datadir, &st)) != 0)
+    if ((rc = pt_cli_api(datadir, "GET", "/webhooks/sources", NULL, NULL, &rep)) != 0)
         return rc;
-    if (pt_store_webhook_source_list(st, &list, &n) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        pt_store_close(st);
-        return rc;
-    }
-    static const char *const heads[] = {"NAME",         "VERIFY", "SECRET",
-                                        "DEDUP HEADER", "SCRIPT", "CREATED"};
-    pt_cli_table *t = pt_cli_table_new_header(6, heads);
-    for (size_t i = 0; t != NULL && i < n; i++) {
-        pt_cli_table_adds(t, list[i].name);
-        pt_cli_table_adds(t, list[i].verify);
-        pt_cli_table_adds(t, list[i].secret != NULL ? list[i].secret : "-");
-        pt_cli_table_adds(t, list[i].dedup_header != NULL ? list[i].dedup_header : "-");
-        pt_cli_table_adds(t, list[i].script != NULL ? list[i].script : "-");
-        pt_cli_table_add_time(t, list[i].created, "-");
-    }
-    if (n > 0)
-        pt_cli_table_print(t, stdout, 1);
+    if (json_array_size(json_object_get(rep.body, "sources")) > 0)
+        rc = pt_cli_api_table(rep.body, "sources", cols, 6, 1);
     else
         fprintf(stderr, "no webhook sources (add one with 'portico webhook source add NAME')\n");
-    pt_cli_table_free(t);
-    pt_store_webhook_sources_free(list, n);
-    pt_store_close(st);
-    return PT_CLI_OK;
+    pt_cli_reply_clear(&rep);
+    return rc;
 }
 
 static int
 source_rm(const char *datadir, int argc, char **argv)
 {
-    return pt_cli_store_name_cmd(datadir, argc, argv, "webhook source rm NAME",
-                                 pt_store_webhook_source_rm, "removed webhook source ", "");
+    return pt_cli_api_name_cmd(datadir, argc, argv, "webhook source rm NAME", "DELETE",
+                               "webhooks/sources", "removed webhook source ", "");
 }
 
 static int
@@ -373,10 +300,10 @@ webhook_rotate(const char *datadir, int argc, char **argv)
     return url_or_rotate(datadir, argc, argv, 1);
 }
 
-static const pt_cli_sub source_subs[] = {{"add", NULL, source_add},
-                                         {"list", "ls", source_list},
-                                         {"rm", NULL, source_rm},
-                                         {NULL, NULL, NULL}};
+static const pt_cli_sub source_subs[] = {{"add", NULL, source_add, PT_CLI_REMOTE},
+                                         {"list", "ls", source_list, PT_CLI_REMOTE},
+                                         {"rm", NULL, source_rm, PT_CLI_REMOTE},
+                                         {NULL, NULL, NULL, 0}};
 
 static int
 webhook_source(const char *datadir, int argc, char **argv)
@@ -384,10 +311,14 @@ webhook_source(const char *datadir, int argc, char **argv)
     return pt_cli_dispatch("webhook source", source_usage, source_subs, datadir, argc, argv);
 }
 
-static const pt_cli_sub webhook_subs[] = {
-    {"url", NULL, webhook_url},       {"rotate", NULL, webhook_rotate},
-    {"events", NULL, webhook_events}, {"replay", NULL, webhook_replay},
-    {"source", NULL, webhook_source}, {NULL, NULL, NULL}};
+/* events has no route of its shape (ids after --since, oldest first, every column with
+ * --json; GET /webhooks/events pages newest first): data dir only. */
+static const pt_cli_sub webhook_subs[] = {{"url", NULL, webhook_url, PT_CLI_REMOTE},
+                                          {"rotate", NULL, webhook_rotate, PT_CLI_REMOTE},
+                                          {"events", NULL, webhook_events, 0},
+                                          {"replay", NULL, webhook_replay, PT_CLI_REMOTE},
+                                          {"source", NULL, webhook_source, PT_CLI_REMOTE},
+                                          {NULL, NULL, NULL, 0}};
 
 int
 pt_cli_webhook(const char *datadir, int argc, char **argv)

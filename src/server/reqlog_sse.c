@@ -99,7 +99,7 @@ tail_collect(sse_tail *t)
     /* Without after_id the query gives newest first: reverse to send oldest first. */
     for (size_t k = 0; k < n && rc == 0; k++) {
         const pt_reqlog_row *r = t->f.after_id > 0 ? &rows[k] : &rows[n - 1 - k];
-        json_t *o = pt_store_reqlog_row_json(r, 0);
+        json_t *o = pt_store_reqlog_row_json(r, t->f.with_output);
         char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (s == NULL)
@@ -180,11 +180,14 @@ pt_reqlog_sse_start(h2o_req_t *req, const char *datadir, const pt_reqlog_filter 
     pt_buf_init(&t->chunk, 0);
     t->f.status_min = f->status_min;
     t->f.status_max = f->status_max;
+    t->f.with_output = f->with_output;
     if ((f->endpoint != NULL && (t->endpoint = strdup(f->endpoint)) == NULL) ||
         (f->request_id != NULL && (t->request_id = strdup(f->request_id)) == NULL))
         return PT_ENOMEM;
     t->f.endpoint = t->endpoint;
     t->f.request_id = t->request_id;
+    if (last < 0 && f->after_id > 0)
+        last = f->after_id; /* ?after_id=: what the client saw last (the CLI's --follow) */
     if (last < 0) {
         /* From now on: after the newest row there is. */
         char err[256];

@@ -239,6 +239,9 @@ int pt_store_secret_name_valid(const char *name);
  * (pt_store_secret_rewrite): checked in the transaction that writes, so a row is never stored
  * under a key that a rotation has just retired; seal it again under the current key and retry. */
 int pt_store_secret_put(pt_store *st, const pt_secret *s);
+/* pt_store_secret_put for a new name only: PT_EEXIST when the name is taken (atomically: of
+ * two concurrent creates one wins, the other stores nothing). */
+int pt_store_secret_create(pt_store *st, const pt_secret *s);
 /* The fingerprint of the master key that the last rotation sealed every secret under, into out
  * (at least 17 bytes). Returns 0, PT_ENOTFOUND when no rotation has recorded one (every key is
  * accepted then), or another pt_err. */

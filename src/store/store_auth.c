@@ -439,8 +439,10 @@ pt_store_secret_key_id(pt_store *st, char *out, size_t outsz)
     return secret_key_read(st, out, outsz);
 }
 
-int
-pt_store_secret_put(pt_store *st, const pt_secret *s)
+/* pt_store_secret_put and pt_store_secret_create: stores s with sql (?1 name, ?2 key_id, ?3
+ * box, ?4 time), in the transaction that checks the current master key. */
+static int
+secret_write(pt_store *st, const pt_secret *s, const char *sql)
 {
     pt_db_stmt *stmt = NULL;
     char current[64];
@@ -468,12 +470,7 @@ pt_store_secret_put(pt_store *st, const pt_secret *s)
     }
     if (rc != 0 && rc != PT_ENOTFOUND)
         goto done;
-    rc =
-        pt_store_prepare(st,
-                         "INSERT INTO secrets(name, key_id, box, created, updated) "
-                         "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(name) DO UPDATE SET "
-                         "key_id = excluded.key_id, box = excluded.box, updated = excluded.updated",
-                         &stmt);
+    rc = pt_store_prepare(st, sql, &stmt);
     if (rc != 0)
         goto done;
     pt_db_bind_text(stmt, 1, s->name, (size_t)-1);
@@ -481,8 +478,27 @@ pt_store_secret_put(pt_store *st, const pt_secret *s)
     pt_db_bind_blob(stmt, 3, s->box, s->box_len);
     pt_db_bind_int64(stmt, 4, s->updated != 0 ? s->updated : (int64_t)time(NULL));
     rc = pt_store_run_stmt(st, stmt, "store secret");
+    if (rc == PT_EEXIST)
+        pt_store_seterr(st, "secret '%s' exists", s->name);
 done:
     return pt_store_finish(st, rc);
+}
+
+int
+pt_store_secret_put(pt_store *st, const pt_secret *s)
+{
+    return secret_write(st, s,
+                        "INSERT INTO secrets(name, key_id, box, created, updated) "
+                        "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(name) DO UPDATE SET "
+                        "key_id = excluded.key_id, box = excluded.box, updated = excluded.updated");
+}
+
+int
+pt_store_secret_create(pt_store *st, const pt_secret *s)
+{
+    return secret_write(st, s,
+                        "INSERT INTO secrets(name, key_id, box, created, updated) "
+                        "VALUES (?1, ?2, ?3, ?4, ?4)");
 }
 
 int

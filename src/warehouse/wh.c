@@ -159,6 +159,13 @@ pt_wh_kind(const pt_wh *wh)
     return wh->drv->kind;
 }
 
+void
+pt_wh_set_deadline(pt_wh *wh, double deadline)
+{
+    if (wh->drv->set_deadline != NULL)
+        wh->drv->set_deadline(wh, deadline);
+}
+
 const char *
 pt_wh_errmsg(const pt_wh *wh)
 {

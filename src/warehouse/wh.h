@@ -136,6 +136,12 @@ int pt_wh_pg_check(const char *dsn, char *err, size_t errsz);
 /* The connection's kind: "sqlite" or "postgres" (static string). */
 const char *pt_wh_kind(const pt_wh *wh);
 
+/* Stops whatever the connection runs once CLOCK_MONOTONIC passes `deadline` (seconds; 0: no
+ * deadline), even inside one long step that yields no row: the call in progress fails with
+ * PT_EDB and "statement timeout" in pt_wh_errmsg. SQLite only (a progress handler);
+ * PostgreSQL has statement_timeout, and this is a no-op there. */
+void pt_wh_set_deadline(pt_wh *wh, double deadline);
+
 /* Makes sure schema exists (SQLite: creates and ATTACHes DATA/warehouse/<conn>/<schema>.db;
  * PostgreSQL: creates it only when it is missing, so that a role without the CREATE privilege
  * on the database can still use a schema that exists). */

@@ -38,6 +38,8 @@ typedef struct pt_wh_driver {
     int (*catalog)(pt_wh *wh, const char *schema, const char *table, pt_wh_cat_level level,
                    pt_wh_catalog *cat);
     int (*drop_schema)(pt_wh *wh, const char *schema);
+    /* wh.h: pt_wh_set_deadline; NULL for drivers with their own statement timeout. */
+    void (*set_deadline)(pt_wh *wh, double deadline);
 } pt_wh_driver;
 
 /* The part of every connection that wh.c sees; drivers embed it as their first member. */

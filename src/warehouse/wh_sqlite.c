@@ -72,6 +72,7 @@ typedef struct sq_wh {
     size_t natt;
     size_t maxatt; /* the attach cap of this SQLite build */
     uint64_t seq;
+    double deadline; /* CLOCK_MONOTONIC seconds past which a statement is stopped; 0: none */
 } sq_wh;
 
 typedef struct sq_cursor {
@@ -144,7 +145,9 @@ map_error(sq_wh *w)
         pt_wh_set_error(&w->base, "schema %s not found", msg + 17);
         return PT_ENOTFOUND;
     }
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+    if (code == SQLITE_INTERRUPT && w->deadline > 0)
+        pt_wh_set_error(&w->base, "statement timeout: the query ran past its deadline");
+    else if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
         pt_wh_set_error(&w->base, "warehouse busy: %s (another process holds a write lock)", msg);
     else
         pt_wh_set_error(&w->base, "%s", msg);
@@ -1412,6 +1415,27 @@ static const char *const sqlite_types[][2] = {
     {"json", "JSON"},   {"bytes", "BLOB"},          {NULL, NULL},
 };
 
+/* sqlite3_progress_handler's callback: non-zero stops the statement (SQLITE_INTERRUPT). */
+static int
+sq_progress(void *arg)
+{
+    const sq_wh *w = arg;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9 > w->deadline;
+}
+
+static void
+sq_set_deadline(pt_wh *wh, double deadline)
+{
+    sq_wh *w = (sq_wh *)wh;
+
+    w->deadline = deadline;
+    /* Every 1000 virtual machine instructions: microseconds, even in a step yielding no row. */
+    sqlite3_progress_handler(w->db, deadline > 0 ? 1000 : 0, deadline > 0 ? sq_progress : NULL, w);
+}
+
 static const pt_wh_driver sqlite_driver = {
     .kind = "sqlite",
     .type_int = "INTEGER",
@@ -1435,4 +1459,5 @@ static const pt_wh_driver sqlite_driver = {
     .types = sqlite_types,
     .catalog = sq_catalog,
     .drop_schema = sq_drop_schema,
+    .set_deadline = sq_set_deadline,
 };

@@ -565,9 +565,16 @@ def assert_admin_error(resp, status, code, field=None):
 # Commands that run through the admin API (`portico --server URL ...`); the others are refused
 # remotely (exit 2) and run on the data dir.
 REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "rm"},
-                   "endpoint": {"add", "set", "list", "ls", "show", "rm"},
+                   "endpoint": {"add", "set", "list", "ls", "show", "rm", "test"},
                    "user": {"add", "list", "ls", "rm", "passwd", "role", "token"},
-                   "audit": None}
+                   "audit": None,
+                   "token": None,
+                   "apikey": None,
+                   "auth": None,
+                   "secret": {"set", "list", "ls", "rm"},
+                   "db": {"add", "list", "ls", "rm"},
+                   "webhook": {"url", "rotate", "replay", "source"},
+                   "logs": None}
 
 
 def is_remote_command(args):

@@ -235,6 +235,40 @@ def test_secrets_set_replace_rm_never_show_the_value(adm):
             404, "not_found")
 
 
+def test_secrets_concurrent_creates_of_one_name_one_wins(adm):
+    """Two creates of one name race: one 201, the other 409, one row, and the stored value is
+    the winner's (never the loser's, never a lost one)."""
+    import threading
+    values = [f"race-value-{i}" for i in range(8)]
+    clients = [adm.admin() for _ in values]
+    answers = [None] * len(values)
+    go = threading.Barrier(len(values))
+
+    def create(i):
+        go.wait()
+        answers[i] = clients[i].post("/secrets", json={"name": "raced", "value": values[i]})
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(values))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [i for i, r in enumerate(answers) if r.status_code == 201]
+    assert len(won) == 1, [r.status_code for r in answers]
+    for i, r in enumerate(answers):
+        if i not in won:
+            assert_admin_error(r, 409, "conflict", "name")
+    a = adm.admin()
+    rows = [s for s in a.get("/secrets").json()["secrets"] if s["name"] == "raced"]
+    assert len(rows) == 1 and rows[0]["updated"] == rows[0]["created"]
+    src = "def handler(request):\n    return {'v': pq.get_secret('raced')}\n"
+    assert a.post("/scripts", json={"name": "raced", "source": src}).status_code == 201
+    assert a.post("/endpoints", json={"name": "raced", "path": "/raced", "script": "raced",
+                                      "auth": "public"}).status_code == 201
+    assert wait_status(adm.server, "/raced", 200, {}).json() == {"v": values[won[0]]}
+    assert a.delete("/secrets/raced").status_code == 200
+
+
 def test_secrets_are_admin_only_and_refusals_change_nothing(adm):
     a = adm.admin()
     p = ["/secrets"]

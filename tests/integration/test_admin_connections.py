@@ -3,6 +3,8 @@ reason and nothing stored), list (never a password), rm, and browsing: schemas, 
 columns, first rows, and one read-only SELECT with a row cap and a timeout, on the embedded
 SQLite warehouse and on PostgreSQL (pgserver.py)."""
 
+import time
+
 import pytest
 
 import pgserver
@@ -101,6 +103,21 @@ def test_query_sqlite_read_only_with_a_cap(adm):
                        "bad_request", "sql")
 
 
+def test_query_sqlite_timeout_stops_a_step_without_rows(adm):
+    """A recursive CTE under an aggregate runs forever inside one step and yields no row: the
+    timeout must stop it there, not only between rows."""
+    v = as_role(adm, "viewer")
+    t0 = time.monotonic()
+    r = v.post("/connections/dw/query", timeout=60,
+               json={"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                            "SELECT max(x) FROM c", "timeout": 1})
+    assert_admin_error(r, 504, "timeout")
+    assert time.monotonic() - t0 < 30
+    # The connection is usable again at once.
+    r = v.post("/connections/dw/query", json={"sql": "SELECT 1 AS one"})
+    assert r.status_code == 200 and r.json()["rows"] == [[1]]
+
+
 def test_add_list_rm_sqlite_and_refusals(adm):
     a, e, v = adm.admin(), as_role(adm, "editor"), as_role(adm, "viewer")
     r = e.post("/connections", json={"name": "lake", "kind": "sqlite"})
@@ -123,7 +140,7 @@ def test_add_list_rm_sqlite_and_refusals(adm):
             "forbidden")
     refused(adm, lambda: v.delete("/connections/lake"), 403, "forbidden")
     refused(adm, lambda: e.delete("/connections/dw"), 409, "conflict")
-    assert e.delete("/connections/lake").json() == {"removed": "lake"}
+    assert e.delete("/connections/lake").json()["removed"] == "lake"
     refused(adm, lambda: e.delete("/connections/lake"), 404, "not_found")
     assert a.get("/audit").json()["entries"][0]["action"] == "DELETE /connections/{name}"
 

@@ -1,9 +1,9 @@
 """The CLI contract (issue 2, §2): init, script, endpoint, db, run; errors are one line, exit != 0.
 
 Every test runs three times (issue 9, §4; issue 11, §1): on the data dir, with the commands
-that work remotely (script, endpoint, user, audit) sent through `--server` to a running
-server's admin API, and on a data dir whose metadata store is PostgreSQL, with the same
-assertions."""
+that work remotely (script, endpoint, user, audit, token, apikey, auth, secret, ...) sent through
+`--server` to a running server's admin API, and on a data dir whose metadata store is
+PostgreSQL, with the same assertions."""
 
 import hashlib
 import json
@@ -276,11 +276,23 @@ def test_endpoint_duplicate_name_or_path_refused(hello, cli):
 
 # ---------------------------------------------------------------- db
 
-def test_db_add_list(cli):
+def test_db_add_list(portico, cli):
     assert re.search(r"\bdw\b", cli("db", "list").stdout)
-    cli("db", "add", "wh2", "--sqlite")
+    assert cli("db", "add", "wh2", "--sqlite").stdout.startswith("connection wh2 added (sqlite, ")
     listing = cli("db", "list").stdout
+    assert listing.splitlines()[0].split() == ["NAME", "KIND", "LOCATION"]
     assert re.search(r"\bdw\b", listing) and re.search(r"\bwh2\b", listing), listing
+    lake = os.path.realpath(os.path.join(portico.scratch, "lake"))
+    os.makedirs(lake)
+    assert cli("db", "add", "lake", "--sqlite", lake).stdout == \
+        f"connection lake added (sqlite, {lake})\n"
+    cp = cli("db", "add", "lake", "--sqlite", check=False)
+    assert cp.returncode == 1 and "already exists" in assert_cli_error(cp)
+    assert_cli_error(cli("db", "add", "dw", "--sqlite", check=False), "built-in")
+    assert cli("db", "rm", "lake").stdout == f"connection lake removed (its data stays in {lake})\n"
+    cp = cli("db", "rm", "lake", check=False)
+    assert cp.returncode == 1 and "lake" in assert_cli_error(cp)
+    assert "lake" not in cli("db", "list").stdout
 
 
 def test_db_import_csv_and_query(portico, cli):
@@ -410,6 +422,96 @@ def test_user_commands(portico, cli):
     assert cp.returncode == 1 and "no user" in assert_cli_error(cp)
 
 
+def test_token_apikey_secret_auth_commands(portico, cli):
+    """The install's JWTs, API keys, secrets and trusted issuers: the same output and exit
+    statuses on the data dir and through --server."""
+    portico.add_script("who", "def handler(request):\n    return 1\n")
+    portico.add_endpoint("who", "/who", script="who", auth="jwt")
+    cp = cli("token", "create", "--name", "ci", "--expires", "1d", "--endpoint", "who",
+             "--rate", "10/min")
+    assert cp.stdout.count(".") == 2 and re.match(r"token [0-9a-f]{16} \(name ci\) created; "
+                                                  r"expires \d{4}-", cp.stderr)
+    tid = cp.stderr.split()[1]
+    rows = cli("token", "list").stdout.splitlines()
+    assert rows[0].split() == ["ID", "NAME", "CREATED", "EXPIRES", "SCOPE", "RATE", "REVOKED",
+                               "LAST", "USED"]
+    row = [r for r in rows if r.startswith(tid)][0]
+    assert " ci " in row and " who " in row and " 10/min " in row and row.endswith("never")
+    assert_cli_error(cli("token", "create", "--expires", "soon", check=False), "--expires")
+    assert_cli_error(cli("token", "create", "--endpoint", "nope", check=False), "nope")
+    assert cli("token", "revoke", tid).stdout == f"token {tid} revoked\n"
+    cp = cli("token", "revoke", "0000000000000000", check=False)
+    assert cp.returncode == 1 and assert_cli_error(cp)
+
+    cp = cli("apikey", "create", "partner", "--endpoint", "who")
+    key = cp.stdout.strip()
+    assert len(key) > 20 and "API key partner created (id " in cp.stderr
+    row = cli("apikey", "ls").stdout.splitlines()[1]
+    assert row.split()[:3] == ["partner", row.split()[1], key[:len(row.split()[2]) - 3] + "..."]
+    cp = cli("apikey", "create", "partner", check=False)
+    assert cp.returncode == 1 and assert_cli_error(cp)
+    assert_cli_error(cli("apikey", "create", "bad name", check=False), "invalid")
+    assert cli("apikey", "revoke", "partner").stdout == "API key partner revoked\n"
+
+    cp = cli("secret", "set", "db password", input="s3cret value\n")
+    assert re.fullmatch(r"secret db password stored \(12 bytes, encrypted under master key "
+                        r"\S+\)\n", cp.stdout), cp.stdout
+    assert cli("secret", "set", "db password", "--value", "other").stdout.startswith(
+        "secret db password stored (5 bytes")
+    listing = cli("secret", "list").stdout
+    assert listing.splitlines()[0].split() == ["NAME", "CREATED", "UPDATED"]
+    assert "db password" in listing and "s3cret" not in listing and "other" not in listing
+    assert_cli_error(cli("secret", "set", "x", input="", check=False), "empty")
+    assert cli("secret", "rm", "db password").stdout == "secret db password removed\n"
+    assert_cli_error(cli("secret", "rm", "db password", check=False), "db password")
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    jwk.update(kid="ec-1", use="sig")
+    jwks = portico.write("jwks.json", json.dumps({"keys": [jwk]}))
+    out = cli("auth", "trust", "--issuer", "https://idp.example", "--jwks", jwks,
+              "--audience", "api").stdout
+    assert out.startswith("trusting tokens from https://idp.example for audience api with 1 key:\n"
+                          "  ") and "ec-1" in out
+    rows = cli("auth", "list").stdout.splitlines()
+    assert rows[0].split() == ["ISSUER", "AUDIENCE", "KEYS", "TRUSTED", "SINCE"]
+    assert rows[1].split()[:3] == ["https://idp.example", "api", "1"]
+    bad = portico.write("bad.json", "{\"keys\": 1}")
+    assert_cli_error(cli("auth", "trust", "--issuer", "x", "--jwks", bad, check=False), bad)
+    assert cli("auth", "untrust", "https://idp.example").stdout == \
+        "tokens from https://idp.example are no longer accepted\n"
+    assert_cli_error(cli("auth", "untrust", "https://idp.example", check=False))
+    assert len(cli("auth", "list").stdout.splitlines()) == 1
+
+
+def test_webhook_url_rotate_sources_replay(portico, cli):
+    env = {"PORTICO_URL": "https://api.example.com/"}
+    url = cli("webhook", "url", env=env).stdout.strip()
+    assert re.fullmatch(r"https://api\.example\.com/webhook/\S+", url), url
+    assert cli("webhook", "url", "--base", "http://h:1").stdout.strip() == \
+        "http://h:1" + url[len("https://api.example.com"):]
+    cp = cli("webhook", "rotate", env=env)
+    assert cp.stdout.strip() != url and "no longer accepts events" in cp.stderr
+    url = cp.stdout.strip()
+    assert cli("webhook", "url", env=env).stdout.strip() == url
+    portico.add_script("hook", "def handler(request):\n    return 1\n")
+    cp = cli("webhook", "source", "add", "gh", "--script", "hook", env=env)
+    assert cp.stdout == url + "/gh\n"
+    assert_cli_error(cli("webhook", "source", "add", "gh", check=False), "gh")
+    assert_cli_error(cli("webhook", "source", "add", "x", "--header", "H", check=False),
+                     "--header")
+    rows = cli("webhook", "source", "list").stdout.splitlines()
+    assert rows[0].split() == ["NAME", "VERIFY", "SECRET", "DEDUP", "HEADER", "SCRIPT", "CREATED"]
+    assert rows[2].split()[:5] == ["gh", "none", "-", "-", "hook"]
+    assert_cli_error(cli("webhook", "replay", "99", check=False), "99")
+    assert_cli_error(cli("webhook", "replay", "x", check=False), "invalid event id")
+    assert cli("webhook", "source", "rm", "gh").stdout == "removed webhook source gh\n"
+    assert_cli_error(cli("webhook", "source", "rm", "gh", check=False), "gh")
+    cp = cli("webhook", "source", "list")
+    assert cp.stdout == "" and "no webhook sources" in cp.stderr
+
+
 def test_audit_records_cli_changes(portico, cli, cli_mode):
     portico.add_script("aud", "def handler(request):\n    return 1\n")
     cli("script", "rm", "aud")
@@ -463,7 +565,11 @@ def test_same_output_on_the_data_dir_and_through_the_server(remote):
                  ("endpoint", "list"), ("endpoint", "show", "same"), ("user", "list"),
                  ("audit", "--json"), ("audit", "--limit", "3"),
                  ("script", "show", "nope"), ("endpoint", "rm", "nope"),
-                 ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss")]:
+                 ("script", "rollback", "same", "7"), ("user", "role", "ann", "boss"),
+                 ("token", "list"), ("apikey", "list"), ("secret", "list"), ("auth", "list"),
+                 ("token", "revoke", "nope"), ("secret", "rm", "nope"),
+                 ("auth", "untrust", "nope"), ("db", "list"), ("db", "rm", "nope"),
+                 ("webhook", "url"), ("webhook", "source", "list"), ("webhook", "replay", "7")]:
         local = remote.cli_local(*args, check=False)
         far = remote.cli_remote(*args, check=False)
         assert (far.returncode, far.stdout, far.stderr) == \
@@ -475,9 +581,9 @@ def test_remote_connection_and_token_errors(remote, tmp_path):
     cp = run_cli(None, "--server", f"http://127.0.0.1:{free_port_closed()}", "script", "list",
                  env={"PORTICO_TOKEN": remote.token}, cwd=cwd, check=False)
     assert cp.returncode == 1 and "cannot reach" in assert_cli_error(cp)
-    cp = run_cli(None, "--server", "https://127.0.0.1:1", "script", "list",
+    cp = run_cli(None, "--server", "ftp://127.0.0.1:1", "script", "list",
                  env={"PORTICO_TOKEN": remote.token}, cwd=cwd, check=False)
-    assert cp.returncode == 1 and "https" in assert_cli_error(cp)
+    assert cp.returncode == 1 and "https://" in assert_cli_error(cp)
     cp = run_cli(None, "--server", remote.server.admin_url, "script", "list", cwd=cwd,
                  env={"PORTICO_TOKEN": ""}, check=False)
     assert cp.returncode == 1 and "PORTICO_TOKEN" in assert_cli_error(cp)
@@ -507,8 +613,9 @@ def test_remote_role_is_the_tokens(remote):
     assert cp.returncode == 1 and "admin" in assert_cli_error(cp)
 
 
-@pytest.mark.parametrize("args", [("db", "list"), ("token", "list"), ("apikey", "list"),
-                                  ("secret", "list"), ("auth", "list"), ("webhook", "url"),
+@pytest.mark.parametrize("args", [("db", "import", "dw", "s", "t", "f.csv"),
+                                  ("db", "query", "dw", "SELECT 1"),
+                                  ("secret", "rotate-master"), ("webhook", "events"),
                                   ("runs",), ("script", "rename", "a", "b")])
 def test_not_available_remotely_yet(remote, args):
     cp = remote.cli_remote(*args, check=False)
@@ -528,3 +635,112 @@ def free_port_closed():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- https (--server https://...)
+
+class TLSProxy:
+    """A TLS-terminating TCP proxy in front of the admin listener, with a self-signed
+    certificate for 127.0.0.1 made by `openssl req` (the server has no TLS listener yet)."""
+
+    def __init__(self, tmp_path, target_url):
+        import socket
+        import ssl
+        import subprocess
+        import threading
+        from urllib.parse import urlsplit
+        self.cert = str(tmp_path / "cert.pem")
+        key = str(tmp_path / "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", self.cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, key)
+        t = urlsplit(target_url)
+        self.target = (t.hostname, t.port)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        import threading
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(raw, socket), daemon=True).start()
+
+    def handle(self, raw, socket):
+        try:
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+        except OSError:
+            raw.close()  # a client that refused the certificate
+            return
+        up = socket.create_connection(self.target)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v)
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            up.sendall(head + b"\r\n\r\n" + rest)
+            while True:
+                chunk = up.recv(65536)
+                if not chunk:
+                    break
+                conn.sendall(chunk)
+            conn.unwrap()
+        except OSError:
+            pass
+        finally:
+            up.close()
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def tls(remote, tmp_path):
+    proxy = TLSProxy(tmp_path, remote.server.admin_url)
+    yield proxy
+    proxy.close()
+
+
+def test_https_server_with_cacert_or_portico_ca_file(remote, tls, tmp_path):
+    cwd = str(tmp_path)
+    env = {"PORTICO_TOKEN": remote.token}
+    want = remote.cli_remote("script", "list").stdout
+    cp = run_cli(None, "--server", tls.url, "--cacert", tls.cert, "script", "list", env=env,
+                 cwd=cwd)
+    assert cp.stdout == want
+    cp = run_cli(None, "--server", tls.url, "token", "list", cwd=cwd,
+                 env=dict(env, PORTICO_CA_FILE=tls.cert))
+    assert cp.stdout.split()[:2] == ["ID", "NAME"]
+    # Not trusted by the system store: one clear line, exit 1, nothing done.
+    cp = run_cli(None, "--server", tls.url, "secret", "set", "s", "--value", "v", env=env,
+                 cwd=cwd, check=False)
+    assert cp.returncode == 1
+    assert "certificate verify failed" in assert_cli_error(cp, "TLS", "--cacert")
+    assert "s " not in remote.cli_local("secret", "list").stdout
+    cp = run_cli(None, "--server", tls.url, "--cacert", str(tmp_path / "none.pem"), "script",
+                 "list", env=env, cwd=cwd, check=False)
+    assert cp.returncode == 1 and "none.pem" in assert_cli_error(cp, "CA file")
+    # https to a plain-HTTP listener: a TLS error, not a hang.
+    cp = run_cli(None, "--server", remote.server.admin_url.replace("http://", "https://"),
+                 "--cacert", tls.cert, "script", "list", env=env, cwd=cwd, check=False)
+    assert cp.returncode == 1 and assert_cli_error(cp, "TLS")

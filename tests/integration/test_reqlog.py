@@ -9,7 +9,8 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, AdminClient, AdminServer, assert_cli_error, rid_of
+from conftest import (BIN, AdminClient, AdminServer, assert_cli_error, rid_of,
+                      start_remote_portico)
 
 WAIT = 10  # seconds a row may take to reach the file (a writer commits every 200 ms)
 
@@ -278,6 +279,43 @@ def test_follow_prints_requests_made_after_it_started(portico, srv):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_logs_through_the_server_and_follow_over_sse(portico):
+    """`portico --server URL logs`: the same output as on the data dir, and --follow over the
+    admin API's live tail (Server-Sent Events)."""
+    portico.publish("printer", PRINTER)
+    portico.publish("failing", FAILING)
+    remote = start_remote_portico(portico)
+    try:
+        srv = remote.server
+        before = rid_of(srv.get("/printer?who=before"))
+        failed = rid_of(srv.get("/failing"))
+        by_request_id(portico, failed)
+        for args in (("--request-id", before), ("--request-id", failed), ("--status", "5xx"),
+                     ("--json", "--endpoint", "printer"), ("--limit", "1"),
+                     ("--status", "6xx"), ("--since", "soon")):
+            local = remote.cli_local("logs", *args, check=False)
+            far = remote.cli_remote("logs", *args, check=False)
+            assert (far.returncode, far.stdout, far.stderr) == \
+                (local.returncode, local.stdout, local.stderr), args
+        assert "  ! " in remote.cli_remote("logs", "--request-id", failed).stdout
+        proc = subprocess.Popen([BIN, "--server", srv.admin_url, "logs", "--follow", "--json",
+                                 "--endpoint", "printer", "--limit", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PORTICO_TOKEN=remote.token),
+                                cwd=remote.nowhere)
+        try:
+            assert json.loads(read_line(proc))["request_id"] == before
+            srv.get("/failing")  # filtered out
+            after = rid_of(srv.get("/printer?who=after"))
+            row = json.loads(read_line(proc))
+            assert row["request_id"] == after and row["printed"][0] == "hello after"
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        remote.close()
 
 
 def read_line(proc, timeout=WAIT):

@@ -1,11 +1,11 @@
-"""Test runs (issue 9, section 5): `portico endpoint test` on the data dir, and the admin API's
-POST /endpoints/{name}/test and POST /scripts/test, through the real worker runtime, publishing
-nothing."""
+"""Test runs (issue 9, section 5): `portico endpoint test` on the data dir and through --server
+(every CLI test runs in both modes), and the admin API's POST /endpoints/{name}/test and POST
+/scripts/test, through the real worker runtime, publishing nothing."""
 import json
 
 import pytest
 
-from conftest import assert_cli_error
+from conftest import assert_cli_error, make_portico, start_remote_portico
 from test_reqlog import admin, client  # noqa: F401 (admin is a fixture)
 
 PRINTS = """
@@ -30,6 +30,18 @@ def handler(request):
     while True:
         time.sleep(0.01)
 """
+
+
+@pytest.fixture
+def portico(tmp_path, cli_mode):
+    """A fresh data dir; in "server" mode `endpoint test` goes through --server."""
+    p = make_portico(tmp_path)
+    if cli_mode == "datadir":
+        yield p
+        return
+    remote = start_remote_portico(p)
+    yield remote
+    remote.close()
 
 
 def run_test(portico, *args, check=False):
@@ -84,8 +96,13 @@ def test_a_handler_that_raises(portico):
     assert "missing" not in r["body"]  # the answer is what a client would get
 
 
-def test_a_handler_that_times_out(portico):
+def test_a_handler_that_times_out(portico, cli_mode):
     portico.publish("slow", SLOW)
+    if cli_mode == "server":
+        # The server's runtime runs it, with the server's --timeout.
+        cp = run_test(portico, "slow", "--timeout", "0.5")
+        assert cp.returncode == 1 and "serve --timeout" in assert_cli_error(cp, "--timeout")
+        return
     cp = run_test(portico, "slow", "--timeout", "0.5", "--json")
     assert cp.returncode == 1
     r = json.loads(cp.stdout)
