@@ -17,17 +17,25 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
                         "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
                         "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
                         "[--admin-listen HOST:PORT|off] [--session-idle DURATION] "
-                        "[--log-max-age 7d] [--log-max-rows N]";
+                        "[--log-max-age 7d] [--log-max-rows N] [--cache-size MiB]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
-    const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
-    pt_cli_opt opts[] = {{"--listen", 1, &listen},           {"--workers", 1, &workers},
-                         {"--threads", 1, &threads},         {"--timeout", 1, &timeout},
-                         {"--worker-memory", 1, &memory},    {"--max-body", 1, &body},
-                         {"--max-header", 1, &header},       {"--webhook-attempts", 1, &attempts},
-                         {"--webhook-backoff", 1, &backoff}, {"--admin-listen", 1, &admin},
-                         {"--session-idle", 1, &idle},       {"--log-max-age", 1, &log_age},
-                         {"--log-max-rows", 1, &log_rows},   {NULL, 0, NULL}};
+    const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL, *csize = NULL;
+    pt_cli_opt opts[] = {{"--listen", 1, &listen},
+                         {"--workers", 1, &workers},
+                         {"--threads", 1, &threads},
+                         {"--timeout", 1, &timeout},
+                         {"--worker-memory", 1, &memory},
+                         {"--max-body", 1, &body},
+                         {"--max-header", 1, &header},
+                         {"--webhook-attempts", 1, &attempts},
+                         {"--webhook-backoff", 1, &backoff},
+                         {"--admin-listen", 1, &admin},
+                         {"--session-idle", 1, &idle},
+                         {"--log-max-age", 1, &log_age},
+                         {"--log-max-rows", 1, &log_rows},
+                         {"--cache-size", 1, &csize},
+                         {NULL, 0, NULL}};
     pt_server_config cfg;
     pt_store *st = NULL;
     char *pos[1];
@@ -92,6 +100,10 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --worker-memory '%s' (MiB, for example 512)", memory);
     if (body != NULL && (pt_config_parse_mib(body, &cfg.max_body) != 0 || cfg.max_body == 0))
         return pt_cli_error("invalid --max-body '%s' (MiB, for example 10)", body);
+    if (csize != NULL &&
+        (pt_config_parse_mib(csize, &cfg.cache_size) != 0 || cfg.cache_size < PT_CACHE_SIZE_MIN ||
+         cfg.cache_size > ((size_t)64 << 30)))
+        return pt_cli_error("invalid --cache-size '%s' (MiB, 1 to 65536, for example 64)", csize);
     if (attempts != NULL) {
         if (pt_cli_parse_long(attempts, 1, 100, &n) != 0)
             return pt_cli_error("invalid --webhook-attempts '%s' (1 to 100)", attempts);
