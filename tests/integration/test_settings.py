@@ -137,7 +137,7 @@ def test_timeout_and_body_limit_override_the_server(portico, server):
     portico.cli("endpoint", "set", "echo", "--max-body", "3MiB")
     portico.cli("endpoint", "set", "small", "--max-body", "1KiB")
     s = server("--timeout", "30", "--max-body", "1")
-    r = s.get("/slow?s=5", timeout=10)
+    r = s.get("/slow?s=1", timeout=10)
     assert r.status_code == 504
     big = b"x" * (2 << 20)  # over serve's 1 MiB, under the endpoint's 3 MiB
     r = s.post("/echo", data=big, timeout=10)
