@@ -14,6 +14,8 @@
 #            0.5 s (bench/blocking.py); Portico and uWSGI (2 processes x 100 threads), and
 #            Portico's RSS per waiting request (targets: >= 360 req/s for 200 sleepers, hello
 #            p99 < 20 ms, no errors)
+#   cache    the rows endpoint with `--cache 1h` (answered from the shared response cache) and
+#            hello on the same server, alternated (target: cached rows >= 90% of hello's req/s)
 #
 # Every section uses 2 workers / processes and wrk with keep-alive, alternating the servers
 # RUNS times in the same run, and prints req/s and server CPU microseconds per request with
@@ -23,7 +25,7 @@ BIN=${1:?usage: bench/run.sh PATH/TO/portico}
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-50}
-SECTIONS=${SECTIONS:-hello rows webhook crash tls blocking}
+SECTIONS=${SECTIONS:-hello rows webhook crash tls blocking cache}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
@@ -57,7 +59,8 @@ rss_of() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# serve_portico DATA LOG: starts `portico serve` on a free port; sets PPORT and PPID_.
+# serve_portico DATA LOG: starts `portico serve` on a free port (no admin listener: its
+# default port may be taken); sets PPORT and PPID_.
 serve_portico() {
     PPORT=$(free_port)
     PORTICO_LOG=warn "$BIN" --data "$1" serve --listen "127.0.0.1:$PPORT" --workers 2 \
@@ -294,8 +297,48 @@ for section in $SECTIONS; do
         echo "memory   portico  200 waiting requests: RSS $rss_idle -> $rss_during KiB," \
             "$(((rss_during - rss_idle) / 200)) KiB per waiting request"
         ;;
+    cache)
+        echo "== cache: 100 cached rows beside hello on one server, $head =="
+        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
+        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
+            >/dev/null 2>&1 || true
+        if ! "$BIN" --data "$D" endpoint show rows >/dev/null 2>&1; then
+            "$BIN" --data "$D" run "$HERE/rows_setup.py"
+            "$BIN" --data "$D" script add rows "$HERE/rows.py" >/dev/null
+            "$BIN" --data "$D" endpoint add rows --path /rows --script rows --auth public >/dev/null
+        fi
+        "$BIN" --data "$D" endpoint add rows_cached --path /rows_cached --script rows \
+            --auth public --cache 1h >/dev/null
+        serve_portico "$D" "$WORK/portico-cache.log"
+        wait_http "http://127.0.0.1:$PPORT/hello"
+        curl -fs -o /dev/null "http://127.0.0.1:$PPORT/rows_cached"
+        hdrs=$(curl -fs -D - -o /dev/null "http://127.0.0.1:$PPORT/rows_cached")
+        case "$hdrs" in
+        *"x-cache: HIT"*) ;;
+        *) echo "bench: the second GET of /rows_cached was not a cache hit" >&2; exit 1 ;;
+        esac
+        : >"$WORK/h.txt"
+        : >"$WORK/c.txt"
+        $PY "$HERE/measure.py" "http://127.0.0.1:$PPORT/hello" "$PPID_" 1 "$CONNS" 2 >/dev/null
+        for i in $(seq "$RUNS"); do
+            for which in hello rows_cached; do
+                r=$($PY "$HERE/measure.py" "http://127.0.0.1:$PPORT/$which" "$PPID_" \
+                    "$SECONDS_PER_RUN" "$CONNS" 2)
+                [ $which = hello ] && echo "$r" >>"$WORK/h.txt" || echo "$r" >>"$WORK/c.txt"
+                set -- $r
+                printf "run %d  %-11s %8s req/s  %7s us CPU/req  non-2xx %s\n" "$i" "$which" \
+                    "$1" "$2" "$3"
+            done
+        done
+        H_RPS=$(cut -d' ' -f1 "$WORK/h.txt" | median)
+        C_RPS=$(cut -d' ' -f1 "$WORK/c.txt" | median)
+        echo "median   hello $H_RPS req/s, cached rows $C_RPS req/s"
+        awk -v c="$C_RPS" -v h="$H_RPS" \
+            'BEGIN {printf "ratio    cached rows/hello %.2fx   (target >= 0.90)\n", c/h}'
+        ;;
     *)
-        echo "bench: unknown section '$section' (hello, rows, webhook, crash, tls, blocking)" >&2
+        echo "bench: unknown section '$section'" \
+            "(hello, rows, webhook, crash, tls, blocking, cache)" >&2
         exit 2
         ;;
     esac

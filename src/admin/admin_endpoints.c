@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "admin/admin_epset.h"
 #include "core/err.h"
 #include "core/http.h"
 
@@ -17,9 +18,9 @@ endpoint_json(const pt_endpoint *ep)
     json_t *arr = json_array();
     for (char *tok = strtok(methods, ", "); arr != NULL && tok != NULL; tok = strtok(NULL, ", "))
         json_array_append_new(arr, json_string(tok));
-    return json_pack("{s:s, s:s, s:o*, s:s, s:s, s:I}", "name", ep->name, "path", ep->path,
+    return json_pack("{s:s, s:s, s:o*, s:s, s:s, s:I, s:o*}", "name", ep->name, "path", ep->path,
                      "methods", arr, "script", ep->script, "auth", ep->auth, "created",
-                     (json_int_t)ep->created);
+                     (json_int_t)ep->created, "settings", pt_admin_epset_json(&ep->settings));
 }
 
 /* Reads the body's path, script, auth and methods into ep (strings borrowed from the body),
@@ -116,8 +117,9 @@ audit_of(const pt_endpoint *ep)
 {
     char methods[128];
     pt_http_format_methods(ep->methods, methods, sizeof methods);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "endpoint", ep->name, "path", ep->path, "script",
-                     ep->script, "auth", ep->auth, "methods", methods);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o*}", "endpoint", ep->name, "path", ep->path,
+                     "script", ep->script, "auth", ep->auth, "methods", methods, "settings",
+                     pt_admin_epset_json(&ep->settings));
 }
 
 static int
@@ -133,10 +135,16 @@ add(pt_admin_call *c, pt_admin_reply *r)
                              "invalid endpoint name (letters, digits, _ . -; at most 64)");
     if ((rc = read_fields(c, r, &ep, 1)) != 0)
         return rc;
+    if ((rc = pt_admin_epset_read(c, r, &ep.settings, ep.auth)) != 0) {
+        pt_epset_clear(&ep.settings);
+        return rc;
+    }
     ep.name = (char *)name;
     rc = pt_store_endpoint_add(c->store, &ep);
-    if (rc != 0)
+    if (rc != 0) {
+        pt_epset_clear(&ep.settings);
         return add_failed(c, r, rc);
+    }
     r->status = 201;
     pt_endpoint now;
     if (pt_store_endpoint_get(c->store, name, &now) == 0) {
@@ -146,6 +154,7 @@ add(pt_admin_call *c, pt_admin_reply *r)
         r->body = endpoint_json(&ep);
     }
     c->audit = audit_of(&ep);
+    pt_epset_clear(&ep.settings);
     return 0;
 }
 
@@ -159,7 +168,14 @@ set(pt_admin_call *c, pt_admin_reply *r)
     if (rc != 0)
         return pt_admin_fail_store(r, c->store, rc, NULL);
     ep = old;
+    /* ep's own copy of the settings: reading the body replaces parts of it. */
+    if (pt_epset_copy(&ep.settings, &old.settings) != 0) {
+        rc = pt_admin_fail(r, 503, "unavailable", NULL, "out of memory");
+        goto done;
+    }
     if ((rc = read_fields(c, r, &ep, 0)) != 0)
+        goto done;
+    if ((rc = pt_admin_epset_read(c, r, &ep.settings, ep.auth)) != 0)
         goto done;
     if ((rc = pt_store_endpoint_set(c->store, &ep)) != 0) {
         rc = pt_admin_fail_store(r, c->store, rc,
@@ -177,6 +193,7 @@ set(pt_admin_call *c, pt_admin_reply *r)
         c->audit = audit_of(&ep);
     }
 done:
+    pt_epset_clear(&ep.settings);
     pt_endpoint_clear(&old);
     return rc;
 }
@@ -195,10 +212,10 @@ rm(pt_admin_call *c, pt_admin_reply *r)
 const pt_admin_route pt_admin_endpoints_routes[] = {
     {"GET", "/endpoints", PT_ROLE_VIEWER, list, "List endpoints"},
     {"POST", "/endpoints", PT_ROLE_EDITOR, add,
-     "Publish an endpoint {name, path, script, auth, methods}"},
+     "Publish an endpoint {name, path, script, auth, methods, settings}"},
     {"GET", "/endpoints/{name}", PT_ROLE_VIEWER, show, "Show one endpoint"},
     {"PATCH", "/endpoints/{name}", PT_ROLE_EDITOR, set,
-     "Change an endpoint's path, script, auth or methods"},
+     "Change an endpoint's path, script, auth, methods or settings"},
     {"DELETE", "/endpoints/{name}", PT_ROLE_EDITOR, rm, "Unpublish an endpoint"},
     {NULL, NULL, PT_ROLE_NONE, NULL, NULL},
 };

@@ -330,6 +330,14 @@ cell_of(json_t *o, const pt_cli_col *col, pt_buf *b)
         free(text);
         break;
     }
+    case PT_CLI_COL_FN: {
+        char cell[4096];
+        cell[0] = '\0';
+        col->format(o, cell, sizeof cell);
+        present = cell[0] != '\0';
+        bad = present && pt_buf_puts(b, cell) != 0;
+        break;
+    }
     case PT_CLI_COL_TEXT:
     default:
         if (json_is_integer(v))

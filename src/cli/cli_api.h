@@ -68,16 +68,20 @@ enum pt_cli_col_kind {
     PT_CLI_COL_TIME_MS,  /* unix milliseconds, likewise */
     PT_CLI_COL_LIST,     /* an array of strings joined with ',' */
     PT_CLI_COL_JSON,     /* any JSON value, compact */
+    PT_CLI_COL_FN,       /* what `format` writes from the whole row (field unused) */
 };
 
 /* One column of a list: its header, the row member it shows, how, the cell when the member
- * is missing, null, "", 0 or [] (NULL: ""), and text appended to a present value (or NULL). */
+ * is missing, null, "", 0 or [] (NULL: ""), text appended to a present value (or NULL), and
+ * for PT_CLI_COL_FN the function that writes the cell from the row (borrowed) into out (at
+ * most outsz bytes, NUL-terminated; "" counts as missing). */
 typedef struct pt_cli_col {
     const char *head;
     const char *field;
     enum pt_cli_col_kind kind;
     const char *none;
     const char *suffix;
+    void (*format)(json_t *row, char *out, size_t outsz);
 } pt_cli_col;
 
 /* Prints the array `member` of body (borrowed), one row per object, as a table with the

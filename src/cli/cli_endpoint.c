@@ -9,6 +9,7 @@
 #include "admin/admin_tests.h"
 #include "cli/cli.h"
 #include "cli/cli_api.h"
+#include "cli/cli_epset.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/request.h"
@@ -19,9 +20,11 @@
 
 static const char endpoint_usage[] =
     "endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey [--method GET,POST] "
-    "| set NAME [--path PATH] [--script SCRIPT] [--auth AUTH] [--method M,...] | list | "
+    "[SETTINGS] | set NAME [--path PATH] [--script SCRIPT] [--auth AUTH] [--method M,...] "
+    "[SETTINGS] | list | "
     "show NAME | rm NAME | test NAME [--method M] [--path P] [--query a=1]... "
-    "[--header 'K: V']... [--data @FILE|TEXT] [--json]";
+    "[--header 'K: V']... [--data @FILE|TEXT] [--json]\n"
+    "SETTINGS: " PT_CLI_EPSET_USAGE;
 
 /* The server's base URL for display: $PORTICO_URL, else the default listen address. */
 static void
@@ -110,15 +113,18 @@ static int
 endpoint_add(const char *datadir, int argc, char **argv)
 {
     const char *usage = "endpoint add NAME --path PATH --script SCRIPT --auth public|jwt|apikey "
-                        "[--method GET,POST]";
+                        "[--method GET,POST] " PT_CLI_EPSET_USAGE;
     const char *path = NULL, *script = NULL, *auth = NULL, *method = NULL;
-    pt_cli_opt opts[] = {{"--path", 1, &path},     {"--script", 1, &script},  {"--auth", 1, &auth},
-                         {"--method", 1, &method}, {"--methods", 1, &method}, {NULL, 0, NULL}};
+    pt_cli_epset es = {0};
+    pt_cli_opt opts[6 + PT_CLI_EPSET_NOPTS] = {{"--path", 1, &path},      {"--script", 1, &script},
+                                               {"--auth", 1, &auth},      {"--method", 1, &method},
+                                               {"--methods", 1, &method}, {NULL, 0, NULL}};
     pt_cli_reply rep;
     json_t *body = NULL;
     char *pos[1];
     int npos = 0, rc;
 
+    pt_cli_epset_opts(&es, &opts[5]);
     rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -132,6 +138,10 @@ endpoint_add(const char *datadir, int argc, char **argv)
                             "use --auth public, jwt or apikey");
     if ((rc = endpoint_body(path, script, auth, method, &body)) != 0)
         return rc;
+    if ((rc = pt_cli_epset_body(&es, body)) != 0) {
+        json_decref(body);
+        return rc;
+    }
     json_object_set_new(body, "name", json_string(pos[0]));
     if ((rc = pt_cli_api(datadir, "POST", "/endpoints", NULL, body, &rep)) != 0)
         return rc;
@@ -144,24 +154,34 @@ static int
 endpoint_set(const char *datadir, int argc, char **argv)
 {
     const char *usage = "endpoint set NAME [--path PATH] [--script SCRIPT] "
-                        "[--auth public|jwt|apikey] [--method GET,POST]";
+                        "[--auth public|jwt|apikey] [--method GET,POST] " PT_CLI_EPSET_USAGE;
     const char *path = NULL, *script = NULL, *auth = NULL, *method = NULL;
-    pt_cli_opt opts[] = {{"--path", 1, &path},     {"--script", 1, &script},  {"--auth", 1, &auth},
-                         {"--method", 1, &method}, {"--methods", 1, &method}, {NULL, 0, NULL}};
+    pt_cli_epset es = {0};
+    pt_cli_opt opts[6 + PT_CLI_EPSET_NOPTS] = {{"--path", 1, &path},      {"--script", 1, &script},
+                                               {"--auth", 1, &auth},      {"--method", 1, &method},
+                                               {"--methods", 1, &method}, {NULL, 0, NULL}};
     pt_cli_reply rep;
     json_t *body = NULL;
     char *pos[1], apath[512];
     int npos = 0, rc;
 
+    pt_cli_epset_opts(&es, &opts[5]);
     rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    if (path == NULL && script == NULL && auth == NULL && method == NULL)
-        return pt_cli_error("nothing to change: give --path, --script, --auth or --method");
+    if (path == NULL && script == NULL && auth == NULL && method == NULL &&
+        !pt_cli_epset_given(&es))
+        return pt_cli_error("nothing to change: give --path, --script, --auth, --method or a "
+                            "setting (--timeout, --max-concurrency, --queue-wait, --cache, "
+                            "--max-body, --cors)");
     if (pt_cli_api_path(apath, sizeof apath, "endpoints", pos[0], NULL) != 0)
         return pt_cli_error("the endpoint name is too long");
     if ((rc = endpoint_body(path, script, auth, method, &body)) != 0)
         return rc;
+    if ((rc = pt_cli_epset_body(&es, body)) != 0) {
+        json_decref(body);
+        return rc;
+    }
     if ((rc = pt_cli_api(datadir, "PATCH", apath, NULL, body, &rep)) != 0)
         return rc;
     print_published(rep.body);
@@ -178,10 +198,11 @@ endpoint_list(const char *datadir, int argc, char **argv)
         {"PATH", "path", PT_CLI_COL_TEXT, NULL, NULL},
         {"SCRIPT", "script", PT_CLI_COL_TEXT, NULL, NULL},
         {"AUTH", "auth", PT_CLI_COL_TEXT, NULL, NULL},
+        {"SETTINGS", NULL, PT_CLI_COL_FN, NULL, NULL, pt_cli_epset_summary},
     };
 
     return pt_cli_api_list_cmd(datadir, argc, argv, "endpoint list", "/endpoints", "endpoints",
-                               cols, 5);
+                               cols, 6);
 }
 
 static int
@@ -216,6 +237,7 @@ endpoint_show(const char *datadir, int argc, char **argv)
         printf("script:   %s\n", script);
     pt_cli_reply_clear(&srep);
     printf("auth:     %s\n", str_of(ep, "auth"));
+    pt_cli_epset_print(ep);
     printf("created:  %s\n", when);
     printf("url:      %s%s\n", url, str_of(ep, "path"));
     pt_cli_reply_clear(&rep);

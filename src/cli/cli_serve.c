@@ -19,12 +19,12 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
                         "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
                         "[--admin-listen HOST:PORT|off | --admin-listen-tls HOST:PORT] "
                         "[--session-idle DURATION] "
-                        "[--log-max-age 7d] [--log-max-rows N]";
+                        "[--log-max-age 7d] [--log-max-rows N] [--cache-size MiB]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
     const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
     const char *listen_tls = NULL, *cert = NULL, *key = NULL, *admin_tls = NULL;
-    const char *max_threads = NULL;
+    const char *max_threads = NULL, *csize = NULL;
     pt_cli_opt opts[] = {{"--listen", 1, &listen},
                          {"--workers", 1, &workers},
                          {"--threads", 1, &threads},
@@ -43,6 +43,7 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
                          {"--tls-key", 1, &key},
                          {"--admin-listen-tls", 1, &admin_tls},
                          {"--max-threads", 1, &max_threads},
+                         {"--cache-size", 1, &csize},
                          {NULL, 0, NULL}};
     pt_server_config cfg;
     pt_store *st = NULL;
@@ -135,6 +136,10 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --worker-memory '%s' (MiB, for example 512)", memory);
     if (body != NULL && (pt_config_parse_mib(body, &cfg.max_body) != 0 || cfg.max_body == 0))
         return pt_cli_error("invalid --max-body '%s' (MiB, for example 10)", body);
+    if (csize != NULL &&
+        (pt_config_parse_mib(csize, &cfg.cache_size) != 0 || cfg.cache_size < PT_CACHE_SIZE_MIN ||
+         cfg.cache_size > ((size_t)64 << 30)))
+        return pt_cli_error("invalid --cache-size '%s' (MiB, 1 to 65536, for example 64)", csize);
     if (attempts != NULL) {
         if (pt_cli_parse_long(attempts, 1, 100, &n) != 0)
             return pt_cli_error("invalid --webhook-attempts '%s' (1 to 100)", attempts);

@@ -48,6 +48,7 @@ pt_server_config_init(pt_server_config *cfg, const char *datadir)
     cfg->timeout = 30.0;
     cfg->worker_memory = (size_t)512 << 20;
     cfg->max_body = (size_t)10 << 20;
+    cfg->cache_size = PT_CACHE_SIZE_DEFAULT;
     cfg->max_header = (size_t)16 << 10;
     cfg->webhook_attempts = 5;
     cfg->webhook_backoff = 1.0;
@@ -390,7 +391,8 @@ typedef struct master {
 } master;
 
 /* A copy of cfg with the tables the workers share (rate limits count requests of all workers
- * together: auth/ratelimit.h; metrics; the crash breaker) mapped before they are forked.
+ * together: auth/ratelimit.h; metrics; the crash breaker; bulkheads and the response cache)
+ * mapped before they are forked.
  * Without a table that feature is off (logged). Returns NULL when out of memory; lives as long
  * as the master. */
 static pt_server_config *
@@ -406,6 +408,10 @@ shared_config(const pt_server_config *cfg)
         pt_log_warn("cannot map the metrics table: %s; /_portico/metrics is off", strerror(errno));
     if ((run->breaker = pt_breaker_create(cfg->workers + SPARES)) == NULL)
         pt_log_warn("cannot map the crash breaker table: %s; the breaker is off", strerror(errno));
+    if ((run->bulkhead = pt_bulkhead_create(cfg->workers + SPARES)) == NULL)
+        pt_log_warn("cannot map the bulkhead table: %s; --max-concurrency is off", strerror(errno));
+    if ((run->cache = pt_cache_create(cfg->cache_size)) == NULL)
+        pt_log_warn("cannot map the response cache: %s; --cache is off", strerror(errno));
     return run;
 }
 
@@ -553,6 +559,7 @@ on_death(master *m, int i, pid_t pid, int status)
     worker_proc *p = &procs[i];
     char blamed[PT_BREAKER_NAME_MAX];
     p->pid = 0;
+    pt_bulkhead_forget(m->cfg->bulkhead, i); /* the places its requests held */
     answer_lent(p, m->stopping ? "server stopped before the handler finished" : "worker died");
     if (m->stopping)
         return;

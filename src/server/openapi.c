@@ -49,6 +49,47 @@ templated(pt_buf *b, const char *path, pt_buf *params)
     return rc;
 }
 
+/* The endpoint's own settings (core/epset.h) as the extension "x-portico-settings": the ones
+ * set only, in the admin API's units; nothing when none is set. */
+static int
+settings_ext(pt_buf *b, const pt_ep_settings *s)
+{
+    const struct {
+        const char *key;
+        int64_t v;
+    } f[] = {{"timeout_ms", s->timeout_ms},
+             {"max_concurrency", s->max_concurrency},
+             {"queue_wait_ms", s->queue_wait_ms},
+             {"cache_ms", s->cache_ms},
+             {"max_body", s->max_body}};
+    int rc = 0, first = 1;
+    for (size_t i = 0; rc == 0 && i < sizeof f / sizeof f[0]; i++) {
+        if (f[i].v == 0)
+            continue;
+        rc = pt_buf_printf(b, "%s\"%s\": %lld", first ? ", \"x-portico-settings\": {" : ", ",
+                           f[i].key, (long long)f[i].v);
+        first = 0;
+    }
+    if (rc == 0 && s->cors != NULL) {
+        rc = S(b, first ? ", \"x-portico-settings\": {\"cors\": [" : ", \"cors\": [");
+        first = 0;
+        for (const char *p = s->cors; rc == 0 && *p != '\0';) {
+            size_t n = strcspn(p, ",");
+            rc = jstr(b, p, n);
+            p += n;
+            if (rc == 0 && *p == ',') {
+                rc = S(b, ", ");
+                p++;
+            }
+        }
+        if (rc == 0)
+            rc = S(b, "]");
+    }
+    if (rc == 0 && !first)
+        rc = S(b, "}");
+    return rc;
+}
+
 /* One operation; its id is the endpoint's name, suffixed with the method when the endpoint
  * has several (operation ids must be unique in a document). */
 static int
@@ -80,6 +121,8 @@ operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several, con
         rc = S(b, ", \"security\": [{\"apikey\": []}, {\"apikeyBearer\": []}]");
     else if (rc == 0)
         rc = S(b, ", \"security\": []");
+    if (rc == 0)
+        rc = settings_ext(b, &ep->settings);
     if (rc == 0)
         rc = S(b, ", \"responses\": {\"200\": {\"description\": \"The handler's response\"}");
     if (rc == 0 && strcmp(ep->auth, "public") != 0)

@@ -7,6 +7,8 @@
 
 #include "auth/ratelimit.h"
 #include "server/breaker.h"
+#include "server/bulkhead.h"
+#include "server/cache.h"
 #include "server/metrics.h"
 #include "server/tls.h"
 
@@ -38,6 +40,9 @@ typedef struct pt_server_config {
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
     pt_breaker *breaker;     /* the crash breaker (breaker.h); mapped by pt_server_run, NULL: off */
+    size_t cache_size;       /* bytes of the response cache's arena, default 64 MiB */
+    pt_bulkhead *bulkhead;   /* per-endpoint admission (bulkhead.h); mapped by pt_server_run */
+    pt_cache *cache;         /* the response cache (cache.h); mapped by pt_server_run, NULL: off */
 } pt_server_config;
 
 /* The request log's bounds when `serve` is not given --log-max-age / --log-max-rows. */

@@ -115,6 +115,7 @@ pt_worker_refresh(worker *w)
     snapshot *s = snapshot_load(w, gen);
     if (s == NULL)
         return; /* keep serving the previous snapshot */
+    pt_traffic_prepare(w, s);
     if (w->snap != NULL)
         pt_auth_flush_used(w->snap->auth, w->store, (int64_t)time(NULL), 1);
     pt_worker_snapshot_release(w->snap);
@@ -144,6 +145,10 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
         rc = pt_metrics_render(w->cfg->metrics, &body);
         if (rc == 0 && w->cfg->breaker != NULL)
             rc = pt_breaker_render(w->cfg->breaker, &body);
+        if (rc == 0)
+            rc = pt_bulkhead_render(w->cfg->bulkhead, &body);
+        if (rc == 0)
+            rc = pt_cache_render(w->cfg->cache, &body);
     } else if (n == 12 && memcmp(name, "openapi.json", 12) == 0) {
         pt_worker_refresh(w);
         snprintf(url, sizeof(url), "%.*s://%.*s", (int)req->scheme->name.len,
@@ -235,6 +240,8 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     pt_route_match m;
     unsigned method = pt_http_method_bit(req->method.base, req->method.len);
+    if (method == PT_M_OPTIONS && pt_traffic_preflight(w, req, snap, path, plen))
+        return 0;
     switch (pt_router_match(snap->router, method, path, plen, &m)) {
     case PT_ROUTE_NOT_FOUND:
         pt_send_error(w, req, 404, "no endpoint at this path");
@@ -267,17 +274,24 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     ar.caller = (pt_caller){0};
     if (route->auth != PT_AUTH_PUBLIC && authorize(w, req, snap, route, &ar) != 0)
         return 0;
+    char *key;
+    size_t klen;
+    if (pt_traffic_before(w, req, route, &ar.caller, &key, &klen))
+        return 0;
     job *j = pt_job_new(req, snap, route, &m, &ar.caller);
     if (j == NULL) {
+        free(key);
         pt_send_error(w, req, 503, "out of memory");
         return 0;
     }
+    j->cache_key = key;
+    j->cache_klen = klen;
     j->start = now_sec();
     /* A stopping worker answers what reached it, then each connection goes: its client comes
      * back on another worker instead of queueing more requests here. */
     if (atomic_load(&w->stopping))
         req->http1_is_persistent = 0;
-    pt_pool_submit(w, j);
+    pt_traffic_admit(w, j);
     return 0;
 }
 
@@ -315,6 +329,9 @@ pt_worker_exit(worker *w)
 void
 pt_worker_accept(worker *w, h2o_socket_t *listener, h2o_accept_ctx_t *ctx, int max)
 {
+    /* h2o reads bodies against the snapshot's largest limit (worker_traffic.c): current before
+     * a new connection sends one. */
+    pt_worker_refresh(w);
     for (int i = 0; i < max && !atomic_load(&w->stopping); i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)

@@ -10,6 +10,8 @@
  *   worker_admin.c the admin listener: its requests become admin jobs (admin/admin.h)
  *   worker_tls.c   the TLS listener and its SSL_CTX, replaced on SIGHUP (tls.h)
  *   worker_pause.c the crash breaker's held 503 (breaker.h)
+ *   worker_traffic.c an endpoint's settings on the request path: CORS, body limit, response
+ *                  cache (cache.h), bulkhead (bulkhead.h) with its waiting requests
  *   crash.c        the async-signal-safe paths: fatal signals, os._exit(), every thread stuck
  *
  * A function here is named after its file: pt_worker_, pt_pool_, pt_job_, pt_send_, pt_hook_,
@@ -125,6 +127,8 @@ struct route {
     /* How much the endpoint's handlers wait (worker_pool.c, "The waiting lane"): from SLOW_AT
      * on, its jobs go to runner threads instead of the leader. Any thread, relaxed. */
     atomic_int slow;
+    uint64_t fingerprint; /* of the endpoint, its settings and script version: cache keys */
+    int bh_row;           /* the endpoint's row in the bulkhead table, -1 when none */
 };
 
 /* One request on its way through the worker: everything a handler may read, copied out of
@@ -154,6 +158,13 @@ typedef struct job {
     /* Admin API jobs (worker_admin.c): run on a pool thread instead of a Python handler,
      * without the GIL. NULL for handler jobs. */
     void (*run)(struct worker *w, struct job *j);
+    /* The endpoint's settings on the way (worker_traffic.c), loop side. */
+    double timeout;  /* the handler timeout (s); 0: --timeout */
+    int bh_held;     /* holds a place in route->bh_row's bulkhead */
+    char *cache_key; /* owned; a GET of a cached endpoint: where its answer goes */
+    size_t cache_klen;
+    double park_until;     /* waiting for a bulkhead place until then */
+    struct job *park_next; /* the worker's waiting jobs */
 } job;
 
 /* What the monitor and the crash handler know about each pool thread. */
@@ -293,6 +304,32 @@ void pt_pool_submit(worker *w, job *j);
 void pt_pause_answer(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route,
                      int retry_after);
 
+/* ---- worker_traffic.c ------------------------------------------------------------------ */
+
+/* Fills the fingerprint and bulkhead row of s's routes, and raises h2o's body limit to the
+ * largest an endpoint of s allows. Loop side, before s is current. */
+void pt_traffic_prepare(worker *w, snapshot *s);
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for an endpoint
+ * with --cors: answers it (204) and returns 1; 0 when it is not one (route it as usual).
+ * Loop side. */
+int pt_traffic_preflight(worker *w, h2o_req_t *req, snapshot *snap, const char *path, size_t plen);
+/* Before a request becomes a job: its body against the endpoint's limit (413), then, for a
+ * GET of a cached endpoint, the cache: a hit is answered. Returns 1 when req was answered;
+ * 0 with *key (caller frees; NULL when not cacheable) to hand to the job. Loop side. */
+int pt_traffic_before(worker *w, h2o_req_t *req, const struct route *route, const pt_caller *caller,
+                      char **key, size_t *klen);
+/* Hands j to the pool (pt_pool_submit) when its endpoint has a place for it, else waits for
+ * one up to the queue wait (the job is parked, not the loop), else answers 503 with
+ * Retry-After. Takes the loop side's reference. Loop side. */
+void pt_traffic_admit(worker *w, job *j);
+/* Before j's answer goes (resp: the one to send): stores it in the cache when it may be,
+ * adds X-Cache and the CORS headers, and gives back j's bulkhead place (a waiting request
+ * may take it). Loop side. */
+void pt_traffic_finish(worker *w, job *j, pt_response *resp, int timed_out);
+/* Adds the CORS headers of route's endpoint for req's Origin to resp (nothing when the
+ * endpoint has no --cors; Vary: Origin alone for an origin not allowed). route may be NULL. */
+void pt_traffic_cors(h2o_req_t *req, const struct route *route, pt_response *resp);
+
 /* ---- worker_job.c ---------------------------------------------------------------------- */
 
 /* Copies everything a handler may read out of the h2o request req (borrowed) into a new job
@@ -334,6 +371,9 @@ int pt_job_param_ok(const char *src, size_t n);
 void pt_send_simple(worker *w, h2o_req_t *req, const struct route *route, int status,
                     const char *content_type, const char *body, const char *message,
                     const char *hname, const char *hvalue);
+/* Sends resp (borrowed; not streamed) for a request that never became a job, with route's
+ * CORS headers, and logs it. Loop side. */
+void pt_send_response(worker *w, h2o_req_t *req, const struct route *route, pt_response *resp);
 /* pt_send_simple for an error with `message`. */
 void pt_send_error(worker *w, h2o_req_t *req, int status, const char *message);
 /* Sends j's outcome (its response, or a 504 when timed_out) and drops the loop side's

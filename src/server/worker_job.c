@@ -25,6 +25,7 @@ pt_job_release(job *j)
     pt_response_free(&j->resp);
     free(j->req.block);
     free(j->dedup_key);
+    free(j->cache_key);
     free(j);
 }
 

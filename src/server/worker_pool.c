@@ -598,15 +598,16 @@ monitor_main(void *arg)
             }
             /* An admin job gets a second more: a test run inside it has the handler timeout
              * of its own, and its 504 (with what the draft printed) must win the race. */
+            double limit = j != NULL && j->timeout > 0 ? j->timeout : w->cfg->timeout;
             if (j == NULL || s->stuck ||
-                now - atomic_load(&s->started) < w->cfg->timeout + (j->run != NULL ? 1 : 0)) {
+                now - atomic_load(&s->started) < limit + (j->run != NULL ? 1 : 0)) {
                 pthread_mutex_unlock(&s->lock);
                 continue;
             }
             /* The running thread cannot release j while we hold the slot lock. */
             int expect = JOB_RUNNING;
             if (atomic_compare_exchange_strong(&j->state, &expect, JOB_TIMED_OUT)) {
-                pt_log_warn("request %s: handler timed out after %g s", j->req.id, w->cfg->timeout);
+                pt_log_warn("request %s: handler timed out after %g s", j->req.id, limit);
                 /* The 504 goes out through the loop and the connection moves on: nothing may
                  * be written on it for this job any more (crash answers included). */
                 atomic_store(&s->owed_fd, atomic_exchange(&s->fd, -1));

@@ -284,6 +284,18 @@ send_response(h2o_req_t *req, const char *request_id, pt_response *resp)
     h2o_send_inline(req, resp->body.data != NULL ? resp->body.data : "", resp->body.len);
 }
 
+/* Logs and sends resp for req, a request that never became a job (fake: its id, route and
+ * start), with the route's CORS headers. */
+static void
+send_plain(worker *w, h2o_req_t *req, job *fake, pt_response *resp)
+{
+    pt_traffic_cors(req, fake->route, resp);
+    access_log(w, fake, req->method.base, req->method.len, req->path.base,
+               req->query_at != SIZE_MAX ? req->query_at : req->path.len, resp->status,
+               resp->body.len, req->entity.base != NULL ? req->entity.len : 0, NULL);
+    send_response(req, fake->req.id, resp);
+}
+
 void
 pt_send_simple(worker *w, h2o_req_t *req, const struct route *route, int status,
                const char *content_type, const char *body, const char *message, const char *hname,
@@ -304,11 +316,18 @@ pt_send_simple(worker *w, h2o_req_t *req, const struct route *route, int status,
     }
     if (hname != NULL)
         pt_response_add_header(&resp, hname, strlen(hname), hvalue, strlen(hvalue));
-    access_log(w, &fake, req->method.base, req->method.len, req->path.base,
-               req->query_at != SIZE_MAX ? req->query_at : req->path.len, status, resp.body.len,
-               req->entity.base != NULL ? req->entity.len : 0, NULL);
-    send_response(req, fake.req.id, &resp);
+    send_plain(w, req, &fake, &resp);
     pt_response_free(&resp);
+}
+
+void
+pt_send_response(worker *w, h2o_req_t *req, const struct route *route, pt_response *resp)
+{
+    job fake = {0};
+    fake.route = route;
+    pt_reqid_next(fake.req.id);
+    fake.start = now_sec();
+    send_plain(w, req, &fake, resp);
 }
 
 void
@@ -327,7 +346,7 @@ pt_send_finish(worker *w, job *j, int timed_out)
         pt_response_error(&timeout_resp, 504, "handler timed out", j->req.id);
         char why[96];
         int n = snprintf(why, sizeof(why), "TimeoutError: the handler ran past the timeout (%gs)",
-                         w->cfg->timeout);
+                         j->timeout > 0 ? j->timeout : w->cfg->timeout);
         pt_response_set_traceback(&timeout_resp, why, (size_t)n);
         resp = &timeout_resp;
         /* Stop the handler where Python can (pure-Python code; not inside a C call). Timed-out
@@ -346,6 +365,7 @@ pt_send_finish(worker *w, job *j, int timed_out)
     /* A timed-out handler may still be printing into j->resp: only its 504 is read. */
     access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
                resp->body.len, j->req.body.n, resp);
+    pt_traffic_finish(w, j, resp, timed_out);
     /* Take the connection back from the master before writing on it. */
     if (atomic_exchange(&j->lent, 0))
         pt_holds_take_back(w->ctl, j->fd);

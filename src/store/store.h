@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/epset.h"
+
 typedef struct pt_store pt_store;
 
 /* Opens the store of data dir `datadir`, migrating its schema when it is older. Only
@@ -124,13 +126,15 @@ typedef struct pt_endpoint {
     char *script;     /* script name */
     char *auth;       /* "public", "jwt", "apikey" */
     int64_t created;
+    pt_ep_settings settings; /* core/epset.h; written with the endpoint by add and set */
 } pt_endpoint;
 
 /* Adds an endpoint; PT_EEXIST if the name or the path is taken, PT_ENOTFOUND if the script
- * does not exist, PT_EINVAL for a bad path (reason in pt_store_errmsg). */
+ * does not exist, PT_EINVAL for a bad path or settings (pt_epset_check; reason in
+ * pt_store_errmsg). */
 int pt_store_endpoint_add(pt_store *st, const pt_endpoint *ep);
-/* Replaces the path, methods, script and auth of the endpoint named ep->name (its created time
- * is kept) in one transaction: a request sees the old endpoint or the new one, never none.
+/* Replaces the path, methods, script, auth and settings of the endpoint named ep->name (its created
+ * time is kept) in one transaction: a request sees the old endpoint or the new one, never none.
  * PT_ENOTFOUND when there is no such endpoint or no such script (in that order; the message
  * says which), PT_EEXIST when another endpoint has the path, PT_EINVAL as for add. ep borrowed. */
 int pt_store_endpoint_set(pt_store *st, const pt_endpoint *ep);

@@ -20,6 +20,7 @@ pt_endpoint_clear(pt_endpoint *ep)
     free(ep->path);
     free(ep->script);
     free(ep->auth);
+    pt_epset_clear(&ep->settings);
     memset(ep, 0, sizeof *ep);
 }
 
@@ -72,6 +73,13 @@ endpoint_read(pt_store *st, pt_db_stmt *stmt, void *elem)
     ep->script = pt_store_coldup(stmt, 3);
     ep->auth = pt_store_coldup(stmt, 4);
     ep->created = pt_db_column_int64(stmt, 5);
+    ep->settings.timeout_ms = pt_db_column_int64(stmt, 6);
+    ep->settings.max_concurrency = pt_db_column_int64(stmt, 7);
+    ep->settings.queue_wait_ms = pt_db_column_int64(stmt, 8);
+    ep->settings.cache_ms = pt_db_column_int64(stmt, 9);
+    ep->settings.max_body = pt_db_column_int64(stmt, 10);
+    if (!pt_db_column_is_null(stmt, 11) && (ep->settings.cors = pt_store_coldup(stmt, 11)) == NULL)
+        return PT_ENOMEM;
     if (ep->name == NULL || ep->path == NULL || ep->script == NULL || ep->auth == NULL)
         return PT_ENOMEM;
     return 0;
@@ -88,8 +96,49 @@ pt_store_endpoints_free(pt_endpoint *list, size_t n)
     pt_store_free_rows(list, n, &endpoint_kind);
 }
 
-static const char endpoint_cols[] = "SELECT name, path, methods, script, auth, created "
-                                    "FROM endpoints";
+/* Endpoints with their settings (no settings row: every setting 0, no CORS). */
+static const char endpoint_cols[] =
+    "SELECT e.name, e.path, e.methods, e.script, e.auth, e.created, "
+    "COALESCE(s.timeout_ms, 0), COALESCE(s.max_conc, 0), COALESCE(s.queue_wait_ms, 0), "
+    "COALESCE(s.cache_ms, 0), COALESCE(s.max_body, 0), s.cors "
+    "FROM endpoints e LEFT JOIN endpoint_settings s ON s.name = e.name";
+
+/* Writes ep's settings row (none when every setting is unset), inside the caller's
+ * transaction. Returns 0 or a store error. */
+static int
+settings_write(pt_store *st, const pt_endpoint *ep)
+{
+    const pt_ep_settings *s = &ep->settings;
+    pt_db_stmt *stmt = NULL;
+    int rc;
+
+    rc = pt_store_prepare(st, "DELETE FROM endpoint_settings WHERE name = ?1", &stmt);
+    if (rc != 0)
+        return rc;
+    pt_db_bind_text(stmt, 1, ep->name, (size_t)-1);
+    rc = pt_store_run_stmt(st, stmt, "change endpoint settings");
+    if (rc != 0 || (s->timeout_ms == 0 && s->max_concurrency == 0 && s->queue_wait_ms == 0 &&
+                    s->cache_ms == 0 && s->max_body == 0 && s->cors == NULL))
+        return rc;
+    rc = pt_store_prepare(st,
+                          "INSERT INTO endpoint_settings(name, timeout_ms, max_conc, "
+                          "queue_wait_ms, cache_ms, max_body, cors) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                          &stmt);
+    if (rc != 0)
+        return rc;
+    pt_db_bind_text(stmt, 1, ep->name, (size_t)-1);
+    pt_db_bind_int64(stmt, 2, s->timeout_ms);
+    pt_db_bind_int64(stmt, 3, s->max_concurrency);
+    pt_db_bind_int64(stmt, 4, s->queue_wait_ms);
+    pt_db_bind_int64(stmt, 5, s->cache_ms);
+    pt_db_bind_int64(stmt, 6, s->max_body);
+    if (s->cors != NULL)
+        pt_db_bind_text(stmt, 7, s->cors, (size_t)-1);
+    else
+        pt_db_bind_null(stmt, 7);
+    return pt_store_run_stmt(st, stmt, "change endpoint settings");
+}
 
 /* Adds ep (replace 0) or replaces the endpoint named ep->name (replace 1, keeping its created
  * time), in one transaction: pt_store_endpoint_add and pt_store_endpoint_set. */
@@ -97,42 +146,55 @@ static int
 endpoint_write(pt_store *st, const pt_endpoint *ep, int replace)
 {
     pt_db_stmt *stmt = NULL;
-    char reason[256] = "";
+    char reason[512] = "";
     char *shape = NULL;
     int64_t one = 0;
+    pt_ep_settings set;
     int rc;
 
     rc = pt_store_check_name(st, "endpoint", ep->name);
     if (rc != 0)
         return rc;
+    /* Checked on a copy: the list of origins is normalised, and ep is the caller's. */
+    if (pt_epset_copy(&set, &ep->settings) != 0) {
+        pt_store_seterr(st, "out of memory");
+        return PT_ENOMEM;
+    }
+    rc = pt_epset_check(&set, ep->auth, reason, sizeof reason);
+    if (rc != 0) {
+        pt_store_seterr(st, "%s", reason);
+        pt_epset_clear(&set);
+        return rc;
+    }
     if (ep->path == NULL || pt_http_check_path(ep->path, reason, sizeof reason) != 0) {
         pt_store_seterr(st, "invalid path '%s': %s", ep->path != NULL ? ep->path : "",
                         reason[0] != '\0' ? reason : "not a valid endpoint path");
-        return PT_EINVAL;
-    }
-    if (ep->methods == 0 || (ep->methods & ~0x7fu) != 0) {
+        rc = PT_EINVAL;
+    } else if (ep->methods == 0 || (ep->methods & ~0x7fu) != 0) {
         pt_store_seterr(st, "invalid methods for endpoint '%s'", ep->name);
-        return PT_EINVAL;
-    }
-    if (ep->auth == NULL || (strcmp(ep->auth, "public") != 0 && strcmp(ep->auth, "jwt") != 0 &&
-                             strcmp(ep->auth, "apikey") != 0)) {
+        rc = PT_EINVAL;
+    } else if (ep->auth == NULL ||
+               (strcmp(ep->auth, "public") != 0 && strcmp(ep->auth, "jwt") != 0 &&
+                strcmp(ep->auth, "apikey") != 0)) {
         pt_store_seterr(st, "invalid auth '%s' (public, jwt or apikey)",
                         ep->auth != NULL ? ep->auth : "");
-        return PT_EINVAL;
-    }
-    if (ep->script == NULL) {
+        rc = PT_EINVAL;
+    } else if (ep->script == NULL) {
         pt_store_seterr(st, "endpoint '%s' needs a script", ep->name);
-        return PT_EINVAL;
-    }
-    shape = path_shape(ep->path);
-    if (shape == NULL) {
+        rc = PT_EINVAL;
+    } else if ((shape = path_shape(ep->path)) == NULL) {
         pt_store_seterr(st, "out of memory");
-        return PT_ENOMEM;
+        rc = PT_ENOMEM;
+    }
+    if (rc != 0) {
+        pt_epset_clear(&set);
+        return rc;
     }
 
     rc = pt_store_begin(st);
     if (rc != 0) {
         free(shape);
+        pt_epset_clear(&set);
         return rc;
     }
     rc = pt_store_query_int(st, "SELECT 1 FROM endpoints WHERE name = ?1", ep->name, 0, &one);
@@ -201,9 +263,15 @@ endpoint_write(pt_store *st, const pt_endpoint *ep, int replace)
     if (!replace)
         pt_db_bind_int64(stmt, 7, ep->created != 0 ? ep->created : (int64_t)time(NULL));
     rc = pt_store_run_stmt(st, stmt, replace ? "change endpoint" : "add endpoint");
+    if (rc == 0) {
+        pt_endpoint with = *ep;
+        with.settings = set;
+        rc = settings_write(st, &with);
+    }
 done:
     rc = pt_store_finish(st, rc);
     free(shape);
+    pt_epset_clear(&set);
     return rc;
 }
 
@@ -222,10 +290,10 @@ pt_store_endpoint_set(pt_store *st, const pt_endpoint *ep)
 int
 pt_store_endpoint_get(pt_store *st, const char *name, pt_endpoint *out)
 {
-    char sql[128];
+    char sql[512];
     int rc;
 
-    snprintf(sql, sizeof sql, "%s WHERE name = ?1", endpoint_cols);
+    snprintf(sql, sizeof sql, "%s WHERE e.name = ?1", endpoint_cols);
     rc = pt_store_get_row(st, sql, name, &endpoint_kind, out, "get endpoint");
     if (rc == PT_ENOTFOUND)
         pt_store_seterr(st, "no endpoint named '%s'", name);
@@ -243,10 +311,10 @@ int
 pt_store_endpoint_list(pt_store *st, pt_endpoint **out, size_t *n)
 {
     void *list = NULL;
-    char sql[128];
+    char sql[512];
     int rc;
 
-    snprintf(sql, sizeof sql, "%s ORDER BY name", endpoint_cols);
+    snprintf(sql, sizeof sql, "%s ORDER BY e.name", endpoint_cols);
     rc = pt_store_list(st, sql, NULL, 0, &endpoint_kind, &list, n);
     *out = list;
     return rc;

@@ -1,7 +1,7 @@
 /* store_schema.c - the metadata store's tables and their versioned migrations. */
 
 /*
- * Tables (schema version 5, kept by the driver: PRAGMA user_version on SQLite,
+ * Tables (schema version 6, kept by the driver: PRAGMA user_version on SQLite,
  * the one-row table portico_schema on PostgreSQL). Each version's
  * statements are idempotent; opening a store at version v runs the steps of every version
  * after v, in one transaction, and records the new version in it.
@@ -61,6 +61,13 @@
  *   audit(id PK, time, actor, action, object,    append-only; time in unix ms
  *         detail)
  *   None of them bumps the change counter: no worker serves differently because of them.
+ *
+ * Version 6 (per-endpoint settings, core/epset.h; store_endpoints.c):
+ *   endpoint_settings(name PK -> endpoints       one row per endpoint that has a setting;
+ *                     ON DELETE CASCADE,         0 (or no row): the server-wide value; cors
+ *                     timeout_ms, max_conc,      NULL: no CORS. Written in the transaction
+ *                     queue_wait_ms, cache_ms,   that writes the endpoint
+ *                     max_body, cors)
  *
  * Every statement is written once for SQLite and PostgreSQL: BIGINT for integers (SQLite
  * gives it integer affinity), {id} and {blob} where the types differ, and {deferrable} after
@@ -212,8 +219,18 @@ static const char v5_sql[] =
     "  detail TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS audit_time ON audit(time);";
 
+static const char v6_sql[] =
+    "CREATE TABLE IF NOT EXISTS endpoint_settings("
+    "  name TEXT PRIMARY KEY REFERENCES endpoints(name) ON DELETE CASCADE {deferrable},"
+    "  timeout_ms BIGINT NOT NULL DEFAULT 0,"
+    "  max_conc BIGINT NOT NULL DEFAULT 0,"
+    "  queue_wait_ms BIGINT NOT NULL DEFAULT 0,"
+    "  cache_ms BIGINT NOT NULL DEFAULT 0,"
+    "  max_body BIGINT NOT NULL DEFAULT 0,"
+    "  cors TEXT);";
+
 /* The steps, in order: steps[i] brings a store to version i + 1. */
-static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql};
+static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql};
 
 _Static_assert(sizeof steps / sizeof steps[0] == PT_STORE_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -48,7 +48,10 @@ def test_patch_never_unpublishes_the_endpoint(adm):
     r = a.patch("/endpoints/flip", json={"script": "b", "methods": ["POST"], "auth": "apikey"})
     assert r.status_code == 200
     assert r.json() == {"name": "flip", "path": "/flip", "methods": ["POST"], "script": "b",
-                        "auth": "apikey", "created": created}
+                        "auth": "apikey", "created": created,
+                        "settings": {"timeout_ms": None, "max_concurrency": None,
+                                     "queue_wait_ms": None, "cache_ms": None, "max_body": None,
+                                     "cors": None}}
     assert a.patch("/endpoints/flip", json={"methods": ["GET"], "auth": "public"}).status_code \
         == 200
 
