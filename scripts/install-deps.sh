@@ -6,7 +6,7 @@ set -eu
 PACKAGES="libh2o-evloop-dev libpython3-dev libsqlite3-dev libpq-dev libsodium-dev
 libjansson-dev libssl-dev pkg-config gcc make python3 python3-pytest python3-requests
 python3-jwt python3-cryptography postgresql wrk uwsgi-core uwsgi-plugin-python3 valgrind curl
-clang libclang-rt-14-dev clang-format python3-pandas"
+clang libclang-rt-14-dev clang-format python3-pandas python3-jsonschema python3-prometheus-client"
 
 check_only=0
 case "${1:-}" in

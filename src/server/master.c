@@ -264,6 +264,24 @@ log_exit(const worker_proc *p, pid_t pid, int status, const char *blamed)
     }
 }
 
+/* Why a worker exited, for the metrics. */
+static pt_metrics_restart_cause
+restart_cause(int status)
+{
+    if (WIFSIGNALED(status))
+        return PT_RESTART_CRASH;
+    switch (WEXITSTATUS(status)) {
+    case PT_WORKER_EXIT_MEMORY:
+        return PT_RESTART_MEMORY;
+    case PT_WORKER_EXIT_STUCK:
+        return PT_RESTART_STUCK;
+    case PT_WORKER_EXIT_PYEXIT:
+        return PT_RESTART_OSEXIT;
+    default:
+        return PT_RESTART_EXIT;
+    }
+}
+
 /* The master's loop state. */
 typedef struct master {
     const pt_server_config *cfg; /* with the shared tables mapped */
@@ -432,7 +450,7 @@ on_death(master *m, int i, pid_t pid, int status)
     }
     log_exit(p, pid, status, blamed);
     if (p->served > 0 && (p->index > 0 || p->retiring))
-        pt_metrics_restart(m->cfg->metrics, p->served);
+        pt_metrics_restart(m->cfg->metrics, p->served, restart_cause(status));
     p->retiring = 0;
     hand_over(p);
     /* A process that dies before it is ready is retried with a back-off (start_due); one that

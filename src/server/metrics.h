@@ -20,8 +20,48 @@ void pt_metrics_request(pt_metrics *m, int index, int status, double seconds, si
 void pt_metrics_event(pt_metrics *m, int index, int duplicate);
 /* Counts a request of worker `index` left out of the request log (its buffer was full). */
 void pt_metrics_log_dropped(pt_metrics *m, int index);
+/* Why a worker was replaced: the `cause` label of portico_worker_restarts_total. */
+typedef enum pt_metrics_restart_cause {
+    PT_RESTART_CRASH,  /* killed by a signal (a crash, a kill) */
+    PT_RESTART_MEMORY, /* a handler ran past the memory limit */
+    PT_RESTART_STUCK,  /* every thread stuck in a handler */
+    PT_RESTART_OSEXIT, /* a handler called os._exit() */
+    PT_RESTART_EXIT,   /* any other exit */
+    PT_RESTART_NCAUSES
+} pt_metrics_restart_cause;
+
 /* Counts a replacement of worker `index` (the master calls it). */
-void pt_metrics_restart(pt_metrics *m, int index);
+void pt_metrics_restart(pt_metrics *m, int index, pt_metrics_restart_cause cause);
+
+/* ---- per endpoint ---------------------------------------------------------------------- *
+ * Each worker keeps up to PT_METRICS_ENDPOINTS endpoints by name (an endpoint past that is
+ * counted only in the server-wide families); the exposition adds the workers up per name.
+ * Counters added per endpoint later (bulkhead queue waits and 503s, cache hits) go in
+ * struct ep_slot (metrics.c) with a family in render_endpoints. */
+#define PT_METRICS_ENDPOINTS 256
+
+/* The slot of endpoint `name` (borrowed) in worker `index`'s table, taken when new: >= 0, or
+ * -1 when m is NULL or the table is full. Worker `index` only; cheap enough for a snapshot
+ * rebuild, not for every request (keep the slot in the route). */
+int pt_metrics_endpoint(pt_metrics *m, int index, const char *name);
+/* A request of endpoint slot `ep` begins / ends: the in-flight gauge. No-op for ep < 0. */
+void pt_metrics_endpoint_begin(pt_metrics *m, int index, int ep);
+void pt_metrics_endpoint_end(pt_metrics *m, int index, int ep);
+/* Counts an answered request of endpoint slot `ep`: status class and latency. */
+void pt_metrics_endpoint_request(pt_metrics *m, int index, int ep, int status, double seconds);
+
+/* Counts a request refused by authentication, by reason ("missing", "malformed", "invalid",
+ * "expired", "scope", "rate_limited", "unavailable"; anything else counts as "other"). */
+void pt_metrics_auth_failure(pt_metrics *m, int index, const char *reason);
+
+/* The outcome of one attempt at processing a stored webhook event. */
+typedef enum pt_metrics_event_outcome {
+    PT_EVENT_PROCESSED, /* the script ran without an error */
+    PT_EVENT_RETRIED,   /* it failed; another attempt is due */
+    PT_EVENT_FAILED,    /* it failed its last attempt */
+    PT_EVENT_NOUTCOMES
+} pt_metrics_event_outcome;
+void pt_metrics_event_done(pt_metrics *m, int index, pt_metrics_event_outcome outcome);
 
 /* Every worker's counters added up. */
 typedef struct pt_metrics_total {
@@ -34,8 +74,9 @@ typedef struct pt_metrics_total {
 /* Adds up the counters of every worker into out (zeroed when m is NULL). Any process. */
 void pt_metrics_sum(const pt_metrics *m, pt_metrics_total *out);
 
-/* Appends the Prometheus text exposition of every worker's counters. Returns 0 or a pt_buf
- * error. */
-int pt_metrics_render(const pt_metrics *m, pt_buf *out);
+/* Appends the Prometheus text exposition of every worker's counters; events_pending (the
+ * webhook events stored and not yet done or failed; < 0: unknown, left out) is a gauge read
+ * from the store by the caller. Returns 0 or a pt_buf error. */
+int pt_metrics_render(const pt_metrics *m, int64_t events_pending, pt_buf *out);
 
 #endif
