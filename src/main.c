@@ -73,12 +73,17 @@ static const char help_text[] =
     "                                         changes made through the admin API and the CLI\n"
     "  logs [--endpoint E] [--status 5xx|500] [--since 1h] [--request-id ID] [--limit N]\n"
     "       [--json] [--follow]                the stored request log: printed lines, tracebacks\n"
+    "  export DIR                             write scripts, endpoints and webhook sources to\n"
+    "                                         DIR as files to keep in git\n"
+    "  apply DIR [--dry-run] [--prune]        make the install match DIR in one transaction\n"
+    "                                         (prints the plan; --prune deletes what DIR lacks)\n"
     "  version                                print the version\n"
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
     "The data dir is --data DIR (before or after the command), else $PORTICO_DATA, else\n"
     "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
-    "token), the script, endpoint, user and audit commands run against a running server's\n"
+    "token), the script, endpoint, user, audit, export and apply commands run against a running "
+    "server's\n"
     "admin API instead, with the same output; the others say they are not available remotely\n"
     "yet (exit 2). Errors print one line and exit with status 1 (2 for usage errors).\n";
 
@@ -101,6 +106,8 @@ static const pt_cli_sub commands[] = {
     {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
     {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
     {"logs", NULL, pt_cli_logs},
+    {"export", NULL, pt_cli_export, PT_CLI_REMOTE},
+    {"apply", NULL, pt_cli_apply, PT_CLI_REMOTE},
     {NULL, NULL, NULL},
 };
 

@@ -534,7 +534,7 @@ def assert_admin_error(resp, status, code, field=None):
 REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "rm"},
                    "endpoint": {"add", "set", "list", "ls", "show", "rm"},
                    "user": {"add", "list", "ls", "rm", "passwd", "role", "token"},
-                   "audit": None}
+                   "audit": None, "export": None, "apply": None}
 
 
 def is_remote_command(args):
