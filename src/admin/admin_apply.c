@@ -34,56 +34,14 @@ is_read_only(const char *key)
     return 0;
 }
 
-/* Runs another route as the caller (the role checked as the dispatcher does). body borrowed;
- * *out filled (caller frees out->body and out->raw). A change is audited with action "apply"
- * when audit is set. Returns 0 or -status. */
+/* Runs another route as the caller (admin_local.c); a change is audited with action "apply"
+ * when audit is set. body borrowed; *out filled (caller frees). Returns 0 or -status. */
 static int
 sub_call(pt_admin_call *c, const char *method, const char *path, json_t *body, int audit,
          pt_admin_reply *out)
 {
-    pt_admin_call s;
-    const pt_admin_route *route;
-    int rc;
-
-    memset(&s, 0, sizeof s);
     memset(out, 0, sizeof *out);
-    s.store = c->store;
-    s.datadir = c->datadir;
-    s.actor = c->actor;
-    s.user = c->user;
-    s.role = c->role;
-    s.method = method;
-    s.path = path;
-    s.env = c->env;
-    s.remote_addr = c->remote_addr;
-    s.query = json_object();
-    s.body = json_incref(body);
-    if (s.query == NULL) {
-        rc = pt_admin_fail(out, 500, "internal", NULL, "out of memory");
-        goto done;
-    }
-    route = pt_admin_find_route(method, path, strlen(path), &s, out);
-    if (route == NULL) {
-        rc = -out->status;
-        goto done;
-    }
-    if (c->role < route->min_role) {
-        rc = pt_admin_fail(out, 403, "forbidden", NULL, "%s %s needs the %s role", method,
-                           route->pattern, pt_admin_role_name(route->min_role));
-        goto done;
-    }
-    rc = route->fn(&s, out);
-    if (rc == 0 && out->status >= 400)
-        rc = -out->status;
-    if (rc == 0 && audit && s.audit != NULL)
-        pt_admin_write_audit(c->store, &s, route, "apply");
-done:
-    for (int i = 0; i < s.nparams; i++)
-        free((char *)s.params[i]);
-    json_decref(s.query);
-    json_decref(s.body);
-    json_decref(s.audit);
-    return rc;
+    return pt_admin_call_as(c, method, path, NULL, body, "apply", audit, out);
 }
 
 static void

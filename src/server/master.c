@@ -307,7 +307,7 @@ shared_config(const pt_server_config *cfg)
     *run = *cfg;
     if ((run->ratelimit = pt_ratelimit_new(PT_RATELIMIT_SLOTS)) == NULL)
         pt_log_warn("cannot map the rate limit table: %s; rate limits are off", strerror(errno));
-    if ((run->metrics = pt_metrics_create(cfg->workers)) == NULL)
+    if ((run->metrics = pt_metrics_create(cfg->workers, cfg->workers + SPARES)) == NULL)
         pt_log_warn("cannot map the metrics table: %s; /_portico/metrics is off", strerror(errno));
     if ((run->breaker = pt_breaker_create(cfg->workers + SPARES)) == NULL)
         pt_log_warn("cannot map the crash breaker table: %s; the breaker is off", strerror(errno));
@@ -449,6 +449,8 @@ on_death(master *m, int i, pid_t pid, int status)
         return;
     }
     log_exit(p, pid, status, blamed);
+    /* The process took its requests with it: its row of in-flight gauges starts again. */
+    pt_metrics_endpoint_reset_in_flight(m->cfg->metrics, i);
     if (p->served > 0 && (p->index > 0 || p->retiring))
         pt_metrics_restart(m->cfg->metrics, p->served, restart_cause(status));
     p->retiring = 0;

@@ -26,15 +26,18 @@ static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx
 
 #define EP_NAME_MAX 80
 
-/* One endpoint's counters in one worker. `used` is 0 (free), 1 (being named) or 2 (named:
- * readers may use name and counters). */
-typedef struct ep_slot {
+/* An endpoint's number: its name's entry in the server's table. `used` is 0 (free), 1 (being
+ * named) or 2 (named: readers may use the name). */
+typedef struct ep_name {
     atomic_int used;
     char name[EP_NAME_MAX];
+} ep_name;
+
+/* One endpoint's counters in one worker's slot. */
+typedef struct ep_slot {
     atomic_uint_fast64_t by_class[6];
     atomic_uint_fast64_t buckets[NBUCKETS + 1];
     atomic_uint_fast64_t micros;
-    atomic_int_fast64_t in_flight;
     /* "settings" adds here: bulkhead queue waits and 503s, response cache hits. */
 } ep_slot;
 
@@ -51,21 +54,34 @@ typedef struct slot {
     ep_slot eps[PT_METRICS_ENDPOINTS];
 } slot;
 
+/* Requests in flight per endpoint, one row per process slot of the master: a row belongs to
+ * one process at a time, so the master can zero a dead process's row. */
+typedef struct proc_row {
+    atomic_int_fast64_t in_flight[PT_METRICS_ENDPOINTS];
+} proc_row;
+
 struct pt_metrics {
-    int nworkers;
+    int nworkers, nprocs;
+    ep_name names[PT_METRICS_ENDPOINTS];
+    proc_row *procs; /* nprocs rows after the slots, in the same mapping */
     slot slots[];
 };
 
 pt_metrics *
-pt_metrics_create(int nworkers)
+pt_metrics_create(int nworkers, int nprocs)
 {
-    if (nworkers < 1 || nworkers > MAX_SLOTS)
+    if (nworkers < 1 || nworkers > MAX_SLOTS || nprocs < nworkers || nprocs > 2 * MAX_SLOTS)
         return NULL;
-    size_t size = sizeof(pt_metrics) + (size_t)nworkers * sizeof(slot);
+    size_t head = sizeof(pt_metrics) + (size_t)nworkers * sizeof(slot);
+    size_t size = head + (size_t)nprocs * sizeof(proc_row);
     pt_metrics *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    m->nworkers = nworkers; /* the mapping is zeroed, which is a valid initial atomic state */
+    /* The mapping is zeroed, which is a valid initial atomic state; mapped before the fork,
+     * so the pointer is the same in every process. */
+    m->nworkers = nworkers;
+    m->nprocs = nprocs;
+    m->procs = (proc_row *)((char *)m + head);
     return m;
 }
 
@@ -131,22 +147,27 @@ pt_metrics_event_done(pt_metrics *m, int index, pt_metrics_event_outcome outcome
 /* ---- per endpoint ---------------------------------------------------------------------- */
 
 int
-pt_metrics_endpoint(pt_metrics *m, int index, const char *name)
+pt_metrics_endpoint(pt_metrics *m, const char *name)
 {
-    slot *s = slot_of(m, index);
     size_t n = strlen(name);
 
-    if (s == NULL || n >= EP_NAME_MAX)
+    if (m == NULL || n >= EP_NAME_MAX)
         return -1;
     for (int i = 0; i < PT_METRICS_ENDPOINTS; i++) {
-        ep_slot *e = &s->eps[i];
+        ep_name *e = &m->names[i];
         int used = atomic_load_explicit(&e->used, memory_order_acquire);
+        /* Another process is writing this name, a few stores away (or died doing it: then the
+         * entry stays unusable, and render merges a name found twice). */
+        for (int spin = 0; used == 1 && spin < 1000000; spin++)
+            used = atomic_load_explicit(&e->used, memory_order_acquire);
         if (used == 2 && strcmp(e->name, name) == 0)
             return i;
         if (used == 0) {
             int expect = 0;
-            if (!atomic_compare_exchange_strong(&e->used, &expect, 1))
+            if (!atomic_compare_exchange_strong(&e->used, &expect, 1)) {
+                i--; /* taken meanwhile: look at it again */
                 continue;
+            }
             memcpy(e->name, name, n + 1);
             atomic_store_explicit(&e->used, 2, memory_order_release);
             return i;
@@ -155,27 +176,42 @@ pt_metrics_endpoint(pt_metrics *m, int index, const char *name)
     return -1;
 }
 
+static atomic_int_fast64_t *
+in_flight_of(pt_metrics *m, int proc, int ep)
+{
+    return m != NULL && proc >= 0 && proc < m->nprocs && ep >= 0 && ep < PT_METRICS_ENDPOINTS
+               ? &m->procs[proc].in_flight[ep]
+               : NULL;
+}
+
+void
+pt_metrics_endpoint_begin(pt_metrics *m, int proc, int ep)
+{
+    atomic_int_fast64_t *v = in_flight_of(m, proc, ep);
+    if (v != NULL)
+        atomic_fetch_add_explicit(v, 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_endpoint_end(pt_metrics *m, int proc, int ep)
+{
+    atomic_int_fast64_t *v = in_flight_of(m, proc, ep);
+    if (v != NULL)
+        atomic_fetch_sub_explicit(v, 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_endpoint_reset_in_flight(pt_metrics *m, int proc)
+{
+    for (int i = 0; m != NULL && proc >= 0 && proc < m->nprocs && i < PT_METRICS_ENDPOINTS; i++)
+        atomic_store_explicit(&m->procs[proc].in_flight[i], 0, memory_order_relaxed);
+}
+
 static ep_slot *
 ep_of(pt_metrics *m, int index, int ep)
 {
     slot *s = slot_of(m, index);
     return s != NULL && ep >= 0 && ep < PT_METRICS_ENDPOINTS ? &s->eps[ep] : NULL;
-}
-
-void
-pt_metrics_endpoint_begin(pt_metrics *m, int index, int ep)
-{
-    ep_slot *e = ep_of(m, index, ep);
-    if (e != NULL)
-        atomic_fetch_add_explicit(&e->in_flight, 1, memory_order_relaxed);
-}
-
-void
-pt_metrics_endpoint_end(pt_metrics *m, int index, int ep)
-{
-    ep_slot *e = ep_of(m, index, ep);
-    if (e != NULL)
-        atomic_fetch_sub_explicit(&e->in_flight, 1, memory_order_relaxed);
 }
 
 void
@@ -265,28 +301,34 @@ label(pt_buf *out, const char *v)
 static int
 render_endpoints(const pt_metrics *m, pt_buf *out)
 {
-    ep_total *t = calloc((size_t)m->nworkers * PT_METRICS_ENDPOINTS, sizeof(*t));
-    size_t n = 0, i, k;
+    ep_total *t = calloc(PT_METRICS_ENDPOINTS, sizeof(*t));
+    size_t n = 0, i;
     int rc = 0;
 
     if (t == NULL)
         return PT_ENOMEM;
-    for (int w = 0; w < m->nworkers; w++) {
-        for (int e = 0; e < PT_METRICS_ENDPOINTS; e++) {
-            const ep_slot *es = &m->slots[w].eps[e];
-            if (atomic_load_explicit(&es->used, memory_order_acquire) != 2)
-                continue;
-            for (k = 0; k < n && strcmp(t[k].name, es->name) != 0; k++)
-                ;
-            if (k == n)
-                t[n++].name = es->name;
-            for (int c = 0; c < 6; c++)
-                t[k].by_class[c] += get(&es->by_class[c]);
-            for (size_t b = 0; b <= NBUCKETS; b++)
-                t[k].buckets[b] += get(&es->buckets[b]);
-            t[k].micros += get(&es->micros);
-            t[k].in_flight += (int64_t)atomic_load_explicit(&es->in_flight, memory_order_relaxed);
+    for (int e = 0; e < PT_METRICS_ENDPOINTS; e++) {
+        ep_total *k = NULL;
+        if (atomic_load_explicit(&m->names[e].used, memory_order_acquire) != 2)
+            continue;
+        for (i = 0; k == NULL && i < n; i++)
+            if (strcmp(t[i].name, m->names[e].name) == 0)
+                k = &t[i];
+        if (k == NULL) {
+            k = &t[n++];
+            k->name = m->names[e].name;
         }
+        for (int w = 0; w < m->nworkers; w++) {
+            const ep_slot *es = &m->slots[w].eps[e];
+            for (int c = 0; c < 6; c++)
+                k->by_class[c] += get(&es->by_class[c]);
+            for (size_t b = 0; b <= NBUCKETS; b++)
+                k->buckets[b] += get(&es->buckets[b]);
+            k->micros += get(&es->micros);
+        }
+        for (int p = 0; p < m->nprocs; p++)
+            k->in_flight +=
+                (int64_t)atomic_load_explicit(&m->procs[p].in_flight[e], memory_order_relaxed);
     }
     qsort(t, n, sizeof(*t), ep_total_cmp);
     rc = pt_buf_puts(out, "# HELP portico_endpoint_requests_total Requests answered per endpoint, "

@@ -11,8 +11,9 @@
 
 typedef struct pt_metrics pt_metrics;
 
-/* Maps a table for nworkers workers (shared, anonymous). NULL on failure. Lives until exit. */
-pt_metrics *pt_metrics_create(int nworkers);
+/* Maps a table for nworkers workers and nprocs process slots of the master (workers and
+ * spares; shared, anonymous). NULL on failure. Lives until exit. */
+pt_metrics *pt_metrics_create(int nworkers, int nprocs);
 
 /* Counts one answered request of worker `index` (1-based). No-op when m is NULL. */
 void pt_metrics_request(pt_metrics *m, int index, int status, double seconds, size_t bytes);
@@ -34,19 +35,23 @@ typedef enum pt_metrics_restart_cause {
 void pt_metrics_restart(pt_metrics *m, int index, pt_metrics_restart_cause cause);
 
 /* ---- per endpoint ---------------------------------------------------------------------- *
- * Each worker keeps up to PT_METRICS_ENDPOINTS endpoints by name (an endpoint past that is
- * counted only in the server-wide families); the exposition adds the workers up per name.
- * Counters added per endpoint later (bulkhead queue waits and 503s, cache hits) go in
- * struct ep_slot (metrics.c) with a family in render_endpoints. */
+ * The server numbers up to PT_METRICS_ENDPOINTS endpoint names (an endpoint past that is
+ * counted only in the server-wide families); each worker counts in its own slot under that
+ * number, and each process counts its requests in flight in its own row, which the master
+ * zeroes when the process dies. Counters added per endpoint later (bulkhead queue waits and
+ * 503s, cache hits) go in struct ep_slot (metrics.c) with a family in render_endpoints. */
 #define PT_METRICS_ENDPOINTS 256
 
-/* The slot of endpoint `name` (borrowed) in worker `index`'s table, taken when new: >= 0, or
- * -1 when m is NULL or the table is full. Worker `index` only; cheap enough for a snapshot
- * rebuild, not for every request (keep the slot in the route). */
-int pt_metrics_endpoint(pt_metrics *m, int index, const char *name);
-/* A request of endpoint slot `ep` begins / ends: the in-flight gauge. No-op for ep < 0. */
-void pt_metrics_endpoint_begin(pt_metrics *m, int index, int ep);
-void pt_metrics_endpoint_end(pt_metrics *m, int index, int ep);
+/* The number of endpoint `name` (borrowed), taken when new: >= 0, or -1 when m is NULL or the
+ * table is full. Any process; cheap enough for a snapshot rebuild, not for every request
+ * (keep the number in the route). */
+int pt_metrics_endpoint(pt_metrics *m, const char *name);
+/* A request of endpoint `ep` begins / ends in the process of master slot `proc`: the
+ * in-flight gauge. No-op for ep < 0. */
+void pt_metrics_endpoint_begin(pt_metrics *m, int proc, int ep);
+void pt_metrics_endpoint_end(pt_metrics *m, int proc, int ep);
+/* Zeroes the in-flight row of master slot `proc` (the master, once its process is gone). */
+void pt_metrics_endpoint_reset_in_flight(pt_metrics *m, int proc);
 /* Counts an answered request of endpoint slot `ep`: status class and latency. */
 void pt_metrics_endpoint_request(pt_metrics *m, int index, int ep, int status, double seconds);
 

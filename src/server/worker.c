@@ -92,7 +92,7 @@ snapshot_load(worker *w, uint64_t gen)
         struct route *r = &s->routes[i];
         r->ep = &s->eps[i];
         r->auth = pt_auth_mode_of(r->ep->auth);
-        r->metric = pt_metrics_endpoint(w->cfg->metrics, w->index, r->ep->name);
+        r->metric = pt_metrics_endpoint(w->cfg->metrics, r->ep->name);
         for (size_t j = 0; j < s->nscripts; j++) {
             if (strcmp(s->scripts[j].name, r->ep->script) == 0)
                 r->script = &s->scripts[j];
@@ -306,7 +306,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     j->start = now_sec();
-    pt_metrics_endpoint_begin(w->cfg->metrics, w->index, route->metric);
+    pt_metrics_endpoint_begin(w->cfg->metrics, w->proc, route->metric);
     /* A stopping worker answers what reached it, then each connection goes: its client comes
      * back on another worker instead of queueing more requests here. */
     if (atomic_load(&w->stopping))

@@ -116,7 +116,7 @@ struct route {
     const pt_endpoint *ep;
     const pt_script *script;
     enum pt_auth_mode auth;
-    int metric; /* the endpoint's slot in this worker's metrics (pt_metrics_endpoint), or -1 */
+    int metric; /* the endpoint's number in the metrics (pt_metrics_endpoint), or -1 */
 };
 
 /* One request on its way through the worker: everything a handler may read, copied out of

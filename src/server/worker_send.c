@@ -367,7 +367,7 @@ pt_send_finish(worker *w, job *j, int timed_out)
     }
     w->inflight--;
     if (j->route != NULL)
-        pt_metrics_endpoint_end(w->cfg->metrics, w->index, j->route->metric);
+        pt_metrics_endpoint_end(w->cfg->metrics, w->proc, j->route->metric);
     pt_job_release(j);
 }
 

@@ -7,20 +7,10 @@ import os
 
 import pytest
 
-from conftest import assert_cli_error, make_portico, start_remote_portico
+from conftest import assert_cli_error, make_portico
+from test_cli import portico  # noqa: F401 (the fixture: a data dir, or through --server)
 
 HELLO = '"""Says hello."""\n\ndef handler(request):\n    return {"hello": "world"}\n'
-
-
-@pytest.fixture
-def portico(tmp_path, cli_mode):
-    p = make_portico(tmp_path)
-    if cli_mode == "datadir":
-        yield p
-        return
-    remote = start_remote_portico(p)
-    yield remote
-    remote.close()
 
 
 def read(path):

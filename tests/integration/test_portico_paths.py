@@ -122,6 +122,8 @@ def test_metrics_count_worker_restarts(portico, server):
             break
     assert metric(text, "portico_worker_restarts_total") == 1
     assert metric(text, "portico_worker_restarts_total", cause="crash") == 1
+    # The request the worker died with is no longer counted in flight.
+    assert metric(text, "portico_endpoint_requests_in_flight", endpoint="crash") == 0
 
 
 def test_openapi_document(portico, server):
