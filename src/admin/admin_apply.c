@@ -44,6 +44,30 @@ sub_call(pt_admin_call *c, const char *method, const char *path, json_t *body, i
     return pt_admin_call_as(c, method, path, NULL, body, "apply", audit, out);
 }
 
+/* prefix "/" name suffix into out, name percent-encoded (all but letters, digits and "-._~"):
+ * a route path. Returns 0, or -1 when out is too small (names are short: never here). */
+static int
+route_path(char *out, size_t outsz, const char *prefix, const char *name, const char *suffix)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = (size_t)snprintf(out, outsz, "%s/", prefix);
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0' && o + 4 < outsz; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p) != NULL) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    if (o + strlen(suffix) + 1 > outsz)
+        return -1;
+    memcpy(out + o, suffix, strlen(suffix) + 1);
+    return 0;
+}
+
 static void
 reply_clear(pt_admin_reply *r)
 {
@@ -146,9 +170,8 @@ desired(pt_admin_call *c, pt_admin_reply *r, const char *key, const char *kind, 
     json_object_foreach(m, name, v)
     {
         snprintf(field, sizeof field, "%s:%s", kind, name);
-        if (!pt_store_name_valid(name)) {
-            pt_admin_fail(r, 400, "bad_request", field,
-                          "invalid %s name '%s' (letters, digits, _ . -; at most 64)", kind, name);
+        if (strings ? !pt_store_script_name_valid(name) : !pt_store_name_valid(name)) {
+            pt_admin_fail(r, 400, "bad_request", field, "invalid %s name '%s'", kind, name);
             return NULL;
         }
         if (strings ? !json_is_string(v) : !json_is_object(v)) {
@@ -226,7 +249,7 @@ static int
 execute(pt_admin_call *c, pt_admin_reply *r, json_t *plan, json_t *want_s, json_t *want_e,
         json_t *want_w)
 {
-    char path[200];
+    char path[600];
     json_t *item;
     size_t i;
     int rc = 0;
@@ -244,15 +267,15 @@ execute(pt_admin_call *c, pt_admin_reply *r, json_t *plan, json_t *want_s, json_
                 rc = run_change(c, r, "POST", "/scripts",
                                 json_pack("{s:s, s:O}", "name", name, "source", src), kind, name);
             } else if (strcmp(action, "update") == 0) {
-                snprintf(path, sizeof path, "/scripts/%s/versions", name);
+                route_path(path, sizeof path, "/scripts", name, "/versions");
                 rc = run_change(c, r, "POST", path, json_pack("{s:O}", "source", src), kind, name);
             } else {
-                snprintf(path, sizeof path, "/scripts/%s", name);
+                route_path(path, sizeof path, "/scripts", name, "");
                 rc = run_change(c, r, "DELETE", path, NULL, kind, name);
             }
         } else if (strcmp(kind, "endpoint") == 0) {
             json_t *o = json_object_get(want_e, name);
-            snprintf(path, sizeof path, "/endpoints/%s", name);
+            route_path(path, sizeof path, "/endpoints", name, "");
             if (strcmp(action, "create") == 0) {
                 rc = run_change(c, r, "POST", "/endpoints", post_body(o, name), kind, name);
             } else if (strcmp(action, "update") == 0) {
@@ -264,7 +287,7 @@ execute(pt_admin_call *c, pt_admin_reply *r, json_t *plan, json_t *want_s, json_
             }
         } else {
             json_t *o = json_object_get(want_w, name);
-            snprintf(path, sizeof path, "/webhooks/sources/%s", name);
+            route_path(path, sizeof path, "/webhooks/sources", name, "");
             if (strcmp(action, "delete") == 0 || strcmp(action, "update") == 0)
                 rc = run_change(c, r, "DELETE", path, NULL, kind, name);
             if (rc == 0 && (strcmp(action, "create") == 0 || strcmp(action, "update") == 0))
@@ -279,10 +302,10 @@ static int
 script_source(pt_admin_call *c, pt_admin_reply *r, const char *name, json_t **src)
 {
     pt_admin_reply sub;
-    char path[160];
+    char path[600];
     int rc;
 
-    snprintf(path, sizeof path, "/scripts/%s", name);
+    route_path(path, sizeof path, "/scripts", name, "");
     rc = sub_call(c, "GET", path, NULL, 0, &sub);
     if (rc != 0)
         return refuse_item(r, &sub, "script", name);

@@ -5,11 +5,13 @@
  * The directory: scripts/NAME.py (the current version's source), endpoints/NAME.json and
  * webhooks/NAME.json (the objects the admin API gives, without read-only fields such as
  * "created"; keys sorted, two-space indent, one trailing newline, so that a diff shows only
- * what changed). A webhook source names its secret; secret values and connections' DSNs are
- * never written. Both commands go through the admin API (cli_api.h), so they work on a data dir
- * and with --server alike; apply is one POST /apply, which plans and applies in one
- * transaction on the other side (admin_apply.c).
+ * what changed). A script's name may hold spaces and any UTF-8 ("Load - Data Warehouse"): in its
+ * file name '%', '/' and a leading '.' are written %25, %2F and %2E. A webhook source names its
+ * secret; secret values and connections' DSNs are never written. Both commands go through the admin
+ * API (cli_api.h), so they work on a data dir and with --server alike; apply is one POST /apply,
+ * which plans and applies in one transaction on the other side (admin_apply.c).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +44,48 @@ static const kind kinds[] = {
 /* Fields the admin API gives and never takes: left out of the files. */
 static const char *const read_only[] = {"name", "created", "id", "updated", "webhook", NULL};
 
+/* The file name stem of an object's name into out: '%', '/' and a leading '.' percent-encoded.
+ * Returns 0, or -1 when out is too small. */
+static int
+name_to_stem(const char *name, char *out, size_t outsz)
+{
+    size_t o = 0;
+
+    for (const char *p = name; *p != '\0'; p++) {
+        if (o + 4 > outsz)
+            return -1;
+        if (*p == '%' || *p == '/' || (p == name && *p == '.'))
+            o += (size_t)snprintf(out + o, outsz - o, "%%%02X", (unsigned char)*p);
+        else
+            out[o++] = *p;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* The name a file name stem stands for (stem[0..n)), %XX decoded, into out (at least n + 1
+ * bytes). Returns 0, or -1 for a malformed escape. */
+static int
+stem_to_name(const char *stem, size_t n, char *out)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (stem[i] != '%') {
+            out[o++] = stem[i];
+            continue;
+        }
+        unsigned v;
+        if (i + 2 >= n || !isxdigit((unsigned char)stem[i + 1]) ||
+            !isxdigit((unsigned char)stem[i + 2]) || sscanf(stem + i + 1, "%2x", &v) != 1)
+            return -1;
+        out[o++] = (char)v;
+        i += 2;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 static int
 write_file(const char *path, const char *data, size_t len)
 {
@@ -61,7 +105,7 @@ remove_stale(const char *dir, const char *ext, json_t *keep)
 {
     DIR *d = strlen(dir) < 2048 ? opendir(dir) : NULL;
     struct dirent *e;
-    char path[2048 + 260], name[256];
+    char path[2048 + 410], name[400];
     size_t el = strlen(ext);
     int rc = 0;
 
@@ -111,11 +155,14 @@ export_kind(const char *datadir, const char *root, const kind *k, int *count)
     json_array_foreach(items, i, v)
     {
         const char *name = json_string_value(json_object_get(v, "name"));
-        char *text;
-        if (name == NULL || !pt_store_name_valid(name))
+        int is_script = strcmp(k->dir, "scripts") == 0;
+        char *text, stem[400];
+        if (name == NULL ||
+            !(is_script ? pt_store_script_name_valid(name) : pt_store_name_valid(name)) ||
+            name_to_stem(name, stem, sizeof stem) != 0)
             continue; /* never a file name outside dir */
-        snprintf(path, sizeof path, "%s/%s%s", dir, name, k->ext);
-        if (strcmp(k->dir, "scripts") == 0) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, stem, k->ext);
+        if (is_script) {
             if (pt_cli_api_path(api, sizeof api, "scripts", name, NULL) != 0) {
                 rc = pt_cli_error("script name too long: %s", name);
                 break;
@@ -148,7 +195,7 @@ export_kind(const char *datadir, const char *root, const kind *k, int *count)
         }
         if (rc != 0)
             break;
-        json_object_set_new(written, name, json_true());
+        json_object_set_new(written, stem, json_true());
         (*count)++;
     }
     pt_cli_reply_clear(&rep);
@@ -187,7 +234,7 @@ static int
 read_kind(const char *root, const kind *k, json_t *want)
 {
     struct dirent **list = NULL;
-    char dir[2048], path[4096], name[256];
+    char dir[2048], path[4096], name[400], stem[400];
     size_t el = strlen(k->ext);
     int n, i, rc = 0;
 
@@ -211,11 +258,17 @@ read_kind(const char *root, const kind *k, json_t *want)
             rc = pt_cli_error("%s: name too long", path);
             continue;
         }
-        memcpy(name, f, fl - el);
-        name[fl - el] = '\0';
-        if (!pt_store_name_valid(name)) {
-            rc = pt_cli_error("%s: invalid %s name '%s' (letters, digits, _ . -; at most 64)", path,
-                              k->label, name);
+        memcpy(stem, f, fl - el);
+        stem[fl - el] = '\0';
+        if (stem_to_name(stem, fl - el, name) != 0) {
+            rc = pt_cli_error("%s: a '%%' in a file name is followed by two hex digits", path);
+            continue;
+        }
+        if (strcmp(k->ext, ".py") == 0 ? !pt_store_script_name_valid(name)
+                                       : !pt_store_name_valid(name)) {
+            rc = pt_cli_error("%s: invalid %s name '%s'%s", path, k->label, name,
+                              strcmp(k->ext, ".py") == 0 ? ""
+                                                         : " (letters, digits, _ . -; at most 64)");
             continue;
         }
         if (strcmp(k->ext, ".py") == 0) {
@@ -267,15 +320,17 @@ apply_error(const char *root, const pt_cli_reply *rep)
     const char *field = json_string_value(json_object_get(err, "field"));
     const char *msg = json_string_value(json_object_get(err, "message"));
     const char *colon = field != NULL ? strchr(field, ':') : NULL;
+    char stem[400];
 
     if (colon == NULL || msg == NULL)
         return pt_cli_api_error(rep);
     for (size_t k = 0; k < NKINDS; k++) {
         const char *kd =
             strcmp(kinds[k].apply_key, "webhook_sources") == 0 ? "webhook_source" : kinds[k].label;
-        if (strlen(kd) == (size_t)(colon - field) && strncmp(field, kd, strlen(kd)) == 0)
-            return pt_cli_error("%s/%s/%s%s: %s (nothing was applied)", root, kinds[k].dir,
-                                colon + 1, kinds[k].ext, msg);
+        if (strlen(kd) == (size_t)(colon - field) && strncmp(field, kd, strlen(kd)) == 0 &&
+            name_to_stem(colon + 1, stem, sizeof stem) == 0)
+            return pt_cli_error("%s/%s/%s%s: %s (nothing was applied)", root, kinds[k].dir, stem,
+                                kinds[k].ext, msg);
     }
     return pt_cli_api_error(rep);
 }

@@ -110,11 +110,16 @@ def test_export_applies_to_a_second_install(tmp_path):
     portico = make_portico(tmp_path / "first")
     portico.publish("hello", HELLO)
     portico.add_script("lib", "X = 1\n")
+    # A Peliqan-style free-text name: '/' and '%' are escaped in the file name.
+    portico.cli("script", "add", "Load - DWH / 100%", portico.write("dwh.py", "X = 2\n"))
     out = str(tmp_path / "deploy")
     portico.cli("export", out)
+    assert sorted(os.listdir(os.path.join(out, "scripts"))) == [
+        "Load - DWH %2F 100%25.py", "hello.py", "lib.py"]
     other = make_portico(tmp_path / "other")
     assert other.cli("apply", out).stdout.splitlines() == [
-        "create script hello", "create script lib", "create endpoint hello", "applied 3 changes"]
+        "create script Load - DWH / 100%", "create script hello", "create script lib",
+        "create endpoint hello", "applied 4 changes"]
     assert other.cli("apply", out).stdout.strip() == "no changes"
     # Its export is the same files.
     out2 = str(tmp_path / "deploy2")
