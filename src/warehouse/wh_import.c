@@ -293,7 +293,7 @@ key_check(import *im, const char *unit)
     for (i = 0; i < im->nkrows && why[0] == '\0'; i++)
         if (im->krows[i].text == NULL)
             snprintf(why, sizeof why, "%s %zu has no value for it", unit, im->krows[i].where);
-    if (why[0] == '\0') {
+    if (why[0] == '\0' && im->nkrows > 1) { /* qsort needs rows (a header alone has none) */
         qsort(im->krows, im->nkrows, sizeof *im->krows, keyrow_cmp);
         for (i = 1; i < im->nkrows && why[0] == '\0'; i++) {
             const keyrow *a = &im->krows[i - 1], *b = &im->krows[i];
