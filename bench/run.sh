@@ -5,6 +5,8 @@
 #   rows     100 rows of a 100,000-row SQLite table; Portico (rows served from the cursor in C)
 #            and uWSGI (sqlite3 + json.dumps on the same file)
 #   webhook  durable 1 KiB JSON events posted with keep-alive (no peer: target 10,000/s)
+#   lookup   one row by id of a 100,000-row imported table: imported with `id` as its primary
+#            key (`db import` does it), and the same rows without a key (a scan per lookup)
 #   crash    hello alone, then while one client calls, one request after another, a handler
 #            that calls os._exit(1) (bench/crashloop.py; target: >= 90% of hello's req/s,
 #            p99 < 20 ms)
@@ -25,7 +27,7 @@ BIN=${1:?usage: bench/run.sh PATH/TO/portico}
 RUNS=${RUNS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-50}
-SECTIONS=${SECTIONS:-hello rows webhook crash tls blocking cache}
+SECTIONS=${SECTIONS:-hello rows lookup webhook crash tls blocking cache}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
@@ -155,6 +157,31 @@ for section in $SECTIONS; do
         else
             compare "target >= 2.5x uWSGI" "http://127.0.0.1:$PPORT/rows" "$PPID_"
         fi
+        ;;
+    lookup)
+        echo "== lookup: one row by id of a 100,000-row imported table, $head =="
+        $PY -c 'import sys
+for h in ("id", "nr"):
+    with open(sys.argv[1] + "/" + h + ".csv", "w") as f:
+        f.write(h + ",name,email,amount\n")
+        f.writelines("%d,customer %d,user%d@example.com,%.2f\n" % (i, i, i, i * 1.25)
+                     for i in range(1, 100001))' "$WORK"
+        "$BIN" --data "$D" db import dw bench keyed "$WORK/id.csv"
+        "$BIN" --data "$D" db import dw bench plain "$WORK/nr.csv"
+        "$BIN" --data "$D" script add lookup "$HERE/lookup.py" >/dev/null
+        "$BIN" --data "$D" endpoint add lookup --path '/lookup/{table}/{id}' --script lookup \
+            --auth public >/dev/null
+        serve_portico "$D" "$WORK/portico-lookup.log"
+        wait_http "http://127.0.0.1:$PPORT/lookup/keyed/7"
+        # wrk -c8 for both: with 50 connections waiting on scans, wrk's 2 s timeout fires.
+        echo "-- keyed (primary key id), wrk -c8"
+        CONNS=8 compare "target: an index seek" "http://127.0.0.1:$PPORT/lookup/keyed" "$PPID_" \
+            "" "" "$HERE/lookup.lua"
+        K_RPS=$P_RPS
+        echo "-- plain (no key: a scan per lookup), wrk -c8"
+        CONNS=8 compare "a scan of 100,000 rows" "http://127.0.0.1:$PPORT/lookup/plain" \
+            "$PPID_" "" "" "$HERE/lookup.lua"
+        awk -v k="$K_RPS" -v p="$P_RPS" 'BEGIN {printf "ratio    keyed/plain %.1fx req/s\n", k/p}'
         ;;
     webhook)
         echo "== webhook: durable 1 KiB JSON events, $head =="
@@ -338,7 +365,7 @@ for section in $SECTIONS; do
         ;;
     *)
         echo "bench: unknown section '$section'" \
-            "(hello, rows, webhook, crash, tls, blocking, cache)" >&2
+            "(hello, rows, lookup, webhook, crash, tls, blocking, cache)" >&2
         exit 2
         ;;
     esac

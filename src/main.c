@@ -75,6 +75,10 @@ static const char help_text[] =
     "                                         changes made through the admin API and the CLI\n"
     "  logs [--endpoint E] [--status 5xx|500] [--since 1h] [--request-id ID] [--limit N]\n"
     "       [--json] [--follow]                the stored request log: printed lines, tracebacks\n"
+    "  export DIR                             write scripts, endpoints and webhook sources to\n"
+    "                                         DIR as files to keep in git\n"
+    "  apply DIR [--dry-run] [--prune]        make the install match DIR in one transaction\n"
+    "                                         (prints the plan; --prune deletes what DIR lacks)\n"
     "  version                                print the version\n"
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
@@ -105,6 +109,8 @@ static const pt_cli_sub commands[] = {
     {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
     {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
     {"logs", NULL, pt_cli_logs, PT_CLI_REMOTE},
+    {"export", NULL, pt_cli_export, PT_CLI_REMOTE},
+    {"apply", NULL, pt_cli_apply, PT_CLI_REMOTE},
     {NULL, NULL, NULL},
 };
 

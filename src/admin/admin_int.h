@@ -20,4 +20,11 @@ const pt_admin_route *pt_admin_find_route(const char *method, const char *path, 
 void pt_admin_write_audit(pt_store *st, const pt_admin_call *c, const pt_admin_route *route,
                           const char *cmd);
 
+/* Runs the route of method and path as the caller `as` (its store, actor, role and env; the
+ * route's minimum role is checked: 403), with query (NULL: none) and body, both borrowed. With
+ * audit, a successful change is written to the audit log (action cmd, NULL: the route). Fills
+ * r (the caller frees r->body and r->raw); returns 0 or -status (admin_local.c). */
+int pt_admin_call_as(const pt_admin_call *as, const char *method, const char *path, json_t *query,
+                     json_t *body, const char *cmd, int audit, pt_admin_reply *r);
+
 #endif

@@ -351,6 +351,11 @@ deny(pt_auth_result *res, enum pt_auth_mode mode, const char *code, const char *
 
     res->status = 401;
     res->error = message;
+    res->reason = code == NULL                              ? "missing"
+                  : strcmp(code, "invalid_request") == 0    ? "malformed"
+                  : strcmp(code, "insufficient_scope") == 0 ? "scope"
+                  : strcmp(message, "token expired") == 0   ? "expired"
+                                                            : "invalid";
     res->header = "www-authenticate";
     if (code == NULL)
         snprintf(res->header_value, sizeof res->header_value, "%s realm=\"portico\"", scheme);
@@ -370,6 +375,7 @@ unavailable(pt_auth *a, pt_auth_result *res)
     }
     res->status = 503;
     res->error = "authentication is not available (the server's keys cannot be read)";
+    res->reason = "unavailable";
     return res->status;
 }
 
@@ -384,6 +390,7 @@ limit(pt_ratelimit *rl, const entry *e, const pt_auth_request *rq, pt_auth_resul
         return 0;
     res->status = 429;
     res->error = "rate limit exceeded";
+    res->reason = "rate_limited";
     res->header = "retry-after";
     snprintf(res->header_value, sizeof res->header_value, "%llu",
              (unsigned long long)((wait_ns + 999999999ULL) / 1000000000ULL));

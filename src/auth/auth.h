@@ -47,6 +47,8 @@ typedef struct pt_auth_request {
 typedef struct pt_auth_result {
     int status;         /* 0: allowed; else 401, 429 or 503 */
     const char *error;  /* static message for the JSON error body */
+    const char *reason; /* static, when refused: "missing", "malformed", "invalid", "expired",
+                         * "scope", "rate_limited" or "unavailable" (the metrics' label) */
     const char *header; /* "www-authenticate", "retry-after" or NULL */
     char header_value[256];
     pt_caller caller; /* when allowed: strings borrowed from the pt_auth or from buf */

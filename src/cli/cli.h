@@ -30,6 +30,8 @@ int pt_cli_webhook(const char *datadir, int argc, char **argv);
 int pt_cli_user(const char *datadir, int argc, char **argv);
 int pt_cli_audit(const char *datadir, int argc, char **argv);
 int pt_cli_logs(const char *datadir, int argc, char **argv);
+int pt_cli_export(const char *datadir, int argc, char **argv);
+int pt_cli_apply(const char *datadir, int argc, char **argv);
 
 /* One subcommand of a command group ("script rm"), or one command of main.c: its name,
  * another name for it or NULL ("ls" for "list"), and the function that runs it with the

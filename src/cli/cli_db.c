@@ -17,7 +17,7 @@
 
 static const char db_usage[] =
     "db add NAME --sqlite [DIR] | add NAME --postgres DSN | list | rm NAME | "
-    "import CONN SCHEMA TABLE FILE | "
+    "import CONN SCHEMA TABLE FILE [--primary-key COL[,COL]] | "
     "query CONN SQL [--json]";
 
 /* `db add` through --server: DIR is a directory on the server (absolute, existing), the
@@ -163,24 +163,26 @@ db_rm(const char *datadir, int argc, char **argv)
 static int
 db_import(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "db import CONN SCHEMA TABLE FILE";
+    const char *usage = "db import CONN SCHEMA TABLE FILE [--primary-key COL[,COL]]";
+    const char *key = NULL;
+    pt_cli_opt opts[] = {{"--primary-key", 1, &key}, {NULL, 0, NULL}};
+    pt_wh_import_result res;
     pt_wh *wh = NULL;
     char *pos[4], err[512];
-    int64_t rows = 0;
     int npos = 0, rc;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 4, 4, &npos, usage);
+    rc = pt_cli_parse(argc, argv, opts, pos, 4, 4, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
     if (pt_wh_open(datadir, pos[0], &wh, err, sizeof err) != 0)
         return pt_cli_error("%s", err);
-    if (pt_wh_import(wh, pos[1], pos[2], pos[3], &rows) != 0)
+    if (pt_wh_import_keyed(wh, pos[1], pos[2], pos[3], key, &res) != 0)
         rc = pt_cli_error("%s", pt_wh_errmsg(wh));
     else
-        printf("imported %" PRId64 " row%s into %s.%s.%s\n", rows, rows == 1 ? "" : "s", pos[0],
-               pos[1], pos[2]);
+        printf("imported %" PRId64 " row%s into %s.%s.%s%s%s\n", res.rows, res.rows == 1 ? "" : "s",
+               pos[0], pos[1], pos[2], res.note[0] ? "; " : "", res.note);
     pt_wh_close(wh);
     return rc;
 }

@@ -378,6 +378,24 @@ log_exit(const worker_proc *p, pid_t pid, int status, const char *blamed)
     }
 }
 
+/* Why a worker exited, for the metrics. */
+static pt_metrics_restart_cause
+restart_cause(int status)
+{
+    if (WIFSIGNALED(status))
+        return PT_RESTART_CRASH;
+    switch (WEXITSTATUS(status)) {
+    case PT_WORKER_EXIT_MEMORY:
+        return PT_RESTART_MEMORY;
+    case PT_WORKER_EXIT_STUCK:
+        return PT_RESTART_STUCK;
+    case PT_WORKER_EXIT_PYEXIT:
+        return PT_RESTART_OSEXIT;
+    default:
+        return PT_RESTART_EXIT;
+    }
+}
+
 /* The master's loop state. */
 typedef struct master {
     const pt_server_config *cfg; /* with the shared tables mapped */
@@ -404,7 +422,7 @@ shared_config(const pt_server_config *cfg)
     *run = *cfg;
     if ((run->ratelimit = pt_ratelimit_new(PT_RATELIMIT_SLOTS)) == NULL)
         pt_log_warn("cannot map the rate limit table: %s; rate limits are off", strerror(errno));
-    if ((run->metrics = pt_metrics_create(cfg->workers)) == NULL)
+    if ((run->metrics = pt_metrics_create(cfg->workers, cfg->workers + SPARES)) == NULL)
         pt_log_warn("cannot map the metrics table: %s; /_portico/metrics is off", strerror(errno));
     if ((run->breaker = pt_breaker_create(cfg->workers + SPARES)) == NULL)
         pt_log_warn("cannot map the crash breaker table: %s; the breaker is off", strerror(errno));
@@ -576,8 +594,10 @@ on_death(master *m, int i, pid_t pid, int status)
         return;
     }
     log_exit(p, pid, status, blamed);
+    /* The process took its requests with it: its row of in-flight gauges starts again. */
+    pt_metrics_endpoint_reset_in_flight(m->cfg->metrics, i);
     if (p->served > 0 && (p->index > 0 || p->retiring))
-        pt_metrics_restart(m->cfg->metrics, p->served);
+        pt_metrics_restart(m->cfg->metrics, p->served, restart_cause(status));
     p->retiring = 0;
     hand_over(p);
     /* A process that dies before it is ready is retried with a back-off (start_due); one that

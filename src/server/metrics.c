@@ -3,8 +3,13 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "core/err.h"
+#include "core/json.h"
 
 #define MAX_SLOTS 256
 
@@ -12,30 +17,71 @@
 static const double bucket_le[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
 #define NBUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
 
+static const char *const restart_causes[PT_RESTART_NCAUSES] = {"crash", "memory", "stuck",
+                                                               "os_exit", "exit"};
+static const char *const auth_reasons[] = {"missing", "malformed",    "invalid",     "expired",
+                                           "scope",   "rate_limited", "unavailable", "other"};
+#define NREASONS (sizeof(auth_reasons) / sizeof(auth_reasons[0]))
+static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+#define EP_NAME_MAX 80
+
+/* An endpoint's number: its name's entry in the server's table. `used` is 0 (free), 1 (being
+ * named) or 2 (named: readers may use the name). */
+typedef struct ep_name {
+    atomic_int used;
+    char name[EP_NAME_MAX];
+} ep_name;
+
+/* One endpoint's counters in one worker's slot. */
+typedef struct ep_slot {
+    atomic_uint_fast64_t by_class[6];
+    atomic_uint_fast64_t buckets[NBUCKETS + 1];
+    atomic_uint_fast64_t micros;
+    /* "settings" adds here: bulkhead queue waits and 503s, response cache hits. */
+} ep_slot;
+
 typedef struct slot {
     atomic_uint_fast64_t by_class[6]; /* 1xx..5xx, [0]: anything else */
     atomic_uint_fast64_t buckets[NBUCKETS + 1];
     atomic_uint_fast64_t micros; /* total request time */
     atomic_uint_fast64_t bytes;  /* total body bytes sent */
-    atomic_uint_fast64_t events, duplicates, restarts;
+    atomic_uint_fast64_t events, duplicates;
+    atomic_uint_fast64_t restarts[PT_RESTART_NCAUSES];
     atomic_uint_fast64_t log_dropped; /* requests the request log had no room for */
+    atomic_uint_fast64_t auth_failures[NREASONS];
+    atomic_uint_fast64_t event_outcomes[PT_EVENT_NOUTCOMES];
+    ep_slot eps[PT_METRICS_ENDPOINTS];
 } slot;
 
+/* Requests in flight per endpoint, one row per process slot of the master: a row belongs to
+ * one process at a time, so the master can zero a dead process's row. */
+typedef struct proc_row {
+    atomic_int_fast64_t in_flight[PT_METRICS_ENDPOINTS];
+} proc_row;
+
 struct pt_metrics {
-    int nworkers;
+    int nworkers, nprocs;
+    ep_name names[PT_METRICS_ENDPOINTS];
+    proc_row *procs; /* nprocs rows after the slots, in the same mapping */
     slot slots[];
 };
 
 pt_metrics *
-pt_metrics_create(int nworkers)
+pt_metrics_create(int nworkers, int nprocs)
 {
-    if (nworkers < 1 || nworkers > MAX_SLOTS)
+    if (nworkers < 1 || nworkers > MAX_SLOTS || nprocs < nworkers || nprocs > 2 * MAX_SLOTS)
         return NULL;
-    size_t size = sizeof(pt_metrics) + (size_t)nworkers * sizeof(slot);
+    size_t head = sizeof(pt_metrics) + (size_t)nworkers * sizeof(slot);
+    size_t size = head + (size_t)nprocs * sizeof(proc_row);
     pt_metrics *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    m->nworkers = nworkers; /* the mapping is zeroed, which is a valid initial atomic state */
+    /* The mapping is zeroed, which is a valid initial atomic state; mapped before the fork,
+     * so the pointer is the same in every process. */
+    m->nworkers = nworkers;
+    m->nprocs = nprocs;
+    m->procs = (proc_row *)((char *)m + head);
     return m;
 }
 
@@ -70,11 +116,117 @@ pt_metrics_event(pt_metrics *m, int index, int duplicate)
 }
 
 void
-pt_metrics_restart(pt_metrics *m, int index)
+pt_metrics_restart(pt_metrics *m, int index, pt_metrics_restart_cause cause)
 {
     slot *s = slot_of(m, index);
-    if (s != NULL)
-        atomic_fetch_add_explicit(&s->restarts, 1, memory_order_relaxed);
+    if (s != NULL && cause >= 0 && cause < PT_RESTART_NCAUSES)
+        atomic_fetch_add_explicit(&s->restarts[cause], 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_auth_failure(pt_metrics *m, int index, const char *reason)
+{
+    slot *s = slot_of(m, index);
+    size_t r = 0;
+
+    if (s == NULL)
+        return;
+    while (r + 1 < NREASONS && (reason == NULL || strcmp(auth_reasons[r], reason) != 0))
+        r++;
+    atomic_fetch_add_explicit(&s->auth_failures[r], 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_event_done(pt_metrics *m, int index, pt_metrics_event_outcome outcome)
+{
+    slot *s = slot_of(m, index);
+    if (s != NULL && outcome >= 0 && outcome < PT_EVENT_NOUTCOMES)
+        atomic_fetch_add_explicit(&s->event_outcomes[outcome], 1, memory_order_relaxed);
+}
+
+/* ---- per endpoint ---------------------------------------------------------------------- */
+
+int
+pt_metrics_endpoint(pt_metrics *m, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (m == NULL || n >= EP_NAME_MAX)
+        return -1;
+    for (int i = 0; i < PT_METRICS_ENDPOINTS; i++) {
+        ep_name *e = &m->names[i];
+        int used = atomic_load_explicit(&e->used, memory_order_acquire);
+        /* Another process is writing this name, a few stores away (or died doing it: then the
+         * entry stays unusable, and render merges a name found twice). */
+        for (int spin = 0; used == 1 && spin < 1000000; spin++)
+            used = atomic_load_explicit(&e->used, memory_order_acquire);
+        if (used == 2 && strcmp(e->name, name) == 0)
+            return i;
+        if (used == 0) {
+            int expect = 0;
+            if (!atomic_compare_exchange_strong(&e->used, &expect, 1)) {
+                i--; /* taken meanwhile: look at it again */
+                continue;
+            }
+            memcpy(e->name, name, n + 1);
+            atomic_store_explicit(&e->used, 2, memory_order_release);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static atomic_int_fast64_t *
+in_flight_of(pt_metrics *m, int proc, int ep)
+{
+    return m != NULL && proc >= 0 && proc < m->nprocs && ep >= 0 && ep < PT_METRICS_ENDPOINTS
+               ? &m->procs[proc].in_flight[ep]
+               : NULL;
+}
+
+void
+pt_metrics_endpoint_begin(pt_metrics *m, int proc, int ep)
+{
+    atomic_int_fast64_t *v = in_flight_of(m, proc, ep);
+    if (v != NULL)
+        atomic_fetch_add_explicit(v, 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_endpoint_end(pt_metrics *m, int proc, int ep)
+{
+    atomic_int_fast64_t *v = in_flight_of(m, proc, ep);
+    if (v != NULL)
+        atomic_fetch_sub_explicit(v, 1, memory_order_relaxed);
+}
+
+void
+pt_metrics_endpoint_reset_in_flight(pt_metrics *m, int proc)
+{
+    for (int i = 0; m != NULL && proc >= 0 && proc < m->nprocs && i < PT_METRICS_ENDPOINTS; i++)
+        atomic_store_explicit(&m->procs[proc].in_flight[i], 0, memory_order_relaxed);
+}
+
+static ep_slot *
+ep_of(pt_metrics *m, int index, int ep)
+{
+    slot *s = slot_of(m, index);
+    return s != NULL && ep >= 0 && ep < PT_METRICS_ENDPOINTS ? &s->eps[ep] : NULL;
+}
+
+void
+pt_metrics_endpoint_request(pt_metrics *m, int index, int ep, int status, double seconds)
+{
+    ep_slot *e = ep_of(m, index, ep);
+    if (e == NULL)
+        return;
+    int cls = status >= 100 && status < 600 ? status / 100 : 0;
+    size_t b = 0;
+    while (b < NBUCKETS && seconds > bucket_le[b])
+        b++;
+    atomic_fetch_add_explicit(&e->by_class[cls], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->micros, (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
 }
 
 void
@@ -122,10 +274,136 @@ pt_metrics_sum(const pt_metrics *m, pt_metrics_total *out)
     out->seconds = (double)micros / 1e6;
 }
 
-int
-pt_metrics_render(const pt_metrics *m, pt_buf *out)
+/* One endpoint's counters added up over the workers. */
+typedef struct ep_total {
+    const char *name; /* borrowed from a slot */
+    uint64_t by_class[6];
+    uint64_t buckets[NBUCKETS + 1];
+    uint64_t micros;
+    int64_t in_flight;
+} ep_total;
+
+static int
+ep_total_cmp(const void *a, const void *b)
 {
-    static const char *classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    return strcmp(((const ep_total *)a)->name, ((const ep_total *)b)->name);
+}
+
+/* A label value: the endpoint name as a JSON string is also a valid Prometheus label value
+ * for the names endpoints may have (letters, digits, '_', '.', '-'). */
+static int
+label(pt_buf *out, const char *v)
+{
+    return pt_json_string(out, v, strlen(v));
+}
+
+/* The per-endpoint families: requests by status class, the latency histogram, in flight. */
+static int
+render_endpoints(const pt_metrics *m, pt_buf *out)
+{
+    ep_total *t = calloc(PT_METRICS_ENDPOINTS, sizeof(*t));
+    size_t n = 0, i;
+    int rc = 0;
+
+    if (t == NULL)
+        return PT_ENOMEM;
+    for (int e = 0; e < PT_METRICS_ENDPOINTS; e++) {
+        ep_total *k = NULL;
+        if (atomic_load_explicit(&m->names[e].used, memory_order_acquire) != 2)
+            continue;
+        for (i = 0; k == NULL && i < n; i++)
+            if (strcmp(t[i].name, m->names[e].name) == 0)
+                k = &t[i];
+        if (k == NULL) {
+            k = &t[n++];
+            k->name = m->names[e].name;
+        }
+        for (int w = 0; w < m->nworkers; w++) {
+            const ep_slot *es = &m->slots[w].eps[e];
+            for (int c = 0; c < 6; c++)
+                k->by_class[c] += get(&es->by_class[c]);
+            for (size_t b = 0; b <= NBUCKETS; b++)
+                k->buckets[b] += get(&es->buckets[b]);
+            k->micros += get(&es->micros);
+        }
+        for (int p = 0; p < m->nprocs; p++)
+            k->in_flight +=
+                (int64_t)atomic_load_explicit(&m->procs[p].in_flight[e], memory_order_relaxed);
+    }
+    qsort(t, n, sizeof(*t), ep_total_cmp);
+    rc = pt_buf_puts(out, "# HELP portico_endpoint_requests_total Requests answered per endpoint, "
+                          "by status class.\n"
+                          "# TYPE portico_endpoint_requests_total counter\n");
+    for (i = 0; rc == 0 && i < n; i++)
+        for (int c = 1; rc == 0 && c < 6; c++) {
+            rc = pt_buf_puts(out, "portico_endpoint_requests_total{endpoint=");
+            rc = rc != 0 ? rc : label(out, t[i].name);
+            rc = rc != 0 ? rc
+                         : pt_buf_printf(out, ",code=\"%s\"} %llu\n", classes[c],
+                                         (unsigned long long)t[i].by_class[c]);
+        }
+    if (rc == 0)
+        rc = pt_buf_puts(out, "# HELP portico_endpoint_request_duration_seconds Time from a "
+                              "request's arrival to its answer, per endpoint.\n"
+                              "# TYPE portico_endpoint_request_duration_seconds histogram\n");
+    for (i = 0; rc == 0 && i < n; i++) {
+        uint64_t cum = 0;
+        for (size_t b = 0; rc == 0 && b <= NBUCKETS; b++) {
+            char le[32];
+            cum += t[i].buckets[b];
+            if (b < NBUCKETS)
+                snprintf(le, sizeof(le), "%g", bucket_le[b]);
+            else
+                snprintf(le, sizeof(le), "+Inf");
+            rc = pt_buf_puts(out, "portico_endpoint_request_duration_seconds_bucket{endpoint=");
+            rc = rc != 0 ? rc : label(out, t[i].name);
+            rc = rc != 0 ? rc
+                         : pt_buf_printf(out, ",le=\"%s\"} %llu\n", le, (unsigned long long)cum);
+        }
+        rc = rc != 0 ? rc
+                     : pt_buf_puts(out, "portico_endpoint_request_duration_seconds_sum{endpoint=");
+        rc = rc != 0 ? rc : label(out, t[i].name);
+        rc = rc != 0 ? rc : pt_buf_printf(out, "} %.6f\n", (double)t[i].micros / 1e6);
+        rc = rc != 0
+                 ? rc
+                 : pt_buf_puts(out, "portico_endpoint_request_duration_seconds_count{endpoint=");
+        rc = rc != 0 ? rc : label(out, t[i].name);
+        rc = rc != 0 ? rc : pt_buf_printf(out, "} %llu\n", (unsigned long long)cum);
+    }
+    if (rc == 0)
+        rc = pt_buf_puts(out, "# HELP portico_endpoint_requests_in_flight Requests of the "
+                              "endpoint being handled now.\n"
+                              "# TYPE portico_endpoint_requests_in_flight gauge\n");
+    for (i = 0; rc == 0 && i < n; i++) {
+        rc = pt_buf_puts(out, "portico_endpoint_requests_in_flight{endpoint=");
+        rc = rc != 0 ? rc : label(out, t[i].name);
+        rc = rc != 0 ? rc : pt_buf_printf(out, "} %lld\n", (long long)t[i].in_flight);
+    }
+    free(t);
+    return rc;
+}
+
+/* A counter family with one value per label value, added up over the workers; `offset` is the
+ * first of nvalues counters in a slot. */
+static int
+labelled_family(pt_buf *out, const pt_metrics *m, const char *name, const char *help,
+                const char *label_name, const char *const *values, size_t nvalues, size_t offset)
+{
+    int rc = pt_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t v = 0; rc == 0 && v < nvalues; v++) {
+        uint64_t sum = 0;
+        for (int i = 0; i < m->nworkers; i++)
+            sum += get((const atomic_uint_fast64_t *)((const char *)&m->slots[i] + offset) + v);
+        rc = pt_buf_printf(out, "%s{%s=\"%s\"} %llu\n", name, label_name, values[v],
+                           (unsigned long long)sum);
+    }
+    return rc;
+}
+
+int
+pt_metrics_render(const pt_metrics *m, int64_t events_pending, pt_buf *out)
+{
+    static const char *const outcomes[PT_EVENT_NOUTCOMES] = {"processed", "retried", "failed"};
     int rc = pt_buf_puts(out, "# HELP portico_requests_total Requests answered, by status class.\n"
                               "# TYPE portico_requests_total counter\n");
     for (int i = 0; rc == 0 && i < m->nworkers; i++)
@@ -171,12 +449,34 @@ pt_metrics_render(const pt_metrics *m, pt_buf *out)
                     "Webhook deliveries answered as duplicates.", "counter",
                     offsetof(slot, duplicates));
     if (rc == 0)
-        rc = family(out, m, "portico_worker_restarts_total",
-                    "Workers replaced after a crash, a kill or the memory limit.", "counter",
-                    offsetof(slot, restarts));
+        rc = pt_buf_puts(out, "# HELP portico_worker_restarts_total Workers replaced, by cause "
+                              "(crash: killed by a signal).\n"
+                              "# TYPE portico_worker_restarts_total counter\n");
+    for (int i = 0; rc == 0 && i < m->nworkers; i++)
+        for (int c = 0; rc == 0 && c < PT_RESTART_NCAUSES; c++)
+            rc = pt_buf_printf(
+                out, "portico_worker_restarts_total{worker=\"%d\",cause=\"%s\"} %llu\n", i + 1,
+                restart_causes[c], (unsigned long long)get(&m->slots[i].restarts[c]));
     if (rc == 0)
         rc = family(out, m, "portico_request_log_dropped_total",
                     "Requests left out of the stored request log because its buffer was full.",
                     "counter", offsetof(slot, log_dropped));
+    if (rc == 0)
+        rc = labelled_family(out, m, "portico_auth_failures_total",
+                             "Requests refused by authentication, by reason.", "reason",
+                             auth_reasons, NREASONS, offsetof(slot, auth_failures));
+    if (rc == 0)
+        rc = labelled_family(out, m, "portico_webhook_event_attempts_total",
+                             "Attempts at processing stored webhook events, by outcome.", "outcome",
+                             outcomes, PT_EVENT_NOUTCOMES, offsetof(slot, event_outcomes));
+    if (rc == 0 && events_pending >= 0)
+        rc = pt_buf_printf(out,
+                           "# HELP portico_webhook_events_pending Webhook events stored and "
+                           "not yet processed or failed.\n"
+                           "# TYPE portico_webhook_events_pending gauge\n"
+                           "portico_webhook_events_pending %lld\n",
+                           (long long)events_pending);
+    if (rc == 0)
+        rc = render_endpoints(m, out);
     return rc;
 }

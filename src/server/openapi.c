@@ -1,9 +1,11 @@
-/* openapi.c - the OpenAPI 3.0 document of the published endpoints. */
+/* openapi.c - the OpenAPI 3.1 document of the published endpoints. */
 #include "server/openapi.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "core/json.h"
 #include "server/router.h"
 
@@ -14,6 +16,126 @@ jstr(pt_buf *b, const char *s, size_t n)
 {
     return pt_json_string(b, s, n);
 }
+
+/* ---- the script's docstring ------------------------------------------------------------- */
+
+/* Skips blank lines, comment lines and spaces before the module's first statement. */
+static const char *
+skip_to_statement(const char *p, const char *end)
+{
+    while (p < end) {
+        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == '\f') {
+            p++;
+        } else if (*p == '#') {
+            while (p < end && *p != '\n')
+                p++;
+        } else if (p + 3 <= end && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+            p += 3;
+        } else {
+            break;
+        }
+    }
+    return p;
+}
+
+/* The raw text of the module docstring (the first statement when it is a string literal) into
+ * raw, its escapes (but for raw strings) decoded for the common cases: \n \t \\ \' \" and a
+ * backslash before a line break. Returns 1 when there is one, 0 when not, <0 on no memory. */
+static int
+docstring_raw(const char *src, size_t n, pt_buf *raw)
+{
+    const char *end = src + n, *p = skip_to_statement(src, end);
+    int is_raw = 0, rc = 0;
+    size_t qlen;
+    char q;
+
+    if (p < end && *p != '\0' && strchr("rRuU", *p) != NULL) {
+        is_raw = *p == 'r' || *p == 'R';
+        p++;
+    }
+    if (p >= end || (*p != '"' && *p != '\''))
+        return 0;
+    q = *p;
+    qlen = (p + 3 <= end && p[1] == q && p[2] == q) ? 3 : 1;
+    p += qlen;
+    for (; p < end && rc == 0; p++) {
+        if (*p == q && (qlen == 1 || (p + 3 <= end && p[1] == q && p[2] == q)))
+            return 1;
+        if (qlen == 1 && *p == '\n')
+            return 0; /* an unterminated one-line string: not a docstring we can read */
+        if (*p == '\\' && !is_raw && p + 1 < end) {
+            char c = *++p;
+            if (c == 'n')
+                rc = pt_buf_putc(raw, '\n');
+            else if (c == 't')
+                rc = pt_buf_putc(raw, '\t');
+            else if (c == '\\' || c == '\'' || c == '"')
+                rc = pt_buf_putc(raw, c);
+            else if (c != '\n')
+                rc = pt_buf_putc(raw, '\\') == 0 ? pt_buf_putc(raw, c) : PT_ENOMEM;
+            continue;
+        }
+        if (*p != '\r')
+            rc = pt_buf_putc(raw, *p);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* The docstring cleaned as Python's inspect.cleandoc does: the first line's leading spaces and
+ * the common indentation of the others removed, blank lines at both ends dropped. */
+int
+pt_openapi_docstring(const char *src, size_t n, pt_buf *out)
+{
+    pt_buf raw;
+    size_t indent = (size_t)-1, i, start;
+    int rc, line;
+
+    pt_buf_init(&raw, 0);
+    rc = docstring_raw(src, n, &raw);
+    if (rc <= 0 || raw.len == 0)
+        goto done;
+    /* the smallest indentation of the lines after the first that hold more than spaces */
+    for (i = 0, line = 0; i < raw.len; line++) {
+        size_t s = i, k;
+        while (i < raw.len && raw.data[i] != '\n')
+            i++;
+        for (k = s; k < i && (raw.data[k] == ' ' || raw.data[k] == '\t'); k++)
+            ;
+        if (line > 0 && k < i && k - s < indent)
+            indent = k - s;
+        i++;
+    }
+    start = out->len;
+    for (i = 0, line = 0; rc >= 0 && i < raw.len; line++) {
+        size_t s = i, e, k;
+        while (i < raw.len && raw.data[i] != '\n')
+            i++;
+        e = i++;
+        k = s;
+        if (line == 0)
+            while (k < e && (raw.data[k] == ' ' || raw.data[k] == '\t'))
+                k++;
+        else
+            k = e - s > indent ? s + indent : e;
+        while (e > k && (raw.data[e - 1] == ' ' || raw.data[e - 1] == '\t'))
+            e--;
+        if (out->len == start && e == k)
+            continue; /* leading blank lines */
+        rc = pt_buf_append(out, raw.data + k, e - k);
+        if (rc == 0)
+            rc = pt_buf_putc(out, '\n');
+    }
+    while (rc >= 0 && out->len > start && isspace((unsigned char)out->data[out->len - 1]))
+        out->len--;
+    if (rc >= 0 && out->data != NULL)
+        out->data[out->len] = '\0';
+    rc = rc < 0 ? rc : out->len > start;
+done:
+    pt_buf_free(&raw);
+    return rc;
+}
+
+/* ---- the document ------------------------------------------------------------------------ */
 
 /* The OpenAPI form of a path: `{name}` stays, each `*` becomes `{wildcardN}`. Writes the
  * JSON string and fills the parameter names into params (as "name\0"). */
@@ -93,13 +215,24 @@ settings_ext(pt_buf *b, const pt_ep_settings *s)
 /* One operation; its id is the endpoint's name, suffixed with the method when the endpoint
  * has several (operation ids must be unique in a document). */
 static int
-operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several, const pt_buf *params)
+operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several, const pt_buf *params,
+          const pt_buf *doc)
 {
     char id[160];
     int rc = S(b, "{\"operationId\": ");
     snprintf(id, sizeof(id), several ? "%s_%s" : "%s", ep->name, method);
     if (rc == 0)
         rc = jstr(b, id, strlen(id));
+    if (rc == 0 && doc->len > 0) {
+        const char *nl = memchr(doc->data, '\n', doc->len);
+        rc = S(b, ", \"summary\": ");
+        if (rc == 0)
+            rc = jstr(b, doc->data, nl != NULL ? (size_t)(nl - doc->data) : doc->len);
+        if (rc == 0)
+            rc = S(b, ", \"description\": ");
+        if (rc == 0)
+            rc = jstr(b, doc->data, doc->len);
+    }
     if (rc == 0)
         rc = S(b, ", \"parameters\": [");
     for (size_t off = 0, first = 1; rc == 0 && off < params->len; first = 0) {
@@ -134,7 +267,8 @@ operation(pt_buf *b, const pt_endpoint *ep, const char *method, int several, con
 }
 
 int
-pt_openapi_render(const pt_endpoint *eps, size_t n, const char *server_url, pt_buf *out)
+pt_openapi_render(const pt_endpoint *eps, const pt_script *const *scripts, size_t n,
+                  const char *server_url, pt_buf *out)
 {
     static const struct {
         unsigned bit;
@@ -142,16 +276,20 @@ pt_openapi_render(const pt_endpoint *eps, size_t n, const char *server_url, pt_b
     } methods[] = {{PT_M_GET, "get"},        {PT_M_POST, "post"},     {PT_M_PUT, "put"},
                    {PT_M_PATCH, "patch"},    {PT_M_DELETE, "delete"}, {PT_M_HEAD, "head"},
                    {PT_M_OPTIONS, "options"}};
-    int rc = S(out, "{\"openapi\": \"3.0.3\", \"info\": {\"title\": \"Portico\", "
+    int rc = S(out, "{\"openapi\": \"3.1.0\", \"info\": {\"title\": \"Portico\", "
                     "\"version\": \"1\"}, \"servers\": [{\"url\": ");
     if (rc == 0)
         rc = jstr(out, server_url, strlen(server_url));
     if (rc == 0)
         rc = S(out, "}], \"paths\": {");
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        pt_buf params;
+        pt_buf params, doc;
         pt_buf_init(&params, 0);
-        if (i > 0)
+        pt_buf_init(&doc, 0);
+        if (scripts != NULL && scripts[i] != NULL && scripts[i]->source != NULL &&
+            pt_openapi_docstring(scripts[i]->source, scripts[i]->source_len, &doc) < 0)
+            rc = PT_ENOMEM;
+        if (rc == 0 && i > 0)
             rc = S(out, ", ");
         if (rc == 0)
             rc = templated(out, eps[i].path, &params);
@@ -166,11 +304,12 @@ pt_openapi_render(const pt_endpoint *eps, size_t n, const char *server_url, pt_b
             rc = pt_buf_printf(out, "%s\"%s\": ", first ? "" : ", ", methods[m].name);
             first = 0;
             if (rc == 0)
-                rc = operation(out, &eps[i], methods[m].name, count > 1, &params);
+                rc = operation(out, &eps[i], methods[m].name, count > 1, &params, &doc);
         }
         if (rc == 0)
             rc = S(out, "}");
         pt_buf_free(&params);
+        pt_buf_free(&doc);
     }
     if (rc == 0)
         rc = S(out, "}, \"components\": {\"securitySchemes\": {"

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "py/py.h"
 #include "store/store.h"
+#include "server/metrics.h"
 #include "store/store_events.h"
 #include "store/store_webhooks.h"
 
@@ -97,6 +98,10 @@ finish(pt_processor *p, const pt_py_event *ev, const char *error)
         }
     }
     /* Only this attempt's outcome: a claim that expired meanwhile belongs to someone else. */
+    pt_metrics_event_done(p->cfg.metrics, p->cfg.index,
+                          error == NULL                   ? PT_EVENT_PROCESSED
+                          : strcmp(status, "failed") == 0 ? PT_EVENT_FAILED
+                                                          : PT_EVENT_RETRIED);
     if (pt_events_finish(p->log, ev->id, ev->attempts, status, error, next, NULL) != 0)
         pt_log_error("webhook event %lld: %s", ev->id, pt_events_errmsg(p->log));
     if (error != NULL && strcmp(status, "failed") == 0)

@@ -10,10 +10,12 @@ typedef struct pt_processor pt_processor;
 
 typedef struct pt_processor_config {
     const char *datadir;
-    int max_attempts;   /* after this many failures an event is `failed` (default 5) */
-    double backoff;     /* seconds before the first retry; doubles each time (default 1) */
-    double lease;       /* seconds a claim lasts before another worker may retry it */
-    const char *worker; /* for log lines ("worker 2") */
+    int max_attempts;           /* after this many failures an event is `failed` (default 5) */
+    double backoff;             /* seconds before the first retry; doubles each time (default 1) */
+    double lease;               /* seconds a claim lasts before another worker may retry it */
+    const char *worker;         /* for log lines ("worker 2") */
+    struct pt_metrics *metrics; /* attempts are counted in worker `index`'s slot; may be NULL */
+    int index;
 } pt_processor_config;
 
 /* Starts the processing thread of this worker (it attaches its own Python thread state).

@@ -33,6 +33,7 @@
 #include "server/http_errors.h"
 #include "server/http_framing.h"
 #include "server/metrics.h"
+#include "store/store_events.h"
 #include "server/openapi.h"
 #include "server/reqid.h"
 #include "server/worker_int.h"
@@ -91,6 +92,7 @@ snapshot_load(worker *w, uint64_t gen)
         struct route *r = &s->routes[i];
         r->ep = &s->eps[i];
         r->auth = pt_auth_mode_of(r->ep->auth);
+        r->metric = pt_metrics_endpoint(w->cfg->metrics, r->ep->name);
         for (size_t j = 0; j < s->nscripts; j++) {
             if (strcmp(s->scripts[j].name, r->ep->script) == 0)
                 r->script = &s->scripts[j];
@@ -124,6 +126,38 @@ pt_worker_refresh(worker *w)
 
 /* ---- Routing a request (loop side, no GIL) --------------------------------------------- */
 
+/* The webhook events stored and not yet processed or failed, read from the store; -1 when it
+ * cannot be read (the gauge is then left out). */
+static int64_t
+events_pending(worker *w)
+{
+    pt_events *ev = NULL;
+    char err[256];
+    int64_t n = -1;
+
+    if (pt_events_open(w->cfg->datadir, &ev, err, sizeof(err)) != 0 ||
+        pt_events_count_pending(ev, &n) != 0)
+        n = -1;
+    pt_events_close(ev);
+    return n;
+}
+
+/* The OpenAPI document of snap's endpoints, each described by its script's docstring. */
+static int
+openapi(const snapshot *snap, const char *url, pt_buf *body)
+{
+    const pt_script **scripts = calloc(snap->neps ? snap->neps : 1, sizeof(*scripts));
+    int rc;
+
+    if (scripts == NULL)
+        return PT_ENOMEM;
+    for (size_t i = 0; i < snap->neps; i++)
+        scripts[i] = snap->routes[i].script;
+    rc = pt_openapi_render(snap->eps, scripts, snap->neps, url, body);
+    free(scripts);
+    return rc;
+}
+
 /* GET /_portico/health, /_portico/metrics, /_portico/openapi.json. */
 static void
 on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
@@ -142,7 +176,7 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
         rc = pt_buf_puts(&body, "{\"status\": \"ok\"}");
     } else if (n == 7 && memcmp(name, "metrics", 7) == 0 && w->cfg->metrics != NULL) {
         type = "text/plain; version=0.0.4; charset=utf-8";
-        rc = pt_metrics_render(w->cfg->metrics, &body);
+        rc = pt_metrics_render(w->cfg->metrics, events_pending(w), &body);
         if (rc == 0 && w->cfg->breaker != NULL)
             rc = pt_breaker_render(w->cfg->breaker, &body);
         if (rc == 0)
@@ -153,8 +187,7 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
         pt_worker_refresh(w);
         snprintf(url, sizeof(url), "%.*s://%.*s", (int)req->scheme->name.len,
                  req->scheme->name.base, (int)req->authority.len, req->authority.base);
-        rc = w->snap != NULL ? pt_openapi_render(w->snap->eps, w->snap->neps, url, &body)
-                             : PT_EUNAVAIL;
+        rc = w->snap != NULL ? openapi(w->snap, url, &body) : PT_EUNAVAIL;
     } else {
         pt_buf_free(&body);
         pt_send_error(w, req, 404, "not found");
@@ -196,6 +229,7 @@ authorize(worker *w, h2o_req_t *req, snapshot *snap, const struct route *route, 
         pt_auth_flush_used(snap->auth, w->store, rq.now, 0); /* at most every few seconds */
         return 0;
     }
+    pt_metrics_auth_failure(w->cfg->metrics, w->index, res->reason);
     pt_send_simple(w, req, route, res->status, NULL, NULL, res->error, res->header,
                    res->header_value);
     return -1;
@@ -287,6 +321,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     j->cache_key = key;
     j->cache_klen = klen;
     j->start = now_sec();
+    pt_metrics_endpoint_begin(w->cfg->metrics, w->proc, route->metric);
     /* A stopping worker answers what reached it, then each connection goes: its client comes
      * back on another worker instead of queueing more requests here. */
     if (atomic_load(&w->stopping))
@@ -468,8 +503,13 @@ start_processor(worker *w)
         return;
     /* A claim outlives the handler timeout by a little: past it, the worker running the
      * script is presumed dead and another may retry (docs/WEBHOOKS.md). */
-    pt_processor_config pc = {cfg->datadir, cfg->webhook_attempts, cfg->webhook_backoff,
-                              cfg->timeout + 2, w->tag};
+    pt_processor_config pc = {cfg->datadir,
+                              cfg->webhook_attempts,
+                              cfg->webhook_backoff,
+                              cfg->timeout + 2,
+                              w->tag,
+                              cfg->metrics,
+                              w->index};
     if (pt_processor_start(&pc, &w->processor, err, sizeof(err)) != 0)
         pt_log_error("webhook processing disabled: %s", err);
 }

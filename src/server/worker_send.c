@@ -75,6 +75,9 @@ access_log(worker *w, const job *j, const char *method, size_t mlen, const char 
     gmtime_r(&rt.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     pt_metrics_request(w->cfg->metrics, w->index, status, ms / 1000.0, bytes);
+    if (j->route != NULL)
+        pt_metrics_endpoint_request(w->cfg->metrics, w->index, j->route->metric, status,
+                                    ms / 1000.0);
     /* The webhook token is a credential: it never reaches the log (worker_hook.c). */
     char redacted[512];
     path = pt_hook_log_path(path, &plen, redacted, sizeof(redacted));
@@ -384,6 +387,8 @@ pt_send_finish(worker *w, job *j, int timed_out)
         pt_worker_begin_stop(w);
     }
     w->inflight--;
+    if (j->route != NULL)
+        pt_metrics_endpoint_end(w->cfg->metrics, w->proc, j->route->metric);
     pt_job_release(j);
 }
 

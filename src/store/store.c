@@ -406,9 +406,69 @@ pt_store_close(pt_store *st)
 int
 pt_store_begin(pt_store *st)
 {
-    int rc = pt_db_begin(st->db);
+    int rc;
 
+    if (st->outer) {
+        rc = pt_db_exec(st->db, "SAVEPOINT pt_nested");
+        if (rc != 0)
+            return pt_store_fail(st, rc, "savepoint");
+        st->depth++;
+        return 0;
+    }
+    rc = pt_db_begin(st->db);
     return rc != 0 ? pt_store_fail(st, rc, "begin") : 0;
+}
+
+/* Ends a savepoint inside the outer transaction: kept when rc is 0, undone otherwise. */
+static int
+nested_finish(pt_store *st, int rc)
+{
+    int rc2;
+
+    st->depth--;
+    if (rc != 0)
+        pt_db_exec(st->db, "ROLLBACK TO pt_nested");
+    rc2 = pt_db_exec(st->db, "RELEASE pt_nested");
+    if (rc == 0 && rc2 != 0)
+        rc = pt_store_fail(st, rc2, "release savepoint");
+    return rc;
+}
+
+void
+pt_store_abort(pt_store *st)
+{
+    if (st->outer && st->depth > 0)
+        nested_finish(st, PT_EINVAL);
+    else
+        pt_db_rollback(st->db);
+}
+
+int
+pt_store_tx_begin(pt_store *st)
+{
+    int rc;
+
+    if (st->outer) {
+        pt_store_seterr(st, "a transaction is already open");
+        return PT_EINVAL;
+    }
+    rc = pt_store_begin(st);
+    if (rc == 0) {
+        st->outer = 1;
+        st->depth = 0;
+    }
+    return rc;
+}
+
+int
+pt_store_tx_finish(pt_store *st, int rc)
+{
+    if (!st->outer)
+        return rc != 0 ? rc : PT_EINVAL;
+    while (st->depth > 0)
+        nested_finish(st, PT_EINVAL); /* a savepoint left open: its change is not kept */
+    st->outer = 0;
+    return pt_store_finish(st, rc);
 }
 
 /* Commits and bumps the change counter. A failed bump is logged, not returned: the change is
@@ -431,6 +491,8 @@ commit(pt_store *st)
 int
 pt_store_finish(pt_store *st, int rc)
 {
+    if (st->outer && st->depth > 0)
+        return nested_finish(st, rc);
     if (rc == 0)
         rc = commit(st);
     if (rc != 0)
@@ -441,6 +503,8 @@ pt_store_finish(pt_store *st, int rc)
 int
 pt_store_finish_quiet(pt_store *st, int rc)
 {
+    if (st->outer && st->depth > 0)
+        return nested_finish(st, rc);
     if (rc == 0) {
         rc = pt_db_commit(st->db);
         if (rc != 0)

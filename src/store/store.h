@@ -141,7 +141,14 @@ int pt_store_endpoint_set(pt_store *st, const pt_endpoint *ep);
 int pt_store_endpoint_get(pt_store *st, const char *name, pt_endpoint *out); /* free fields */
 int pt_store_endpoint_rm(pt_store *st, const char *name);
 int pt_store_endpoint_list(pt_store *st, pt_endpoint **out, size_t *n);
-void pt_endpoint_clear(pt_endpoint *ep);                   /* frees the fields */
+void pt_endpoint_clear(pt_endpoint *ep); /* frees the fields */
+
+/* One transaction around many changes (portico apply): after pt_store_tx_begin, each store
+ * function's own transaction is a savepoint inside it, and nothing is visible to others until
+ * pt_store_tx_finish(st, 0) commits (and bumps the change counter once); any other rc rolls
+ * everything back. Returns rc, or the error of BEGIN / COMMIT. Not nestable (PT_EINVAL). */
+int pt_store_tx_begin(pt_store *st);
+int pt_store_tx_finish(pt_store *st, int rc);
 void pt_store_endpoints_free(pt_endpoint *list, size_t n); /* frees fields and array */
 
 typedef struct pt_connection {

@@ -452,3 +452,23 @@ pt_events_get(pt_events *ev, int64_t id, pt_event *out)
     pt_db_reset(s);
     return rc;
 }
+
+int
+pt_events_count_pending(pt_events *ev, int64_t *n)
+{
+    pt_db_stmt *s = NULL;
+    int rc;
+
+    *n = 0;
+    rc = pt_db_prepare(ev->db,
+                       "SELECT count(*) FROM events WHERE status IN ('pending', 'processing')", &s);
+    if (rc == 0) {
+        rc = pt_db_step(s);
+        if (rc == PT_DB_ROW) {
+            *n = pt_db_column_int64(s, 0);
+            rc = 0;
+        }
+    }
+    pt_db_finalize(s);
+    return rc != 0 ? fail(ev, PT_EDB, "cannot count pending events") : 0;
+}

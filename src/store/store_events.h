@@ -93,5 +93,8 @@ int pt_events_finish(pt_events *ev, int64_t id, int attempts, const char *status
 
 /* One event by id. PT_ENOTFOUND when there is none. Caller frees *out with pt_event_clear. */
 int pt_events_get(pt_events *ev, int64_t id, pt_event *out);
+/* The events stored and not yet done or failed (pending, or being processed) into *n. Returns
+ * 0 or PT_EDB (message in pt_events_errmsg). */
+int pt_events_count_pending(pt_events *ev, int64_t *n);
 
 #endif

@@ -17,6 +17,8 @@ struct pt_store {
     pt_db *db;
     char *datadir; /* owned */
     char err[512];
+    int outer; /* inside pt_store_tx_begin: pt_store_begin nests as a savepoint */
+    int depth; /* savepoints open inside the outer transaction */
 };
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -36,6 +38,9 @@ int pt_store_finish(pt_store *st, int rc);
 /* As pt_store_finish, without bumping the change counter: for records no worker serves
  * differently because of (script state, run records, last-used times). */
 int pt_store_finish_quiet(pt_store *st, int rc);
+/* Rolls back the transaction pt_store_begin opened (inside an outer transaction: only its
+ * savepoint). */
+void pt_store_abort(pt_store *st);
 
 /* ---- statements ------------------------------------------------------------------------- */
 

@@ -344,7 +344,7 @@ pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_c
         }
     }
     if (target == current) {
-        pt_db_rollback(st->db); /* nothing to change */
+        pt_store_abort(st); /* nothing to change */
     } else {
         rc = pt_store_finish(st,
                              pt_store_run_sql(st, "UPDATE scripts SET current = ?2 WHERE name = ?1",
@@ -356,7 +356,7 @@ pt_store_script_rollback(pt_store *st, const char *name, int version, int *now_c
         *now_current = (int)target;
     return 0;
 fail:
-    pt_db_rollback(st->db);
+    pt_store_abort(st);
     return rc;
 }
 

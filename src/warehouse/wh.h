@@ -171,6 +171,20 @@ int pt_wh_in_transaction(pt_wh *wh);
  * the file) in pt_wh_errmsg. */
 int pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows);
 
+/* What pt_wh_import_keyed did. */
+typedef struct pt_wh_import_result {
+    int64_t rows;
+    char note[512]; /* the table's new primary key, or why `id` could not be it; "" otherwise */
+} pt_wh_import_result;
+
+/* pt_wh_import with a primary key for the table it creates: primary_key (borrowed; NULL for
+ * none named) is "COL[,COL...]", imported columns whose values are all present and distinct;
+ * without it, a column named `id` whose values qualify becomes the key. A named key on a table
+ * that exists must be its key. Bad names, missing or repeated key values: PT_EINVAL with the
+ * message (naming the line or element), nothing written. res (caller's) is always filled. */
+int pt_wh_import_keyed(pt_wh *wh, const char *schema, const char *table, const char *path,
+                       const char *primary_key, pt_wh_import_result *res);
+
 /* ---- catalog (wh_catalog.c): what pq's metadata functions list ------------------------- */
 
 /* How deep pt_wh_catalog_read goes. */

@@ -24,6 +24,13 @@
  * Both formats are read whole and walked twice (infer, then insert), all rows in one
  * transaction through one prepared INSERT. An existing table is appended to; it must have
  * every imported column (names compare case-insensitively, as SQL does).
+ *
+ * Primary key: a table the import creates gets the key the caller names (one or more imported
+ * columns), or, when none is named, the column called `id` if its values are all present and
+ * distinct. The key's values are collected during the inference pass (as text: the file's
+ * field, or the JSON scalar as written) and sorted, so that a missing or repeated value is
+ * reported by line (element) before anything is written. A named key on an existing table must
+ * be the table's key; without a name, an existing table keeps what it has.
  */
 #include "warehouse/wh.h"
 
@@ -64,8 +71,22 @@ typedef struct column {
     enum coltype type;
 } column;
 
+/* One row's key, as text (the parts length-prefixed), and where the row is in the file. */
+typedef struct keyrow {
+    char *text; /* owned */
+    size_t len;
+    size_t where; /* line (CSV) or element (JSON) */
+} keyrow;
+
 typedef struct import {
     pt_wh *wh;
+    const char *key_spec; /* "a,b" as the caller named the key, or NULL */
+    pt_wh_import_result *res;
+    size_t keycols[16]; /* indexes into cols of the key's columns */
+    size_t nkeys;
+    int key_auto;  /* the key is `id`, chosen without being named */
+    keyrow *krows; /* owned, nkrows long */
+    size_t nkrows, krcap;
     const char *path; /* for messages */
     const char *schema;
     const char *table;
@@ -126,6 +147,219 @@ add_column(import *im, const char *name, size_t len, size_t *cap)
     return 0;
 }
 
+/* ---- import: the primary key -------------------------------------------------------------- */
+
+#define KEY_MAX 16
+
+/* The key's columns, once the file's columns are known: those named in im->key_spec (comma
+ * separated, each an imported column), else a column named `id` as a candidate. Returns 0 or
+ * PT_EINVAL (message set). */
+static int
+key_resolve(import *im)
+{
+    const char *p = im->key_spec;
+    size_t i, k;
+
+    im->nkeys = 0;
+    if (p == NULL) {
+        for (k = 0; k < im->ncols; k++)
+            if (strcasecmp(im->cols[k].name, "id") == 0) {
+                im->keycols[0] = k;
+                im->nkeys = 1;
+                im->key_auto = 1;
+            }
+        return 0;
+    }
+    for (;;) {
+        char name[128];
+        size_t n;
+        while (isspace((unsigned char)*p))
+            p++;
+        n = strcspn(p, ",");
+        while (n > 0 && isspace((unsigned char)p[n - 1]))
+            n--;
+        if (n == 0 || n >= sizeof name)
+            return import_error(im, PT_EINVAL, "--primary-key \"%s\": expected COL[,COL...]",
+                                im->key_spec);
+        memcpy(name, p, n);
+        name[n] = '\0';
+        if (!pt_wh_ident_valid(name))
+            return import_error(im, PT_EINVAL,
+                                "--primary-key: \"%s\" is not a valid column name (letters, "
+                                "digits, '_' and '$', not starting with a digit)",
+                                name);
+        for (k = 0; k < im->ncols; k++)
+            if (strcasecmp(im->cols[k].name, name) == 0)
+                break;
+        if (k == im->ncols)
+            return import_error(im, PT_EINVAL, "--primary-key: the file has no column \"%s\"",
+                                name);
+        for (i = 0; i < im->nkeys; i++)
+            if (im->keycols[i] == k)
+                return import_error(im, PT_EINVAL, "--primary-key: column \"%s\" named twice",
+                                    name);
+        if (im->nkeys == KEY_MAX)
+            return import_error(im, PT_EINVAL, "--primary-key: at most %d columns", KEY_MAX);
+        im->keycols[im->nkeys++] = k;
+        p += strcspn(p, ",");
+        if (*p == '\0')
+            return 0;
+        p++;
+    }
+}
+
+/* Records one row's key: parts[i] (borrowed; NULL when the row has no value) of len[i] bytes
+ * for each key column. Returns 0 or PT_ENOMEM (message set). */
+static int
+key_add(import *im, const char *const *parts, const size_t *lens, size_t where)
+{
+    pt_buf b;
+    keyrow *r;
+    size_t i;
+    int rc = 0;
+
+    if (im->nkrows == im->krcap) {
+        size_t ncap = im->krcap != 0 ? im->krcap * 2 : 1024;
+        keyrow *nr = realloc(im->krows, ncap * sizeof *nr);
+        if (nr == NULL)
+            return import_error(im, PT_ENOMEM, "out of memory");
+        im->krows = nr;
+        im->krcap = ncap;
+    }
+    r = &im->krows[im->nkrows];
+    r->where = where;
+    r->text = NULL;
+    r->len = 0;
+    for (i = 0; i < im->nkeys; i++)
+        if (parts[i] == NULL) {
+            im->nkrows++; /* a NULL text marks a row without a key value */
+            return 0;
+        }
+    pt_buf_init(&b, 0);
+    for (i = 0; rc == 0 && i < im->nkeys; i++) {
+        rc = pt_buf_printf(&b, "%zu:", lens[i]);
+        if (rc == 0)
+            rc = pt_buf_append(&b, parts[i], lens[i]);
+    }
+    if (rc == 0)
+        rc = pt_buf_putc(&b, '\0');
+    if (rc != 0) {
+        pt_buf_free(&b);
+        return import_error(im, PT_ENOMEM, "out of memory");
+    }
+    r->len = b.len - 1;
+    r->text = b.data; /* ownership moves to im->krows */
+    im->nkrows++;
+    return 0;
+}
+
+static int
+keyrow_cmp(const void *a, const void *b)
+{
+    const keyrow *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->text, y->text, n);
+
+    if (c != 0)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->where < y->where ? -1 : x->where > y->where;
+}
+
+/* The key's column names as "a, b" into out. */
+static void
+key_names(const import *im, char *out, size_t outsz)
+{
+    size_t i, used = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < im->nkeys && used < outsz; i++)
+        used += (size_t)snprintf(out + used, outsz - used, "%s%s", i > 0 ? ", " : "",
+                                 im->cols[im->keycols[i]].name);
+}
+
+/* After pass 1: a named key must have a value in every row and no value twice (else PT_EINVAL,
+ * message set); an `id` candidate that does not qualify is dropped, with a note saying why. */
+static int
+key_check(import *im, const char *unit)
+{
+    char names[256], why[200] = "";
+    size_t i;
+
+    if (im->nkeys == 0)
+        return 0;
+    key_names(im, names, sizeof names);
+    for (i = 0; i < im->nkrows && why[0] == '\0'; i++)
+        if (im->krows[i].text == NULL)
+            snprintf(why, sizeof why, "%s %zu has no value for it", unit, im->krows[i].where);
+    if (why[0] == '\0' && im->nkrows > 1) { /* qsort needs rows (a header alone has none) */
+        qsort(im->krows, im->nkrows, sizeof *im->krows, keyrow_cmp);
+        for (i = 1; i < im->nkrows && why[0] == '\0'; i++) {
+            const keyrow *a = &im->krows[i - 1], *b = &im->krows[i];
+            if (a->len == b->len && memcmp(a->text, b->text, a->len) == 0)
+                snprintf(why, sizeof why, "%ss %zu and %zu have the same value", unit, a->where,
+                         b->where);
+        }
+    }
+    if (why[0] == '\0')
+        return 0;
+    if (!im->key_auto)
+        return import_error(im, PT_EINVAL, "primary key (%s): %s", names, why);
+    snprintf(im->res->note, sizeof im->res->note,
+             "no primary key: column %s does not qualify (%s); name one with "
+             "--primary-key COL[,COL]",
+             names, why);
+    im->nkeys = 0;
+    im->key_auto = 0;
+    return 0;
+}
+
+/* An existing table: a named key must be its key; an `id` candidate is dropped (the table keeps
+ * the key it has). Returns 0, PT_EINVAL (message set) or a catalog error. */
+static int
+key_existing(import *im)
+{
+    pt_wh_catalog *cat = NULL;
+    const pt_wh_table_info *t;
+    char names[256];
+    size_t i, nmatch = 0, npk = 0;
+    int rc;
+
+    if (im->key_spec == NULL) {
+        im->res->note[0] = '\0';
+        im->nkeys = 0;
+        im->key_auto = 0;
+        return 0;
+    }
+    rc = pt_wh_catalog_read(im->wh, im->schema, im->table, PT_WH_CAT_FIELDS, &cat);
+    if (rc != 0)
+        return rc;
+    if (cat->nschemas != 1 || cat->schemas[0].ntables != 1) {
+        pt_wh_catalog_free(cat);
+        return import_error(im, PT_EINVAL, "table %s.%s not found in the catalog", im->schema,
+                            im->table);
+    }
+    t = &cat->schemas[0].tables[0];
+    for (i = 0; i < t->nfields; i++) {
+        size_t k;
+        if (t->fields[i].pk == 0)
+            continue;
+        npk++;
+        for (k = 0; k < im->nkeys; k++)
+            if (strcasecmp(t->fields[i].name, im->cols[im->keycols[k]].name) == 0)
+                nmatch++;
+    }
+    pt_wh_catalog_free(cat);
+    if (npk == im->nkeys && nmatch == im->nkeys)
+        return 0;
+    key_names(im, names, sizeof names);
+    return import_error(im, PT_EINVAL,
+                        "table %s.%s exists and its primary key is not (%s); --primary-key "
+                        "applies when the import creates the table",
+                        im->schema, im->table, names);
+}
+
 static int
 exec_simple(pt_wh *wh, const char *sql)
 {
@@ -179,6 +413,7 @@ import_begin(import *im)
     const pt_wh_driver *drv = im->wh->drv;
     pt_wh_coldef *defs = NULL;
     const char **names = NULL;
+    const char *keys[KEY_MAX];
     pt_buf sql;
     size_t i;
     int exists, rc;
@@ -205,6 +440,8 @@ import_begin(import *im)
     }
     if (exists) {
         rc = check_columns(im);
+        if (rc == 0)
+            rc = key_existing(im);
         if (rc != 0)
             goto done;
     }
@@ -220,7 +457,9 @@ import_begin(import *im)
                        : c->type == COL_REAL ? drv->type_real
                                              : drv->type_text;
     }
-    rc = pt_wh_sql_create_table(&sql, im->schema, im->table, defs, im->ncols, NULL, 0);
+    for (i = 0; i < im->nkeys; i++)
+        keys[i] = im->cols[im->keycols[i]].name;
+    rc = pt_wh_sql_create_table(&sql, im->schema, im->table, defs, im->ncols, keys, im->nkeys);
     if (rc != 0) {
         rc = import_error(im, rc, "cannot build the CREATE TABLE statement");
         goto done;
@@ -280,10 +519,22 @@ import_finish(import *im, int rc)
             snprintf(im->wh->err, sizeof im->wh->err, "%s", saved);
         }
     }
+    if (rc == 0 && im->nkeys > 0) {
+        char names[256];
+        key_names(im, names, sizeof names);
+        if (im->key_auto)
+            snprintf(im->res->note, sizeof im->res->note,
+                     "primary key: %s (its values are unique and not null)", names);
+        else
+            snprintf(im->res->note, sizeof im->res->note, "primary key: %s", names);
+    }
     for (i = 0; i < im->ncols; i++)
         free(im->cols[i].name);
     free(im->cols);
     free(im->vals);
+    for (i = 0; i < im->nkrows; i++)
+        free(im->krows[i].text);
+    free(im->krows);
     return rc;
 }
 
@@ -504,13 +755,24 @@ csv_header(import *im, const csv_reader *r)
 static int
 csv_infer(import *im, csv_reader *r)
 {
-    size_t k;
+    const char *parts[KEY_MAX];
+    size_t lens[KEY_MAX], k;
     int rc;
 
+    rc = key_resolve(im);
+    if (rc != 0)
+        return rc;
     while ((rc = csv_next(r, im)) == 1) {
         if (r->nf != im->ncols)
             return import_error(im, PT_EINVAL, "line %zu: expected %zu fields, found %zu",
                                 r->rec_line, im->ncols, r->nf);
+        for (k = 0; k < im->nkeys; k++) {
+            size_t c = im->keycols[k];
+            parts[k] = r->len[c] != 0 ? r->fields[c] : NULL;
+            lens[k] = r->len[c];
+        }
+        if (im->nkeys > 0 && (rc = key_add(im, parts, lens, r->rec_line)) != 0)
+            return rc;
         for (k = 0; k < r->nf; k++) {
             column *c = &im->cols[k];
             if (r->len[k] == 0)
@@ -528,7 +790,7 @@ csv_infer(import *im, csv_reader *r)
         column *c = &im->cols[k];
         c->type = !c->any ? COL_TEXT : c->all_int ? COL_INT : c->all_num ? COL_REAL : COL_TEXT;
     }
-    return 0;
+    return key_check(im, "line");
 }
 
 /* Pass 2: inserts every record after the header, typed as pass 1 inferred. */
@@ -774,6 +1036,47 @@ done:
     return rc;
 }
 
+/* Pass 1b: the key's value in each element (a string as is, another scalar as JSON writes it;
+ * null or missing is no value). Returns 0 or a pt_err (message set). */
+static int
+json_keys(import *im, json_t *root)
+{
+    const char *parts[KEY_MAX];
+    char *dumped[KEY_MAX];
+    size_t lens[KEY_MAX], i, k;
+    int rc = key_resolve(im);
+
+    for (i = 0; rc == 0 && im->nkeys > 0 && i < json_array_size(root); i++) {
+        json_t *obj = json_array_get(root, i);
+        for (k = 0; k < im->nkeys; k++) {
+            json_t *v = json_object_get(obj, im->cols[im->keycols[k]].name);
+            dumped[k] = NULL;
+            parts[k] = NULL;
+            lens[k] = 0;
+            if (v == NULL || json_is_null(v))
+                continue;
+            if (json_is_string(v)) {
+                parts[k] = json_string_value(v);
+                lens[k] = json_string_length(v);
+                continue;
+            }
+            dumped[k] = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (dumped[k] == NULL) {
+                rc = import_error(im, PT_ENOMEM, "out of memory");
+                parts[k] = "";
+            } else {
+                parts[k] = dumped[k];
+                lens[k] = strlen(dumped[k]);
+            }
+        }
+        if (rc == 0)
+            rc = key_add(im, parts, lens, i + 1);
+        for (k = 0; k < im->nkeys; k++)
+            free(dumped[k]);
+    }
+    return rc != 0 ? rc : key_check(im, "element");
+}
+
 /* Imports a JSON array of objects: parse, infer the columns, insert. */
 static int
 import_json(import *im, const char *data, size_t len)
@@ -784,6 +1087,8 @@ import_json(import *im, const char *data, size_t len)
     rc = json_load_rows(im, data, len, &root);
     if (rc == 0)
         rc = json_infer(im, root);
+    if (rc == 0)
+        rc = json_keys(im, root);
     if (rc == 0)
         rc = json_insert(im, root);
     json_decref(root);
@@ -809,13 +1114,25 @@ looks_like_json(const char *path, const char *data, size_t len)
 int
 pt_wh_import(pt_wh *wh, const char *schema, const char *table, const char *path, int64_t *rows)
 {
-import im = {.wh = wh, .path = path, .schema = schema, .table = table };
+    pt_wh_import_result res;
+    int rc = pt_wh_import_keyed(wh, schema, table, path, NULL, &res);
+
+    if (rows != NULL)
+        *rows = res.rows;
+    return rc;
+}
+
+int
+pt_wh_import_keyed(pt_wh *wh, const char *schema, const char *table, const char *path,
+                   const char *primary_key, pt_wh_import_result *res)
+{
+import im = {.wh = wh, .path = path, .schema = schema, .table = table, .key_spec = primary_key, .res = res };
     char *data = NULL, msg[256];
     size_t len = 0;
     int rc;
 
-    if (rows != NULL)
-        *rows = 0;
+    res->rows = 0;
+    res->note[0] = '\0';
     wh->err[0] = '\0';
     rc = pt_wh_check_ident(wh, "schema", schema);
     if (rc == 0)
@@ -830,8 +1147,10 @@ import im = {.wh = wh, .path = path, .schema = schema, .table = table };
     else
         rc = import_csv(&im, data, len);
     rc = import_finish(&im, rc);
-    if (rc == 0 && rows != NULL)
-        *rows = im.rows;
+    if (rc == 0)
+        res->rows = im.rows;
+    else
+        res->note[0] = '\0';
     free(data);
     return rc;
 }

@@ -574,7 +574,9 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "secret": {"set", "list", "ls", "rm"},
                    "db": {"add", "list", "ls", "rm"},
                    "webhook": {"url", "rotate", "replay", "source"},
-                   "logs": None}
+                   "logs": None,
+                   "export": None,
+                   "apply": None}
 
 
 def is_remote_command(args):

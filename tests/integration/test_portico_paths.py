@@ -1,5 +1,11 @@
 """The reserved /_portico/ paths: health, Prometheus metrics, the OpenAPI document."""
+import copy
+import json
+import os
 import re
+
+import jsonschema
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import assert_json_error
 
@@ -53,6 +59,57 @@ def test_metrics_count_requests_across_workers(portico, server):
     assert metric(text, "portico_worker_restarts_total") == 0
 
 
+def samples(text):
+    """Every sample of the exposition as {(name, frozenset(labels)): value}, parsed whole by
+    prometheus_client's parser (which refuses malformed text), with the family types."""
+    out, types = {}, {}
+    for fam in text_string_to_metric_families(text):
+        types[fam.name] = fam.type
+        for smp in fam.samples:
+            key = (smp.name, frozenset(smp.labels.items()))
+            assert key not in out, f"duplicate sample {key}"
+            out[key] = smp.value
+    return out, types
+
+
+def test_metrics_per_endpoint_auth_and_webhooks_parse_whole(portico, server):
+    portico.publish("hello", HELLO)
+    portico.publish("boom", "def handler(request):\n    raise ValueError('no')\n")
+    portico.add_script("priv", HELLO)
+    portico.add_endpoint("priv", "/priv", script="priv", auth="jwt")
+    s = server()
+    for _ in range(3):
+        assert s.get("/hello").status_code == 200
+    assert s.get("/boom").status_code == 500
+    assert s.get("/priv").status_code == 401
+    assert s.get("/priv", headers={"Authorization": "Bearer not.a.jwt"}).status_code == 401
+    r = s.get("/_portico/metrics")
+    assert r.status_code == 200
+    got, types = samples(r.text)
+
+    def one(name, **labels):
+        return got[(name, frozenset(labels.items()))]
+
+    assert types["portico_endpoint_requests"] == "counter"
+    assert types["portico_endpoint_request_duration_seconds"] == "histogram"
+    assert types["portico_endpoint_requests_in_flight"] == "gauge"
+    assert one("portico_endpoint_requests_total", endpoint="hello", code="2xx") == 3
+    assert one("portico_endpoint_requests_total", endpoint="hello", code="5xx") == 0
+    assert one("portico_endpoint_requests_total", endpoint="boom", code="5xx") == 1
+    assert one("portico_endpoint_requests_total", endpoint="priv", code="4xx") == 2
+    assert one("portico_endpoint_request_duration_seconds_count", endpoint="hello") == 3
+    assert one("portico_endpoint_request_duration_seconds_bucket", endpoint="hello",
+               le="+Inf") == 3
+    assert one("portico_endpoint_requests_in_flight", endpoint="hello") == 0
+    assert one("portico_auth_failures_total", reason="missing") == 1
+    assert one("portico_auth_failures_total", reason="invalid") == 1
+    assert one("portico_auth_failures_total", reason="expired") == 0
+    assert one("portico_webhook_events_pending") == 0
+    assert one("portico_webhook_event_attempts_total", outcome="processed") == 0
+    assert {dict(k[1]).get("cause") for k in got if k[0] == "portico_worker_restarts_total"} == {
+        "crash", "memory", "stuck", "os_exit", "exit"}
+
+
 def test_metrics_count_worker_restarts(portico, server):
     portico.publish("crash", "import ctypes\n\ndef handler(request):\n    ctypes.string_at(0)\n")
     portico.publish("hello", HELLO)
@@ -64,6 +121,9 @@ def test_metrics_count_worker_restarts(portico, server):
         if metric(text, "portico_worker_restarts_total") >= 1:
             break
     assert metric(text, "portico_worker_restarts_total") == 1
+    assert metric(text, "portico_worker_restarts_total", cause="crash") == 1
+    # The request the worker died with is no longer counted in flight.
+    assert metric(text, "portico_endpoint_requests_in_flight", endpoint="crash") == 0
 
 
 def test_openapi_document(portico, server):
@@ -93,3 +153,50 @@ def test_openapi_follows_endpoint_changes(portico, server):
     assert s.get("/_portico/openapi.json").json()["paths"] == {}
     portico.publish("later", HELLO)
     assert "/later" in s.get("/_portico/openapi.json").json()["paths"]
+
+
+OAS31_SCHEMA = os.path.join(os.path.dirname(__file__), "data", "openapi-3.1-schema.json")
+
+DOCUMENTED = '\ufeff#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n\n' + '''"""Looks up one customer.
+
+    Returns the customer's "name" and id.
+      Indented lines keep their extra indentation.
+    """
+import json
+
+def handler(request):
+    return {'ok': True}
+'''
+
+
+def test_openapi_31_document_validates_and_describes_endpoints(portico, server):
+    portico.publish("hello", HELLO)
+    portico.add_script("cust", DOCUMENTED)
+    portico.add_endpoint("cust", "/customers/{id}/*", script="cust", methods="GET,DELETE",
+                         auth="jwt")
+    portico.add_script("raw", "r\'\'\'Raw: \\n stays.\'\'\'\ndef handler(request):\n    return 1\n")
+    portico.add_endpoint("raw", "/raw", script="raw", auth="apikey")
+    s = server()
+    doc = s.get("/_portico/openapi.json").json()
+    assert doc["openapi"] == "3.1.0"
+    with open(OAS31_SCHEMA, encoding="utf-8") as f:
+        validator = jsonschema.Draft202012Validator(json.load(f))
+    errors = [e.message for e in validator.iter_errors(doc)]
+    assert errors == []
+    cust = doc["paths"]["/customers/{id}/{wildcard1}"]["get"]
+    assert cust["summary"] == "Looks up one customer."
+    assert cust["description"] == ('Looks up one customer.\n\nReturns the customer\'s "name" and '
+                                   'id.\n  Indented lines keep their extra indentation.')
+    assert [(p["name"], p["in"], p["required"]) for p in cust["parameters"]] == [
+        ("id", "path", True), ("wildcard1", "path", True)]
+    assert cust["security"] == [{"jwt": []}]
+    assert doc["paths"]["/raw"]["get"]["description"] == "Raw: \\n stays."
+    assert doc["paths"]["/raw"]["get"]["security"] == [{"apikey": []}, {"apikeyBearer": []}]
+    hello = doc["paths"]["/hello"]["get"]
+    assert hello["security"] == [] and "description" not in hello
+    # The validator is a real one: a path parameter that is not required is refused, and so is
+    # the 3.0 document this one replaced.
+    bad = copy.deepcopy(doc)
+    bad["paths"]["/customers/{id}/{wildcard1}"]["get"]["parameters"][0]["required"] = False
+    assert not validator.is_valid(bad)
+    assert not validator.is_valid(dict(doc, openapi="3.0.3"))

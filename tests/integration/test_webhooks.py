@@ -846,6 +846,12 @@ def test_failing_script_retries_with_backoff_then_failed_and_replay(proc):
     assert wait_status(hk.portico, later, {"done", "failed"}, 10)["status"] == "done"
     assert len(db_rows(hk.portico, f"select k from hooks.tries where event_id = {eid}")) == 3
     assert get_event(hk.portico, eid)["status"] == "failed"
+    # The attempts in /_portico/metrics: two retried, one failed, the later event processed.
+    text = hk.server.get("/_portico/metrics").text
+    outcomes = dict(re.findall(r'^portico_webhook_event_attempts_total\{outcome="(\w+)"\} (\d+)$',
+                               text, re.M))
+    assert outcomes == {"processed": "1", "retried": "2", "failed": "1"}, outcomes
+    assert re.search(r"^portico_webhook_events_pending 0$", text, re.M), text
 
     # Replay once the script can succeed.
     open(flag, "w").close()

@@ -1,0 +1,129 @@
+"""`portico export DIR` and `portico apply DIR [--dry-run] [--prune]`, on a data dir and with
+--server: the files, the plan, one transaction, "no changes" the second time, bad files refused
+as a whole, audit entries, and an export applied to a second install."""
+
+import json
+import os
+
+import pytest
+
+from conftest import assert_cli_error, make_portico
+from test_cli import portico  # noqa: F401 (the fixture: a data dir, or through --server)
+
+HELLO = '"""Says hello."""\n\ndef handler(request):\n    return {"hello": "world"}\n'
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_export_apply_round_trip(portico, tmp_path):
+    portico.publish("hello", HELLO)
+    portico.cli("secret", "set", "gh-hook", "--value", "s3cret-value")
+    portico.cli("webhook", "source", "add", "gh", "--verify", "github", "--secret", "gh-hook",
+                "--script", "hello")
+    out = str(tmp_path / "deploy")
+    assert portico.cli("export", out).stdout.strip() == (
+        f"exported 1 script, 1 endpoint and 1 webhook source to {out}")
+    assert sorted(os.path.relpath(os.path.join(d, f), out)
+                  for d, _, fs in os.walk(out) for f in fs) == [
+        "endpoints/hello.json", "scripts/hello.py", "webhooks/gh.json"]
+    assert read(os.path.join(out, "scripts", "hello.py")) == HELLO
+    ep = read(os.path.join(out, "endpoints", "hello.json"))
+    assert ep.endswith("}\n") and json.loads(ep) == {
+        "auth": "public", "methods": ["GET"], "path": "/hello", "script": "hello"}
+    src = json.loads(read(os.path.join(out, "webhooks", "gh.json")))
+    assert src["secret"] == "gh-hook" and src["verify"] == "github"
+    assert "s3cret-value" not in "".join(read(os.path.join(d, f))
+                                         for d, _, fs in os.walk(out) for f in fs)
+    # An export is stable: a second one writes the same bytes.
+    before = {f: read(os.path.join(out, "endpoints", f)) for f in os.listdir(out + "/endpoints")}
+    portico.cli("export", out)
+    assert before == {f: read(os.path.join(out, "endpoints", f))
+                      for f in os.listdir(out + "/endpoints")}
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+
+    # Edit the files: a changed endpoint, a new script and endpoint.
+    with open(os.path.join(out, "endpoints", "hello.json"), "w") as f:
+        json.dump({"auth": "jwt", "methods": ["GET"], "path": "/hi", "script": "hello"}, f)
+    with open(os.path.join(out, "scripts", "two.py"), "w") as f:
+        f.write(HELLO)
+    with open(os.path.join(out, "endpoints", "two.json"), "w") as f:
+        json.dump({"auth": "public", "path": "/two", "script": "two"}, f)
+    plan = portico.cli("apply", out, "--dry-run").stdout.splitlines()
+    assert plan == ["create script two", "create endpoint two",
+                    "update endpoint hello (auth, path)", "dry run: nothing applied (3 changes)"]
+    assert portico.cli("endpoint", "show", "hello").stdout.count("/hello") >= 1
+    assert portico.cli("apply", out).stdout.splitlines()[-1] == "applied 3 changes"
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+    shown = portico.cli("endpoint", "list").stdout
+    assert "/hi" in shown and "/two" in shown
+
+    # Without --prune nothing is deleted; with it, what the directory lacks goes.
+    os.remove(os.path.join(out, "endpoints", "two.json"))
+    os.remove(os.path.join(out, "scripts", "two.py"))
+    os.remove(os.path.join(out, "webhooks", "gh.json"))
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+    assert portico.cli("apply", out, "--prune").stdout.splitlines() == [
+        "delete endpoint two", "delete webhook source gh", "delete script two",
+        "applied 3 changes"]
+    assert "two" not in portico.cli("script", "list").stdout
+    audit = portico.cli("audit", "--json", "--limit", "50").stdout
+    assert '"endpoint": "two"' in audit or '"endpoint":"two"' in audit
+
+
+BAD_FILES = [
+    ("endpoints/bad.json", '{\n  "path": "/x",,\n}\n', ["endpoints/bad.json:2"]),
+    ("endpoints/list.json", '[1, 2]\n', ["endpoints/list.json:1", "JSON object"]),
+    ("endpoints/other.json", '{"name": "nope", "path": "/o", "script": "hello"}\n',
+     ["endpoints/other.json", "name"]),
+    ("scripts/broken.py", "def handler(request):\n    return (\n", ["scripts/broken.py",
+                                                                      "line 2"]),
+    ("endpoints/orphan.json", '{"path": "/o", "script": "nosuch", "auth": "public"}\n',
+     ["endpoints/orphan.json", "nosuch"]),
+    ("endpoints/bad name.json", '{}\n', ["bad name", "invalid endpoint name"]),
+    ("scripts/notes.txt", "hi\n", ["notes.txt", "unexpected file"]),
+]
+
+
+def test_a_bad_file_refuses_the_whole_apply(portico, tmp_path):
+    portico.publish("hello", HELLO)
+    out = str(tmp_path / "deploy")
+    portico.cli("export", out)
+    # A good change beside each bad file: it must not be applied either.
+    with open(os.path.join(out, "scripts", "good.py"), "w") as f:
+        f.write(HELLO)
+    for name, content, words in BAD_FILES:
+        path = os.path.join(out, name)
+        with open(path, "w") as f:
+            f.write(content)
+        assert_cli_error(portico.cli("apply", out, check=False), *words)
+        os.remove(path)
+    assert "good" not in portico.cli("script", "list").stdout
+    assert "/o" not in portico.cli("endpoint", "list").stdout
+    assert portico.cli("apply", out).stdout.splitlines() == ["create script good",
+                                                             "applied 1 change"]
+
+
+def test_export_applies_to_a_second_install(tmp_path):
+    portico = make_portico(tmp_path / "first")
+    portico.publish("hello", HELLO)
+    portico.add_script("lib", "X = 1\n")
+    # A Peliqan-style free-text name: '/' and '%' are escaped in the file name.
+    portico.cli("script", "add", "Load - DWH / 100%", portico.write("dwh.py", "X = 2\n"))
+    out = str(tmp_path / "deploy")
+    portico.cli("export", out)
+    assert sorted(os.listdir(os.path.join(out, "scripts"))) == [
+        "Load - DWH %2F 100%25.py", "hello.py", "lib.py"]
+    other = make_portico(tmp_path / "other")
+    assert other.cli("apply", out).stdout.splitlines() == [
+        "create script Load - DWH / 100%", "create script hello", "create script lib",
+        "create endpoint hello", "applied 4 changes"]
+    assert other.cli("apply", out).stdout.strip() == "no changes"
+    # Its export is the same files.
+    out2 = str(tmp_path / "deploy2")
+    other.cli("export", out2)
+    for sub in ("scripts", "endpoints", "webhooks"):
+        assert {f: read(os.path.join(out, sub, f)) for f in os.listdir(os.path.join(out, sub))} \
+            == {f: read(os.path.join(out2, sub, f)) for f in os.listdir(os.path.join(out2, sub))}
