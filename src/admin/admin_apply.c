@@ -314,6 +314,32 @@ script_source(pt_admin_call *c, pt_admin_reply *r, const char *name, json_t **sr
     return 0;
 }
 
+/* An endpoint file names only the settings it sets (an export leaves the others out): give
+ * want's "settings" (borrowed, changed in place) an explicit null for every setting cur has,
+ * so that the comparison sees a setting removed from the file, and the PATCH clears it. */
+static int
+complete_settings(json_t *want, json_t *cur)
+{
+    json_t *have = json_object_get(cur, "settings"), *ws = json_object_get(want, "settings"), *v;
+    const char *key;
+
+    if (!json_is_object(have))
+        return 0;
+    if (ws == NULL) {
+        ws = json_object();
+        if (ws == NULL || json_object_set_new(want, "settings", ws) != 0)
+            return PT_ENOMEM;
+    }
+    if (!json_is_object(ws))
+        return 0; /* the settings route refuses it, naming the field */
+    json_object_foreach(have, key, v)
+    {
+        if (json_object_get(ws, key) == NULL && json_object_set_new(ws, key, json_null()) != 0)
+            return PT_ENOMEM;
+    }
+    return 0;
+}
+
 /* Adds the plan of one kind: creates and updates for want, deletes (with prune) for what only
  * cur has. */
 static int
@@ -337,6 +363,8 @@ plan_kind(pt_admin_call *c, pt_admin_reply *r, json_t *plan, const char *kind, j
                 rc = plan_add(plan, "update", kind, name, json_pack("[s]", "source"));
             json_decref(src);
         } else {
+            if (strcmp(kind, "endpoint") == 0 && complete_settings(v, have) != 0)
+                return pt_admin_fail(r, 500, "internal", NULL, "out of memory");
             json_t *w = json_deep_copy(v);
             if (w != NULL && strcmp(kind, "webhook_source") == 0 &&
                 json_object_get(w, "verify") == NULL)

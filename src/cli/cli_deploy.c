@@ -44,6 +44,26 @@ static const kind kinds[] = {
 /* Fields the admin API gives and never takes: left out of the files. */
 static const char *const read_only[] = {"name", "created", "id", "updated", "webhook", NULL};
 
+/* An endpoint's "settings" in an export name only the settings it sets: null members (the
+ * server-wide value) are left out, and so is an empty object. o borrowed, changed in place. */
+static void
+drop_default_settings(json_t *o)
+{
+    json_t *set = json_object_get(o, "settings"), *v;
+    const char *key;
+    void *tmp;
+
+    if (!json_is_object(set))
+        return;
+    json_object_foreach_safe(set, tmp, key, v)
+    {
+        if (json_is_null(v))
+            json_object_del(set, key);
+    }
+    if (json_object_size(set) == 0)
+        json_object_del(o, "settings");
+}
+
 /* The file name stem of an object's name into out: '%', '/' and a leading '.' percent-encoded.
  * Returns 0, or -1 when out is too small. */
 static int
@@ -177,6 +197,7 @@ export_kind(const char *datadir, const char *root, const kind *k, int *count)
             json_t *o = json_deep_copy(v);
             for (size_t r = 0; o != NULL && read_only[r] != NULL; r++)
                 json_object_del(o, read_only[r]);
+            drop_default_settings(o);
             text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
             json_decref(o);
             if (text == NULL) {

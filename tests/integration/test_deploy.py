@@ -87,6 +87,36 @@ BAD_FILES = [
 ]
 
 
+def test_endpoint_settings_round_trip_and_clear(portico, tmp_path):
+    # An export names only the settings an endpoint sets; a setting removed from the file is
+    # cleared by apply, and the next apply has nothing to do.
+    portico.publish("hello", HELLO)
+    portico.cli("endpoint", "set", "hello", "--timeout", "5s", "--cache", "30s")
+    out = str(tmp_path / "deploy")
+    portico.cli("export", out)
+    path = os.path.join(out, "endpoints", "hello.json")
+    ep = json.loads(read(path))
+    assert ep["settings"] == {"timeout_ms": 5000, "cache_ms": 30000}
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+
+    del ep["settings"]["cache_ms"]
+    with open(path, "w") as f:
+        json.dump(ep, f)
+    assert portico.cli("apply", out).stdout.splitlines() == [
+        "update endpoint hello (settings)", "applied 1 change"]
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+    portico.cli("export", out)
+    assert json.loads(read(path))["settings"] == {"timeout_ms": 5000}
+
+    del ep["settings"]
+    with open(path, "w") as f:
+        json.dump(ep, f)
+    assert portico.cli("apply", out).stdout.splitlines() == [
+        "update endpoint hello (settings)", "applied 1 change"]
+    portico.cli("export", out)
+    assert "settings" not in json.loads(read(path))
+
+
 def test_a_bad_file_refuses_the_whole_apply(portico, tmp_path):
     portico.publish("hello", HELLO)
     out = str(tmp_path / "deploy")
