@@ -46,8 +46,10 @@
 #include "core/err.h"
 #include "store/db_int.h"
 
-/* The advisory lock every store writer holds for its transaction ("portico" in ASCII). */
-#define PG_WRITE_LOCK "31632677926839151"
+/* The advisory lock every store writer holds for its transaction: "port" in ASCII and the
+ * store's schema, so the nodes of one install take turns while installs kept in other schemas
+ * of the same database do not wait for each other. */
+#define PG_WRITE_LOCK "1886351988, hashtext(coalesce(current_schema(), ''))"
 
 /* Type oids the results need (pg_type.h is server-side only). */
 #define OID_BOOL 16

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from conftest import assert_cli_error, make_portico, start_remote_portico
+from conftest import assert_cli_error
+from test_cli import portico  # noqa: F401 (the fixture: a data dir, --server, or PostgreSQL)
 from test_reqlog import admin, client  # noqa: F401 (admin is a fixture)
 
 PRINTS = """
@@ -30,18 +31,6 @@ def handler(request):
     while True:
         time.sleep(0.01)
 """
-
-
-@pytest.fixture
-def portico(tmp_path, cli_mode):
-    """A fresh data dir; in "server" mode `endpoint test` goes through --server."""
-    p = make_portico(tmp_path)
-    if cli_mode == "datadir":
-        yield p
-        return
-    remote = start_remote_portico(p)
-    yield remote
-    remote.close()
 
 
 def run_test(portico, *args, check=False):
@@ -104,7 +93,7 @@ def test_a_handler_that_times_out(portico, cli_mode):
         assert cp.returncode == 1 and "serve --timeout" in assert_cli_error(cp, "--timeout")
         return
     cp = run_test(portico, "slow", "--timeout", "0.5", "--json")
-    assert cp.returncode == 1
+    assert cp.returncode == 1 and cp.stdout, cp.stderr
     r = json.loads(cp.stdout)
     assert r["status"] == 504
     assert r["printed"] == ["waiting"]
