@@ -115,7 +115,7 @@ unit-valgrind: $(TEST_BIN)
 	    $(TEST_BIN)
 
 # PORTICO_SANITIZED tells the tests that memory figures (RSS) are not meaningful; the sanitizer
-# pass also leaves out the load-like `heavy` tests (see tests/integration/conftest.py).
+# pass also leaves out the `heavy` tests (load-like or repeated; tests/integration/conftest.py).
 integration: all
 	PORTICO_BIN=$(abspath $(BIN)) PORTICO_SANITIZED=$(SANITIZE) $(PYTHON) -m pytest -q \
 	    --durations=15 $(if $(SANITIZE),-m "not heavy") tests/integration

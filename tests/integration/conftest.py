@@ -370,10 +370,14 @@ class Server:
 
 def pytest_configure(config):
     # `heavy` tests put the machine under load to measure the product's behaviour there
-    # (throughput kept, RSS bounded, every client answered). Their figures mean nothing under
-    # ASan, which slows the server several times over, so the sanitizer pass deselects them
-    # (Makefile: `-m "not heavy"` when SANITIZE is set); the plain pass always runs them.
-    config.addinivalue_line("markers", "heavy: load-like test, skipped by the sanitizer pass")
+    # (throughput kept, RSS bounded, every client answered), or repeat a whole file's CLI
+    # tests on a PostgreSQL store (the "postgres" cli_mode; the store's own tests run on
+    # PostgreSQL in both passes). Load figures mean nothing under ASan, which slows the server
+    # several times over, and the repetition adds no C path the sanitizers have not seen, so
+    # the sanitizer pass deselects them (Makefile: `-m "not heavy"` when SANITIZE is set); the
+    # plain pass always runs them.
+    config.addinivalue_line("markers", "heavy: load-like or repeated-mode test, skipped by the "
+                            "sanitizer pass")
 
 
 @pytest.fixture
@@ -620,7 +624,7 @@ class RemotePortico(Portico):
         self.server.close()
 
 
-@pytest.fixture(params=["datadir", "server", "postgres"])
+@pytest.fixture(params=["datadir", "server", pytest.param("postgres", marks=pytest.mark.heavy)])
 def cli_mode(request):
     """"datadir" or "server": how `portico` fixtures that use it run the CLI; "postgres": on the
     data dir, whose metadata store is PostgreSQL (`init --store`, pg_store_dsn)."""
