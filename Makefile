@@ -114,11 +114,17 @@ unit-valgrind: $(TEST_BIN)
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	    $(TEST_BIN)
 
-# PORTICO_SANITIZED tells the tests that memory figures (RSS) are not meaningful; the sanitizer
-# pass also leaves out the `heavy` tests (load-like or repeated; tests/integration/conftest.py).
+# PORTICO_SANITIZED tells the tests that memory figures (RSS) are not meaningful. Test files run
+# PYTEST_JOBS at a time (pytest-xdist), then the `load` tests alone; the sanitizer pass leaves
+# out the `load` and `plain_only` tests (tests/integration/conftest.py says why).
+PYTEST_JOBS ?= 2
+PYTEST_RUN = PORTICO_BIN=$(abspath $(BIN)) PORTICO_SANITIZED=$(SANITIZE) $(PYTHON) -m pytest -q
 integration: all
-	PORTICO_BIN=$(abspath $(BIN)) PORTICO_SANITIZED=$(SANITIZE) $(PYTHON) -m pytest -q \
-	    --durations=15 $(if $(SANITIZE),-m "not heavy") tests/integration
+	$(PYTEST_RUN) -n $(PYTEST_JOBS) --dist loadfile --durations=15 \
+	    -m "not load$(if $(SANITIZE), and not plain_only)" tests/integration
+ifeq ($(SANITIZE),)
+	$(PYTEST_RUN) --durations=5 -m load tests/integration
+endif
 
 $(FUZZ_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)

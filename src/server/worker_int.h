@@ -129,7 +129,7 @@ struct route {
     atomic_int slow;
     uint64_t fingerprint; /* of the endpoint, its settings and script version: cache keys */
     int bh_row;           /* the endpoint's row in the bulkhead table, -1 when none */
-    int metric; /* the endpoint's number in the metrics (pt_metrics_endpoint), or -1 */
+    int metric;           /* the endpoint's number in the metrics (pt_metrics_endpoint), or -1 */
 };
 
 /* One request on its way through the worker: everything a handler may read, copied out of

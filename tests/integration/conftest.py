@@ -369,15 +369,20 @@ class Server:
 
 
 def pytest_configure(config):
-    # `heavy` tests put the machine under load to measure the product's behaviour there
-    # (throughput kept, RSS bounded, every client answered), or repeat a whole file's CLI
-    # tests on a PostgreSQL store (the "postgres" cli_mode; the store's own tests run on
-    # PostgreSQL in both passes). Load figures mean nothing under ASan, which slows the server
-    # several times over, and the repetition adds no C path the sanitizers have not seen, so
-    # the sanitizer pass deselects them (Makefile: `-m "not heavy"` when SANITIZE is set); the
-    # plain pass always runs them.
-    config.addinivalue_line("markers", "heavy: load-like or repeated-mode test, skipped by the "
-                            "sanitizer pass")
+    # How CI runs the suite (Makefile `integration`): test files in parallel (pytest-xdist,
+    # one file per process), except the `load` tests, which run alone afterwards.
+    # - `load`: puts the machine under load to measure the product's behaviour there
+    #   (throughput kept, RSS bounded, every client answered), so it must not share the cores
+    #   with other tests; its figures mean nothing under ASan, which slows the server several
+    #   times over, so the sanitizer pass leaves it out.
+    # - `plain_only`: the repetitions of whole CLI test files through --server and on a
+    #   PostgreSQL store (cli_mode). They reach no C path the sanitizers do not already see
+    #   through the data-dir mode, the admin API's own tests and the store's PostgreSQL tests,
+    #   so the sanitizer pass leaves them out too. Together this keeps CI within 20 minutes.
+    config.addinivalue_line("markers", "load: measures behaviour under load; runs alone, and "
+                            "not under the sanitizers")
+    config.addinivalue_line("markers", "plain_only: a repeated CLI mode, not run under the "
+                            "sanitizers")
 
 
 @pytest.fixture
@@ -624,7 +629,8 @@ class RemotePortico(Portico):
         self.server.close()
 
 
-@pytest.fixture(params=["datadir", "server", pytest.param("postgres", marks=pytest.mark.heavy)])
+@pytest.fixture(params=["datadir", pytest.param("server", marks=pytest.mark.plain_only),
+                        pytest.param("postgres", marks=pytest.mark.plain_only)])
 def cli_mode(request):
     """"datadir" or "server": how `portico` fixtures that use it run the CLI; "postgres": on the
     data dir, whose metadata store is PostgreSQL (`init --store`, pg_store_dsn)."""

@@ -71,7 +71,7 @@ def measure(s, killer, graceful):
     return ok, report
 
 
-@pytest.mark.heavy
+@pytest.mark.load
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 @pytest.mark.parametrize("kind", sorted(KILLERS))
 def test_crashing_endpoint_leaves_hello_alone(portico, server, kind):

@@ -802,7 +802,7 @@ def _hwm_kib(pids):
     return peak
 
 
-@pytest.mark.heavy
+@pytest.mark.load
 def test_million_rows_stream_with_bounded_memory(be):
     if be.kind == "sqlite":
         make = """

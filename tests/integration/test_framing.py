@@ -321,7 +321,7 @@ def test_non_utf8_bytes_replaced(srv):
 
 # ---------------------------------------------------------------- oversized bodies (section 5)
 
-@pytest.mark.heavy
+@pytest.mark.load
 def test_oversized_posts_all_get_413(portico, server):
     # Over --max-body h2o answers 413 and closes while the client is still sending: without a
     # lingering close the unread body made the kernel reset the connection, and many

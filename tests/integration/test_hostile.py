@@ -90,7 +90,7 @@ def close_all(socks):
         s.close()
 
 
-@pytest.mark.heavy
+@pytest.mark.load
 def test_slowloris_headers_do_not_slow_hello_and_are_shed(hello):
     socks = connect(hello, 300)
     try:
@@ -105,7 +105,7 @@ def test_slowloris_headers_do_not_slow_hello_and_are_shed(hello):
         close_all(socks)
 
 
-@pytest.mark.heavy
+@pytest.mark.load
 def test_slow_bodies_do_not_slow_hello_and_are_shed(hello):
     socks = connect(hello, 200)
     try:
@@ -119,7 +119,7 @@ def test_slow_bodies_do_not_slow_hello_and_are_shed(hello):
     assert_hello_unaffected(hello)
 
 
-@pytest.mark.heavy
+@pytest.mark.load
 def test_thousands_of_idle_connections_do_not_slow_hello_and_are_shed(hello):
     socks = connect(hello, 3000)
     try:

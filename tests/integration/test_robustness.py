@@ -137,7 +137,7 @@ def test_webhook_token_never_logged_whatever_the_path(portico, server):
     assert token not in s.log
 
 
-@pytest.mark.heavy
+@pytest.mark.load
 def test_concurrent_large_bodies_do_not_crash_a_worker(portico, server):
     # Bodies are held in memory by the HTTP parser before routing: many of them at once must
     # not take a worker down (the memory budget applies to Python's heap, not to the process).
