@@ -59,6 +59,12 @@ rss_of() {
     kids=$(pgrep -P "$1" | paste -sd,)
     [ -n "$kids" ] && ps -o rss= -p "$kids" | awk '{s+=$1} END {print s+0}' || echo 0
 }
+# publish_hello: the hello script and its endpoint in $D, whichever section runs first.
+publish_hello() {
+    "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
+    "$BIN" --data "$D" endpoint show hello >/dev/null 2>&1 ||
+        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public >/dev/null
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # serve_portico DATA LOG: starts `portico serve` on a free port (no admin listener: its
@@ -129,8 +135,7 @@ for section in $SECTIONS; do
     case $section in
     hello)
         echo "== hello: small dict handler, $head =="
-        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
-        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public >/dev/null
+        publish_hello
         serve_portico "$D" "$WORK/portico-hello.log"
         wait_http "http://127.0.0.1:$PPORT/hello"
         serve_uwsgi uwsgi_hello.py "$WORK/uwsgi-hello.log"
@@ -199,9 +204,7 @@ for h in ("id", "nr"):
     crash)
         echo "== crash: hello while a client loops on an os._exit(1) handler, 2 workers, wrk -c8 =="
         [ -e "$WORK/die.py" ] || printf 'import os\n\ndef handler(request):\n    os._exit(1)\n' >"$WORK/die.py"
-        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
-        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
-            >/dev/null 2>&1 || true
+        publish_hello
         "$BIN" --data "$D" script add die "$WORK/die.py" >/dev/null
         "$BIN" --data "$D" endpoint add die --path /die --script die --auth public >/dev/null
         for i in $(seq "$RUNS"); do
@@ -223,9 +226,7 @@ for h in ("id", "nr"):
         echo "== tls: hello over TLS (self-signed P-256, TLS 1.3), $head =="
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
             -subj /CN=bench -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
-        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
-            >/dev/null 2>&1 || true
+        publish_hello
         TPORT=$(free_port)
         PPORT=$(free_port)
         PORTICO_LOG=warn "$BIN" --data "$D" serve --listen "127.0.0.1:$PPORT" --workers 2 \
@@ -264,9 +265,7 @@ for h in ("id", "nr"):
         ;;
     blocking)
         echo "== blocking: hello (wrk -c8) beside clients of a handler sleeping 0.5 s, 2 workers =="
-        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
-        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
-            >/dev/null 2>&1 || true
+        publish_hello
         "$BIN" --data "$D" script add sleep "$HERE/sleep.py" >/dev/null
         "$BIN" --data "$D" endpoint add sleep --path /sleep --script sleep --auth public >/dev/null
         serve_portico "$D" "$WORK/portico-blocking.log"
@@ -326,9 +325,7 @@ for h in ("id", "nr"):
         ;;
     cache)
         echo "== cache: 100 cached rows beside hello on one server, $head =="
-        "$BIN" --data "$D" script add hello "$HERE/hello.py" >/dev/null
-        "$BIN" --data "$D" endpoint add hello --path /hello --script hello --auth public \
-            >/dev/null 2>&1 || true
+        publish_hello
         if ! "$BIN" --data "$D" endpoint show rows >/dev/null 2>&1; then
             "$BIN" --data "$D" run "$HERE/rows_setup.py"
             "$BIN" --data "$D" script add rows "$HERE/rows.py" >/dev/null
