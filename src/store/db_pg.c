@@ -463,18 +463,27 @@ check_param(pt_db_stmt *st, int i)
     return PT_EINVAL;
 }
 
+/* As check_param, for a text or blob value of len bytes (PT_ETOOBIG past what libpq takes). */
+static int
+check_value(pt_db_stmt *st, int i, size_t len)
+{
+    int rc = check_param(st, i);
+
+    if (rc == 0 && len > INT32_MAX / 2) {
+        pt_db_seterr(st->db, "bind: string or blob too big");
+        rc = PT_ETOOBIG;
+    }
+    return rc;
+}
+
 static int
 pg_bind_text(pt_db_stmt *st, int i, const char *p, size_t len)
 {
     pg_stmt *s = S(st);
-    int rc = check_param(st, i);
+    int rc = check_value(st, i, len);
 
     if (rc != 0)
         return rc;
-    if (len > INT32_MAX / 2) {
-        pt_db_seterr(st->db, "bind: string or blob too big");
-        return PT_ETOOBIG;
-    }
     if (memchr(p, '\0', len) != NULL) {
         pt_db_seterr(st->db, "bind: text holds a NUL byte, which PostgreSQL text cannot");
         return PT_EINVAL;
@@ -498,14 +507,10 @@ static int
 pg_bind_blob(pt_db_stmt *st, int i, const void *p, size_t len)
 {
     pg_stmt *s = S(st);
-    int rc = check_param(st, i);
+    int rc = check_value(st, i, len);
 
     if (rc != 0)
         return rc;
-    if (len > INT32_MAX / 2) {
-        pt_db_seterr(st->db, "bind: string or blob too big");
-        return PT_ETOOBIG;
-    }
     s->vals[i - 1] = len > 0 ? p : "";
     s->lens[i - 1] = (int)len;
     s->fmts[i - 1] = 1;
