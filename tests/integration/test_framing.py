@@ -183,6 +183,7 @@ def test_head_limit_enforced_while_reading(srv):
         s.close()
 
 
+@pytest.mark.load
 def test_large_heads_do_not_grow_workers(srv):
     # Many 400 KiB heads at once: each is refused as soon as it passes the limit, so the
     # workers' memory stays where it was (h2o alone buffered each whole head: 200 of them grew
