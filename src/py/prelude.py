@@ -81,11 +81,16 @@ def parse_form(content_type, body):
         form = {}
         if msg.is_multipart():
             for part in msg.iter_parts():
-                name = part.get_param("name", header="content-disposition")
+                try:
+                    name = part.get_param("name", header="content-disposition")
+                    charset = part.get_content_charset() or "utf-8"
+                except (IndexError, ValueError, TypeError):
+                    # The stdlib's header parser raises on some malformed parameters
+                    # ('name' with no '='): a part whose headers cannot be read is left out.
+                    continue
                 if name is None:
                     continue
                 payload = part.get_payload(decode=True) or b""
-                charset = part.get_content_charset() or "utf-8"
                 try:
                     form[name] = payload.decode(charset, "replace")
                 except (LookupError, ValueError):
