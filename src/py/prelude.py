@@ -69,6 +69,24 @@ def _is_form(content_type):
     return ctype in ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def read_parts(msg, form):
+    """Adds the named parts of a parsed multipart message to form (files: their text)."""
+    if not msg.is_multipart():
+        return
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name is None:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            form[name] = payload.decode(charset, "replace")
+        except (LookupError, ValueError):
+            # A charset Python does not know, or cannot name ("la\0", "idna" with errors):
+            # the client's mistake, read as UTF-8.
+            form[name] = payload.decode("utf-8", "replace")
+
+
 def parse_form(content_type, body):
     """Form fields of an urlencoded or multipart body -> dict of str (files: their text)."""
     ctype = content_type.split(";", 1)[0].strip().lower()
@@ -77,26 +95,15 @@ def parse_form(content_type, body):
                                            keep_blank_values=True))
     if ctype == "multipart/form-data":
         head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
         form = {}
-        if msg.is_multipart():
-            for part in msg.iter_parts():
-                try:
-                    name = part.get_param("name", header="content-disposition")
-                    charset = part.get_content_charset() or "utf-8"
-                except (IndexError, ValueError, TypeError):
-                    # The stdlib's header parser raises on some malformed parameters
-                    # ('name' with no '='): a part whose headers cannot be read is left out.
-                    continue
-                if name is None:
-                    continue
-                payload = part.get_payload(decode=True) or b""
-                try:
-                    form[name] = payload.decode(charset, "replace")
-                except (LookupError, ValueError):
-                    # A charset Python does not know, or cannot name ("la\0", "idna" with
-                    # errors): the client's mistake, read as UTF-8.
-                    form[name] = payload.decode("utf-8", "replace")
+        try:
+            read_parts(email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body),
+                       form)
+        except (IndexError, ValueError, TypeError):
+            # The stdlib's header parser raises on some malformed parameters (a `name` with no
+            # '=', in the body's Content-Type or a part's headers): the client's mistake; the
+            # fields read before it are kept.
+            pass
         return form
     return {}
 
