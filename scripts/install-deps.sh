@@ -8,7 +8,7 @@ libjansson-dev libssl-dev pkg-config gcc make python3 python3-pytest python3-req
 python3-jwt python3-cryptography postgresql wrk uwsgi-core uwsgi-plugin-python3 valgrind curl
 clang libclang-rt-14-dev clang-format python3-pandas libjs-codemirror chromium
 chromium-driver python3-selenium nghttp2-client openssl python3-jsonschema
-python3-prometheus-client python3-pytest-xdist"
+python3-prometheus-client python3-pytest-xdist nginx-light"
 
 check_only=0
 case "${1:-}" in

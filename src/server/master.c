@@ -406,6 +406,7 @@ typedef struct master {
     int failed;      /* a worker could not start while starting: the server gives up */
     double deadline; /* when stopping: workers still alive after this are killed */
     int killed;      /* the deadline passed and SIGKILL went out */
+    int termed;      /* when stopping: the workers were sent SIGTERM */
 } master;
 
 /* A copy of cfg with the tables the workers share (rate limits count requests of all workers
@@ -452,7 +453,12 @@ signals_open(void)
 }
 
 /* Stops taking connections and asks every worker to finish; workers that serve nothing yet
- * (spares, workers still starting) are killed at once: nothing of theirs can be lost. */
+ * (spares, workers still starting) and the template are killed at once: nothing of theirs can
+ * be lost. The workers are told to stop (term_workers) only once those are gone: each of
+ * them holds a copy of the listening sockets, and a socket takes connections into its queue
+ * until its last copy closes, which resets them. The last worker to stop accepts what is
+ * queued before it closes the last copy (pt_worker_begin_stop), so no connection the kernel
+ * completed is reset. */
 static void
 begin_stop(master *m, double grace)
 {
@@ -468,10 +474,26 @@ begin_stop(master *m, double grace)
     if (m->cfg->admin_fd >= 0)
         close(m->cfg->admin_fd);
     for (int i = 0; i < nprocs; i++)
-        if (procs[i].pid > 0)
-            kill(procs[i].pid, procs[i].index > 0 && procs[i].ready ? SIGTERM : SIGKILL);
+        if (procs[i].pid > 0 && !(procs[i].index > 0 && procs[i].ready))
+            kill(procs[i].pid, SIGKILL);
     if (tpl != NULL)
-        kill(pt_template_pid(tpl), SIGKILL); /* it holds the listening socket too */
+        kill(pt_template_pid(tpl), SIGKILL);
+}
+
+/* While stopping: sends SIGTERM to the serving workers once every other process holding the
+ * listening sockets is gone (begin_stop). */
+static void
+term_workers(master *m)
+{
+    if (m->termed || tpl != NULL)
+        return;
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid != 0 && !(procs[i].pid > 0 && procs[i].index > 0 && procs[i].ready))
+            return;
+    m->termed = 1;
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0)
+            kill(procs[i].pid, SIGTERM);
 }
 
 /* SIGHUP: reads the certificate and key again; when they are good, every worker builds its
@@ -788,11 +810,14 @@ pt_server_run(const pt_server_config *cfg)
         if (!m.stopping) {
             template_due(m.cfg, m.listen_fd);
             start_due(m.cfg, m.listen_fd, !m.starting);
-        } else if (all_stopped(&m)) {
-            if (m.failed)
-                return 1;
-            pt_log_info("stopped");
-            return 0;
+        } else {
+            term_workers(&m);
+            if (all_stopped(&m)) {
+                if (m.failed)
+                    return 1;
+                pt_log_info("stopped");
+                return 0;
+            }
         }
     }
 }

@@ -332,20 +332,60 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- Setup and stopping --------------------------------------------------------------- */
 
+/* How long a stopping worker leaves a kept-alive connection idle before closing it. */
+#define DRAIN_IDLE_MS 1000
+
+/* Draining, the design: a stopping worker stops accepting at once, answers what it has, and
+ * answers each request still arriving on a kept-alive connection with `Connection: close`
+ * (on_req). It exits only once its connections are closed as well: exiting with one open
+ * would reset it, and with it any request a proxy had just sent on it (nginx retries a GET
+ * on another node, but never a POST it has sent). So the connections close from the
+ * client's side after a `Connection: close` answer, or from ours after DRAIN_IDLE_MS idle
+ * (h2o's idle timeouts, shortened: a proxy sees the FIN while the connection sits in its
+ * pool and drops it there), and HTTP/2 ones get GOAWAY. A connection busy with something
+ * that is not a request in flight (a live log tail) holds the exit up to the drain deadline,
+ * one idle period and a half after the stop began. */
 void
 pt_worker_begin_stop(worker *w)
 {
     if (atomic_exchange(&w->stopping, 1))
         return;
-    w->stop_deadline = now_sec() + (w->cfg->timeout < 10 ? w->cfg->timeout + 1 : 10);
+    double now = now_sec();
+    w->stop_deadline = now + (w->cfg->timeout < 10 ? w->cfg->timeout + 1 : 10);
+    w->drain_deadline = now + DRAIN_IDLE_MS * 1.5 / 1000;
     pt_holds_stopping(w->ctl); /* a spare takes over our connections meanwhile */
     if (w->listener != NULL) {
+        /* When the server stops, connections the kernel completed and queued are taken first,
+         * and served (each request answered with `Connection: close`): closing the last copy
+         * of the socket would reset them, after their clients had sent a request. A worker
+         * going away alone (MemoryError) leaves them to the others. */
+        h2o_socket_t *sock;
+        while (atomic_load(&w->exit_code) == PT_WORKER_EXIT_OK &&
+               (sock = h2o_evloop_socket_accept(w->listener)) != NULL)
+            h2o_accept(&w->accept_ctx, sock);
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
         w->listener = NULL;
     }
     pt_wtls_stop(w);
     pt_wadmin_stop(w);
+    /* A timeout's entries expire in the order they were added, which a change of the
+     * timeout's length for all of them keeps: entries idle longer than that go at once. */
+    if (w->ctx.http1.req_timeout.timeout > DRAIN_IDLE_MS)
+        w->ctx.http1.req_timeout.timeout = DRAIN_IDLE_MS;
+    if (w->ctx.http2.idle_timeout.timeout > DRAIN_IDLE_MS)
+        w->ctx.http2.idle_timeout.timeout = DRAIN_IDLE_MS;
+    h2o_context_request_shutdown(&w->ctx);
+}
+
+int
+pt_worker_drained(worker *w)
+{
+    if (w->inflight > 0)
+        return 0;
+    return (h2o_linklist_is_empty(&w->ctx.http1._conns) &&
+            h2o_linklist_is_empty(&w->ctx.http2._conns)) ||
+           now_sec() > w->drain_deadline;
 }
 
 void

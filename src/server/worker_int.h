@@ -253,7 +253,8 @@ typedef struct worker {
     pt_reqlog *reqlog; /* the stored request log's buffer (reqlog.h); NULL when it is off */
 
     atomic_int stopping;
-    double stop_deadline;
+    double stop_deadline;  /* the leader exits then, whatever is left */
+    double drain_deadline; /* with nothing in flight, it exits then even with idle connections */
     atomic_int exit_code;
 } worker;
 
@@ -276,9 +277,13 @@ void pt_worker_snapshot_release(snapshot *s);
 /* Makes sure w->snap is the current metadata (reloading it when the change counter moved; on
  * failure the previous snapshot stays, logged). Loop side. */
 void pt_worker_refresh(worker *w);
-/* Stops taking connections; the leader exits once in-flight jobs are answered or the stop
- * deadline passed. Loop side. */
+/* Stops taking connections and drains the open ones: the leader exits once in-flight jobs are
+ * answered and every connection is closed (pt_worker_drained), or the stop deadline passed.
+ * Loop side. */
 void pt_worker_begin_stop(worker *w);
+/* 1 when a stopping worker may exit: nothing in flight, and no client connection left open
+ * (or the drain deadline passed). Loop side. */
+int pt_worker_drained(worker *w);
 /* Flushes the access log and auth last-used times, then exits with w->exit_code. */
 void pt_worker_exit(worker *w) __attribute__((noreturn));
 

@@ -369,7 +369,7 @@ lead(worker *w, slot *s)
             return;
         pt_send_flush_log(w);
         if (atomic_load(&w->stopping)) {
-            if (w->inflight == 0 || now_sec() > w->stop_deadline) {
+            if (pt_worker_drained(w) || now_sec() > w->stop_deadline) {
                 /* Let h2o flush what it has written, then go. A request that still arrives
                  * meanwhile (on a connection told to close with its answer, see on_req) is
                  * answered, not dropped. */
@@ -379,7 +379,7 @@ lead(worker *w, slot *s)
                         return;
                     pt_send_flush_log(w);
                 }
-                if (w->inflight == 0 || now_sec() > w->stop_deadline)
+                if (pt_worker_drained(w) || now_sec() > w->stop_deadline)
                     pt_worker_exit(w);
                 continue;
             }

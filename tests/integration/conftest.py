@@ -228,13 +228,15 @@ def group_members(pgid):
 class Server:
     """A running `portico serve`; stdout and stderr go to one log file."""
 
-    def __init__(self, portico, args, workers=2):
+    def __init__(self, portico, args, workers=2, port=None, log_name=None):
+        """port: the public port (default: a free one); log_name: the log file's name in the
+        scratch dir (default serve-PORT.log; a restarted node on the same port needs another)."""
         require_binary()
         self.portico = portico
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = "127.0.0.1"
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(portico.scratch, f"serve-{self.port}.log")
+        self.log_path = os.path.join(portico.scratch, log_name or f"serve-{self.port}.log")
         cmd = [BIN, "--data", portico.data, "serve", "--listen", f"127.0.0.1:{self.port}"]
         if "--workers" not in args:
             cmd += ["--workers", str(workers)]
