@@ -518,7 +518,9 @@ def test_a_handler_timeout_stops_the_run_it_waits_for(portico, server, cli):
         """)
     path = publish_named(portico, "Runner", "runner", RUNNER)
     hello = publish_named(portico, "Hello", "hello", "def handler(request):\n    return 'hi'\n")
-    s = server("--timeout", "1", workers=1)
+    # The timeout leaves the run time to start Python and print its first line even on a
+    # loaded machine (a 1 s timeout lost that race under CI's parallel load).
+    s = server("--timeout", "4", workers=1)
     r = s.get(path, params={"name": "Slow Job"})
     assert r.status_code == 504, r.text
 
