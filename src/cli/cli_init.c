@@ -76,6 +76,7 @@ done:
  *   portico.db          the metadata store (src/store/, made here by pt_store_create), or
  *   store.dsn           with --store, the PostgreSQL database that holds it (0600)
  *   run/changes         the change counter (changes.c)
+ *   run/store.lock      held by a running server, and by `store migrate` (store_migrate.h)
  *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c); with
  *                       --warehouse, only the webhook inbox's schema lives here (connection
  *                       "embedded") and "dw" is the PostgreSQL database

@@ -19,6 +19,7 @@
  *   store_runs.c         the record of script runs
  *   store_users.c        admin API users, sessions, admin tokens, failed logins
  *   store_audit.c        the audit log
+ *   store_migrate.c      copying an SQLite store into an empty PostgreSQL one
  *
  * The tables and what each holds are described in store_schema.c.
  *
