@@ -138,8 +138,22 @@ def test_refusals_leave_the_sqlite_install(tmp_path, server):
                       "WHERE table_schema = current_schema()") == "1"
     untouched(p, before)
 
-    # The same target, emptied, takes it; a second run has nothing to do.
+    # A row PostgreSQL refuses halfway through (text that is not UTF-8): the whole
+    # transaction is rolled back, the target keeps no table and the SQLite store its row.
     psql(dsn2, "DROP TABLE audit")
+    db = os.path.join(p.data, "portico.db")
+    with sqlite3.connect(db) as c:
+        good = c.execute("SELECT detail FROM audit WHERE id = 1").fetchone()[0]
+        c.execute("UPDATE audit SET detail = CAST(X'C328' AS TEXT) WHERE id = 1")
+    cp = p.cli("store", "migrate", "--to", dsn2, check=False)
+    assert_cli_error(cp, "copy a row of audit", "nothing was changed")
+    assert psql(dsn2, "SELECT count(*) FROM information_schema.tables "
+                      "WHERE table_schema = current_schema()") == "0"
+    untouched(p, before)
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE audit SET detail = ? WHERE id = 1", (good,))
+
+    # The same target, emptied, takes it; a second run has nothing to do.
     p.cli("store", "migrate", "--to", dsn2)
     cp = p.cli("store", "migrate", "--to", dsn2, check=False)
     assert_cli_error(cp, "PostgreSQL already", "nothing to migrate")
