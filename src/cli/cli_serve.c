@@ -8,8 +8,8 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
-#include "server/server.h"
 #include "core/err.h"
+#include "server/server.h"
 #include "store/store_migrate.h"
 #include "store/store_reqlog.h"
 
