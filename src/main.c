@@ -79,6 +79,9 @@ static const char help_text[] =
     "                                         DIR as files to keep in git\n"
     "  apply DIR [--dry-run] [--prune]        make the install match DIR in one transaction\n"
     "                                         (prints the plan; --prune deletes what DIR lacks)\n"
+    "  store migrate --to POSTGRESQL_DSN      move this install's metadata store into an\n"
+    "                                         empty PostgreSQL one (server stopped; portico.db\n"
+    "                                         is kept as portico.db.migrated)\n"
     "  version                                print the version\n"
     "  help                                   print this help (GROUP --help for a group)\n"
     "\n"
@@ -86,8 +89,9 @@ static const char help_text[] =
     "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
     "token), the commands run against a running server's admin API instead, with the same\n"
     "output; https:// is verified against the system's CAs, or --cacert FILE ($PORTICO_CA_FILE).\n"
-    "init, serve, run, runs, script rename, db import, db query, webhook events and secret\n"
-    "rotate-master work on the data dir only (with --server: not available remotely, exit 2).\n"
+    "init, serve, run, runs, script rename, db import, db query, webhook events, secret\n"
+    "rotate-master and store migrate work on the data dir only (with --server: not available\n"
+    "remotely, exit 2).\n"
     "Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 /* `remote`: the groups whose subcommands say themselves whether they work with --server
@@ -111,6 +115,7 @@ static const pt_cli_sub commands[] = {
     {"logs", NULL, pt_cli_logs, PT_CLI_REMOTE},
     {"export", NULL, pt_cli_export, PT_CLI_REMOTE},
     {"apply", NULL, pt_cli_apply, PT_CLI_REMOTE},
+    {"store", NULL, pt_cli_store},
     {NULL, NULL, NULL},
 };
 

@@ -69,6 +69,13 @@ void pt_keys_id(const unsigned char *key, char *out);
  * in err. */
 int pt_keys_store_sync(const char *datadir, pt_store *st, int replace_local, char *err,
                        size_t errsz);
+/* A master key rotation (secrets.c) seals the store's copies of those keys under the new
+ * master key `to`, in the caller's transaction, so that a node joining with the new key opens
+ * them: each copy is opened with the first of from[0..nfrom) (entries may be NULL) or `to`
+ * that opens it, and sealed again under `to`. A store without copies (embedded SQLite) is left
+ * alone. Keys are borrowed. Returns 0 or a pt_err with a one-line reason in err. */
+int pt_keys_store_reseal(pt_store *st, const unsigned char *const *from, size_t nfrom,
+                         const unsigned char *to, char *err, size_t errsz);
 /* Does the store hold an install's sealed keys? 1, 0, or a pt_err. */
 int pt_keys_store_installed(pt_store *st);
 

@@ -181,3 +181,50 @@ pt_keys_store_sync(const char *datadir, pt_store *st, int replace_local, char *e
     pt_keys_free(master);
     return rc;
 }
+
+int
+pt_keys_store_reseal(pt_store *st, const unsigned char *const *from, size_t nfrom,
+                     const unsigned char *to, char *err, size_t errsz)
+{
+    char sealed[SEALED_MAX], by[PT_KEY_ID_LEN + 1];
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < sizeof shared / sizeof shared[0]; i++) {
+        unsigned char *key = NULL;
+        char *text = NULL;
+
+        rc = pt_store_setting_get(st, shared[i].setting, &text);
+        if (rc == PT_ENOTFOUND) {
+            rc = 0; /* an embedded store keeps no copy */
+            continue;
+        }
+        if (rc != 0) {
+            snprintf(err, errsz, "%s", pt_store_errmsg(st));
+            break;
+        }
+        /* Under the old key, or under the new one when an interrupted rotation runs again. */
+        rc = PT_EIO;
+        for (size_t k = 0; rc == PT_EIO && k <= nfrom; k++) {
+            const unsigned char *m = k < nfrom ? from[k] : to;
+            if (m != NULL)
+                rc = unseal(m, shared[i].setting, text, &key, by);
+        }
+        free(text);
+        if (rc == PT_EIO)
+            snprintf(err, errsz,
+                     "the store's %s is sealed under master key %s, which is not loaded: "
+                     "nothing was changed",
+                     shared[i].what, by);
+        else if (rc != 0)
+            snprintf(err, errsz, "the store's %s is malformed", shared[i].what);
+        if (rc != 0)
+            break;
+        seal(to, shared[i].setting, key, sealed);
+        pt_keys_free(key);
+        rc = pt_store_setting_set(st, shared[i].setting, sealed);
+        sodium_memzero(sealed, sizeof sealed);
+        if (rc != 0)
+            snprintf(err, errsz, "%s", pt_store_errmsg(st));
+    }
+    return rc;
+}

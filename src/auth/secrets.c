@@ -419,18 +419,30 @@ reseal(void *p, pt_secret *row)
     return 0;
 }
 
-/* Re-encrypts every secret under `to` (kid to_kid) and records to_kid as the current key, in
- * one transaction. *rolled_back (may be NULL) is set when the failure certainly left the store
+/* Re-encrypts every secret under `to` (kid to_kid), records to_kid as the current key and
+ * seals the store's copies of the install keys under `to` (pt_keys_store_reseal), in one
+ * transaction. *rolled_back (may be NULL) is set when the failure certainly left the store
  * as it was; a failed COMMIT is not such a failure (it may have reached the disk). */
 static int
 reseal_all(pt_secrets *s, pt_store *st, const unsigned char *to, const char *to_kid, size_t *count,
            int *rolled_back, char *err, size_t errsz)
 {
     reseal_ctx c = {s, to, to_kid, 0, 0, err, errsz};
+    const unsigned char *from[2] = {s->key, s->pending};
     int rc;
 
     err[0] = '\0';
-    rc = pt_store_secret_rewrite(st, to_kid, reseal, &c);
+    /* The store's copies of the install keys (a PostgreSQL store) in the same transaction: a
+     * node joining with the new master key opens them, one with the old key is refused. */
+    rc = pt_store_tx_begin(st);
+    if (rc == 0) {
+        rc = pt_store_secret_rewrite(st, to_kid, reseal, &c);
+        if (rc == 0) {
+            rc = pt_keys_store_reseal(st, from, 2, to, err, errsz);
+            c.failed = rc != 0;
+        }
+        rc = pt_store_tx_finish(st, rc);
+    }
     if (rc != 0 && err[0] == '\0')
         snprintf(err, errsz, "%s", pt_store_errmsg(st));
     if (count != NULL)

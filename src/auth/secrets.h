@@ -21,7 +21,9 @@
  *
  * Rotation (`portico secret rotate-master`) with the key in a file:
  *   1. write the new key to DATA/keys/master.key.new (0600, fsynced);
- *   2. re-encrypt every secret under it in one transaction, recording its fingerprint;
+ *   2. re-encrypt every secret under it in one transaction, recording its fingerprint; on a
+ *      PostgreSQL store the same transaction seals the store's copies of the JWT and API-key
+ *      keys under it (pt_keys_store_reseal), so a node joining afterwards needs the new key;
  *   3. rename master.key.new over master.key.
  * A crash between steps leaves both files; pt_secrets_open loads both and each row names its
  * key, so every secret stays readable, and the next rotation first finishes the old one.

@@ -15,6 +15,7 @@
 #include "cli/cli_api.h"
 #include "core/err.h"
 #include "core/file.h"
+#include "warehouse/wh.h"
 
 int
 pt_cli_error(const char *fmt, ...)
@@ -170,6 +171,53 @@ pt_cli_need_datadir(const char *datadir)
         return pt_cli_error("no data dir at %s (run 'portico init')", datadir);
     if (!pt_store_exists(datadir))
         return pt_cli_error("no data dir at %s (run 'portico init')", datadir);
+    return 0;
+}
+
+/* Turns libpq's multi-line messages ("...failed: Connection refused\n\tIs the server
+ * running...") into one line: every run of white space becomes one space. */
+static void
+one_line(char *s)
+{
+    char *start = s, *w = s;
+    int pending = 0;
+
+    for (; *s != '\0'; s++) {
+        if (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') {
+            pending = 1;
+            continue;
+        }
+        if (pending && w > start)
+            *w++ = ' ';
+        pending = 0;
+        *w++ = *s;
+    }
+    *w = '\0';
+}
+
+/* Is dsn a PostgreSQL connection string: a postgres:// or postgresql:// URI, or libpq's
+ * key=value form (anything without "://")? */
+static int
+looks_postgres(const char *dsn)
+{
+    return strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0 ||
+           strstr(dsn, "://") == NULL;
+}
+
+int
+pt_cli_check_pg_dsn(const char *dsn, const char *opt, const char *what, char *shown, size_t shownsz)
+{
+    char err[512];
+
+    if (dsn[0] == '\0' || !looks_postgres(dsn))
+        return pt_cli_error("%s takes a PostgreSQL connection string "
+                            "(postgresql://USER@HOST/DB or 'host=... dbname=...')",
+                            opt);
+    pt_wh_dsn_redact(dsn, shown, shownsz);
+    if (pt_wh_pg_check(dsn, err, sizeof err) != 0) {
+        one_line(err);
+        return pt_cli_error("cannot use %s as %s: %s", shown, what, err);
+    }
     return 0;
 }
 

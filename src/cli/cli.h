@@ -32,6 +32,7 @@ int pt_cli_audit(const char *datadir, int argc, char **argv);
 int pt_cli_logs(const char *datadir, int argc, char **argv);
 int pt_cli_export(const char *datadir, int argc, char **argv);
 int pt_cli_apply(const char *datadir, int argc, char **argv);
+int pt_cli_store(const char *datadir, int argc, char **argv);
 
 /* One subcommand of a command group ("script rm"), or one command of main.c: its name,
  * another name for it or NULL ("ls" for "list"), and the function that runs it with the
@@ -93,6 +94,13 @@ int pt_cli_open_store(const char *datadir, pt_store **st);
 
 /* Text tables with aligned columns (widths counted in UTF-8 characters). */
 typedef struct pt_cli_table pt_cli_table;
+
+/* Checks a PostgreSQL DSN given with option opt ("--store") before anything is made with it:
+ * its form, then a connection (warehouse/wh.h). shown gets the DSN with its password masked,
+ * for messages. Returns 0, or PT_CLI_ERROR with one line printed ("cannot use SHOWN as WHAT:
+ * libpq's reason"). dsn, opt and what are borrowed. */
+int pt_cli_check_pg_dsn(const char *dsn, const char *opt, const char *what, char *shown,
+                        size_t shownsz);
 
 /* Reads a whole file (NUL-terminated; at most max bytes). Returns 0 (caller frees *data) or
  * PT_CLI_ERROR with "error: cannot read PATH: reason" printed. */

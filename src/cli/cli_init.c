@@ -33,36 +33,6 @@ remove_new_datadir(const char *datadir)
     nftw(datadir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Turns libpq's multi-line messages ("...failed: Connection refused\n\tIs the server
- * running...") into one line: every run of white space becomes one space. */
-static void
-one_line(char *s)
-{
-    char *start = s, *w = s;
-    int pending = 0;
-
-    for (; *s != '\0'; s++) {
-        if (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') {
-            pending = 1;
-            continue;
-        }
-        if (pending && w > start)
-            *w++ = ' ';
-        pending = 0;
-        *w++ = *s;
-    }
-    *w = '\0';
-}
-
-/* Is dsn a PostgreSQL connection string: a postgres:// or postgresql:// URI, or libpq's
- * key=value form (anything without "://")? */
-static int
-looks_postgres(const char *dsn)
-{
-    return strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0 ||
-           strstr(dsn, "://") == NULL;
-}
-
 /* Records dsn as the default warehouse (checked beforehand) and keeps the embedded SQLite
  * warehouse reachable as PT_WH_EMBEDDED, where the webhook inbox stays. Returns 0 or
  * PT_CLI_ERROR (message printed). On a data dir that existed, the default warehouse may only
@@ -106,6 +76,7 @@ done:
  *   portico.db          the metadata store (src/store/, made here by pt_store_create), or
  *   store.dsn           with --store, the PostgreSQL database that holds it (0600)
  *   run/changes         the change counter (changes.c)
+ *   run/store.lock      held by a running server, and by `store migrate` (store_migrate.h)
  *   warehouse/dw/       the built-in warehouse, one <schema>.db per schema (wh_sqlite.c); with
  *                       --warehouse, only the webhook inbox's schema lives here (connection
  *                       "embedded") and "dw" is the PostgreSQL database
@@ -143,27 +114,17 @@ pt_cli_init(const char *datadir, int argc, char **argv)
         warehouse = getenv("PORTICO_WAREHOUSE");
     if (warehouse != NULL) {
         /* Checked first: a DSN that does not work creates nothing. */
-        if (warehouse[0] == '\0' || !looks_postgres(warehouse))
-            return pt_cli_error("--warehouse takes a PostgreSQL connection string "
-                                "(postgresql://USER@HOST/DB or 'host=... dbname=...')");
-        pt_wh_dsn_redact(warehouse, shown, sizeof shown);
-        if (pt_wh_pg_check(warehouse, err, sizeof err) != 0) {
-            one_line(err);
-            return pt_cli_error("cannot use %s as the warehouse: %s", shown, err);
-        }
+        if (pt_cli_check_pg_dsn(warehouse, "--warehouse", "the warehouse", shown, sizeof shown) !=
+            0)
+            return PT_CLI_ERROR;
     }
 
     if (store == NULL && getenv("PORTICO_STORE") != NULL && getenv("PORTICO_STORE")[0] != '\0')
         store = getenv("PORTICO_STORE");
     if (store != NULL) {
-        if (store[0] == '\0' || !looks_postgres(store))
-            return pt_cli_error("--store takes a PostgreSQL connection string "
-                                "(postgresql://USER@HOST/DB or 'host=... dbname=...')");
-        pt_wh_dsn_redact(store, shown_store, sizeof shown_store);
-        if (pt_wh_pg_check(store, err, sizeof err) != 0) {
-            one_line(err);
-            return pt_cli_error("cannot use %s as the metadata store: %s", shown_store, err);
-        }
+        if (pt_cli_check_pg_dsn(store, "--store", "the metadata store", shown_store,
+                                sizeof shown_store) != 0)
+            return PT_CLI_ERROR;
     }
 
     dir_existed = stat(datadir, &sb) == 0;
@@ -171,7 +132,8 @@ pt_cli_init(const char *datadir, int argc, char **argv)
     existed = stat(path, &sb) == 0;
     if (existed && store != NULL)
         return pt_cli_error("data dir %s has an embedded SQLite store; --store applies to a new "
-                            "data dir (moving an install to PostgreSQL is not built yet)",
+                            "data dir (to move this install to PostgreSQL: portico store "
+                            "migrate --to DSN)",
                             datadir);
     if (dir_existed && pt_store_dsn_load(datadir, &cur_dsn, err, sizeof err) != 0)
         return pt_cli_error("%s", err);

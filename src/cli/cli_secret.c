@@ -281,6 +281,9 @@ secret_rotate(const char *datadir, int argc, char **argv)
     }
     printf("re-encrypted %zu secret%s under master key %s\n", count, count == 1 ? "" : "s",
            pt_secrets_key_id(sec));
+    if (strcmp(pt_store_engine(st), "postgres") == 0)
+        printf("the install's JWT and API-key keys in the PostgreSQL store are sealed under it "
+               "too: give every node the new master key before it restarts or joins\n");
     if (env != NULL && env[0] != '\0')
         printf("set PORTICO_MASTER_KEY to the key in PORTICO_NEW_MASTER_KEY for every portico "
                "command and restart the server (until then, it reads secrets only if it was "

@@ -4,10 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/err.h"
 #include "server/server.h"
+#include "store/store_migrate.h"
 #include "store/store_reqlog.h"
 
 int
@@ -183,7 +186,19 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
     if (pt_store_reqlog_open(datadir, 0, &log, err, sizeof(err)) != 0)
         fprintf(stderr, "warning: the request log is off: %s\n", err);
     pt_store_reqlog_close(log);
+    /* Held shared for the server's life (its workers inherit it), so that `store migrate`
+     * refuses to move the store from under it; any other failure is left to the server's
+     * own checks of the data dir. */
+    int lock = pt_store_lock(datadir, 0, err, sizeof err);
+    if (lock == PT_EUNAVAIL) {
+        pt_tls_free(cfg.tls);
+        return pt_cli_error("a store migration (portico store migrate) is running on data dir "
+                            "%s: start the server when it has finished",
+                            datadir);
+    }
     rc = pt_server_run(&cfg);
+    if (lock >= 0)
+        close(lock);
     pt_tls_free(cfg.tls);
     return rc;
 }

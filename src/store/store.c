@@ -19,6 +19,7 @@
  *   store_runs.c         the record of script runs
  *   store_users.c        admin API users, sessions, admin tokens, failed logins
  *   store_audit.c        the audit log
+ *   store_migrate.c      copying an SQLite store into an empty PostgreSQL one
  *
  * The tables and what each holds are described in store_schema.c.
  *
@@ -361,18 +362,17 @@ pt_store_setting_get(pt_store *st, const char *key, char **value)
     return rc;
 }
 
-int
-pt_store_setting_add(pt_store *st, const char *key, const char *value)
+/* Runs an INSERT into settings (?1 key, ?2 value) in a transaction of its own; with must_add,
+ * a statement that changed nothing is PT_EEXIST. */
+static int
+setting_write(pt_store *st, const char *sql, const char *key, const char *value, int must_add)
 {
     pt_db_stmt *s = NULL;
     int rc = pt_store_begin(st);
 
     if (rc != 0)
         return rc;
-    rc = pt_store_prepare(st,
-                          "INSERT INTO settings(key, value) VALUES (?1, ?2) "
-                          "ON CONFLICT(key) DO NOTHING",
-                          &s);
+    rc = pt_store_prepare(st, sql, &s);
     if (rc == 0) {
         rc = pt_db_bind_text(s, 1, key, (size_t)-1);
         if (rc == 0)
@@ -384,11 +384,29 @@ pt_store_setting_add(pt_store *st, const char *key, const char *value)
             rc = pt_store_run_stmt(st, s, "write a setting"); /* finalizes s */
         }
     }
-    if (rc == 0 && pt_db_changes(st->db) == 0) {
+    if (rc == 0 && must_add && pt_db_changes(st->db) == 0) {
         pt_store_seterr(st, "setting '%s' exists", key);
         rc = PT_EEXIST;
     }
     return pt_store_finish_quiet(st, rc);
+}
+
+int
+pt_store_setting_add(pt_store *st, const char *key, const char *value)
+{
+    return setting_write(st,
+                         "INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                         "ON CONFLICT(key) DO NOTHING",
+                         key, value, 1);
+}
+
+int
+pt_store_setting_set(pt_store *st, const char *key, const char *value)
+{
+    return setting_write(st,
+                         "INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         key, value, 0);
 }
 
 void

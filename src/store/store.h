@@ -45,6 +45,9 @@ int pt_store_setting_get(pt_store *st, const char *key, char **value);
 /* Adds the row key = value (both borrowed) unless key has one: 0, or PT_EEXIST when it had
  * (the row is left as it was). No change counter bump: settings are read when used. */
 int pt_store_setting_add(pt_store *st, const char *key, const char *value);
+/* Sets the row key = value (both borrowed), adding it or replacing what it held. 0 or a
+ * pt_err. No change counter bump. */
+int pt_store_setting_set(pt_store *st, const char *key, const char *value);
 /* Records dsn (borrowed) for datadir, replacing the file atomically, mode 0600. */
 int pt_store_dsn_save(const char *datadir, const char *dsn, char *err, size_t errsz);
 /* The driver's last error message (borrowed, valid until the next call). */

@@ -229,6 +229,47 @@ TEST(secrets_rotate_master)
     pt_test_rm_tree(dir);
 }
 
+/* A store holding sealed copies of the install keys (as a PostgreSQL store does; the settings
+ * rows are the same on SQLite): a rotation re-seals them in its transaction, so the node's new
+ * master key opens them and the old one no longer does. A copy no loaded key opens stops the
+ * rotation with nothing changed. */
+TEST(secrets_rotate_master_reseals_the_install_keys)
+{
+    char dir[] = "/tmp/pt-test-secrets-XXXXXX", err[512], old_kid[PT_KEY_ID_LEN + 1];
+    char *jwt_before = NULL, *jwt_after = NULL;
+    pt_store *st = NULL;
+    pt_secrets *sec = NULL;
+    pt_secret row;
+    size_t count = 0;
+
+    ASSERT_EQ(setup(dir, &st, &sec), 0);
+    ASSERT_EQ(pt_secrets_set(sec, st, "one", "1", 1, err, sizeof err), 0);
+    ASSERT_EQ(pt_keys_store_sync(dir, st, 0, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_setting_get(st, "install_key_jwt", &jwt_before), 0);
+    snprintf(old_kid, sizeof old_kid, "%s", pt_secrets_key_id(sec));
+    ASSERT_EQ(pt_secrets_rotate(sec, st, &count, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_setting_get(st, "install_key_jwt", &jwt_after), 0);
+    ASSERT_TRUE(strcmp(jwt_before, jwt_after) != 0);
+    ASSERT_TRUE(strstr(jwt_after, pt_secrets_key_id(sec)) != NULL);
+    /* The node's master key is the new one now (master.key renamed), and it opens them. */
+    ASSERT_EQ(pt_keys_store_sync(dir, st, 0, err, sizeof err), 0);
+
+    /* A copy sealed under a key nobody holds: the rotation refuses, secrets stay as they were. */
+    ASSERT_EQ(pt_store_setting_set(st, "install_key_apikey", jwt_before), 0);
+    snprintf(old_kid, sizeof old_kid, "%s", pt_secrets_key_id(sec));
+    ASSERT_EQ(pt_secrets_rotate(sec, st, &count, err, sizeof err), PT_EIO);
+    ASSERT_TRUE(strstr(err, "API-key hashing key") != NULL);
+    ASSERT_EQ(pt_store_secret_get(st, "one", &row), 0);
+    ASSERT_STREQ(row.key_id, old_kid);
+    pt_secret_clear(&row);
+    expect(sec, st, "one", "1");
+    free(jwt_before);
+    free(jwt_after);
+    pt_secrets_close(sec);
+    pt_store_close(st);
+    pt_test_rm_tree(dir);
+}
+
 static const char key0[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 static const char key1[] = "f0e1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff";
 
