@@ -305,6 +305,12 @@ lead_jobs(worker *w, slot *s)
     int have_gil = 0;
     job *j;
     for (;;) {
+        /* A handler's thread crashed (invariant 7): no more Python; the rescue answers. */
+        if (atomic_load_explicit(&w->crashed, memory_order_relaxed)) {
+            if (have_gil)
+                pt_py_gil_release();
+            pt_rescue_lead(w);
+        }
         pthread_mutex_lock(&w->ready_mu);
         if ((j = w->ready_head) != NULL) {
             w->ready_head = j->next;
@@ -538,6 +544,12 @@ monitor_main(void *arg)
         uint_fast64_t v = atomic_load(&w->lstate);
         struct timespec nap = {0, (v & 1) ? 1000000 : 5000000};
         nanosleep(&nap, NULL);
+        /* A handler's thread crashed: lead the rescue if the loop has nobody to run it, and
+         * otherwise do nothing more (no demotion, no timeout, no new thread). */
+        if (atomic_load(&w->crashed)) {
+            pt_rescue_monitor(w);
+            continue;
+        }
 
         /* Hand the loop over when the leader has been in one handler for a whole tick. */
         v = atomic_load(&w->lstate);
