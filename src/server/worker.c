@@ -452,6 +452,7 @@ init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int p
     atomic_init(&w->crashed, 0);
     atomic_init(&w->crash_slot, NULL);
     atomic_init(&w->rescuer, 0);
+    atomic_init(&w->gil_wait, 0);
     w->crash_wake_fd = w->crash_done_fd = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->run_mu, NULL);

@@ -41,7 +41,8 @@
  *      (worker_rescue.c): the one that wins `rescuer`, either the leader, which checks
  *      `crashed` before each job, or the monitor, when the thread that crashed was the leader
  *      inside a handler (it then takes the leader's place with the same CAS on `lstate` as a
- *      demotion). Any other thread that sees `crashed` stops touching h2o.
+ *      demotion) or when the leader waits for the GIL outside h2o (`gil_wait`: the thread that
+ *      crashed may hold it for good). Any other thread that sees `crashed` stops touching h2o.
  *
  * A job's life
  * ------------
@@ -269,6 +270,7 @@ typedef struct worker {
     atomic_int crashed;         /* 0, else the fatal signal (PT_RESCUE_PYEXIT: os._exit()) */
     _Atomic(slot *) crash_slot; /* the slot of the thread that crashed */
     atomic_int rescuer;         /* 1 once a thread runs the rescue */
+    atomic_int gil_wait;        /* the leader waits for the GIL to run a job (outside h2o) */
     int crash_wake_fd;          /* eventfd the crash path writes to wake the loop; -1: no rescue */
     int crash_done_fd;          /* eventfd the rescue writes once its answers are out */
     h2o_socket_t *crash_sock;   /* the loop's watch on crash_wake_fd */
@@ -471,9 +473,9 @@ void pt_rescue_setup(worker *w);
 /* The leader saw `crashed`: it runs the rescue (when no other thread does) and never
  * returns. Holds no GIL. Leader only. */
 void pt_rescue_lead(worker *w) __attribute__((noreturn));
-/* The monitor saw `crashed`: when the thread that crashed is the leader inside a handler, it
- * takes the leader's place and runs the rescue (never returning); otherwise returns, and the
- * leader runs it. Monitor thread only. */
+/* The monitor saw `crashed`: when the thread that crashed is the leader inside a handler, or
+ * the leader waits for the GIL, it takes the leader's place and runs the rescue (never
+ * returning); otherwise returns, and the leader runs it. Monitor thread only. */
 void pt_rescue_monitor(worker *w);
 
 /* ---- crash.c (async-signal-safe) ------------------------------------------------------- */

@@ -17,7 +17,8 @@
  *      (which wakes a leader waiting in epoll) and waits on `crash_done_fd` for at most
  *      RESCUE_WAIT_MS (1 s), never returning into the interpreter meanwhile.
  *   2. One healthy thread runs the rescue (invariant 7): the leader, which checks `crashed`
- *      before each job, or the monitor when the leader itself crashed inside a handler. It
+ *      before each job, or the monitor when the leader itself crashed inside a handler or waits
+ *      for the GIL. It
  *      runs the loop without Python: it stops accepting, takes every running job from its
  *      slot (a CAS RUNNING -> CRASHED, as a timeout takes one) and answers it 502, answers
  *      queued jobs 503 with Retry-After (they never ran; a retry is safe), sends the answers
@@ -41,9 +42,11 @@
  *   - h2o state: a thread with a running job is inside a handler, never in h2o (h2o is only
  *     touched by the leader outside run_handler). A crash with no job running (in h2o, the
  *     monitor, a writer thread) takes the raw path directly.
- * A leader already waiting for the GIL when another thread crashed holding it cannot lead
- * the rescue (it stays blocked); the crashed thread then finishes the raw way after the
- * timeout.
+ * A leader waiting for the GIL (to run a job) when another thread crashed holding it would
+ * wait forever: the monitor leads the rescue then (`gil_wait`), and the leader, should it get
+ * the GIL after all, puts its job back and stops before it touches h2o again. A leader waiting
+ * for the GIL inside h2o (a timed-out job's TimeoutError, in the done queue's callback) cannot
+ * be replaced: the crashed thread then finishes the raw way after the timeout.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -211,8 +214,11 @@ pt_rescue_monitor(worker *w)
     /* The leader is inside a handler on the slot that crashed: nobody runs the loop. Taking
      * its place is a demotion (the same CAS as the monitor's hand-over), except that no
      * follower is woken: leader_present stays set, and the monitor leads. */
-    if (crashed == NULL || !(v & 1) || atomic_load(&w->lead_slot) != crashed ||
-        !atomic_compare_exchange_strong(&w->lstate, &v, v & ~(uint_fast64_t)1))
-        return;
-    pt_rescue_lead(w);
+    if (crashed != NULL && (v & 1) && atomic_load(&w->lead_slot) == crashed &&
+        atomic_compare_exchange_strong(&w->lstate, &v, v & ~(uint_fast64_t)1))
+        pt_rescue_lead(w);
+    /* The leader waits for the GIL, outside h2o, which the crashed thread may hold for good:
+     * once it has it, it sees `crashed` before it touches h2o again and stops (lead_jobs). */
+    if (atomic_load(&w->gil_wait))
+        pt_rescue_lead(w);
 }
