@@ -17,14 +17,13 @@
  *      (which wakes a leader waiting in epoll) and waits on `crash_done_fd` for at most
  *      RESCUE_WAIT_MS (1 s), never returning into the interpreter meanwhile.
  *   2. One healthy thread runs the rescue (invariant 7): the leader, which checks `crashed`
- *      before each job, or the monitor when the leader itself crashed inside a handler or waits
- *      for the GIL. It
- *      runs the loop without Python: it stops accepting, takes every running job from its
- *      slot (a CAS RUNNING -> CRASHED, as a timeout takes one) and answers it 502, answers
- *      queued jobs 503 with Retry-After (they never ran; a retry is safe), sends the answers
- *      other threads finished, asks h2o to shut its connections down (HTTP/2: GOAWAY), runs
- *      the loop until the answers are written (or RESCUE_FLUSH_S), then writes
- *      `crash_done_fd` and waits to be killed.
+ *      before each job, or the monitor when the leader itself crashed inside a handler or
+ *      waits for the GIL. It runs the loop without Python: it stops accepting, takes every
+ *      running job from its slot (a CAS RUNNING -> CRASHED, as a timeout takes one) and
+ *      answers it 502, answers queued jobs 503 with Retry-After (they never ran; a retry is
+ *      safe), sends the answers other threads finished, asks h2o to shut its connections
+ *      down (HTTP/2: GOAWAY), runs the loop until the answers are written (or
+ *      RESCUE_FLUSH_S), then writes `crash_done_fd` and waits to be killed.
  *   3. The crashed thread, woken, shuts every remaining connection down and dies of its own
  *      signal (os._exit(): exits), so the master logs the cause and the breaker counts it as
  *      before.
@@ -167,15 +166,20 @@ answer_queued(worker *w)
     answer_list(w, waiting);
 }
 
+static void park(void) __attribute__((noreturn));
+static void run(worker *w) __attribute__((noreturn));
+
 /* Waits, without touching h2o or Python, for the process to be killed. */
-static void __attribute__((noreturn)) park(void)
+static void
+park(void)
 {
     for (;;)
         pause();
 }
 
 /* The rescue itself, on the one thread that won `rescuer`. */
-static void __attribute__((noreturn)) run(worker *w)
+static void
+run(worker *w)
 {
     int sig = atomic_load(&w->crashed);
     const char *why = sig == PT_RESCUE_PYEXIT ? "worker exited" : "worker crashed";
