@@ -1,7 +1,8 @@
 """TLS and HTTP/2 (issue 12 §1, docs/OPERATIONS.md): `serve --listen-tls` with a self-signed
 certificate made here with `openssl req`; HTTP/2 and HTTP/1.1 chosen by ALPN; TLS 1.0/1.1 and
 weak ciphers refused; the certificate reloaded on SIGHUP while open connections go on; a bad
-certificate stops `serve` with one line; a crashed handler's HTTP/2 client is let go at once;
+certificate stops `serve` with one line; a crashed handler's HTTP/2 and TLS clients get their
+502 through the dying worker's loop, the other streams of the connection 502 or 503;
 the admin listener over TLS marks its session cookie Secure."""
 import http.client
 import json
