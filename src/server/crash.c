@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -181,20 +183,17 @@ shutdown_connections(void)
     close(dir);
 }
 
-/* Answers, before this process goes away, every request whose handler is running (with
- * `status`) and every timed-out one whose 504 is still owed. Only slot fields are read, never
- * a job (it may be freed concurrently). Async-signal-safe. */
+/* How long the thread that crashed waits for the rescue (worker_rescue.c) to get its answers
+ * written through the loop before it finishes the raw way anyway (milliseconds). */
+#define RESCUE_WAIT_MS 1000
+
+/* Answers with `status` every request whose handler is running and has a cleartext HTTP/1
+ * connection, and every timed-out one whose 504 is still owed on one; `shut`: then shuts
+ * that connection down, so that what h2o may still write on it goes nowhere. Only slot fields
+ * are read, never a job (it may be freed concurrently). Async-signal-safe. */
 static void
-answer_inflight(int status, const char *why)
+answer_slots(worker *w, int status, const char *why, int shut)
 {
-    worker *w = &pt_worker_self;
-    /* First stop taking connections: other threads may still lead the loop for a moment while
-     * this process dies, and whatever they accepted now would be reset. */
-    if (w->listen_fd >= 0)
-        close(w->listen_fd);
-    if (w->cfg != NULL && w->cfg->tls_fd >= 0)
-        close(w->cfg->tls_fd);
-    pt_holds_stopping(w->ctl); /* the master hands our place to a spare at once */
     int nslots = atomic_load(&w->nslots);
     for (int i = 0; i < nslots; i++) {
         slot *s = &w->slots[i];
@@ -203,12 +202,74 @@ answer_inflight(int status, const char *why)
             if (atomic_exchange(&s->lent, 0))
                 pt_holds_take_back(w->ctl, fd);
             pt_crash_reply(fd, status, why, s->id);
+            if (shut)
+                shutdown(fd, SHUT_RDWR);
         }
         int owed = atomic_exchange(&s->owed_fd, -1);
-        if (owed >= 0)
+        if (owed >= 0) {
             pt_crash_reply(owed, 504, "handler timed out", s->id);
+            if (shut)
+                shutdown(owed, SHUT_RDWR);
+        }
     }
+}
+
+/* Answers, before this process goes away, every request whose handler is running (with
+ * `status`) and every timed-out one whose 504 is still owed, on cleartext HTTP/1 connections;
+ * then shuts every connection down. `listening`: the listening sockets are still open (no
+ * rescue closed them through the loop). Async-signal-safe. */
+static void
+answer_inflight(int status, const char *why, int listening)
+{
+    worker *w = &pt_worker_self;
+    /* First stop taking connections: other threads may still lead the loop for a moment while
+     * this process dies, and whatever they accepted now would be reset. */
+    if (listening && w->listen_fd >= 0)
+        close(w->listen_fd);
+    if (listening && w->cfg != NULL && w->cfg->tls_fd >= 0)
+        close(w->cfg->tls_fd);
+    pt_holds_stopping(w->ctl); /* the master hands our place to a spare at once */
+    answer_slots(w, status, why, 0);
     shutdown_connections();
+}
+
+/* Milliseconds on the monotonic clock. Async-signal-safe. */
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The calling thread crashed with `sig` (PT_RESCUE_PYEXIT: os._exit()) while running a
+ * handler: answers the cleartext HTTP/1 requests raw first, then has a healthy thread answer
+ * the rest through the loop (worker_rescue.c) and waits for it, at most RESCUE_WAIT_MS,
+ * never returning into the interpreter meanwhile. Returns 1 when a rescue was started (done
+ * or not: the caller then finishes the raw way with the listening sockets closed by it), 0
+ * when none could be (no job running on this thread, so it may be inside h2o; another
+ * crash's rescue under way; no eventfds). Async-signal-safe. */
+static int
+rescue(int sig, const char *why)
+{
+    worker *w = &pt_worker_self;
+    slot *s = pt_pool_current;
+    int expect = 0;
+    if (w->crash_wake_fd < 0 || s == NULL || atomic_load(&s->job) == NULL ||
+        !atomic_compare_exchange_strong(&w->crashed, &expect, sig))
+        return 0;
+    atomic_store(&w->crash_slot, s);
+    pt_holds_stopping(w->ctl); /* the master hands our place to a spare at once */
+    answer_slots(w, 502, why, 1);
+    uint64_t one = 1;
+    ssize_t rc = write(w->crash_wake_fd, &one, sizeof(one));
+    (void)rc;
+    long long until = now_ms() + RESCUE_WAIT_MS;
+    struct pollfd pfd = {.fd = w->crash_done_fd, .events = POLLIN};
+    for (long long left = RESCUE_WAIT_MS; left > 0; left = until - now_ms())
+        if (poll(&pfd, 1, (int)left) != -1 || errno != EINTR)
+            break;
+    return 1;
 }
 
 /* Names, for the master's crash breaker, the endpoint whose handler this thread runs (the
@@ -235,7 +296,8 @@ on_fatal_signal(int sig)
 {
     if (in_worker()) {
         blame_current();
-        answer_inflight(502, "worker crashed");
+        int rescued = rescue(sig, "worker crashed");
+        answer_inflight(502, "worker crashed", !rescued);
         /* No stdio or time formatting here: neither is async-signal-safe. */
         char line[128];
         out o = {line, 0, sizeof(line), 0};
@@ -260,7 +322,8 @@ on_python_exit(int status)
     if (!in_worker())
         return 0;
     blame_current();
-    answer_inflight(502, "worker exited");
+    int rescued = rescue(PT_RESCUE_PYEXIT, "worker exited");
+    answer_inflight(502, "worker exited", !rescued);
     return 1;
 }
 
@@ -281,7 +344,7 @@ pt_crash_install(void)
 void
 pt_crash_exit_stuck(worker *w)
 {
-    answer_inflight(504, "handler timed out");
+    answer_inflight(504, "handler timed out", 1);
     /* Requests still queued for a thread: nobody will run them here; say so. The lock keeps
      * the leader (if any is left) from taking them meanwhile; it is never released. */
     pthread_mutex_lock(&w->ready_mu);

@@ -489,6 +489,11 @@ init_state(worker *w, const pt_server_config *cfg, int listen_fd, int ctl, int p
     atomic_init(&w->stopping, 0);
     atomic_init(&w->exit_code, PT_WORKER_EXIT_OK);
     atomic_init(&w->nslots, 0); /* the slots come with the pool (pt_pool_start) */
+    atomic_init(&w->crashed, 0);
+    atomic_init(&w->crash_slot, NULL);
+    atomic_init(&w->rescuer, 0);
+    atomic_init(&w->gil_wait, 0);
+    w->crash_wake_fd = w->crash_done_fd = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->run_mu, NULL);
     pthread_cond_init(&w->run_cv, NULL);
@@ -634,6 +639,7 @@ setup_loop(worker *w, const sigset_t *set)
     h2o_timeout_init(w->loop, &w->pause_hold, PT_PAUSE_HOLD_MS);
     w->mq = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->mq, &w->done_rx, pt_send_on_done);
+    pt_rescue_setup(w);
 
     /* Without it SIGTERM (blocked) would never reach this worker: it could not stop
      * gracefully, only be killed at the master's deadline. Fail; the master retries. */

@@ -12,11 +12,12 @@
  *   worker_pause.c the crash breaker's held 503 (breaker.h)
  *   worker_traffic.c an endpoint's settings on the request path: CORS, body limit, response
  *                  cache (cache.h), bulkhead (bulkhead.h) with its waiting requests
+ *   worker_rescue.c a crashed handler's answers through the loop, while its thread is parked
  *   crash.c        the async-signal-safe paths: fatal signals, os._exit(), every thread stuck
  *
  * A function here is named after its file: pt_worker_, pt_pool_, pt_job_, pt_send_, pt_hook_,
- * pt_pause_, pt_crash_. "Loop side" means: only the thread leading the event loop calls it (no GIL
- * held).
+ * pt_pause_, pt_rescue_, pt_crash_. "Loop side" means: only the thread leading the event loop calls
+ * it (no GIL held).
  *
  * Invariants
  * ----------
@@ -35,6 +36,13 @@
  *   6. Runner threads (the waiting lane, worker_pool.c) never touch h2o: they hand finished
  *      jobs to the loop through the `done` queue only. So, unlike pool threads, they may exit
  *      (when idle), giving their slot back; a slot is reused only after its runner left it.
+ *   7. Once `crashed` is set (a handler's thread died, crash.c), no thread takes the GIL for a
+ *      job any more, and exactly one thread runs the loop to answer what the worker holds
+ *      (worker_rescue.c): the one that wins `rescuer`, either the leader, which checks
+ *      `crashed` before each job, or the monitor, when the thread that crashed was the leader
+ *      inside a handler (it then takes the leader's place with the same CAS on `lstate` as a
+ *      demotion) or when the leader waits for the GIL outside h2o (`gil_wait`: the thread that
+ *      crashed may hold it for good). Any other thread that sees `crashed` stops touching h2o.
  *
  * A job's life
  * ------------
@@ -44,6 +52,8 @@
  *                     (monitor: past --timeout, CAS)    │              response sent by  │
  *                                                       v              the loop side     v
  *                                                   TIMED_OUT ──> 504 sent ─────────> freed
+ *
+ *     RUNNING ──(a handler's thread crashed: the rescue, CAS)──> CRASHED ──> 502 sent
  *
  *     webhook intake ──> RUNNING (in the inbox) ──(stored, or not: 503)──> DONE ──> freed
  *
@@ -87,7 +97,7 @@
 struct worker;
 
 /* A job's state (job.state); see "A job's life" above. */
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_TIMED_OUT };
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_TIMED_OUT, JOB_CRASHED };
 
 /* The metadata a worker serves from: endpoints, the router over them, the current version of
  * every script, and the tokens, keys and issuers requests are authorized against. Immutable
@@ -256,6 +266,16 @@ typedef struct worker {
     double stop_deadline;  /* the leader exits then, whatever is left */
     double drain_deadline; /* with nothing in flight, it exits then even with idle connections */
     atomic_int exit_code;
+
+    /* A crashed handler answered through the loop (worker_rescue.c, invariant 7). */
+    atomic_int crashed;         /* 0, else the fatal signal (PT_RESCUE_PYEXIT: os._exit()) */
+    _Atomic(slot *) crash_slot; /* the slot of the thread that crashed */
+    atomic_int rescuer;         /* 1 once a thread runs the rescue */
+    atomic_int gil_wait;        /* the leader waits for the GIL to run a job (outside h2o) */
+    int crash_wake_fd;          /* eventfd the crash path writes to wake the loop; -1: no rescue */
+    int crash_done_fd;          /* eventfd the rescue writes once its answers are out */
+    h2o_socket_t *crash_sock;   /* the loop's watch on crash_wake_fd */
+    int rescue_pending;         /* loop side: answers of the rescue not yet written */
 } worker;
 
 /* The one worker this process runs. */
@@ -387,6 +407,11 @@ void pt_send_error(worker *w, h2o_req_t *req, int status, const char *message);
 void pt_send_finish(worker *w, job *j, int timed_out);
 /* The done queue's receiver: finishes the jobs posted to it. Loop side. */
 void pt_send_on_done(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages);
+/* Answers j with a fixed error (status, why; a 503 gets Retry-After: 1) instead of its
+ * handler's response, which is never read (the handler may still run, or have died): a job
+ * the rescue took from a crashed worker. Takes no GIL. Drops the loop side's reference. Loop
+ * side. */
+void pt_send_abandon(worker *w, job *j, int status, const char *why);
 /* The access-log line of an error h2o answered itself (http_errors.h). Loop side. */
 void pt_send_log_h2o_error(h2o_req_t *req, const char *id, int status, size_t bytes);
 /* Writes the access-log lines gathered so far (one write(2)). Loop side. */
@@ -441,6 +466,22 @@ void pt_wtls_reload(worker *w);
  * PT_ADMIN_EVENT_STREAM), with the event stream; returns 1 then, else 0 (the caller sends
  * j's response as usual). Loop side. */
 int pt_wadmin_stream(worker *w, job *j);
+
+/* ---- worker_rescue.c ------------------------------------------------------------------- */
+
+/* The value of `crashed` for os._exit() in a handler (a signal number otherwise). */
+#define PT_RESCUE_PYEXIT (-1)
+
+/* Creates the eventfds of the rescue and watches the wake one on the loop. Without them
+ * (logged) a crash is answered the raw way only. Called once, from setup, before any thread. */
+void pt_rescue_setup(worker *w);
+/* The leader saw `crashed`: it runs the rescue (when no other thread does) and never
+ * returns. Holds no GIL. Leader only. */
+void pt_rescue_lead(worker *w) __attribute__((noreturn));
+/* The monitor saw `crashed`: when the thread that crashed is the leader inside a handler, or
+ * the leader waits for the GIL, it takes the leader's place and runs the rescue (never
+ * returning); otherwise returns, and the leader runs it. Monitor thread only. */
+void pt_rescue_monitor(worker *w);
 
 /* ---- crash.c (async-signal-safe) ------------------------------------------------------- */
 

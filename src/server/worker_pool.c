@@ -297,6 +297,18 @@ hand_off(worker *w, job *j)
     return 0;
 }
 
+/* Puts j back at the head of the leader's queue (for the rescue to answer). */
+static void
+requeue_first(worker *w, job *j)
+{
+    pthread_mutex_lock(&w->ready_mu);
+    j->next = w->ready_head;
+    w->ready_head = j;
+    if (w->ready_tail == NULL)
+        w->ready_tail = j;
+    pthread_mutex_unlock(&w->ready_mu);
+}
+
 /* Runs queued jobs as the leader. Returns 1 while still the leader, 0 once demoted (the
  * thread then holds no GIL and must not touch h2o). */
 static int
@@ -305,6 +317,12 @@ lead_jobs(worker *w, slot *s)
     int have_gil = 0;
     job *j;
     for (;;) {
+        /* A handler's thread crashed (invariant 7): no more Python; the rescue answers. */
+        if (atomic_load_explicit(&w->crashed, memory_order_relaxed)) {
+            if (have_gil)
+                pt_py_gil_release();
+            pt_rescue_lead(w);
+        }
         pthread_mutex_lock(&w->ready_mu);
         if ((j = w->ready_head) != NULL) {
             w->ready_head = j->next;
@@ -326,8 +344,17 @@ lead_jobs(worker *w, slot *s)
         if (slow >= SLOW_AT && hand_off(w, j) == 0)
             continue;
         if (!have_gil) {
+            /* Outside h2o while it waits: should a thread crash holding the GIL, the monitor
+             * may lead the rescue instead (invariant 7); then this thread must stop here. */
+            atomic_store(&w->gil_wait, 1);
             pt_py_gil_acquire();
+            atomic_store(&w->gil_wait, 0);
             have_gil = 1;
+            if (atomic_load(&w->crashed)) {
+                pt_py_gil_release();
+                requeue_first(w, j);
+                pt_rescue_lead(w);
+            }
         }
         uint64_t seq = ++w->seq;
         atomic_store(&w->lstate, (seq << 1) | 1);
@@ -538,6 +565,12 @@ monitor_main(void *arg)
         uint_fast64_t v = atomic_load(&w->lstate);
         struct timespec nap = {0, (v & 1) ? 1000000 : 5000000};
         nanosleep(&nap, NULL);
+        /* A handler's thread crashed: lead the rescue if the loop has nobody to run it, and
+         * otherwise do nothing more (no demotion, no timeout, no new thread). */
+        if (atomic_load(&w->crashed)) {
+            pt_rescue_monitor(w);
+            continue;
+        }
 
         /* Hand the loop over when the leader has been in one handler for a whole tick. */
         v = atomic_load(&w->lstate);

@@ -339,47 +339,25 @@ pt_send_error(worker *w, h2o_req_t *req, int status, const char *message)
     pt_send_simple(w, req, NULL, status, NULL, NULL, message, NULL, NULL);
 }
 
-void
-pt_send_finish(worker *w, job *j, int timed_out)
+/* Logs and sends j's answer resp (borrowed): the handler's own, or a fixed one (`fixed`: a
+ * timeout or the rescue's, when the handler's may still be being written), then drops the
+ * loop side's reference. */
+static void
+finish(worker *w, job *j, pt_response *resp, int fixed)
 {
-    pt_response *resp = &j->resp;
-    pt_response timeout_resp;
-    if (timed_out) {
-        pt_response_init(&timeout_resp, 0);
-        pt_response_error(&timeout_resp, 504, "handler timed out", j->req.id);
-        char why[96];
-        int n = snprintf(why, sizeof(why), "TimeoutError: the handler ran past the timeout (%gs)",
-                         j->timeout > 0 ? j->timeout : w->cfg->timeout);
-        pt_response_set_traceback(&timeout_resp, why, (size_t)n);
-        resp = &timeout_resp;
-        /* Stop the handler where Python can (pure-Python code; not inside a C call). Timed-out
-         * jobs only arrive here through the done queue, inside the loop: no GIL held. */
-        if (j->slot != NULL) {
-            int fd = j->fd;
-            atomic_compare_exchange_strong(&j->slot->owed_fd, &fd, -1);
-        }
-        pt_py_gil_acquire();
-        if (j->slot != NULL && atomic_load(&j->slot->job) == j) {
-            pt_py_interrupt(j->py_ident);
-            j->slot->interrupted = 1;
-        }
-        pt_py_gil_release();
-    }
-    /* A timed-out handler may still be printing into j->resp: only its 504 is read. */
+    /* A handler still running may be printing into j->resp: only resp is read. */
     access_log(w, j, j->req.method.p, j->req.method.n, j->req.path.p, j->req.path.n, resp->status,
                resp->body.len, j->req.body.n, resp);
-    pt_traffic_finish(w, j, resp, timed_out);
+    pt_traffic_finish(w, j, resp, fixed);
     /* Take the connection back from the master before writing on it. */
     if (atomic_exchange(&j->lent, 0))
         pt_holds_take_back(w->ctl, j->fd);
     if (j->hreq != NULL) {
         *j->guard = NULL;
-        if (timed_out || !pt_wadmin_stream(w, j))
+        if (fixed || !pt_wadmin_stream(w, j))
             send_response(j->hreq, j->req.id, resp);
     }
-    if (timed_out)
-        pt_response_free(&timeout_resp);
-    if (!timed_out && resp->fatal && !atomic_load(&w->stopping)) {
+    if (!fixed && resp->fatal && !atomic_load(&w->stopping)) {
         pt_log_error("worker %d ran out of memory in a handler; it will be replaced", w->index);
         if (j->route != NULL)
             pt_breaker_blame(w->cfg->breaker, w->proc, j->route->ep->name);
@@ -390,6 +368,51 @@ pt_send_finish(worker *w, job *j, int timed_out)
     if (j->route != NULL)
         pt_metrics_endpoint_end(w->cfg->metrics, w->proc, j->route->metric);
     pt_job_release(j);
+}
+
+void
+pt_send_finish(worker *w, job *j, int timed_out)
+{
+    if (!timed_out) {
+        finish(w, j, &j->resp, 0);
+        return;
+    }
+    pt_response resp;
+    pt_response_init(&resp, 0);
+    pt_response_error(&resp, 504, "handler timed out", j->req.id);
+    char why[96];
+    int n = snprintf(why, sizeof(why), "TimeoutError: the handler ran past the timeout (%gs)",
+                     j->timeout > 0 ? j->timeout : w->cfg->timeout);
+    pt_response_set_traceback(&resp, why, (size_t)n);
+    /* Stop the handler where Python can (pure-Python code; not inside a C call). Timed-out
+     * jobs only arrive here through the done queue, inside the loop: no GIL held. Not once a
+     * handler crashed: its thread keeps the GIL for good (invariant 7). */
+    if (j->slot != NULL) {
+        int fd = j->fd;
+        atomic_compare_exchange_strong(&j->slot->owed_fd, &fd, -1);
+    }
+    if (!atomic_load(&w->crashed)) {
+        pt_py_gil_acquire();
+        if (j->slot != NULL && atomic_load(&j->slot->job) == j) {
+            pt_py_interrupt(j->py_ident);
+            j->slot->interrupted = 1;
+        }
+        pt_py_gil_release();
+    }
+    finish(w, j, &resp, 1);
+    pt_response_free(&resp);
+}
+
+void
+pt_send_abandon(worker *w, job *j, int status, const char *why)
+{
+    pt_response resp;
+    pt_response_init(&resp, 0);
+    pt_response_error(&resp, status, why, j->req.id);
+    if (status == 503)
+        pt_response_add_header(&resp, "Retry-After", 11, "1", 1);
+    finish(w, j, &resp, 1);
+    pt_response_free(&resp);
 }
 
 void

@@ -1,9 +1,11 @@
 """TLS and HTTP/2 (issue 12 §1, docs/OPERATIONS.md): `serve --listen-tls` with a self-signed
 certificate made here with `openssl req`; HTTP/2 and HTTP/1.1 chosen by ALPN; TLS 1.0/1.1 and
 weak ciphers refused; the certificate reloaded on SIGHUP while open connections go on; a bad
-certificate stops `serve` with one line; a crashed handler's HTTP/2 client is let go at once;
+certificate stops `serve` with one line; a crashed handler's HTTP/2 and TLS clients get their
+502 through the dying worker's loop, the other streams of the connection 502 or 503;
 the admin listener over TLS marks its session cookie Secure."""
 import http.client
+import json
 import os
 import re
 import shutil
@@ -234,23 +236,115 @@ def test_bad_certificate_or_key_stops_serve_with_one_line(cli, tmp_path):
                      "--listen-tls")
 
 
-def test_crashed_handler_lets_its_http2_client_go_at_once(portico, server, tmp_path):
-    """A worker dying under an HTTP/2 (or any TLS) stream cannot write on that connection (its
-    TLS state dies with it): the connection is shut down at once, the client's stream fails
-    without waiting for a timeout, and its retry is served by the worker that took over."""
+def crash_answer(cp):
+    """(status, headers, JSON body) of a `curl -i` answer that must be complete (exit 0)."""
+    assert cp.returncode == 0, (cp.returncode, cp.stderr)
+    head, body = cp.stdout.split("\n\n", 1)  # text mode: CRLF read as LF
+    lines = head.splitlines()
+    status = int(lines[0].split()[1])
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return status, {k.lower(): v.strip() for k, v in headers.items()}, json.loads(body)
+
+
+def test_crash_answers_http2_and_tls_clients_502(portico, server, tmp_path):
+    """A worker dying under an HTTP/2 stream or an HTTP/1.1-over-TLS request answers it 502
+    through its event loop (a real HTTP/2 response, a real TLS record; worker_rescue.c) before
+    it goes, with the request id; os._exit() too. The breaker still opens after 2 deaths, and
+    the worker that took over serves."""
     cert, key = make_cert(str(tmp_path), "c", "c")
     portico.publish("hello", HELLO)
     portico.publish("crash", SEGFAULT)
+    portico.publish("exit", "import os\n\ndef handler(request):\n    os._exit(3)\n")
     s = server("--listen-tls", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key)
     port = tls_port(s)
-    for flag in ("--http2", "--http1.1"):
-        cp = curl("--cacert", cert, flag, f"https://127.0.0.1:{port}/crash")
-        # Not a timeout (28) nor plaintext written into the TLS stream (35: "wrong version
-        # number"): the transfer ends with the connection (HTTP/2: 16, 18 or 92; 1.1: 52, 56).
-        assert cp.returncode in (16, 18, 52, 56, 92), (cp.returncode, cp.stderr)
-        assert s.wait_log(r"killed by signal 11 \(Segmentation fault\) in endpoint crash")
+    deaths = 0
+    for flag, path, why in (("--http2", "/crash", "worker crashed"),
+                            ("--http1.1", "/crash", "worker crashed"),
+                            ("--http2", "/exit", "worker exited")):
+        status, headers, body = crash_answer(curl("--cacert", cert, flag, "-i",
+                                                  f"https://127.0.0.1:{port}{path}"))
+        assert status == 502
+        assert body == {"error": why, "request_id": headers["x-request-id"]}
+        assert headers["content-type"] == "application/json"
+        deaths += 1
+        wait_deaths(s, deaths)
         ok = curl("--cacert", cert, flag, "-w", "\n%{http_code}", f"https://127.0.0.1:{port}/hello")
         assert ok.returncode == 0 and ok.stdout.endswith("\n200"), ok.stdout + ok.stderr
+    # Two deaths of /crash opened its breaker: answered 503 in C, over HTTP/2 too.
+    status, headers, body = crash_answer(curl("--cacert", cert, "--http2", "-i",
+                                              f"https://127.0.0.1:{port}/crash"))
+    assert status == 503 and int(headers["retry-after"]) > 0
+    assert body["error"].startswith("endpoint paused")
+
+
+STREAM_SLOW = """import time
+
+def handler(request):
+    with open({marks!r}, "a") as f:
+        f.write("started\\n")
+    time.sleep(20)
+    return "slept"
+"""
+STREAM_GATE = """import ctypes, os, time
+
+def handler(request):
+    with open({marks!r}, "a") as f:
+        f.write("started\\n")
+    while not os.path.exists({go!r}):
+        time.sleep(0.01)
+    ctypes.string_at(0)
+"""
+
+
+def test_crash_answers_the_other_streams_of_its_connection(portico, server, tmp_path):
+    """Streams multiplexed with the crashed one on an HTTP/2 connection get a definite answer,
+    not a reset: one whose handler runs on another thread 502, one still waiting for its turn
+    (here behind the endpoint's bulkhead) 503 with Retry-After, as it never ran."""
+    cert, key = make_cert(str(tmp_path), "c", "c")
+    marks, go = str(tmp_path / "marks"), str(tmp_path / "go")
+    portico.publish("slow", STREAM_SLOW.format(marks=marks))
+    portico.publish("gate", STREAM_GATE.format(marks=marks, go=go))
+    portico.cli("endpoint", "set", "gate", "--max-concurrency", "1", "--queue-wait", "10s")
+    s = server("--listen-tls", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key)
+    port = tls_port(s)
+    url = f"https://127.0.0.1:{port}"
+    out = [str(tmp_path / f"body{i}") for i in range(3)]
+    fmt = "%{url_effective} %{http_code} %{num_connects} %{exitcode} %header{retry-after}\\n"
+    proc = subprocess.Popen(["curl", "-sS", "--max-time", "20", "--cacert", cert, "--http2",
+                             "--parallel", "-w", fmt, "-o", out[0], f"{url}/slow", "-o", out[1],
+                             f"{url}/gate?n=1", "-o", out[2], f"{url}/gate?n=2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_marks(marks, 2)  # /slow and the first /gate run; the second /gate waits its turn
+        open(go, "w").close()
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    rows = {}
+    for line in stdout.splitlines():
+        u, status, connects, exitcode, *retry = line.split()
+        rows[u[len(url):]] = (int(status), int(connects), int(exitcode), retry)
+    assert len(rows) == 3, stdout + stderr
+    assert sum(r[1] for r in rows.values()) == 1, rows  # one connection for the three streams
+    assert all(r[2] == 0 for r in rows.values()), (rows, stderr)
+    bodies = {}
+    for path, f in zip(("/slow", "/gate?n=1", "/gate?n=2"), out):
+        with open(f) as fh:
+            bodies[path] = json.loads(fh.read())
+    assert rows["/slow"][0] == 502 and bodies["/slow"]["error"] == "worker crashed"
+    gates = sorted((rows[p][0], bodies[p]["error"], rows[p][3]) for p in ("/gate?n=1", "/gate?n=2"))
+    assert gates == [(502, "worker crashed", []), (503, "worker restarting; retry", ["1"])], gates
+    wait_deaths(s, 1)
+    assert s.wait_log(r"killed by signal 11 \(Segmentation fault\) in endpoint gate")
+
+
+def wait_deaths(s, n):
+    """Waits until the master has logged n worker deaths (a fatal signal or os._exit())."""
+    deadline = time.monotonic() + 10
+    pattern = re.compile(r"\[master\] worker \d+ \(pid \d+\) (?:killed by signal 11|exited)")
+    while len(pattern.findall(s.log)) < n:
+        assert time.monotonic() < deadline, s.log
+        time.sleep(0.02)
 
 
 def test_admin_listener_over_tls_sets_secure_cookies(portico, server, tmp_path):
