@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "server/bulkhead.h"
 #include "server/cache.h"
+#include "server/metrics.h"
 #include "server/worker_int.h"
 
 #define PARK_POLL_MS 2
@@ -286,14 +287,14 @@ pt_traffic_before(worker *w, h2o_req_t *req, const struct route *route, const pt
         int n = snprintf(agebuf, sizeof agebuf, "%d", (int)age);
         add(&resp, "x-cache", "HIT", 3);
         add(&resp, "age", agebuf, (size_t)n);
-        pt_bulkhead_count(w->cfg->bulkhead, route->bh_row, PT_BH_CACHE_HIT);
+        pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, route->metric, PT_TRAFFIC_CACHE_HIT);
         pt_send_response(w, req, route, &resp);
         pt_response_free(&resp);
         pt_buf_free(&k);
         return 1;
     }
     pt_response_free(&resp);
-    pt_bulkhead_count(w->cfg->bulkhead, route->bh_row, PT_BH_CACHE_MISS);
+    pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, route->metric, PT_TRAFFIC_CACHE_MISS);
     *klen = k.len;
     *key = k.data; /* the buffer's memory moves to the job */
     return 0;
@@ -327,7 +328,7 @@ static void on_poll(h2o_timeout_entry_t *te);
 static void
 reject(worker *w, job *j)
 {
-    pt_bulkhead_count(w->cfg->bulkhead, j->route->bh_row, PT_BH_REJECTED);
+    pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, j->route->metric, PT_TRAFFIC_REJECTED);
     pt_response_error(&j->resp, 503, "endpoint busy: too many requests at once, retry later",
                       j->req.id);
     pt_response_add_header(&j->resp, H2O_STRLIT("retry-after"), H2O_STRLIT("1"));
@@ -407,7 +408,7 @@ pt_traffic_admit(worker *w, job *j)
         return;
     }
     /* Wait behind the jobs parked before it (first come, first served within this worker). */
-    pt_bulkhead_count(w->cfg->bulkhead, r->bh_row, PT_BH_WAITED);
+    pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, r->metric, PT_TRAFFIC_WAITED);
     if (!park.ready) {
         h2o_timeout_init(w->loop, &park.poll, PARK_POLL_MS);
         park.te.cb = on_poll;
