@@ -113,6 +113,17 @@ add(pt_response *resp, const char *name, const char *value, size_t vlen)
     pt_response_add_header(resp, name, strlen(name), value, vlen);
 }
 
+#define CORS_EXPOSE "X-Request-Id, X-Cache, Retry-After"
+
+/* req's Origin when route's endpoint allows it (borrowed from req, length *n), else NULL. */
+static const char *
+allowed_origin(h2o_req_t *req, const struct route *route, size_t *n)
+{
+    const char *origin = header(req, H2O_STRLIT("origin"), n);
+    return origin != NULL && pt_epset_origin_allowed(&route->ep->settings, origin, *n) ? origin
+                                                                                       : NULL;
+}
+
 void
 pt_traffic_cors(h2o_req_t *req, const struct route *route, pt_response *resp)
 {
@@ -120,11 +131,83 @@ pt_traffic_cors(h2o_req_t *req, const struct route *route, pt_response *resp)
     if (route == NULL || route->ep->settings.cors == NULL)
         return;
     add(resp, "vary", "Origin", 6);
-    const char *origin = header(req, H2O_STRLIT("origin"), &n);
-    if (origin == NULL || !pt_epset_origin_allowed(&route->ep->settings, origin, n))
+    const char *origin = allowed_origin(req, route, &n);
+    if (origin == NULL)
         return;
     add(resp, "access-control-allow-origin", origin, n);
-    add(resp, "access-control-expose-headers", H2O_STRLIT("X-Request-Id, X-Cache, Retry-After"));
+    add(resp, "access-control-expose-headers", H2O_STRLIT(CORS_EXPOSE));
+}
+
+/* The endpoint with --cors at path for one of the methods `methods` (the one allowing req's
+ * Origin first), or NULL. Borrowed from snap. */
+static const struct route *
+cors_route(h2o_req_t *req, snapshot *snap, const char *path, size_t plen, unsigned methods)
+{
+    const struct route *found = NULL;
+    pt_route_match m;
+    size_t n;
+
+    for (unsigned bit = 1; bit != 0 && bit <= methods; bit <<= 1) {
+        if (!(methods & bit) ||
+            pt_router_match(snap->router, bit, path, plen, &m) != PT_ROUTE_FOUND)
+            continue;
+        const struct route *r = m.data;
+        if (r->ep->settings.cors == NULL)
+            continue;
+        if (allowed_origin(req, r, &n) != NULL)
+            return r;
+        if (found == NULL)
+            found = r;
+    }
+    return found;
+}
+
+/* Adds the CORS headers of route's endpoint (may be NULL: none) for req's Origin to
+ * req->res.headers, from req's pool: for answers that are not a pt_response. */
+static void
+cors_h2o(h2o_req_t *req, const struct route *route)
+{
+    size_t n;
+    if (route == NULL)
+        return;
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("vary"), 0, NULL,
+                          H2O_STRLIT("Origin"));
+    const char *origin = allowed_origin(req, route, &n);
+    if (origin == NULL)
+        return;
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"),
+                          0, NULL, origin, n);
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT(CORS_EXPOSE));
+}
+
+void
+pt_traffic_method_not_allowed(worker *w, h2o_req_t *req, snapshot *snap, const char *path,
+                              size_t plen, unsigned allow)
+{
+    char methods[128];
+
+    pt_http_format_methods(allow, methods, sizeof methods);
+    cors_h2o(req, cors_route(req, snap, path, plen, allow));
+    pt_send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", methods);
+}
+
+void
+pt_traffic_error_cors(h2o_req_t *req)
+{
+    worker *w = &pt_worker_self;
+    const char *path = req->path.base, *q;
+    size_t plen = req->path.len;
+
+    if (w->snap == NULL || path == NULL)
+        return;
+    q = memchr(path, '?', plen);
+    if (q != NULL)
+        plen = (size_t)(q - path);
+    unsigned bit = pt_http_method_bit(req->method.base, req->method.len);
+    if (bit != 0)
+        cors_h2o(req, cors_route(req, w->snap, path, plen, bit));
 }
 
 /* Request headers a preflight may have allowed (beside the CORS-safelisted ones, which need
