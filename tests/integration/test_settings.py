@@ -217,6 +217,11 @@ def test_cache_hits_keys_and_no_store(portico, server):
     metrics = s.get("/_portico/metrics", timeout=5).text
     assert 'portico_endpoint_cache_hits_total{endpoint="c"} 4' in metrics
     assert 'portico_endpoint_cache_misses_total{endpoint="c"} 3' in metrics
+    # So does a change of the endpoint's settings.
+    assert s.get("/c?a=1&b=2", timeout=5).headers["X-Cache"] == "HIT"
+    portico.cli("endpoint", "set", "c", "--timeout", "5s")
+    assert s.get("/c?a=1&b=2", timeout=5).headers["X-Cache"] == "MISS"
+    assert runs() == 4
 
 
 def test_cache_never_shared_between_callers(portico, server):
