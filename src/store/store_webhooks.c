@@ -134,20 +134,12 @@ source_check(pt_store *st, const pt_webhook_source *s)
     return 0;
 }
 
-/* Binds s's verify (?2), secret, header, dedup header and script (?3..?6). */
-static void
-bind_source(pt_db_stmt *stmt, const pt_webhook_source *s)
+/* Adds source s (update 0) or replaces the fields of the source named s->name (update 1), in
+ * one transaction with its checks. */
+static int
+source_write(pt_store *st, const pt_webhook_source *s, int update)
 {
-    pt_db_bind_text(stmt, 2, s->verify != NULL ? s->verify : "none", (size_t)-1);
-    pt_db_bind_opt_text(stmt, 3, s->secret);
-    pt_db_bind_opt_text(stmt, 4, s->header);
-    pt_db_bind_opt_text(stmt, 5, s->dedup_header);
-    pt_db_bind_opt_text(stmt, 6, s->script);
-}
-
-int
-pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
-{
+    char msg[256];
     pt_db_stmt *stmt = NULL;
     int rc;
 
@@ -156,13 +148,25 @@ pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
     if ((rc = source_check(st, s)) != 0)
         goto done;
     rc = pt_store_prepare(st,
-                          "INSERT INTO webhook_sources(name, verify, secret, header,"
-                          " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                          update ? "UPDATE webhook_sources SET verify = ?2, secret = ?3,"
+                                   " header = ?4, dedup_header = ?5, script = ?6 WHERE name = ?1"
+                                 : "INSERT INTO webhook_sources(name, verify, secret, header,"
+                                   " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
                           &stmt);
     if (rc != 0)
         goto done;
     pt_db_bind_text(stmt, 1, s->name, (size_t)-1);
-    bind_source(stmt, s);
+    pt_db_bind_text(stmt, 2, s->verify != NULL ? s->verify : "none", (size_t)-1);
+    pt_db_bind_opt_text(stmt, 3, s->secret);
+    pt_db_bind_opt_text(stmt, 4, s->header);
+    pt_db_bind_opt_text(stmt, 5, s->dedup_header);
+    pt_db_bind_opt_text(stmt, 6, s->script);
+    if (update) {
+        rc = pt_store_run_stmt(st, stmt, "change webhook source");
+        snprintf(msg, sizeof(msg), "no webhook source named '%s'", s->name);
+        rc = rc != 0 ? rc : pt_store_changed_one(st, msg);
+        goto done;
+    }
     pt_db_bind_int64(stmt, 7, (int64_t)time(NULL));
     rc = pt_db_run(stmt);
     pt_db_finalize(stmt);
@@ -177,31 +181,15 @@ done:
 }
 
 int
+pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
+{
+    return source_write(st, s, 0);
+}
+
+int
 pt_store_webhook_source_update(pt_store *st, const pt_webhook_source *s)
 {
-    char msg[256];
-    pt_db_stmt *stmt = NULL;
-    int rc;
-
-    if ((rc = pt_store_begin(st)) != 0)
-        return rc;
-    if ((rc = source_check(st, s)) != 0)
-        goto done;
-    rc = pt_store_prepare(st,
-                          "UPDATE webhook_sources SET verify = ?2, secret = ?3, header = ?4,"
-                          " dedup_header = ?5, script = ?6 WHERE name = ?1",
-                          &stmt);
-    if (rc != 0)
-        goto done;
-    pt_db_bind_text(stmt, 1, s->name, (size_t)-1);
-    bind_source(stmt, s);
-    rc = pt_store_run_stmt(st, stmt, "change webhook source");
-    if (rc == 0) {
-        snprintf(msg, sizeof(msg), "no webhook source named '%s'", s->name);
-        rc = pt_store_changed_one(st, msg);
-    }
-done:
-    return pt_store_finish(st, rc);
+    return source_write(st, s, 1);
 }
 
 int

@@ -10,6 +10,7 @@ import jsonschema
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import assert_json_error, wait_marks
+from test_settings import SLOW
 
 HELLO = "def handler(request):\n    return {'ok': True}\n"
 
@@ -214,16 +215,6 @@ def until(pred, s, timeout=10.0):
         assert time.monotonic() < deadline, text
 
 
-SLEEPER = """
-import time
-def handler(request):
-    with open({marks!r}, "a") as f:
-        f.write("started\\n")
-    time.sleep(float(request["query"].get("s", "0")))
-    return {{"slept": True}}
-"""
-
-
 def test_metrics_every_family_exact_after_a_known_sequence(portico, server):
     """Issue 12 §6: a known sequence of requests, then the whole exposition parsed and every
     per-endpoint family, the bulkhead and cache counters, restarts, auth failures and webhook
@@ -231,7 +222,7 @@ def test_metrics_every_family_exact_after_a_known_sequence(portico, server):
     marks = portico.write("marks", "")
     portico.publish("hello", HELLO)
     portico.cli("endpoint", "set", "hello", "--cache", "1m")
-    portico.publish("slow", SLEEPER.format(marks=marks))
+    portico.publish("slow", SLOW.format(marks=marks))
     portico.cli("endpoint", "set", "slow", "--max-concurrency", "1", "--queue-wait", "300ms")
     portico.add_script("priv", HELLO)
     portico.add_endpoint("priv", "/priv", script="priv", auth="jwt")
