@@ -9,10 +9,12 @@
  * are ignored). The answer: {"plan": [{"action": "create"|"update"|"delete", "kind":
  * "script"|"endpoint"|"webhook_source", "name": NAME, "changes": [FIELD...]}], "applied":
  * bool}. Without prune nothing is deleted. The changes run in this order: scripts created or
- * updated, endpoints and sources deleted, endpoints created or updated, sources created,
- * scripts deleted; each through its route (audited with action "apply"), all inside one
- * transaction: a refusal rolls everything back and names the item ("field": "endpoint:NAME").
- * A webhook source has no update route: a changed one is removed and added again.
+ * updated, endpoints and sources deleted, sources updated, endpoints created or updated,
+ * sources created, scripts deleted; each through its route (audited with action "apply"), all
+ * inside one transaction: a refusal rolls everything back and names the item ("field":
+ * "endpoint:NAME"). A changed source is updated in place (PATCH: the fields the file leaves
+ * out are cleared), so its events keep their source. An endpoint's methods are a set: their
+ * order and case in the file are not a change.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include "admin/admin.h"
 #include "admin/admin_int.h"
 #include "core/err.h"
+#include "core/http.h"
 
 /* Fields of an endpoint or source that the routes give but never take. */
 static const char *const read_only[] = {"name", "created", "id", "updated", "webhook", NULL};
@@ -117,6 +120,37 @@ current_map(pt_admin_call *c, pt_admin_reply *r, const char *path, const char *k
     return *out != NULL ? 0 : pt_admin_fail(r, 500, "internal", NULL, "out of memory");
 }
 
+/* The method bits of a "methods" value (a list of names, or one "GET,POST" string), or 0
+ * when it is neither: then it is compared as JSON and the route refuses it. */
+static unsigned
+method_bits(json_t *v)
+{
+    unsigned mask = 0, bit;
+    json_t *m;
+    size_t i;
+
+    if (json_is_string(v))
+        return pt_http_parse_methods(json_string_value(v), &mask) == 0 ? mask : 0;
+    if (!json_is_array(v))
+        return 0;
+    json_array_foreach(v, i, m)
+    {
+        if (!json_is_string(m) || pt_http_parse_methods(json_string_value(m), &bit) != 0)
+            return 0;
+        mask |= bit;
+    }
+    return mask;
+}
+
+/* Whether field key holds the same in want (w) and the install (c). */
+static int
+same_field(const char *key, json_t *w, json_t *c)
+{
+    if (strcmp(key, "methods") == 0 && method_bits(w) != 0)
+        return method_bits(w) == method_bits(c);
+    return json_equal(w, c);
+}
+
 /* The fields of want that cur lacks or holds differently (read-only ones left out); with
  * both_ways, also the fields cur has that want lacks. A new array. */
 static json_t *
@@ -127,7 +161,7 @@ changed_fields(json_t *want, json_t *cur, int both_ways)
 
     json_object_foreach(want, key, v)
     {
-        if (!is_read_only(key) && !json_equal(v, json_object_get(cur, key)))
+        if (!is_read_only(key) && !same_field(key, v, json_object_get(cur, key)))
             json_array_append_new(out, json_string(key));
     }
     if (both_ways)
@@ -225,6 +259,10 @@ static const char *const phases[][2] = {
     {"script", "create"},         {"script", "update"},         {"endpoint", "delete"},
     {"webhook_source", "delete"}, {"webhook_source", "update"}, {"endpoint", "create"},
     {"endpoint", "update"},       {"webhook_source", "create"}, {"script", "delete"}};
+
+/* A source's fields a PATCH sets: those the file leaves out are cleared (verify: "none"). */
+static const char *const source_fields[] = {"verify",       "secret", "header",
+                                            "dedup_header", "script", NULL};
 #define NPHASES (sizeof phases / sizeof phases[0])
 
 /* The plan in the order it runs in: a new array (NULL when out of memory). */
@@ -288,10 +326,18 @@ execute(pt_admin_call *c, pt_admin_reply *r, json_t *plan, json_t *want_s, json_
         } else {
             json_t *o = json_object_get(want_w, name);
             route_path(path, sizeof path, "/webhooks/sources", name, "");
-            if (strcmp(action, "delete") == 0 || strcmp(action, "update") == 0)
-                rc = run_change(c, r, "DELETE", path, NULL, kind, name);
-            if (rc == 0 && (strcmp(action, "create") == 0 || strcmp(action, "update") == 0))
+            if (strcmp(action, "create") == 0) {
                 rc = run_change(c, r, "POST", "/webhooks/sources", post_body(o, name), kind, name);
+            } else if (strcmp(action, "update") == 0) {
+                json_t *b = post_body(o, name);
+                json_object_del(b, "name");
+                for (size_t f = 0; source_fields[f] != NULL; f++)
+                    if (json_object_get(b, source_fields[f]) == NULL)
+                        json_object_set_new(b, source_fields[f], json_null());
+                rc = run_change(c, r, "PATCH", path, b, kind, name);
+            } else {
+                rc = run_change(c, r, "DELETE", path, NULL, kind, name);
+            }
         }
     }
     return rc;

@@ -82,6 +82,21 @@ source_list(pt_admin_call *c, pt_admin_reply *r)
     return rc;
 }
 
+/* The refusal of a store call on a source, naming the field it is about. */
+static int
+fail_source(pt_admin_call *c, pt_admin_reply *r, int rc)
+{
+    const char *msg = pt_store_errmsg(c->store);
+    const char *field = rc == PT_ENOTFOUND && strstr(msg, "script") != NULL ? "script"
+                        : rc == PT_ENOTFOUND                                ? NULL
+                        : rc == PT_EEXIST                                   ? "name"
+                        : strstr(msg, "secret") != NULL                     ? "secret"
+                        : strstr(msg, "verif") != NULL                      ? "verify"
+                        : strstr(msg, "header") != NULL                     ? "header"
+                                                                            : "name";
+    return pt_admin_fail_store(r, c->store, rc, field);
+}
+
 /* POST /webhooks/sources {name, verify?, secret?, header?, dedup_header?, script?}; secret is
  * the name of a stored secret (never a value). */
 static int
@@ -112,15 +127,8 @@ source_add(pt_admin_call *c, pt_admin_reply *r)
     if ((rc = pt_store_webhook_token(c->store, 1, &token)) != 0)
         return pt_admin_fail_store(r, c->store, rc, NULL);
     if ((rc = pt_store_webhook_source_add(c->store, &s)) != 0) {
-        const char *msg = pt_store_errmsg(c->store);
-        const char *field = rc == PT_ENOTFOUND              ? "script"
-                            : rc == PT_EEXIST               ? "name"
-                            : strstr(msg, "secret") != NULL ? "secret"
-                            : strstr(msg, "verif") != NULL  ? "verify"
-                            : strstr(msg, "header") != NULL ? "header"
-                                                            : "name";
         free(token);
-        return pt_admin_fail_store(r, c->store, rc, field);
+        return fail_source(c, r, rc);
     }
     r->status = 201;
     r->body = source_json(&s);
@@ -129,6 +137,69 @@ source_add(pt_admin_call *c, pt_admin_reply *r)
     c->audit = json_pack("{s:s, s:s, s:s?, s:s?}", "name", s.name, "verify", s.verify, "secret",
                          s.secret, "script", s.script);
     return 0;
+}
+
+/* PATCH /webhooks/sources/{name} {verify?, secret?, header?, dedup_header?, script?}: the
+ * fields given replace the source's (null clears one; verify null is "none"), the others keep
+ * their values. */
+static int
+source_set(pt_admin_call *c, pt_admin_reply *r)
+{
+    static const char *const fields[] = {"verify", "secret", "header", "dedup_header", "script"};
+    pt_webhook_source *list = NULL, *cur = NULL;
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    int rc;
+
+    if (!json_is_object(c->body))
+        return pt_admin_fail(r, 400, "bad_request", NULL, "the body must be a JSON object");
+    json_object_foreach(c->body, key, v)
+    {
+        size_t i = 0;
+        while (i < 5 && strcmp(fields[i], key) != 0)
+            i++;
+        if (i == 5)
+            return pt_admin_fail(r, 400, "bad_request", key,
+                                 "unknown field '%s' (verify, secret, header, dedup_header, "
+                                 "script)",
+                                 key);
+        if (!json_is_null(v) && !json_is_string(v))
+            return pt_admin_fail(r, 400, "bad_request", key, "'%s' must be a string or null", key);
+    }
+    if ((rc = pt_store_webhook_source_list(c->store, &list, &n)) != 0)
+        return pt_admin_fail_store(r, c->store, rc, NULL);
+    for (size_t i = 0; i < n && cur == NULL; i++)
+        if (strcmp(list[i].name, c->params[0]) == 0)
+            cur = &list[i];
+    if (cur == NULL) {
+        rc = pt_admin_fail(r, 404, "not_found", NULL, "no webhook source named '%s'", c->params[0]);
+        goto done;
+    }
+    pt_webhook_source s = *cur; /* strings borrowed from list or the body */
+    const char **slot[] = {(const char **)&s.verify, (const char **)&s.secret,
+                           (const char **)&s.header, (const char **)&s.dedup_header,
+                           (const char **)&s.script};
+    for (size_t i = 0; i < 5; i++)
+        if ((v = json_object_get(c->body, fields[i])) != NULL)
+            *slot[i] = json_string_value(v); /* NULL for null */
+    if (s.verify == NULL)
+        s.verify = "none";
+    if (s.header != NULL && strcmp(s.verify, "hmac-sha256") != 0) {
+        rc = pt_admin_fail(r, 400, "bad_request", "header",
+                           "header applies to verify hmac-sha256 only");
+        goto done;
+    }
+    if ((rc = pt_store_webhook_source_update(c->store, &s)) != 0) {
+        rc = fail_source(c, r, rc);
+        goto done;
+    }
+    r->body = source_json(&s);
+    c->audit = json_pack("{s:s, s:s, s:s?, s:s?}", "name", s.name, "verify", s.verify, "secret",
+                         s.secret, "script", s.script);
+done:
+    pt_store_webhook_sources_free(list, n);
+    return rc;
 }
 
 static int
@@ -390,6 +461,8 @@ const pt_admin_route pt_admin_webhooks_routes[] = {
     {"GET", "/webhooks/sources", PT_ROLE_VIEWER, source_list, "Webhook sources"},
     {"POST", "/webhooks/sources", PT_ROLE_EDITOR, source_add,
      "Add a source {name, verify?, secret?, header?, dedup_header?, script?}"},
+    {"PATCH", "/webhooks/sources/{name}", PT_ROLE_EDITOR, source_set,
+     "Change a source's verify, secret, header, dedup_header or script (null clears one)"},
     {"DELETE", "/webhooks/sources/{name}", PT_ROLE_EDITOR, source_rm, "Remove a source"},
     {"GET", "/webhooks/events", PT_ROLE_VIEWER, events,
      "Received events, newest first (?source=&status=&since=&limit=&before=)"},

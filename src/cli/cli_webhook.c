@@ -16,11 +16,12 @@
 
 static const char webhook_usage[] =
     "webhook url [--base URL] | rotate | events [--since ID] [--limit N] [--source NAME] "
-    "[--json] | replay ID | source add|list|rm";
+    "[--json] | replay ID | source add|set|list|rm";
 
 static const char source_usage[] =
     "webhook source add NAME [--verify github|stripe|hmac-sha256] [--secret SECRET_NAME] "
-    "[--header HEADER] [--dedup-header HEADER] [--script SCRIPT] | list | rm NAME";
+    "[--header HEADER] [--dedup-header HEADER] [--script SCRIPT] | set NAME [same options, "
+    "--no-script, --no-dedup-header] | list | rm NAME";
 
 /* The server's base URL: --base, else $PORTICO_URL, else the default listen address. */
 static void
@@ -253,6 +254,65 @@ source_add(const char *datadir, int argc, char **argv)
     return PT_CLI_OK;
 }
 
+/* `webhook source set NAME ...`: changes the options given, keeps the others. */
+static int
+source_set(const char *datadir, int argc, char **argv)
+{
+    const char *verify = NULL, *secret = NULL, *header = NULL, *dedup = NULL, *script = NULL;
+    const char *no_script = NULL, *no_dedup = NULL;
+    pt_cli_opt opts[] = {{"--verify", 1, &verify},
+                         {"--secret", 1, &secret},
+                         {"--header", 1, &header},
+                         {"--dedup-header", 1, &dedup},
+                         {"--script", 1, &script},
+                         {"--no-script", 0, &no_script},
+                         {"--no-dedup-header", 0, &no_dedup},
+                         {NULL, 0, NULL}};
+    static const char usage[] =
+        "webhook source set NAME [--verify none|github|stripe|hmac-sha256] "
+        "[--secret SECRET_NAME] [--header HEADER] [--dedup-header HEADER | --no-dedup-header] "
+        "[--script SCRIPT | --no-script]";
+    char *pos[1], path[300];
+    int npos = 0;
+    pt_cli_reply rep;
+
+    int rc = pt_cli_parse(argc, argv, opts, pos, 1, 1, &npos, usage);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if ((script != NULL && no_script != NULL) || (dedup != NULL && no_dedup != NULL))
+        return pt_cli_error("--script and --no-script (or --dedup-header and --no-dedup-header) "
+                            "are exclusive");
+    json_t *body = json_object();
+    if (verify != NULL) {
+        json_object_set_new(body, "verify", json_string(verify));
+        if (strcmp(verify, "hmac-sha256") != 0) /* a header belongs to hmac-sha256 only */
+            json_object_set_new(body, "header", json_null());
+        if (strcmp(verify, "none") == 0 && secret == NULL)
+            json_object_set_new(body, "secret", json_null());
+    }
+    if (secret != NULL)
+        json_object_set_new(body, "secret", json_string(secret));
+    if (header != NULL)
+        json_object_set_new(body, "header", json_string(header));
+    if (dedup != NULL || no_dedup != NULL)
+        json_object_set_new(body, "dedup_header", dedup != NULL ? json_string(dedup) : json_null());
+    if (script != NULL || no_script != NULL)
+        json_object_set_new(body, "script", script != NULL ? json_string(script) : json_null());
+    if (json_object_size(body) == 0) {
+        json_decref(body);
+        return pt_cli_usage(usage);
+    }
+    if (pt_cli_api_path(path, sizeof path, "webhooks", "sources", pos[0], NULL) != 0) {
+        json_decref(body);
+        return pt_cli_error("invalid source name '%s'", pos[0]);
+    }
+    if ((rc = pt_cli_api(datadir, "PATCH", path, NULL, body, &rep)) != 0)
+        return rc;
+    printf("changed webhook source %s\n", pos[0]);
+    pt_cli_reply_clear(&rep);
+    return PT_CLI_OK;
+}
+
 static int
 source_list(const char *datadir, int argc, char **argv)
 {
@@ -301,6 +361,7 @@ webhook_rotate(const char *datadir, int argc, char **argv)
 }
 
 static const pt_cli_sub source_subs[] = {{"add", NULL, source_add, PT_CLI_REMOTE},
+                                         {"set", NULL, source_set, PT_CLI_REMOTE},
                                          {"list", "ls", source_list, PT_CLI_REMOTE},
                                          {"rm", NULL, source_rm, PT_CLI_REMOTE},
                                          {NULL, NULL, NULL, 0}};

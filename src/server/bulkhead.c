@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/json.h"
 #include "server/breaker.h" /* PT_BREAKER_NAME_MAX: endpoint names fit */
 
 /* A row: `ready` goes to 1 once name is written (under the mutex); readers scan ready rows
@@ -15,7 +16,6 @@ typedef struct row {
     atomic_int ready;
     char name[PT_BREAKER_NAME_MAX];
     atomic_llong running;
-    atomic_uint_fast64_t counters[PT_BH_NCOUNTERS];
 } row;
 
 struct pt_bulkhead {
@@ -111,19 +111,12 @@ pt_bulkhead_leave(pt_bulkhead *b, int row_, int proc)
     atomic_fetch_sub(&b->rows[row_].running, 1);
 }
 
-void
-pt_bulkhead_count(pt_bulkhead *b, int row_, enum pt_bulkhead_counter c)
-{
-    if (b != NULL && row_ >= 0 && row_ < PT_BULKHEAD_ROWS)
-        atomic_fetch_add_explicit(&b->rows[row_].counters[c], 1, memory_order_relaxed);
-}
-
-uint64_t
-pt_bulkhead_counter(const pt_bulkhead *b, int row_, enum pt_bulkhead_counter c)
+int64_t
+pt_bulkhead_running(const pt_bulkhead *b, int row_)
 {
     if (b == NULL || row_ < 0 || row_ >= PT_BULKHEAD_ROWS)
         return 0;
-    return atomic_load_explicit(&b->rows[row_].counters[c], memory_order_relaxed);
+    return (int64_t)atomic_load(&b->rows[row_].running);
 }
 
 void
@@ -141,33 +134,19 @@ pt_bulkhead_forget(pt_bulkhead *b, int proc)
 int
 pt_bulkhead_render(const pt_bulkhead *b, pt_buf *out)
 {
-    static const struct {
-        const char *name, *type, *help;
-    } series[] = {
-        {"portico_endpoint_bulkhead_running", "gauge",
-         "Requests of the endpoint running now, across the workers (endpoints with "
-         "--max-concurrency)."},
-        {"portico_endpoint_bulkhead_waits_total", "counter",
-         "Requests that waited for a place under the endpoint's --max-concurrency."},
-        {"portico_endpoint_bulkhead_rejected_total", "counter",
-         "Requests answered 503: no place within the endpoint's --queue-wait."},
-        {"portico_endpoint_cache_hits_total", "counter",
-         "GET requests answered from the response cache."},
-        {"portico_endpoint_cache_misses_total", "counter",
-         "GET requests of a cached endpoint that ran the handler."},
-    };
-    int rc = 0;
-    for (size_t s = 0; b != NULL && rc == 0 && s < sizeof series / sizeof series[0]; s++) {
-        rc = pt_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help,
-                           series[s].name, series[s].type);
-        for (int i = 0; rc == 0 && i < PT_BULKHEAD_ROWS; i++) {
-            const row *r = &b->rows[i];
-            if (!atomic_load(&r->ready))
-                break;
-            unsigned long long v = s == 0 ? (unsigned long long)atomic_load(&r->running)
-                                          : (unsigned long long)atomic_load(&r->counters[s - 1]);
-            rc = pt_buf_printf(out, "%s{endpoint=\"%s\"} %llu\n", series[s].name, r->name, v);
-        }
+    if (b == NULL)
+        return 0;
+    int rc = pt_buf_puts(out, "# HELP portico_endpoint_bulkhead_running Requests of the endpoint "
+                              "holding a place under its --max-concurrency now, across the "
+                              "workers.\n"
+                              "# TYPE portico_endpoint_bulkhead_running gauge\n");
+    for (int i = 0; rc == 0 && i < PT_BULKHEAD_ROWS; i++) {
+        const row *r = &b->rows[i];
+        if (!atomic_load(&r->ready))
+            break;
+        rc = pt_buf_puts(out, "portico_endpoint_bulkhead_running{endpoint=");
+        rc = rc != 0 ? rc : pt_json_string(out, r->name, strlen(r->name));
+        rc = rc != 0 ? rc : pt_buf_printf(out, "} %lld\n", (long long)atomic_load(&r->running));
     }
     return rc;
 }

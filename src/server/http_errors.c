@@ -142,6 +142,7 @@ linger_arm(h2o_req_t *req)
 typedef struct errors_filter {
     h2o_filter_t super;
     pt_http_errors_log_cb log;
+    pt_http_errors_cors_cb cors;
 } errors_filter;
 
 static void
@@ -170,6 +171,8 @@ on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
             h2o_add_header_by_str(&req->pool, &req->res.headers, rid_name.base, rid_name.len, 0,
                                   NULL, h2o_strdup(&req->pool, id, strlen(id)).base, strlen(id));
             req->res.content_length = b.len;
+            if (f->cors != NULL)
+                f->cors(req);
             if (f->log != NULL)
                 f->log(req, id, req->res.status, b.len);
         }
@@ -179,9 +182,17 @@ on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 }
 
 void
-pt_http_errors_install(h2o_pathconf_t *pathconf, pt_http_errors_log_cb log)
+pt_http_errors_install_cors(h2o_pathconf_t *pathconf, pt_http_errors_log_cb log,
+                            pt_http_errors_cors_cb cors)
 {
     errors_filter *f = (errors_filter *)h2o_create_filter(pathconf, sizeof(*f));
     f->super.on_setup_ostream = on_setup_ostream;
     f->log = log;
+    f->cors = cors;
+}
+
+void
+pt_http_errors_install(h2o_pathconf_t *pathconf, pt_http_errors_log_cb log)
+{
+    pt_http_errors_install_cors(pathconf, log, NULL);
 }

@@ -19,4 +19,12 @@ typedef void (*pt_http_errors_log_cb)(h2o_req_t *req, const char *id, int status
  * NULL. */
 void pt_http_errors_install(h2o_pathconf_t *pathconf, pt_http_errors_log_cb log);
 
+/* Adds the CORS headers of the endpoint a rewritten answer's request was for (to
+ * req->res.headers, from req's pool), so that a browser can read the error. */
+typedef void (*pt_http_errors_cors_cb)(h2o_req_t *req);
+
+/* pt_http_errors_install with a CORS hook (NULL: none), called for each rewritten answer. */
+void pt_http_errors_install_cors(h2o_pathconf_t *pathconf, pt_http_errors_log_cb log,
+                                 pt_http_errors_cors_cb cors);
+
 #endif

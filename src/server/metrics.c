@@ -38,7 +38,7 @@ typedef struct ep_slot {
     atomic_uint_fast64_t by_class[6];
     atomic_uint_fast64_t buckets[NBUCKETS + 1];
     atomic_uint_fast64_t micros;
-    /* "settings" adds here: bulkhead queue waits and 503s, response cache hits. */
+    atomic_uint_fast64_t traffic[PT_TRAFFIC_NKINDS]; /* by pt_metrics_traffic */
 } ep_slot;
 
 typedef struct slot {
@@ -230,6 +230,14 @@ pt_metrics_endpoint_request(pt_metrics *m, int index, int ep, int status, double
 }
 
 void
+pt_metrics_endpoint_traffic(pt_metrics *m, int index, int ep, pt_metrics_traffic what)
+{
+    ep_slot *e = ep_of(m, index, ep);
+    if (e != NULL && what >= 0 && what < PT_TRAFFIC_NKINDS)
+        atomic_fetch_add_explicit(&e->traffic[what], 1, memory_order_relaxed);
+}
+
+void
 pt_metrics_log_dropped(pt_metrics *m, int index)
 {
     slot *s = slot_of(m, index);
@@ -280,6 +288,7 @@ typedef struct ep_total {
     uint64_t by_class[6];
     uint64_t buckets[NBUCKETS + 1];
     uint64_t micros;
+    uint64_t traffic[PT_TRAFFIC_NKINDS];
     int64_t in_flight;
 } ep_total;
 
@@ -297,7 +306,22 @@ label(pt_buf *out, const char *v)
     return pt_json_string(out, v, strlen(v));
 }
 
-/* The per-endpoint families: requests by status class, the latency histogram, in flight. */
+/* The per-endpoint counter families of pt_metrics_traffic, in its order. */
+static const struct {
+    const char *name, *help;
+} traffic_families[PT_TRAFFIC_NKINDS] = {
+    {"portico_endpoint_bulkhead_waits_total",
+     "Requests that waited in the queue for a place under the endpoint's --max-concurrency."},
+    {"portico_endpoint_bulkhead_rejected_total",
+     "Requests answered 503: no place under the endpoint's --max-concurrency within its "
+     "--queue-wait."},
+    {"portico_endpoint_cache_hits_total", "GET requests answered from the response cache."},
+    {"portico_endpoint_cache_misses_total",
+     "GET requests of an endpoint with --cache that ran the handler."},
+};
+
+/* The per-endpoint families: requests by status class, the latency histogram, in flight, and
+ * the bulkhead and cache counters. */
 static int
 render_endpoints(const pt_metrics *m, pt_buf *out)
 {
@@ -325,6 +349,8 @@ render_endpoints(const pt_metrics *m, pt_buf *out)
             for (size_t b = 0; b <= NBUCKETS; b++)
                 k->buckets[b] += get(&es->buckets[b]);
             k->micros += get(&es->micros);
+            for (int x = 0; x < PT_TRAFFIC_NKINDS; x++)
+                k->traffic[x] += get(&es->traffic[x]);
         }
         for (int p = 0; p < m->nprocs; p++)
             k->in_flight +=
@@ -378,6 +404,16 @@ render_endpoints(const pt_metrics *m, pt_buf *out)
         rc = pt_buf_puts(out, "portico_endpoint_requests_in_flight{endpoint=");
         rc = rc != 0 ? rc : label(out, t[i].name);
         rc = rc != 0 ? rc : pt_buf_printf(out, "} %lld\n", (long long)t[i].in_flight);
+    }
+    for (int x = 0; rc == 0 && x < PT_TRAFFIC_NKINDS; x++) {
+        const char *name = traffic_families[x].name;
+        rc = pt_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, traffic_families[x].help,
+                           name);
+        for (i = 0; rc == 0 && i < n; i++) {
+            rc = pt_buf_printf(out, "%s{endpoint=", name);
+            rc = rc != 0 ? rc : label(out, t[i].name);
+            rc = rc != 0 ? rc : pt_buf_printf(out, "} %llu\n", (unsigned long long)t[i].traffic[x]);
+        }
     }
     free(t);
     return rc;

@@ -38,8 +38,8 @@ void pt_metrics_restart(pt_metrics *m, int index, pt_metrics_restart_cause cause
  * The server numbers up to PT_METRICS_ENDPOINTS endpoint names (an endpoint past that is
  * counted only in the server-wide families); each worker counts in its own slot under that
  * number, and each process counts its requests in flight in its own row, which the master
- * zeroes when the process dies. Counters added per endpoint later (bulkhead queue waits and
- * 503s, cache hits) go in struct ep_slot (metrics.c) with a family in render_endpoints. */
+ * zeroes when the process dies. Every per-endpoint family is rendered for every named
+ * endpoint, with the label endpoint="NAME". */
 #define PT_METRICS_ENDPOINTS 256
 
 /* The number of endpoint `name` (borrowed), taken when new: >= 0, or -1 when m is NULL or the
@@ -54,6 +54,19 @@ void pt_metrics_endpoint_end(pt_metrics *m, int proc, int ep);
 void pt_metrics_endpoint_reset_in_flight(pt_metrics *m, int proc);
 /* Counts an answered request of endpoint slot `ep`: status class and latency. */
 void pt_metrics_endpoint_request(pt_metrics *m, int index, int ep, int status, double seconds);
+
+/* What an endpoint's settings did to a request (worker_traffic.c): its bulkhead and its
+ * response cache. */
+typedef enum pt_metrics_traffic {
+    PT_TRAFFIC_WAITED,     /* waited in the queue for a bulkhead place */
+    PT_TRAFFIC_REJECTED,   /* answered 503: no place within the queue wait */
+    PT_TRAFFIC_CACHE_HIT,  /* a GET answered from the response cache */
+    PT_TRAFFIC_CACHE_MISS, /* a GET of a cached endpoint that ran the handler */
+    PT_TRAFFIC_NKINDS
+} pt_metrics_traffic;
+
+/* Counts one such event of endpoint slot `ep` in worker `index`. No-op for ep < 0. */
+void pt_metrics_endpoint_traffic(pt_metrics *m, int index, int ep, pt_metrics_traffic what);
 
 /* Counts a request refused by authentication, by reason ("missing", "malformed", "invalid",
  * "expired", "scope", "rate_limited", "unavailable"; anything else counts as "other"). */

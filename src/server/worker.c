@@ -280,12 +280,9 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     case PT_ROUTE_NOT_FOUND:
         pt_send_error(w, req, 404, "no endpoint at this path");
         return 0;
-    case PT_ROUTE_METHOD: {
-        char allow[128];
-        pt_http_format_methods(m.allow, allow, sizeof(allow));
-        pt_send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", allow);
+    case PT_ROUTE_METHOD:
+        pt_traffic_method_not_allowed(w, req, snap, path, plen, m.allow);
         return 0;
-    }
     case PT_ROUTE_FOUND:
         break;
     }
@@ -630,8 +627,8 @@ setup_loop(worker *w, const sigset_t *set)
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
-    pt_http_errors_install(pathconf, pt_send_log_h2o_error);
-    pt_http_errors_install(&host->fallback_path, pt_send_log_h2o_error);
+    pt_http_errors_install_cors(pathconf, pt_send_log_h2o_error, pt_traffic_error_cors);
+    pt_http_errors_install_cors(&host->fallback_path, pt_send_log_h2o_error, pt_traffic_error_cors);
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &w->globalconf);
     w->accept_ctx.ctx = &w->ctx;

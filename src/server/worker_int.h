@@ -355,6 +355,14 @@ void pt_traffic_finish(worker *w, job *j, pt_response *resp, int timed_out);
 /* Adds the CORS headers of route's endpoint for req's Origin to resp (nothing when the
  * endpoint has no --cors; Vary: Origin alone for an origin not allowed). route may be NULL. */
 void pt_traffic_cors(h2o_req_t *req, const struct route *route, pt_response *resp);
+/* Answers 405 with Allow (the methods `allow` of the path) and, when an endpoint at the path
+ * has --cors, its CORS headers: the request is counted for no endpoint. Loop side. */
+void pt_traffic_method_not_allowed(worker *w, h2o_req_t *req, snapshot *snap, const char *path,
+                                   size_t plen, unsigned allow);
+/* The http_errors.h CORS hook: adds to req->res.headers the CORS headers of the endpoint
+ * req's path and method route to in the current snapshot (an error h2o answered itself, such
+ * as 413 over the body limit). Loop side. */
+void pt_traffic_error_cors(h2o_req_t *req);
 
 /* ---- worker_job.c ---------------------------------------------------------------------- */
 

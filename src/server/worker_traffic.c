@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "server/bulkhead.h"
 #include "server/cache.h"
+#include "server/metrics.h"
 #include "server/worker_int.h"
 
 #define PARK_POLL_MS 2
@@ -112,6 +113,17 @@ add(pt_response *resp, const char *name, const char *value, size_t vlen)
     pt_response_add_header(resp, name, strlen(name), value, vlen);
 }
 
+#define CORS_EXPOSE "X-Request-Id, X-Cache, Retry-After"
+
+/* req's Origin when route's endpoint allows it (borrowed from req, length *n), else NULL. */
+static const char *
+allowed_origin(h2o_req_t *req, const struct route *route, size_t *n)
+{
+    const char *origin = header(req, H2O_STRLIT("origin"), n);
+    return origin != NULL && pt_epset_origin_allowed(&route->ep->settings, origin, *n) ? origin
+                                                                                       : NULL;
+}
+
 void
 pt_traffic_cors(h2o_req_t *req, const struct route *route, pt_response *resp)
 {
@@ -119,11 +131,83 @@ pt_traffic_cors(h2o_req_t *req, const struct route *route, pt_response *resp)
     if (route == NULL || route->ep->settings.cors == NULL)
         return;
     add(resp, "vary", "Origin", 6);
-    const char *origin = header(req, H2O_STRLIT("origin"), &n);
-    if (origin == NULL || !pt_epset_origin_allowed(&route->ep->settings, origin, n))
+    const char *origin = allowed_origin(req, route, &n);
+    if (origin == NULL)
         return;
     add(resp, "access-control-allow-origin", origin, n);
-    add(resp, "access-control-expose-headers", H2O_STRLIT("X-Request-Id, X-Cache, Retry-After"));
+    add(resp, "access-control-expose-headers", H2O_STRLIT(CORS_EXPOSE));
+}
+
+/* The endpoint with --cors at path for one of the methods `methods` (the one allowing req's
+ * Origin first), or NULL. Borrowed from snap. */
+static const struct route *
+cors_route(h2o_req_t *req, snapshot *snap, const char *path, size_t plen, unsigned methods)
+{
+    const struct route *found = NULL;
+    pt_route_match m;
+    size_t n;
+
+    for (unsigned bit = 1; bit != 0 && bit <= methods; bit <<= 1) {
+        if (!(methods & bit) ||
+            pt_router_match(snap->router, bit, path, plen, &m) != PT_ROUTE_FOUND)
+            continue;
+        const struct route *r = m.data;
+        if (r->ep->settings.cors == NULL)
+            continue;
+        if (allowed_origin(req, r, &n) != NULL)
+            return r;
+        if (found == NULL)
+            found = r;
+    }
+    return found;
+}
+
+/* Adds the CORS headers of route's endpoint (may be NULL: none) for req's Origin to
+ * req->res.headers, from req's pool: for answers that are not a pt_response. */
+static void
+cors_h2o(h2o_req_t *req, const struct route *route)
+{
+    size_t n;
+    if (route == NULL)
+        return;
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("vary"), 0, NULL,
+                          H2O_STRLIT("Origin"));
+    const char *origin = allowed_origin(req, route, &n);
+    if (origin == NULL)
+        return;
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"),
+                          0, NULL, origin, n);
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT(CORS_EXPOSE));
+}
+
+void
+pt_traffic_method_not_allowed(worker *w, h2o_req_t *req, snapshot *snap, const char *path,
+                              size_t plen, unsigned allow)
+{
+    char methods[128];
+
+    pt_http_format_methods(allow, methods, sizeof methods);
+    cors_h2o(req, cors_route(req, snap, path, plen, allow));
+    pt_send_simple(w, req, NULL, 405, NULL, NULL, "method not allowed", "allow", methods);
+}
+
+void
+pt_traffic_error_cors(h2o_req_t *req)
+{
+    worker *w = &pt_worker_self;
+    const char *path = req->path.base, *q;
+    size_t plen = req->path.len;
+
+    if (w->snap == NULL || path == NULL)
+        return;
+    q = memchr(path, '?', plen);
+    if (q != NULL)
+        plen = (size_t)(q - path);
+    unsigned bit = pt_http_method_bit(req->method.base, req->method.len);
+    if (bit != 0)
+        cors_h2o(req, cors_route(req, w->snap, path, plen, bit));
 }
 
 /* Request headers a preflight may have allowed (beside the CORS-safelisted ones, which need
@@ -286,14 +370,14 @@ pt_traffic_before(worker *w, h2o_req_t *req, const struct route *route, const pt
         int n = snprintf(agebuf, sizeof agebuf, "%d", (int)age);
         add(&resp, "x-cache", "HIT", 3);
         add(&resp, "age", agebuf, (size_t)n);
-        pt_bulkhead_count(w->cfg->bulkhead, route->bh_row, PT_BH_CACHE_HIT);
+        pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, route->metric, PT_TRAFFIC_CACHE_HIT);
         pt_send_response(w, req, route, &resp);
         pt_response_free(&resp);
         pt_buf_free(&k);
         return 1;
     }
     pt_response_free(&resp);
-    pt_bulkhead_count(w->cfg->bulkhead, route->bh_row, PT_BH_CACHE_MISS);
+    pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, route->metric, PT_TRAFFIC_CACHE_MISS);
     *klen = k.len;
     *key = k.data; /* the buffer's memory moves to the job */
     return 0;
@@ -327,7 +411,7 @@ static void on_poll(h2o_timeout_entry_t *te);
 static void
 reject(worker *w, job *j)
 {
-    pt_bulkhead_count(w->cfg->bulkhead, j->route->bh_row, PT_BH_REJECTED);
+    pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, j->route->metric, PT_TRAFFIC_REJECTED);
     pt_response_error(&j->resp, 503, "endpoint busy: too many requests at once, retry later",
                       j->req.id);
     pt_response_add_header(&j->resp, H2O_STRLIT("retry-after"), H2O_STRLIT("1"));
@@ -407,7 +491,7 @@ pt_traffic_admit(worker *w, job *j)
         return;
     }
     /* Wait behind the jobs parked before it (first come, first served within this worker). */
-    pt_bulkhead_count(w->cfg->bulkhead, r->bh_row, PT_BH_WAITED);
+    pt_metrics_endpoint_traffic(w->cfg->metrics, w->index, r->metric, PT_TRAFFIC_WAITED);
     if (!park.ready) {
         h2o_timeout_init(w->loop, &park.poll, PARK_POLL_MS);
         park.te.cb = on_poll;

@@ -101,68 +101,95 @@ pt_store_webhook_rotate(pt_store *st, char **token)
     return pt_store_finish(st, put_token(st, token));
 }
 
-int
-pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
+/* Checks s's name, scheme and secret, and (inside the caller's transaction) that its script
+ * exists. 0, or PT_EINVAL / PT_ENOTFOUND (unknown script) with the reason in the store's
+ * message. */
+static int
+source_check(pt_store *st, const pt_webhook_source *s)
+{
+    const char *v = s->verify != NULL ? s->verify : "none";
+
+    if (!pt_store_name_valid(s->name)) {
+        pt_store_seterr(st, "invalid source name '%s' (letters, digits, '_', '.', '-')", s->name);
+        return PT_EINVAL;
+    }
+    if (strcmp(v, "none") != 0 && strcmp(v, "github") != 0 && strcmp(v, "stripe") != 0 &&
+        strcmp(v, "hmac-sha256") != 0) {
+        pt_store_seterr(st, "unknown --verify '%s' (github, stripe or hmac-sha256)", v);
+        return PT_EINVAL;
+    }
+    if (strcmp(v, "none") != 0 && (s->secret == NULL || s->secret[0] == '\0')) {
+        pt_store_seterr(st, "--verify %s needs --secret SECRET_NAME", v);
+        return PT_EINVAL;
+    }
+    if (s->script != NULL) {
+        pt_script *sc = NULL;
+        int rc = pt_store_script_get(st, s->script, 0, &sc);
+        pt_script_free(sc);
+        if (rc != 0) {
+            pt_store_seterr(st, "no script named '%s'", s->script);
+            return PT_ENOTFOUND;
+        }
+    }
+    return 0;
+}
+
+/* Adds source s (update 0) or replaces the fields of the source named s->name (update 1), in
+ * one transaction with its checks. */
+static int
+source_write(pt_store *st, const pt_webhook_source *s, int update)
 {
     char msg[256];
     pt_db_stmt *stmt = NULL;
     int rc;
 
-    if (!pt_store_name_valid(s->name)) {
-        snprintf(msg, sizeof(msg), "invalid source name '%s' (letters, digits, '_', '.', '-')",
-                 s->name);
-        pt_store_seterr(st, "%s", msg);
-        return PT_EINVAL;
-    }
-    const char *v = s->verify != NULL ? s->verify : "none";
-    if (strcmp(v, "none") != 0 && strcmp(v, "github") != 0 && strcmp(v, "stripe") != 0 &&
-        strcmp(v, "hmac-sha256") != 0) {
-        snprintf(msg, sizeof(msg), "unknown --verify '%s' (github, stripe or hmac-sha256)", v);
-        pt_store_seterr(st, "%s", msg);
-        return PT_EINVAL;
-    }
-    if (strcmp(v, "none") != 0 && (s->secret == NULL || s->secret[0] == '\0')) {
-        snprintf(msg, sizeof(msg), "--verify %s needs --secret SECRET_NAME", v);
-        pt_store_seterr(st, "%s", msg);
-        return PT_EINVAL;
-    }
     if ((rc = pt_store_begin(st)) != 0)
         return rc;
-    if (s->script != NULL) {
-        pt_script *sc = NULL;
-        rc = pt_store_script_get(st, s->script, 0, &sc);
-        pt_script_free(sc);
-        if (rc != 0) {
-            snprintf(msg, sizeof(msg), "no script named '%s'", s->script);
-            pt_store_seterr(st, "%s", msg);
-            rc = PT_ENOTFOUND;
-            goto done;
-        }
-    }
+    if ((rc = source_check(st, s)) != 0)
+        goto done;
     rc = pt_store_prepare(st,
-                          "INSERT INTO webhook_sources(name, verify, secret, header,"
-                          " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                          update ? "UPDATE webhook_sources SET verify = ?2, secret = ?3,"
+                                   " header = ?4, dedup_header = ?5, script = ?6 WHERE name = ?1"
+                                 : "INSERT INTO webhook_sources(name, verify, secret, header,"
+                                   " dedup_header, script, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
                           &stmt);
     if (rc != 0)
         goto done;
     pt_db_bind_text(stmt, 1, s->name, (size_t)-1);
-    pt_db_bind_text(stmt, 2, v, (size_t)-1);
+    pt_db_bind_text(stmt, 2, s->verify != NULL ? s->verify : "none", (size_t)-1);
     pt_db_bind_opt_text(stmt, 3, s->secret);
     pt_db_bind_opt_text(stmt, 4, s->header);
     pt_db_bind_opt_text(stmt, 5, s->dedup_header);
     pt_db_bind_opt_text(stmt, 6, s->script);
+    if (update) {
+        rc = pt_store_run_stmt(st, stmt, "change webhook source");
+        snprintf(msg, sizeof(msg), "no webhook source named '%s'", s->name);
+        rc = rc != 0 ? rc : pt_store_changed_one(st, msg);
+        goto done;
+    }
     pt_db_bind_int64(stmt, 7, (int64_t)time(NULL));
     rc = pt_db_run(stmt);
     pt_db_finalize(stmt);
     if (rc == PT_EEXIST) {
-        snprintf(msg, sizeof(msg), "a webhook source named '%s' already exists", s->name);
-        pt_store_seterr(st, "%s", msg);
+        pt_store_seterr(st, "a webhook source named '%s' already exists", s->name);
         rc = PT_EEXIST;
     } else if (rc != 0) {
         rc = pt_store_fail(st, rc, "add webhook source");
     }
 done:
     return pt_store_finish(st, rc);
+}
+
+int
+pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s)
+{
+    return source_write(st, s, 0);
+}
+
+int
+pt_store_webhook_source_update(pt_store *st, const pt_webhook_source *s)
+{
+    return source_write(st, s, 1);
 }
 
 int

@@ -27,6 +27,10 @@ typedef struct pt_webhook_source {
 /* Adds a source. PT_EEXIST (name taken), PT_ENOTFOUND (unknown script), PT_EINVAL (bad name
  * or scheme; reason in pt_store_errmsg). */
 int pt_store_webhook_source_add(pt_store *st, const pt_webhook_source *s);
+/* Replaces every field of source s->name but its name and creation time with s's (s borrowed).
+ * PT_ENOTFOUND (no such source, or an unknown script: the message says which), PT_EINVAL (bad
+ * scheme or a scheme without a secret; reason in pt_store_errmsg). */
+int pt_store_webhook_source_update(pt_store *st, const pt_webhook_source *s);
 int pt_store_webhook_source_rm(pt_store *st, const char *name);
 /* Every source, by name. Caller frees with pt_store_webhook_sources_free. */
 int pt_store_webhook_source_list(pt_store *st, pt_webhook_source **out, size_t *n);

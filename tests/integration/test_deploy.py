@@ -157,3 +157,79 @@ def test_export_applies_to_a_second_install(tmp_path):
     for sub in ("scripts", "endpoints", "webhooks"):
         assert {f: read(os.path.join(out, sub, f)) for f in os.listdir(os.path.join(out, sub))} \
             == {f: read(os.path.join(out2, sub, f)) for f in os.listdir(os.path.join(out2, sub))}
+
+
+def test_webhook_source_updated_in_place_and_methods_are_a_set(portico, tmp_path):
+    portico.publish("hello", HELLO, methods="GET,POST")
+    portico.add_script("other", HELLO)
+    portico.cli("secret", "set", "gh-hook", "--value", "s3cret-value")
+    portico.cli("webhook", "source", "add", "gh", "--verify", "github", "--secret", "gh-hook",
+                "--script", "hello")
+    out = str(tmp_path / "deploy")
+    portico.cli("export", out)
+    ep_path = os.path.join(out, "endpoints", "hello.json")
+    ep = json.loads(read(ep_path))
+    assert ep["methods"] == ["GET", "POST"]
+    # The same methods in another order are not a change.
+    ep["methods"] = ["POST", "GET"]
+    with open(ep_path, "w") as f:
+        json.dump(ep, f)
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+
+    # A changed source is an update (not a delete and a create), and a field the file leaves
+    # out is cleared.
+    src_path = os.path.join(out, "webhooks", "gh.json")
+    src = json.loads(read(src_path))
+    src["script"] = "other"
+    src["dedup_header"] = "X-Delivery"
+    with open(src_path, "w") as f:
+        json.dump(src, f, sort_keys=True)
+    assert portico.cli("apply", out, "--dry-run").stdout.splitlines() == [
+        "update webhook source gh (dedup_header, script)",
+        "dry run: nothing applied (1 change)"]
+    assert portico.cli("apply", out).stdout.splitlines() == [
+        "update webhook source gh (dedup_header, script)", "applied 1 change"]
+    assert portico.cli("apply", out).stdout.strip() == "no changes"
+    listing = portico.cli("webhook", "source", "list").stdout
+    assert "other" in listing and "X-Delivery" in listing
+    del src["dedup_header"]
+    src["verify"] = "hmac-sha256"
+    src["header"] = "X-Sig"
+    with open(src_path, "w") as f:
+        json.dump(src, f, sort_keys=True)
+    assert portico.cli("apply", out).stdout.splitlines() == [
+        "update webhook source gh (header, verify, dedup_header)", "applied 1 change"]
+    portico.cli("export", out)
+    assert json.loads(read(src_path)) == {"dedup_header": None, "header": "X-Sig",
+                                          "script": "other", "secret": "gh-hook",
+                                          "verify": "hmac-sha256"}
+    # A refused update (an unknown script) changes nothing, the endpoint edit beside it either.
+    src["script"] = "nosuch"
+    with open(src_path, "w") as f:
+        json.dump(src, f, sort_keys=True)
+    ep["path"] = "/moved"
+    with open(ep_path, "w") as f:
+        json.dump(ep, f)
+    assert_cli_error(portico.cli("apply", out, check=False), "webhooks/gh.json", "nosuch")
+    assert "/moved" not in portico.cli("endpoint", "list").stdout
+    assert "other" in portico.cli("webhook", "source", "list").stdout
+    audit = json.loads(portico.cli("audit", "--json", "--limit", "50").stdout)
+    assert [a["detail"]["script"] for a in audit
+            if a["action"] == "apply" and a["object"] == "gh"] == ["other", "other"]
+    assert not any(a["action"] == "webhook.source.rm" for a in audit)
+
+
+def test_webhook_source_set(portico):
+    portico.add_script("hello", HELLO)
+    portico.cli("webhook", "source", "add", "gh", "--script", "hello")
+    cp = portico.cli("webhook", "source", "set", "gh", "--verify", "github", check=False)
+    assert_cli_error(cp, "--verify github needs --secret")
+    assert_cli_error(portico.cli("webhook", "source", "set", "nope", "--no-script", check=False),
+                     "no webhook source named 'nope'")
+    assert portico.cli("webhook", "source", "set", "gh", "--verify", "github", "--secret", "s",
+                       "--dedup-header", "X-D").stdout == "changed webhook source gh\n"
+    row = portico.cli("webhook", "source", "list").stdout.splitlines()[2].split()
+    assert row[:5] == ["gh", "github", "s", "X-D", "hello"]
+    portico.cli("webhook", "source", "set", "gh", "--verify", "none", "--no-script")
+    row = portico.cli("webhook", "source", "list").stdout.splitlines()[2].split()
+    assert row[:5] == ["gh", "none", "-", "X-D", "-"]

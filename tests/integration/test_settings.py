@@ -217,6 +217,11 @@ def test_cache_hits_keys_and_no_store(portico, server):
     metrics = s.get("/_portico/metrics", timeout=5).text
     assert 'portico_endpoint_cache_hits_total{endpoint="c"} 4' in metrics
     assert 'portico_endpoint_cache_misses_total{endpoint="c"} 3' in metrics
+    # So does a change of the endpoint's settings.
+    assert s.get("/c?a=1&b=2", timeout=5).headers["X-Cache"] == "HIT"
+    portico.cli("endpoint", "set", "c", "--timeout", "5s")
+    assert s.get("/c?a=1&b=2", timeout=5).headers["X-Cache"] == "MISS"
+    assert runs() == 4
 
 
 def test_cache_never_shared_between_callers(portico, server):
@@ -275,3 +280,48 @@ def test_bulkhead_waiter_gets_the_place(portico, server):
         assert second.result().status_code == 200
     metrics = s.get("/_portico/metrics", timeout=5).text
     assert 'portico_endpoint_bulkhead_waits_total{endpoint="slow"} 1' in metrics
+
+
+def test_cors_headers_on_errors_portico_writes(portico, server):
+    """A browser reads an error only with the CORS headers: every answer Portico or h2o writes
+    for a CORS endpoint carries them for an allowed origin (401, 405, 413, 429, 503, 504)."""
+    marks = portico.write("marks", "")
+    portico.publish("api", SLOW.format(marks=marks), methods="GET,POST")
+    portico.add_script("priv", "def handler(request):\n    return {}\n")
+    portico.cli("endpoint", "add", "priv", "--path", "/priv", "--script", "priv", "--auth",
+                "apikey", "--cors", "https://app.example")
+    portico.cli("endpoint", "set", "api", "--cors", "https://app.example", "--timeout", "300ms",
+                "--max-concurrency", "1", "--max-body", "1KiB")
+    key = portico.cli("apikey", "create", "k", "--rate", "1/min").stdout.strip().split()[-1]
+    s = server("--max-body", "1")
+    allowed = {"access-control-allow-origin": "https://app.example",
+               "access-control-expose-headers": "X-Request-Id, X-Cache, Retry-After"}
+
+    def check(r, status):
+        assert r.status_code == status, r.text
+        assert r.headers["Content-Type"] == "application/json"
+        assert r.json()["request_id"] == r.headers["X-Request-Id"]
+        assert cors_headers(r) == allowed, (status, r.headers)
+        assert "Origin" in r.headers["Vary"]
+
+    check(s.get("/priv", headers=SIMPLE, timeout=5), 401)
+    ok = dict(SIMPLE, **{"X-Api-Key": key})
+    assert s.get("/priv", headers=ok, timeout=5).status_code == 200
+    check(s.get("/priv", headers=ok, timeout=5), 429)
+    check(s.request("DELETE", "/api", headers=SIMPLE, timeout=5), 405)
+    post = dict(SIMPLE, **{"Content-Type": "text/plain"})
+    check(s.post("/api", headers=post, data=b"x" * 2000, timeout=5), 413)  # the endpoint's
+    check(s.post("/api", headers=post, data=b"x" * (2 << 20), timeout=10), 413)  # h2o's
+    check(s.get("/api?s=2", headers=SIMPLE, timeout=10), 504)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(s.get, "/api?s=0.25", timeout=10)
+        wait_marks(marks, 2)
+        check(s.get("/api", headers=SIMPLE, timeout=10), 503)
+        assert first.result().status_code == 200
+    # Another origin: the same errors, no CORS headers.
+    evil = dict(SIMPLE, Origin="https://evil.example")
+    r = s.request("DELETE", "/api", headers=evil, timeout=5)
+    assert r.status_code == 405 and cors_headers(r) == {}
+    r = s.post("/api", headers=dict(evil, **{"Content-Type": "text/plain"}),
+               data=b"x" * (2 << 20), timeout=10)
+    assert r.status_code == 413 and cors_headers(r) == {}
