@@ -4,9 +4,13 @@ own, its output recorded as it grows), and the CLI's `script rename`, `run --scr
 `runs` through --server, with the same output and exit status as on the data dir."""
 
 import os
+import subprocess
 import time
 
-from conftest import assert_admin_error, assert_cli_error, run_cli
+import pytest
+
+from conftest import (BIN, _env, assert_admin_error, assert_cli_error, make_portico,
+                      pg_store_dsn, run_cli)
 
 HELLO = "def handler(request):\n    return {'hello': 'world'}\n"
 
@@ -192,3 +196,31 @@ def test_remote_run_rename_and_runs_match_the_data_dir(admin_server, tmp_path):
     cp = remote("script", "rename", "cli-job", "x", check=False)
     assert cp.returncode == 1 and "no script named 'cli-job'" in assert_cli_error(cp)
     assert not os.listdir(str(nowhere))     # the remote CLI wrote nothing where it ran
+
+
+@pytest.mark.plain_only
+def test_progress_is_recorded_on_a_postgresql_store(tmp_path):
+    # The recorder's progress writes (output || more) on the other engine: `portico run` on a
+    # data dir whose store is PostgreSQL, read with `runs show` while the script waits.
+    p = make_portico(tmp_path, pg_store_dsn())
+    p.add_script("pg-waiter", WAITER)
+    flag = str(tmp_path / "go")
+    proc = subprocess.Popen([BIN, "--data", p.data, "run", "--script", "pg-waiter", flag],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            shown = p.cli("runs", "show", "1", check=False).stdout
+            if "output:\nstarted" in shown:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, shown
+            time.sleep(0.05)
+        assert "status: running" in shown and shown.endswith(f"output:\nstarted ['{flag}']\n")
+        open(flag, "w").close()
+        assert proc.wait(timeout=30) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    shown = p.cli("runs", "show", "1").stdout
+    assert "status: error" in shown and "done waiting\n" in shown
