@@ -8,9 +8,6 @@
  * runs in a process of its own, so a script that crashes cannot hurt the server, and the
  * recorder writes its output into the record as it comes. */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +16,12 @@
 
 #include "admin/admin.h"
 #include "core/err.h"
+#include "core/spawn.h"
 #include "store/store_runs.h"
 
 #define RUNS_LIMIT_DEFAULT 20
 #define RUNS_LIMIT_MAX 1000000
 #define RUN_ARGS_MAX 1000
-
-extern char **environ;
 
 /* The run as JSON; with_output adds its output from byte `offset` on (moved forward to a
  * character boundary) and the error. New reference, NULL when out of memory. */
@@ -156,9 +152,6 @@ spawn_recorder(const char *datadir, int64_t id, const char *name, json_t *args, 
     size_t nargs = json_array_size(args), n = 0;
     char **argv = calloc(nargs + 10, sizeof *argv);
     char *data = realpath(datadir, NULL), idbuf[32];
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, dflt;
     pid_t pid;
     int rc = -1, status = 0, sp;
 
@@ -178,26 +171,7 @@ spawn_recorder(const char *datadir, int64_t id, const char *name, json_t *args, 
     argv[n++] = (char *)name;
     for (size_t i = 0; i < nargs; i++)
         argv[n++] = (char *)json_string_value(json_array_get(args, i));
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* the worker's sockets stay here */
-    posix_spawnattr_init(&attr);
-    /* A worker blocks and ignores signals that a run must have back. */
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    sigaddset(&dflt, SIGCHLD);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    sp = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, environ);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
+    sp = pt_spawn_self(argv, 0, &pid);
     if (sp != 0) {
         snprintf(err, errsz, "%s", strerror(sp));
         goto done;
