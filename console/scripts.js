@@ -1,5 +1,6 @@
 // scripts.js - the Scripts screens: the list, and a script's editor with syntax check on save,
-// version history (view, diff, rollback) and the Run panel (a test run of the draft).
+// version history (view, diff, rollback), the Run panel (a test run of the draft) and the
+// Runs panel (the saved script run in the background, its runs and their output as it grows).
 import { api, h, clear, guard, table, field, when, enc, errorBox } from './api.js';
 import { can, go } from './app.js';
 
@@ -117,7 +118,7 @@ export async function scriptScreen(main, name) {
       fresh.delete(name);
       clear(status).append(h('div', { class: 'ok', id: 'saved' }, `Saved: version ${r.version} is current.`));
       script = await api('GET', '/scripts/' + enc(name));
-      publishBtn.disabled = false; removeBtn.disabled = false;
+      publishBtn.disabled = false; removeBtn.disabled = false; bgBtn.disabled = false;
       renderHistory();
     } catch (e) {
       if (e.line) {
@@ -198,6 +199,44 @@ export async function scriptScreen(main, name) {
     renderHistory();
   }
   renderHistory();
-  main.append(h('div', { class: 'cols' }, run, history));
+
+  // Runs panel: POST /scripts/{name}/runs, and GET /runs?script= refreshed every second while
+  // one of them runs and this screen is shown.
+  const runsCard = h('section', { class: 'card', id: 'runs' });
+  const runsList = h('div', { class: 'slot', id: 'runs-list' });
+  const runView = h('div', { class: 'slot', id: 'run-view' });
+  const bgBtn = h('button', { type: 'button', id: 'run-background', disabled: !script || !can('editor') }, 'Run in background');
+  let shown = null; // the run whose output is open
+  async function refreshRuns() {
+    if (!document.body.contains(runsCard)) return;
+    const r = await guard(runsList, () => api('GET', `/runs?script=${enc(name)}&limit=10`));
+    if (!r) return;
+    runsList.append(table([
+      { label: 'Run', get: (x) => h('button', { type: 'button', class: 'link', onclick: () => { shown = x.id; showRun(); } }, '#' + x.id) },
+      { label: 'Version', get: (x) => String(x.version) },
+      { label: 'Trigger', get: (x) => x.trigger },
+      { label: 'Status', get: (x) => x.status },
+      { label: 'Started', get: (x) => when(x.started) },
+      { label: 'Exit', get: (x) => (x.exit_code === null ? '' : String(x.exit_code)) },
+    ], r.runs, 'No runs yet.'));
+    if (shown !== null) await showRun();
+    if (r.runs.some((x) => x.status === 'running')) setTimeout(refreshRuns, 1000);
+  }
+  async function showRun() {
+    const r = await guard(runView, () => api('GET', `/runs/${shown}`));
+    if (!r) return;
+    runView.append(h('h3', {}, `Run #${r.id}: ${r.status}` + (r.exit_code === null ? '' : `, exit code ${r.exit_code}`)),
+      h('pre', { class: 'printed', id: 'run-log' }, r.output || '(no output yet)'),
+      r.error ? h('pre', { class: 'traceback' }, r.error) : null);
+  }
+  bgBtn.addEventListener('click', async () => {
+    const r = await guard(runView, () => api('POST', `/scripts/${enc(name)}/runs`, {}));
+    if (r) { shown = r.id; refreshRuns(); }
+  });
+  runsCard.append(h('h2', {}, 'Runs'),
+    h('p', { class: 'muted' }, 'Runs the saved current version as a job in a process of its own, as portico run --script does.'),
+    bgBtn, runsList, runView);
+  main.append(h('div', { class: 'cols' }, run, history), runsCard);
+  if (script) refreshRuns();
   cm.focus();
 }

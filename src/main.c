@@ -24,7 +24,7 @@ static const char help_text[] =
     "        [--worker-memory MiB] [--max-body MiB] [--max-header KiB]\n"
     "        [--webhook-attempts N] [--webhook-backoff SECONDS]\n"
     "        [--admin-listen HOST:PORT|off] [--session-idle DURATION]\n"
-    "        [--log-max-age 7d] [--log-max-rows N]\n"
+    "        [--log-max-age 7d] [--log-max-rows N] [--log-max-size 256MiB]\n"
     "                                         run the server (default 127.0.0.1:8080; admin\n"
     "                                         API on 127.0.0.1:8081)\n"
     "  script add NAME FILE                   add a script, or a new version of it\n"
@@ -89,9 +89,8 @@ static const char help_text[] =
     "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
     "token), the commands run against a running server's admin API instead, with the same\n"
     "output; https:// is verified against the system's CAs, or --cacert FILE ($PORTICO_CA_FILE).\n"
-    "init, serve, run, runs, script rename, db import, db query, webhook events, secret\n"
-    "rotate-master and store migrate work on the data dir only (with --server: not available\n"
-    "remotely, exit 2).\n"
+    "init, serve, run FILE.py, db import, db query, webhook events, secret rotate-master and\n"
+    "store migrate work on the data dir only (with --server: not available remotely, exit 2).\n"
     "Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 /* `remote`: the groups whose subcommands say themselves whether they work with --server
@@ -103,8 +102,8 @@ static const pt_cli_sub commands[] = {
     {"script", NULL, pt_cli_script, PT_CLI_REMOTE},
     {"endpoint", NULL, pt_cli_endpoint, PT_CLI_REMOTE},
     {"db", NULL, pt_cli_db, PT_CLI_REMOTE},
-    {"run", NULL, pt_cli_run},
-    {"runs", NULL, pt_cli_runs},
+    {"run", NULL, pt_cli_run, PT_CLI_REMOTE},
+    {"runs", NULL, pt_cli_runs, PT_CLI_REMOTE},
     {"token", NULL, pt_cli_token, PT_CLI_REMOTE},
     {"apikey", NULL, pt_cli_apikey, PT_CLI_REMOTE},
     {"secret", NULL, pt_cli_secret, PT_CLI_REMOTE},

@@ -140,6 +140,22 @@ pt_admin_query_str(const pt_admin_call *c, const char *name)
     return json_string_value(json_object_get(c->query, name));
 }
 
+int
+pt_admin_query_long(json_t *query, const char *name, long long min, long long max, long long *out,
+                    pt_admin_reply *r)
+{
+    const char *s = json_string_value(json_object_get(query, name));
+    char *end;
+    if (s == NULL)
+        return 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < min || v > max)
+        return pt_admin_fail(r, 400, "bad_request", name,
+                             "%s must be a whole number from %lld to %lld", name, min, max);
+    *out = v;
+    return 0;
+}
+
 /* ---- Parsing the request ----------------------------------------------------------------- */
 
 /* Percent-decodes s[0..n) (and '+' as a space when plus) into a new string; NULL when out of

@@ -126,6 +126,10 @@ int pt_admin_list_reply(pt_admin_call *c, pt_admin_reply *r, int rc, const char 
 const char *pt_admin_body_str(pt_admin_call *c, pt_admin_reply *r, const char *field, int required);
 /* A string query parameter, or NULL when absent. Borrowed from c->query. */
 const char *pt_admin_query_str(const pt_admin_call *c, const char *name);
+/* A whole number in [min, max] from query[name] into *out (left as it is when absent).
+ * Returns 0, or the refusal (400 naming the parameter) set in r and -400. */
+int pt_admin_query_long(json_t *query, const char *name, long long min, long long max,
+                        long long *out, pt_admin_reply *r);
 
 /* The route tables, each ended by a zeroed entry (admin_routes.c lists them). */
 extern const pt_admin_route pt_admin_session_routes[];
@@ -140,6 +144,7 @@ extern const pt_admin_route pt_admin_secrets_routes[];
 extern const pt_admin_route pt_admin_webhooks_routes[];
 extern const pt_admin_route pt_admin_connections_routes[];
 extern const pt_admin_route pt_admin_apply_routes[];
+extern const pt_admin_route pt_admin_runs_routes[];
 /* Every table, ended by NULL. */
 extern const pt_admin_route *const pt_admin_tables[];
 

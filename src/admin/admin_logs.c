@@ -14,23 +14,6 @@
 #define LOGS_LIMIT_DEFAULT 50
 #define LOGS_LIMIT_MAX 1000
 
-/* A whole number in [min, max] from query[name] (absent: *out unchanged). */
-static int
-query_long(json_t *query, const char *name, long long min, long long max, long long *out,
-           pt_admin_reply *r)
-{
-    const char *s = json_string_value(json_object_get(query, name));
-    char *end;
-    if (s == NULL)
-        return 0;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < min || v > max)
-        return pt_admin_fail(r, 400, "bad_request", name,
-                             "%s must be a whole number from %lld to %lld", name, min, max);
-    *out = v;
-    return 0;
-}
-
 int
 pt_admin_logs_filter(json_t *query, pt_reqlog_filter *f, pt_admin_reply *r)
 {
@@ -57,9 +40,9 @@ pt_admin_logs_filter(json_t *query, pt_reqlog_filter *f, pt_admin_reply *r)
                                  "since must be a duration such as 15m, 1h or 7d");
         f->since_ms = ((int64_t)time(NULL) - secs) * 1000;
     }
-    if ((rc = query_long(query, "limit", 1, LOGS_LIMIT_MAX, &limit, r)) != 0 ||
-        (rc = query_long(query, "before_id", 1, INT64_MAX, &before, r)) != 0 ||
-        (rc = query_long(query, "after_id", 0, INT64_MAX, &after, r)) != 0)
+    if ((rc = pt_admin_query_long(query, "limit", 1, LOGS_LIMIT_MAX, &limit, r)) != 0 ||
+        (rc = pt_admin_query_long(query, "before_id", 1, INT64_MAX, &before, r)) != 0 ||
+        (rc = pt_admin_query_long(query, "after_id", 0, INT64_MAX, &after, r)) != 0)
         return rc;
     f->limit = (int)limit;
     f->before_id = before;

@@ -238,6 +238,34 @@ rollback(pt_admin_call *c, pt_admin_reply *r)
     return 0;
 }
 
+/* PATCH /scripts/{name} {"name": NEW}: renames the script; its id, versions, state, runs,
+ * endpoints and webhook sources follow it (pt_store_script_rename). */
+static int
+rename_script(pt_admin_call *c, pt_admin_reply *r)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(c->body))
+        return pt_admin_fail(r, 400, "bad_request", NULL, "the body must be a JSON object");
+    json_object_foreach(c->body, key, v)
+    {
+        if (strcmp(key, "name") != 0)
+            return pt_admin_fail(r, 400, "bad_request", key,
+                                 "unknown member '%s' (a script's name is all that changes)", key);
+    }
+    const char *to = pt_admin_body_str(c, r, "name", 1);
+    if (to == NULL)
+        return -r->status;
+    /* The store checks the new name (400 naming it), the old one (404) and a taken one (409). */
+    int rc = pt_store_script_rename(c->store, c->params[0], to);
+    if (rc != 0)
+        return pt_admin_fail_store(r, c->store, rc, "name");
+    r->body = json_pack("{s:s, s:s}", "name", to, "renamed_from", c->params[0]);
+    c->audit = json_pack("{s:s, s:s}", "script", c->params[0], "name", to);
+    return 0;
+}
+
 static int
 rm(pt_admin_call *c, pt_admin_reply *r)
 {
@@ -255,6 +283,8 @@ const pt_admin_route pt_admin_scripts_routes[] = {
      "Create a script {name, source} (syntax-checked; 409 when the name is taken)"},
     {"GET", "/scripts/{name}", PT_ROLE_VIEWER, show,
      "Show a script: current source and its versions"},
+    {"PATCH", "/scripts/{name}", PT_ROLE_EDITOR, rename_script,
+     "Rename a script {name} (404 unknown, 409 taken or used before, 400 invalid)"},
     {"DELETE", "/scripts/{name}", PT_ROLE_EDITOR, rm,
      "Remove a script and its versions (409 while an endpoint uses it)"},
     {"POST", "/scripts/{name}/versions", PT_ROLE_EDITOR, add_version,

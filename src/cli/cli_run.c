@@ -13,7 +13,20 @@
  *   run recorded, with its output, as an error.
  *
  *   pq.run_script starts `portico run --record ID --script NAME`: the worker created the record
- *   (trigger "pq.run_script") and this process fills it in. */
+ *   (trigger "pq.run_script") and this process fills it in. The admin API's
+ *   POST /scripts/{name}/runs starts `portico run --record ID --detach --script NAME`: the
+ *   recorder forks away from the worker once the record is checked (its parent exits at once,
+ *   so the worker is never left with a child to reap, and a worker that is replaced leaves the
+ *   run going; the master, a child subreaper, reaps it).
+ *
+ *   While the script runs, the recorder appends the output it holds to the record about every
+ *   second, or as soon as 64 KiB are waiting (pt_store_run_output), up to its last whole line:
+ *   `portico runs show ID` and GET /runs/{id} show it growing. The end of the run writes the
+ *   whole output again, so the record is complete even when a progress write failed.
+ *
+ *   Through --server, `run --script NAME` starts the run with that route and follows it
+ *   (GET /runs/{id}?offset=N), printing the output as it grows and exiting with the run's exit
+ *   code; `run FILE.py` is refused there (the file is on the client's disk). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,15 +38,20 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "core/err.h"
 #include "py/py.h"
 #include "store/store.h"
 #include "store/store_runs.h"
 
-#define ERROR_MAX (64u << 10) /* bytes of traceback kept */
+#define ERROR_MAX (64u << 10)     /* bytes of traceback kept */
+#define PROGRESS_MS 1000          /* how often the output so far is recorded */
+#define PROGRESS_BYTES (64 << 10) /* or as soon as this much waits */
+#define FOLLOW_MS 250             /* how often a remote `run` asks for new output */
 
 static const char run_usage[] = "run FILE.py [ARGS...] | run --script NAME [ARGS...]";
 
@@ -111,10 +129,80 @@ copy_out(int fd, const char *p, size_t n)
     }
 }
 
-/* Reads the three pipes until all are closed: out and err are copied to 1 and 2 as they come
- * and recorded into output a line at a time, errinfo captured into error. */
+/* The recording of the output while the run goes on (see the design notes). */
+typedef struct progress {
+    const char *datadir; /* borrowed */
+    int64_t run_id;      /* 0: nothing is recorded */
+    pt_store *st;        /* opened on the first write; NULL after a failure */
+    int failed;          /* a write failed: the rest waits for the end of the run */
+    size_t done;         /* bytes of the capture already recorded */
+    int64_t last_ms;     /* when the last write was made */
+} progress;
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The end of the last whole UTF-8 character of p[from..end): end, or the start of a character
+ * whose last bytes have not come yet. */
+static size_t
+whole_chars(const char *p, size_t from, size_t end)
+{
+    size_t i = end;
+
+    while (i > from && ((unsigned char)p[i - 1] & 0xc0) == 0x80 && end - i < 3)
+        i--;
+    if (i == from)
+        return end;
+    unsigned char lead = (unsigned char)p[i - 1];
+    size_t need = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    return (i - 1) + need <= end ? end : i - 1;
+}
+
+/* Records what the capture holds past pg->done when a second has passed or PROGRESS_BYTES
+ * wait: up to its last newline, or, for a longer line, its last whole UTF-8 character. */
 static void
-pump(int out, int err, int errinfo, capture *output, capture *error)
+progress_write(progress *pg, const capture *c)
+{
+    int64_t now = mono_ms();
+    size_t end = c->len;
+
+    if (pg->run_id == 0 || pg->failed || c->len == pg->done ||
+        (now - pg->last_ms < PROGRESS_MS && c->len - pg->done < PROGRESS_BYTES))
+        return;
+    while (end > pg->done && c->data[end - 1] != '\n')
+        end--;
+    if (end == pg->done) {
+        if (c->len - pg->done < PROGRESS_BYTES)
+            return;
+        end = whole_chars(c->data, pg->done, c->len);
+    }
+    if (pg->st == NULL) {
+        char err[512];
+        if (pt_store_open(pg->datadir, &pg->st, err, sizeof err) != 0) {
+            pg->failed = 1;
+            return;
+        }
+    }
+    if (pt_store_run_output(pg->st, pg->run_id, c->data + pg->done, end - pg->done, c->dropped) !=
+        0) {
+        pg->failed = 1;
+        return;
+    }
+    pg->done = end;
+    pg->last_ms = now;
+}
+
+/* Reads the three pipes until all are closed: out and err are copied to 1 and 2 as they come
+ * and recorded into output a line at a time, errinfo captured into error; pg records the
+ * output as it grows. */
+static void
+pump(int out, int err, int errinfo, capture *output, capture *error, progress *pg)
 {
     struct pollfd p[3] = {{out, POLLIN, 0}, {err, POLLIN, 0}, {errinfo, POLLIN, 0}};
     char buf[65536];
@@ -122,7 +210,8 @@ pump(int out, int err, int errinfo, capture *output, capture *error)
     int open = 3;
 
     while (open > 0) {
-        if (poll(p, 3, -1) < 0) {
+        progress_write(pg, output);
+        if (poll(p, 3, pg->run_id != 0 ? PROGRESS_MS : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return;
@@ -168,6 +257,7 @@ typedef struct run_args {
     const char *file;   /* FILE.py, or NULL */
     const char *script; /* --script NAME, or NULL */
     const char *record; /* --record ID (pq.run_script), or NULL */
+    int detach;         /* --detach (with --record): the admin API's background run */
     int argc;           /* sys.argv[1:] */
     char **argv;
 } run_args;
@@ -190,6 +280,11 @@ parse_run_args(int argc, char **argv, run_args *a)
             i++;
             break;
         }
+        if (strcmp(o, "--detach") == 0) {
+            a->detach = 1;
+            i++;
+            continue;
+        }
         if (strcmp(o, "--script") != 0 && strcmp(o, "--record") != 0)
             return pt_cli_error("unknown option '%s' (usage: portico %s)", o, run_usage);
         if (i + 1 >= argc)
@@ -208,6 +303,8 @@ parse_run_args(int argc, char **argv, run_args *a)
             return pt_cli_usage(run_usage);
         a->file = argv[i++];
     }
+    if (a->detach && a->record == NULL)
+        return pt_cli_error("--detach goes with --record (the server's own use)");
     a->argc = argc - i;
     a->argv = argv + i;
     return 0;
@@ -351,6 +448,77 @@ run_child(const char *datadir, const run_args *a, const pt_script *s, int out, i
     _exit(status);
 }
 
+/* Integer member `key` of o, or dflt when absent or null. */
+static json_int_t
+int_or(json_t *o, const char *key, json_int_t dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+/* String member `key` of o, or "". Borrowed from o. */
+static const char *
+str_of(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
+
+/* `run --script NAME [ARGS...]` through --server: starts the run on the server and prints its
+ * output as it grows (stdout and stderr of the script come together, on stdout); the exit
+ * status is the run's. ^C stops following, not the run (`portico runs show ID` later). */
+static int
+remote_run(const run_args *a)
+{
+    pt_cli_reply rep;
+    char path[1024], off[32];
+    json_int_t offset = 0;
+    int rc;
+
+    if (a->file != NULL || a->record != NULL) {
+        fprintf(stderr, "error: 'portico run FILE.py' runs a file of this machine, not available "
+                        "remotely (store it with 'portico script add NAME FILE.py' and run "
+                        "'portico run --script NAME')\n");
+        return PT_CLI_USAGE;
+    }
+    json_t *args = json_array();
+    for (int i = 0; args != NULL && i < a->argc; i++)
+        if (json_array_append_new(args, json_string(a->argv[i])) != 0) {
+            json_decref(args);
+            return pt_cli_error("argument %d is not UTF-8 text", i + 1);
+        }
+    if (pt_cli_api_path(path, sizeof path, "scripts", a->script, "runs", NULL) != 0) {
+        json_decref(args);
+        return pt_cli_error("the script name is too long");
+    }
+    rc = pt_cli_api(NULL, "POST", path, NULL, json_pack("{s:o}", "args", args), &rep);
+    if (rc != 0)
+        return rc;
+    json_int_t id = int_or(rep.body, "id", 0);
+    pt_cli_reply_clear(&rep);
+    snprintf(path, sizeof path, "/runs/%lld", (long long)id);
+    for (;;) {
+        snprintf(off, sizeof off, "%lld", (long long)offset);
+        rc = pt_cli_api(NULL, "GET", path, json_pack("{s:s}", "offset", off), NULL, &rep);
+        if (rc != 0)
+            return rc;
+        json_t *out = json_object_get(rep.body, "output");
+        fwrite(json_string_value(out), 1, json_string_length(out), stdout);
+        fflush(stdout);
+        offset = int_or(rep.body, "output_len", offset);
+        if (strcmp(str_of(rep.body, "status"), "running") != 0)
+            break;
+        pt_cli_reply_clear(&rep);
+        poll(NULL, 0, FOLLOW_MS);
+    }
+    rc = (int)int_or(rep.body, "exit_code", 1);
+    /* As the recorder prints it on the server's terminal. */
+    if (rc >= 128 && strncmp(str_of(rep.body, "error"), "the script was killed", 21) == 0)
+        fprintf(stderr, "error: %s\n", str_of(rep.body, "error"));
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
 int
 pt_cli_run(const char *datadir, int argc, char **argv)
 {
@@ -359,6 +527,7 @@ pt_cli_run(const char *datadir, int argc, char **argv)
     capture output = {NULL, 0, PT_STORE_RUN_OUTPUT_MAX, 0}, error = {NULL, 0, ERROR_MAX, 0};
     int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_info[2] = {-1, -1};
     int64_t run_id = 0;
+    progress pg = {NULL, 0, NULL, 0, 0, 0};
     struct sigaction ign, fwd, old_int, old_quit, old_pipe, old_term, old_hup;
     char why[128] = "";
     int rc, status = 0, code;
@@ -367,17 +536,35 @@ pt_cli_run(const char *datadir, int argc, char **argv)
     rc = parse_run_args(argc, argv, &a);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (pt_cli_api_server() != NULL)
+        return remote_run(&a);
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
     if (a.file != NULL && check_file(a.file) != 0)
         return PT_CLI_ERROR;
     /* Started by pq.run_script: a worker that goes away stops its run (the worker's thread
      * waits for this process until it ends, so only the worker's exit sends this). */
-    if (a.record != NULL && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == 1)
+    if (a.record != NULL && !a.detach && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == 1)
         return pt_cli_error("the process that started this run is gone");
     rc = begin_run(datadir, &a, &script, &run_id);
     if (rc != 0)
         goto done;
+    if (a.detach) {
+        /* The record is good: the process that started this one (a worker's pool thread)
+         * gets its exit status 0 now, and the run goes on in a session of its own. */
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+            rc = pt_cli_error("cannot start the run: %s", strerror(errno));
+            goto done;
+        }
+        if (pid > 0)
+            goto done;
+        setsid();
+    }
+    pg.datadir = datadir;
+    pg.run_id = run_id;
+    pg.last_ms = mono_ms();
     output.data = malloc(output.cap);
     error.data = malloc(error.cap + 1);
     if (output.data == NULL || error.data == NULL || pipe2(p_out, O_CLOEXEC) != 0 ||
@@ -414,7 +601,9 @@ pt_cli_run(const char *datadir, int argc, char **argv)
     sigaction(SIGPIPE, &ign, &old_pipe);
     sigaction(SIGTERM, &fwd, &old_term);
     sigaction(SIGHUP, &fwd, &old_hup);
-    pump(p_out[0], p_err[0], p_info[0], &output, &error);
+    pump(p_out[0], p_err[0], p_info[0], &output, &error, &pg);
+    pt_store_close(pg.st);
+    pg.st = NULL;
     p_out[0] = p_err[0] = p_info[0] = -1; /* closed by pump */
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -455,23 +644,34 @@ done:
 
 static const char runs_usage[] = "runs [--script NAME] [--limit N] | runs show ID";
 
-/* "1.234 s", or "-" while running. */
+/* The DURATION cell: "1.234 s", or "-" while running. */
 static void
-format_duration(const pt_script_run *r, char *out, size_t outsz)
+format_duration(json_t *run, char *out, size_t outsz)
 {
-    if (r->finished == 0)
+    json_int_t finished = int_or(run, "finished", 0);
+    if (finished == 0)
         snprintf(out, outsz, "-");
     else
-        snprintf(out, outsz, "%.3f s", (double)(r->finished - r->started) / 1000.0);
+        snprintf(out, outsz, "%.3f s", (double)(finished - int_or(run, "started", 0)) / 1000.0);
+}
+
+/* The EXIT cell: the exit code, or "-" while running. */
+static void
+format_exit(json_t *run, char *out, size_t outsz)
+{
+    json_t *code = json_object_get(run, "exit_code");
+    if (json_is_integer(code))
+        snprintf(out, outsz, "%lld", (long long)json_integer_value(code));
+    else
+        snprintf(out, outsz, "-");
 }
 
 static int
 runs_show(const char *datadir, int argc, char **argv)
 {
     const char *usage = "runs show ID";
-    pt_store *st = NULL;
-    pt_script_run r;
-    char *pos[1], started[64], finished[64], took[32];
+    pt_cli_reply rep;
+    char *pos[1], path[64], started[64], finished[64], took[32];
     long id = 0;
     int npos = 0, rc;
 
@@ -480,41 +680,42 @@ runs_show(const char *datadir, int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (pt_cli_parse_long(pos[0], 1, INT64_MAX, &id) != 0)
         return pt_cli_error("invalid run id '%s' (see 'portico runs')", pos[0]);
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
+    snprintf(path, sizeof path, "/runs/%ld", id);
+    if ((rc = pt_cli_api(datadir, "GET", path, NULL, NULL, &rep)) != 0)
         return rc;
-    if (pt_store_run_get(st, id, &r) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    pt_cli_format_time(r.started / 1000, started, sizeof started);
-    if (r.finished != 0)
-        pt_cli_format_time(r.finished / 1000, finished, sizeof finished);
+    json_t *r = rep.body;
+    json_t *out = json_object_get(r, "output"), *error = json_object_get(r, "error");
+    size_t out_len = json_string_length(out);
+    const char *out_s = json_string_value(out);
+    json_int_t dropped = int_or(r, "output_dropped", 0);
+    pt_cli_format_time(int_or(r, "started", 0) / 1000, started, sizeof started);
+    if (int_or(r, "finished", 0) != 0)
+        pt_cli_format_time(int_or(r, "finished", 0) / 1000, finished, sizeof finished);
     else
         snprintf(finished, sizeof finished, "-");
-    format_duration(&r, took, sizeof took);
-    printf("run: %lld\n", (long long)r.id);
-    if (r.script_id != 0)
-        printf("script: %s (id %lld, version %d)\n", r.script, (long long)r.script_id, r.version);
+    format_duration(r, took, sizeof took);
+    printf("run: %lld\n", (long long)int_or(r, "id", 0));
+    if (int_or(r, "script_id", 0) != 0)
+        printf("script: %s (id %lld, version %d)\n", str_of(r, "script"),
+               (long long)int_or(r, "script_id", 0), (int)int_or(r, "version", 0));
     else
-        printf("file: %s\n", r.script);
-    printf("trigger: %s\nstatus: %s\n", r.trigger, r.status);
-    if (r.finished != 0)
-        printf("exit code: %d\n", r.exit_code);
+        printf("file: %s\n", str_of(r, "script"));
+    printf("trigger: %s\nstatus: %s\n", str_of(r, "trigger"), str_of(r, "status"));
+    if (int_or(r, "finished", 0) != 0)
+        printf("exit code: %d\n", (int)int_or(r, "exit_code", 0));
     printf("started: %s\nfinished: %s\nduration: %s\n", started, finished, took);
-    if (r.error != NULL)
-        printf("error:\n%s\n", r.error);
+    if (json_is_string(error))
+        printf("error:\n%s\n", json_string_value(error));
     printf("output:\n");
-    fwrite(r.output, 1, r.output_len, stdout);
-    if (r.output_dropped > 0)
+    if (out_s != NULL)
+        fwrite(out_s, 1, out_len, stdout);
+    if (dropped > 0)
         printf("%s[output cut: the log keeps the first %u bytes; %lld more bytes were not "
                "recorded]\n",
-               r.output_len > 0 && r.output[r.output_len - 1] != '\n' ? "\n" : "",
-               PT_STORE_RUN_OUTPUT_MAX, (long long)r.output_dropped);
-    pt_script_run_clear(&r);
-done:
-    pt_store_close(st);
-    return rc;
+               out_len > 0 && out_s[out_len - 1] != '\n' ? "\n" : "", PT_STORE_RUN_OUTPUT_MAX,
+               (long long)dropped);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
@@ -522,55 +723,34 @@ runs_list(const char *datadir, int argc, char **argv)
 {
     const char *script = NULL, *limit_opt = NULL;
     pt_cli_opt opts[] = {{"--script", 1, &script}, {"--limit", 1, &limit_opt}, {NULL, 0, NULL}};
-    static const char *const head[] = {"ID",     "SCRIPT",  "VERSION",  "TRIGGER",
-                                       "STATUS", "STARTED", "DURATION", "EXIT"};
-    pt_store *st = NULL;
-    pt_script_run *list = NULL;
-    pt_cli_table *t = NULL;
+    static const pt_cli_col cols[] = {
+        {"ID", "id", PT_CLI_COL_TEXT, NULL, NULL, NULL},
+        {"SCRIPT", "script", PT_CLI_COL_TEXT, NULL, NULL, NULL},
+        {"VERSION", "version", PT_CLI_COL_TEXT, "-", NULL, NULL},
+        {"TRIGGER", "trigger", PT_CLI_COL_TEXT, NULL, NULL, NULL},
+        {"STATUS", "status", PT_CLI_COL_TEXT, NULL, NULL, NULL},
+        {"STARTED", "started", PT_CLI_COL_TIME_MS, "-", NULL, NULL},
+        {"DURATION", NULL, PT_CLI_COL_FN, "-", NULL, format_duration},
+        {"EXIT", NULL, PT_CLI_COL_FN, "-", NULL, format_exit},
+    };
+    pt_cli_reply rep;
     char *pos[1];
     long limit = 20;
-    size_t n = 0;
-    int npos = 0, rc, bad = 0;
+    int npos = 0, rc;
 
     rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos, runs_usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (limit_opt != NULL && pt_cli_parse_long(limit_opt, 1, 1000000, &limit) != 0)
         return pt_cli_error("invalid --limit '%s' (1 to 1000000)", limit_opt);
-    rc = pt_cli_open_store(datadir, &st);
-    if (rc != 0)
+    json_t *query = json_object();
+    json_object_set_new(query, "limit", json_sprintf("%ld", limit));
+    if (script != NULL)
+        json_object_set_new(query, "script", json_string(script));
+    if ((rc = pt_cli_api(datadir, "GET", "/runs", query, NULL, &rep)) != 0)
         return rc;
-    if (pt_store_run_list(st, 0, script, limit, 0, &list, &n, NULL) != 0) {
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-        goto done;
-    }
-    t = pt_cli_table_new_header(8, head);
-    for (size_t i = 0; t != NULL && !bad && i < n; i++) {
-        char id[32], version[32], took[32], code[32];
-        snprintf(id, sizeof id, "%lld", (long long)list[i].id);
-        if (list[i].version > 0)
-            snprintf(version, sizeof version, "%d", list[i].version);
-        else
-            snprintf(version, sizeof version, "-");
-        if (list[i].finished != 0)
-            snprintf(code, sizeof code, "%d", list[i].exit_code);
-        else
-            snprintf(code, sizeof code, "-");
-        format_duration(&list[i], took, sizeof took);
-        bad = pt_cli_table_adds(t, id) || pt_cli_table_adds(t, list[i].script) ||
-              pt_cli_table_adds(t, version) || pt_cli_table_adds(t, list[i].trigger) ||
-              pt_cli_table_adds(t, list[i].status) ||
-              pt_cli_table_add_time(t, list[i].started / 1000, "-") || pt_cli_table_adds(t, took) ||
-              pt_cli_table_adds(t, code);
-    }
-    if (t == NULL || bad)
-        rc = pt_cli_error("out of memory");
-    else
-        pt_cli_table_print(t, stdout, 0);
-done:
-    pt_cli_table_free(t);
-    pt_store_runs_free(list, n);
-    pt_store_close(st);
+    rc = pt_cli_api_table(rep.body, "runs", cols, sizeof cols / sizeof cols[0], 0);
+    pt_cli_reply_clear(&rep);
     return rc;
 }
 

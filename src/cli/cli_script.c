@@ -1,6 +1,5 @@
-/* cli_script.c - `portico script add|list|show|diff|rollback|rm`: versioned handler scripts,
- * through the admin API (cli_api.h: in-process on the data dir, or --server); `rename` still
- * works on the data dir only. */
+/* cli_script.c - `portico script add|list|show|diff|rollback|rename|rm`: versioned handler
+ * scripts, through the admin API (cli_api.h: in-process on the data dir, or --server). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,23 +218,25 @@ script_rollback(const char *datadir, int argc, char **argv)
 static int
 script_rename(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "script rename NAME NEW_NAME";
-    pt_store *st = NULL;
-    char *pos[2];
+    pt_cli_reply rep;
+    char *pos[2], path[1024];
     int npos = 0, rc;
 
-    rc = pt_cli_parse(argc, argv, NULL, pos, 2, 2, &npos, usage);
+    rc = pt_cli_parse(argc, argv, NULL, pos, 2, 2, &npos, "script rename NAME NEW_NAME");
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    rc = pt_cli_open_store(datadir, &st);
+    if (!pt_store_script_name_valid(pos[1]))
+        return pt_cli_error("invalid script name '%s' (1 to 128 bytes of UTF-8, no control "
+                            "characters, no leading or trailing space)",
+                            pos[1]);
+    if (pt_cli_api_path(path, sizeof path, "scripts", pos[0], NULL) != 0)
+        return pt_cli_error("the script name is too long");
+    rc = pt_cli_api(datadir, "PATCH", path, NULL, json_pack("{s:s}", "name", pos[1]), &rep);
     if (rc != 0)
         return rc;
-    if (pt_store_script_rename(st, pos[0], pos[1]) != 0)
-        rc = pt_cli_error("%s", pt_store_errmsg(st));
-    else
-        printf("script %s renamed to %s\n", pos[0], pos[1]);
-    pt_store_close(st);
-    return rc;
+    printf("script %s renamed to %s\n", pos[0], pos[1]);
+    pt_cli_reply_clear(&rep);
+    return 0;
 }
 
 static int
@@ -262,7 +263,7 @@ static const pt_cli_sub script_subs[] = {{"add", NULL, script_add, PT_CLI_REMOTE
                                          {"show", NULL, script_show, PT_CLI_REMOTE},
                                          {"diff", NULL, script_diff, PT_CLI_REMOTE},
                                          {"rollback", NULL, script_rollback, PT_CLI_REMOTE},
-                                         {"rename", NULL, script_rename, 0},
+                                         {"rename", NULL, script_rename, PT_CLI_REMOTE},
                                          {"rm", NULL, script_rm, PT_CLI_REMOTE},
                                          {NULL, NULL, NULL, 0}};
 

@@ -16,16 +16,17 @@
 int
 pt_cli_serve(const char *datadir, int argc, char **argv)
 {
-    const char *usage = "serve [--listen HOST:PORT] [--listen-tls HOST:PORT --tls-cert FILE "
-                        "--tls-key FILE] [--workers N] [--threads N] [--max-threads N] "
-                        "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
-                        "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
-                        "[--admin-listen HOST:PORT|off | --admin-listen-tls HOST:PORT] "
-                        "[--session-idle DURATION] "
-                        "[--log-max-age 7d] [--log-max-rows N] [--cache-size MiB]";
+    const char *usage =
+        "serve [--listen HOST:PORT] [--listen-tls HOST:PORT --tls-cert FILE "
+        "--tls-key FILE] [--workers N] [--threads N] [--max-threads N] "
+        "[--timeout SECONDS] [--worker-memory MiB] [--max-body MiB] "
+        "[--max-header KiB] [--webhook-attempts N] [--webhook-backoff SECONDS] "
+        "[--admin-listen HOST:PORT|off | --admin-listen-tls HOST:PORT] "
+        "[--session-idle DURATION] "
+        "[--log-max-age 7d] [--log-max-rows N] [--log-max-size 256MiB] [--cache-size MiB]";
     const char *listen = NULL, *workers = NULL, *threads = NULL, *timeout = NULL;
     const char *memory = NULL, *body = NULL, *header = NULL, *attempts = NULL, *backoff = NULL;
-    const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL;
+    const char *admin = NULL, *idle = NULL, *log_age = NULL, *log_rows = NULL, *log_size = NULL;
     const char *listen_tls = NULL, *cert = NULL, *key = NULL, *admin_tls = NULL;
     const char *max_threads = NULL, *csize = NULL;
     pt_cli_opt opts[] = {{"--listen", 1, &listen},
@@ -41,6 +42,7 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
                          {"--session-idle", 1, &idle},
                          {"--log-max-age", 1, &log_age},
                          {"--log-max-rows", 1, &log_rows},
+                         {"--log-max-size", 1, &log_size},
                          {"--listen-tls", 1, &listen_tls},
                          {"--tls-cert", 1, &cert},
                          {"--tls-key", 1, &key},
@@ -172,6 +174,15 @@ pt_cli_serve(const char *datadir, int argc, char **argv)
         if (pt_cli_parse_long(log_rows, 1, 1000000000L, &n) != 0)
             return pt_cli_error("invalid --log-max-rows '%s' (1 to 1000000000)", log_rows);
         cfg.log_max_rows = n;
+    }
+    if (log_size != NULL) {
+        size_t bytes;
+        if (pt_config_parse_mib(log_size, &bytes) != 0 || bytes < (size_t)PT_LOG_MAX_SIZE_MIN ||
+            bytes > ((size_t)1 << 40))
+            return pt_cli_error("invalid --log-max-size '%s' (1MiB to 1TiB, for example 256MiB; "
+                                "a plain number is MiB)",
+                                log_size);
+        cfg.log_max_size = (long long)bytes;
     }
     /* The certificate is checked before anything listens: a bad file stops serve here, with
      * one line naming it. The master keeps the pair (server/tls.h). */

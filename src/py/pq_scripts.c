@@ -23,11 +23,9 @@
 #include "py/py_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +34,13 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/spawn.h"
 #include "py/py.h"
 #include "store/store.h"
 #include "store/store_runs.h"
 
 #define POLL_MS 200  /* how often a wait checks for a timeout or a signal */
 #define STOP_MS 2000 /* how long a stopped run may take to record its end */
-
-extern char **environ;
 
 static pt_store *store;   /* owned; opened on first use (note 1) */
 static char *datadir_abs; /* owned: the data dir as an absolute path, for runs */
@@ -526,9 +523,6 @@ c_spawn(PyObject *self, PyObject *args)
     long long run_id;
     const char *name;
     char idbuf[32];
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, dflt;
     pid_t pid;
     int rc, code;
 
@@ -542,28 +536,7 @@ c_spawn(PyObject *self, PyObject *args)
     char *argv[] = {"portico", "--data",   datadir_abs,  "run", "--record",
                     idbuf,     "--script", (char *)name, NULL};
 
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* the worker's sockets stay here */
-    posix_spawnattr_init(&attr);
-    /* A worker blocks and ignores signals that a run must have back. */
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    sigaddset(&dflt, SIGCHLD);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
-    rc = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, environ);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
+    rc = pt_spawn_self(argv, 1, &pid); /* a group of its own: stop_group ends it */
     if (rc != 0)
         return PyErr_Format(err_error, "cannot start the run of script '%s': %s", name,
                             strerror(rc));

@@ -169,7 +169,8 @@ writer_main(void *arg)
         }
         if (now - last_prune >= PRUNE_EVERY_MS) {
             int64_t min_ts = rl->cfg.max_age_s > 0 ? now - rl->cfg.max_age_s * 1000 : 0;
-            if (pt_store_reqlog_prune(rl->db, min_ts, rl->cfg.max_rows, NULL) != 0)
+            if (pt_store_reqlog_prune(rl->db, min_ts, rl->cfg.max_rows, rl->cfg.max_bytes, NULL) !=
+                0)
                 pt_log_warn("request log: %s", pt_store_reqlog_error(rl->db));
             last_prune = now;
         }

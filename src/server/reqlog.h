@@ -1,7 +1,7 @@
 /* reqlog.h - a worker's side of the stored request log: a bounded buffer that the request path
  * appends to without a system call or a lock, and a writer thread that moves what it holds into
  * DATA/logs/requests.db (store/store_reqlog.h) in batches, one transaction each, and prunes the
- * log by age and row count. When the buffer is full the request is left out and counted. */
+ * log by age, row count and size. When the buffer is full the request is left out and counted. */
 #ifndef PT_REQLOG_H
 #define PT_REQLOG_H
 
@@ -19,6 +19,7 @@ typedef struct pt_reqlog_config {
     size_t buffer_bytes; /* the buffer's size; 0: PT_REQLOG_BUFFER_DEFAULT */
     int64_t max_age_s;   /* prune rows older than this; 0: no age bound */
     long long max_rows;  /* keep at most this many rows; 0: no count bound */
+    long long max_bytes; /* keep the file's data within this many bytes; 0: no size bound */
     pt_metrics *metrics; /* where drops are counted (may be NULL) */
 } pt_reqlog_config;
 

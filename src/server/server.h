@@ -37,6 +37,7 @@ typedef struct pt_server_config {
     int64_t started;         /* unix seconds; set by pt_server_run */
     long long log_max_age;   /* request log: seconds a row is kept; 0: PT_LOG_MAX_AGE_DEFAULT */
     long long log_max_rows;  /* request log: rows kept; 0: PT_LOG_MAX_ROWS_DEFAULT */
+    long long log_max_size;  /* request log: bytes of data kept; 0: PT_LOG_MAX_SIZE_DEFAULT */
     pt_ratelimit *ratelimit; /* shared by the workers; mapped by pt_server_run, NULL: no limits */
     pt_metrics *metrics;     /* shared counters; mapped by pt_server_run, NULL: none */
     pt_breaker *breaker;     /* the crash breaker (breaker.h); mapped by pt_server_run, NULL: off */
@@ -45,9 +46,12 @@ typedef struct pt_server_config {
     pt_cache *cache;         /* the response cache (cache.h); mapped by pt_server_run, NULL: off */
 } pt_server_config;
 
-/* The request log's bounds when `serve` is not given --log-max-age / --log-max-rows. */
+/* The request log's bounds when `serve` is not given --log-max-age / --log-max-rows /
+ * --log-max-size; and the least --log-max-size. */
 #define PT_LOG_MAX_AGE_DEFAULT (7 * 86400LL)
 #define PT_LOG_MAX_ROWS_DEFAULT 500000LL
+#define PT_LOG_MAX_SIZE_DEFAULT (256LL << 20)
+#define PT_LOG_MAX_SIZE_MIN (1LL << 20)
 
 /* Fills the defaults. */
 void pt_server_config_init(pt_server_config *cfg, const char *datadir);

@@ -527,6 +527,7 @@ open_reqlog(worker *w)
         .buffer_bytes = env != NULL ? strtoul(env, NULL, 10) : 0,
         .max_age_s = cfg->log_max_age > 0 ? cfg->log_max_age : PT_LOG_MAX_AGE_DEFAULT,
         .max_rows = cfg->log_max_rows > 0 ? cfg->log_max_rows : PT_LOG_MAX_ROWS_DEFAULT,
+        .max_bytes = cfg->log_max_size > 0 ? cfg->log_max_size : PT_LOG_MAX_SIZE_DEFAULT,
         .metrics = cfg->metrics,
     };
     if (pt_reqlog_start(&rc, &w->reqlog, err, sizeof(err)) != 0) {

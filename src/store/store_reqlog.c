@@ -159,8 +159,13 @@ pt_store_reqlog_open(const char *datadir, int readonly, pt_store_reqlog **out, c
     /* Switching to WAL takes the file exclusively and does not wait for a busy handler: when
      * several workers start at once, try again for a while. */
     for (int tries = 0;; tries++) {
-        int x = sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
-                             NULL, NULL);
+        /* auto_vacuum takes effect in a file without tables only (a new log): pruning by
+         * size can then give free pages back (pt_store_reqlog_prune). journal_size_limit
+         * shrinks the WAL file after a checkpoint that followed a large batch. */
+        int x = sqlite3_exec(db->db,
+                             "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; "
+                             "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=4194304;",
+                             NULL, NULL, NULL);
         if (x == SQLITE_OK && !readonly)
             x = sqlite3_exec(db->db, schema_sql, NULL, NULL, NULL);
         if (x == SQLITE_OK)
@@ -281,9 +286,55 @@ trim_batch(pt_store_reqlog *db, long long id, const char *blob, size_t len, cons
     return rc;
 }
 
+/* One integer of a query without parameters, or -1 when it fails. */
+static long long
+query_ll(pt_store_reqlog *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+long long
+pt_store_reqlog_used_bytes(pt_store_reqlog *db)
+{
+    long long pages = query_ll(db, "PRAGMA page_count");
+    long long free_pages = query_ll(db, "PRAGMA freelist_count");
+    long long page_size = query_ll(db, "PRAGMA page_size");
+    if (pages < 0 || free_pages < 0 || page_size < 0)
+        return fail(db, "measure");
+    return (pages - free_pages) * page_size;
+}
+
+/* The row bound that brings the data within max_bytes: when the pages in use hold more, the
+ * number of rows that about 90% of max_bytes holds at the log's average row size (rows differ
+ * in size: the next prune, a second later, corrects what this one misjudged), at most
+ * max_rows. Inside the prune's transaction. Returns the bound (0: none), or a pt_err. */
+static long long
+rows_within(pt_store_reqlog *db, long long max_rows, long long max_bytes)
+{
+    if (max_bytes <= 0)
+        return max_rows;
+    long long used = pt_store_reqlog_used_bytes(db);
+    if (used < 0)
+        return used;
+    if (used <= max_bytes)
+        return max_rows;
+    long long rows = query_ll(db, "SELECT coalesce(sum(n), 0) FROM batches");
+    if (rows < 0)
+        return fail(db, "count for prune");
+    long long fit = (long long)((double)rows * ((double)max_bytes * 0.9 / (double)used));
+    if (fit < 1)
+        fit = 1;
+    return max_rows > 0 && max_rows < fit ? max_rows : fit;
+}
+
 int
 pt_store_reqlog_prune(pt_store_reqlog *db, int64_t min_ts_ms, long long max_rows,
-                      long long *deleted)
+                      long long max_bytes, long long *deleted)
 {
     /* Newest batch first: count the records to keep; the batch where the count or the age
      * bound is crossed is trimmed, every older one deleted (in one statement). */
@@ -294,6 +345,10 @@ pt_store_reqlog_prune(pt_store_reqlog *db, int64_t min_ts_ms, long long max_rows
 
     if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return fail(db, "begin");
+    if ((max_rows = rows_within(db, max_rows, max_bytes)) < 0) {
+        rc = (int)max_rows;
+        goto done;
+    }
     if (sqlite3_prepare_v2(db->db,
                            "SELECT id, first_index, n, min_ts, max_ts FROM batches "
                            "ORDER BY id DESC",
@@ -371,6 +426,12 @@ done:
         sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
     if (deleted != NULL)
         *deleted = rc == 0 ? gone : 0;
+    /* Free pages are reused by the next batches; past a quarter of the bound they go back to
+     * the file system, so the file keeps to about max_bytes * 1.25 (a no-op in a file
+     * without auto_vacuum, made by an earlier version: there they are only reused). */
+    if (rc == 0 && gone > 0 && max_bytes > 0 &&
+        query_ll(db, "PRAGMA freelist_count") * query_ll(db, "PRAGMA page_size") > max_bytes / 4)
+        sqlite3_exec(db->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
     return rc;
 }
 

@@ -131,10 +131,17 @@ typedef struct pt_reqlog_batch {
 /* Appends batches[0..nb) in one transaction. Returns 0 or PT_EDB (message in
  * pt_store_reqlog_error). */
 int pt_store_reqlog_insert(pt_store_reqlog *db, const pt_reqlog_batch *batches, size_t nb);
-/* Deletes the rows older than min_ts_ms (0: no age bound) and all but the newest max_rows
- * (0: no count bound); *deleted (may be NULL) gets how many went. Returns 0 or PT_EDB. */
+/* Deletes the rows older than min_ts_ms (0: no age bound), all but the newest max_rows (0: no
+ * count bound), and, when the file's pages in use hold more than max_bytes (0: no size bound),
+ * the oldest rows until about 90% of max_bytes stay, going by the average size of a row;
+ * free pages past a quarter of max_bytes are then given back to the file system (a file
+ * made with auto_vacuum incremental: every file this version creates). *deleted (may be
+ * NULL) gets how many went. Returns 0 or PT_EDB. */
 int pt_store_reqlog_prune(pt_store_reqlog *db, int64_t min_ts_ms, long long max_rows,
-                          long long *deleted);
+                          long long max_bytes, long long *deleted);
+/* The bytes of the file's pages in use (page_count - freelist_count, times page_size), or a
+ * negative pt_err. */
+long long pt_store_reqlog_used_bytes(pt_store_reqlog *db);
 /* Reads the rows f selects: newest first, or oldest first after f->after_id. Returns 0 with
  * *rows (caller frees with pt_store_reqlog_rows_free; NULL when none) and *n, or PT_EDB /
  * PT_ENOMEM. */

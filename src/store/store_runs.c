@@ -117,6 +117,29 @@ pt_store_run_finish(pt_store *st, const pt_script_run *r)
     return pt_store_finish_quiet(st, rc);
 }
 
+int
+pt_store_run_output(pt_store *st, int64_t id, const char *more, size_t len, int64_t dropped)
+{
+    pt_db_stmt *stmt = NULL;
+    int rc;
+
+    rc = pt_store_begin(st);
+    if (rc != 0)
+        return rc;
+    /* `||` is text concatenation in both engines. */
+    rc = pt_store_prepare(st,
+                          "UPDATE script_runs SET output = output || ?2, output_dropped = ?3 "
+                          "WHERE id = ?1 AND status = 'running'",
+                          &stmt);
+    if (rc == 0) {
+        pt_db_bind_int64(stmt, 1, id);
+        pt_db_bind_text(stmt, 2, len > 0 ? more : "", len);
+        pt_db_bind_int64(stmt, 3, dropped);
+        rc = pt_store_run_stmt(st, stmt, "record the output of a run");
+    }
+    return pt_store_finish_quiet(st, rc);
+}
+
 void
 pt_script_run_clear(pt_script_run *r)
 {

@@ -38,6 +38,11 @@ int pt_store_run_start(pt_store *st, pt_script_run *r);
  * correct an ended run (pq.run_script does when it stopped the run). PT_ENOTFOUND for an
  * unknown id. */
 int pt_store_run_finish(pt_store *st, const pt_script_run *r);
+/* Appends more[0..len) (whole UTF-8 characters) to the output recorded so far of run id and
+ * sets its output_dropped, while the run is "running" (the recorder's progress, so that a
+ * viewer sees the output grow; an ended run is left as it is). The recorder keeps the whole
+ * output within PT_STORE_RUN_OUTPUT_MAX. Returns 0 or a pt_err. */
+int pt_store_run_output(pt_store *st, int64_t id, const char *more, size_t len, int64_t dropped);
 /* One run with its output. PT_ENOTFOUND (message names the id). Caller frees with
  * pt_script_run_clear. */
 int pt_store_run_get(pt_store *st, int64_t id, pt_script_run *out);

@@ -575,7 +575,7 @@ def assert_admin_error(resp, status, code, field=None):
 
 # Commands that run through the admin API (`portico --server URL ...`); the others are refused
 # remotely (exit 2) and run on the data dir.
-REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "rm"},
+REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "rename", "rm"},
                    "endpoint": {"add", "set", "list", "ls", "show", "rm", "test"},
                    "user": {"add", "list", "ls", "rm", "passwd", "role", "token"},
                    "audit": None,
@@ -587,7 +587,9 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "webhook": {"url", "rotate", "replay", "source"},
                    "logs": None,
                    "export": None,
-                   "apply": None}
+                   "apply": None,
+                   "run": {"--script"},   # `run FILE.py` is refused remotely
+                   "runs": None}
 
 
 def is_remote_command(args):

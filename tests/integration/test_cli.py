@@ -615,8 +615,7 @@ def test_remote_role_is_the_tokens(remote):
 
 @pytest.mark.parametrize("args", [("db", "import", "dw", "s", "t", "f.csv"),
                                   ("db", "query", "dw", "SELECT 1"),
-                                  ("secret", "rotate-master"), ("webhook", "events"),
-                                  ("runs",), ("script", "rename", "a", "b")])
+                                  ("secret", "rotate-master"), ("webhook", "events")])
 def test_not_available_remotely_yet(remote, args):
     cp = remote.cli_remote(*args, check=False)
     assert cp.returncode == 2

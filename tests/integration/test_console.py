@@ -326,6 +326,11 @@ def test_the_flow_from_a_new_script_to_its_call_in_the_logs(srv, browser):
     assert "Status 200" in p.text("#run-output .result")
     assert '"a": ["1"]' in p.text("#run-body-out")
 
+    # The Runs panel: the saved version run in the background, its record as it ends.
+    p.click("#run-background")
+    p.wait(30).until(lambda d: "success, exit code 0" in d.find_element(p.By.ID, "run-view").text)
+    assert "api" in p.text("#runs-list") and "success" in p.text("#runs-list")
+
     # Published with JWT auth.
     p.click("#publish-script")
     p.find("#endpoint-form")

@@ -3,6 +3,7 @@ DATA/logs/requests.db and `portico logs` reads back, over the real CLI and HTTP.
 import json
 import os
 import select
+import sqlite3
 import subprocess
 import time
 
@@ -234,8 +235,42 @@ def test_pruned_to_max_rows(portico, server):
     assert [row["request_id"] for row in rows] == rids[-1:-6:-1]
 
 
+def test_pruned_to_max_size(portico, server):
+    # Each request prints 40 KB: 1 MiB holds about 25 of them. After 120 the file's data is
+    # back within the bound, the file itself stays near it (free pages past a quarter of the
+    # bound go back to the file system), and the newest requests are the ones kept.
+    portico.publish("big", """
+def handler(request):
+    print("y" * 40000)
+    return "ok"
+""")
+    s = server("--log-max-size", "1MiB", workers=1)
+    rids = [rid_of(s.get("/big")) for _ in range(120)]
+    by_request_id(portico, rids[-1])
+    db = os.path.join(portico.data, "logs", "requests.db")
+
+    def used():     # the bytes of the pages that hold data
+        with sqlite3.connect(db) as c:
+            return (c.execute("PRAGMA page_count").fetchone()[0] -
+                    c.execute("PRAGMA freelist_count").fetchone()[0]) * \
+                c.execute("PRAGMA page_size").fetchone()[0]
+
+    deadline = time.monotonic() + WAIT
+    while used() > (1 << 20) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert used() <= (1 << 20)
+    # The file (its pages reach it at the WAL's checkpoints) stays near the bound.
+    assert os.path.getsize(db) <= 1.5 * (1 << 20), os.path.getsize(db)
+    rows = logs(portico, "--limit", "1000")
+    kept = [row["request_id"] for row in rows]
+    assert 10 <= len(kept) <= 30, len(kept)
+    assert kept == rids[-1:-len(kept) - 1:-1]     # the newest, newest first
+
+
 def test_bad_serve_settings_are_refused(cli):
     assert_cli_error(cli("serve", "--log-max-rows", "0", check=False), "--log-max-rows")
+    assert_cli_error(cli("serve", "--log-max-size", "512K", check=False), "--log-max-size")
+    assert_cli_error(cli("serve", "--log-max-size", "lots", check=False), "--log-max-size")
     assert_cli_error(cli("serve", "--log-max-age", "soon", check=False), "--log-max-age")
 
 

@@ -132,7 +132,7 @@ TEST(reqlog_store_prunes_exactly_and_keeps_ids)
     pt_store_reqlog_rows_free(rows, n);
 
     /* 23 rows kept: the batch holding 27 is cut in the middle. */
-    ASSERT_EQ(pt_store_reqlog_prune(db, 0, 23, &gone), 0);
+    ASSERT_EQ(pt_store_reqlog_prune(db, 0, 23, 0, &gone), 0);
     ASSERT_EQ(gone, 27);
     ASSERT_EQ(pt_store_reqlog_query(db, &all, &rows, &n), 0);
     ASSERT_EQ(n, 23);
@@ -141,13 +141,43 @@ TEST(reqlog_store_prunes_exactly_and_keeps_ids)
     pt_store_reqlog_rows_free(rows, n);
 
     /* By age: everything before request 41 goes. */
-    ASSERT_EQ(pt_store_reqlog_prune(db, 1000041, 0, &gone), 0);
+    ASSERT_EQ(pt_store_reqlog_prune(db, 1000041, 0, 0, &gone), 0);
     ASSERT_EQ(gone, 14);
     ASSERT_EQ(pt_store_reqlog_query(db, &all, &rows, &n), 0);
     ASSERT_EQ(n, 9);
     ASSERT_STREQ(rows[8].request_id, "req-0041");
     pt_store_reqlog_rows_free(rows, n);
-    ASSERT_EQ(pt_store_reqlog_prune(db, 0, 100, &gone), 0);
+    ASSERT_EQ(pt_store_reqlog_prune(db, 0, 100, 0, &gone), 0);
+    ASSERT_EQ(gone, 0);
+    pt_store_reqlog_close(db);
+    pt_test_rm_tree(dir);
+    free(dir);
+}
+
+TEST(reqlog_store_prunes_to_a_size)
+{
+    char *dir = tmp_datadir(), err[256];
+    pt_store_reqlog *db = NULL;
+    pt_reqlog_row *rows = NULL;
+    size_t n = 0;
+    long long gone = 0, bound = 1 << 20;
+    ASSERT_TRUE(dir != NULL);
+    ASSERT_EQ(pt_store_reqlog_open(dir, 0, &db, err, sizeof(err)), 0);
+    for (int b = 0; b < 400; b++) /* 40000 requests, several MiB */
+        ASSERT_EQ(store_batch(db, b * 100, b * 100 + 100), 0);
+    ASSERT_TRUE(pt_store_reqlog_used_bytes(db) > 3 * bound);
+    /* Each prune goes by the average row: a few rounds at most bring the data within. */
+    for (int round = 0; round < 5 && pt_store_reqlog_used_bytes(db) > bound; round++)
+        ASSERT_EQ(pt_store_reqlog_prune(db, 0, 0, bound, &gone), 0);
+    ASSERT_TRUE(pt_store_reqlog_used_bytes(db) <= bound);
+    ASSERT_TRUE(gone > 0);
+    pt_reqlog_filter newest = {.limit = 1};
+    ASSERT_EQ(pt_store_reqlog_query(db, &newest, &rows, &n), 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_STREQ(rows[0].request_id, "req-39999");
+    pt_store_reqlog_rows_free(rows, n);
+    /* Within the bound, nothing more goes. */
+    ASSERT_EQ(pt_store_reqlog_prune(db, 0, 0, bound, &gone), 0);
     ASSERT_EQ(gone, 0);
     pt_store_reqlog_close(db);
     pt_test_rm_tree(dir);
