@@ -428,10 +428,14 @@ done:
         *deleted = rc == 0 ? gone : 0;
     /* Free pages are reused by the next batches; past a quarter of the bound they go back to
      * the file system, so the file keeps to about max_bytes * 1.25 (a no-op in a file
-     * without auto_vacuum, made by an earlier version: there they are only reused). */
+     * without auto_vacuum, made by an earlier version: there they are only reused). The
+     * shorter file reaches the disk at a checkpoint: one is run now (passive: it waits for no
+     * reader) instead of whenever the WAL next fills, which may be never on a quiet server. */
     if (rc == 0 && gone > 0 && max_bytes > 0 &&
-        query_ll(db, "PRAGMA freelist_count") * query_ll(db, "PRAGMA page_size") > max_bytes / 4)
+        query_ll(db, "PRAGMA freelist_count") * query_ll(db, "PRAGMA page_size") > max_bytes / 4) {
         sqlite3_exec(db->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+        sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
     return rc;
 }
 
