@@ -106,6 +106,12 @@ pt_events_strict_text(const pt_events *ev)
     return strcmp(pt_db_engine(ev->db), "postgres") == 0;
 }
 
+int
+pt_events_writers(const pt_events *ev)
+{
+    return pt_events_strict_text(ev) ? 2 : 1;
+}
+
 void
 pt_event_clear(pt_event *e)
 {

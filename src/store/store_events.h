@@ -71,6 +71,9 @@ const char *pt_events_errmsg(const pt_events *ev);
 /* 1 when the log's text takes only valid UTF-8 without NUL bytes (PostgreSQL), 0 when it takes
  * any bytes (SQLite). */
 int pt_events_strict_text(const pt_events *ev);
+/* How many writers appending to the log at once pay off: 1 on SQLite (one writer per file at
+ * a time), 2 on PostgreSQL (while one batch commits, the next is on its way). */
+int pt_events_writers(const pt_events *ev);
 
 /* ---- appending (the inbox's writer) ------------------------------------------------------ */
 

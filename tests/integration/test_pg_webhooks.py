@@ -172,7 +172,7 @@ def test_lease_of_a_killed_node_is_taken_by_the_other(tmp_path, server):
     assert rows(srv, db, f"SELECT status, attempts FROM webhooks.events WHERE id = {eid}") == \
         [["processing", "1"]]
     sa.kill()                            # master and workers, -9, holding the lease
-    assert sa.leftovers() == []
+    assert wait_for(lambda: sa.leftovers() == [], 10), sa.leftovers()
     server(b, "--timeout", "1", workers=1)
 
     def processed():
