@@ -8,13 +8,14 @@ import csv
 import io
 import json
 import os
-import re
 import shutil
 import time
 
 import pytest
 
-from conftest import Portico, Server, make_portico, pg_store_dsn, run_cli
+from conftest import (Portico, Server, make_portico, pg_store_dsn, run_cli,
+                      start_module_server)
+from test_webhooks import token_of, wait_for
 
 DELIVERY = "X-Delivery"
 
@@ -44,20 +45,6 @@ def handler(request):
 """
 
 
-def token_of(p):
-    out = p.cli("webhook", "url", "--base", "http://127.0.0.1:1").stdout.strip()
-    return re.fullmatch(r"http://127\.0\.0\.1:1/webhook/([A-Za-z0-9_-]{43})", out).group(1)
-
-
-def wait_for(pred, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(interval)
-
-
 def fresh_database():
     """(server, dsn) of a new database on the session's PostgreSQL server: a store there
     lives in `public`, so its events are `webhooks.events`, as on one embedded node."""
@@ -69,20 +56,18 @@ def fresh_database():
     return srv, srv.dsn(name), name
 
 
-def two_nodes(tmp_path, dsn, warehouse=None):
-    """Node A initialised on dsn (with warehouse as its `dw`), node B joining with A's key."""
-    a = make_portico(tmp_path / "a", store=dsn) if warehouse is None else None
-    if a is None:
-        data = os.path.join(str(tmp_path / "a"), "data")
-        run_cli(data, "init", "--store", dsn, "--warehouse", warehouse)
-        a = Portico(data, os.path.join(str(tmp_path / "a"), "files"))
-    data = os.path.join(str(tmp_path / "b"), "data")
+def two_nodes(base, dsn):
+    """Node A initialised on dsn, its `dw` the same database, and node B joining with A's
+    master key."""
+    a = Portico(os.path.join(str(base), "a", "data"), os.path.join(str(base), "a", "files"))
+    run_cli(a.data, "init", "--store", dsn, "--warehouse", dsn)
+    data = os.path.join(str(base), "b", "data")
     os.makedirs(os.path.join(data, "keys"), mode=0o700)
     os.chmod(data, 0o700)
     shutil.copy2(os.path.join(a.data, "keys", "master.key"),
                  os.path.join(data, "keys", "master.key"))
     run_cli(data, "init", "--store", dsn)
-    return a, Portico(data, os.path.join(str(tmp_path / "b"), "files"))
+    return a, Portico(data, os.path.join(str(base), "b", "files"))
 
 
 def rows(srv, db, sql):
@@ -90,13 +75,34 @@ def rows(srv, db, sql):
     return list(csv.reader(io.StringIO(out)))
 
 
-def test_events_of_both_nodes_in_one_table_deduplicated(tmp_path, server):
-    srv, dsn, db = fresh_database()
-    a, b = two_nodes(tmp_path, dsn)
-    a.cli("webhook", "source", "add", "gh", "--dedup-header", DELIVERY)
-    path = f"/webhook/{token_of(a)}/gh"
-    assert token_of(b) == token_of(a)
-    sa, sb = server(a), server(b)
+class Cluster:
+    pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two nodes serving on one fresh database: source `gh` deduplicates by DELIVERY, source
+    `orders` runs RECORD, and /read_events reads the events with pq."""
+    c = Cluster()
+    c.srv, dsn, c.db = fresh_database()
+    c.a, c.b = two_nodes(tmp_path_factory.mktemp("cluster"), dsn)
+    c.srv.psql("CREATE TABLE processed(event_id BIGINT, attempt BIGINT)", dbname=c.db)
+    c.a.add_script("record", RECORD)
+    c.a.publish("read_events", READ_EVENTS)
+    c.a.cli("webhook", "source", "add", "gh", "--dedup-header", DELIVERY)
+    c.a.cli("webhook", "source", "add", "orders", "--script", "record")
+    c.token = token_of(c.a)
+    c.sa, c.sb = start_module_server(c.a), start_module_server(c.b)
+    yield c
+    c.sa.close()
+    c.sb.close()
+
+
+def test_events_of_both_nodes_in_one_table_deduplicated(cluster):
+    c = cluster
+    srv, db, a, b, sa, sb = c.srv, c.db, c.a, c.b, c.sa, c.sb
+    path = f"/webhook/{c.token}/gh"
+    assert token_of(b) == c.token
 
     first = sa.post(path, data=b'{"n": 1}', headers={DELIVERY: "d-1"})
     assert first.status_code == 200, first.text
@@ -106,58 +112,55 @@ def test_events_of_both_nodes_in_one_table_deduplicated(tmp_path, server):
                                                          "duplicate": True}, again.text
     other = sb.post(path, data="caf\u00e9 \x00 nul".encode(), headers={DELIVERY: "d-2"})
     assert other.status_code == 200 and "duplicate" not in other.json(), other.text
-    plain = sa.post(f"/webhook/{token_of(a)}", data=b"no delivery id")
+    plain = sa.post(f"/webhook/{c.token}", data=b"no delivery id")
     assert plain.status_code == 200, plain.text
+    ids = [eid, other.json()["id"], plain.json()["id"]]
 
     # One table in the store's database, beside the store's own tables.
     got = rows(srv, db, "SELECT id, source, dedup_key, body_base64, status FROM webhooks.events"
-                        " ORDER BY id")
-    assert got == [[str(eid), "gh", "d-1", "0", "received"],
-                   [str(other.json()["id"]), "gh", "d-2", "1", "received"],
-                   [str(plain.json()["id"]), "", "", "0", "received"]], got
+                        " WHERE source <> 'orders' ORDER BY id")
+    assert got == [[str(ids[0]), "gh", "d-1", "0", "received"],
+                   [str(ids[1]), "gh", "d-2", "1", "received"],
+                   [str(ids[2]), "", "", "0", "received"]], got
     # Every node lists them; a body PostgreSQL text cannot hold (NUL) is kept as base64.
     for p in (a, b):
-        evs = json.loads(p.cli("webhook", "events", "--json").stdout)
-        assert [e["id"] for e in evs] == [eid, other.json()["id"], plain.json()["id"]]
+        evs = [e for e in json.loads(p.cli("webhook", "events", "--json").stdout)
+               if e["source"] != "orders"]
+        assert [e["id"] for e in evs] == ids
         assert evs[1]["body_base64"] == 1
-    table = b.cli("webhook", "events").stdout.strip().splitlines()
-    assert [line.split()[5] for line in table[2:]] == ["8", "11", "14"], table    # BYTES
+    table = b.cli("webhook", "events", "--source", "gh").stdout.strip().splitlines()
+    assert [line.split()[5] for line in table[2:]] == ["8", "11"], table    # BYTES
 
 
-def test_processed_once_across_nodes_and_read_with_pq(tmp_path, server):
-    srv, dsn, db = fresh_database()
-    # `dw` is the store's database too: handlers read webhooks.events with pq unchanged.
-    a, b = two_nodes(tmp_path, dsn, warehouse=dsn)
-    srv.psql("CREATE TABLE processed(event_id BIGINT, attempt BIGINT)", dbname=db)
-    a.add_script("record", RECORD)
-    a.publish("read_events", READ_EVENTS)
-    a.cli("webhook", "source", "add", "orders", "--script", "record")
-    path = f"/webhook/{token_of(a)}/orders"
-    sa, sb = server(a), server(b)
-
+def test_processed_once_across_nodes_and_read_with_pq(cluster):
+    c = cluster
+    srv, db = c.srv, c.db
+    path = f"/webhook/{c.token}/orders"
     ids = []
     for i in range(30):
-        r = sa.post(path, json={"n": i})
+        r = c.sa.post(path, json={"n": i})
         assert r.status_code == 200, r.text
         ids.append(r.json()["id"])
 
     def all_done():
-        st = rows(srv, db, "SELECT status, count(*) FROM webhooks.events GROUP BY status")
+        st = rows(srv, db, "SELECT status, count(*) FROM webhooks.events"
+                           " WHERE source = 'orders' GROUP BY status")
         return st == [["done", "30"]]
     assert wait_for(all_done, 30), rows(srv, db, "SELECT id, status, last_error FROM "
                                                  "webhooks.events")
     got = rows(srv, db, "SELECT event_id, attempt FROM processed ORDER BY event_id")
-    assert got == [[str(i), "1"] for i in ids], got
+    assert got == [[str(i), "1"] for i in ids], got     # once each, across both nodes
 
-    r = sb.get("/read_events")          # node B's handler, through pq
+    r = c.sb.get("/read_events")        # node B's handler, through pq
     assert r.status_code == 200, r.text
-    assert sorted(e["id"] for e in r.json()) == ids
-    assert all(e["status"] == "done" and e["source"] == "orders" for e in r.json())
+    orders = [e for e in r.json() if e["source"] == "orders"]
+    assert sorted(e["id"] for e in orders) == ids
+    assert all(e["status"] == "done" for e in orders)
 
 
 def test_lease_of_a_killed_node_is_taken_by_the_other(tmp_path, server):
     srv, dsn, db = fresh_database()
-    a, b = two_nodes(tmp_path, dsn, warehouse=dsn)
+    a, b = two_nodes(tmp_path, dsn)
     srv.psql("CREATE TABLE processed(event_id BIGINT, attempt BIGINT)", dbname=db)
     marks = str(tmp_path / "marks")
     a.add_script("block", BLOCK_FIRST % marks)
