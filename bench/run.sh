@@ -4,7 +4,10 @@
 #   hello    a handler returning a small dict; Portico and uWSGI (2 processes, same handler)
 #   rows     100 rows of a 100,000-row SQLite table; Portico (rows served from the cursor in C)
 #            and uWSGI (sqlite3 + json.dumps on the same file)
-#   webhook  durable 1 KiB JSON events posted with keep-alive (no peer: target 10,000/s)
+#   webhook  durable 1 KiB JSON events posted with keep-alive (no peer: target 10,000/s): the
+#            embedded SQLite inbox, then (when PostgreSQL 15 is installed) the inbox of a
+#            PostgreSQL store on a throwaway server on this machine, fsync and
+#            synchronous_commit on
 #   lookup   one row by id of a 100,000-row imported table: imported with `id` as its primary
 #            key (`db import` does it), and the same rows without a key (a scan per lookup)
 #   crash    hello alone, then while one client calls, one request after another, a handler
@@ -38,8 +41,14 @@ stop_all() {
     wait 2>/dev/null || true
     PIDS=()
 }
+PGBIN=${PORTICO_PG_BIN:-/usr/lib/postgresql/15/bin}
+PGRUN=() # how PostgreSQL's commands run: as `nobody` when we are root (it refuses root)
+[ "$(id -u)" = 0 ] && PGRUN=(runuser -u nobody --)
+PG_STARTED=
 cleanup() {
     stop_all
+    [ -n "$PG_STARTED" ] && "${PGRUN[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop \
+        >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -75,6 +84,24 @@ serve_portico() {
         --admin-listen off >"$2" 2>&1 &
     PPID_=$!
     PIDS+=("$PPID_")
+}
+
+# start_pg: a throwaway PostgreSQL server in $WORK/pg on a free port, durable (fsync and
+# synchronous_commit on, as a production server); sets PG_DSN. Returns 1 without PostgreSQL.
+start_pg() {
+    [ -x "$PGBIN/initdb" ] || return 1
+    mkdir -p "$WORK/pg"
+    chmod 755 "$WORK" "$WORK/pg"
+    [ "$(id -u)" = 0 ] && chown nobody "$WORK/pg"
+    "${PGRUN[@]}" "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 \
+        --no-locale >/dev/null
+    local port
+    port=$(free_port)
+    "${PGRUN[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w -t 60 \
+        -o "-p $port -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" \
+        start >/dev/null
+    PG_STARTED=1
+    PG_DSN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 }
 
 # serve_uwsgi APP LOG [ARGS...]: starts uWSGI (2 processes, keep-alive HTTP/1.1 socket, and
@@ -200,6 +227,22 @@ for h in ("id", "nr"):
         after=$("$BIN" --data "$D" db query dw "SELECT count(*) AS n FROM webhooks.events" --json |
             $PY -c 'import json,sys; print(json.load(sys.stdin)[0]["n"])')
         echo "stored   $((after - before)) events in webhooks.events"
+        if start_pg; then
+            echo "-- the same, the inbox in a PostgreSQL store (init --store; same machine)"
+            DP="$WORK/data-pg"
+            "$BIN" --data "$DP" init --store "$PG_DSN" >/dev/null
+            serve_portico "$DP" "$WORK/portico-webhook-pg.log"
+            wait_http "http://127.0.0.1:$PPORT/_portico/health"
+            URL=$("$BIN" --data "$DP" webhook url --base "http://127.0.0.1:$PPORT")
+            pg_count() { "$PGBIN/psql" -X -q -A -t -d "$PG_DSN" -c "SELECT count(*) FROM webhooks.events"; }
+            before=$(pg_count)
+            compare "target >= 10000 events/s, each committed (synchronous_commit on) before its 200" \
+                "$URL" "$PPID_" "" "" "$HERE/webhook_post.lua"
+            after=$(pg_count)
+            echo "stored   $((after - before)) events in PostgreSQL's webhooks.events"
+        else
+            echo "-- no PostgreSQL in $PGBIN: the PostgreSQL inbox figure is skipped"
+        fi
         ;;
     crash)
         echo "== crash: hello while a client loops on an os._exit(1) handler, 2 workers, wrk -c8 =="

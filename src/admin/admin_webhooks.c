@@ -215,16 +215,17 @@ source_rm(pt_admin_call *c, pt_admin_reply *r)
 
 /* ---- events ------------------------------------------------------------------------------- */
 
-/* Opens the embedded warehouse where the event log lives: 1 with *wh when the log exists, 0
- * when no event was ever received (*wh NULL), or a refusal (negative) in r. */
+/* Opens the database where the event log lives (pt_wh_open_events), its schema in schema: 1
+ * with *wh when the log exists, 0 when no event was ever received (*wh NULL), or a refusal
+ * (negative) in r. */
 static int
-open_log(pt_admin_call *c, pt_admin_reply *r, pt_wh **wh)
+open_log(pt_admin_call *c, pt_admin_reply *r, pt_wh **wh, char *schema, size_t schemasz)
 {
     char err[512];
     *wh = NULL;
-    if (pt_wh_open_embedded(c->datadir, wh, err, sizeof err) != 0)
+    if (pt_wh_open_events(c->datadir, wh, schema, schemasz, err, sizeof err) != 0)
         return pt_admin_fail(r, 503, "unavailable", NULL, "%s", err);
-    if (pt_wh_table_exists(*wh, "webhooks", "events") == 1)
+    if (pt_wh_table_exists(*wh, schema, "events") == 1)
         return 1;
     pt_wh_close(*wh);
     *wh = NULL;
@@ -303,8 +304,19 @@ events(pt_admin_call *c, pt_admin_reply *r)
         gmtime_r(&t, &tm);
         strftime(cutoff, sizeof cutoff, "%Y-%m-%dT%H:%M:%S", &tm);
     }
-    if ((rc = open_log(c, r, &wh)) < 0)
+    char schema[128], sql[1024];
+    if ((rc = open_log(c, r, &wh, schema, sizeof schema)) < 0)
         return rc;
+    if (wh != NULL)
+        pt_wh_events_sql(wh, schema,
+                         "SELECT id, received_at, source, method, content_type,"
+                         " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"
+                         " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0"
+                         " END) ELSE {bytes} END AS bytes, status, attempts,"
+                         " last_error, dedup_key FROM {events}"
+                         " WHERE id < ?1 AND (?2 = '' OR source = ?2) AND (?3 = '' OR status = ?3)"
+                         " AND received_at >= ?4 ORDER BY id DESC LIMIT ?5",
+                         sql, sizeof sql);
     json_t *arr = json_array();
     int64_t last = 0;
     if (rc == 1) {
@@ -314,15 +326,7 @@ events(pt_admin_call *c, pt_admin_reply *r)
             {.type = PT_V_TEXT, .u.s = {status ? status : "", status ? strlen(status) : 0}},
             {.type = PT_V_TEXT, .u.s = {cutoff, strlen(cutoff)}},
             {.type = PT_V_INT, .u.i = limit}};
-        rc = pt_wh_exec(wh,
-                        "SELECT id, received_at, source, method, content_type,"
-                        " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"
-                        " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0"
-                        " END) ELSE length(CAST(body AS BLOB)) END AS bytes, status, attempts,"
-                        " last_error, dedup_key FROM webhooks.events"
-                        " WHERE id < ?1 AND (?2 = '' OR source = ?2) AND (?3 = '' OR status = ?3)"
-                        " AND received_at >= ?4 ORDER BY id DESC LIMIT ?5",
-                        p, 5, &cur);
+        rc = pt_wh_exec(wh, sql, p, 5, &cur);
         while (rc == 0 && (rc = pt_wh_cursor_next(cur)) == 1) {
             rc = 0;
             pt_value id;
@@ -367,15 +371,18 @@ event(pt_admin_call *c, pt_admin_reply *r)
     int rc;
     if (id < 0)
         return (int)id;
-    if ((rc = open_log(c, r, &wh)) < 0)
+    char schema[128], sql[512];
+    if ((rc = open_log(c, r, &wh, schema, sizeof schema)) < 0)
         return rc;
+    if (wh != NULL)
+        pt_wh_events_sql(wh, schema,
+                         "SELECT id, received_at, source, method, path, query_string, headers,"
+                         " content_type, body, body_base64, remote_addr, status, attempts,"
+                         " last_error, dedup_key FROM {events} WHERE id = ?1",
+                         sql, sizeof sql);
     pt_value p = {.type = PT_V_INT, .u.i = id};
     if (rc == 1)
-        rc = pt_wh_exec(wh,
-                        "SELECT id, received_at, source, method, path, query_string, headers,"
-                        " content_type, body, body_base64, remote_addr, status, attempts,"
-                        " last_error, dedup_key FROM webhooks.events WHERE id = ?1",
-                        &p, 1, &cur);
+        rc = pt_wh_exec(wh, sql, &p, 1, &cur);
     else
         rc = PT_ENOTFOUND;
     if (rc == 0 && (rc = pt_wh_cursor_next(cur)) == 1) {
@@ -410,12 +417,18 @@ replay(pt_admin_call *c, pt_admin_reply *r)
         return (int)id;
     if ((rc = pt_store_webhook_source_list(c->store, &srcs, &nsrcs)) != 0)
         return pt_admin_fail_store(r, c->store, rc, NULL);
-    if ((rc = open_log(c, r, &wh)) < 0)
+    char schema[128], sql[256], upd[256];
+    if ((rc = open_log(c, r, &wh, schema, sizeof schema)) < 0)
         goto done;
+    if (wh != NULL) {
+        pt_wh_events_sql(wh, schema, "SELECT source FROM {events} WHERE id = ?1", sql, sizeof sql);
+        pt_wh_events_sql(wh, schema,
+                         "UPDATE {events} SET status = 'pending', attempts = 0, last_error = NULL,"
+                         " next_attempt_at = 0 WHERE id = ?1",
+                         upd, sizeof upd);
+    }
     pt_value p = {.type = PT_V_INT, .u.i = id};
-    if (rc == 1 &&
-        pt_wh_exec(wh, "SELECT source FROM webhooks.events WHERE id = ?1", &p, 1, &cur) == 0 &&
-        pt_wh_cursor_next(cur) == 1) {
+    if (rc == 1 && pt_wh_exec(wh, sql, &p, 1, &cur) == 0 && pt_wh_cursor_next(cur) == 1) {
         pt_value v;
         pt_wh_cursor_value(cur, 0, &v);
         snprintf(source, sizeof source, "%.*s", (int)v.u.s.n, v.u.s.p);
@@ -434,10 +447,7 @@ replay(pt_admin_call *c, pt_admin_reply *r)
                            "event %lld came in through %s%s%s, which has no --script to run",
                            (long long)id, source[0] ? "source '" : "the install's own URL", source,
                            source[0] ? "'" : "");
-    } else if (pt_wh_exec(wh,
-                          "UPDATE webhooks.events SET status = 'pending', attempts = 0,"
-                          " last_error = NULL, next_attempt_at = 0 WHERE id = ?1",
-                          &p, 1, &cur) != 0) {
+    } else if (pt_wh_exec(wh, upd, &p, 1, &cur) != 0) {
         rc = pt_admin_fail(r, 503, "unavailable", NULL, "%s", pt_wh_errmsg(wh));
     } else {
         r->body = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "status", "pending", "script",

@@ -155,9 +155,10 @@ webhook_events(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --limit '%s' (1 to 100000)", limit);
     if ((rc = pt_cli_need_datadir(datadir)) != 0)
         return rc;
-    if (pt_wh_open_embedded(datadir, &wh, err, sizeof(err)) != 0)
+    char schema[128], sql[1024];
+    if (pt_wh_open_events(datadir, &wh, schema, sizeof schema, err, sizeof(err)) != 0)
         return pt_cli_error("%s", err);
-    if (pt_wh_table_exists(wh, "webhooks", "events") != 1) {
+    if (pt_wh_table_exists(wh, schema, "events") != 1) {
         pt_wh_close(wh);
         if (json != NULL)
             puts("[]");
@@ -169,18 +170,20 @@ webhook_events(const char *datadir, int argc, char **argv)
         {.type = PT_V_INT, .u.i = since_id},
         {.type = PT_V_TEXT, .u.s = {source ? source : "", source ? strlen(source) : 0}},
         {.type = PT_V_INT, .u.i = max}};
-    const char *sql =
+    pt_wh_events_sql(
+        wh, schema,
         json != NULL
             ? "SELECT id, received_at, source, method, path, query_string, headers, content_type,"
-              " body, body_base64, remote_addr, status, attempts, last_error FROM webhooks.events"
+              " body, body_base64, remote_addr, status, attempts, last_error FROM {events}"
               " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3"
             : "SELECT id, received_at, CASE source WHEN '' THEN '-' ELSE source END, method,"
               " COALESCE(content_type, '-'),"
               " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"
               " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0 END)"
-              " ELSE length(CAST(body AS BLOB)) END, status, attempts,"
-              " COALESCE(substr(last_error, 1, 60), '-') FROM webhooks.events"
-              " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3";
+              " ELSE {bytes} END, status, attempts,"
+              " COALESCE(substr(last_error, 1, 60), '-') FROM {events}"
+              " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3",
+        sql, sizeof sql);
     rc = pt_wh_exec(wh, sql, params, 3, &cur);
     if (rc != 0) {
         rc = pt_cli_error("%s", pt_wh_errmsg(wh));

@@ -91,7 +91,15 @@ pt_hook_on_stored(pt_inbox_event *ev)
         pt_buf_printf(&j->resp.body, "{\"status\": \"received\", \"id\": %lld%s}",
                       (long long)ev->id, ev->duplicate ? ", \"duplicate\": true" : "");
     } else {
-        pt_response_error(&j->resp, 503, "the event could not be stored; retry later", j->req.id);
+        /* Nothing was stored (the database is unreachable or failed): the sender's retry is
+         * what keeps the event. */
+        pt_response_error(&j->resp, 503,
+                          ev->rc == PT_EUNAVAIL
+                              ? "the event could not be stored: the database is unreachable; "
+                                "retry later"
+                              : "the event could not be stored; retry later",
+                          j->req.id);
+        pt_response_add_header(&j->resp, "Retry-After", 11, "5", 1);
     }
     if (ev->rc == 0)
         pt_metrics_event(pt_worker_self.cfg->metrics, pt_worker_self.index, ev->duplicate);

@@ -254,6 +254,8 @@ static const char *const pg_fragments[][2] = {
     /* No rowid: ctid orders rows of a table nobody updated by insertion; a tie-break only. */
     {"rowid", "ctid"},
     {"deferrable", "DEFERRABLE INITIALLY IMMEDIATE"},
+    /* A row locked by another transaction is passed over (queues: the webhook claim). */
+    {"skip_locked", "FOR UPDATE SKIP LOCKED"},
     {NULL, NULL},
 };
 

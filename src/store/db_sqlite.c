@@ -29,6 +29,7 @@ static const char *const sq_fragments[][2] = {
     {"blob", "BLOB"},
     {"rowid", "rowid"},
     {"deferrable", ""},
+    {"skip_locked", ""},
     {NULL, NULL},
 };
 

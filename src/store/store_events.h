@@ -4,8 +4,10 @@
  *
  * On the embedded SQLite install the log is the table `events` of DATA/warehouse/dw/
  * webhooks.db, the file the embedded warehouse attaches as schema `webhooks`, so that handlers
- * read events with pq. Its statements run over the SQL driver (db.h), so a PostgreSQL store
- * serves the same calls. One pt_events per thread. */
+ * read events with pq. When the metadata store is PostgreSQL (DATA/store.dsn), the log is the
+ * table `events` of the schema pt_events_schema_of names (`webhooks` for a store in `public`)
+ * in the store's database, shared by every node. The same statements run on both, over the
+ * SQL driver (db.h). One pt_events per thread. */
 #ifndef PT_STORE_EVENTS_H
 #define PT_STORE_EVENTS_H
 
@@ -13,6 +15,11 @@
 #include <stdint.h>
 
 #include "core/request.h"
+
+/* Most events one pt_events_store call takes (one statement binds 12 values per event). */
+#define PT_EVENTS_BATCH_MAX 256
+/* Longest schema name the log uses on PostgreSQL (PostgreSQL's identifier limit). */
+#define PT_EVENTS_SCHEMA_MAX 63
 
 typedef struct pt_events pt_events;
 
@@ -43,33 +50,42 @@ typedef struct pt_event {
 } pt_event;
 void pt_event_clear(pt_event *e); /* frees the fields; NULL is a no-op */
 
+/* The schema of the log on a PostgreSQL store whose own tables live in store_schema: `webhooks`
+ * for `public`, else `<store_schema>_webhooks`, so that installs kept in schemas of one database
+ * keep their events apart. Writes it to out; PT_EINVAL when it would be longer than
+ * PT_EVENTS_SCHEMA_MAX or store_schema holds a '"'. */
+int pt_events_schema_of(const char *store_schema, char *out, size_t outsz);
+
 /* Creates the log's table if needed, then closes it (the master calls it before it starts the
  * workers, so that they do not race to create it). Returns 0 or a pt_err with a reason in
  * err. */
 int pt_events_prepare(const char *datadir, char *err, size_t errsz);
-/* Opens the log of datadir (creating its table). Returns 0, or a pt_err with a reason naming
- * the file in err. Caller frees with pt_events_close. */
+/* Opens the log of datadir (creating its table): a connection of its own to the store's
+ * PostgreSQL database, or to the SQLite file. Returns 0, or a pt_err with a reason naming the
+ * file in err (PT_EUNAVAIL when PostgreSQL cannot be reached). Caller frees with
+ * pt_events_close. */
 int pt_events_open(const char *datadir, pt_events **out, char *err, size_t errsz);
 void pt_events_close(pt_events *ev); /* NULL is a no-op */
 /* The last error message (borrowed, valid until the next call). */
 const char *pt_events_errmsg(const pt_events *ev);
+/* 1 when the log's text takes only valid UTF-8 without NUL bytes (PostgreSQL), 0 when it takes
+ * any bytes (SQLite). */
+int pt_events_strict_text(const pt_events *ev);
+/* How many writers appending to the log at once pay off: 1 on SQLite (one writer per file at
+ * a time), 2 on PostgreSQL (while one batch commits, the next is on its way). */
+int pt_events_writers(const pt_events *ev);
 
 /* ---- appending (the inbox's writer) ------------------------------------------------------ */
 
-/* Starts a batch: takes the write lock (writers of other workers queue for it) and begins a
- * transaction. */
-int pt_events_begin(pt_events *ev);
-/* Appends one event to the open batch, received at `received_at` (ISO 8601, borrowed). With a
- * dedup_key already stored for the source nothing is written and *duplicate is 1, *id the
- * stored event's. Returns 0 or a pt_err (the batch must then be rolled back or committed
- * without it, as the caller decides). */
-int pt_events_append(pt_events *ev, const pt_event_rec *rec, const char *received_at, int64_t *id,
-                     int *duplicate);
-/* Commits the batch (durably: it returns after the data is on disk) and releases the lock.
- * On error the batch is rolled back: nothing of it was stored. */
-int pt_events_commit(pt_events *ev);
-/* Rolls the open batch back and releases the lock. */
-void pt_events_rollback(pt_events *ev);
+/* Stores recs[0..n) (1 <= n <= PT_EVENTS_BATCH_MAX), received at `received_at` (ISO 8601), in
+ * one statement and one durable commit: it returns after the events are on disk (SQLite) or
+ * committed with synchronous_commit on (PostgreSQL), all of them or none. ids[i] gets each
+ * event's id; an event whose dedup_key was already stored for its source (by any worker or
+ * node, or earlier in recs) is not written again: duplicates[i] is 1 and ids[i] the stored
+ * event's. Everything is borrowed for the call. Returns 0 or a pt_err (PT_EUNAVAIL when the
+ * database cannot be reached or stays locked) with the message in pt_events_errmsg. */
+int pt_events_store(pt_events *ev, const pt_event_rec *recs, size_t n, const char *received_at,
+                    int64_t *ids, int *duplicates);
 
 /* ---- processing (the processor) ---------------------------------------------------------- */
 
@@ -78,9 +94,10 @@ void pt_events_rollback(pt_events *ev);
 int pt_events_expire(pt_events *ev, int64_t now, int max_attempts);
 /* Claims the oldest due event (pending, or processing with an expired lease, with fewer than
  * max_attempts attempts): marks it processing, counts the attempt and leases it until
- * lease_until, in one statement, so that two workers never claim the same event. Returns 1
- * with *out filled (caller frees with pt_event_clear), 0 when none is due, PT_EUNAVAIL when
- * another writer holds the lock, or another pt_err. */
+ * lease_until, in one statement, so that two workers (of any node: FOR UPDATE SKIP LOCKED on
+ * PostgreSQL) never claim the same event. Returns 1 with *out filled (caller frees with
+ * pt_event_clear), 0 when none is due, PT_EUNAVAIL when another writer holds the lock or the
+ * database cannot be reached, or another pt_err. */
 int pt_events_claim(pt_events *ev, int64_t now, int64_t lease_until, int max_attempts,
                     pt_event *out);
 /* Records the outcome of attempt `attempts` of event id: status "done", "pending" (retry at

@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "store/store.h"
+#include "store/store_events.h"
 #include "warehouse/wh_int.h"
 
 /* ---- the front end ------------------------------------------------------------------------ */
@@ -125,6 +126,80 @@ pt_wh_open_embedded(const char *datadir, pt_wh **out, char *err, size_t errsz)
         return PT_EUNAVAIL;
     }
     return open_embedded(datadir, PT_WH_EMBEDDED, out, err, errsz);
+}
+
+int
+pt_wh_open_events(const char *datadir, pt_wh **out, char *schema, size_t schemasz, char *err,
+                  size_t errsz)
+{
+    pt_wh_cursor *cur = NULL;
+    pt_value v;
+    char *dsn = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = pt_store_dsn_load(datadir, &dsn, err, errsz);
+    if (rc != 0)
+        return rc;
+    if (dsn == NULL) {
+        snprintf(schema, schemasz, "webhooks");
+        return pt_wh_open_embedded(datadir, out, err, errsz);
+    }
+    rc = pt_wh_pg_open("store", dsn, out, err, errsz);
+    free(dsn);
+    if (rc != 0)
+        return rc;
+    rc = pt_wh_exec(*out, "SELECT current_schema()", NULL, 0, &cur);
+    if (rc == 0 && (rc = pt_wh_cursor_next(cur)) == 1) {
+        pt_wh_cursor_value(cur, 0, &v);
+        char store_schema[128];
+        snprintf(store_schema, sizeof store_schema, "%.*s", v.type == PT_V_TEXT ? (int)v.u.s.n : 0,
+                 v.type == PT_V_TEXT ? v.u.s.p : "");
+        rc = pt_events_schema_of(store_schema, schema, schemasz);
+        if (rc != 0)
+            snprintf(err, errsz, "the store's schema '%s' makes no schema name for its events",
+                     store_schema);
+    } else {
+        snprintf(err, errsz, "the store's database: %s",
+                 rc == 0 ? "no current schema" : pt_wh_errmsg(*out));
+        rc = rc == 0 ? PT_EDB : rc;
+    }
+    pt_wh_cursor_free(cur);
+    if (rc != 0) {
+        pt_wh_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void
+pt_wh_events_sql(const pt_wh *wh, const char *schema, const char *sql, char *out, size_t outsz)
+{
+    int pg = strcmp(pt_wh_kind(wh), "postgres") == 0;
+    size_t n = 0;
+
+    for (const char *p = sql; *p != '\0' && n + 1 < outsz;) {
+        char piece[160];
+        size_t len;
+        if (strncmp(p, "{events}", 8) == 0) {
+            snprintf(piece, sizeof piece, "\"%s\".events", schema);
+            p += 8;
+        } else if (strncmp(p, "{bytes}", 7) == 0) {
+            /* SQLite has no octet_length before 3.43; PostgreSQL has no BLOB type. */
+            snprintf(piece, sizeof piece, "%s",
+                     pg ? "octet_length(body)" : "length(CAST(body AS BLOB))");
+            p += 7;
+        } else {
+            piece[0] = *p++;
+            piece[1] = '\0';
+        }
+        len = strlen(piece);
+        if (n + len >= outsz)
+            break;
+        memcpy(out + n, piece, len);
+        n += len;
+    }
+    out[n] = '\0';
 }
 
 void

@@ -51,7 +51,8 @@ typedef struct pt_wh_cursor pt_wh_cursor;
  * (DATA/warehouse/dw), or the PostgreSQL database `portico init --warehouse DSN` stored. */
 #define PT_WH_DEFAULT "dw"
 /* The name under which the embedded SQLite warehouse stays reachable when the default one is
- * PostgreSQL: the webhook inbox (schema `webhooks`) always lives in the embedded one. */
+ * PostgreSQL: the webhook inbox (schema `webhooks`) lives in the embedded one unless the
+ * metadata store is PostgreSQL (then it is in the store's database: pt_wh_open_events). */
 #define PT_WH_EMBEDDED "embedded"
 
 /* Opens connection `name` of data dir `datadir` ("dw" always exists). Returns 0,
@@ -62,6 +63,17 @@ int pt_wh_open(const char *datadir, const char *name, pt_wh **out, char *err, si
  * (named PT_WH_EMBEDDED): the webhook inbox's events live there. Same returns as pt_wh_open;
  * caller frees with pt_wh_close. */
 int pt_wh_open_embedded(const char *datadir, pt_wh **out, char *err, size_t errsz);
+/* Opens where the webhook inbox's events are (store/store_events.h): the embedded warehouse
+ * (as pt_wh_open_embedded), or the store's database when the metadata store is PostgreSQL.
+ * The events table is `events` of the schema written to schema (`webhooks`, or the name
+ * pt_events_schema_of gives). Same returns as pt_wh_open; caller frees with pt_wh_close. */
+int pt_wh_open_events(const char *datadir, pt_wh **out, char *schema, size_t schemasz, char *err,
+                      size_t errsz);
+/* Writes sql into out (outsz > 0) with each {events} replaced by the events table of schema (as
+ * pt_wh_open_events gave it) and each {bytes} by wh's expression for the byte length of the
+ * column `body`. A statement longer than out is cut (callers' statements are constants). */
+void pt_wh_events_sql(const pt_wh *wh, const char *schema, const char *sql, char *out,
+                      size_t outsz);
 void pt_wh_close(pt_wh *wh); /* NULL is a no-op */
 /* The connection's name (borrowed). */
 const char *pt_wh_name(const pt_wh *wh);

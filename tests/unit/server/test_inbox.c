@@ -362,3 +362,66 @@ TEST(events_claim_finish_retry_and_expire)
     pt_events_close(log);
     pt_test_rm_tree(dir);
 }
+
+TEST(events_store_one_batch_with_repeated_deliveries)
+{
+    char dir[] = "/tmp/pt-test-inbox-XXXXXX", err[256];
+    pt_events *log = NULL;
+    pt_event_rec recs[5];
+    int64_t ids[5], first[5];
+    int dups[5];
+    pt_event e;
+
+    ASSERT_TRUE(make_datadir(dir) != NULL);
+    ASSERT_EQ(pt_events_open(dir, &log, err, sizeof err), 0);
+    ASSERT_EQ(pt_events_strict_text(log), 0);
+    for (int i = 0; i < 5; i++)
+        recs[i] = (pt_event_rec){.source = "gh", .method = S("POST"), .body = S("{}")};
+    recs[0].dedup_key = "a";
+    recs[1].dedup_key = NULL;
+    recs[2].dedup_key = "a"; /* the same delivery again, in the same batch */
+    recs[3].dedup_key = "b";
+    recs[4].source = "other"; /* another source's "a" is another delivery */
+    recs[4].dedup_key = "a";
+    ASSERT_EQ(pt_events_store(log, recs, 5, "2026-12-04T12:00:00.000000Z", first, dups), 0);
+    ASSERT_EQ(dups[0] + dups[1] + dups[3] + dups[4], 0);
+    ASSERT_EQ(dups[2], 1);
+    ASSERT_EQ(first[2], first[0]);
+    ASSERT_TRUE(first[0] < first[1] && first[1] < first[3] && first[3] < first[4]);
+
+    /* A later batch: "b" and "a" were stored before, the new one is written. */
+    recs[0].dedup_key = "b";
+    recs[1].dedup_key = "c";
+    ASSERT_EQ(pt_events_store(log, recs, 3, "2026-12-04T12:00:01.000000Z", ids, dups), 0);
+    ASSERT_EQ(dups[0], 1);
+    ASSERT_EQ(ids[0], first[3]);
+    ASSERT_EQ(dups[1], 0);
+    ASSERT_GT(ids[1], first[4]);
+    ASSERT_EQ(dups[2], 1);
+    ASSERT_EQ(ids[2], first[0]);
+    ASSERT_EQ(pt_events_get(log, ids[1], &e), 0);
+    ASSERT_STREQ(e.dedup_key, "c");
+    ASSERT_STREQ(e.received_at, "2026-12-04T12:00:01.000000Z");
+    pt_event_clear(&e);
+
+    /* Batches are 1 to PT_EVENTS_BATCH_MAX events. */
+    ASSERT_EQ(pt_events_store(log, recs, 0, "x", ids, dups), PT_EINVAL);
+    ASSERT_EQ(pt_events_store(log, recs, PT_EVENTS_BATCH_MAX + 1, "x", ids, dups), PT_EINVAL);
+    pt_events_close(log);
+    pt_test_rm_tree(dir);
+}
+
+TEST(events_schema_of_a_postgresql_store)
+{
+    char out[PT_EVENTS_SCHEMA_MAX + 1], longname[80];
+
+    ASSERT_EQ(pt_events_schema_of("public", out, sizeof out), 0);
+    ASSERT_STREQ(out, "webhooks");
+    ASSERT_EQ(pt_events_schema_of("s_12_3", out, sizeof out), 0);
+    ASSERT_STREQ(out, "s_12_3_webhooks");
+    memset(longname, 'x', 60);
+    longname[60] = '\0';
+    ASSERT_EQ(pt_events_schema_of(longname, out, sizeof out), PT_EINVAL);
+    ASSERT_EQ(pt_events_schema_of("a\"b", out, sizeof out), PT_EINVAL);
+    ASSERT_EQ(pt_events_schema_of("", out, sizeof out), PT_EINVAL);
+}
