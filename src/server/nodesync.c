@@ -138,6 +138,7 @@ typedef struct sync_state {
     int64_t seen; /* the change version last read, -1 before the first */
     int missed;   /* a read failed since the last good one: the next good one bumps */
     double next_check, next_beat, next_listen;
+    pid_t master; /* the parent it was forked from */
     pt_node node;
     char id[40], host[256];
 } sync_state;
@@ -245,8 +246,8 @@ run(sync_state *s)
         int ms = wait > 0 ? (int)(wait * 1000) + 1 : 0;
         if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
             _exit(1);
-        if (getppid() == 1)
-            _exit(0); /* the master is gone (a race with PR_SET_PDEATHSIG's set-up) */
+        if (getppid() != s->master)
+            _exit(0); /* the master is gone (it died before PR_SET_PDEATHSIG was set) */
         if (s->listener != NULL && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
             int n = pt_store_listener_drain(s->listener, err, sizeof err);
             if (n < 0) {
@@ -264,7 +265,7 @@ run(sync_state *s)
 
 /* In the forked child: a clean slate, then the loop. Never returns. */
 static void
-child_main(pt_nodesync *ns)
+child_main(pt_nodesync *ns, pid_t master)
 {
     static sync_state state; /* lives as long as the process */
     sync_state *s = &state;
@@ -282,6 +283,9 @@ child_main(pt_nodesync *ns)
     pt_log_init("store sync");
     s->ns = ns;
     s->seen = -1;
+    s->master = master;
+    if (getppid() != master)
+        _exit(0);
     if ((rc = pt_store_dsn_load(ns->datadir, &s->dsn, err, sizeof err)) != 0) {
         pt_log_error("%s", err);
         _exit(1);
@@ -301,7 +305,7 @@ child_main(pt_nodesync *ns)
                         .host = s->host,
                         .addresses = ns->addresses,
                         .version = PT_VERSION,
-                        .pid = (int64_t)getppid(),
+                        .pid = (int64_t)master,
                         .started = ns->started};
     run(s);
 }
@@ -310,7 +314,7 @@ child_main(pt_nodesync *ns)
 static int
 spawn(pt_nodesync *ns)
 {
-    pid_t pid = fork();
+    pid_t master = getpid(), pid = fork();
 
     if (pid < 0) {
         pt_log_error("cannot start the store sync process: %s", strerror(errno));
@@ -318,7 +322,7 @@ spawn(pt_nodesync *ns)
         return PT_EIO;
     }
     if (pid == 0)
-        child_main(ns);
+        child_main(ns, master);
     ns->pid = pid;
     return 0;
 }
