@@ -73,6 +73,8 @@ static const char help_text[] =
     "  user token list [NAME] | revoke ID\n"
     "  audit [--since 1h] [--actor A] [--limit N] [--json]\n"
     "                                         changes made through the admin API and the CLI\n"
+    "  nodes [--json]                         the nodes serving this install (heartbeats), live\n"
+    "                                         or stale\n"
     "  logs [--endpoint E] [--status 5xx|500] [--since 1h] [--request-id ID] [--limit N]\n"
     "       [--json] [--follow]                the stored request log: printed lines, tracebacks\n"
     "  export DIR                             write scripts, endpoints and webhook sources to\n"
@@ -112,6 +114,7 @@ static const pt_cli_sub commands[] = {
     {"user", NULL, pt_cli_user, PT_CLI_REMOTE},
     {"audit", NULL, pt_cli_audit, PT_CLI_REMOTE},
     {"logs", NULL, pt_cli_logs, PT_CLI_REMOTE},
+    {"nodes", NULL, pt_cli_nodes, PT_CLI_REMOTE},
     {"export", NULL, pt_cli_export, PT_CLI_REMOTE},
     {"apply", NULL, pt_cli_apply, PT_CLI_REMOTE},
     {"store", NULL, pt_cli_store},

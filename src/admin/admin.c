@@ -107,7 +107,11 @@ pt_admin_fail_store(pt_admin_reply *r, pt_store *st, int rc, const char *field)
     case PT_ETOOBIG:
         return pt_admin_fail(r, 413, "too_large", field, "%s", msg);
     case PT_EUNAVAIL:
-        return pt_admin_fail(r, 503, "unavailable", NULL, "%s", msg);
+        /* The store is down or its write lock stayed busy: nothing was written. One line
+         * (libpq's messages may hold a hint on a second). */
+        return pt_admin_fail(r, 503, "store_unavailable", NULL,
+                             "the metadata store is unavailable, nothing was changed: %.*s",
+                             (int)strcspn(msg, "\n"), msg);
     default:
         pt_log_error("admin: %s", msg);
         return pt_admin_fail(r, 500, "internal", NULL, "%s", pt_strerror(rc));
@@ -511,7 +515,8 @@ dispatch(const pt_admin_env *env, const pt_request *req, pt_admin_call *c, calle
         return;
     st = store_for_thread(env->datadir);
     if (st == NULL) {
-        pt_admin_fail(r, 503, "unavailable", NULL, "the metadata store cannot be opened");
+        pt_admin_fail(r, 503, "store_unavailable", NULL,
+                      "the metadata store is unavailable (cannot be opened), nothing was changed");
         return;
     }
     c->store = st;

@@ -145,6 +145,7 @@ extern const pt_admin_route pt_admin_webhooks_routes[];
 extern const pt_admin_route pt_admin_connections_routes[];
 extern const pt_admin_route pt_admin_apply_routes[];
 extern const pt_admin_route pt_admin_runs_routes[];
+extern const pt_admin_route pt_admin_nodes_routes[];
 /* Every table, ended by NULL. */
 extern const pt_admin_route *const pt_admin_tables[];
 

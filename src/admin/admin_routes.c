@@ -25,6 +25,7 @@ const pt_admin_route *const pt_admin_tables[] = {
     pt_admin_stats_routes,
     pt_admin_apply_routes,
     pt_admin_runs_routes,
+    pt_admin_nodes_routes,
     NULL,
 };
 

@@ -29,6 +29,7 @@ int pt_cli_auth(const char *datadir, int argc, char **argv);
 int pt_cli_webhook(const char *datadir, int argc, char **argv);
 int pt_cli_user(const char *datadir, int argc, char **argv);
 int pt_cli_audit(const char *datadir, int argc, char **argv);
+int pt_cli_nodes(const char *datadir, int argc, char **argv);
 int pt_cli_logs(const char *datadir, int argc, char **argv);
 int pt_cli_export(const char *datadir, int argc, char **argv);
 int pt_cli_apply(const char *datadir, int argc, char **argv);

@@ -431,6 +431,10 @@ shared_config(const pt_server_config *cfg)
         pt_log_warn("cannot map the bulkhead table: %s; --max-concurrency is off", strerror(errno));
     if ((run->cache = pt_cache_create(cfg->cache_size)) == NULL)
         pt_log_warn("cannot map the response cache: %s; --cache is off", strerror(errno));
+    if ((run->nodesync = pt_nodesync_create()) == NULL)
+        pt_log_warn("cannot map the store status: %s; changes made through other nodes are not "
+                    "seen and /_portico/health does not report the store",
+                    strerror(errno));
     return run;
 }
 
@@ -646,6 +650,8 @@ reap(master *m)
             on_template_death(status, m->stopping);
             continue;
         }
+        if (pt_nodesync_reaped(m->cfg->nodesync, pid, status))
+            continue;
         int found = -1;
         for (int i = 0; i < nprocs && found < 0; i++)
             if (procs[i].pid == pid)
@@ -710,17 +716,45 @@ check_ready(master *m)
         m->starting = 0;
 }
 
+/* Writes "http://host:port" (IPv6 hosts in brackets) into out. */
+static void
+format_url(char *out, size_t outsz, int tls, const char *host, int port)
+{
+    const char *open = strchr(host, ':') != NULL ? "[" : "", *close = open[0] ? "]" : "";
+    snprintf(out, outsz, "%s://%s%s%s:%d", tls ? "https" : "http", open, host, close, port);
+}
+
 /* Prints the address the server listens on (stdout: scripts and tests read it). */
 static void
 print_listening(const char *what, int tls, const char *host, int port)
 {
-    char hostbuf[300];
-    if (strchr(host, ':') != NULL)
-        snprintf(hostbuf, sizeof(hostbuf), "[%s]", host);
-    else
-        snprintf(hostbuf, sizeof(hostbuf), "%s", host);
-    printf("%slistening on %s://%s:%d\n", what, tls ? "https" : "http", hostbuf, port);
+    char url[320];
+    format_url(url, sizeof(url), tls, host, port);
+    printf("%slistening on %s\n", what, url);
     fflush(stdout);
+}
+
+/* Starts the store sync process (nodesync.h) with what this node listens on: the public listener,
+ * the TLS one and the admin API ("admin=" before its URL). Failure costs the sync only. */
+static void
+start_nodesync(const pt_server_config *cfg, int port, int tls_port, int admin_port)
+{
+    char addrs[1024] = "", url[320];
+    size_t n = 0;
+    if (port >= 0) {
+        format_url(url, sizeof(url), 0, cfg->host, port);
+        n += (size_t)snprintf(addrs + n, sizeof(addrs) - n, "%s", url);
+    }
+    if (tls_port >= 0 && n < sizeof(addrs)) {
+        format_url(url, sizeof(url), 1, cfg->tls_host, tls_port);
+        n += (size_t)snprintf(addrs + n, sizeof(addrs) - n, "%s%s", n ? " " : "", url);
+    }
+    if (admin_port >= 0 && n < sizeof(addrs)) {
+        format_url(url, sizeof(url), cfg->admin_tls, cfg->admin_host, admin_port);
+        snprintf(addrs + n, sizeof(addrs) - n, "%sadmin=%s", n ? " " : "", url);
+    }
+    if (cfg->nodesync != NULL)
+        pt_nodesync_start(cfg->nodesync, cfg->datadir, addrs, cfg->started);
 }
 
 int
@@ -802,17 +836,22 @@ pt_server_run(const pt_server_config *cfg)
             pt_log_info("%d workers (and %d spares), %d threads each, timeout %gs, worker memory "
                         "%zu MiB",
                         cfg->workers, SPARES, cfg->threads, cfg->timeout, cfg->worker_memory >> 20);
+            /* Once serving: a server that cannot start says so in one line, and only a
+             * node that serves announces itself. */
+            start_nodesync(m.cfg, port, tls_port, admin_port);
         }
         on_signals(&m);
         check_stopping(&m);
         reap(&m);
         pt_breaker_tick(m.cfg->breaker, mono());
         if (!m.stopping) {
+            pt_nodesync_tick(m.cfg->nodesync);
             template_due(m.cfg, m.listen_fd);
             start_due(m.cfg, m.listen_fd, !m.starting);
         } else {
             term_workers(&m);
             if (all_stopped(&m)) {
+                pt_nodesync_stop(m.cfg->nodesync);
                 if (m.failed)
                     return 1;
                 pt_log_info("stopped");

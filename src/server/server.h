@@ -10,6 +10,7 @@
 #include "server/bulkhead.h"
 #include "server/cache.h"
 #include "server/metrics.h"
+#include "server/nodesync.h"
 #include "server/tls.h"
 
 typedef struct pt_server_config {
@@ -44,6 +45,7 @@ typedef struct pt_server_config {
     size_t cache_size;       /* bytes of the response cache's arena, default 64 MiB */
     pt_bulkhead *bulkhead;   /* per-endpoint admission (bulkhead.h); mapped by pt_server_run */
     pt_cache *cache;         /* the response cache (cache.h); mapped by pt_server_run, NULL: off */
+    pt_nodesync *nodesync;   /* the store's reachability (nodesync.h); mapped by pt_server_run */
 } pt_server_config;
 
 /* The request log's bounds when `serve` is not given --log-max-age / --log-max-rows /

@@ -73,13 +73,16 @@ snapshot_load(worker *w, uint64_t gen)
         return NULL;
     atomic_init(&s->refs, 1);
     s->gen = gen;
+    /* Logged once while the store stays unreachable (pt_worker_refresh retries). */
     if (pt_store_endpoint_list(w->store, &s->eps, &s->neps) != 0 ||
         pt_store_script_list(w->store, &s->scripts, &s->nscripts) != 0) {
-        pt_log_error("cannot load endpoints: %s", pt_store_errmsg(w->store));
+        if (!w->reload_failing)
+            pt_log_error("cannot load endpoints: %s", pt_store_errmsg(w->store));
         goto fail;
     }
     if (pt_auth_load(w->store, w->cfg->datadir, &s->auth) != 0) {
-        pt_log_error("cannot load tokens and API keys: %s", pt_store_errmsg(w->store));
+        if (!w->reload_failing)
+            pt_log_error("cannot load tokens and API keys: %s", pt_store_errmsg(w->store));
         goto fail;
     }
     if (pt_hook_load(w, s) != 0)
@@ -114,9 +117,21 @@ pt_worker_refresh(worker *w)
     uint64_t gen = pt_changes_read(w->changes);
     if (w->snap != NULL && w->snap->gen == gen)
         return;
+    if (w->snap != NULL && now_sec() < w->reload_retry)
+        return;
     snapshot *s = snapshot_load(w, gen);
-    if (s == NULL)
-        return; /* keep serving the previous snapshot */
+    if (s == NULL) {
+        /* Keep serving the previous snapshot; try again in a second, not on every request
+         * (an unreachable store would cost each request a connection attempt). */
+        w->reload_retry = now_sec() + 1.0;
+        if (w->snap != NULL && !w->reload_failing)
+            pt_log_warn("serving the endpoints loaded before; retrying the reload every second");
+        w->reload_failing = 1;
+        return;
+    }
+    if (w->reload_failing)
+        pt_log_info("endpoints reloaded: the metadata store answers again");
+    w->reload_failing = 0;
     pt_traffic_prepare(w, s);
     if (w->snap != NULL)
         pt_auth_flush_used(w->snap->auth, w->store, (int64_t)time(NULL), 1);
@@ -158,6 +173,28 @@ openapi(const snapshot *snap, const char *url, pt_buf *body)
     return rc;
 }
 
+/* The health document: the node is up (it answers), and how its metadata store is
+ * (nodesync.h). A node whose store is unreachable still serves its snapshot: "degraded", with
+ * the same 200 (docs/OPERATIONS.md says what a load balancer should check). */
+static int
+health(worker *w, pt_buf *body)
+{
+    pt_nodesync_status ns;
+    char age[32] = "null";
+    int64_t now = (int64_t)time(NULL);
+
+    pt_nodesync_status_get(w->cfg->nodesync, &ns);
+    int reachable = !ns.checked || ns.reachable; /* before the first check: as at start */
+    if (ns.last_error > 0)
+        snprintf(age, sizeof(age), "%lld",
+                 (long long)(now > ns.last_error ? now - ns.last_error : 0));
+    return pt_buf_printf(body,
+                         "{\"status\": \"%s\", \"store\": {\"driver\": \"%s\", "
+                         "\"reachable\": %s, \"last_error_age\": %s}}",
+                         reachable ? "ok" : "degraded", pt_store_engine(w->store),
+                         reachable ? "true" : "false", age);
+}
+
 /* GET /_portico/health, /_portico/metrics, /_portico/openapi.json. */
 static void
 on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
@@ -173,7 +210,7 @@ on_portico(worker *w, h2o_req_t *req, const char *name, size_t n)
     }
     pt_buf_init(&body, 0);
     if (n == 6 && memcmp(name, "health", 6) == 0) {
-        rc = pt_buf_puts(&body, "{\"status\": \"ok\"}");
+        rc = health(w, &body);
     } else if (n == 7 && memcmp(name, "metrics", 7) == 0 && w->cfg->metrics != NULL) {
         type = "text/plain; version=0.0.4; charset=utf-8";
         rc = pt_metrics_render(w->cfg->metrics, events_pending(w), &body);

@@ -258,6 +258,10 @@ typedef struct worker {
     pt_processor *processor; /* runs webhook sources' scripts (processor.h) */
     pt_changes *changes;
     snapshot *snap;
+    /* A reload that failed (the store unreachable) keeps snap and is tried again from this
+     * time on (now_sec), not on every request; reload_failing: a failure was logged. */
+    double reload_retry;
+    int reload_failing;
 
     pt_buf access_log; /* leader only: lines flushed once per loop iteration */
     pt_reqlog *reqlog; /* the stored request log's buffer (reqlog.h); NULL when it is off */

@@ -49,8 +49,10 @@
  *
  * PostgreSQL (db_pg.c) when the data dir has a store.dsn: the same statements, the same
  * invariants; the write lock of invariant 4 is an advisory lock held for the transaction, so
- * writers on every node take turns as they do on one SQLite file. The change counter is still
- * the node's own (DATA/run): other nodes learn of a change when they reload (issue 11 §3).
+ * writers on every node take turns as they do on one SQLite file. The change counter is the
+ * node's own (DATA/run); a commit that bumps it also bumps the store's change version and
+ * NOTIFYs the other nodes in the same transaction (store_nodes.h), whose masters bump their
+ * own counters (server/nodesync.c).
  *
  * Several processes share the file (the CLI writes while workers read): WAL, so readers never
  * block the writer; busy timeout 5000 ms; synchronous=FULL because metadata is small and rarely
@@ -73,6 +75,7 @@
 #include "core/log.h"
 #include "store/changes.h"
 #include "store/store_int.h"
+#include "store/store_nodes.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -489,13 +492,26 @@ pt_store_tx_finish(pt_store *st, int rc)
     return pt_store_finish(st, rc);
 }
 
+/* On PostgreSQL, the part of a change the other nodes see (store_nodes.h): the store's change
+ * version moves and a notification goes out, both inside the transaction, so that they are
+ * delivered with the change on COMMIT and never without it. */
+static const char pg_announce_sql[] =
+    "UPDATE store_changes SET version = version + 1 WHERE id = 1;"
+    "SELECT pg_notify('" PT_STORE_CHANGES_CHANNEL "', coalesce(current_schema(), ''))";
+
 /* Commits and bumps the change counter. A failed bump is logged, not returned: the change is
  * committed, and reporting failure would invite a retry that duplicates it. */
 static int
 commit(pt_store *st)
 {
-    int rc = pt_db_commit(st->db);
+    int rc = 0;
 
+    if (strcmp(pt_db_engine(st->db), "postgres") == 0) {
+        rc = pt_db_exec(st->db, pg_announce_sql);
+        if (rc != 0)
+            return pt_store_fail(st, rc, "announce the change to the other nodes");
+    }
+    rc = pt_db_commit(st->db);
     if (rc != 0)
         return pt_store_fail(st, rc, "commit");
     rc = pt_changes_bump_dir(st->datadir);

@@ -1,7 +1,7 @@
 /* store_schema.c - the metadata store's tables and their versioned migrations. */
 
 /*
- * Tables (schema version 6, kept by the driver: PRAGMA user_version on SQLite,
+ * Tables (schema version 7, kept by the driver: PRAGMA user_version on SQLite,
  * the one-row table portico_schema on PostgreSQL). Each version's
  * statements are idempotent; opening a store at version v runs the steps of every version
  * after v, in one transaction, and records the new version in it.
@@ -68,6 +68,14 @@
  *                     timeout_ms, max_conc,      NULL: no CORS. Written in the transaction
  *                     queue_wait_ms, cache_ms,   that writes the endpoint
  *                     max_body, cors)
+ *
+ * Version 7 (nodes, issue 11 section 3; store_nodes.c):
+ *   store_changes(id PK, version)                one row (id 1): bumped by every commit that
+ *                                                bumps the change counter, on PostgreSQL only
+ *                                                (SQLite nodes share the counter file); other
+ *                                                nodes compare it with what they loaded
+ *   nodes(id PK, host, addresses, version, pid,  one row per node that ran `portico serve`:
+ *         started, last_seen)                    its heartbeat, every few seconds
  *
  * Every statement is written once for SQLite and PostgreSQL: BIGINT for integers (SQLite
  * gives it integer affinity), {id} and {blob} where the types differ, and {deferrable} after
@@ -229,8 +237,22 @@ static const char v6_sql[] =
     "  max_body BIGINT NOT NULL DEFAULT 0,"
     "  cors TEXT);";
 
+static const char v7_sql[] =
+    "CREATE TABLE IF NOT EXISTS store_changes("
+    "  id BIGINT PRIMARY KEY,"
+    "  version BIGINT NOT NULL);"
+    "INSERT INTO store_changes(id, version) VALUES (1, 0) ON CONFLICT(id) DO NOTHING;"
+    "CREATE TABLE IF NOT EXISTS nodes("
+    "  id TEXT PRIMARY KEY,"
+    "  host TEXT NOT NULL,"
+    "  addresses TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  pid BIGINT NOT NULL,"
+    "  started BIGINT NOT NULL,"
+    "  last_seen BIGINT NOT NULL);";
+
 /* The steps, in order: steps[i] brings a store to version i + 1. */
-static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql};
+static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql, v7_sql};
 
 _Static_assert(sizeof steps / sizeof steps[0] == PT_STORE_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -586,6 +586,7 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "db": {"add", "list", "ls", "rm"},
                    "webhook": {"url", "rotate", "replay", "source"},
                    "logs": None,
+                   "nodes": None,
                    "export": None,
                    "apply": None,
                    "run": {"--script"},   # `run FILE.py` is refused remotely

@@ -31,7 +31,8 @@ def metric(text, name, **labels):
 def test_health(portico, server):
     s = server()
     r = s.get("/_portico/health")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200 and r.json() == {
+        "status": "ok", "store": {"driver": "sqlite", "reachable": True, "last_error_age": None}}
     assert r.headers["X-Request-Id"]
 
 

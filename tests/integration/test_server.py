@@ -123,7 +123,7 @@ def test_health(srv):
     r = srv.get("/_portico/health")
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
-    assert r.json() == {"status": "ok"}
+    assert r.json()["status"] == "ok" and r.json()["store"]["driver"] == "sqlite"
     assert rid_of(r)
 
 

@@ -1,7 +1,8 @@
 /* test_store_pg.c - unit tests only PostgreSQL has (db_pg.c): ?N rewriting around literals,
  * two processes creating one store at the same moment, reconnecting after the server dropped
- * the connection, deferred foreign keys. Skipped unless PORTICO_TEST_PG_DSN is set
- * (tests/integration/test_store_pg.py runs them against a server it starts). */
+ * the connection, deferred foreign keys, the change version and its NOTIFY, heartbeats. Skipped
+ * unless PORTICO_TEST_PG_DSN is set (tests/integration/test_store_pg.py runs them against a server
+ * it starts). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "core/err.h"
 #include "store/db.h"
 #include "store/store.h"
+#include "store/store_nodes.h"
 #include "store/store_test.h"
 #include "test.h"
 
@@ -195,5 +197,64 @@ TEST(pg_open_refuses_a_database_without_a_store)
     ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_ENOTFOUND);
     ASSERT_TRUE(strstr(err, "holds no Portico store") != NULL);
     ASSERT_TRUE(strstr(err, "password") == NULL);
+    pt_test_rm_tree(dir);
+}
+
+TEST(pg_commits_announce_changes_and_nodes_beat)
+{
+    char dsn[1024], dir[64], err[512];
+    pt_store *st = NULL;
+    pt_store_listener *l = NULL;
+    pt_node *nodes = NULL;
+    size_t n = 0;
+    int64_t v0 = -1, v1 = -1, v2 = -1;
+    int version = 0;
+
+    if (pt_test_pg_dsn() == NULL)
+        return;
+    snprintf(dir, sizeof dir, "/tmp/pt-test-pg-XXXXXX");
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_TRUE(pt_test_store_dir(dir) != NULL);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    char *recorded = NULL;
+    ASSERT_EQ(pt_store_dsn_load(dir, &recorded, err, sizeof err), 0);
+    ASSERT_TRUE(recorded != NULL);
+    snprintf(dsn, sizeof dsn, "%s", recorded);
+    free(recorded);
+    ASSERT_EQ(pt_store_listen(dsn, &l, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_change_version(st, &v0), 0);
+    /* A change moves the version and notifies this schema's listeners, on COMMIT. */
+    ASSERT_EQ(pt_store_script_put(st, "s", "x = 1\n", 6, &version), 0);
+    ASSERT_EQ(pt_store_change_version(st, &v1), 0);
+    ASSERT_EQ(v1, v0 + 1);
+    int heard = 0;
+    for (int i = 0; i < 200 && heard == 0; i++) {
+        heard = pt_store_listener_drain(l, err, sizeof err);
+        if (heard == 0)
+            usleep(10000);
+    }
+    ASSERT_EQ(heard, 1);
+    /* State and heartbeats are quiet: no version move, nothing to hear. */
+    pt_node me = {.id = "n1",
+                  .host = "h",
+                  .addresses = "http://127.0.0.1:1 admin=http://127.0.0.1:2",
+                  .version = "0",
+                  .pid = 7,
+                  .started = 100,
+                  .last_seen = 200};
+    ASSERT_EQ(pt_store_node_beat(st, &me), 0);
+    me.last_seen = 205;
+    ASSERT_EQ(pt_store_node_beat(st, &me), 0);
+    ASSERT_EQ(pt_store_change_version(st, &v2), 0);
+    ASSERT_EQ(v2, v1);
+    ASSERT_EQ(pt_store_listener_drain(l, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_node_list(st, &nodes, &n), 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_STREQ(nodes[0].id, "n1");
+    ASSERT_EQ(nodes[0].last_seen, 205);
+    ASSERT_STREQ(nodes[0].addresses, me.addresses);
+    pt_store_nodes_free(nodes, n);
+    pt_store_listener_close(l);
+    pt_store_close(st);
     pt_test_rm_tree(dir);
 }
