@@ -75,7 +75,7 @@ def test_postgresql_restart_under_load(cluster):
         for n in cluster.nodes:
             admin = AdminClient(n.admin_url, token=cluster.admin_token())
             r = admin.post("/scripts/during/versions", json={"source": ONE})
-            assert_admin_error(r, 503, "unavailable")
+            assert_admin_error(r, 503, "store_unavailable")
             cp = n.remote_cli("endpoint", "add", "during", "--path", "/during", "--script",
                               "hello", "--auth", "public", check=False)
             assert_cli_error(cp, "metadata store")
