@@ -1,7 +1,7 @@
 /* store_schema.c - the metadata store's tables and their versioned migrations. */
 
 /*
- * Tables (schema version 6, kept by the driver: PRAGMA user_version on SQLite,
+ * Tables (schema version 7, kept by the driver: PRAGMA user_version on SQLite,
  * the one-row table portico_schema on PostgreSQL). Each version's
  * statements are idempotent; opening a store at version v runs the steps of every version
  * after v, in one transaction, and records the new version in it.
@@ -68,6 +68,13 @@
  *                     timeout_ms, max_conc,      NULL: no CORS. Written in the transaction
  *                     queue_wait_ms, cache_ms,   that writes the endpoint
  *                     max_body, cors)
+ *
+ * Version 7 (rate limits shared by the nodes of a PostgreSQL store; store_ratelimit.c):
+ *   rate_budget(key PK, tat, granted)            one row per limited caller (the 64-bit key
+ *                                                of auth/ratelimit.h): the cluster-wide GCRA
+ *                                                arrival time in ns of the database's clock,
+ *                                                and the size of the last slice leased. Unused
+ *                                                on SQLite (one node)
  *
  * Every statement is written once for SQLite and PostgreSQL: BIGINT for integers (SQLite
  * gives it integer affinity), {id} and {blob} where the types differ, and {deferrable} after
@@ -229,8 +236,13 @@ static const char v6_sql[] =
     "  max_body BIGINT NOT NULL DEFAULT 0,"
     "  cors TEXT);";
 
+static const char v7_sql[] = "CREATE TABLE IF NOT EXISTS rate_budget("
+                             "  key BIGINT PRIMARY KEY,"
+                             "  tat BIGINT NOT NULL,"
+                             "  granted BIGINT NOT NULL DEFAULT 0);";
+
 /* The steps, in order: steps[i] brings a store to version i + 1. */
-static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql};
+static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql, v7_sql};
 
 _Static_assert(sizeof steps / sizeof steps[0] == PT_STORE_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -1,6 +1,6 @@
 /* test_store_pg.c - unit tests only PostgreSQL has (db_pg.c): ?N rewriting around literals,
  * two processes creating one store at the same moment, reconnecting after the server dropped
- * the connection, deferred foreign keys. Skipped unless PORTICO_TEST_PG_DSN is set
+ * the connection, deferred foreign keys, rate limit leases. Skipped unless PORTICO_TEST_PG_DSN is set
  * (tests/integration/test_store_pg.py runs them against a server it starts). */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "store/db.h"
 #include "store/store.h"
+#include "store/store_ratelimit.h"
 #include "store/store_test.h"
 #include "test.h"
 
@@ -195,5 +196,39 @@ TEST(pg_open_refuses_a_database_without_a_store)
     ASSERT_EQ(pt_store_open(dir, &st, err, sizeof err), PT_ENOTFOUND);
     ASSERT_TRUE(strstr(err, "holds no Portico store") != NULL);
     ASSERT_TRUE(strstr(err, "password") == NULL);
+    pt_test_rm_tree(dir);
+}
+
+TEST(pg_rate_lease_grants_what_the_budget_holds)
+{
+    /* 10/min: the first leases get the whole burst, in slices; then nothing, with the wait
+     * until the next request accrues (6 s at 10/min). */
+    char dsn[1024], dir[64], err[256];
+    pt_store *st = NULL;
+    int64_t granted = -1;
+    uint64_t wait = 1, key = 0xfedcba9876543210ULL; /* above INT64_MAX: stored as negative */
+
+    if (pt_test_pg_dsn() == NULL)
+        return;
+    ASSERT_EQ(pt_test_pg_schema(dsn, sizeof dsn), 0);
+    snprintf(dir, sizeof dir, "/tmp/pt-test-pg-XXXXXX");
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(pt_store_dsn_save(dir, dsn, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
+    ASSERT_EQ(granted, 4);
+    ASSERT_EQ(wait, 0);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
+    ASSERT_EQ(granted, 4);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
+    ASSERT_EQ(granted, 2);
+    ASSERT_TRUE(wait > 0 && wait <= 6000000000ULL);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 1, &granted, &wait), 0);
+    ASSERT_EQ(granted, 0);
+    ASSERT_TRUE(wait > 5000000000ULL && wait <= 6000000000ULL);
+    /* Another caller has its own budget. */
+    ASSERT_EQ(pt_store_rate_lease(st, 7, 10, 60, 10, &granted, &wait), 0);
+    ASSERT_EQ(granted, 10);
+    pt_store_close(st);
     pt_test_rm_tree(dir);
 }
