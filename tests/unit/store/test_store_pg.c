@@ -1,7 +1,7 @@
 /* test_store_pg.c - unit tests only PostgreSQL has (db_pg.c): ?N rewriting around literals,
  * two processes creating one store at the same moment, reconnecting after the server dropped
- * the connection, deferred foreign keys, rate limit leases. Skipped unless PORTICO_TEST_PG_DSN is set
- * (tests/integration/test_store_pg.py runs them against a server it starts). */
+ * the connection, deferred foreign keys, rate limit leases. Skipped unless PORTICO_TEST_PG_DSN is
+ * set (tests/integration/test_store_pg.py runs them against a server it starts). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,17 +203,15 @@ TEST(pg_rate_lease_grants_what_the_budget_holds)
 {
     /* 10/min: the first leases get the whole burst, in slices; then nothing, with the wait
      * until the next request accrues (6 s at 10/min). */
-    char dsn[1024], dir[64], err[256];
+    char dir[64] = "/tmp/pt-test-pg-XXXXXX", err[256];
     pt_store *st = NULL;
     int64_t granted = -1;
     uint64_t wait = 1, key = 0xfedcba9876543210ULL; /* above INT64_MAX: stored as negative */
 
     if (pt_test_pg_dsn() == NULL)
         return;
-    ASSERT_EQ(pt_test_pg_schema(dsn, sizeof dsn), 0);
-    snprintf(dir, sizeof dir, "/tmp/pt-test-pg-XXXXXX");
     ASSERT_TRUE(mkdtemp(dir) != NULL);
-    ASSERT_EQ(pt_store_dsn_save(dir, dsn, err, sizeof err), 0);
+    ASSERT_TRUE(pt_test_store_dir(dir) != NULL); /* a new schema's DSN in dir */
     ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
     ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
     ASSERT_EQ(granted, 4);
