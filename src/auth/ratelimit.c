@@ -193,7 +193,8 @@ want_lease(pt_ratelimit *rl, slot *s, uint64_t key, const pt_rate *r, uint64_t n
     uint64_t at = LOAD(&s->lease_at), stamp = now | 1; /* never 0: 0 means none */
     int queued = 0;
 
-    if (at != 0 && now - at < LEASE_STALE)
+    /* Another process may have stamped a clock reading a little later than ours. */
+    if (at != 0 && (now < at || now - at < LEASE_STALE))
         return;
     if (!__atomic_compare_exchange_n(&s->lease_at, &at, stamp, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
