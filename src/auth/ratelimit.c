@@ -220,11 +220,11 @@ static int
 cluster_take(pt_ratelimit *rl, slot *s, uint64_t key, const pt_rate *r, uint64_t now,
              uint64_t *retry_ns)
 {
-    uint64_t at = LOAD(&s->lease_at);
+    uint64_t at = LOAD(&s->lease_at), down = LOAD(&s->down_until);
     int64_t t, credit = pt_ratelimit_credit(r->count);
     uint32_t slice;
 
-    if (now < LOAD(&s->down_until) || (at != 0 && now > at && now - at > LEASE_LATE))
+    if (now < down || (at != 0 && now > at && now - at > LEASE_LATE))
         return LOCAL;
     t = LOAD(&s->tokens);
     do {
@@ -236,6 +236,8 @@ cluster_take(pt_ratelimit *rl, slot *s, uint64_t key, const pt_rate *r, uint64_t
             }
             if (-t >= credit) { /* credit used up: the lease in flight repays it */
                 want_lease(rl, s, key, r, now);
+                if (down != 0) /* the last lease failed: the node's own limit until one works */
+                    return LOCAL;
                 *retry_ns = 1000 * MS;
                 return REFUSED;
             }

@@ -22,8 +22,9 @@
  *   3. The store refused a whole slice (the budget is spent): the node refuses the caller
  *      until the store said the next request accrues (blocked_until), then may lease again.
  *   4. The store failed, or a lease took over two seconds: the node falls back to its
- *      own limit alone (fail open at N per node) for a second, then leases again. An
- *      unreachable database costs accuracy (up to nodes * N), never availability.
+ *      own limit alone (fail open at N per node) until a lease works again, trying at most
+ *      once a second. An unreachable database costs accuracy (up to nodes * N), never
+ *      availability.
  *   5. Slice sizes adapt per node: doubled while leases come back sooner than 250 ms apart,
  *      halved when more than 2 s apart, between 1 and max(1, N/10). A caller busy on one
  *      node costs one store round trip per slice, not per request. */

@@ -236,6 +236,12 @@ TEST(ratelimit_store_down_falls_back_to_the_node_limit)
     }
     ASSERT_EQ(ok_a, 5);
     ASSERT_EQ(ok_b, 5);
+    /* Still down when the node's own limit has the next request (12 s later): its credit is
+     * spent, and the node's limit decides, not the store it cannot reach. */
+    now += 13 * SEC;
+    ASSERT_EQ(pt_ratelimit_hit(a, key, &r, now, &wait), 0);
+    run_leases(a, &fs, now);
+    ASSERT_EQ(pt_ratelimit_hit(a, key, &r, now, &wait), 1);
     /* The store is back: a second later the nodes lease again, and the leases succeed. */
     fs.fail = 0;
     now += 2 * SEC;
