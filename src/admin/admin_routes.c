@@ -9,24 +9,12 @@
 #include "admin/admin_tests.h"
 
 const pt_admin_route *const pt_admin_tables[] = {
-    pt_admin_session_routes,
-    pt_admin_health_routes,
-    pt_admin_users_routes,
-    pt_admin_tokens_routes,
-    pt_admin_audit_routes,
-    pt_admin_scripts_routes,
-    pt_admin_endpoints_routes,
-    pt_admin_auth_routes,
-    pt_admin_secrets_routes,
-    pt_admin_webhooks_routes,
-    pt_admin_connections_routes,
-    pt_admin_logs_routes,
-    pt_admin_tests_routes,
-    pt_admin_stats_routes,
-    pt_admin_apply_routes,
-    pt_admin_runs_routes,
-    pt_admin_nodes_routes,
-    NULL,
+    pt_admin_session_routes,   pt_admin_health_routes,      pt_admin_users_routes,
+    pt_admin_tokens_routes,    pt_admin_audit_routes,       pt_admin_scripts_routes,
+    pt_admin_endpoints_routes, pt_admin_auth_routes,        pt_admin_secrets_routes,
+    pt_admin_webhooks_routes,  pt_admin_connections_routes, pt_admin_logs_routes,
+    pt_admin_tests_routes,     pt_admin_stats_routes,       pt_admin_apply_routes,
+    pt_admin_runs_routes,      pt_admin_nodes_routes,       NULL,
 };
 
 /* The error codes a caller can get, by status (docs/ADMIN.md lists them). */

@@ -41,6 +41,7 @@
 worker pt_worker_self;
 
 static void start_processor(worker *w);
+static void start_ratelease(worker *w);
 
 /* ---- Snapshots ------------------------------------------------------------------------- */
 
@@ -493,6 +494,7 @@ on_promote(h2o_socket_t *sock, const char *err)
     pt_log_init(w->tag);
     listen_start(w);
     start_processor(w);
+    start_ratelease(w);
 }
 
 static void
@@ -573,6 +575,20 @@ open_reqlog(worker *w)
     }
 }
 
+/* On a PostgreSQL store (several nodes), starts the thread that leases the callers' rate
+ * limits from it (ratelease.h; active workers only). Without it, limits hold per node. */
+static void
+start_ratelease(worker *w)
+{
+    char err[256] = "";
+    if (w->ratelease != NULL || w->cfg->ratelimit == NULL || w->store == NULL ||
+        strcmp(pt_store_engine(w->store), "postgres") != 0)
+        return;
+    if (pt_ratelease_start(w->cfg->datadir, w->cfg->ratelimit, &w->ratelease, err, sizeof(err)) !=
+        0)
+        pt_log_error("rate limits hold per node only: %s", err);
+}
+
 /* Starts the thread that runs webhook processing scripts (active workers only). */
 static void
 start_processor(worker *w)
@@ -627,8 +643,10 @@ open_inbox(worker *w)
         w->inbox = NULL;
     }
     open_reqlog(w);
-    if (w->index > 0)
+    if (w->index > 0) {
         start_processor(w);
+        start_ratelease(w);
+    }
 }
 
 /* Can this process raise its priority back after lowering it? CAP_SYS_NICE (bit 23 of the

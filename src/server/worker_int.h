@@ -81,6 +81,7 @@
 #include "core/buf.h"
 #include "server/inbox.h"
 #include "server/processor.h"
+#include "server/ratelease.h"
 #include "server/reqlog.h"
 #include "core/request.h"
 #include "server/router.h"
@@ -256,6 +257,7 @@ typedef struct worker {
     pt_secrets *secrets;     /* NULL when the install has no master key */
     pt_inbox *inbox;         /* NULL when the events table cannot be opened */
     pt_processor *processor; /* runs webhook sources' scripts (processor.h) */
+    pt_ratelease *ratelease; /* leases rate limits on a PostgreSQL store (ratelease.h) */
     pt_changes *changes;
     snapshot *snap;
     /* A reload that failed (the store unreachable) keeps snap and is tried again from this

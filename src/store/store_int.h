@@ -117,7 +117,7 @@ int pt_store_text_name_valid(const char *name);
 /* ---- schema (store_schema.c) ------------------------------------------------------------ */
 
 /* The schema version this binary writes. */
-#define PT_STORE_SCHEMA_VERSION 7
+#define PT_STORE_SCHEMA_VERSION 8
 /* Brings the schema to PT_STORE_SCHEMA_VERSION (nothing to do in the common case). */
 int pt_store_migrate(pt_store *st);
 

@@ -77,6 +77,13 @@
  *   nodes(id PK, host, addresses, version, pid,  one row per node that ran `portico serve`:
  *         started, last_seen)                    its heartbeat, every few seconds
  *
+ * Version 8 (rate limits shared by the nodes of a PostgreSQL store; store_ratelimit.c):
+ *   rate_budget(key PK, tat, granted)            one row per limited caller (the 64-bit key
+ *                                                of auth/ratelimit.h): the cluster-wide GCRA
+ *                                                arrival time in ns of the database's clock,
+ *                                                and the size of the last slice leased. Unused
+ *                                                on SQLite (one node)
+ *
  * Every statement is written once for SQLite and PostgreSQL: BIGINT for integers (SQLite
  * gives it integer affinity), {id} and {blob} where the types differ, and {deferrable} after
  * every REFERENCES (db.h): a rename updates both ends of a key in one transaction, which
@@ -251,8 +258,13 @@ static const char v7_sql[] =
     "  started BIGINT NOT NULL,"
     "  last_seen BIGINT NOT NULL);";
 
+static const char v8_sql[] = "CREATE TABLE IF NOT EXISTS rate_budget("
+                             "  key BIGINT PRIMARY KEY,"
+                             "  tat BIGINT NOT NULL,"
+                             "  granted BIGINT NOT NULL DEFAULT 0);";
+
 /* The steps, in order: steps[i] brings a store to version i + 1. */
-static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql, v7_sql};
+static const char *const steps[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql, v6_sql, v7_sql, v8_sql};
 
 _Static_assert(sizeof steps / sizeof steps[0] == PT_STORE_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -117,3 +117,137 @@ TEST(ratelimit_is_shared_between_processes)
     ASSERT_EQ(total, LIMIT);
     pt_ratelimit_free(rl);
 }
+
+/* ---- cluster mode: two nodes leasing from one budget ------------------------------------- */
+
+/* The store's side of a lease (store/store_ratelimit.c's UPDATE), for the tests. */
+typedef struct fake_store {
+    uint64_t tat;
+    int fail;
+} fake_store;
+
+static int64_t
+fake_lease(fake_store *fs, const pt_rate *r, int64_t want, uint64_t now, uint64_t *wait)
+{
+    uint64_t period = (uint64_t)r->period * SEC, interval = period / r->count;
+    uint64_t base = fs->tat > now ? fs->tat : now;
+    int64_t g = (int64_t)((now + period - base) / interval);
+
+    g = g < want ? g : want;
+    fs->tat = base + (uint64_t)g * interval;
+    *wait = g < want && fs->tat + interval - period > now ? fs->tat + interval - period - now : 0;
+    return g;
+}
+
+static int wakes;
+
+static void
+count_wake(void *ctx)
+{
+    (void)ctx;
+    wakes++;
+}
+
+/* Runs every lease node rl has queued against fs at now, as its lease thread would. */
+static void
+run_leases(pt_ratelimit *rl, fake_store *fs, uint64_t now)
+{
+    pt_ratelimit_lease l;
+
+    while (pt_ratelimit_lease_next(rl, &l)) {
+        uint64_t wait = 0;
+        int64_t g = fs->fail ? 0 : fake_lease(fs, &l.rate, l.want, now, &wait);
+        pt_ratelimit_lease_done(rl, &l, fs->fail ? PT_EUNAVAIL : 0, g, wait, now);
+    }
+}
+
+TEST(ratelimit_slices_and_credit)
+{
+    ASSERT_EQ(pt_ratelimit_credit(1), 1);
+    ASSERT_EQ(pt_ratelimit_credit(100), 2);
+    ASSERT_EQ(pt_ratelimit_credit(1000), 20);
+    /* First slice: 1% of the rate; doubled while leases come back fast, up to 10%. */
+    ASSERT_EQ(pt_ratelimit_slice_next(0, 100, 0), 1);
+    ASSERT_EQ(pt_ratelimit_slice_next(0, 10000, 0), 100);
+    ASSERT_EQ(pt_ratelimit_slice_next(4, 100, SEC / 10), 8);
+    ASSERT_EQ(pt_ratelimit_slice_next(8, 100, SEC / 10), 10);
+    ASSERT_EQ(pt_ratelimit_slice_next(10, 100, SEC / 10), 10);
+    /* Neither fast nor slow: kept; slow: halved, never below 1. */
+    ASSERT_EQ(pt_ratelimit_slice_next(8, 100, SEC), 8);
+    ASSERT_EQ(pt_ratelimit_slice_next(8, 100, 3 * SEC), 4);
+    ASSERT_EQ(pt_ratelimit_slice_next(1, 100, 3 * SEC), 1);
+    ASSERT_EQ(pt_ratelimit_slice_next(1, 5, SEC / 10), 1);
+}
+
+TEST(ratelimit_two_nodes_share_one_budget)
+{
+    /* 100/min through two nodes, alternating, each lease answered one request late (so the
+     * nodes run on credit at times): between 100 and 100 + 2 * credit are admitted. */
+    pt_ratelimit *node[2] = {pt_ratelimit_new(64), pt_ratelimit_new(64)};
+    fake_store fs = {0, 0};
+    pt_rate r = {100, 60};
+    uint64_t key = pt_ratelimit_key("apikey", "k"), now = 1000 * SEC, wait = 0;
+    int admitted = 0, per_node[2] = {0, 0};
+
+    ASSERT_TRUE(node[0] != NULL && node[1] != NULL);
+    for (int n = 0; n < 2; n++)
+        ASSERT_EQ(pt_ratelimit_cluster(node[n], count_wake, NULL), 0);
+    wakes = 0;
+    for (int i = 0; i < 300; i++, now += SEC / 1000) {
+        int n = i % 2;
+        run_leases(node[n], &fs, now); /* the lease queued by this node's previous request */
+        if (pt_ratelimit_hit(node[n], key, &r, now, &wait) == 0) {
+            admitted++;
+            per_node[n]++;
+        } else {
+            ASSERT_TRUE(wait >= 1);
+        }
+    }
+    ASSERT_TRUE(admitted >= 100);
+    ASSERT_TRUE(admitted <= 100 + 2 * pt_ratelimit_credit(100));
+    ASSERT_TRUE(per_node[0] > 20 && per_node[1] > 20);
+    /* One lease per slice, not per request. */
+    ASSERT_TRUE(wakes < 60);
+    /* Spent: refused until the store's budget has the next request (0.6 s at 100/min). */
+    run_leases(node[0], &fs, now);
+    ASSERT_EQ(pt_ratelimit_hit(node[0], key, &r, now, &wait), 1);
+    ASSERT_TRUE(wait > 0 && wait <= SEC);
+    pt_ratelimit_free(node[0]);
+    pt_ratelimit_free(node[1]);
+}
+
+TEST(ratelimit_store_down_falls_back_to_the_node_limit)
+{
+    pt_ratelimit *a = pt_ratelimit_new(64), *b = pt_ratelimit_new(64);
+    fake_store fs = {0, 1};
+    pt_rate r = {5, 60};
+    uint64_t key = pt_ratelimit_key("apikey", "d"), now = 1000 * SEC, wait = 0;
+    int ok_a = 0, ok_b = 0;
+
+    ASSERT_TRUE(a != NULL && b != NULL);
+    ASSERT_EQ(pt_ratelimit_cluster(a, count_wake, NULL), 0);
+    ASSERT_EQ(pt_ratelimit_cluster(b, count_wake, NULL), 0);
+    /* Every lease fails: each node admits its own 5, no more. */
+    for (int i = 0; i < 8; i++) {
+        ok_a += pt_ratelimit_hit(a, key, &r, now, &wait) == 0;
+        run_leases(a, &fs, now);
+        ok_b += pt_ratelimit_hit(b, key, &r, now, &wait) == 0;
+        run_leases(b, &fs, now);
+    }
+    ASSERT_EQ(ok_a, 5);
+    ASSERT_EQ(ok_b, 5);
+    /* Still down when the node's own limit has the next request (12 s later): its credit is
+     * spent, and the node's limit decides, not the store it cannot reach. */
+    now += 13 * SEC;
+    ASSERT_EQ(pt_ratelimit_hit(a, key, &r, now, &wait), 0);
+    run_leases(a, &fs, now);
+    ASSERT_EQ(pt_ratelimit_hit(a, key, &r, now, &wait), 1);
+    /* The store is back: a second later the nodes lease again, and the leases succeed. */
+    fs.fail = 0;
+    now += 2 * SEC;
+    pt_ratelimit_hit(a, key, &r, now, &wait);
+    run_leases(a, &fs, now);
+    ASSERT_TRUE(fs.tat > 0);
+    pt_ratelimit_free(a);
+    pt_ratelimit_free(b);
+}

@@ -1,8 +1,8 @@
 /* test_store_pg.c - unit tests only PostgreSQL has (db_pg.c): ?N rewriting around literals,
  * two processes creating one store at the same moment, reconnecting after the server dropped
- * the connection, deferred foreign keys, the change version and its NOTIFY, heartbeats. Skipped
- * unless PORTICO_TEST_PG_DSN is set (tests/integration/test_store_pg.py runs them against a server
- * it starts). */
+ * the connection, deferred foreign keys, the change version and its NOTIFY, heartbeats, rate
+ * limit leases. Skipped unless PORTICO_TEST_PG_DSN is set (tests/integration/test_store_pg.py
+ * runs them against a server it starts). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "store/db.h"
 #include "store/store.h"
 #include "store/store_nodes.h"
+#include "store/store_ratelimit.h"
 #include "store/store_test.h"
 #include "test.h"
 
@@ -255,6 +256,38 @@ TEST(pg_commits_announce_changes_and_nodes_beat)
     ASSERT_STREQ(nodes[0].addresses, me.addresses);
     pt_store_nodes_free(nodes, n);
     pt_store_listener_close(l);
+    pt_store_close(st);
+    pt_test_rm_tree(dir);
+}
+
+TEST(pg_rate_lease_grants_what_the_budget_holds)
+{
+    /* 10/min: the first leases get the whole burst, in slices; then nothing, with the wait
+     * until the next request accrues (6 s at 10/min). */
+    char dir[64] = "/tmp/pt-test-pg-XXXXXX", err[256];
+    pt_store *st = NULL;
+    int64_t granted = -1;
+    uint64_t wait = 1, key = 0xfedcba9876543210ULL; /* above INT64_MAX: stored as negative */
+
+    if (pt_test_pg_dsn() == NULL)
+        return;
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_TRUE(pt_test_store_dir(dir) != NULL); /* a new schema's DSN in dir */
+    ASSERT_EQ(pt_store_create(dir, &st, err, sizeof err), 0);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
+    ASSERT_EQ(granted, 4);
+    ASSERT_EQ(wait, 0);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
+    ASSERT_EQ(granted, 4);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 4, &granted, &wait), 0);
+    ASSERT_EQ(granted, 2);
+    ASSERT_TRUE(wait > 0 && wait <= 6000000000ULL);
+    ASSERT_EQ(pt_store_rate_lease(st, key, 10, 60, 1, &granted, &wait), 0);
+    ASSERT_EQ(granted, 0);
+    ASSERT_TRUE(wait > 5000000000ULL && wait <= 6000000000ULL);
+    /* Another caller has its own budget. */
+    ASSERT_EQ(pt_store_rate_lease(st, 7, 10, 60, 10, &granted, &wait), 0);
+    ASSERT_EQ(granted, 10);
     pt_store_close(st);
     pt_test_rm_tree(dir);
 }
