@@ -255,10 +255,15 @@ class Node:
 class Cluster:
     """PostgreSQL, nodes A and B sharing its store, nginx in front. close() stops all."""
 
-    def __init__(self, base, workers=1, args=(), scripts=(), pg=None):
+    def __init__(self, base, workers=1, args=(), scripts=(), pg=None, warehouse=False,
+                 before_start=None):
         """scripts: (name, source, path[, methods]) published (public) before the nodes
         start. pg: a running pgserver.PgServer to make the store's database on (it stays
-        running after close()); by default the cluster starts a PostgreSQL of its own."""
+        running after close()); by default the cluster starts a PostgreSQL of its own.
+        warehouse: `dw` is the store's database too (shared by the nodes). before_start:
+        called with the cluster once the nodes are initialised, before they start."""
+        self.warehouse = warehouse
+        self.before_start = before_start
         require_binary()
         why = available()
         if why:
@@ -280,6 +285,7 @@ class Cluster:
             self.pg = pgserver.PgServer()
         db = f"portico_{os.getpid()}_{next(_DBS)}"
         self.pg.psql(f"CREATE DATABASE {db}")
+        self.db = db
         self.dsn = self.pg.dsn(db)
         a = self._init_node("a", None)
         b = self._init_node("b", a)
@@ -289,6 +295,8 @@ class Cluster:
             n.cluster = self
         for name, source, path, *methods in scripts:
             a.publish(name, source, path, *methods)
+        if self.before_start is not None:
+            self.before_start(self)
         self.start_all()
         self.nginx = Nginx(os.path.join(self.base, "nginx"), free_port(),
                            [(n.name, n.port) for n in self.nodes])
@@ -329,7 +337,8 @@ class Cluster:
             os.chmod(data, 0o700)
             shutil.copy2(os.path.join(master_from.data, "keys", "master.key"),
                          os.path.join(data, "keys", "master.key"))
-        run_cli(data, "init", "--store", self.dsn)
+        warehouse = ["--warehouse", self.dsn] if self.warehouse and master_from is None else []
+        run_cli(data, "init", "--store", self.dsn, *warehouse)
         return Portico(data, os.path.join(self.base, name, "files"))
 
     def node_of(self, upstream):
