@@ -260,7 +260,14 @@ copy_rows(pt_db *src, pt_db *dst, const char *table, int64_t *rows, char *err, s
         snprintf(err, errsz, "sqlite store: read %s: %s", table, pt_db_errmsg(src));
         goto done;
     }
-    rc = pt_db_prepare(dst, ins, &wr);
+    /* The new store's migrations seed a few rows (store_changes' version row): the source's
+     * rows replace them. The target was created in this transaction, so nothing else is lost.
+     * table passed ident_ok (names_query). */
+    char del[160];
+    snprintf(del, sizeof del, "DELETE FROM \"%s\"", table);
+    rc = pt_db_exec(dst, del);
+    if (rc == 0)
+        rc = pt_db_prepare(dst, ins, &wr);
     if (rc != 0) {
         snprintf(err, errsz, "PostgreSQL store: table %s: %s", table, pt_db_errmsg(dst));
         goto done;
