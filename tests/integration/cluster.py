@@ -9,7 +9,7 @@ test module) starts, and tears down even when a test fails:
   fixed loopback ports so that a node restarted is found again by nginx, started together;
 - nginx (Debian's nginx-light, /usr/sbin/nginx or $PORTICO_NGINX), started with its own prefix
   and config in tmp (`daemon off`, a pid file, error and access logs there) and proxying to
-  both nodes: `upstream` with keep-alive, `proxy_next_upstream error timeout http_502 http_503`
+  both nodes: `upstream` with keep-alive, `proxy_next_upstream error timeout`
   (nginx never retries a request whose method is not idempotent once it was sent), and an
   `X-Upstream` response header with the address of each node tried, in order
   (`Cluster.node_of` turns it into ["A"] or ["A", "B"]). `nginx_conf()` writes that config;
@@ -98,7 +98,9 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             # A node stopping, restarting or killed: try the other one. nginx retries a
             # POST/PATCH only if it could not send it (add non_idempotent to retry those too).
-            proxy_next_upstream error timeout http_502 http_503;
+            # Not http_502/http_503: Portico's 502 and 503 speak of one endpoint (a crashing
+            # handler, a full bulkhead, a webhook while the store is down), not of the node.
+            proxy_next_upstream error timeout;
             proxy_next_upstream_tries 2;
             proxy_next_upstream_timeout 10s;
             proxy_connect_timeout 2s;

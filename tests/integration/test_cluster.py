@@ -66,17 +66,54 @@ def test_kill9_of_a_node_under_load(cluster):
     print(f"kill -9: GET {load.summary()}; POST {posts.summary()}")
 
 
+class WebhookPoster:
+    """A thread posting numbered webhook events to url back to back until stop(): the bodies
+    answered 200 and the statuses of the others."""
+
+    def __init__(self, url):
+        self.url = url
+        self.acked, self.refused = [], []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        s, n = requests.Session(), 0
+        while not self._stop.is_set():
+            body, n = f"event-{n}", n + 1
+            try:
+                status = s.post(self.url, data=body, timeout=15).status_code
+            except requests.RequestException as e:
+                status = type(e).__name__
+            with self.lock:
+                (self.acked if status == 200 else self.refused).append((body, status))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(20)
+
+
 def test_postgresql_restart_under_load(cluster):
-    """Endpoints answer from each node's snapshot while the store is down; an admin write
-    meanwhile fails with 503 and leaves nothing; after the restart deploys work on both."""
+    """Endpoints answer from each node's snapshot while the store is down; webhook posts are
+    answered 503 meanwhile, never 200 for an event not stored, and stored again after; an
+    admin write meanwhile fails with 503 and leaves nothing; after the restart deploys work on
+    both."""
+    from test_pg_webhooks import rows
+    from test_webhooks import token_of, wait_for
+
     load = Load(cluster, "/hello")
+    hooks = WebhookPoster(f"{cluster.url}/webhook/{token_of(cluster.a.portico)}")
     try:
         cluster.admin_token()
         for n in cluster.nodes:
             load.wait_served(n, 10)
+        assert wait_for(lambda: len(hooks.acked) >= 10, 20), hooks.refused[:5]
         cluster.pg.stop()
         ok_down = load.ok
         load.wait_more(50)
+        assert wait_for(lambda: any(st == 503 for _, st in hooks.refused), 20), \
+            (len(hooks.acked), hooks.refused[:5])
         for n in cluster.nodes:
             admin = AdminClient(n.admin_url, token=cluster.admin_token())
             r = admin.post("/scripts/during/versions", json={"source": ONE})
@@ -86,10 +123,19 @@ def test_postgresql_restart_under_load(cluster):
             assert_cli_error(cp, "metadata store")
         cluster.pg.start()
         load.wait_more(50)
+        acked = len(hooks.acked)
+        assert wait_for(lambda: len(hooks.acked) >= acked + 10, 20), hooks.refused[-5:]
     finally:
         load.stop()
+        hooks.stop()
     assert load.failures == [], load.summary()
     assert load.ok - ok_down >= 100
+    # Every webhook answered 200 is stored, once; the others were refused with 503 only.
+    assert {st for _, st in hooks.refused} == {503}, hooks.refused[:5]
+    stored = dict((b, int(k)) for b, k in rows(
+        cluster.pg, cluster.db, "SELECT body, count(*) FROM webhooks.events GROUP BY body"))
+    assert [b for b, _ in hooks.acked if stored.get(b) != 1] == []
+    print(f"webhooks: {len(hooks.acked)} stored, {len(hooks.refused)} refused (503)")
     print(f"PostgreSQL restart: {load.summary()}")
     # Nothing of the refused writes, then a deploy through each node, served by it.
     assert "during" not in cluster.a.cli("script", "list").stdout
