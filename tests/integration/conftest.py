@@ -584,7 +584,7 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "auth": None,
                    "secret": {"set", "list", "ls", "rm"},
                    "db": {"add", "list", "ls", "rm"},
-                   "webhook": {"url", "rotate", "replay", "source"},
+                   "webhook": {"url", "rotate", "events", "replay", "source"},
                    "logs": None,
                    "export": None,
                    "apply": None,

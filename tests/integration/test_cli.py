@@ -12,8 +12,10 @@ import re
 
 import pytest
 
-from conftest import (ADMIN_PASSWORD, RemotePortico, assert_cli_error, make_portico, output,
-                      pg_store_dsn, run_cli, start_remote_portico)
+import requests
+
+from conftest import (ADMIN_PASSWORD, RemotePortico, Server, assert_cli_error, make_portico,
+                      output, pg_store_dsn, run_cli, start_remote_portico)
 
 
 @pytest.fixture
@@ -615,11 +617,64 @@ def test_remote_role_is_the_tokens(remote):
 
 @pytest.mark.parametrize("args", [("db", "import", "dw", "s", "t", "f.csv"),
                                   ("db", "query", "dw", "SELECT 1"),
-                                  ("secret", "rotate-master"), ("webhook", "events")])
+                                  ("secret", "rotate-master")])
 def test_not_available_remotely_yet(remote, args):
     cp = remote.cli_remote(*args, check=False)
     assert cp.returncode == 2
     assert "not available remotely yet" in assert_cli_error(cp)
+
+
+# ---------------------------------------------------------------- webhook events
+
+WEBHOOK_EVENT_COLUMNS = ["id", "received_at", "source", "method", "path", "query_string",
+                         "headers", "content_type", "body", "body_base64", "remote_addr",
+                         "status", "attempts", "last_error"]
+
+
+def test_webhook_events_after_an_id_oldest_first(portico, cli, cli_mode):
+    cp = cli("webhook", "events")
+    assert cp.stdout == "" and cp.stderr.strip() == "no events"
+    assert json.loads(cli("webhook", "events", "--json").stdout) == []
+    cli("webhook", "source", "add", "svc")
+    s = portico.server if cli_mode == "server" else Server(portico, [])
+    try:
+        path = cli("webhook", "url", "--base", "http://x").stdout.strip()[len("http://x"):]
+        ids = []
+        for i in range(3):
+            r = requests.post(s.url + path + "/svc?n=%d" % i, json={"i": i}, timeout=10)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["id"])
+        r = requests.post(s.url + path, data=b"\xff\x00bin", timeout=10,
+                          headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["id"])
+    finally:
+        if cli_mode != "server":
+            s.close()
+    evs = json.loads(cli("webhook", "events", "--json").stdout)
+    assert [e["id"] for e in evs] == ids
+    assert all(list(e) == WEBHOOK_EVENT_COLUMNS for e in evs)
+    assert [json.loads(e["body"]) for e in evs[:3]] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert evs[1]["query_string"] == "n=1" and evs[1]["source"] == "svc"
+    assert evs[1]["path"] == "/webhook/{token}/svc" and isinstance(evs[1]["headers"], dict)
+    assert evs[0]["body_base64"] == 0 and evs[3]["body_base64"] == 1 and evs[3]["source"] == ""
+    assert type(evs[3]["body_base64"]) is int
+    ev = json.loads(cli("webhook", "events", "--json", "--since", ids[0], "--limit", "1").stdout)
+    assert [e["id"] for e in ev] == [ids[1]]
+    ev = json.loads(cli("webhook", "events", "--json", "--source", "svc", "--since", ids[1]).stdout)
+    assert [e["id"] for e in ev] == [ids[2]]
+    out = cli("webhook", "events").stdout.splitlines()
+    assert out[0].split() == ["ID", "RECEIVED", "SOURCE", "METHOD", "TYPE", "BYTES", "STATUS",
+                              "ATTEMPTS", "LAST", "ERROR"]
+    rows = [l.split() for l in out[2:]]
+    assert [int(r[0]) for r in rows] == ids
+    assert rows[0][2:] == ["svc", "POST", "application/json", "8", "received", "0", "-"]
+    assert rows[3][2:] == ["-", "POST", "application/octet-stream", "5", "received", "0", "-"]
+    cp = cli("webhook", "events", "--since", ids[-1])
+    assert cp.stdout == "" and cp.stderr.strip() == "no events after that id"
+    for bad in (("--limit", "0"), ("--since", "x")):
+        cp = cli("webhook", "events", *bad, check=False)
+        assert cp.returncode == 1 and bad[0] in assert_cli_error(cp)
 
 
 def test_local_only_commands_ignore_portico_server(tmp_path):
