@@ -251,11 +251,16 @@ read_count(pt_admin_call *c, pt_admin_reply *r, const char *name, int is_body, l
     return 0;
 }
 
-/* Reads at most `cap` rows of cur into {"columns", "rows", "truncated"}; gives up with a 504
- * timeout once `deadline` (CLOCK_MONOTONIC seconds; 0: none) has passed between rows. 0, or a
- * refusal in r. */
+/* How read_rows gives a cell: as the browser shows it (numeric and JSON columns as their
+ * text), as pq gives it to Python, or as one line of display text (`portico db query`). */
+enum cell_form { CELL_BROWSE, CELL_PYTHON, CELL_TEXT };
+
+/* Reads at most `cap` rows of cur into {"columns", "rows", "truncated"}, each cell in `form`;
+ * gives up with a 504 timeout once `deadline` (CLOCK_MONOTONIC seconds; 0: none) has passed
+ * between rows. 0, or a refusal in r. */
 static int
-read_rows(pt_wh *wh, pt_wh_cursor *cur, long cap, double deadline, pt_admin_reply *r)
+read_rows(pt_wh *wh, pt_wh_cursor *cur, long cap, double deadline, enum cell_form form,
+          pt_admin_reply *r)
 {
     size_t ncols = pt_wh_cursor_ncols(cur);
     json_t *cols = json_array(), *rows = json_array();
@@ -282,8 +287,14 @@ read_rows(pt_wh *wh, pt_wh_cursor *cur, long cap, double deadline, pt_admin_repl
             pt_value v;
             pt_wh_cursor_value(cur, i, &v);
             b.len = 0;
-            pt_rows_json_value(&b, &v, 0);
-            json_t *j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            json_t *j;
+            if (form == CELL_TEXT) {
+                pt_rows_text_value(&b, &v);
+                j = json_stringn(b.data != NULL ? b.data : "", b.len);
+            } else {
+                pt_rows_json_value(&b, &v, form == CELL_PYTHON);
+                j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            }
             json_array_append_new(row, j != NULL ? j : json_null());
         }
         json_array_append_new(rows, row);
@@ -324,7 +335,7 @@ first_rows(pt_admin_call *c, pt_admin_reply *r)
         rc = pt_admin_fail(r, 500, "internal", NULL, "%s", pt_wh_errmsg(wh));
         goto done;
     }
-    rc = read_rows(wh, cur, limit, 0, r);
+    rc = read_rows(wh, cur, limit, 0, CELL_BROWSE, r);
 done:
     pt_wh_cursor_free(cur);
     pt_wh_catalog_free(cat);
@@ -435,7 +446,7 @@ query(pt_admin_call *c, pt_admin_reply *r)
             rc = pt_admin_fail(r, 400, "bad_request", "sql", "%s", pt_wh_errmsg(wh));
         goto done;
     }
-    rc = read_rows(wh, cur, limit, deadline, r);
+    rc = read_rows(wh, cur, limit, deadline, CELL_BROWSE, r);
 done:
     pt_wh_cursor_free(cur);
     if (pg && wh != NULL) {
@@ -444,6 +455,59 @@ done:
             pt_wh_cursor_next(end);
         pt_wh_cursor_free(end);
     }
+    pt_wh_close(wh);
+    return rc;
+}
+
+/* POST /connections/{name}/execute {sql, limit?, timeout?, text?}: any one statement, writes
+ * too, as `portico db query` runs it (admin only): at most `limit` rows back, 504 timeout past
+ * `timeout` seconds (as /query), the cells as pq gives them, or with text: true as the lines of
+ * the CLI's table; a statement without columns answers {"changed": N} as well. */
+static int
+execute(pt_admin_call *c, pt_admin_reply *r)
+{
+    long limit = ROWS_DEFAULT, timeout = QUERY_TIMEOUT_DEFAULT;
+    pt_wh *wh = NULL;
+    pt_wh_cursor *cur = NULL;
+    char setup[64];
+    int rc;
+
+    const char *sql = pt_admin_body_str(c, r, "sql", 1);
+    if (sql == NULL)
+        return -r->status;
+    json_t *text = json_object_get(c->body, "text");
+    if (text != NULL && !json_is_boolean(text))
+        return pt_admin_fail(r, 400, "bad_request", "text", "text is true or false");
+    if ((rc = read_count(c, r, "limit", 1, 1, ROWS_MAX, &limit)) != 0 ||
+        (rc = read_count(c, r, "timeout", 1, 1, QUERY_TIMEOUT_MAX, &timeout)) != 0)
+        return rc;
+    if (strlen(sql) > QUERY_MAX)
+        return pt_admin_fail(r, 413, "too_large", "sql", "the query is over %u bytes", QUERY_MAX);
+    if ((rc = open_conn(c, r, &wh)) != 0)
+        return rc;
+    if (strcmp(pt_wh_kind(wh), "postgres") == 0) { /* this call's own connection's session */
+        snprintf(setup, sizeof setup, "SET statement_timeout = %ld", timeout * 1000);
+        if ((rc = run(wh, r, setup)) != 0)
+            goto done;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double deadline = (double)t0.tv_sec + t0.tv_nsec / 1e9 + (double)timeout;
+    pt_wh_set_deadline(wh, deadline);
+    if (pt_wh_exec(wh, sql, NULL, 0, &cur) != 0) {
+        if (strstr(pt_wh_errmsg(wh), "statement timeout") != NULL)
+            rc = pt_admin_fail(r, 504, "timeout", NULL, "the statement ran out of time");
+        else
+            rc = pt_admin_fail(r, 400, "bad_request", "sql", "%s", pt_wh_errmsg(wh));
+        goto done;
+    }
+    rc = read_rows(wh, cur, limit, deadline, json_is_true(text) ? CELL_TEXT : CELL_PYTHON, r);
+    if (rc == 0 && pt_wh_cursor_ncols(cur) == 0)
+        json_object_set_new(r->body, "changed", json_integer(pt_wh_cursor_changes(cur)));
+    if (rc == 0) /* who ran a statement where (not the SQL: it may hold the data written) */
+        c->audit = json_pack("{s:s}", "name", c->params[0]);
+done:
+    pt_wh_cursor_free(cur);
     pt_wh_close(wh);
     return rc;
 }
@@ -465,5 +529,7 @@ const pt_admin_route pt_admin_connections_routes[] = {
      "A table's first rows (?limit=, at most 1000)"},
     {"POST", "/connections/{name}/query", PT_ROLE_VIEWER, query,
      "Run one read-only SELECT {sql, limit?, timeout?}"},
+    {"POST", "/connections/{name}/execute", PT_ROLE_ADMIN, execute,
+     "Run any one statement, writes too {sql, limit?, timeout?, text?} (portico db query)"},
     {NULL, NULL, PT_ROLE_NONE, NULL, NULL},
 };

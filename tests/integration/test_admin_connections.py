@@ -180,3 +180,50 @@ def test_postgres_add_checks_redacts_browses_and_times_out(adm, pg):
     # The connection is usable again afterwards.
     assert v.post("/connections/pg/query", json={"sql": "SELECT 1 AS one"}).json()["rows"] \
         == [[1]]
+    # /execute: any statement, admin only, the same timeout.
+    a = adm.admin()
+    r = a.post("/connections/pg/execute", json={"sql": "UPDATE shop.items SET name = 'x'"
+                                                       " WHERE id <= 2"})
+    assert r.status_code == 200 and r.json()["changed"] == 2, r.text
+    assert pg.psql("SELECT count(*) FROM shop.items WHERE name = 'x'").strip() == "2"
+    r = a.post("/connections/pg/execute", json={"sql": "SELECT pg_sleep(5)", "timeout": 1})
+    assert_admin_error(r, 504, "timeout")
+    r = a.post("/connections/pg/execute", json={"sql": "SELECT id, 1.5::numeric AS n FROM "
+                                                       "shop.items ORDER BY id", "limit": 2})
+    assert r.json()["rows"] == [[1, 1.5], [2, 1.5]] and r.json()["truncated"] is True
+
+
+def test_execute_any_statement_admin_only(adm):
+    a, e, v = adm.admin(), as_role(adm, "editor"), as_role(adm, "viewer")
+    count = {"sql": "SELECT count(*) AS n FROM app.people"}
+    for who in (e, v):
+        refused(adm, lambda: who.post("/connections/dw/execute",
+                                      json={"sql": "DELETE FROM app.people"}), 403, "forbidden")
+    assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[25]]
+    n = audit_len(adm)
+    r = a.post("/connections/dw/execute", json={"sql": "UPDATE app.people SET age = age + 1"
+                                                       " WHERE id <= 3"})
+    assert r.status_code == 200 and r.json()["changed"] == 3 and r.json()["rows"] == []
+    entry = a.get("/audit").json()["entries"][0]
+    assert audit_len(adm) == n + 1 and entry["action"] == "POST /connections/{name}/execute"
+    r = a.post("/connections/dw/execute", json={"sql": "SELECT id, name, NULL AS z, x'0a' AS b "
+                                                       "FROM app.people ORDER BY id",
+                                                "limit": 2, "text": True})
+    assert r.json()["columns"] == ["id", "name", "z", "b"]
+    assert r.json()["rows"] == [["1", "p1", "NULL", "X'0a'"], ["2", "p2", "NULL", "X'0a'"]]
+    assert r.json()["truncated"] is True
+    for body, status, code, field in (({}, 400, "bad_request", "sql"),
+                                      ({"sql": "SELECT 1", "text": "yes"}, 400, "bad_request",
+                                       "text"),
+                                      ({"sql": "SELECT 1", "limit": 0}, 400, "bad_request",
+                                       "limit"),
+                                      ({"sql": "SELECT 1", "timeout": 0}, 400, "bad_request",
+                                       "timeout"),
+                                      ({"sql": "DELETE FROM app.nope"}, 400, "bad_request", "sql"),
+                                      ({"sql": "DELETE FROM app.people WHERE id = 1 OR '"
+                                        + "x" * (70 << 10) + "' = ''"}, 413, "too_large",
+                                       "sql")):
+        refused(adm, lambda: a.post("/connections/dw/execute", json=body), status, code, field)
+    refused(adm, lambda: a.post("/connections/nope/execute", json={"sql": "DELETE FROM x.y"}),
+            404, "not_found")
+    assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[25]]
