@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "core/buf.h"
@@ -512,6 +513,85 @@ done:
     return rc;
 }
 
+/* Copies msg into out (outsz bytes) with each `from` replaced by `to`: an import's message
+ * names the server's temporary file, the client knows its own file's name. */
+static void
+replace_all(const char *msg, const char *from, const char *to, char *out, size_t outsz)
+{
+    size_t o = 0, nfrom = strlen(from), nto = strlen(to);
+    while (*msg != '\0' && o + 1 < outsz) {
+        if (strncmp(msg, from, nfrom) == 0 && o + nto < outsz) {
+            memcpy(out + o, to, nto);
+            o += nto;
+            msg += nfrom;
+        } else {
+            out[o++] = *msg++;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* POST /connections/{name}/import {schema, table, filename, content, primary_key?} (editor):
+ * imports the CSV or JSON text `content` (a JSON array when filename ends in .json or it
+ * starts with '[') into schema.table as `portico db import` does with a file; the body is at
+ * most PT_ADMIN_BODY_MAX bytes (413 past it). The server writes it to a private temporary file
+ * of the data dir, imports that and removes it. */
+static int
+import(pt_admin_call *c, pt_admin_reply *r)
+{
+    const char *schema = pt_admin_body_str(c, r, "schema", 1);
+    const char *table = schema != NULL ? pt_admin_body_str(c, r, "table", 1) : NULL;
+    const char *fname = table != NULL ? pt_admin_body_str(c, r, "filename", 1) : NULL;
+    const char *content = fname != NULL ? pt_admin_body_str(c, r, "content", 1) : NULL;
+    const char *key = content != NULL ? pt_admin_body_str(c, r, "primary_key", 0) : NULL;
+    pt_wh_import_result res;
+    char tmp[PATH_MAX], msg[1024];
+    pt_wh *wh = NULL;
+    int rc, fd = -1, made = 0;
+
+    if (content == NULL || (key == NULL && r->status != 0))
+        return -r->status;
+    size_t n = json_string_length(json_object_get(c->body, "content")), flen = strlen(fname);
+    const char *ext = flen >= 5 && strcasecmp(fname + flen - 5, ".json") == 0 ? ".json" : ".csv";
+    if ((rc = open_conn(c, r, &wh)) != 0)
+        return rc;
+    snprintf(tmp, sizeof tmp, "%s/.import-XXXXXX%s", c->datadir, ext);
+    if ((fd = mkstemps(tmp, (int)strlen(ext))) < 0) {
+        rc = pt_admin_fail(r, 503, "unavailable", NULL, "cannot write a temporary file");
+        goto done;
+    }
+    made = 1;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, content + off, n - off);
+        if (w <= 0) {
+            rc = pt_admin_fail(r, 503, "unavailable", NULL, "cannot write a temporary file");
+            goto done;
+        }
+        off += (size_t)w;
+    }
+    close(fd);
+    fd = -1;
+    rc = pt_wh_import_keyed(wh, schema, table, tmp, key, &res);
+    if (rc != 0) {
+        replace_all(pt_wh_errmsg(wh), tmp, fname, msg, sizeof msg);
+        rc = rc == PT_EUNAVAIL ? pt_admin_fail(r, 503, "unavailable", NULL, "%s", msg)
+                               : pt_admin_fail(r, 400, "bad_request", "content", "%s", msg);
+        goto done;
+    }
+    r->status = 201;
+    r->body = json_pack("{s:I, s:s, s:s, s:s, s:s}", "rows", (json_int_t)res.rows, "connection",
+                        c->params[0], "schema", schema, "table", table, "note", res.note);
+    c->audit = json_pack("{s:s, s:s, s:s}", "name", c->params[0], "schema", schema, "table", table);
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
+    if (made)
+        unlink(tmp);
+    pt_wh_close(wh);
+    return rc;
+}
+
 const pt_admin_route pt_admin_connections_routes[] = {
     {"GET", "/connections", PT_ROLE_VIEWER, list,
      "Warehouse connections (PostgreSQL DSNs without passwords)"},
@@ -529,6 +609,9 @@ const pt_admin_route pt_admin_connections_routes[] = {
      "A table's first rows (?limit=, at most 1000)"},
     {"POST", "/connections/{name}/query", PT_ROLE_VIEWER, query,
      "Run one read-only SELECT {sql, limit?, timeout?}"},
+    {"POST", "/connections/{name}/import", PT_ROLE_EDITOR, import,
+     "Import CSV or JSON text into a table {schema, table, filename, content, primary_key?} "
+     "(portico db import)"},
     {"POST", "/connections/{name}/execute", PT_ROLE_ADMIN, execute,
      "Run any one statement, writes too {sql, limit?, timeout?, text?} (portico db query)"},
     {NULL, NULL, PT_ROLE_NONE, NULL, NULL},

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "admin/admin.h"
 #include "cli/cli_api.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "store/store.h"
 #include "warehouse/rows.h"
@@ -160,6 +162,43 @@ db_rm(const char *datadir, int argc, char **argv)
     return 0;
 }
 
+/* `db import` with --server: the file's text goes to POST /connections/{name}/import (editor),
+ * at most the admin API's body limit. pos: CONN SCHEMA TABLE FILE. */
+static int
+db_import_remote(char **pos, const char *key)
+{
+    char path[512], err[256];
+    char *data = NULL;
+    size_t len = 0;
+    pt_cli_reply rep;
+    const char *base = strrchr(pos[3], '/') != NULL ? strrchr(pos[3], '/') + 1 : pos[3];
+
+    if (pt_cli_api_path(path, sizeof path, "connections", pos[0], "import", NULL) != 0)
+        return pt_cli_error("connection name too long");
+    int rc = pt_file_read(pos[3], PT_ADMIN_BODY_MAX, &data, &len, err, sizeof err);
+    if (rc == PT_ETOOBIG)
+        return pt_cli_error("%s: %s; a server takes at most %u bytes in one import (run it on "
+                            "the server's host)",
+                            pos[3], err, PT_ADMIN_BODY_MAX);
+    if (rc != 0)
+        return pt_cli_error("%s: %s", pos[3], err);
+    json_t *content = json_stringn(data, len);
+    free(data);
+    if (content == NULL)
+        return pt_cli_error("%s is not UTF-8 text (CSV or JSON)", pos[3]);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:o, s:s?}", "schema", pos[1], "table", pos[2],
+                             "filename", base, "content", content, "primary_key", key);
+    if ((rc = pt_cli_api(NULL, "POST", path, NULL, body, &rep)) != 0)
+        return rc;
+    json_int_t rows = json_integer_value(json_object_get(rep.body, "rows"));
+    const char *note = json_string_value(json_object_get(rep.body, "note"));
+    printf("imported %" JSON_INTEGER_FORMAT " row%s into %s.%s.%s%s%s\n", rows,
+           rows == 1 ? "" : "s", pos[0], pos[1], pos[2], note && note[0] ? "; " : "",
+           note ? note : "");
+    pt_cli_reply_clear(&rep);
+    return 0;
+}
+
 static int
 db_import(const char *datadir, int argc, char **argv)
 {
@@ -174,6 +213,8 @@ db_import(const char *datadir, int argc, char **argv)
     rc = pt_cli_parse(argc, argv, opts, pos, 4, 4, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (pt_cli_api_server() != NULL)
+        return db_import_remote(pos, key);
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
     if (pt_wh_open(datadir, pos[0], &wh, err, sizeof err) != 0)
@@ -398,10 +439,9 @@ done:
     return rc;
 }
 
-/* No route yet: import (a file of the client's disk into the warehouse). */
 static const pt_cli_sub db_subs[] = {
     {"add", NULL, db_add, PT_CLI_REMOTE},     {"list", "ls", db_list, PT_CLI_REMOTE},
-    {"rm", NULL, db_rm, PT_CLI_REMOTE},       {"import", NULL, db_import, 0},
+    {"rm", NULL, db_rm, PT_CLI_REMOTE},       {"import", NULL, db_import, PT_CLI_REMOTE},
     {"query", NULL, db_query, PT_CLI_REMOTE}, {NULL, NULL, NULL, 0}};
 
 int

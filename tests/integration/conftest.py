@@ -583,7 +583,7 @@ REMOTE_COMMANDS = {"script": {"add", "list", "ls", "show", "diff", "rollback", "
                    "apikey": None,
                    "auth": None,
                    "secret": {"set", "list", "ls", "rm"},
-                   "db": {"add", "list", "ls", "rm", "query"},
+                   "db": {"add", "list", "ls", "rm", "query", "import"},
                    "webhook": {"url", "rotate", "events", "replay", "source"},
                    "logs": None,
                    "export": None,

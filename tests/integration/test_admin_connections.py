@@ -3,6 +3,7 @@ reason and nothing stored), list (never a password), rm, and browsing: schemas, 
 columns, first rows, and one read-only SELECT with a row cap and a timeout, on the embedded
 SQLite warehouse and on PostgreSQL (pgserver.py)."""
 
+import os
 import time
 
 import pytest
@@ -227,3 +228,31 @@ def test_execute_any_statement_admin_only(adm):
     refused(adm, lambda: a.post("/connections/nope/execute", json={"sql": "DELETE FROM x.y"}),
             404, "not_found")
     assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[25]]
+
+
+def test_import_text_as_editor(adm):
+    a, e, v = adm.admin(), as_role(adm, "editor"), as_role(adm, "viewer")
+    body = {"schema": "imp", "table": "t", "filename": "t.csv", "content": "id,x\n1,a\n2,b\n"}
+    refused(adm, lambda: v.post("/connections/dw/import", json=body), 403, "forbidden")
+    r = e.post("/connections/dw/import", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == 2 and r.json()["table"] == "t"
+    assert "primary key" in r.json()["note"] or r.json()["note"] == ""
+    r = e.post("/connections/dw/import", json={"schema": "imp", "table": "j", "filename": "j.json",
+                                               "content": '[{"k": "x", "v": 1}]',
+                                               "primary_key": "k"})
+    assert r.status_code == 201 and r.json()["rows"] == 1, r.text
+    count = {"sql": "SELECT count(*) FROM imp.t"}
+    for b, status, code, field in (
+            ({k: x for k, x in body.items() if k != "content"}, 400, "bad_request", "content"),
+            ({**body, "table": 5}, 400, "bad_request", "table"),
+            ({**body, "content": "id,x\n1,a\n1,b\n", "primary_key": "id", "table": "d"}, 400,
+             "bad_request", "content"),
+            ({**body, "content": "x" * (3 << 20)}, 413, "too_large", None)):
+        err = refused(adm, lambda: e.post("/connections/dw/import", json=b), status, code, field)
+        assert ".import-" not in err["message"]
+    refused(adm, lambda: e.post("/connections/nope/import", json=body), 404, "not_found")
+    assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[2]]
+    assert "d" not in [t["name"] for t in
+                       v.get("/connections/dw/schemas/imp/tables").json()["tables"]]
+    assert not [f for f in os.listdir(adm.portico.data) if f.startswith(".import-")]
