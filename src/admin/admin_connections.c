@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "core/buf.h"
@@ -251,11 +252,16 @@ read_count(pt_admin_call *c, pt_admin_reply *r, const char *name, int is_body, l
     return 0;
 }
 
-/* Reads at most `cap` rows of cur into {"columns", "rows", "truncated"}; gives up with a 504
- * timeout once `deadline` (CLOCK_MONOTONIC seconds; 0: none) has passed between rows. 0, or a
- * refusal in r. */
+/* How read_rows gives a cell: as the browser shows it (numeric and JSON columns as their
+ * text), as pq gives it to Python, or as one line of display text (`portico db query`). */
+enum cell_form { CELL_BROWSE, CELL_PYTHON, CELL_TEXT };
+
+/* Reads at most `cap` rows of cur into {"columns", "rows", "truncated"}, each cell in `form`;
+ * gives up with a 504 timeout once `deadline` (CLOCK_MONOTONIC seconds; 0: none) has passed
+ * between rows. 0, or a refusal in r. */
 static int
-read_rows(pt_wh *wh, pt_wh_cursor *cur, long cap, double deadline, pt_admin_reply *r)
+read_rows(pt_wh *wh, pt_wh_cursor *cur, long cap, double deadline, enum cell_form form,
+          pt_admin_reply *r)
 {
     size_t ncols = pt_wh_cursor_ncols(cur);
     json_t *cols = json_array(), *rows = json_array();
@@ -282,8 +288,14 @@ read_rows(pt_wh *wh, pt_wh_cursor *cur, long cap, double deadline, pt_admin_repl
             pt_value v;
             pt_wh_cursor_value(cur, i, &v);
             b.len = 0;
-            pt_rows_json_value(&b, &v, 0);
-            json_t *j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            json_t *j;
+            if (form == CELL_TEXT) {
+                pt_rows_text_value(&b, &v);
+                j = json_stringn(b.data != NULL ? b.data : "", b.len);
+            } else {
+                pt_rows_json_value(&b, &v, form == CELL_PYTHON);
+                j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            }
             json_array_append_new(row, j != NULL ? j : json_null());
         }
         json_array_append_new(rows, row);
@@ -324,7 +336,7 @@ first_rows(pt_admin_call *c, pt_admin_reply *r)
         rc = pt_admin_fail(r, 500, "internal", NULL, "%s", pt_wh_errmsg(wh));
         goto done;
     }
-    rc = read_rows(wh, cur, limit, 0, r);
+    rc = read_rows(wh, cur, limit, 0, CELL_BROWSE, r);
 done:
     pt_wh_cursor_free(cur);
     pt_wh_catalog_free(cat);
@@ -435,7 +447,7 @@ query(pt_admin_call *c, pt_admin_reply *r)
             rc = pt_admin_fail(r, 400, "bad_request", "sql", "%s", pt_wh_errmsg(wh));
         goto done;
     }
-    rc = read_rows(wh, cur, limit, deadline, r);
+    rc = read_rows(wh, cur, limit, deadline, CELL_BROWSE, r);
 done:
     pt_wh_cursor_free(cur);
     if (pg && wh != NULL) {
@@ -444,6 +456,138 @@ done:
             pt_wh_cursor_next(end);
         pt_wh_cursor_free(end);
     }
+    pt_wh_close(wh);
+    return rc;
+}
+
+/* POST /connections/{name}/execute {sql, limit?, timeout?, text?}: any one statement, writes
+ * too, as `portico db query` runs it (admin only): at most `limit` rows back, 504 timeout past
+ * `timeout` seconds (as /query), the cells as pq gives them, or with text: true as the lines of
+ * the CLI's table; a statement without columns answers {"changed": N} as well. */
+static int
+execute(pt_admin_call *c, pt_admin_reply *r)
+{
+    long limit = ROWS_DEFAULT, timeout = QUERY_TIMEOUT_DEFAULT;
+    pt_wh *wh = NULL;
+    pt_wh_cursor *cur = NULL;
+    char setup[64];
+    int rc;
+
+    const char *sql = pt_admin_body_str(c, r, "sql", 1);
+    if (sql == NULL)
+        return -r->status;
+    json_t *text = json_object_get(c->body, "text");
+    if (text != NULL && !json_is_boolean(text))
+        return pt_admin_fail(r, 400, "bad_request", "text", "text is true or false");
+    if ((rc = read_count(c, r, "limit", 1, 1, ROWS_MAX, &limit)) != 0 ||
+        (rc = read_count(c, r, "timeout", 1, 1, QUERY_TIMEOUT_MAX, &timeout)) != 0)
+        return rc;
+    if (strlen(sql) > QUERY_MAX)
+        return pt_admin_fail(r, 413, "too_large", "sql", "the query is over %u bytes", QUERY_MAX);
+    if ((rc = open_conn(c, r, &wh)) != 0)
+        return rc;
+    if (strcmp(pt_wh_kind(wh), "postgres") == 0) { /* this call's own connection's session */
+        snprintf(setup, sizeof setup, "SET statement_timeout = %ld", timeout * 1000);
+        if ((rc = run(wh, r, setup)) != 0)
+            goto done;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double deadline = (double)t0.tv_sec + t0.tv_nsec / 1e9 + (double)timeout;
+    pt_wh_set_deadline(wh, deadline);
+    if (pt_wh_exec(wh, sql, NULL, 0, &cur) != 0) {
+        if (strstr(pt_wh_errmsg(wh), "statement timeout") != NULL)
+            rc = pt_admin_fail(r, 504, "timeout", NULL, "the statement ran out of time");
+        else
+            rc = pt_admin_fail(r, 400, "bad_request", "sql", "%s", pt_wh_errmsg(wh));
+        goto done;
+    }
+    rc = read_rows(wh, cur, limit, deadline, json_is_true(text) ? CELL_TEXT : CELL_PYTHON, r);
+    if (rc == 0 && pt_wh_cursor_ncols(cur) == 0)
+        json_object_set_new(r->body, "changed", json_integer(pt_wh_cursor_changes(cur)));
+    if (rc == 0) /* who ran a statement where (not the SQL: it may hold the data written) */
+        c->audit = json_pack("{s:s}", "name", c->params[0]);
+done:
+    pt_wh_cursor_free(cur);
+    pt_wh_close(wh);
+    return rc;
+}
+
+/* Copies msg into out (outsz bytes) with each `from` replaced by `to`: an import's message
+ * names the server's temporary file, the client knows its own file's name. */
+static void
+replace_all(const char *msg, const char *from, const char *to, char *out, size_t outsz)
+{
+    size_t o = 0, nfrom = strlen(from), nto = strlen(to);
+    while (*msg != '\0' && o + 1 < outsz) {
+        if (strncmp(msg, from, nfrom) == 0 && o + nto < outsz) {
+            memcpy(out + o, to, nto);
+            o += nto;
+            msg += nfrom;
+        } else {
+            out[o++] = *msg++;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* POST /connections/{name}/import {schema, table, filename, content, primary_key?} (editor):
+ * imports the CSV or JSON text `content` (a JSON array when filename ends in .json or it
+ * starts with '[') into schema.table as `portico db import` does with a file; the body is at
+ * most PT_ADMIN_BODY_MAX bytes (413 past it). The server writes it to a private temporary file
+ * of the data dir, imports that and removes it. */
+static int
+import(pt_admin_call *c, pt_admin_reply *r)
+{
+    const char *schema = pt_admin_body_str(c, r, "schema", 1);
+    const char *table = schema != NULL ? pt_admin_body_str(c, r, "table", 1) : NULL;
+    const char *fname = table != NULL ? pt_admin_body_str(c, r, "filename", 1) : NULL;
+    const char *content = fname != NULL ? pt_admin_body_str(c, r, "content", 1) : NULL;
+    const char *key = content != NULL ? pt_admin_body_str(c, r, "primary_key", 0) : NULL;
+    pt_wh_import_result res;
+    char tmp[PATH_MAX], msg[1024];
+    pt_wh *wh = NULL;
+    int rc, fd = -1, made = 0;
+
+    if (content == NULL || (key == NULL && r->status != 0))
+        return -r->status;
+    size_t n = json_string_length(json_object_get(c->body, "content")), flen = strlen(fname);
+    const char *ext = flen >= 5 && strcasecmp(fname + flen - 5, ".json") == 0 ? ".json" : ".csv";
+    if ((rc = open_conn(c, r, &wh)) != 0)
+        return rc;
+    snprintf(tmp, sizeof tmp, "%s/.import-XXXXXX%s", c->datadir, ext);
+    if ((fd = mkstemps(tmp, (int)strlen(ext))) < 0) {
+        rc = pt_admin_fail(r, 503, "unavailable", NULL, "cannot write a temporary file");
+        goto done;
+    }
+    made = 1;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, content + off, n - off);
+        if (w <= 0) {
+            rc = pt_admin_fail(r, 503, "unavailable", NULL, "cannot write a temporary file");
+            goto done;
+        }
+        off += (size_t)w;
+    }
+    close(fd);
+    fd = -1;
+    rc = pt_wh_import_keyed(wh, schema, table, tmp, key, &res);
+    if (rc != 0) {
+        replace_all(pt_wh_errmsg(wh), tmp, fname, msg, sizeof msg);
+        rc = rc == PT_EUNAVAIL ? pt_admin_fail(r, 503, "unavailable", NULL, "%s", msg)
+                               : pt_admin_fail(r, 400, "bad_request", "content", "%s", msg);
+        goto done;
+    }
+    r->status = 201;
+    r->body = json_pack("{s:I, s:s, s:s, s:s, s:s}", "rows", (json_int_t)res.rows, "connection",
+                        c->params[0], "schema", schema, "table", table, "note", res.note);
+    c->audit = json_pack("{s:s, s:s, s:s}", "name", c->params[0], "schema", schema, "table", table);
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
+    if (made)
+        unlink(tmp);
     pt_wh_close(wh);
     return rc;
 }
@@ -465,5 +609,10 @@ const pt_admin_route pt_admin_connections_routes[] = {
      "A table's first rows (?limit=, at most 1000)"},
     {"POST", "/connections/{name}/query", PT_ROLE_VIEWER, query,
      "Run one read-only SELECT {sql, limit?, timeout?}"},
+    {"POST", "/connections/{name}/import", PT_ROLE_EDITOR, import,
+     "Import CSV or JSON text into a table {schema, table, filename, content, primary_key?} "
+     "(portico db import)"},
+    {"POST", "/connections/{name}/execute", PT_ROLE_ADMIN, execute,
+     "Run any one statement, writes too {sql, limit?, timeout?, text?} (portico db query)"},
     {NULL, NULL, PT_ROLE_NONE, NULL, NULL},
 };

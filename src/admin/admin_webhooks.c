@@ -1,5 +1,6 @@
 /* admin_webhooks.c - /webhooks: the install's inbox URL and its rotation, the named sources,
  * and the event log (filters, one event's payload, replay), as `portico webhook` does. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,24 +273,46 @@ query_long(pt_admin_call *c, pt_admin_reply *r, const char *name, long lo, long 
     return 0;
 }
 
+/* The columns of an event in a listing, and with ?full=1 every stored column but the
+ * processing bookkeeping (the shape of `portico webhook events --json`). */
+#define EVENT_COLS_SHORT                                                                           \
+    "id, received_at, source, method, content_type,"                                               \
+    " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"                                           \
+    " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0"                       \
+    " END) ELSE {bytes} END AS bytes, status, attempts, last_error, dedup_key"
+#define EVENT_COLS_FULL                                                                            \
+    "id, received_at, source, method, path, query_string, headers, content_type, body,"            \
+    " body_base64, remote_addr, status, attempts, last_error"
+#define EVENT_WHERE                                                                                \
+    " FROM {events} WHERE id < ?1 AND id > ?6 AND (?2 = '' OR source = ?2)"                        \
+    " AND (?3 = '' OR status = ?3) AND received_at >= ?4"
+
 /* GET /webhooks/events?source=&status=&since=1h&limit=100&before=ID: newest first; when the page
- * is full, "next" is the `before` of the next page. */
+ * is full, "next" is the `before` of the next page. With &after=ID instead of before: the
+ * events after that id, oldest first ("next" is the `after` of the next page); &full=1: every
+ * column (path, query_string, headers, body, body_base64, remote_addr too). */
 static int
 events(pt_admin_call *c, pt_admin_reply *r)
 {
-    long limit = 100, before = 0;
+    long limit = 100, before = 0, after = -1;
     int64_t secs = 0;
     char cutoff[32] = "";
     const char *source = pt_admin_query_str(c, "source");
     const char *status = pt_admin_query_str(c, "status");
     const char *since = pt_admin_query_str(c, "since");
+    const char *full = pt_admin_query_str(c, "full");
     pt_wh *wh = NULL;
     pt_wh_cursor *cur = NULL;
     int rc;
 
     if ((rc = query_long(c, r, "limit", 1, EVENTS_LIMIT_MAX, &limit)) != 0 ||
-        (rc = query_long(c, r, "before", 1, INT32_MAX, &before)) != 0)
+        (rc = query_long(c, r, "before", 1, INT32_MAX, &before)) != 0 ||
+        (rc = query_long(c, r, "after", 0, LONG_MAX / 2, &after)) != 0)
         return rc;
+    if (before > 0 && after >= 0)
+        return pt_admin_fail(r, 400, "bad_request", "after", "give before or after, not both");
+    if (full != NULL && strcmp(full, "0") != 0 && strcmp(full, "1") != 0)
+        return pt_admin_fail(r, 400, "bad_request", "full", "full is 0 or 1");
     if (status != NULL && strcmp(status, "received") != 0 && strcmp(status, "pending") != 0 &&
         strcmp(status, "processing") != 0 && strcmp(status, "done") != 0 &&
         strcmp(status, "failed") != 0)
@@ -307,26 +330,24 @@ events(pt_admin_call *c, pt_admin_reply *r)
     char schema[128], sql[1024];
     if ((rc = open_log(c, r, &wh, schema, sizeof schema)) < 0)
         return rc;
-    if (wh != NULL)
-        pt_wh_events_sql(wh, schema,
-                         "SELECT id, received_at, source, method, content_type,"
-                         " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"
-                         " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0"
-                         " END) ELSE {bytes} END AS bytes, status, attempts,"
-                         " last_error, dedup_key FROM {events}"
-                         " WHERE id < ?1 AND (?2 = '' OR source = ?2) AND (?3 = '' OR status = ?3)"
-                         " AND received_at >= ?4 ORDER BY id DESC LIMIT ?5",
-                         sql, sizeof sql);
     json_t *arr = json_array();
     int64_t last = 0;
     if (rc == 1) {
-        pt_value p[5] = {
+        int is_full = full != NULL && strcmp(full, "1") == 0, asc = after >= 0;
+        static const char *const tmpl[2][2] = {
+            {"SELECT " EVENT_COLS_SHORT EVENT_WHERE " ORDER BY id DESC LIMIT ?5",
+             "SELECT " EVENT_COLS_SHORT EVENT_WHERE " ORDER BY id LIMIT ?5"},
+            {"SELECT " EVENT_COLS_FULL EVENT_WHERE " ORDER BY id DESC LIMIT ?5",
+             "SELECT " EVENT_COLS_FULL EVENT_WHERE " ORDER BY id LIMIT ?5"}};
+        pt_value p[6] = {
             {.type = PT_V_INT, .u.i = before > 0 ? before : INT64_MAX},
             {.type = PT_V_TEXT, .u.s = {source ? source : "", source ? strlen(source) : 0}},
             {.type = PT_V_TEXT, .u.s = {status ? status : "", status ? strlen(status) : 0}},
             {.type = PT_V_TEXT, .u.s = {cutoff, strlen(cutoff)}},
-            {.type = PT_V_INT, .u.i = limit}};
-        rc = pt_wh_exec(wh, sql, p, 5, &cur);
+            {.type = PT_V_INT, .u.i = limit},
+            {.type = PT_V_INT, .u.i = asc ? after : -1}};
+        pt_wh_events_sql(wh, schema, tmpl[is_full][asc], sql, sizeof sql);
+        rc = pt_wh_exec(wh, sql, p, 6, &cur);
         while (rc == 0 && (rc = pt_wh_cursor_next(cur)) == 1) {
             rc = 0;
             pt_value id;
@@ -475,7 +496,8 @@ const pt_admin_route pt_admin_webhooks_routes[] = {
      "Change a source's verify, secret, header, dedup_header or script (null clears one)"},
     {"DELETE", "/webhooks/sources/{name}", PT_ROLE_EDITOR, source_rm, "Remove a source"},
     {"GET", "/webhooks/events", PT_ROLE_VIEWER, events,
-     "Received events, newest first (?source=&status=&since=&limit=&before=)"},
+     "Received events, newest first (?source=&status=&since=&limit=&before=), or oldest first"
+     " after an id (&after=ID); &full=1: every column"},
     {"GET", "/webhooks/events/{id}", PT_ROLE_VIEWER, event, "One event with its payload"},
     {"POST", "/webhooks/events/{id}/replay", PT_ROLE_EDITOR, replay,
      "Queue an event for its source's script again"},

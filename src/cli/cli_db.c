@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "admin/admin.h"
 #include "cli/cli_api.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "store/store.h"
 #include "warehouse/rows.h"
@@ -160,6 +162,43 @@ db_rm(const char *datadir, int argc, char **argv)
     return 0;
 }
 
+/* `db import` with --server: the file's text goes to POST /connections/{name}/import (editor),
+ * at most the admin API's body limit. pos: CONN SCHEMA TABLE FILE. */
+static int
+db_import_remote(char **pos, const char *key)
+{
+    char path[512], err[256];
+    char *data = NULL;
+    size_t len = 0;
+    pt_cli_reply rep;
+    const char *base = strrchr(pos[3], '/') != NULL ? strrchr(pos[3], '/') + 1 : pos[3];
+
+    if (pt_cli_api_path(path, sizeof path, "connections", pos[0], "import", NULL) != 0)
+        return pt_cli_error("connection name too long");
+    int rc = pt_file_read(pos[3], PT_ADMIN_BODY_MAX, &data, &len, err, sizeof err);
+    if (rc == PT_ETOOBIG)
+        return pt_cli_error("%s: %s; a server takes at most %u bytes in one import (run it on "
+                            "the server's host)",
+                            pos[3], err, PT_ADMIN_BODY_MAX);
+    if (rc != 0)
+        return pt_cli_error("%s: %s", pos[3], err);
+    json_t *content = json_stringn(data, len);
+    free(data);
+    if (content == NULL)
+        return pt_cli_error("%s is not UTF-8 text (CSV or JSON)", pos[3]);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:o, s:s?}", "schema", pos[1], "table", pos[2],
+                             "filename", base, "content", content, "primary_key", key);
+    if ((rc = pt_cli_api(NULL, "POST", path, NULL, body, &rep)) != 0)
+        return rc;
+    json_int_t rows = json_integer_value(json_object_get(rep.body, "rows"));
+    const char *note = json_string_value(json_object_get(rep.body, "note"));
+    printf("imported %" JSON_INTEGER_FORMAT " row%s into %s.%s.%s%s%s\n", rows,
+           rows == 1 ? "" : "s", pos[0], pos[1], pos[2], note && note[0] ? "; " : "",
+           note ? note : "");
+    pt_cli_reply_clear(&rep);
+    return 0;
+}
+
 static int
 db_import(const char *datadir, int argc, char **argv)
 {
@@ -174,6 +213,8 @@ db_import(const char *datadir, int argc, char **argv)
     rc = pt_cli_parse(argc, argv, opts, pos, 4, 4, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (pt_cli_api_server() != NULL)
+        return db_import_remote(pos, key);
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
     if (pt_wh_open(datadir, pos[0], &wh, err, sizeof err) != 0)
@@ -185,60 +226,6 @@ db_import(const char *datadir, int argc, char **argv)
                pos[0], pos[1], pos[2], res.note[0] ? "; " : "", res.note);
     pt_wh_close(wh);
     return rc;
-}
-
-/* Appends a value as display text: control characters escaped, so each row stays one line. */
-static int
-value_text(pt_buf *b, const pt_value *v)
-{
-    static const char hex[] = "0123456789abcdef";
-    char num[40];
-    size_t i;
-
-    switch (v->type) {
-    case PT_V_NULL:
-        return pt_buf_puts(b, "NULL");
-    case PT_V_INT:
-        return pt_buf_printf(b, "%" PRId64, v->u.i);
-    case PT_V_BOOL:
-        return pt_buf_puts(b, v->u.i ? "true" : "false");
-    case PT_V_FLOAT:
-        pt_json_format_double(v->u.f, num);
-        return pt_buf_puts(b, num);
-    case PT_V_TEXT:
-    case PT_V_NUMERIC:
-    case PT_V_DATE:
-    case PT_V_TIME:
-    case PT_V_TIMESTAMP:
-    case PT_V_JSON:
-        for (i = 0; i < v->u.s.n; i++) {
-            unsigned char c = (unsigned char)v->u.s.p[i];
-            int rc;
-            if (c == '\n')
-                rc = pt_buf_puts(b, "\\n");
-            else if (c == '\t')
-                rc = pt_buf_puts(b, "\\t");
-            else if (c == '\r')
-                rc = pt_buf_puts(b, "\\r");
-            else if (c < 0x20 || c == 0x7f)
-                rc = pt_buf_printf(b, "\\x%02x", c);
-            else
-                rc = pt_buf_putc(b, (char)c);
-            if (rc != 0)
-                return rc;
-        }
-        return 0;
-    case PT_V_BLOB:
-        if (pt_buf_puts(b, "X'") != 0)
-            return PT_ENOMEM;
-        for (i = 0; i < v->u.s.n; i++) {
-            unsigned char c = (unsigned char)v->u.s.p[i];
-            if (pt_buf_putc(b, hex[c >> 4]) != 0 || pt_buf_putc(b, hex[c & 15]) != 0)
-                return PT_ENOMEM;
-        }
-        return pt_buf_putc(b, '\'');
-    }
-    return 0;
 }
 
 /* Streams the rows as one JSON array of objects, one row per line. */
@@ -304,7 +291,8 @@ print_table(pt_wh *wh, pt_wh_cursor *c)
         for (i = 0; i < ncols; i++) {
             pt_buf_reset(&b);
             pt_wh_cursor_value(c, i, &v);
-            if (value_text(&b, &v) != 0 || pt_cli_table_add(t, b.len > 0 ? b.data : "", b.len))
+            if (pt_rows_text_value(&b, &v) != 0 ||
+                pt_cli_table_add(t, b.len > 0 ? b.data : "", b.len))
                 goto nomem;
         }
         rows++;
@@ -325,6 +313,95 @@ done:
     return rc;
 }
 
+/* The most rows `db query` gets back from a server (POST /connections/{name}/execute's cap). */
+#define REMOTE_ROWS 1000
+
+/* Prints the answer of POST /connections/{name}/execute (body borrowed) as db query prints
+ * the rows on the data dir: a JSON array of objects (json), or the table of the display text
+ * with its "(N rows)" footer, or "(N rows changed)" for a statement without columns. */
+static int
+print_remote(json_t *body, int json)
+{
+    json_t *cols = json_object_get(body, "columns"), *rows = json_object_get(body, "rows");
+    json_t *changed = json_object_get(body, "changed"), *row, *cell;
+    size_t ncols = json_array_size(cols), i, k;
+    pt_cli_table *t = NULL;
+    pt_buf b;
+    int rc = 0;
+
+    pt_buf_init(&b, 0);
+    if (json) {
+        fputc('[', stdout);
+        json_array_foreach(rows, i, row)
+        {
+            pt_buf_reset(&b);
+            rc = pt_buf_puts(&b, i == 0 ? "{" : ",\n{");
+            json_array_foreach(row, k, cell)
+            {
+                const char *name = json_string_value(json_array_get(cols, k));
+                if (rc == 0 && k > 0)
+                    rc = pt_buf_puts(&b, ", ");
+                if (rc == 0)
+                    rc = pt_json_string(&b, name != NULL ? name : "", name ? strlen(name) : 0);
+                if (rc == 0)
+                    rc = pt_buf_puts(&b, ": ");
+                if (rc == 0)
+                    rc = pt_rows_json_emit(&b, cell);
+            }
+            if (rc == 0)
+                rc = pt_buf_putc(&b, '}');
+            if (rc != 0)
+                goto nomem;
+            fwrite(b.data, 1, b.len, stdout);
+        }
+        fputs("]\n", stdout);
+    } else if (ncols == 0) {
+        json_int_t n = json_integer_value(changed);
+        printf("(%" JSON_INTEGER_FORMAT " row%s changed)\n", n, n == 1 ? "" : "s");
+    } else {
+        if ((t = pt_cli_table_new(ncols)) == NULL)
+            goto nomem;
+        json_array_foreach(cols, i,
+                           cell) if (pt_cli_table_adds(t, json_string_value(cell)) != 0) goto nomem;
+        json_array_foreach(rows, i, row) for (k = 0; k < ncols; k++)
+        {
+            json_t *v = json_array_get(row, k);
+            if (pt_cli_table_add(t, json_string_value(v) ? json_string_value(v) : "",
+                                 json_string_length(v)) != 0)
+                goto nomem;
+        }
+        pt_cli_table_print(t, stdout, 1);
+        printf("(%zu row%s)\n", json_array_size(rows), json_array_size(rows) == 1 ? "" : "s");
+    }
+    if (json_is_true(json_object_get(body, "truncated")))
+        fprintf(stderr, "only the first %d rows: a server gives no more to `db query`\n",
+                REMOTE_ROWS);
+    goto done;
+nomem:
+    rc = pt_cli_error("out of memory");
+done:
+    pt_buf_free(&b);
+    pt_cli_table_free(t);
+    return rc;
+}
+
+/* `db query` with --server: the statement runs in the server (POST .../execute, admin). */
+static int
+db_query_remote(const char *conn, const char *sql, int json)
+{
+    char path[512];
+    pt_cli_reply rep;
+    if (pt_cli_api_path(path, sizeof path, "connections", conn, "execute", NULL) != 0)
+        return pt_cli_error("connection name too long");
+    json_t *body = json_pack("{s:s, s:i, s:b}", "sql", sql, "limit", REMOTE_ROWS, "text", !json);
+    int rc = pt_cli_api(NULL, "POST", path, NULL, body, &rep);
+    if (rc != 0)
+        return rc;
+    rc = print_remote(rep.body, json);
+    pt_cli_reply_clear(&rep);
+    return rc;
+}
+
 static int
 db_query(const char *datadir, int argc, char **argv)
 {
@@ -339,6 +416,8 @@ db_query(const char *datadir, int argc, char **argv)
     rc = pt_cli_parse(argc, argv, opts, pos, 2, 2, &npos, usage);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (pt_cli_api_server() != NULL)
+        return db_query_remote(pos[0], pos[1], json != NULL);
     if (pt_cli_need_datadir(datadir) != 0)
         return PT_CLI_ERROR;
     if (pt_wh_open(datadir, pos[0], &wh, err, sizeof err) != 0)
@@ -360,12 +439,10 @@ done:
     return rc;
 }
 
-/* No route yet: import (a file of the client's disk into the warehouse) and query (any
- * statement, writes too; the API's POST /connections/{name}/query is read-only and capped). */
 static const pt_cli_sub db_subs[] = {
-    {"add", NULL, db_add, PT_CLI_REMOTE}, {"list", "ls", db_list, PT_CLI_REMOTE},
-    {"rm", NULL, db_rm, PT_CLI_REMOTE},   {"import", NULL, db_import, 0},
-    {"query", NULL, db_query, 0},         {NULL, NULL, NULL, 0}};
+    {"add", NULL, db_add, PT_CLI_REMOTE},     {"list", "ls", db_list, PT_CLI_REMOTE},
+    {"rm", NULL, db_rm, PT_CLI_REMOTE},       {"import", NULL, db_import, PT_CLI_REMOTE},
+    {"query", NULL, db_query, PT_CLI_REMOTE}, {NULL, NULL, NULL, 0}};
 
 int
 pt_cli_db(const char *datadir, int argc, char **argv)

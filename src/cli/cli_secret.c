@@ -294,7 +294,8 @@ done:
     return rc;
 }
 
-/* rotate-master needs the master key files on the server's disk: data dir only. */
+/* rotate-master stays a host operation (docs/ADMIN.md, "Remote CLI"): the new key goes to the
+ * key file or PORTICO_NEW_MASTER_KEY of the server's host, never over the network. */
 static const pt_cli_sub secret_subs[] = {{"set", NULL, secret_set, PT_CLI_REMOTE},
                                          {"list", "ls", secret_list, PT_CLI_REMOTE},
                                          {"rm", NULL, secret_rm, PT_CLI_REMOTE},

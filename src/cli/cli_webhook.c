@@ -1,18 +1,15 @@
 /* cli_webhook.c - `portico webhook url|rotate|events|replay|source`: the install's durable
- * webhook inbox (docs/WEBHOOKS.md), through the admin API (cli_api.h) but for `events`. */
-#include <inttypes.h>
+ * webhook inbox (docs/WEBHOOKS.md), through the admin API (cli_api.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/cli_api.h"
-#include "core/buf.h"
 #include "core/err.h"
-#include "core/json.h"
-#include "store/store_webhooks.h"
-#include "warehouse/rows.h"
-#include "warehouse/wh.h"
+
+/* The page size of `webhook events` (the route's largest limit). */
+#define EVENTS_PAGE 1000
 
 static const char webhook_usage[] =
     "webhook url [--base URL] | rotate | events [--since ID] [--limit N] [--source NAME] "
@@ -35,72 +32,79 @@ base_url(const char *opt, char *out, size_t outsz)
         out[--n] = '\0';
 }
 
-/* Prints the events cur yields as a JSON array (the `headers` column is stored as a JSON
- * object and goes out as one). Returns what pt_wh_cursor_next last returned (0 at the end). */
-static int
-print_events_json(pt_wh_cursor *cur)
+/* Prints the events (a JSON array, borrowed) as a JSON array, one event a line, body_base64
+ * as the 0 or 1 the column holds. */
+static void
+print_events_json(json_t *evs)
 {
-    size_t ncols = pt_wh_cursor_ncols(cur);
-    pt_buf b;
-    int rc, first = 1;
-    pt_buf_init(&b, 0);
-    pt_buf_putc(&b, '[');
-    while ((rc = pt_wh_cursor_next(cur)) == 1) {
-        pt_buf_puts(&b, first ? "\n  {" : ",\n  {");
-        first = 0;
-        for (size_t i = 0; i < ncols; i++) {
-            pt_value v;
-            const char *name = pt_wh_cursor_colname(cur, i);
-            pt_wh_cursor_value(cur, i, &v);
-            if (i > 0)
-                pt_buf_puts(&b, ", ");
-            pt_json_string(&b, name, strlen(name));
-            pt_buf_puts(&b, ": ");
-            if (strcmp(name, "headers") == 0 && v.type == PT_V_TEXT)
-                pt_buf_append(&b, v.u.s.p, v.u.s.n); /* stored as a JSON object */
-            else
-                pt_rows_json_value(&b, &v, 1);
-        }
-        pt_buf_putc(&b, '}');
+    size_t i;
+    json_t *ev;
+    fputc('[', stdout);
+    json_array_foreach(evs, i, ev)
+    {
+        json_t *b64 = json_object_get(ev, "body_base64");
+        if (json_is_boolean(b64))
+            json_object_set_new(ev, "body_base64", json_integer(json_is_true(b64)));
+        char *line = json_dumps(ev, 0);
+        printf("%s\n  %s", i > 0 ? "," : "", line != NULL ? line : "{}");
+        free(line);
     }
-    pt_buf_puts(&b, first ? "]\n" : "\n]\n");
-    fwrite(b.data, 1, b.len, stdout);
-    pt_buf_free(&b);
-    return rc;
+    fputs(json_array_size(evs) > 0 ? "\n]\n" : "]\n", stdout);
 }
 
-/* Prints the events cur yields as a table, or says there are none (after_id: the caller asked
- * for events after an id). Returns what pt_wh_cursor_next last returned (0 at the end). */
-static int
-print_events_table(pt_wh_cursor *cur, int after_id)
+/* A cell of the table: the member of ev as text, "-" when it is null, missing or "" (at most
+ * max_chars characters, 0: no cap). */
+static void
+event_cell(pt_cli_table *t, json_t *ev, const char *member, size_t max_chars)
+{
+    json_t *v = json_object_get(ev, member);
+    char num[32];
+    if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        pt_cli_table_adds(t, num);
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = s != NULL ? json_string_length(v) : 0, end = n;
+    if (n == 0) {
+        pt_cli_table_adds(t, "-");
+        return;
+    }
+    for (size_t i = 0, chars = 0; max_chars > 0 && i < n; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && chars++ == max_chars) {
+            end = i;
+            break;
+        }
+    }
+    pt_cli_table_add(t, s, end);
+}
+
+/* Prints the events (a JSON array, borrowed) as a table, or says there are none (after_id: the
+ * caller asked for events after an id). */
+static void
+print_events_table(json_t *evs, int after_id)
 {
     static const char *const heads[] = {"ID",    "RECEIVED", "SOURCE",   "METHOD",    "TYPE",
                                         "BYTES", "STATUS",   "ATTEMPTS", "LAST ERROR"};
-    size_t ncols = pt_wh_cursor_ncols(cur), count = 0;
-    pt_cli_table *t = pt_cli_table_new_header(9, heads);
-    int rc = 0;
-    while (t != NULL && (rc = pt_wh_cursor_next(cur)) == 1) {
-        for (size_t i = 0; i < ncols; i++) {
-            pt_value v;
-            char num[32];
-            pt_wh_cursor_value(cur, i, &v);
-            if (v.type == PT_V_INT) {
-                snprintf(num, sizeof(num), "%" PRId64, v.u.i);
-                pt_cli_table_adds(t, num);
-            } else if (v.type == PT_V_NULL) {
-                pt_cli_table_adds(t, "-");
-            } else {
-                pt_cli_table_add(t, v.u.s.p, v.u.s.n);
-            }
-        }
-        count++;
-    }
-    if (count > 0)
-        pt_cli_table_print(t, stdout, 1);
-    else
+    static const char *const members[] = {"id",           "received_at", "source", "method",
+                                          "content_type", "bytes",       "status", "attempts"};
+    size_t i;
+    json_t *ev;
+    if (json_array_size(evs) == 0) {
         fprintf(stderr, "no events%s\n", after_id ? " after that id" : "");
+        return;
+    }
+    pt_cli_table *t = pt_cli_table_new_header(9, heads);
+    json_array_foreach(evs, i, ev)
+    {
+        for (size_t k = 0; t != NULL && k < 8; k++)
+            event_cell(t, ev, members[k], 0);
+        if (t != NULL)
+            event_cell(t, ev, "last_error", 60);
+    }
+    if (t != NULL)
+        pt_cli_table_print(t, stdout, 1);
     pt_cli_table_free(t);
-    return rc;
 }
 
 /* `webhook url`, and `webhook rotate` when rotate is set (a new token first): prints the
@@ -130,6 +134,8 @@ url_or_rotate(const char *datadir, int argc, char **argv, int rotate)
     return PT_CLI_OK;
 }
 
+/* `webhook events`: the events after --since, oldest first, through GET /webhooks/events
+ * (&after=, &full=1 for --json), a page of at most 1000 at a time up to --limit. */
 static int
 webhook_events(const char *datadir, int argc, char **argv)
 {
@@ -139,11 +145,10 @@ webhook_events(const char *datadir, int argc, char **argv)
                          {"--source", 1, &source},
                          {"--json", 0, &json},
                          {NULL, 0, NULL}};
-    char *pos[1], err[512];
+    char *pos[1], num[32];
     int npos = 0;
     long since_id = 0, max = 100;
-    pt_wh *wh = NULL;
-    pt_wh_cursor *cur = NULL;
+    json_t *all = NULL;
 
     int rc = pt_cli_parse(argc, argv, opts, pos, 0, 0, &npos,
                           "webhook events [--since ID] [--limit N] [--source NAME] [--json]");
@@ -153,52 +158,37 @@ webhook_events(const char *datadir, int argc, char **argv)
         return pt_cli_error("invalid --since '%s' (an event id)", since);
     if (limit != NULL && pt_cli_parse_long(limit, 1, 100000, &max) != 0)
         return pt_cli_error("invalid --limit '%s' (1 to 100000)", limit);
-    if ((rc = pt_cli_need_datadir(datadir)) != 0)
-        return rc;
-    char schema[128], sql[1024];
-    if (pt_wh_open_events(datadir, &wh, schema, sizeof schema, err, sizeof(err)) != 0)
-        return pt_cli_error("%s", err);
-    if (pt_wh_table_exists(wh, schema, "events") != 1) {
-        pt_wh_close(wh);
+    all = json_array();
+    for (long left = max; left > 0;) {
+        long page = left < EVENTS_PAGE ? left : EVENTS_PAGE;
+        pt_cli_reply rep;
+        json_t *q = json_object();
+        snprintf(num, sizeof num, "%ld", since_id);
+        json_object_set_new(q, "after", json_string(num));
+        snprintf(num, sizeof num, "%ld", page);
+        json_object_set_new(q, "limit", json_string(num));
+        if (source != NULL)
+            json_object_set_new(q, "source", json_string(source));
         if (json != NULL)
-            puts("[]");
-        else
-            fprintf(stderr, "no events received yet\n");
-        return PT_CLI_OK;
+            json_object_set_new(q, "full", json_string("1"));
+        if ((rc = pt_cli_api(datadir, "GET", "/webhooks/events", q, NULL, &rep)) != 0)
+            goto done;
+        json_t *evs = json_object_get(rep.body, "events");
+        size_t n = json_array_size(evs);
+        json_array_extend(all, evs);
+        if (n > 0)
+            since_id = (long)json_integer_value(json_object_get(json_array_get(evs, n - 1), "id"));
+        pt_cli_reply_clear(&rep);
+        left = n < (size_t)page ? 0 : left - page;
     }
-    pt_value params[3] = {
-        {.type = PT_V_INT, .u.i = since_id},
-        {.type = PT_V_TEXT, .u.s = {source ? source : "", source ? strlen(source) : 0}},
-        {.type = PT_V_INT, .u.i = max}};
-    pt_wh_events_sql(
-        wh, schema,
-        json != NULL
-            ? "SELECT id, received_at, source, method, path, query_string, headers, content_type,"
-              " body, body_base64, remote_addr, status, attempts, last_error FROM {events}"
-              " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3"
-            : "SELECT id, received_at, CASE source WHEN '' THEN '-' ELSE source END, method,"
-              " COALESCE(content_type, '-'),"
-              " CASE body_base64 WHEN 1 THEN length(body) / 4 * 3"
-              " - (CASE WHEN body LIKE '%==' THEN 2 WHEN body LIKE '%=' THEN 1 ELSE 0 END)"
-              " ELSE {bytes} END, status, attempts,"
-              " COALESCE(substr(last_error, 1, 60), '-') FROM {events}"
-              " WHERE id > ?1 AND (?2 = '' OR source = ?2) ORDER BY id LIMIT ?3",
-        sql, sizeof sql);
-    rc = pt_wh_exec(wh, sql, params, 3, &cur);
-    if (rc != 0) {
-        rc = pt_cli_error("%s", pt_wh_errmsg(wh));
-        pt_wh_close(wh);
-        return rc;
-    }
-    rc = json != NULL ? print_events_json(cur) : print_events_table(cur, since != NULL);
-    pt_wh_cursor_free(cur);
-    if (rc < 0) {
-        rc = pt_cli_error("%s", pt_wh_errmsg(wh));
-        pt_wh_close(wh);
-        return rc;
-    }
-    pt_wh_close(wh);
-    return PT_CLI_OK;
+    if (json != NULL)
+        print_events_json(all);
+    else
+        print_events_table(all, since != NULL);
+    rc = PT_CLI_OK;
+done:
+    json_decref(all);
+    return rc;
 }
 
 /* `webhook replay ID`: hands a stored event to its source's script again. */
@@ -375,11 +365,9 @@ webhook_source(const char *datadir, int argc, char **argv)
     return pt_cli_dispatch("webhook source", source_usage, source_subs, datadir, argc, argv);
 }
 
-/* events has no route of its shape (ids after --since, oldest first, every column with
- * --json; GET /webhooks/events pages newest first): data dir only. */
 static const pt_cli_sub webhook_subs[] = {{"url", NULL, webhook_url, PT_CLI_REMOTE},
                                           {"rotate", NULL, webhook_rotate, PT_CLI_REMOTE},
-                                          {"events", NULL, webhook_events, 0},
+                                          {"events", NULL, webhook_events, PT_CLI_REMOTE},
                                           {"replay", NULL, webhook_replay, PT_CLI_REMOTE},
                                           {"source", NULL, webhook_source, PT_CLI_REMOTE},
                                           {NULL, NULL, NULL, 0}};

@@ -25,6 +25,7 @@
  */
 #include "warehouse/rows.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,65 @@ json_emit(pt_buf *b, json_t *j, int depth)
         return pt_buf_puts(b, "false");
     case JSON_NULL:
         return pt_buf_puts(b, "null");
+    }
+    return 0;
+}
+
+int
+pt_rows_json_emit(pt_buf *b, json_t *j)
+{
+    return json_emit(b, j, 0);
+}
+
+int
+pt_rows_text_value(pt_buf *b, const pt_value *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char num[40];
+    size_t i;
+
+    switch (v->type) {
+    case PT_V_NULL:
+        return pt_buf_puts(b, "NULL");
+    case PT_V_INT:
+        return pt_buf_printf(b, "%" PRId64, v->u.i);
+    case PT_V_BOOL:
+        return pt_buf_puts(b, v->u.i ? "true" : "false");
+    case PT_V_FLOAT:
+        pt_json_format_double(v->u.f, num);
+        return pt_buf_puts(b, num);
+    case PT_V_TEXT:
+    case PT_V_NUMERIC:
+    case PT_V_DATE:
+    case PT_V_TIME:
+    case PT_V_TIMESTAMP:
+    case PT_V_JSON:
+        for (i = 0; i < v->u.s.n; i++) {
+            unsigned char c = (unsigned char)v->u.s.p[i];
+            int rc;
+            if (c == '\n')
+                rc = pt_buf_puts(b, "\\n");
+            else if (c == '\t')
+                rc = pt_buf_puts(b, "\\t");
+            else if (c == '\r')
+                rc = pt_buf_puts(b, "\\r");
+            else if (c < 0x20 || c == 0x7f)
+                rc = pt_buf_printf(b, "\\x%02x", c);
+            else
+                rc = pt_buf_putc(b, (char)c);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    case PT_V_BLOB:
+        if (pt_buf_puts(b, "X'") != 0)
+            return PT_ENOMEM;
+        for (i = 0; i < v->u.s.n; i++) {
+            unsigned char c = (unsigned char)v->u.s.p[i];
+            if (pt_buf_putc(b, hex[c >> 4]) != 0 || pt_buf_putc(b, hex[c & 15]) != 0)
+                return PT_ENOMEM;
+        }
+        return pt_buf_putc(b, '\'');
     }
     return 0;
 }

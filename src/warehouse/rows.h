@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "core/buf.h"
 #include "core/stream.h"
 #include "warehouse/wh.h"
@@ -73,5 +75,11 @@ int pt_rows_base64(pt_buf *b, const void *p, size_t n);
 /* Appends the JSON document s[0..n) as json.dumps prints json.loads(s); text that jansson
  * cannot parse (NaN, integers past 64 bits) is appended unchanged. */
 int pt_rows_json_normalize(pt_buf *b, const char *s, size_t n);
+/* Appends j (borrowed) as json.dumps prints it (", " and ": ", floats as Python prints them).
+ * Returns 0, PT_ENOMEM, or PT_EINVAL when it nests deeper than 512. */
+int pt_rows_json_emit(pt_buf *b, json_t *j);
+/* Appends v as display text on one line, as `portico db query` shows a cell: NULL, true,
+ * false, numbers, text with \n \t \r and other control characters escaped, blobs as X'hex'. */
+int pt_rows_text_value(pt_buf *b, const pt_value *v);
 
 #endif

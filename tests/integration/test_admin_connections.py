@@ -3,6 +3,7 @@ reason and nothing stored), list (never a password), rm, and browsing: schemas, 
 columns, first rows, and one read-only SELECT with a row cap and a timeout, on the embedded
 SQLite warehouse and on PostgreSQL (pgserver.py)."""
 
+import os
 import time
 
 import pytest
@@ -180,3 +181,78 @@ def test_postgres_add_checks_redacts_browses_and_times_out(adm, pg):
     # The connection is usable again afterwards.
     assert v.post("/connections/pg/query", json={"sql": "SELECT 1 AS one"}).json()["rows"] \
         == [[1]]
+    # /execute: any statement, admin only, the same timeout.
+    a = adm.admin()
+    r = a.post("/connections/pg/execute", json={"sql": "UPDATE shop.items SET name = 'x'"
+                                                       " WHERE id <= 2"})
+    assert r.status_code == 200 and r.json()["changed"] == 2, r.text
+    assert pg.psql("SELECT count(*) FROM shop.items WHERE name = 'x'").strip() == "2"
+    r = a.post("/connections/pg/execute", json={"sql": "SELECT pg_sleep(5)", "timeout": 1})
+    assert_admin_error(r, 504, "timeout")
+    r = a.post("/connections/pg/execute", json={"sql": "SELECT id, 1.5::numeric AS n FROM "
+                                                       "shop.items ORDER BY id", "limit": 2})
+    assert r.json()["rows"] == [[1, 1.5], [2, 1.5]] and r.json()["truncated"] is True
+
+
+def test_execute_any_statement_admin_only(adm):
+    a, e, v = adm.admin(), as_role(adm, "editor"), as_role(adm, "viewer")
+    count = {"sql": "SELECT count(*) AS n FROM app.people"}
+    for who in (e, v):
+        refused(adm, lambda: who.post("/connections/dw/execute",
+                                      json={"sql": "DELETE FROM app.people"}), 403, "forbidden")
+    assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[25]]
+    n = audit_len(adm)
+    r = a.post("/connections/dw/execute", json={"sql": "UPDATE app.people SET age = age + 1"
+                                                       " WHERE id <= 3"})
+    assert r.status_code == 200 and r.json()["changed"] == 3 and r.json()["rows"] == []
+    entry = a.get("/audit").json()["entries"][0]
+    assert audit_len(adm) == n + 1 and entry["action"] == "POST /connections/{name}/execute"
+    r = a.post("/connections/dw/execute", json={"sql": "SELECT id, name, NULL AS z, x'0a' AS b "
+                                                       "FROM app.people ORDER BY id",
+                                                "limit": 2, "text": True})
+    assert r.json()["columns"] == ["id", "name", "z", "b"]
+    assert r.json()["rows"] == [["1", "p1", "NULL", "X'0a'"], ["2", "p2", "NULL", "X'0a'"]]
+    assert r.json()["truncated"] is True
+    for body, status, code, field in (({}, 400, "bad_request", "sql"),
+                                      ({"sql": "SELECT 1", "text": "yes"}, 400, "bad_request",
+                                       "text"),
+                                      ({"sql": "SELECT 1", "limit": 0}, 400, "bad_request",
+                                       "limit"),
+                                      ({"sql": "SELECT 1", "timeout": 0}, 400, "bad_request",
+                                       "timeout"),
+                                      ({"sql": "DELETE FROM app.nope"}, 400, "bad_request", "sql"),
+                                      ({"sql": "DELETE FROM app.people WHERE id = 1 OR '"
+                                        + "x" * (70 << 10) + "' = ''"}, 413, "too_large",
+                                       "sql")):
+        refused(adm, lambda: a.post("/connections/dw/execute", json=body), status, code, field)
+    refused(adm, lambda: a.post("/connections/nope/execute", json={"sql": "DELETE FROM x.y"}),
+            404, "not_found")
+    assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[25]]
+
+
+def test_import_text_as_editor(adm):
+    a, e, v = adm.admin(), as_role(adm, "editor"), as_role(adm, "viewer")
+    body = {"schema": "imp", "table": "t", "filename": "t.csv", "content": "id,x\n1,a\n2,b\n"}
+    refused(adm, lambda: v.post("/connections/dw/import", json=body), 403, "forbidden")
+    r = e.post("/connections/dw/import", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["rows"] == 2 and r.json()["table"] == "t"
+    assert "primary key" in r.json()["note"] or r.json()["note"] == ""
+    r = e.post("/connections/dw/import", json={"schema": "imp", "table": "j", "filename": "j.json",
+                                               "content": '[{"k": "x", "v": 1}]',
+                                               "primary_key": "k"})
+    assert r.status_code == 201 and r.json()["rows"] == 1, r.text
+    count = {"sql": "SELECT count(*) FROM imp.t"}
+    for b, status, code, field in (
+            ({k: x for k, x in body.items() if k != "content"}, 400, "bad_request", "content"),
+            ({**body, "table": 5}, 400, "bad_request", "table"),
+            ({**body, "content": "id,x\n1,a\n1,b\n", "primary_key": "id", "table": "d"}, 400,
+             "bad_request", "content"),
+            ({**body, "content": "x" * (3 << 20)}, 413, "too_large", None)):
+        err = refused(adm, lambda: e.post("/connections/dw/import", json=b), status, code, field)
+        assert ".import-" not in err["message"]
+    refused(adm, lambda: e.post("/connections/nope/import", json=body), 404, "not_found")
+    assert a.post("/connections/dw/execute", json=count).json()["rows"] == [[2]]
+    assert "d" not in [t["name"] for t in
+                       v.get("/connections/dw/schemas/imp/tables").json()["tables"]]
+    assert not [f for f in os.listdir(adm.portico.data) if f.startswith(".import-")]

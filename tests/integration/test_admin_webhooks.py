@@ -118,12 +118,25 @@ def test_events_filters_pages_payload_replay(adm):
         .json()["events"][0]["id"] == plain
     assert v.get("/webhooks/events", params={"since": "1h", "source": "plain"}) \
         .json()["events"][0]["id"] == plain
+    # after=ID: oldest first, "next" is the after of the next page; full=1: every column.
+    up = v.get("/webhooks/events", params={"source": "svc", "after": ids[0], "limit": 2}).json()
+    assert [x["id"] for x in up["events"]] == ids[1:3] and up["next"] == ids[2]
+    up = v.get("/webhooks/events", params={"source": "svc", "after": up["next"], "limit": 2,
+                                           "full": "1"}).json()
+    assert [x["id"] for x in up["events"]] == ids[3:5]
+    assert list(up["events"][0]) == ["id", "received_at", "source", "method", "path",
+                                     "query_string", "headers", "content_type", "body",
+                                     "body_base64", "remote_addr", "status", "attempts",
+                                     "last_error"]
+    assert up["events"][0]["body"] == "svc 3" and up["events"][0]["path"] == "/webhook/{token}/svc"
+    assert v.get("/webhooks/events", params={"after": plain}).json() == {"events": []}
     one = v.get(f"/webhooks/events/{plain}").json()
     assert one["body"] == '{"k": 1}' and one["body_base64"] is False
     assert one["method"] == "POST" and isinstance(one["headers"], dict)
     for q, field in ((("limit", "0"),), "limit"), ((("limit", "x"),), "limit"), \
             ((("since", "soon"),), "since"), ((("status", "lost"),), "status"), \
-            ((("before", "-1"),), "before"):
+            ((("before", "-1"),), "before"), ((("after", "-1"),), "after"), \
+            ((("after", "1"), ("before", "9")), "after"), ((("full", "yes"),), "full"):
         assert_admin_error(v.get("/webhooks/events", params=dict(q)), 400, "bad_request", field)
     assert_admin_error(v.get("/webhooks/events/999999"), 404, "not_found")
     assert_admin_error(v.get("/webhooks/events/abc"), 404, "not_found")
