@@ -91,8 +91,8 @@ static const char help_text[] =
     "./portico-data. With --server URL (or $PORTICO_SERVER) and $PORTICO_TOKEN (an admin API\n"
     "token), the commands run against a running server's admin API instead, with the same\n"
     "output; https:// is verified against the system's CAs, or --cacert FILE ($PORTICO_CA_FILE).\n"
-    "init, serve, run FILE.py, secret rotate-master and store migrate work on the data dir\n"
-    "only (with --server: not available remotely, exit 2).\n"
+    "init, serve, secret rotate-master and store migrate work on the data dir only (with\n"
+    "--server: not available remotely, exit 2); run FILE.py sends the file to the server.\n"
     "Errors print one line and exit with status 1 (2 for usage errors).\n";
 
 /* `remote`: the groups whose subcommands say themselves whether they work with --server

@@ -26,7 +26,9 @@
  *
  *   Through --server, `run --script NAME` starts the run with that route and follows it
  *   (GET /runs/{id}?offset=N), printing the output as it grows and exiting with the run's exit
- *   code; `run FILE.py` is refused there (the file is on the client's disk). */
+ *   code; `run FILE.py` sends the file's text with POST /runs, which writes it to a private
+ *   file of the server's data dir and starts `portico run --record ID --detach --remove-file
+ *   FILE`: the recorder runs FILE and removes it when the run ends, whatever the outcome. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -258,6 +260,7 @@ typedef struct run_args {
     const char *script; /* --script NAME, or NULL */
     const char *record; /* --record ID (pq.run_script), or NULL */
     int detach;         /* --detach (with --record): the admin API's background run */
+    int remove_file;    /* --remove-file FILE (with --record): file is removed at the end */
     int argc;           /* sys.argv[1:] */
     char **argv;
 } run_args;
@@ -285,7 +288,8 @@ parse_run_args(int argc, char **argv, run_args *a)
             i++;
             continue;
         }
-        if (strcmp(o, "--script") != 0 && strcmp(o, "--record") != 0)
+        if (strcmp(o, "--script") != 0 && strcmp(o, "--record") != 0 &&
+            strcmp(o, "--remove-file") != 0)
             return pt_cli_error("unknown option '%s' (usage: portico %s)", o, run_usage);
         if (i + 1 >= argc)
             return pt_cli_error("%s needs a value", o);
@@ -294,17 +298,23 @@ parse_run_args(int argc, char **argv, run_args *a)
             i += 2;
             continue;
         }
-        a->script = argv[i + 1];
+        if (strcmp(o, "--remove-file") == 0) {
+            a->file = argv[i + 1];
+            a->remove_file = 1;
+        } else {
+            a->script = argv[i + 1];
+        }
         i += 2;
-        break; /* everything after --script NAME belongs to the script */
+        break; /* everything after --script NAME or --remove-file FILE belongs to the script */
     }
-    if (a->script == NULL) {
+    if (a->script == NULL && a->file == NULL) {
         if (i >= argc)
             return pt_cli_usage(run_usage);
         a->file = argv[i++];
     }
-    if (a->detach && a->record == NULL)
-        return pt_cli_error("--detach goes with --record (the server's own use)");
+    if ((a->detach || a->remove_file) && a->record == NULL)
+        return pt_cli_error("%s goes with --record (the server's own use)",
+                            a->detach ? "--detach" : "--remove-file");
     a->argc = argc - i;
     a->argv = argv + i;
     return 0;
@@ -339,19 +349,27 @@ begin_run(const char *datadir, const run_args *a, pt_script **script, int64_t *r
 
     *run_id = 0;
     if (pt_store_open(datadir, &st, err, sizeof err) != 0) {
-        if (a->file == NULL)
+        if (a->file == NULL || a->record != NULL)
             return pt_cli_error("%s", err);
         fprintf(stderr, "warning: this run is not recorded: %s\n", err);
         return 0;
     }
     if (a->record != NULL) {
-        /* pq.run_script made the record: run the version it names. */
-        if (a->script == NULL || pt_cli_parse_long(a->record, 1, INT64_MAX, &rec) != 0 ||
+        /* pq.run_script or the admin API made the record: run the version it names, or the
+         * file (POST /runs). */
+        if ((a->script == NULL && !a->remove_file) ||
+            pt_cli_parse_long(a->record, 1, INT64_MAX, &rec) != 0 ||
             pt_store_run_get(st, rec, &r) != 0) {
-            rc = pt_cli_error("invalid --record '%s' (the run id of a --script run)", a->record);
+            rc = pt_cli_error("invalid --record '%s' (the run id of a --script or --remove-file "
+                              "run)",
+                              a->record);
             goto done;
         }
-        if (pt_store_script_get(st, a->script, r.version, script) != 0)
+        if (a->script == NULL) {
+            if (r.script_id != 0)
+                rc = pt_cli_error("invalid --record '%s' (run %ld is not a file run)", a->record,
+                                  rec);
+        } else if (pt_store_script_get(st, a->script, r.version, script) != 0)
             rc = pt_cli_error("%s", pt_store_errmsg(st));
         pt_script_run_clear(&r);
         *run_id = rec;
@@ -464,7 +482,71 @@ str_of(json_t *o, const char *key)
     return s != NULL ? s : "";
 }
 
-/* `run --script NAME [ARGS...]` through --server: starts the run on the server and prints its
+/* Reads all of the file at path into a new string (*out, freed by the caller). Returns 0 or an
+ * exit status with the error printed. */
+static int
+read_source(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    if (f == NULL)
+        return pt_cli_error("cannot read %s: %s", path, strerror(errno));
+    for (;;) {
+        if (cap - n < 65536) {
+            char *nb = realloc(buf, cap + 65536);
+            if (nb == NULL)
+                break;
+            buf = nb;
+            cap += 65536;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f) || buf == NULL) {
+        int e = ferror(f) ? errno : ENOMEM;
+        fclose(f);
+        free(buf);
+        return pt_cli_error("cannot read %s: %s", path, strerror(e));
+    }
+    fclose(f);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* The body of POST /runs for `run FILE.py`: {name (the file's base name), source, args}; args
+ * is stolen. New reference in *body. Returns 0 or an exit status with the error printed. */
+static int
+file_body(const char *file, json_t *args, json_t **body)
+{
+    const char *base = strrchr(file, '/');
+    char *src = NULL;
+    size_t n = 0;
+    int rc;
+
+    *body = NULL;
+    if ((rc = check_file(file)) != 0 || (rc = read_source(file, &src, &n)) != 0) {
+        json_decref(args);
+        return rc;
+    }
+    json_t *text = json_stringn(src, n);
+    free(src);
+    if (text == NULL) {
+        json_decref(args);
+        return pt_cli_error("cannot run %s remotely: it is not UTF-8 text", file);
+    }
+    *body = json_pack("{s:s, s:o, s:o}", "name", base != NULL && base[1] != '\0' ? base + 1 : file,
+                      "source", text, "args", args);
+    return *body != NULL ? 0 : pt_cli_error("out of memory");
+}
+
+/* `run --script NAME [ARGS...]` or `run FILE.py [ARGS...]` through --server: starts the run on
+ * the server (POST /scripts/{name}/runs, or POST /runs with the file's text) and prints its
  * output as it grows (stdout and stderr of the script come together, on stdout); the exit
  * status is the run's. ^C stops following, not the run (`portico runs show ID` later). */
 static int
@@ -473,25 +555,28 @@ remote_run(const run_args *a)
     pt_cli_reply rep;
     char path[1024], off[32];
     json_int_t offset = 0;
+    json_t *body = NULL;
     int rc;
 
-    if (a->file != NULL || a->record != NULL) {
-        fprintf(stderr, "error: 'portico run FILE.py' runs a file of this machine, not available "
-                        "remotely (store it with 'portico script add NAME FILE.py' and run "
-                        "'portico run --script NAME')\n");
-        return PT_CLI_USAGE;
-    }
+    if (a->record != NULL || a->remove_file)
+        return pt_cli_error("--record and --remove-file are the server's own use, not remote");
     json_t *args = json_array();
     for (int i = 0; args != NULL && i < a->argc; i++)
         if (json_array_append_new(args, json_string(a->argv[i])) != 0) {
             json_decref(args);
             return pt_cli_error("argument %d is not UTF-8 text", i + 1);
         }
-    if (pt_cli_api_path(path, sizeof path, "scripts", a->script, "runs", NULL) != 0) {
+    if (a->file != NULL) {
+        if ((rc = file_body(a->file, args, &body)) != 0)
+            return rc;
+        snprintf(path, sizeof path, "/runs");
+    } else if (pt_cli_api_path(path, sizeof path, "scripts", a->script, "runs", NULL) != 0) {
         json_decref(args);
         return pt_cli_error("the script name is too long");
+    } else {
+        body = json_pack("{s:o}", "args", args);
     }
-    rc = pt_cli_api(NULL, "POST", path, NULL, json_pack("{s:o}", "args", args), &rep);
+    rc = pt_cli_api(NULL, "POST", path, NULL, body, &rep);
     if (rc != 0)
         return rc;
     json_int_t id = int_or(rep.body, "id", 0);
@@ -538,14 +623,16 @@ pt_cli_run(const char *datadir, int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (pt_cli_api_server() != NULL)
         return remote_run(&a);
-    if (pt_cli_need_datadir(datadir) != 0)
-        return PT_CLI_ERROR;
-    if (a.file != NULL && check_file(a.file) != 0)
-        return PT_CLI_ERROR;
+    if (pt_cli_need_datadir(datadir) != 0 || (a.file != NULL && check_file(a.file) != 0)) {
+        rc = PT_CLI_ERROR;
+        goto done;
+    }
     /* Started by pq.run_script: a worker that goes away stops its run (the worker's thread
      * waits for this process until it ends, so only the worker's exit sends this). */
-    if (a.record != NULL && !a.detach && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == 1)
-        return pt_cli_error("the process that started this run is gone");
+    if (a.record != NULL && !a.detach && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() == 1) {
+        rc = pt_cli_error("the process that started this run is gone");
+        goto done;
+    }
     rc = begin_run(datadir, &a, &script, &run_id);
     if (rc != 0)
         goto done;
@@ -558,8 +645,10 @@ pt_cli_run(const char *datadir, int argc, char **argv)
             rc = pt_cli_error("cannot start the run: %s", strerror(errno));
             goto done;
         }
-        if (pid > 0)
+        if (pid > 0) {
+            a.remove_file = 0; /* the run goes on in the child, which removes it */
             goto done;
+        }
         setsid();
     }
     pg.datadir = datadir;
@@ -637,6 +726,8 @@ done:
     free(output.data);
     free(error.data);
     pt_script_free(script);
+    if (a.remove_file)
+        unlink(a.file); /* POST /runs's copy of the file: gone whatever the outcome */
     return rc;
 }
 

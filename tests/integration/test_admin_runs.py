@@ -1,7 +1,8 @@
 """Scripts renamed and run over the admin API (docs/ADMIN.md, "Runs"): PATCH /scripts/{name},
 GET /runs, GET /runs/{id}, POST /scripts/{name}/runs (a background run in a process of its
-own, its output recorded as it grows), and the CLI's `script rename`, `run --script` and
-`runs` through --server, with the same output and exit status as on the data dir."""
+own, its output recorded as it grows), POST /runs (a file's text run the same way), and the
+CLI's `script rename`, `run --script`, `run FILE.py` and `runs` through --server, with the same
+output and exit status as on the data dir."""
 
 import os
 import subprocess
@@ -184,9 +185,6 @@ def test_remote_run_rename_and_runs_match_the_data_dir(admin_server, tmp_path):
     run_id = mine[1].split()[0]
     assert remote("runs", "show", run_id).stdout == p.cli("runs", "show", run_id).stdout
     assert_cli_error(remote("runs", "show", "999999", check=False), "no run with id 999999")
-    # A file of the client's disk is not sent: refused with the reason, exit 2.
-    cp = remote("run", src, check=False)
-    assert cp.returncode == 2 and "file of this machine" in assert_cli_error(cp)
     cp = remote("run", "--script", "no-such", check=False)
     assert cp.returncode == 1 and "no script named 'no-such'" in assert_cli_error(cp)
 
@@ -196,6 +194,81 @@ def test_remote_run_rename_and_runs_match_the_data_dir(admin_server, tmp_path):
     cp = remote("script", "rename", "cli-job", "x", check=False)
     assert cp.returncode == 1 and "no script named 'cli-job'" in assert_cli_error(cp)
     assert not os.listdir(str(nowhere))     # the remote CLI wrote nothing where it ran
+
+
+def test_remote_run_of_a_file_matches_the_data_dir(admin_server, tmp_path):
+    """`run FILE.py` through --server sends the file (POST /runs): same output and exit code as
+    on the data dir, recorded as a file run, and the server's copy is gone once it ended."""
+    p = admin_server.portico
+    token = admin_server.admin_token
+    nowhere = tmp_path / "elsewhere"
+    nowhere.mkdir()
+    src = tmp_path / "file_job.py"
+    src.write_text("import sys\nprint('args', sys.argv[1:])\n"
+                   "print('to stderr', file=sys.stderr)\nsys.exit(3)\n")
+    local = p.cli("run", str(src), "a", "b c", check=False)
+    far = run_cli(None, "--server", admin_server.url, "run", str(src), "a", "b c",
+                  env={"PORTICO_TOKEN": token}, check=False, cwd=str(nowhere))
+    assert (far.returncode, far.stdout) == (3, "args ['a', 'b c']\nto stderr\n")
+    assert local.returncode == 3 and local.stdout == "args ['a', 'b c']\n"
+    assert local.stderr.endswith("to stderr\n")
+
+    admin = admin_server.admin()
+    run = admin.get("/runs", params={"script": "file_job.py"}).json()["runs"][0]
+    assert (run["trigger"], run["script_id"], run["version"]) == ("api", None, 0)
+    assert (run["status"], run["exit_code"]) == ("error", 3)
+    assert "POST /runs" in [a for a, _ in audit_actions(admin)]
+    spool = os.path.join(p.data, "run", "runs")
+    assert os.listdir(spool) == []          # the recorder removed the copy of the file
+    assert not os.listdir(str(nowhere))
+
+    # A run that is still going has its private copy; it goes when the run ends, however.
+    flag = str(tmp_path / "go")
+    r = admin.post("/runs", json={"name": "waiter.py", "source": WAITER, "args": [flag]})
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    wait_run(admin, run_id, lambda x: "started" in x["output"])
+    copy = os.path.join(spool, f"{run_id}.py")
+    assert os.stat(copy).st_mode & 0o777 == 0o600
+    open(flag, "w").close()
+    run = wait_run(admin, run_id, lambda x: x["status"] != "running")
+    assert run["error"].endswith("ValueError: boom") and not os.path.exists(copy)
+
+
+def test_file_run_route_refuses_bad_input(admin_server, tmp_path):
+    admin = admin_server.admin()
+    total = admin.get("/runs").json()["total"]
+    viewer = admin_server.client(admin_server.tokens["viewer"])
+    ok = {"name": "a.py", "source": "print(1)\n"}
+    assert_admin_error(viewer.post("/runs", json=ok), 403, "forbidden")
+    assert_admin_error(admin.post("/runs", data="{\"name\": "), 400, "bad_request")
+    assert_admin_error(admin.post("/runs", json=[1]), 400, "bad_request")
+    assert_admin_error(admin.post("/runs", json={"name": "a.py"}), 400, "bad_request", "source")
+    assert_admin_error(admin.post("/runs", json={"source": "x"}), 400, "bad_request", "name")
+    assert_admin_error(admin.post("/runs", json={**ok, "source": ""}), 400, "bad_request",
+                       "source")
+    assert_admin_error(admin.post("/runs", json={**ok, "source": "a\u0000"}), 400,
+                       "bad_request")
+    assert_admin_error(admin.post("/runs", json={**ok, "name": ""}), 400, "bad_request", "name")
+    assert_admin_error(admin.post("/runs", json={**ok, "args": [1]}), 400, "bad_request", "args")
+    assert_admin_error(admin.post("/runs", json={**ok, "extra": 1}), 400, "bad_request", "extra")
+    assert_admin_error(admin.post("/runs", data=b'{"name": "a.py", "source": "\xff"}'), 400,
+                       "bad_request")
+    assert_admin_error(admin.post("/runs", json={**ok, "source": "x" * (3 << 20)}), 413,
+                       "too_large")
+    assert admin.get("/runs").json()["total"] == total        # no run was recorded
+    spool = os.path.join(admin_server.portico.data, "run", "runs")
+    assert not os.path.exists(spool) or os.listdir(spool) == []
+
+    # The CLI: an empty file is the server's 400, a missing one the client's error.
+    token = admin_server.admin_token
+    empty = tmp_path / "empty.py"
+    empty.write_text("")
+    for f, msg in ((empty, "source is the script's text"), (tmp_path / "none.py", "cannot read")):
+        cp = run_cli(None, "--server", admin_server.url, "run", str(f),
+                     env={"PORTICO_TOKEN": token}, check=False)
+        assert cp.returncode == 1 and msg in assert_cli_error(cp)
+    assert admin.get("/runs").json()["total"] == total
 
 
 @pytest.mark.plain_only
