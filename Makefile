@@ -40,7 +40,7 @@ FORMAT_SRCS := $(SRCS) $(wildcard src/main.c src/*/*.h tests/unit/*.[ch] tests/u
 # are compiled once more with clang, ASan and UBSan into an archive, so each target links only the
 # objects it uses. FUZZ_SECONDS is per target; the total stays under two minutes.
 FUZZ_CC      ?= clang
-FUZZ_SECONDS ?= 12
+FUZZ_SECONDS ?= 8
 FUZZ_TARGETS := jwt webhook_sig router config import json request
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_OBJS    := $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
